@@ -1,0 +1,47 @@
+//! Errors are values: one enum for the library; the binary maps it to exit codes.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad user input: names the flag (or key) and what is accepted.
+    #[error("{flag}: {message}")]
+    Invalid { flag: String, message: String },
+
+    #[error(
+        "no GPU adapter found: install a GPU driver, or the software Vulkan adapter \
+         (Debian/Ubuntu: apt-get install mesa-vulkan-drivers); `--device cpu` runs the CPU reference engine"
+    )]
+    NoAdapter,
+
+    #[error("GPU: {0}")]
+    Gpu(String),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("output: {0}")]
+    Output(String),
+}
+
+impl Error {
+    pub fn invalid(flag: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            flag: flag.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Exit code for the binary: 2 for bad input and a missing adapter (the
+    /// user can fix both), 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Invalid { .. } | Error::NoAdapter => 2,
+            _ => 1,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

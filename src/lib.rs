@@ -1,0 +1,15 @@
+//! varprop: a GPU compute-shader simulator of variance dynamics in deep,
+//! randomly initialised networks, with the theory beside it.
+//!
+//! Layout (see DESIGN.md): `spec` what to simulate, `init` and `activation`
+//! the model, `rng` the counter-based RNG, `gpu` the context and kernels,
+//! `engine` the simulators (GPU dense, CPU reference), `stats` the per-layer
+//! moments, `theory` the recurrences, `output` tables, CSV and JSON.
+
+pub mod activation;
+pub mod error;
+pub mod init;
+pub mod rng;
+pub mod spec;
+
+pub use error::{Error, Result};

@@ -1,0 +1,234 @@
+//! What to simulate: the network (widths, activation, init, inputs) and the
+//! run (batch, networks, seed), resolved from flags and validated, so that
+//! every engine and the theory see the same, checked configuration.
+
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::init::{InitFlags, InitSpec, Scheme, WeightLaw};
+
+/// Default omega for `--init siren` (Sitzmann et al. 2020).
+pub const SIREN_OMEGA: f64 = 30.0;
+
+/// A network: n_0 inputs and L layers of widths n_1..n_L.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkSpec {
+    /// n_0, n_1, ..., n_L
+    pub widths: Vec<usize>,
+    pub act: Activation,
+    pub init: InitSpec,
+    /// Second moment of each input entry.
+    pub q0: f64,
+    /// Correlation of the inputs of each pair (2k, 2k+1).
+    pub c0: f64,
+}
+
+impl NetworkSpec {
+    pub fn depth(&self) -> usize {
+        self.widths.len() - 1
+    }
+
+    /// The law of W_l, l in 1..=L.
+    pub fn weight_law(&self, layer: usize) -> WeightLaw {
+        let (fan_in, fan_out) = (self.widths[layer - 1], self.widths[layer]);
+        self.init.weight_law(&self.act, layer, fan_in, fan_out)
+    }
+
+    /// The law of b_l, l in 1..=L.
+    pub fn bias_law(&self, layer: usize) -> WeightLaw {
+        self.init.bias_law(self.widths[layer - 1])
+    }
+
+    /// Positively homogeneous stack without bias: the engines renormalise
+    /// every layer and carry the scale as a log in f64.
+    pub fn is_homogeneous(&self) -> bool {
+        self.act.is_positively_homogeneous() && self.init.has_no_bias()
+    }
+}
+
+/// A run: the network, and how many inputs and networks to push through it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunSpec {
+    pub net: NetworkSpec,
+    /// B, even: inputs come in correlated pairs.
+    pub batch: usize,
+    /// S independent networks.
+    pub networks: usize,
+    pub seed: u64,
+}
+
+/// The raw network flags, as the command line gives them.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkFlags {
+    pub width: Option<usize>,
+    pub depth: Option<usize>,
+    pub widths: Option<String>,
+    pub act: Option<String>,
+    pub alpha: Option<f64>,
+    pub omega: Option<f64>,
+    pub init: InitFlags,
+    pub q0: f64,
+    pub c0: f64,
+}
+
+pub const DEFAULT_WIDTH: usize = 256;
+pub const DEFAULT_DEPTH: usize = 100;
+
+/// Parses `--widths`: comma-separated widths, `NxK` repeats N K times,
+/// e.g. `784,1024x998,10`.
+pub fn parse_widths(text: &str) -> Result<Vec<usize>> {
+    let flag = "--widths";
+    let mut widths = Vec::new();
+    for item in text.split(',').map(str::trim) {
+        let (w, k) = match item.split_once(['x', 'X', '*']) {
+            Some((w, k)) => (w.trim(), k.trim()),
+            None => (item, "1"),
+        };
+        let width: usize = w.parse().map_err(|_| {
+            Error::invalid(flag, format!("'{item}' is not a width: expected N or NxK with positive integers, e.g. 784,1024x998,10"))
+        })?;
+        let repeat: usize = k.parse().map_err(|_| {
+            Error::invalid(
+                flag,
+                format!("'{item}': the repeat count after 'x' must be a positive integer"),
+            )
+        })?;
+        if width == 0 || repeat == 0 {
+            return Err(Error::invalid(
+                flag,
+                format!("'{item}': widths and repeat counts must be >= 1"),
+            ));
+        }
+        if widths.len() + repeat > 10_000_000 {
+            return Err(Error::invalid(flag, "more than 10,000,000 layers"));
+        }
+        widths.extend(std::iter::repeat_n(width, repeat));
+    }
+    if widths.len() < 2 {
+        return Err(Error::invalid(
+            flag,
+            "needs the input width and at least one layer, e.g. 784,1024x10",
+        ));
+    }
+    Ok(widths)
+}
+
+impl NetworkFlags {
+    pub fn resolve(&self) -> Result<NetworkSpec> {
+        let widths = match (&self.widths, self.width, self.depth) {
+            (Some(_), Some(_), _) => {
+                return Err(Error::invalid(
+                    "--widths",
+                    "give either --widths or --width/--depth, not both",
+                ));
+            }
+            (Some(_), None, Some(_)) => {
+                return Err(Error::invalid(
+                    "--depth",
+                    "is fixed by --widths (one layer per width after the first)",
+                ));
+            }
+            (Some(text), None, None) => parse_widths(text)?,
+            (None, width, depth) => {
+                let width = width.unwrap_or(DEFAULT_WIDTH);
+                let depth = depth.unwrap_or(DEFAULT_DEPTH);
+                if width == 0 {
+                    return Err(Error::invalid("--width", "must be >= 1"));
+                }
+                if depth == 0 {
+                    return Err(Error::invalid("--depth", "must be >= 1"));
+                }
+                vec![width; depth + 1]
+            }
+        };
+        let siren = self.init.init.as_deref() == Some("siren");
+        let act_name = self
+            .act
+            .as_deref()
+            .unwrap_or(if siren { "sin" } else { "relu" });
+        let omega = self.omega.or(if siren { Some(SIREN_OMEGA) } else { None });
+        let omega = if act_name == "sin" { omega } else { self.omega };
+        let act = Activation::parse(act_name, self.alpha, omega)?;
+        let init = InitSpec::resolve(&self.init, &act)?;
+        if init.scheme == Scheme::Orthogonal {
+            return Err(Error::invalid(
+                "--init",
+                "orthogonal is not available yet (it comes with the backward pass, issue 4); accepted meanwhile: the other schemes",
+            ));
+        }
+        if !(self.q0.is_finite() && self.q0 > 0.0) {
+            return Err(Error::invalid(
+                "--q0",
+                format!("must be a finite number > 0 (got {})", self.q0),
+            ));
+        }
+        if !(self.c0.is_finite() && (-1.0..=1.0).contains(&self.c0)) {
+            return Err(Error::invalid(
+                "--c0",
+                format!("must lie in [-1, 1] (got {})", self.c0),
+            ));
+        }
+        Ok(NetworkSpec {
+            widths,
+            act,
+            init,
+            q0: self.q0,
+            c0: self.c0,
+        })
+    }
+}
+
+/// Checks the run-level numbers.
+pub fn check_run(batch: usize, networks: usize) -> Result<()> {
+    if batch == 0 || batch % 2 != 0 {
+        return Err(Error::invalid(
+            "--batch",
+            format!(
+                "must be a positive even number: inputs come in correlated pairs (got {batch})"
+            ),
+        ));
+    }
+    if networks == 0 {
+        return Err(Error::invalid("--networks", "must be >= 1"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widths_with_repeats() {
+        let w = parse_widths("784,1024x998,10").unwrap();
+        assert_eq!(w.len(), 1000);
+        assert_eq!((w[0], w[1], w[998], w[999]), (784, 1024, 1024, 10));
+        for bad in ["", "10", "0,5", "5,0x3", "a,b", "5,3x0", "5,-3"] {
+            assert!(parse_widths(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_conflicts() {
+        let flags = NetworkFlags {
+            q0: 1.0,
+            c0: 0.5,
+            ..Default::default()
+        };
+        let net = flags.resolve().unwrap();
+        assert_eq!(net.depth(), DEFAULT_DEPTH);
+        assert!(net.is_homogeneous());
+        let both = NetworkFlags {
+            width: Some(8),
+            widths: Some("8,8".into()),
+            q0: 1.0,
+            ..Default::default()
+        };
+        assert!(both.resolve().is_err());
+        let c0 = NetworkFlags {
+            c0: 1.5,
+            q0: 1.0,
+            ..Default::default()
+        };
+        assert!(c0.resolve().is_err());
+    }
+}
