@@ -206,13 +206,14 @@ impl Activation {
                     alpha
                 }
             }
+            // sech^2 and s (1 - s) in exp(-|z|) form: 1 - tanh^2 cancels
             Activation::Tanh => {
-                let t = z.tanh();
-                1.0 - t * t
+                let e = (-2.0 * z.abs()).exp();
+                4.0 * e / ((1.0 + e) * (1.0 + e))
             }
             Activation::Sigmoid => {
-                let s = sigmoid(z);
-                s * (1.0 - s)
+                let e = (-z.abs()).exp();
+                e / ((1.0 + e) * (1.0 + e))
             }
             Activation::Relu6 => {
                 if z > 0.0 && z < 6.0 {
@@ -239,10 +240,7 @@ impl Activation {
                     z.exp()
                 }
             }
-            Activation::Silu => {
-                let s = sigmoid(z);
-                s * (1.0 + z * (1.0 - s))
-            }
+            Activation::Silu => sigmoid(z) * (1.0 + z * sigmoid(-z)),
             Activation::Erf => std::f64::consts::FRAC_2_SQRT_PI * (-z * z).exp(),
             Activation::Softplus => sigmoid(z),
             Activation::Abs => {

@@ -13,3 +13,8 @@ pub mod rng;
 pub mod spec;
 
 pub use error::{Error, Result};
+pub mod engine;
+pub mod gpu;
+pub mod output;
+pub mod report;
+pub mod stats;

@@ -4,10 +4,12 @@
 //! of (seed, network, layer, stream, row, index): the key is the seed, the
 //! counter is
 //!
-//!     c0 = index / 4       (one call gives 4 numbers: entries 4k..4k+3)
-//!     c1 = row             (weight row i, input sample b, 0 for biases)
-//!     c2 = layer
-//!     c3 = stream << 24 | network
+//! ```text
+//! c0 = index / 4       (one call gives 4 numbers: entries 4k..4k+3)
+//! c1 = row             (weight row i, input sample b, 0 for biases)
+//! c2 = layer
+//! c3 = stream << 24 | network
+//! ```
 //!
 //! so weights, biases and inputs come from separate streams and a result
 //! never depends on how the work is split.

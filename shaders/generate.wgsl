@@ -1,0 +1,67 @@
+// Weights, biases and inputs from the Philox streams: generated on the GPU,
+// never sent over the bus. Needs params.wgsl, bindings.wgsl, philox.wgsl,
+// special.wgsl.
+
+const GEN_WG: u32 = 64u;
+
+// One invocation per group of 4 entries of a row of W (n_out x n_in); the
+// row's padding gets zeros.
+@compute @workgroup_size(64)
+fn gen_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let groups_per_row = (params.n_in + 3u) / 4u;
+    let idx = flat_index(gid, nwg, GEN_WG);
+    if (idx >= groups_per_row * params.n_out) {
+        return;
+    }
+    let row = idx / groups_per_row;
+    let group = idx % groups_per_row;
+    let b = rng_bits(seed_key(), STREAM_WEIGHT, params.network, params.layer, row, group);
+    let w = params.w_scale * standard4(params.w_dist, b);
+    let base = row * stride(params.n_in) + 4u * group;
+    for (var e = 0u; e < 4u; e++) {
+        weights[base + e] = select(0.0, w[e], 4u * group + e < params.n_in);
+    }
+}
+
+// One invocation per group of 4 entries of b (n_out).
+@compute @workgroup_size(64)
+fn gen_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let group = flat_index(gid, nwg, GEN_WG);
+    if (group >= (params.n_out + 3u) / 4u) {
+        return;
+    }
+    let b = rng_bits(seed_key(), STREAM_BIAS, params.network, params.layer, 0u, group);
+    let v = params.b_scale * standard4(params.b_dist, b);
+    for (var e = 0u; e < 4u; e++) {
+        if (4u * group + e < params.n_out) {
+            bias[4u * group + e] = v[e];
+        }
+    }
+}
+
+// Inputs in pairs (2k, 2k+1) with second moment q0 and correlation c0:
+// x_a = sqrt(q0) z1, x_b = sqrt(q0) (c0 z1 + sqrt(1 - c0^2) z2), written to h
+// (row 0 of the statistics reads it from there). One invocation per pair
+// and group of 4 units.
+@compute @workgroup_size(64)
+fn gen_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = params.n_out;
+    let groups = (n + 3u) / 4u;
+    let idx = flat_index(gid, nwg, GEN_WG);
+    if (idx >= groups * (params.batch / 2u)) {
+        return;
+    }
+    let pair = idx / groups;
+    let group = idx % groups;
+    let z1 = normal4(rng_bits(seed_key(), STREAM_INPUT, params.network, 0u, 2u * pair, group));
+    let z2 = normal4(rng_bits(seed_key(), STREAM_INPUT, params.network, 0u, 2u * pair + 1u, group));
+    let s = sqrt(params.q0);
+    let xa = s * z1;
+    let xb = s * (params.c0 * z1 + sqrt(max(1.0 - params.c0 * params.c0, 0.0)) * z2);
+    let row = stride(n);
+    for (var e = 0u; e < 4u; e++) {
+        let i = 4u * group + e;
+        h[(2u * pair) * row + i] = select(0.0, xa[e], i < n);
+        h[(2u * pair + 1u) * row + i] = select(0.0, xb[e], i < n);
+    }
+}

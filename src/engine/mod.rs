@@ -1,0 +1,100 @@
+//! The simulators: the dense GPU engine and the naive f64 CPU reference.
+//! Both turn a `RunSpec` into per-network, per-layer sums on the same RNG
+//! streams; `stats` does the rest for both.
+
+pub mod cpu;
+
+use crate::error::Result;
+use crate::gpu::{AdapterSummary, GpuContext};
+use crate::spec::RunSpec;
+use crate::stats::{LayerSample, LayerSummary, LayerSums, network_samples, summarise};
+
+/// Which engine ran, on what, with how much device memory.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EngineInfo {
+    pub engine: &'static str,
+    pub adapter: Option<AdapterSummary>,
+    /// Bytes of device buffers the engine allocated (0 on the CPU).
+    pub device_bytes_peak: u64,
+    /// Layers per submission (GPU).
+    pub chunk: Option<usize>,
+}
+
+pub struct RunOutput {
+    /// per_network[s][l], rows l = 0..=L
+    pub per_network: Vec<Vec<LayerSample>>,
+    pub summary: Vec<LayerSummary>,
+    pub info: EngineInfo,
+    /// Messages for stderr (non-finite layers).
+    pub warnings: Vec<String>,
+}
+
+/// Progress: called with (rows done, rows in all) after each chunk; never
+/// adds a device sync of its own.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+fn finish(
+    per_network_sums: impl Iterator<Item = Result<Vec<LayerSums>>>,
+    info: EngineInfo,
+) -> Result<RunOutput> {
+    let mut per_network = Vec::new();
+    let mut warnings = Vec::new();
+    for (s, sums) in per_network_sums.enumerate() {
+        let (samples, first_bad) = network_samples(&sums?);
+        if let Some(l) = first_bad {
+            warnings.push(format!(
+                "network {s}: values became non-finite at layer {l} (overflow in f32); its rows from layer {l} on are NaN"
+            ));
+        }
+        per_network.push(samples);
+    }
+    let summary = summarise(&per_network);
+    Ok(RunOutput {
+        per_network,
+        summary,
+        info,
+        warnings,
+    })
+}
+
+/// The dense forward pass on the GPU.
+pub fn run_gpu(
+    ctx: &GpuContext,
+    spec: &RunSpec,
+    chunk: usize,
+    progress: Progress,
+) -> Result<RunOutput> {
+    let engine = crate::gpu::dense::DenseGpu::new(ctx, spec, chunk)?;
+    let rows = (spec.net.depth() + 1) as u64;
+    let total = rows * spec.networks as u64;
+    let sums = (0..spec.networks).map(|s| {
+        engine.run_network(s, &mut |done| {
+            progress(s as u64 * rows + done as u64, total)
+        })
+    });
+    let info = EngineInfo {
+        engine: "gpu-dense",
+        adapter: Some(ctx.adapter.clone()),
+        device_bytes_peak: engine.device_bytes,
+        chunk: Some(chunk.clamp(1, rows as usize)),
+    };
+    finish(sums, info)
+}
+
+/// The f64 CPU reference: deliberately naive, for small sizes and tests.
+pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
+    let rows = (spec.net.depth() + 1) as u64;
+    let total = rows * spec.networks as u64;
+    let sums = (0..spec.networks).map(|s| {
+        let sums = cpu::run_network(spec, s);
+        progress((s as u64 + 1) * rows, total);
+        Ok(sums)
+    });
+    let info = EngineInfo {
+        engine: "cpu-reference",
+        adapter: None,
+        device_bytes_peak: 0,
+        chunk: None,
+    };
+    finish(sums, info)
+}

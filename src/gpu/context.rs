@@ -1,0 +1,178 @@
+//! One GPU context, built once and reused: the adapter is picked (discrete >
+//! integrated > virtual > cpu; WGPU_BACKEND, WGPU_ADAPTER_NAME and
+//! `--adapter` honoured), the device asks for the adapter's own limits, and
+//! compiled pipelines are cached by specialisation.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+
+/// What `varprop devices` prints about an adapter.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterSummary {
+    pub index: usize,
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+}
+
+fn summary(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
+    let info = adapter.get_info();
+    let limits = adapter.limits();
+    AdapterSummary {
+        index,
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend).to_lowercase(),
+        device_type: device_type_name(info.device_type).into(),
+        driver: info.driver.clone(),
+        driver_info: info.driver_info.clone(),
+        max_buffer_size: limits.max_buffer_size,
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+    }
+}
+
+pub fn device_type_name(t: wgpu::DeviceType) -> &'static str {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => "discrete",
+        wgpu::DeviceType::IntegratedGpu => "integrated",
+        wgpu::DeviceType::VirtualGpu => "virtual",
+        wgpu::DeviceType::Cpu => "cpu",
+        wgpu::DeviceType::Other => "other",
+    }
+}
+
+/// Lower is better: discrete > integrated > virtual > cpu > other, and Vulkan
+/// first among equals (it is the backend the kernels are tested on).
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan => 0,
+        wgpu::Backend::Metal | wgpu::Backend::Dx12 => 1,
+        _ => 2,
+    };
+    (kind, backend)
+}
+
+/// The backends to look at: WGPU_BACKEND, else the primary ones (Vulkan,
+/// Metal, DX12). OpenGL only on request: its compute support is partial, and
+/// initialising it on a headless machine prints errors of its own.
+fn backends() -> wgpu::Backends {
+    wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY)
+}
+
+fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends();
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter wgpu sees (WGPU_BACKEND respected), best first.
+fn ranked_adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(backends()));
+    adapters.sort_by_key(|a| rank(&a.get_info()));
+    adapters
+}
+
+/// The adapters `varprop devices` lists, in the order `--adapter N` counts.
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    ranked_adapters(&instance())
+        .iter()
+        .enumerate()
+        .map(|(i, a)| summary(i, a))
+        .collect()
+}
+
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pub(crate) pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
+}
+
+impl GpuContext {
+    /// Picks the adapter: `selector` (from `--adapter`: an index from
+    /// `varprop devices`, or part of a name), else WGPU_ADAPTER_NAME, else
+    /// the best ranked.
+    pub fn new(selector: Option<&str>) -> Result<Self> {
+        let instance = instance();
+        let adapters = ranked_adapters(&instance);
+        if adapters.is_empty() {
+            return Err(Error::NoAdapter);
+        }
+        let env_name = std::env::var("WGPU_ADAPTER_NAME").ok();
+        let (flag, wanted) = match (selector, env_name.as_deref()) {
+            (Some(s), _) => ("--adapter", Some(s)),
+            (None, Some(s)) => ("WGPU_ADAPTER_NAME", Some(s)),
+            (None, None) => ("", None),
+        };
+        let index = match wanted {
+            None => 0,
+            Some(w) => {
+                let by_index = w.parse::<usize>().ok().filter(|i| *i < adapters.len());
+                let by_name = || {
+                    adapters
+                        .iter()
+                        .position(|a| a.get_info().name.to_lowercase().contains(&w.to_lowercase()))
+                };
+                by_index.or_else(by_name).ok_or_else(|| {
+                    let names: Vec<String> = adapters
+                        .iter()
+                        .enumerate()
+                        .map(|(i, a)| format!("{i}: {}", a.get_info().name))
+                        .collect();
+                    Error::invalid(
+                        flag,
+                        format!("no adapter matches '{w}'; available: {}", names.join("; ")),
+                    )
+                })?
+            }
+        };
+        let adapter = &adapters[index];
+        let limits = adapter.limits();
+        // Timestamps let the benchmark time the GPU itself; ask only for what exists.
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("varprop"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Gpu(format!("could not open the device: {e}")))?;
+        Ok(GpuContext {
+            device,
+            queue,
+            adapter: summary(index, adapter),
+            limits,
+            features,
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The largest buffer the kernels may bind.
+    pub fn max_binding_bytes(&self) -> u64 {
+        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+    }
+
+    /// Blocks until the queue is idle.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
+    }
+}

@@ -1,0 +1,9 @@
+//! The GPU side: context, WGSL sources and pipelines, the dense engine's
+//! kernels, and small probes that expose the shared WGSL to tests.
+
+pub mod context;
+pub mod dense;
+pub mod probe;
+pub mod shaders;
+
+pub use context::{AdapterSummary, GpuContext, list_adapters};

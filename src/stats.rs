@@ -1,0 +1,241 @@
+//! Per-layer moments (DESIGN section 2): from one network's partial sums to
+//! its measurement of a layer, and from S networks to means, standard errors
+//! and the spread of log q. Both engines go through these functions, so the
+//! CPU reference checks the kernels, not a second copy of this arithmetic.
+
+/// Sums over one layer of one network, in f64, on the stored scale (see
+/// `log_scale`): per pair (2k, 2k+1) and over everything.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LayerSums {
+    pub width: usize,
+    pub batch: usize,
+    /// per pair: sum h_a^2, sum h_b^2, sum h_a h_b, sum x_a^2, sum x_b^2
+    pub pairs: Vec<[f64; 5]>,
+    pub sum_h: f64,
+    pub sum_h4: f64,
+    pub sum_x: f64,
+    /// units with phi'(h) = 0
+    pub zeros: f64,
+    /// The renormalisation factor this layer applied to the next one
+    /// (1 unless the stack is homogeneous).
+    pub renorm: f64,
+}
+
+/// One network's measurement of one layer, on the true scale.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LayerSample {
+    pub log_q_pre: f64,
+    pub log_q_post: f64,
+    pub mean_pre: f64,
+    pub mean_post: f64,
+    pub kurt_pre: f64,
+    pub zero_frac: f64,
+    pub c_pre: f64,
+    /// Mean over the batch of log(||x_b||^2 / n): the per-input log q.
+    pub sample_log_q_post: f64,
+    /// Mean over the batch of its square (for the spread across inputs).
+    pub sample_log_q_post_sq: f64,
+}
+
+impl LayerSample {
+    /// `log_scale` is log T: the true values are T times the stored ones
+    /// (T = 1 unless the engine renormalised).
+    pub fn from_sums(s: &LayerSums, log_scale: f64) -> Self {
+        let count = (s.width * s.batch) as f64;
+        let sum_h2: f64 = s.pairs.iter().map(|p| p[0] + p[1]).sum();
+        let sum_x2: f64 = s.pairs.iter().map(|p| p[3] + p[4]).sum();
+        let q_pre = sum_h2 / count;
+        let scale = log_scale.exp();
+        let c_pre = s
+            .pairs
+            .iter()
+            .map(|p| p[2] / (p[0] * p[1]).sqrt())
+            .sum::<f64>()
+            / s.pairs.len() as f64;
+        let n = s.width as f64;
+        let (mut log_sum, mut log_sq) = (0.0, 0.0);
+        for p in &s.pairs {
+            for norm2 in [p[3], p[4]] {
+                let l = (norm2 / n).ln() + 2.0 * log_scale;
+                log_sum += l;
+                log_sq += l * l;
+            }
+        }
+        LayerSample {
+            log_q_pre: q_pre.ln() + 2.0 * log_scale,
+            log_q_post: (sum_x2 / count).ln() + 2.0 * log_scale,
+            mean_pre: s.sum_h / count * scale,
+            mean_post: s.sum_x / count * scale,
+            kurt_pre: (s.sum_h4 / count) / (q_pre * q_pre),
+            zero_frac: s.zeros / count,
+            c_pre,
+            sample_log_q_post: log_sum / s.batch as f64,
+            sample_log_q_post_sq: log_sq / s.batch as f64,
+        }
+    }
+
+    pub fn is_finite(&self) -> bool {
+        self.log_q_pre.is_finite() && self.log_q_post.is_finite() && self.mean_pre.is_finite()
+    }
+
+    pub const NAN: LayerSample = LayerSample {
+        log_q_pre: f64::NAN,
+        log_q_post: f64::NAN,
+        mean_pre: f64::NAN,
+        mean_post: f64::NAN,
+        kurt_pre: f64::NAN,
+        zero_frac: f64::NAN,
+        c_pre: f64::NAN,
+        sample_log_q_post: f64::NAN,
+        sample_log_q_post_sq: f64::NAN,
+    };
+}
+
+/// Turns one network's sums, rows 0..=L, into samples: carries the log of
+/// the renormalisation, and marks every row from the first non-finite one on
+/// as NaN. Returns the samples and the first non-finite row, if any.
+pub fn network_samples(sums: &[LayerSums]) -> (Vec<LayerSample>, Option<usize>) {
+    let mut log_scale = 0.0;
+    let mut out = Vec::with_capacity(sums.len());
+    let mut first_bad = None;
+    for (l, s) in sums.iter().enumerate() {
+        if first_bad.is_some() {
+            out.push(LayerSample::NAN);
+            continue;
+        }
+        let sample = LayerSample::from_sums(s, log_scale);
+        // a dead layer (all zero) is finite, only its log is -inf
+        let finite = sample.mean_pre.is_finite()
+            && !sample.log_q_pre.is_nan()
+            && sample.log_q_pre != f64::INFINITY;
+        if finite {
+            out.push(sample);
+        } else {
+            first_bad = Some(l);
+            out.push(LayerSample::NAN);
+        }
+        // the next layer's stored values are r times smaller than true ones
+        log_scale -= s.renorm.ln();
+    }
+    (out, first_bad)
+}
+
+/// Mean and standard error of the mean (NaN for one value).
+pub fn mean_se(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+    let (mean, std) = mean_std(values.clone());
+    let n = values.count() as f64;
+    (mean, std / n.sqrt())
+}
+
+/// Mean and sample standard deviation (n - 1; NaN for one value).
+pub fn mean_std(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+    let n = values.clone().count() as f64;
+    let mean = values.clone().sum::<f64>() / n;
+    let ss: f64 = values.map(|v| (v - mean) * (v - mean)).sum();
+    (mean, (ss / (n - 1.0)).sqrt())
+}
+
+/// Mean and standard error of exp(x) from the logs x, computed relative to
+/// the largest, so that values far below f64's range (log q = -5000) keep
+/// their relative spread instead of flushing to 0 before the mean is taken.
+pub fn mean_se_of_exp(logs: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+    let top = logs.clone().fold(f64::NEG_INFINITY, f64::max);
+    if !top.is_finite() {
+        return mean_se(logs.map(f64::exp));
+    }
+    let (mean, se) = mean_se(logs.map(|x| (x - top).exp()));
+    (mean * top.exp(), se * top.exp())
+}
+
+/// The aggregate of one layer over S networks.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LayerSummary {
+    pub q_pre: (f64, f64),
+    pub q_post: (f64, f64),
+    /// mean and std across networks of log q
+    pub log_q_pre: (f64, f64),
+    pub log_q_post: (f64, f64),
+    pub mean_pre: (f64, f64),
+    pub mean_post: (f64, f64),
+    pub kurt_pre: (f64, f64),
+    pub zero_frac: (f64, f64),
+    pub c_pre: (f64, f64),
+    /// per-input log q_post: mean (over networks and inputs), its standard
+    /// error (from the per-network means, which are independent), and the
+    /// standard deviation of one input's log q across networks and inputs.
+    pub sample_log_q_post_mean: f64,
+    pub sample_log_q_post_se: f64,
+    pub sample_log_q_post_std: f64,
+}
+
+/// Aggregates `per_network[s][l]` over s for every row l.
+pub fn summarise(per_network: &[Vec<LayerSample>]) -> Vec<LayerSummary> {
+    let rows = per_network[0].len();
+    (0..rows)
+        .map(|l| {
+            let col = |f: fn(&LayerSample) -> f64| per_network.iter().map(move |net| f(&net[l]));
+            let (sample_mean, sample_se) = mean_se(col(|s| s.sample_log_q_post));
+            let second: f64 =
+                col(|s| s.sample_log_q_post_sq).sum::<f64>() / per_network.len() as f64;
+            let pooled_var = (second - sample_mean * sample_mean).max(0.0);
+            LayerSummary {
+                q_pre: mean_se_of_exp(col(|s| s.log_q_pre)),
+                q_post: mean_se_of_exp(col(|s| s.log_q_post)),
+                log_q_pre: mean_std(col(|s| s.log_q_pre)),
+                log_q_post: mean_std(col(|s| s.log_q_post)),
+                mean_pre: mean_se(col(|s| s.mean_pre)),
+                mean_post: mean_se(col(|s| s.mean_post)),
+                kurt_pre: mean_se(col(|s| s.kurt_pre)),
+                zero_frac: mean_se(col(|s| s.zero_frac)),
+                c_pre: mean_se(col(|s| s.c_pre)),
+                sample_log_q_post_mean: sample_mean,
+                sample_log_q_post_se: sample_se,
+                sample_log_q_post_std: pooled_var.sqrt(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renormalisation_is_carried_as_a_log() {
+        // Two layers; the first renormalised by r = 1/4, so the stored values
+        // of the second are 4 times smaller than the true ones.
+        let layer = |h2: f64, renorm: f64| LayerSums {
+            width: 1,
+            batch: 2,
+            pairs: vec![[h2, h2, h2, h2, h2]],
+            sum_h: 0.0,
+            sum_h4: 2.0 * h2 * h2,
+            sum_x: 0.0,
+            zeros: 0.0,
+            renorm,
+        };
+        let (samples, bad) = network_samples(&[layer(16.0, 0.25), layer(1.0, 1.0)]);
+        assert_eq!(bad, None);
+        assert!((samples[0].log_q_pre - 16f64.ln()).abs() < 1e-15);
+        assert!((samples[1].log_q_pre - 16f64.ln()).abs() < 1e-15);
+        assert!((samples[1].c_pre - 1.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn non_finite_rows_propagate() {
+        let good = LayerSums {
+            width: 1,
+            batch: 2,
+            pairs: vec![[1.0; 5]],
+            renorm: 1.0,
+            ..Default::default()
+        };
+        let bad = LayerSums {
+            pairs: vec![[f64::INFINITY; 5]],
+            ..good.clone()
+        };
+        let (samples, first) = network_samples(&[good.clone(), bad, good]);
+        assert_eq!(first, Some(1));
+        assert!(samples[2].log_q_pre.is_nan());
+    }
+}

@@ -1,0 +1,147 @@
+//! The binary: bad input gets one line naming the flag and exit code 2, and
+//! leaves no output file; good input writes CSV and JSON a script can load.
+
+use std::process::Command;
+
+fn varprop(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_varprop"))
+        .args(args)
+        .output()
+        .expect("run varprop")
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The one `error:` line of stderr (Mesa may print its own noise too).
+fn error_line(out: &std::process::Output) -> String {
+    stderr_of(out)
+        .lines()
+        .filter(|l| l.starts_with("error: ") && !l.contains("XDG_RUNTIME_DIR"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn bad_input_names_the_flag_and_exits_2() {
+    let dir = std::env::temp_dir().join(format!("varprop-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out_file = dir.join("result.csv");
+    let out_path = out_file.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--width", "0"], "--width"),
+        (&["--depth", "0"], "--depth"),
+        (&["--batch", "0"], "--batch"),
+        (&["--batch", "3"], "--batch"),
+        (&["--networks", "0"], "--networks"),
+        (&["--act", "swish2"], "--act"),
+        (&["--init", "kaiming-magic"], "--init"),
+        (&["--sigma-w2", "-1"], "--sigma-w2"),
+        (&["--sigma-b2", "-0.5"], "--sigma-b2"),
+        (&["--init", "he-normal", "--sigma-w2", "2"], "--sigma-w2"),
+        (&["--c0", "1.5"], "--c0"),
+        (&["--c0", "-2"], "--c0"),
+        (&["--q0", "0"], "--q0"),
+        (&["--widths", "10"], "--widths"),
+        (&["--widths", "10,0"], "--widths"),
+        (&["--widths", "10,abc"], "--widths"),
+        (&["--init", "orthogonal"], "--init"),
+        (&["--init", "custom"], "--sigma-w2"),
+        (&["--alpha", "0.1"], "--alpha"),
+        (&["--dist", "uniform"], "--dist"),
+        (
+            &["--fan-mode", "fan_out", "--init", "xavier-normal"],
+            "--fan-mode",
+        ),
+        (&["--gain", "0"], "--gain"),
+        (&["--width", "40000", "--depth", "1"], "--width"),
+        (&["--widths", "100,6000,6000"], "--widths"),
+    ];
+    for (args, flag) in cases {
+        let mut all = vec!["run", "--out", out_path];
+        all.extend_from_slice(args);
+        let out = varprop(&all);
+        let line = error_line(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
+        assert!(
+            line.contains(flag),
+            "{args:?}: the message should name {flag}: {line}"
+        );
+        assert_eq!(line.lines().count(), 1, "{args:?}: one line: {line}");
+        assert!(!out_file.exists(), "{args:?} left an output file");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn clap_rejects_malformed_numbers_with_exit_2() {
+    let out = varprop(&["run", "--width", "-3"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = varprop(&["run", "--format", "xml"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn no_adapter_says_what_to_install() {
+    // An ICD list that names no driver: the Vulkan loader finds no device.
+    let out = Command::new(env!("CARGO_BIN_EXE_varprop"))
+        .args(["run", "--width", "8", "--depth", "1"])
+        .env("VK_ICD_FILENAMES", "/nonexistent.json")
+        .env("VK_DRIVER_FILES", "/nonexistent.json")
+        .env("WGPU_BACKEND", "vulkan")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let line = error_line(&out);
+    assert!(
+        line.contains("mesa-vulkan-drivers") && line.contains("--device cpu"),
+        "{line}"
+    );
+}
+
+#[test]
+fn csv_and_json_outputs_are_complete() {
+    let dir = std::env::temp_dir().join(format!("varprop-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv_path = dir.join("r.csv");
+    let json_path = dir.join("r.json");
+    for path in [&csv_path, &json_path] {
+        let out = varprop(&[
+            "run",
+            "--width",
+            "16",
+            "--depth",
+            "3",
+            "--batch",
+            "4",
+            "--networks",
+            "2",
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+    }
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let header = csv.lines().next().unwrap();
+    let contract = "layer,width,q_pre_mean,q_pre_se,log_q_pre_mean,log_q_pre_std,q_post_mean,q_post_se,log_q_post_mean,log_q_post_std,mean_pre_mean";
+    assert!(header.starts_with(contract), "{header}");
+    for col in [
+        "mean_post_mean",
+        "kurt_pre_mean",
+        "zero_frac_mean",
+        "c_pre_mean",
+        "c_pre_se",
+    ] {
+        assert!(header.split(',').any(|c| c == col), "missing {col}");
+    }
+    assert_eq!(csv.lines().count(), 1 + 4, "header and rows 0..=3");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert_eq!(json["config"]["depth"], 3);
+    assert_eq!(json["config"]["seed"], 0);
+    assert!(json["config"]["adapter"].is_string());
+    assert_eq!(json["layers"].as_array().unwrap().len(), 4);
+    assert_eq!(json["layers"][0]["layer"], 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
