@@ -1,0 +1,201 @@
+//! Flags shared by the subcommands that describe a network and a run.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use varprop::engine::{self, RunOutput};
+use varprop::gpu::GpuContext;
+use varprop::init::InitFlags;
+use varprop::output::Format;
+use varprop::spec::{self, NetworkFlags, RunSpec};
+use varprop::{Error, Result};
+
+const INIT_HELP: &str = "Weight initialisation (PyTorch/Flax conventions; v = variance of one entry):
+  xavier-normal, xavier-uniform   v = gain^2 * 2/(fan_in+fan_out), gain 1 unless --gain
+  he-normal, he-uniform           v = gain^2/fan (--fan-mode, fan_in by default), gain = PyTorch's
+                                  calculate_gain(act) (sqrt 2 for activations it does not know)
+  lecun-normal, lecun-uniform     v = gain^2/fan_in (plain normal; Flax's lecun_normal is truncated:
+                                  use truncated-normal for that)
+  truncated-normal                Flax variance_scaling: N(0, v/0.8796^2) truncated at +-2 std, so the
+                                  variance is exactly v = gain^2/fan
+  siren                           layer 1 U(+-1/fan_in), then U(+-sqrt(6/fan_in)/omega); needs --act sin
+                                  (the default with siren, omega 30)
+  torch-default                   nn.Linear's default: U(+-1/sqrt(fan_in)), v = 1/(3 fan_in), and its
+                                  bias U(+-1/sqrt(fan_in)) unless --sigma-b2 is given
+  custom                          v = sigma_w2/fan_in (--sigma-w2, --dist)
+  orthogonal                      not available yet: it comes with the backward pass (issue 4)
+Aliases: kaiming-*, glorot-*. Default: he-normal, or custom when --sigma-w2 is given.";
+
+const ACT_HELP: &str = "Activation: identity, relu, leaky-relu (--alpha, default 0.01), tanh, sigmoid, relu6, \
+sin (sin(omega z), --omega, default 1), selu, gelu (exact), elu, silu, erf, softplus, abs. Default relu";
+
+#[derive(Args, Clone)]
+pub struct NetArgs {
+    /// Constant width n of the input and of every layer [default: 256]
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Number of layers L with --width [default: 100]
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// Widths n_0,n_1,...,n_L; NxK repeats N K times (e.g. 784,1024x998,10)
+    #[arg(long, conflicts_with_all = ["width", "depth"])]
+    pub widths: Option<String>,
+    #[arg(long, help = ACT_HELP)]
+    pub act: Option<String>,
+    /// Negative slope of leaky-relu
+    #[arg(long, allow_negative_numbers = true)]
+    pub alpha: Option<f64>,
+    /// Frequency of sin (default 1; 30 with --init siren)
+    #[arg(long, allow_negative_numbers = true)]
+    pub omega: Option<f64>,
+    #[arg(long, long_help = INIT_HELP, help = "Weight initialisation (see --help for the list and formulas)")]
+    pub init: Option<String>,
+    /// Weight variance times fan_in for --init custom (implies it)
+    #[arg(long = "sigma-w2", allow_negative_numbers = true)]
+    sigma_w2: Option<f64>,
+    /// Bias variance sigma_b^2 (normal biases) [default: 0]
+    #[arg(long = "sigma-b2", allow_negative_numbers = true)]
+    sigma_b2: Option<f64>,
+    /// Distribution for --init custom: normal, uniform, truncated-normal
+    #[arg(long)]
+    pub dist: Option<String>,
+    /// Gain multiplying the scheme's standard deviation
+    #[arg(long, allow_negative_numbers = true)]
+    pub gain: Option<f64>,
+    /// fan_in or fan_out for he-* and truncated-normal
+    #[arg(long = "fan-mode")]
+    pub fan_mode: Option<String>,
+    /// Second moment of each input entry
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    q0: f64,
+    /// Correlation of the two inputs of each pair (2k, 2k+1), in [-1, 1]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    c0: f64,
+}
+
+impl NetArgs {
+    pub fn flags(&self) -> NetworkFlags {
+        NetworkFlags {
+            width: self.width,
+            depth: self.depth,
+            widths: self.widths.clone(),
+            act: self.act.clone(),
+            alpha: self.alpha,
+            omega: self.omega,
+            init: InitFlags {
+                init: self.init.clone(),
+                sigma_w2: self.sigma_w2,
+                sigma_b2: self.sigma_b2,
+                dist: self.dist.clone(),
+                gain: self.gain,
+                fan_mode: self.fan_mode.clone(),
+            },
+            q0: self.q0,
+            c0: self.c0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceKind {
+    /// the GPU engine (any wgpu adapter, including the software one)
+    Gpu,
+    /// the naive f64 reference engine (small sizes)
+    Cpu,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Inputs per network B (even: inputs come in correlated pairs)
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Independent networks S (means and standard errors are across them)
+    #[arg(long, default_value_t = 4)]
+    pub networks: usize,
+    /// Seed: every random number is a function of (seed, network, layer, stream, index)
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Engine
+    #[arg(long, value_enum, default_value_t = DeviceKind::Gpu)]
+    pub device: DeviceKind,
+    /// Adapter: an index from `varprop devices` or part of its name (else WGPU_ADAPTER_NAME, else the best)
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Layers per GPU submission (statistics are read back once per chunk)
+    #[arg(long, default_value_t = varprop::gpu::dense::DEFAULT_CHUNK)]
+    pub chunk: usize,
+    /// Output format [default: table on a terminal, else csv; or from --out's extension]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write to FILE (atomically) instead of stdout
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Show every K-th layer in the table (default: about 30 rows); csv/json keep every row
+    #[arg(long)]
+    pub every: Option<usize>,
+    /// No progress bar
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn progress_bar(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} layers  {per_sec}  eta {eta}",
+        )
+        .expect("valid template"),
+    );
+    Some(bar)
+}
+
+pub fn simulate(args: &RunArgs, spec: &RunSpec) -> Result<RunOutput> {
+    let total = (spec.net.depth() as u64 + 1) * spec.networks as u64;
+    let bar = progress_bar(total, args.quiet);
+    let mut progress = |done: u64, _total: u64| {
+        if let Some(b) = &bar {
+            b.set_position(done);
+        }
+    };
+    let out = match args.device {
+        DeviceKind::Gpu => {
+            let ctx = GpuContext::new(args.adapter.as_deref())?;
+            engine::run_gpu(&ctx, spec, args.chunk, &mut progress)
+        }
+        DeviceKind::Cpu => engine::run_cpu(spec, &mut progress),
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    out
+}
+
+pub fn run_spec(args: &RunArgs) -> Result<RunSpec> {
+    let net = args.net.flags().resolve()?;
+    spec::check_run(args.batch, args.networks)?;
+    if args.networks > varprop::rng::MAX_NETWORKS {
+        return Err(Error::invalid(
+            "--networks",
+            format!("at most {}", varprop::rng::MAX_NETWORKS),
+        ));
+    }
+    if args.chunk == 0 {
+        return Err(Error::invalid("--chunk", "must be >= 1"));
+    }
+    if args.every == Some(0) {
+        return Err(Error::invalid("--every", "must be >= 1"));
+    }
+    Ok(RunSpec {
+        net,
+        batch: args.batch,
+        networks: args.networks,
+        seed: args.seed,
+    })
+}

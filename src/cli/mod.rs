@@ -1,0 +1,5 @@
+//! The subcommands, one file each; `args` holds the flags they share.
+
+pub mod args;
+pub mod devices;
+pub mod run;

@@ -1,0 +1,66 @@
+//! `varprop run`: simulate one configuration, one row per layer.
+
+use varprop::Result;
+use varprop::output::{self, Format};
+use varprop::report;
+
+use super::args::{RunArgs, run_spec, simulate};
+
+const RUN_TABLE: &[(&str, &str, Option<&str>)] = &[
+    ("layer", "layer", None),
+    ("width", "width", None),
+    ("q_pre", "q_pre_mean", Some("q_pre_se")),
+    ("q_post", "q_post_mean", Some("q_post_se")),
+    (
+        "log q_post (std)",
+        "log_q_post_mean",
+        Some("log_q_post_std"),
+    ),
+    ("c_pre", "c_pre_mean", Some("c_pre_se")),
+    ("zero_frac", "zero_frac_mean", None),
+    ("kurt_pre", "kurt_pre_mean", None),
+];
+
+pub fn cmd_run(args: RunArgs) -> Result<()> {
+    let spec = run_spec(&args)?;
+    let format = output::pick_format(args.format, args.out.as_deref());
+    let run = simulate(&args, &spec)?;
+    for w in &run.warnings {
+        eprintln!("warning: {w}");
+    }
+    let table = report::run_table(&spec, &run);
+    let text = match format {
+        Format::Csv => table.to_csv(),
+        Format::Json => {
+            let doc = serde_json::json!({
+                "config": report::config_json(&spec, &run),
+                "layers": table.rows_json(),
+            });
+            serde_json::to_string_pretty(&doc).expect("json") + "\n"
+        }
+        Format::Table => {
+            let every = args.every.unwrap_or((table.rows.len() / 30).max(1));
+            let header = format!(
+                "# {} engine, {}; widths {}, {} / {}, batch {}, {} networks, seed {}{}\n",
+                run.info.engine,
+                run.info
+                    .adapter
+                    .as_ref()
+                    .map_or("cpu".into(), |a| a.name.clone()),
+                report::widths_text(&spec.net.widths),
+                spec.net.act,
+                spec.net.init.scheme.name(),
+                spec.batch,
+                spec.networks,
+                spec.seed,
+                if spec.net.is_homogeneous() {
+                    "; homogeneous: log q carried exactly"
+                } else {
+                    ""
+                },
+            );
+            header + &table.to_text(RUN_TABLE, every)
+        }
+    };
+    output::write_output(args.out.as_deref(), &text)
+}
