@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use varprop::engine::run_gpu;
+use varprop::engine::{GpuOptions, run_gpu};
 use varprop::init::InitFlags;
 use varprop::spec::{NetworkFlags, RunSpec};
 
@@ -32,15 +32,26 @@ fn main() -> anyhow::Result<()> {
             ..Default::default()
         }
         .resolve()?;
-        let spec = RunSpec {
-            net,
-            batch,
-            networks: 1,
-            seed: 0,
-        };
-        run_gpu(&ctx, &spec, 128, &mut |_, _| {})?; // warm-up: pipelines, buffers
+        let spec = RunSpec::new(net, batch, 1, 0);
+        run_gpu(
+            &ctx,
+            &spec,
+            GpuOptions {
+                chunk: 128,
+                ..Default::default()
+            },
+            &mut |_, _| {},
+        )?; // warm-up: pipelines, buffers
         let start = Instant::now();
-        run_gpu(&ctx, &spec, 128, &mut |_, _| {})?;
+        run_gpu(
+            &ctx,
+            &spec,
+            GpuOptions {
+                chunk: 128,
+                ..Default::default()
+            },
+            &mut |_, _| {},
+        )?;
         let secs = start.elapsed().as_secs_f64();
         let flops = 2.0 * (batch * width * width * depth) as f64;
         println!(

@@ -1,10 +1,32 @@
-// The storage buffers of the engine's bind group, as scalar arrays
-// (the product kernel reads some of them as vec4; see product.wgsl).
+// The storage buffers of the engine's bind group, as scalar arrays (the
+// product kernels read some of them as vec4; see product.wgsl).
 
 @group(0) @binding(1) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(2) var<storage, read_write> bias: array<f32>;
-@group(0) @binding(3) var<storage, read_write> x_prev: array<f32>;
-@group(0) @binding(4) var<storage, read_write> h: array<f32>;
-@group(0) @binding(5) var<storage, read_write> x_next: array<f32>;
-@group(0) @binding(6) var<storage, read_write> partials: array<f32>;
-@group(0) @binding(7) var<storage, read_write> scale: array<f32>;
+@group(0) @binding(3) var<storage, read_write> act: array<f32>;
+@group(0) @binding(4) var<storage, read_write> store: array<f32>;
+@group(0) @binding(5) var<storage, read_write> records: array<f32>;
+@group(0) @binding(6) var<storage, read_write> scales: array<f32>;
+
+fn scale_of(index: u32) -> f32 {
+    if (index == NO_SCALE) {
+        return 1.0;
+    }
+    return scales[index];
+}
+
+// h for phi': from act or store.
+fn aux(i: u32) -> f32 {
+    if ((params.flags & FLAG_AUX_STORE) != 0u) {
+        return store[params.aux_off + i];
+    }
+    return act[params.aux_off + i];
+}
+
+fn write_out(i: u32, v: f32) {
+    if ((params.flags & FLAG_OUT_STORE) != 0u) {
+        store[params.out_off + i] = v;
+    } else {
+        act[params.out_off + i] = v;
+    }
+}

@@ -1,5 +1,6 @@
-// Weights, biases and inputs from the Philox streams: generated on the GPU,
-// never sent over the bus. Needs params.wgsl, bindings.wgsl, philox.wgsl,
+// Weights, biases, inputs and the random vectors of the backward pass and
+// the Jacobian probes, from the Philox streams: generated on the GPU, never
+// sent over the bus. Needs params.wgsl, bindings.wgsl, philox.wgsl,
 // special.wgsl.
 
 const GEN_WG: u32 = 64u;
@@ -40,9 +41,8 @@ fn gen_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 }
 
 // Inputs in pairs (2k, 2k+1) with second moment q0 and correlation c0:
-// x_a = sqrt(q0) z1, x_b = sqrt(q0) (c0 z1 + sqrt(1 - c0^2) z2), written to h
-// (row 0 of the statistics reads it from there). One invocation per pair
-// and group of 4 units.
+// x_a = sqrt(q0) z1, x_b = sqrt(q0) (c0 z1 + sqrt(1 - c0^2) z2), written to
+// the rows at out_off. One invocation per pair and group of 4 units.
 @compute @workgroup_size(64)
 fn gen_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = params.n_out;
@@ -61,7 +61,28 @@ fn gen_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let row = stride(n);
     for (var e = 0u; e < 4u; e++) {
         let i = 4u * group + e;
-        h[(2u * pair) * row + i] = select(0.0, xa[e], i < n);
-        h[(2u * pair + 1u) * row + i] = select(0.0, xb[e], i < n);
+        act[params.out_off + (2u * pair) * row + i] = select(0.0, xa[e], i < n);
+        act[params.out_off + (2u * pair + 1u) * row + i] = select(0.0, xb[e], i < n);
+    }
+}
+
+// `rows` rows of iid standard normals from stream `params.layer`'s
+// STREAM_DELTA (delta_L) or STREAM_TANGENT (the probes u; flag
+// FLAG_INPUT selects it), at out_off. One invocation per row and group of 4.
+@compute @workgroup_size(64)
+fn gen_normal_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = params.n_out;
+    let groups = (n + 3u) / 4u;
+    let idx = flat_index(gid, nwg, GEN_WG);
+    if (idx >= groups * params.rows) {
+        return;
+    }
+    let row = idx / groups;
+    let group = idx % groups;
+    let stream = select(STREAM_DELTA, STREAM_TANGENT, (params.flags & FLAG_INPUT) != 0u);
+    let z = normal4(rng_bits(seed_key(), stream, params.network, params.layer, row, group));
+    for (var e = 0u; e < 4u; e++) {
+        let i = 4u * group + e;
+        act[params.out_off + row * stride(n) + i] = select(0.0, z[e], i < n);
     }
 }

@@ -1,28 +1,43 @@
-// Per-layer parameters, bound at a dynamic offset (src/gpu/dense.rs).
-// Activations are sample-major with rows padded to a multiple of 4 (zeros in
-// the padding): x[b * stride(n) + i]; W is n_out rows of stride(n_in).
+// Per-dispatch parameters, bound at a dynamic offset (src/gpu/dense.rs).
+// Rows (one per input sample, tangent or backward vector) live in the `act`
+// and `store` arenas at the offsets given here, with stride(n) floats per
+// row and zeros in the padding; W is n_out rows of stride(n_in).
 
 struct Params {
     n_in: u32,
     n_out: u32,
-    batch: u32,
+    batch: u32,       // B: inputs per network
     layer: u32,
     network: u32,
     seed_lo: u32,
     seed_hi: u32,
     w_dist: u32,
-    w_scale: f32,    // std, or half-width for the uniform (WeightLaw::scale)
-    b_scale: f32,    // 0: no bias
+    w_scale: f32,     // std, or half-width for the uniform (WeightLaw::scale)
+    b_scale: f32,     // 0: no bias
     b_dist: u32,
-    slot: u32,       // this layer's place in the chunk's statistics
-    flags: u32,      // FLAG_*
-    block_stride: u32, // statistics records per pair reserved in a slot
+    flags: u32,       // FLAG_*
+    in_off: u32,      // input rows (act)
+    out_off: u32,     // output rows (act, or store with FLAG_OUT_STORE)
+    aux_off: u32,     // pre-activations h for phi' (act, or store with FLAG_AUX_STORE)
+    rec_off: u32,     // first record (records)
+    rows: u32,        // rows of a row-wise kernel
+    block_stride: u32,// records reserved per row (or pair) for blocks of units
+    scale_a: u32,     // index into `scales` of the factor for rows < batch (NO_SCALE: 1)
+    scale_b: u32,     // the same for rows >= batch
+    scale_out: u32,   // where finalize writes its factor
+    ckpt_off: u32,    // stats: also copy h to store here (NO_OFFSET: no)
     q0: f32,
     c0: f32,
 }
 
-const FLAG_INPUT: u32 = 1u;     // row 0: pre = post = the input, phi = identity
-const FLAG_RENORM: u32 = 2u;    // homogeneous stack: renormalise, carry the scale
+const FLAG_INPUT: u32 = 1u;        // row 0: pre = post = the input, phi = identity
+const FLAG_RENORM: u32 = 2u;       // finalize: r = 1/sqrt(mean v^2) (else 1)
+const FLAG_OUT_STORE: u32 = 4u;    // output rows go to `store`
+const FLAG_AUX_STORE: u32 = 8u;    // h for phi' comes from `store`
+const FLAG_NO_DERIV: u32 = 16u;    // phi' = 1 (the gradient with respect to the input)
+const FLAG_ROW_RECORDS: u32 = 32u; // finalize: records are per-row sums, not pair records
+const NO_SCALE: u32 = 0xffffffffu;
+const NO_OFFSET: u32 = 0xffffffffu;
 
 @group(0) @binding(0) var<uniform> params: Params;
 

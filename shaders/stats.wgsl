@@ -1,26 +1,38 @@
-// x = phi(h), and the per-layer moments: each workgroup reduces one pair of
-// samples over one block of units into a record of partial sums, in a fixed
-// order (per-invocation serial sums, then a tree), so results are
-// deterministic. The host adds the records in f64.
+// Elementwise kernels with their moment records. Each workgroup reduces one
+// row (or pair of rows) over one block of units into a record of partial
+// sums in a fixed order (per-invocation serial sums, then a tree), so results
+// are deterministic; the host adds the records in f64.
 // Needs params.wgsl, bindings.wgsl, special.wgsl, activation.wgsl.
 
 const STATS_WG: u32 = 256u;
 const UNITS_PER_BLOCK: u32 = 4096u;
-// Record layout, one per (slot, pair, block); src/gpu/dense.rs reads it.
+// Pair record layout, one per (pair, block); src/gpu/dense.rs reads it.
 const RECORD: u32 = 10u;
 // 0: sum h_a^2   1: sum h_b^2   2: sum h_a h_b   3: sum x_a^2   4: sum x_b^2
 // 5: sum h       6: sum h^4     7: sum x         8: count phi'(h) = 0   9: unused
 
 var<workgroup> red: array<array<f32, 10>, 256>;
 
-fn record_base(slot: u32, pair: u32, block: u32) -> u32 {
-    return ((slot * (params.batch / 2u) + pair) * params.block_stride + block) * RECORD;
+fn unit_blocks(n: u32) -> u32 {
+    return (n + UNITS_PER_BLOCK - 1u) / UNITS_PER_BLOCK;
 }
 
-fn unit_blocks() -> u32 {
-    return (params.n_out + UNITS_PER_BLOCK - 1u) / UNITS_PER_BLOCK;
+// Sums red[.][0..fields] over the workgroup into red[0].
+fn reduce_fields(lid: u32, fields: u32) {
+    workgroupBarrier();
+    for (var width = STATS_WG / 2u; width > 0u; width /= 2u) {
+        if (lid < width) {
+            for (var k = 0u; k < fields; k++) {
+                red[lid][k] += red[lid + width][k];
+            }
+        }
+        workgroupBarrier();
+    }
 }
 
+// Forward: x = phi(h) for the pair (2p, 2p+1) of rows at in_off, written at
+// out_off (and h copied to store at ckpt_off when asked), with the pair
+// record. Row 0 (FLAG_INPUT): x = h, the input itself.
 @compute @workgroup_size(256)
 fn stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let n = params.n_out;
@@ -29,19 +41,24 @@ fn stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
     let row_a = (2u * pair) * stride(n);
     let row_b = (2u * pair + 1u) * stride(n);
     let is_input = (params.flags & FLAG_INPUT) != 0u;
+    let ckpt = params.ckpt_off != NO_OFFSET;
     var acc: array<f32, 10>;
     for (var k = 0u; k < RECORD; k++) {
         acc[k] = 0.0;
     }
     let end = min((block + 1u) * UNITS_PER_BLOCK, n);
-    // the row padding of x stays zero (the product reads it as vec4)
+    // the row padding of x stays zero (the products read it as vec4)
     if (block == 0u && lid.x < stride(n) - n) {
-        x_next[row_a + n + lid.x] = 0.0;
-        x_next[row_b + n + lid.x] = 0.0;
+        act[params.out_off + row_a + n + lid.x] = 0.0;
+        act[params.out_off + row_b + n + lid.x] = 0.0;
     }
     for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += STATS_WG) {
-        let ha = h[row_a + i];
-        let hb = h[row_b + i];
+        let ha = act[params.in_off + row_a + i];
+        let hb = act[params.in_off + row_b + i];
+        if (ckpt) {
+            store[params.ckpt_off + row_a + i] = ha;
+            store[params.ckpt_off + row_b + i] = hb;
+        }
         var xa = ha;
         var xb = hb;
         if (!is_input) {
@@ -49,8 +66,8 @@ fn stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
             xb = phi(hb);
             acc[8] += select(0.0, 1.0, phi_deriv(ha) == 0.0) + select(0.0, 1.0, phi_deriv(hb) == 0.0);
         }
-        x_next[row_a + i] = xa;
-        x_next[row_b + i] = xb;
+        act[params.out_off + row_a + i] = xa;
+        act[params.out_off + row_b + i] = xb;
         acc[0] += ha * ha;
         acc[1] += hb * hb;
         acc[2] += ha * hb;
@@ -65,53 +82,121 @@ fn stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
     for (var k = 0u; k < RECORD; k++) {
         red[lid.x][k] = acc[k];
     }
-    workgroupBarrier();
-    for (var stride = STATS_WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid.x < stride) {
-            for (var k = 0u; k < RECORD; k++) {
-                red[lid.x][k] += red[lid.x + stride][k];
-            }
-        }
-        workgroupBarrier();
-    }
+    reduce_fields(lid.x, RECORD);
     if (lid.x == 0u) {
-        let base = record_base(params.slot, pair, block);
+        let base = params.rec_off + (pair * params.block_stride + block) * RECORD;
         for (var k = 0u; k < RECORD; k++) {
-            partials[base + k] = red[0][k];
+            records[base + k] = red[0][k];
         }
     }
 }
 
-// One workgroup: the renormalisation factor r = 1 / sqrt(mean x^2) of this
-// layer (1 unless FLAG_RENORM), stored for the next product and, after the
-// records, for the host, which carries log r in f64.
-var<workgroup> red_q: array<f32, 256>;
+// Recomputation: x = phi(h) (identity with FLAG_INPUT) for `rows` rows, h
+// at aux_off, x at out_off. One invocation per entry, padding included.
+@compute @workgroup_size(256)
+fn activate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = stride(params.n_out);
+    let idx = flat_index(gid, nwg, STATS_WG);
+    if (idx >= params.rows * row) {
+        return;
+    }
+    let h = aux(idx);
+    var x = h;
+    if ((params.flags & FLAG_INPUT) == 0u) {
+        x = phi(h);
+    }
+    act[params.out_off + idx] = select(0.0, x, idx % row < params.n_out);
+}
 
+// out[r] = phi'(h[r mod B]) * s_r * in[r] for `rows` rows at in_off (act),
+// h at aux_off, s_r = scales[scale_a] for r < B and scales[scale_b] beyond
+// (phi' = 1 with FLAG_NO_DERIV), with a record sum out^2 per (row, block).
+// The tangent step (t_l = phi'(h_l) W t_{l-1}), the backward step
+// (delta_{l-1} = phi'(h_{l-1}) W^T delta_l, and the vector-Jacobian rows
+// beside it), and plain row norms (in place, phi' = 1) are all this kernel.
+@compute @workgroup_size(256)
+fn scale_by_deriv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let n = params.n_out;
+    let block = wid.x;
+    let r = wid.y;
+    let batch = params.batch;
+    let s = scale_of(select(params.scale_b, params.scale_a, r < batch));
+    let row_in = params.in_off + r * stride(n);
+    let row_out = params.out_off + r * stride(n);
+    let row_h = (r % batch) * stride(n);
+    let no_deriv = (params.flags & FLAG_NO_DERIV) != 0u;
+    var sum = 0.0;
+    let end = min((block + 1u) * UNITS_PER_BLOCK, n);
+    for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += STATS_WG) {
+        var d = 1.0;
+        if (!no_deriv) {
+            d = phi_deriv(aux(row_h + i));
+        }
+        let v = d * s * act[row_in + i];
+        act[row_out + i] = v;
+        sum += v * v;
+    }
+    if (block == 0u && lid.x < stride(n) - n) {
+        act[row_out + n + lid.x] = 0.0;
+    }
+    red[lid.x][0] = sum;
+    reduce_fields(lid.x, 1u);
+    if (lid.x == 0u) {
+        records[params.rec_off + r * params.block_stride + block] = red[0][0];
+    }
+}
+
+// Gram matrix of `rows` rows at in_off (act): record (a, b, block) holds
+// sum_i in[a][i] in[b][i] over the block. For the weight gradient.
+// Dispatched as (blocks, rows, rows).
+@compute @workgroup_size(256)
+fn gram(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let n = params.n_out;
+    let block = wid.x;
+    let a = wid.y;
+    let b = wid.z;
+    var sum = 0.0;
+    let end = min((block + 1u) * UNITS_PER_BLOCK, n);
+    for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += STATS_WG) {
+        sum += act[params.in_off + a * stride(n) + i] * act[params.in_off + b * stride(n) + i];
+    }
+    red[lid.x][0] = sum;
+    reduce_fields(lid.x, 1u);
+    if (lid.x == 0u) {
+        records[params.rec_off + (a * params.rows + b) * params.block_stride + block] = red[0][0];
+    }
+}
+
+// One workgroup: the renormalisation factor r = 1/sqrt(mean v^2) of the
+// rows just recorded (x from pair records, or per-row sums with
+// FLAG_ROW_RECORDS), or 1 without FLAG_RENORM; written to scales[scale_out]
+// for the next step and for the host, which carries log r in f64.
 @compute @workgroup_size(256)
 fn finalize(@builtin(local_invocation_id) lid: vec3<u32>) {
-    let blocks = unit_blocks();
+    let blocks = unit_blocks(params.n_out);
+    let by_row = (params.flags & FLAG_ROW_RECORDS) != 0u;
+    let units = select(params.batch / 2u, params.rows, by_row);
     var sum = 0.0;
-    for (var j = lid.x; j < (params.batch / 2u) * blocks; j += STATS_WG) {
-        let base = record_base(params.slot, j / blocks, j % blocks);
-        sum += partials[base + 3u] + partials[base + 4u];
-    }
-    red_q[lid.x] = sum;
-    workgroupBarrier();
-    for (var stride = STATS_WG / 2u; stride > 0u; stride /= 2u) {
-        if (lid.x < stride) {
-            red_q[lid.x] += red_q[lid.x + stride];
+    for (var j = lid.x; j < units * blocks; j += STATS_WG) {
+        let u = j / blocks;
+        let block = j % blocks;
+        if (by_row) {
+            sum += records[params.rec_off + u * params.block_stride + block];
+        } else {
+            let base = params.rec_off + (u * params.block_stride + block) * RECORD;
+            sum += records[base + 3u] + records[base + 4u];
         }
-        workgroupBarrier();
     }
+    red[lid.x][0] = sum;
+    reduce_fields(lid.x, 1u);
     if (lid.x == 0u) {
-        let mean_sq = red_q[0] / (f32(params.batch) * f32(params.n_out));
+        let count = f32(select(params.batch, params.rows, by_row)) * f32(params.n_out);
+        let mean_sq = red[0][0] / count;
         var r = 1.0;
-        let renorm = (params.flags & FLAG_RENORM) != 0u;
         // a dead layer (0) or an overflow (inf, NaN) keeps r = 1; the host reports it
-        if (renorm && mean_sq > 0.0 && mean_sq < 3.0e38) {
+        if ((params.flags & FLAG_RENORM) != 0u && mean_sq > 0.0 && mean_sq < 3.0e38) {
             r = inverseSqrt(mean_sq);
         }
-        scale[0] = r;
-        scale[1u + params.slot] = r;
+        scales[params.scale_out] = r;
     }
 }

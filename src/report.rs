@@ -30,9 +30,32 @@ pub const MEASURED_COLUMNS: &[&str] = &[
     "log_q_post_sample_std",
 ];
 
+/// With the backward pass.
+pub const BACKWARD_COLUMNS: &[&str] = &["g_mean", "g_se", "log_g_mean", "log_g_std"];
+/// With --weight-grads.
+pub const WEIGHT_GRAD_COLUMNS: &[&str] = &["gw_mean", "gw_se"];
+/// With --jacobian.
+pub const JACOBIAN_COLUMNS: &[&str] = &[
+    "jac_m1_mean",
+    "jac_m1_se",
+    "log_jac_m1_mean",
+    "log_jac_m1_std",
+];
+
 pub fn run_table(spec: &RunSpec, run: &RunOutput) -> Table {
+    let probes = spec.probes;
     let mut columns: Vec<String> = vec!["layer".into(), "width".into()];
     columns.extend(MEASURED_COLUMNS.iter().map(|c| c.to_string()));
+    let optional = [
+        (probes.backward, BACKWARD_COLUMNS),
+        (probes.weight_grads, WEIGHT_GRAD_COLUMNS),
+        (probes.jacobian, JACOBIAN_COLUMNS),
+    ];
+    for (on, names) in optional {
+        if on {
+            columns.extend(names.iter().map(|c| c.to_string()));
+        }
+    }
     let rows = run
         .summary
         .iter()
@@ -56,10 +79,59 @@ pub fn run_table(spec: &RunSpec, run: &RunOutput) -> Table {
             row.push(Cell::Num(s.sample_log_q_post_mean));
             row.push(Cell::Num(s.sample_log_q_post_se));
             row.push(Cell::Num(s.sample_log_q_post_std));
+            if probes.backward {
+                row.extend([s.g.0, s.g.1, s.log_g.0, s.log_g.1].map(Cell::Num));
+            }
+            if probes.weight_grads {
+                // no weight gradient for the input row
+                row.extend(if l == 0 {
+                    [Cell::Empty, Cell::Empty]
+                } else {
+                    [s.gw.0, s.gw.1].map(Cell::Num)
+                });
+            }
+            if probes.jacobian {
+                row.extend([s.jac_m1.0, s.jac_m1.1, s.log_jac_m1.0, s.log_jac_m1.1].map(Cell::Num));
+            }
             row
         })
         .collect();
     Table { columns, rows }
+}
+
+/// The Jacobian of the whole network: m1 = mean ||J u||^2, m2 = mean
+/// ||J^T J u||^2 over unit probes u (estimates of the first two moments of
+/// the squared singular values), and the spread m2/m1^2 - 1; per network,
+/// then mean and standard error across networks.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct JacobianSummary {
+    pub jac_m1_mean: f64,
+    pub jac_m1_se: f64,
+    pub jac_m2_mean: f64,
+    pub jac_m2_se: f64,
+    pub jac_spread_mean: f64,
+    pub jac_spread_se: f64,
+}
+
+pub fn jacobian_summary(run: &RunOutput) -> JacobianSummary {
+    use crate::stats::{mean_se, mean_se_of_exp};
+    let logs1 = run.tops.iter().map(|t| t.log_jac_m1);
+    let logs2 = run.tops.iter().map(|t| t.log_jac_m2);
+    let (m1, m1_se) = mean_se_of_exp(logs1);
+    let (m2, m2_se) = mean_se_of_exp(logs2);
+    let (spread, spread_se) = mean_se(
+        run.tops
+            .iter()
+            .map(|t| (t.log_jac_m2 - 2.0 * t.log_jac_m1).exp() - 1.0),
+    );
+    JacobianSummary {
+        jac_m1_mean: m1,
+        jac_m1_se: m1_se,
+        jac_m2_mean: m2,
+        jac_m2_se: m2_se,
+        jac_spread_mean: spread,
+        jac_spread_se: spread_se,
+    }
 }
 
 /// A compact width list: runs of equal widths as NxK.
@@ -111,6 +183,10 @@ pub fn config_json(spec: &RunSpec, run: &RunOutput) -> serde_json::Value {
         "batch": spec.batch,
         "networks": spec.networks,
         "renormalised": net.is_homogeneous(),
+        "backward": spec.probes.backward,
+        "jacobian": spec.probes.jacobian,
+        "weight_grads": spec.probes.weight_grads,
+        "checkpoint_every": run.info.checkpoint_every,
         "chunk": run.info.chunk,
         "device_bytes_peak": run.info.device_bytes_peak,
     })

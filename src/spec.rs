@@ -45,6 +45,25 @@ impl NetworkSpec {
     }
 }
 
+/// What is measured beyond the forward moments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Probes {
+    /// delta_l from a Gaussian delta_L down to the input.
+    pub backward: bool,
+    /// Tangent vectors forward (||J_l u||^2) and one vector-Jacobian
+    /// product back (||J^T J u||^2); runs the backward pass too.
+    pub jacobian: bool,
+    /// Mean square entry of the weight gradient; runs the backward pass.
+    pub weight_grads: bool,
+}
+
+impl Probes {
+    /// The backward stage runs for any of the three.
+    pub fn needs_backward(&self) -> bool {
+        self.backward || self.jacobian || self.weight_grads
+    }
+}
+
 /// A run: the network, and how many inputs and networks to push through it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunSpec {
@@ -54,6 +73,20 @@ pub struct RunSpec {
     /// S independent networks.
     pub networks: usize,
     pub seed: u64,
+    pub probes: Probes,
+}
+
+impl RunSpec {
+    /// A forward-only run.
+    pub fn new(net: NetworkSpec, batch: usize, networks: usize, seed: u64) -> Self {
+        RunSpec {
+            net,
+            batch,
+            networks,
+            seed,
+            probes: Probes::default(),
+        }
+    }
 }
 
 /// The raw network flags, as the command line gives them.

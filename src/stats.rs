@@ -21,6 +21,40 @@ pub struct LayerSums {
     pub renorm: f64,
 }
 
+/// Sums of squares per row (one per sample, tangent, or backward vector) of
+/// one layer, on the stored scale, with the renormalisation factor(s) the
+/// engine applied after it: `renorm[0]` for the first B rows, `renorm[1]`
+/// for the rest (the vector-Jacobian rows of the backward pass).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RowSums {
+    pub norms: Vec<f64>,
+    pub renorm: [f64; 2],
+}
+
+/// Everything one network's run measured, rows 0..=L, before scales are
+/// undone.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NetworkSums {
+    pub forward: Vec<LayerSums>,
+    /// ||t_l||^2 per probe (row 0: ||u||^2), with the tangent's renormalisation.
+    pub tangent: Option<Vec<RowSums>>,
+    /// ||delta_l||^2 per row: B gradient rows, then B vector-Jacobian rows
+    /// with --jacobian (row 0 is the gradient with respect to the input).
+    pub backward: Option<Vec<RowSums>>,
+    /// Layers 1..=L (index l-1): the Gram matrices (B x B, row-major) of
+    /// x_{l-1} and of delta_l, on the stored scales.
+    pub grams: Option<Vec<(Vec<f64>, Vec<f64>)>>,
+}
+
+/// Per-network results that are not per layer: the Jacobian's moments.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NetworkTop {
+    /// log of the mean over probes of ||J u||^2/||u||^2 (J: input to output)
+    pub log_jac_m1: f64,
+    /// log of the mean over probes of ||J^T J u||^2/||u||^2
+    pub log_jac_m2: f64,
+}
+
 /// One network's measurement of one layer, on the true scale.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LayerSample {
@@ -35,6 +69,13 @@ pub struct LayerSample {
     pub sample_log_q_post: f64,
     /// Mean over the batch of its square (for the spread across inputs).
     pub sample_log_q_post_sq: f64,
+    /// log of the mean of delta^2 over the gradient rows and units (NaN
+    /// without the backward pass).
+    pub log_g: f64,
+    /// log of the mean square entry of the weight gradient of this layer.
+    pub log_gw: f64,
+    /// log of the mean over probes of ||J_l u||^2/||u||^2.
+    pub log_jac_m1: f64,
 }
 
 impl LayerSample {
@@ -71,6 +112,9 @@ impl LayerSample {
             c_pre,
             sample_log_q_post: log_sum / s.batch as f64,
             sample_log_q_post_sq: log_sq / s.batch as f64,
+            log_g: f64::NAN,
+            log_gw: f64::NAN,
+            log_jac_m1: f64::NAN,
         }
     }
 
@@ -88,12 +132,103 @@ impl LayerSample {
         c_pre: f64::NAN,
         sample_log_q_post: f64::NAN,
         sample_log_q_post_sq: f64::NAN,
+        log_g: f64::NAN,
+        log_gw: f64::NAN,
+        log_jac_m1: f64::NAN,
     };
 }
 
-/// Turns one network's sums, rows 0..=L, into samples: carries the log of
-/// the renormalisation, and marks every row from the first non-finite one on
-/// as NaN. Returns the samples and the first non-finite row, if any.
+/// log of the mean of exp(x) over the values, computed relative to the
+/// largest so that nothing over- or underflows.
+pub fn log_mean_exp(logs: impl Iterator<Item = f64> + Clone) -> f64 {
+    let top = logs.clone().fold(f64::NEG_INFINITY, f64::max);
+    if !top.is_finite() {
+        return top;
+    }
+    let n = logs.clone().count() as f64;
+    top + (logs.map(|x| (x - top).exp()).sum::<f64>() / n).ln()
+}
+
+/// The logs of the scales T of a renormalised sequence of rows, true =
+/// T * stored: T = 1 for the first row produced and T_next = T / r, where r
+/// is the factor the engine applied after a row. `renorms` lists r in the
+/// order the rows were produced.
+fn carried_log_scales(renorms: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut log_t = 0.0;
+    let mut out = Vec::new();
+    for r in renorms {
+        out.push(log_t);
+        log_t -= r.ln();
+    }
+    out
+}
+
+/// Turns one network's sums into samples (rows 0..=L) and its Jacobian
+/// moments: undoes every renormalisation by carrying its log, and marks
+/// every row from the first non-finite forward row on as NaN. Returns the
+/// first non-finite row too, if any.
+pub fn network_results(sums: &NetworkSums) -> (Vec<LayerSample>, NetworkTop, Option<usize>) {
+    let (mut samples, first_bad) = network_samples(&sums.forward);
+    let depth = samples.len() - 1;
+    let batch = sums.forward[0].batch;
+    let mut top = NetworkTop {
+        log_jac_m1: f64::NAN,
+        log_jac_m2: f64::NAN,
+    };
+    let width = |l: usize| sums.forward[l].width as f64;
+    let forward_log_t = carried_log_scales(sums.forward.iter().map(|s| s.renorm));
+
+    // tangents: row 0 holds ||u_b||^2
+    let mut log_u = vec![0.0; batch];
+    if let Some(tangent) = &sums.tangent {
+        let log_t = carried_log_scales(tangent.iter().map(|t| t.renorm[0]));
+        log_u = tangent[0].norms.iter().map(|u| u.ln()).collect();
+        for (l, t) in tangent.iter().enumerate() {
+            let ratios = t.norms.iter().zip(&log_u).map(|(n, lu)| n.ln() - lu);
+            samples[l].log_jac_m1 = 2.0 * log_t[l] + log_mean_exp(ratios);
+        }
+        top.log_jac_m1 = samples[depth].log_jac_m1;
+    }
+
+    if let Some(backward) = &sums.backward {
+        // produced from the top down: delta_L is stored at its true scale
+        let down = carried_log_scales(backward.iter().rev().map(|b| b.renorm[0]));
+        for (l, b) in backward.iter().enumerate() {
+            let log_t = down[depth - l];
+            let mean = b.norms[..batch].iter().sum::<f64>() / (batch as f64 * width(l));
+            samples[l].log_g = mean.ln() + 2.0 * log_t;
+        }
+        if let (Some(tangent), true) = (&sums.tangent, backward[0].norms.len() == 2 * batch) {
+            // the vector-Jacobian rows start at the top as phi'(h_L) t_L,
+            // at the tangent's scale
+            let tangent_log_t = carried_log_scales(tangent.iter().map(|t| t.renorm[0]));
+            let start = tangent_log_t[depth];
+            let vjp = carried_log_scales(backward.iter().rev().map(|b| b.renorm[1]));
+            let log_t0 = start + vjp[depth];
+            let ratios = backward[0].norms[batch..]
+                .iter()
+                .zip(&log_u)
+                .map(|(n, lu)| n.ln() - lu);
+            top.log_jac_m2 = 2.0 * log_t0 + log_mean_exp(ratios);
+        }
+        if let Some(grams) = &sums.grams {
+            for (i, (gx, gd)) in grams.iter().enumerate() {
+                let l = i + 1;
+                let dot: f64 = gx.iter().zip(gd).map(|(a, b)| a * b).sum();
+                let mean = dot / ((batch * batch) as f64 * width(l) * width(l - 1));
+                samples[l].log_gw = mean.ln() + 2.0 * forward_log_t[l - 1] + 2.0 * down[depth - l];
+            }
+        }
+    }
+    if let Some(l) = first_bad {
+        for s in &mut samples[l..] {
+            *s = LayerSample::NAN;
+        }
+    }
+    (samples, top, first_bad)
+}
+
+/// The forward part of `network_results`.
 pub fn network_samples(sums: &[LayerSums]) -> (Vec<LayerSample>, Option<usize>) {
     let mut log_scale = 0.0;
     let mut out = Vec::with_capacity(sums.len());
@@ -166,6 +301,14 @@ pub struct LayerSummary {
     pub sample_log_q_post_mean: f64,
     pub sample_log_q_post_se: f64,
     pub sample_log_q_post_std: f64,
+    /// mean of delta^2: mean and standard error; its log: mean and std
+    pub g: (f64, f64),
+    pub log_g: (f64, f64),
+    /// mean square weight-gradient entry: mean and standard error
+    pub gw: (f64, f64),
+    /// mean over probes of ||J_l u||^2: mean and standard error; log: mean, std
+    pub jac_m1: (f64, f64),
+    pub log_jac_m1: (f64, f64),
 }
 
 /// Aggregates `per_network[s][l]` over s for every row l.
@@ -191,6 +334,11 @@ pub fn summarise(per_network: &[Vec<LayerSample>]) -> Vec<LayerSummary> {
                 sample_log_q_post_mean: sample_mean,
                 sample_log_q_post_se: sample_se,
                 sample_log_q_post_std: pooled_var.sqrt(),
+                g: mean_se_of_exp(col(|s| s.log_g)),
+                log_g: mean_std(col(|s| s.log_g)),
+                gw: mean_se_of_exp(col(|s| s.log_gw)),
+                jac_m1: mean_se_of_exp(col(|s| s.log_jac_m1)),
+                log_jac_m1: mean_std(col(|s| s.log_jac_m1)),
             }
         })
         .collect()

@@ -14,28 +14,42 @@
 
 mod common;
 
-use varprop::engine::{run_cpu, run_gpu};
+use varprop::engine::{GpuOptions, run_cpu, run_gpu};
 use varprop::init::InitFlags;
-use varprop::spec::{NetworkFlags, RunSpec};
+use varprop::spec::{NetworkFlags, Probes, RunSpec};
 
 fn check(flags: NetworkFlags, batch: usize, chunk: usize) {
+    check_probes(flags, batch, chunk, Probes::default(), None);
+}
+
+fn check_probes(
+    flags: NetworkFlags,
+    batch: usize,
+    chunk: usize,
+    probes: Probes,
+    every: Option<usize>,
+) {
     let net = flags.resolve().unwrap();
     let spec = RunSpec {
-        net,
-        batch,
-        networks: 3,
-        seed: 11,
+        probes,
+        ..RunSpec::new(net, batch, 3, 11)
     };
     let ctx = common::gpu();
-    let gpu = run_gpu(&ctx, &spec, chunk, &mut |_, _| {}).unwrap();
+    let options = GpuOptions {
+        chunk,
+        checkpoint_every: every,
+        ..Default::default()
+    };
+    let gpu = run_gpu(&ctx, &spec, options, &mut |_, _| {}).unwrap();
     let cpu = run_cpu(&spec, &mut |_, _| {}).unwrap();
     let rtol = 2e-4;
     for (s, (g_net, c_net)) in gpu.per_network.iter().zip(&cpu.per_network).enumerate() {
         for (l, (g, c)) in g_net.iter().zip(c_net).enumerate() {
             let what = format!("{} network {s} layer {l}", spec.net.act);
             let close = |name: &str, a: f64, b: f64, scale: f64| {
+                let both_nan = a.is_nan() && b.is_nan();
                 assert!(
-                    (a - b).abs() <= rtol * scale,
+                    both_nan || (a - b).abs() <= rtol * scale,
                     "{what} {name}: gpu {a} vs cpu {b}"
                 );
             };
@@ -57,6 +71,9 @@ fn check(flags: NetworkFlags, batch: usize, chunk: usize) {
             );
             close("kurt_pre", g.kurt_pre, c.kurt_pre, c.kurt_pre);
             close("c_pre", g.c_pre, c.c_pre, 1.0);
+            close("log_g", g.log_g, c.log_g, 1.0);
+            close("log_gw", g.log_gw, c.log_gw, 1.0);
+            close("log_jac_m1", g.log_jac_m1, c.log_jac_m1, 1.0);
             let unit = 1.0 / (batch * spec.net.widths[l]) as f64;
             assert!(
                 (g.zero_frac - c.zero_frac).abs() <= 2.0 * unit,
@@ -66,7 +83,30 @@ fn check(flags: NetworkFlags, batch: usize, chunk: usize) {
             );
         }
     }
+    for (g, c) in gpu.tops.iter().zip(&cpu.tops) {
+        for (name, a, b) in [
+            ("log_jac_m1", g.log_jac_m1, c.log_jac_m1),
+            ("log_jac_m2", g.log_jac_m2, c.log_jac_m2),
+        ] {
+            assert!(
+                (a.is_nan() && b.is_nan()) || (a - b).abs() <= rtol,
+                "{name}: gpu {a} vs cpu {b}"
+            );
+        }
+    }
+    if probes.needs_backward() {
+        assert!(
+            gpu.per_network[0][0].log_g.is_finite(),
+            "the backward pass ran"
+        );
+    }
 }
+
+const ALL_PROBES: Probes = Probes {
+    backward: true,
+    jacobian: true,
+    weight_grads: true,
+};
 
 fn flags(widths: &str, act: &str, init: &str) -> NetworkFlags {
     NetworkFlags {
@@ -138,19 +178,97 @@ fn chunk_size_does_not_change_a_bit() {
     let ctx = common::gpu();
     let mut f = flags("24,40x9,24", "tanh", "he-normal");
     f.init.sigma_b2 = Some(0.1);
-    let spec = RunSpec {
-        net: f.resolve().unwrap(),
-        batch: 4,
-        networks: 2,
-        seed: 5,
-    };
-    let reference = run_gpu(&ctx, &spec, 128, &mut |_, _| {})
-        .unwrap()
-        .per_network;
-    for chunk in [1, 3, 7, 11] {
-        let other = run_gpu(&ctx, &spec, chunk, &mut |_, _| {})
+    let spec = RunSpec::new(f.resolve().unwrap(), 4, 2, 5);
+    // Debug prints every f64 exactly (and NaN as NaN), so equal text is equal bits
+    let run = |chunk| {
+        format!(
+            "{:?}",
+            run_gpu(
+                &ctx,
+                &spec,
+                GpuOptions {
+                    chunk,
+                    ..Default::default()
+                },
+                &mut |_, _| {}
+            )
             .unwrap()
-            .per_network;
-        assert_eq!(reference, other, "chunk {chunk}");
+            .per_network
+        )
+    };
+    let reference = run(128);
+    for chunk in [1, 3, 7, 11] {
+        assert_eq!(reference, run(chunk), "chunk {chunk}");
+    }
+}
+
+#[test]
+fn backward_relu_non_square_checkpointed() {
+    // 5 layers, checkpoints every 2: segments of 2, 2 and 1 layers
+    check_probes(
+        flags("37,64,96,17,50,24", "relu", "he-normal"),
+        6,
+        2,
+        ALL_PROBES,
+        Some(2),
+    );
+}
+
+#[test]
+fn backward_tanh_with_bias_one_segment() {
+    let mut f = flags("40,72,72,33", "tanh", "xavier-uniform");
+    f.init.sigma_b2 = Some(0.05);
+    check_probes(f, 8, 128, ALL_PROBES, Some(3));
+}
+
+#[test]
+fn backward_square_gelu_and_identity() {
+    check_probes(
+        flags("48x5", "gelu", "lecun-normal"),
+        4,
+        3,
+        Probes {
+            backward: true,
+            ..Default::default()
+        },
+        None,
+    );
+    check_probes(
+        flags("32x7", "identity", "truncated-normal"),
+        4,
+        3,
+        Probes {
+            jacobian: true,
+            ..Default::default()
+        },
+        Some(4),
+    );
+}
+
+/// Recomputing each segment from its checkpoint gives the same h bit for
+/// bit, so the checkpoint interval changes nothing: k = 3 (which does not
+/// divide L = 10), k = 1, and k = L (no checkpoints: one segment).
+#[test]
+fn checkpointing_does_not_change_a_bit() {
+    let ctx = common::gpu();
+    let mut f = flags("20,36x9,28", "tanh", "he-normal");
+    f.init.sigma_b2 = Some(0.1);
+    let spec = RunSpec {
+        probes: ALL_PROBES,
+        ..RunSpec::new(f.resolve().unwrap(), 4, 2, 5)
+    };
+    let run = |every| {
+        let options = GpuOptions {
+            chunk: 4,
+            checkpoint_every: Some(every),
+            ..Default::default()
+        };
+        let out = run_gpu(&ctx, &spec, options, &mut |_, _| {}).unwrap();
+        // Debug prints every f64 exactly (and NaN as NaN): equal text is equal bits
+        format!("{:?} {:?}", out.per_network, out.tops)
+    };
+    let reference = run(10);
+    for every in [3, 1] {
+        assert_eq!(reference, run(every), "checkpoints every {every}");
     }
 }

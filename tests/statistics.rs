@@ -4,7 +4,7 @@
 
 mod common;
 
-use varprop::engine::run_gpu;
+use varprop::engine::{GpuOptions, run_gpu};
 
 /// Linear network with v = 1/fan_in: E[q_pre[l]] = q0 at every layer and
 /// every finite width (E ||W x||^2 = n_out v ||x||^2).
@@ -13,7 +13,16 @@ fn linear_lecun_keeps_the_mean_of_q() {
     let ctx = common::gpu();
     let net = common::net("48,64x8", "identity", "lecun-normal");
     let spec = common::run_spec(net, 8, 128, 3);
-    let run = run_gpu(&ctx, &spec, 128, &mut |_, _| {}).unwrap();
+    let run = run_gpu(
+        &ctx,
+        &spec,
+        GpuOptions {
+            chunk: 128,
+            ..Default::default()
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
     let bound = common::z_bound(run.summary.len());
     for (l, s) in run.summary.iter().enumerate() {
         let (mean, se) = s.q_pre;
@@ -33,7 +42,16 @@ fn relu_he_keeps_the_mean_of_q_post() {
     let ctx = common::gpu();
     let net = common::net("64x11", "relu", "he-normal");
     let spec = common::run_spec(net, 8, 128, 5);
-    let run = run_gpu(&ctx, &spec, 128, &mut |_, _| {}).unwrap();
+    let run = run_gpu(
+        &ctx,
+        &spec,
+        GpuOptions {
+            chunk: 128,
+            ..Default::default()
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
     let bound = common::z_bound(run.summary.len());
     for (l, s) in run.summary.iter().enumerate() {
         let (mean, se) = s.q_post;
@@ -72,7 +90,16 @@ fn xavier_relu_halves_q_for_ten_thousand_layers() {
     let net = common::net(&format!("{n}x{}", depth + 1), "relu", "xavier-normal");
     let v = net.weight_law(1).variance;
     let spec = common::run_spec(net, 2, 2, 9);
-    let run = run_gpu(&ctx, &spec, 512, &mut |_, _| {}).unwrap();
+    let run = run_gpu(
+        &ctx,
+        &spec,
+        GpuOptions {
+            chunk: 512,
+            ..Default::default()
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
 
     // exact expected slope, K = 0 (probability 2^-32) left out
     let mut slope_theory = 0.0;

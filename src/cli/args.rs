@@ -9,7 +9,7 @@ use varprop::engine::{self, RunOutput};
 use varprop::gpu::GpuContext;
 use varprop::init::InitFlags;
 use varprop::output::Format;
-use varprop::spec::{self, NetworkFlags, RunSpec};
+use varprop::spec::{self, NetworkFlags, Probes, RunSpec};
 use varprop::{Error, Result};
 
 const INIT_HELP: &str = "Weight initialisation (PyTorch/Flax conventions; v = variance of one entry):
@@ -128,6 +128,25 @@ pub struct RunArgs {
     /// Layers per GPU submission (statistics are read back once per chunk)
     #[arg(long, default_value_t = varprop::gpu::dense::DEFAULT_CHUNK)]
     pub chunk: usize,
+    /// Backward pass: delta_L ~ N(0, I) at the top, delta_l = phi'(h_l) W^T delta_{l+1} down to
+    /// the input (columns g_*); memory stays O(sqrt(L) B n) by checkpointing
+    #[arg(long)]
+    pub backward: bool,
+    /// Jacobian probes: ||J_l u||^2 per layer (jac_m1_*), and one vector-Jacobian product for the
+    /// spread of the squared singular values (summary); runs the backward pass too
+    #[arg(long)]
+    pub jacobian: bool,
+    /// Mean square entry of each weight gradient, sum_b delta_b x_b^T / B (gw_*); runs the
+    /// backward pass too
+    #[arg(long = "weight-grads")]
+    pub weight_grads: bool,
+    /// Checkpoint h every K layers in the backward pass [default: about sqrt(L)]
+    #[arg(long = "checkpoint-every")]
+    pub checkpoint_every: Option<usize>,
+    /// Device memory budget for the backward pass (bytes; K, M, G suffixes): checkpoints are
+    /// spaced as widely as it allows
+    #[arg(long = "max-memory", value_parser = parse_bytes)]
+    pub max_memory: Option<u64>,
     /// Output format [default: table on a terminal, else csv; or from --out's extension]
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -167,7 +186,12 @@ pub fn simulate(args: &RunArgs, spec: &RunSpec) -> Result<RunOutput> {
     let out = match args.device {
         DeviceKind::Gpu => {
             let ctx = GpuContext::new(args.adapter.as_deref())?;
-            engine::run_gpu(&ctx, spec, args.chunk, &mut progress)
+            let options = engine::GpuOptions {
+                chunk: args.chunk,
+                checkpoint_every: args.checkpoint_every,
+                max_memory: args.max_memory,
+            };
+            engine::run_gpu(&ctx, spec, options, &mut progress)
         }
         DeviceKind::Cpu => engine::run_cpu(spec, &mut progress),
     };
@@ -192,10 +216,45 @@ pub fn run_spec(args: &RunArgs) -> Result<RunSpec> {
     if args.every == Some(0) {
         return Err(Error::invalid("--every", "must be >= 1"));
     }
+    let probes = Probes {
+        backward: args.backward,
+        jacobian: args.jacobian,
+        weight_grads: args.weight_grads,
+    };
     Ok(RunSpec {
         net,
         batch: args.batch,
         networks: args.networks,
         seed: args.seed,
+        probes,
     })
+}
+
+/// Bytes with an optional K, M, G or T suffix (powers of 1024).
+fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&t[..i], t[i..].to_ascii_uppercase()),
+        None => (t, String::new()),
+    };
+    let shift = match unit.trim_end_matches(['B', 'I']) {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => {
+            return Err(format!(
+                "'{text}': expected a number of bytes, e.g. 8G, 512M or 1000000"
+            ));
+        }
+    };
+    let value: f64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}': expected a number of bytes, e.g. 8G"))?;
+    if !(value.is_finite() && value > 0.0) {
+        return Err(format!("'{text}': must be positive"));
+    }
+    Ok((value * (1u64 << shift) as f64) as u64)
 }

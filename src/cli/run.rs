@@ -32,10 +32,14 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
     let text = match format {
         Format::Csv => table.to_csv(),
         Format::Json => {
-            let doc = serde_json::json!({
+            let mut doc = serde_json::json!({
                 "config": report::config_json(&spec, &run),
                 "layers": table.rows_json(),
             });
+            if spec.probes.jacobian {
+                doc["summary"] =
+                    serde_json::to_value(report::jacobian_summary(&run)).expect("json");
+            }
             serde_json::to_string_pretty(&doc).expect("json") + "\n"
         }
         Format::Table => {
@@ -59,7 +63,30 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
                     ""
                 },
             );
-            header + &table.to_text(RUN_TABLE, every)
+            let mut shown: Vec<(&str, &str, Option<&str>)> = RUN_TABLE.to_vec();
+            if spec.probes.backward {
+                shown.push(("g", "g_mean", Some("g_se")));
+            }
+            if spec.probes.weight_grads {
+                shown.push(("gw", "gw_mean", Some("gw_se")));
+            }
+            if spec.probes.jacobian {
+                shown.push(("||J u||^2", "jac_m1_mean", Some("jac_m1_se")));
+            }
+            let mut text = header + &table.to_text(&shown, every);
+            if spec.probes.jacobian {
+                let j = report::jacobian_summary(&run);
+                text += &format!(
+                    "# whole network: m1 = {} ± {}, m2 = {} ± {}, spread m2/m1^2 - 1 = {} ± {}\n",
+                    output::format_num(j.jac_m1_mean),
+                    output::format_num(j.jac_m1_se),
+                    output::format_num(j.jac_m2_mean),
+                    output::format_num(j.jac_m2_se),
+                    output::format_num(j.jac_spread_mean),
+                    output::format_num(j.jac_spread_se)
+                );
+            }
+            text
         }
     };
     output::write_output(args.out.as_deref(), &text)

@@ -4,7 +4,7 @@
 
 use crate::rng::{self, Stream};
 use crate::spec::RunSpec;
-use crate::stats::LayerSums;
+use crate::stats::{LayerSums, NetworkSums, RowSums};
 
 /// W_l of network `network` (row-major n_out x n_in), in f64.
 pub fn weights(spec: &RunSpec, network: usize, layer: usize) -> Vec<f64> {
@@ -129,28 +129,216 @@ fn layer_sums(spec: &RunSpec, h: &[f64], n: usize, is_input: bool) -> (Vec<f64>,
     (x, sums)
 }
 
-/// Rows 0..=L of network `network`.
-pub fn run_network(spec: &RunSpec, network: usize) -> Vec<LayerSums> {
+/// r = 1/sqrt(mean v^2) over `rows` (1 for a dead or overflowed layer), as
+/// the GPU's finalize.
+fn renorm_of(rows: &[Vec<f64>]) -> f64 {
+    let count: usize = rows.iter().map(Vec::len).sum();
+    let mean = rows.iter().flatten().map(|v| v * v).sum::<f64>() / count as f64;
+    if mean > 0.0 && mean.is_finite() {
+        1.0 / mean.sqrt()
+    } else {
+        1.0
+    }
+}
+
+fn norms(rows: &[Vec<f64>]) -> Vec<f64> {
+    rows.iter().map(|r| r.iter().map(|v| v * v).sum()).collect()
+}
+
+/// W x for each row x (W row-major n_out x n_in).
+fn times(w: &[f64], n_out: usize, rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    rows.iter()
+        .map(|x| {
+            (0..n_out)
+                .map(|i| {
+                    x.iter()
+                        .enumerate()
+                        .map(|(j, xj)| w[i * x.len() + j] * xj)
+                        .sum()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// W^T d for each row d.
+fn times_transposed(w: &[f64], n_in: usize, rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    rows.iter()
+        .map(|d| {
+            (0..n_in)
+                .map(|j| {
+                    d.iter()
+                        .enumerate()
+                        .map(|(i, di)| w[i * n_in + j] * di)
+                        .sum()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn gram(rows: &[Vec<f64>]) -> Vec<f64> {
+    rows.iter()
+        .flat_map(|a| {
+            rows.iter()
+                .map(move |b| a.iter().zip(b).map(|(x, y)| x * y).sum())
+        })
+        .collect()
+}
+
+/// Standard normal rows from `stream` (delta_L, or the probes u).
+fn normal_rows(
+    spec: &RunSpec,
+    network: usize,
+    stream: Stream,
+    layer: usize,
+    rows: usize,
+    n: usize,
+) -> Vec<Vec<f64>> {
+    (0..rows)
+        .map(|r| {
+            (0..n)
+                .map(|i| {
+                    rng::normal4(rng::bits(
+                        spec.seed,
+                        stream,
+                        network as u32,
+                        layer as u32,
+                        r as u32,
+                        (i / 4) as u32,
+                    ))[i % 4]
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Everything one network measures, as the GPU engine computes it (the same
+/// renormalisations, so the same sums up to rounding).
+pub fn run_network(spec: &RunSpec, network: usize) -> NetworkSums {
     let net = &spec.net;
+    let act = &net.act;
     let batch = spec.batch;
-    let (mut x, sums0) = layer_sums(spec, &inputs(spec, network), net.widths[0], true);
+    let depth = net.depth();
+    let probes = spec.probes;
+    let split =
+        |flat: &[f64], n: usize| -> Vec<Vec<f64>> { flat.chunks(n).map(|c| c.to_vec()).collect() };
+
+    // forward, keeping h and x of every layer (the GPU recomputes them)
+    let input = inputs(spec, network);
+    let (x0, sums0) = layer_sums(spec, &input, net.widths[0], true);
     let mut renorm = sums0.renorm;
-    let mut out = vec![sums0];
-    for layer in 1..=net.depth() {
+    let mut hs = vec![split(&input, net.widths[0])];
+    let mut xs = vec![split(&x0, net.widths[0])];
+    let mut forward = vec![sums0];
+    for layer in 1..=depth {
         let (n_in, n_out) = (net.widths[layer - 1], net.widths[layer]);
         let w = weights(spec, network, layer);
         let b = bias(spec, network, layer);
         let mut h = vec![0.0; batch * n_out];
         for s in 0..batch {
             for i in 0..n_out {
-                let dot: f64 = (0..n_in).map(|j| w[i * n_in + j] * x[s * n_in + j]).sum();
+                let dot: f64 = (0..n_in)
+                    .map(|j| w[i * n_in + j] * xs[layer - 1][s][j])
+                    .sum();
                 h[s * n_out + i] = renorm * dot + b[i];
             }
         }
         let (x_next, sums) = layer_sums(spec, &h, n_out, false);
         renorm = sums.renorm;
-        x = x_next;
-        out.push(sums);
+        hs.push(split(&h, n_out));
+        xs.push(split(&x_next, n_out));
+        forward.push(sums);
     }
-    out
+    let deriv_times = |h: &[Vec<f64>], v: Vec<Vec<f64>>, scale: f64| -> Vec<Vec<f64>> {
+        v.into_iter()
+            .zip(h)
+            .map(|(row, hr)| {
+                row.iter()
+                    .zip(hr)
+                    .map(|(vi, hi)| act.deriv(*hi) * scale * vi)
+                    .collect()
+            })
+            .collect()
+    };
+
+    // tangents: t_0 = u, t_l = phi'(h_l) r (W t_{l-1})
+    let mut tangent = None;
+    let mut t_top = Vec::new();
+    if probes.jacobian {
+        let mut t = normal_rows(spec, network, Stream::Tangent, 0, batch, net.widths[0]);
+        let mut out = Vec::new();
+        for layer in 0..=depth {
+            if layer > 0 {
+                let w = weights(spec, network, layer);
+                let r = out.last().map(|s: &RowSums| s.renorm[0]).unwrap();
+                t = deriv_times(&hs[layer], times(&w, net.widths[layer], &t), r);
+            }
+            out.push(RowSums {
+                norms: norms(&t),
+                renorm: [renorm_of(&t), 1.0],
+            });
+        }
+        t_top = t;
+        tangent = Some(out);
+    }
+
+    // backward: delta_L Gaussian, delta_{l-1} = phi'(h_{l-1}) r (W_l^T delta_l)
+    let mut backward = None;
+    let mut grams = None;
+    if probes.needs_backward() {
+        let mut d = normal_rows(
+            spec,
+            network,
+            Stream::Delta,
+            depth,
+            batch,
+            net.widths[depth],
+        );
+        let mut v = probes
+            .jacobian
+            .then(|| deriv_times(&hs[depth], t_top.clone(), 1.0));
+        let mut out = vec![RowSums::default(); depth + 1];
+        let mut g = vec![(Vec::new(), Vec::new()); depth];
+        let record = |d: &[Vec<f64>], v: &Option<Vec<Vec<f64>>>| {
+            let mut n = norms(d);
+            let mut r = [renorm_of(d), 1.0];
+            if let Some(v) = v {
+                n.extend(norms(v));
+                r[1] = renorm_of(v);
+            }
+            RowSums {
+                norms: n,
+                renorm: r,
+            }
+        };
+        out[depth] = record(&d, &v);
+        for layer in (1..=depth).rev() {
+            let w = weights(spec, network, layer);
+            let n_in = net.widths[layer - 1];
+            g[layer - 1] = (gram(&xs[layer - 1]), gram(&d));
+            let [rd, rv] = out[layer].renorm;
+            let step = |rows: Vec<Vec<f64>>, r: f64| {
+                let y = times_transposed(&w, n_in, &rows);
+                if layer == 1 {
+                    y.into_iter()
+                        .map(|row| row.iter().map(|v| r * v).collect())
+                        .collect()
+                } else {
+                    deriv_times(&hs[layer - 1], y, r)
+                }
+            };
+            d = step(d, rd);
+            v = v.map(|v| step(v, rv));
+            out[layer - 1] = record(&d, &v);
+        }
+        backward = Some(out);
+        grams = probes.weight_grads.then_some(g);
+    }
+    NetworkSums {
+        forward,
+        tangent,
+        backward,
+        grams,
+    }
 }

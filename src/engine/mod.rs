@@ -1,13 +1,15 @@
 //! The simulators: the dense GPU engine and the naive f64 CPU reference.
-//! Both turn a `RunSpec` into per-network, per-layer sums on the same RNG
-//! streams; `stats` does the rest for both.
+//! Both turn a `RunSpec` into per-network sums on the same RNG streams;
+//! `stats` does the rest for both.
 
 pub mod cpu;
 
 use crate::error::Result;
 use crate::gpu::{AdapterSummary, GpuContext};
 use crate::spec::RunSpec;
-use crate::stats::{LayerSample, LayerSummary, LayerSums, network_samples, summarise};
+use crate::stats::{
+    LayerSample, LayerSummary, NetworkSums, NetworkTop, network_results, summarise,
+};
 
 /// Which engine ran, on what, with how much device memory.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -18,15 +20,40 @@ pub struct EngineInfo {
     pub device_bytes_peak: u64,
     /// Layers per submission (GPU).
     pub chunk: Option<usize>,
+    /// Checkpoint interval of the backward pass (GPU, with the backward pass).
+    pub checkpoint_every: Option<usize>,
 }
 
 pub struct RunOutput {
     /// per_network[s][l], rows l = 0..=L
     pub per_network: Vec<Vec<LayerSample>>,
+    /// Jacobian moments per network (NaN without --jacobian)
+    pub tops: Vec<NetworkTop>,
     pub summary: Vec<LayerSummary>,
     pub info: EngineInfo,
     /// Messages for stderr (non-finite layers).
     pub warnings: Vec<String>,
+}
+
+/// Options of the GPU engine that do not change what is computed.
+#[derive(Clone, Copy, Debug)]
+pub struct GpuOptions {
+    /// Layers per submission.
+    pub chunk: usize,
+    /// Checkpoint interval of the backward pass (default about sqrt(L)).
+    pub checkpoint_every: Option<usize>,
+    /// Device memory budget in bytes for choosing the interval.
+    pub max_memory: Option<u64>,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            chunk: crate::gpu::dense::DEFAULT_CHUNK,
+            checkpoint_every: None,
+            max_memory: None,
+        }
+    }
 }
 
 /// Progress: called with (rows done, rows in all) after each chunk; never
@@ -34,37 +61,46 @@ pub struct RunOutput {
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
 fn finish(
-    per_network_sums: impl Iterator<Item = Result<Vec<LayerSums>>>,
+    per_network_sums: impl Iterator<Item = Result<NetworkSums>>,
     info: EngineInfo,
 ) -> Result<RunOutput> {
     let mut per_network = Vec::new();
+    let mut tops = Vec::new();
     let mut warnings = Vec::new();
     for (s, sums) in per_network_sums.enumerate() {
-        let (samples, first_bad) = network_samples(&sums?);
+        let (samples, top, first_bad) = network_results(&sums?);
         if let Some(l) = first_bad {
             warnings.push(format!(
                 "network {s}: values became non-finite at layer {l} (overflow in f32); its rows from layer {l} on are NaN"
             ));
         }
         per_network.push(samples);
+        tops.push(top);
     }
     let summary = summarise(&per_network);
     Ok(RunOutput {
         per_network,
+        tops,
         summary,
         info,
         warnings,
     })
 }
 
-/// The dense forward pass on the GPU.
+/// The dense engine on the GPU.
 pub fn run_gpu(
     ctx: &GpuContext,
     spec: &RunSpec,
-    chunk: usize,
+    options: GpuOptions,
     progress: Progress,
 ) -> Result<RunOutput> {
-    let engine = crate::gpu::dense::DenseGpu::new(ctx, spec, chunk)?;
+    let every = crate::gpu::dense::checkpoint_interval(
+        spec,
+        options.chunk,
+        options.checkpoint_every,
+        options.max_memory,
+    )?;
+    let engine = crate::gpu::dense::DenseGpu::new(ctx, spec, options.chunk, every)?;
     let rows = (spec.net.depth() + 1) as u64;
     let total = rows * spec.networks as u64;
     let sums = (0..spec.networks).map(|s| {
@@ -76,7 +112,11 @@ pub fn run_gpu(
         engine: "gpu-dense",
         adapter: Some(ctx.adapter.clone()),
         device_bytes_peak: engine.device_bytes,
-        chunk: Some(chunk.clamp(1, rows as usize)),
+        chunk: Some(options.chunk.clamp(1, rows as usize)),
+        checkpoint_every: spec
+            .probes
+            .needs_backward()
+            .then(|| engine.checkpoint_every()),
     };
     finish(sums, info)
 }
@@ -95,6 +135,7 @@ pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
         adapter: None,
         device_bytes_peak: 0,
         chunk: None,
+        checkpoint_every: None,
     };
     finish(sums, info)
 }

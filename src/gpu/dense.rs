@@ -1,9 +1,16 @@
-//! The dense forward engine on the GPU. Per layer: generate W_l (and b_l)
-//! from the Philox streams into a reused buffer, h = r W x + b, x = phi(h)
-//! with the moment records, and the renormalisation factor r. Many layers are
-//! encoded per submission (a chunk); the records are read back once per
-//! chunk. Every buffer is allocated once per run; activations ping-pong
-//! between two buffers; nothing grows with depth.
+//! The dense engine on the GPU: forward pass, tangent probes and the
+//! checkpointed backward pass.
+//!
+//! Per layer, forward: generate W_l (and b_l) from the Philox streams into a
+//! reused buffer, h = r W x + b, x = phi(h) with the moment records, and the
+//! renormalisation factor r; with --jacobian the tangents t = phi'(h) W t
+//! ride along. Layers are encoded by chunks and their records read back once
+//! per chunk. Backward: h is checkpointed every k layers; each segment is
+//! recomputed from its checkpoint (same kernels, same weights, so bit for bit
+//! the same h) and walked down with delta_{l-1} = phi'(h_{l-1}) W_l^T delta_l,
+//! regenerating W_l. All rows live in two arenas (`act`, `store`) at offsets
+//! passed per dispatch, so one bind group serves every kernel; every buffer
+//! is allocated once per run.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -12,9 +19,9 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::shaders::{Module, engine_bind_group_layout};
 use crate::init::WeightLaw;
 use crate::spec::RunSpec;
-use crate::stats::LayerSums;
+use crate::stats::{LayerSums, NetworkSums, RowSums};
 
-/// Mirrors `struct Params` in shaders/bindings.wgsl.
+/// Mirrors `struct Params` in shaders/params.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct Params {
@@ -29,97 +36,316 @@ pub struct Params {
     pub w_scale: f32,
     pub b_scale: f32,
     pub b_dist: u32,
-    pub slot: u32,
     pub flags: u32,
+    pub in_off: u32,
+    pub out_off: u32,
+    pub aux_off: u32,
+    pub rec_off: u32,
+    pub rows: u32,
     pub block_stride: u32,
+    pub scale_a: u32,
+    pub scale_b: u32,
+    pub scale_out: u32,
+    pub ckpt_off: u32,
     pub q0: f32,
     pub c0: f32,
 }
 
 const FLAG_INPUT: u32 = 1;
 const FLAG_RENORM: u32 = 2;
+const FLAG_OUT_STORE: u32 = 4;
+const FLAG_AUX_STORE: u32 = 8;
+const FLAG_NO_DERIV: u32 = 16;
+const FLAG_ROW_RECORDS: u32 = 32;
+const NO_SCALE: u32 = u32::MAX;
+const NO_OFFSET: u32 = u32::MAX;
 /// Must match shaders/stats.wgsl.
 const RECORD: usize = 10;
 const UNITS_PER_BLOCK: usize = 4096;
 const GEN_WG: u32 = 64;
 const PRODUCT_WG: u32 = 64;
-/// Outputs per product invocation along units and along samples.
+const STATS_WG: u32 = 256;
+/// Outputs per product invocation along units and along rows.
 const PRODUCT_BLOCK: usize = 4;
 const MAX_DISPATCH: u32 = 65_535;
+/// Dispatches encoded per submission at most (the parameter buffer's slots).
+const MAX_STEPS: usize = 2048;
 
 /// Default number of layers per submission.
 pub const DEFAULT_CHUNK: usize = 128;
 
-fn div_ceil(a: usize, b: usize) -> usize {
-    a.div_ceil(b)
-}
-
-/// Row stride of W and of the activations: n padded to a multiple of 4
-/// (shaders/params.wgsl `stride`).
+/// Row stride of W and of every row in the arenas: n padded to a multiple
+/// of 4 (shaders/params.wgsl `stride`).
 pub fn stride(n: usize) -> usize {
     n.next_multiple_of(4)
 }
 
+fn blocks(n: usize) -> usize {
+    n.div_ceil(UNITS_PER_BLOCK)
+}
+
 /// Workgroup counts for `invocations` folded into 2-D (shaders use flat_index).
-fn dispatch_1d(invocations: usize, wg: u32) -> (u32, u32) {
-    let groups = div_ceil(invocations, wg as usize).max(1) as u64;
+fn dispatch_1d(invocations: usize, wg: u32) -> (u32, u32, u32) {
+    let groups = invocations.div_ceil(wg as usize).max(1) as u64;
     if groups <= MAX_DISPATCH as u64 {
-        (groups as u32, 1)
+        (groups as u32, 1, 1)
     } else {
         let y = groups.div_ceil(MAX_DISPATCH as u64);
-        (groups.div_ceil(y) as u32, y as u32)
+        (groups.div_ceil(y) as u32, y as u32, 1)
     }
+}
+
+/// How the run uses device memory: offsets (in f32s) of every region.
+#[derive(Clone, Debug)]
+struct Layout {
+    /// stride of the widest layer
+    row: usize,
+    batch: usize,
+    /// forward x (ping-pong), h, tangents (ping-pong), W t, backward rows
+    /// (ping-pong, 2B rows with --jacobian), W^T delta
+    x: [usize; 2],
+    h: usize,
+    t: [usize; 2],
+    ht: usize,
+    d: [usize; 2],
+    y: usize,
+    act_len: usize,
+    /// checkpoints of h every `every` layers, then the segment's recomputed h
+    every: usize,
+    checkpoints: usize,
+    store_len: usize,
+    /// backward rows per layer: B, or 2B with the vector-Jacobian rows
+    back_rows: usize,
+    block_stride: usize,
+    records_len: usize,
+    depth: usize,
+    /// scales: forward r, tangent r, delta r, vector-Jacobian r, each a ring
+    /// of this many layers: L + 1 with the backward pass (the recomputation
+    /// needs every forward r), else chunk + 1, so that a forward run's memory
+    /// does not grow with depth.
+    ring: usize,
+}
+
+impl Layout {
+    fn new(spec: &RunSpec, chunk: usize, every: usize) -> Self {
+        let net = &spec.net;
+        let batch = spec.batch;
+        let row = stride(*net.widths.iter().max().unwrap());
+        let rows = |r: usize| r * row;
+        let backward = spec.probes.needs_backward();
+        let jacobian = spec.probes.jacobian;
+        let back_rows = if jacobian { 2 * batch } else { batch };
+        let mut at = 0;
+        let mut region = |len: usize| {
+            let start = at;
+            at += len;
+            start
+        };
+        let x = [region(rows(batch)), region(rows(batch))];
+        let h = region(rows(batch));
+        let tangent_rows = if jacobian { batch } else { 0 };
+        let t = [region(rows(tangent_rows)), region(rows(tangent_rows))];
+        let ht = region(rows(tangent_rows));
+        let d_rows = if backward { back_rows } else { 0 };
+        let d = [region(rows(d_rows)), region(rows(d_rows))];
+        let y = region(rows(d_rows));
+        let act_len = at;
+        let depth = net.depth();
+        let (every, checkpoints) = if backward {
+            (every, depth.div_ceil(every))
+        } else {
+            (0, 0)
+        };
+        let store_len = (checkpoints + every) * rows(batch);
+        let block_stride = blocks(row);
+        let pairs = batch / 2;
+        let forward_records = chunk * (pairs * RECORD + tangent_rows) * block_stride;
+        let grams = if spec.probes.weight_grads {
+            2 * batch * batch
+        } else {
+            0
+        };
+        let backward_records = (every + 1) * (back_rows + grams) * block_stride;
+        Layout {
+            row,
+            batch,
+            x,
+            h,
+            t,
+            ht,
+            d,
+            y,
+            act_len,
+            every,
+            checkpoints,
+            store_len,
+            back_rows,
+            block_stride,
+            records_len: forward_records.max(backward_records),
+            depth,
+            ring: if backward { depth + 1 } else { chunk + 1 },
+        }
+    }
+
+    fn checkpoint(&self, j: usize) -> usize {
+        j * self.batch * self.row
+    }
+
+    /// The recomputed h of layer a + 1 + i of the current segment.
+    fn segment(&self, i: usize) -> usize {
+        (self.checkpoints + i) * self.batch * self.row
+    }
+
+    fn forward_scale(&self, l: usize) -> u32 {
+        (l % self.ring) as u32
+    }
+    fn tangent_scale(&self, l: usize) -> u32 {
+        (self.ring + l % self.ring) as u32
+    }
+    fn delta_scale(&self, l: usize) -> u32 {
+        (2 * self.ring + l % self.ring) as u32
+    }
+    fn vjp_scale(&self, l: usize) -> u32 {
+        (3 * self.ring + l % self.ring) as u32
+    }
+    fn scales_len(&self) -> usize {
+        4 * self.ring
+    }
+
+    /// Device bytes for the plan with checkpoints every `every` layers.
+    fn bytes(&self) -> u64 {
+        4 * (self.act_len + self.store_len + self.records_len + self.scales_len()) as u64
+    }
+}
+
+/// Chooses the checkpoint interval: `every` if given; else the largest k
+/// whose plan fits `max_memory`, at least ceil(sqrt(L)) (the least memory);
+/// else ceil(sqrt(L)).
+pub fn checkpoint_interval(
+    spec: &RunSpec,
+    chunk: usize,
+    every: Option<usize>,
+    max_memory: Option<u64>,
+) -> Result<usize> {
+    let depth = spec.net.depth();
+    let sqrt = (depth as f64).sqrt().ceil().max(1.0) as usize;
+    if let Some(k) = every {
+        if k == 0 {
+            return Err(Error::invalid("--checkpoint-every", "must be >= 1"));
+        }
+        return Ok(k.min(depth));
+    }
+    let Some(budget) = max_memory else {
+        return Ok(sqrt);
+    };
+    let weights = |spec: &RunSpec| {
+        let w = spec
+            .net
+            .widths
+            .windows(2)
+            .map(|w| stride(w[0]) * w[1])
+            .max()
+            .unwrap();
+        4 * (w + spec.net.widths.iter().max().unwrap()) as u64
+    };
+    let bytes = |k: usize| Layout::new(spec, chunk, k).bytes() + weights(spec);
+    if bytes(sqrt) > budget {
+        return Err(Error::invalid(
+            "--max-memory",
+            format!(
+                "the run needs at least {} bytes (checkpoints every {sqrt} layers)",
+                bytes(sqrt)
+            ),
+        ));
+    }
+    // the memory grows with k beyond sqrt(L): take the largest that fits
+    let (mut lo, mut hi) = (sqrt, depth.max(sqrt));
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if bytes(mid) <= budget {
+            lo = mid
+        } else {
+            hi = mid - 1
+        }
+    }
+    Ok(lo)
 }
 
 struct Pipelines {
     gen_weights: wgpu::ComputePipeline,
     gen_bias: wgpu::ComputePipeline,
     gen_input: wgpu::ComputePipeline,
+    gen_normal_rows: wgpu::ComputePipeline,
     product: wgpu::ComputePipeline,
+    product_t: wgpu::ComputePipeline,
     stats: wgpu::ComputePipeline,
+    activate: wgpu::ComputePipeline,
+    scale_by_deriv: wgpu::ComputePipeline,
+    gram: wgpu::ComputePipeline,
     finalize: wgpu::ComputePipeline,
+}
+
+/// A range of f32s to read back after a submission.
+#[derive(Clone, Copy)]
+enum Range {
+    Records(usize, usize),
+    Scale(u32),
+}
+
+/// One layer's records as read back, with the renormalisation factor(s)
+/// applied after it.
+#[derive(Clone, Debug, Default)]
+struct Raw {
+    records: Vec<f32>,
+    scales: [f32; 2],
+}
+
+/// One dispatch to encode: which kernel, its parameters, its workgroups.
+struct Step<'p> {
+    pipeline: &'p wgpu::ComputePipeline,
+    params: Params,
+    groups: (u32, u32, u32),
 }
 
 /// The engine for one run: pipelines and buffers, reused for every network.
 pub struct DenseGpu<'a> {
     ctx: &'a GpuContext,
     spec: &'a RunSpec,
+    layout: Layout,
     pipelines: Pipelines,
-    bind_groups: [wgpu::BindGroup; 2],
+    bind_group: wgpu::BindGroup,
     params: wgpu::Buffer,
     params_stride: u64,
     weights: wgpu::Buffer,
-    partials: wgpu::Buffer,
-    scale: wgpu::Buffer,
+    records: wgpu::Buffer,
+    scales: wgpu::Buffer,
     staging: wgpu::Buffer,
     chunk: usize,
-    block_stride: usize,
     /// Bytes of every buffer this engine allocated on the device.
     pub device_bytes: u64,
 }
 
 impl<'a> DenseGpu<'a> {
-    pub fn new(ctx: &'a GpuContext, spec: &'a RunSpec, chunk: usize) -> Result<Self> {
+    /// `every`: checkpoint interval of the backward pass (see
+    /// `checkpoint_interval`); ignored for forward-only runs.
+    pub fn new(ctx: &'a GpuContext, spec: &'a RunSpec, chunk: usize, every: usize) -> Result<Self> {
         let net = &spec.net;
-        let batch = spec.batch;
-        let pairs = batch / 2;
         let chunk = chunk.clamp(1, net.depth() + 1);
-        let max_width = stride(*net.widths.iter().max().unwrap());
+        let layout = Layout::new(spec, chunk, every.clamp(1, net.depth()));
         let max_weights = net
             .widths
             .windows(2)
             .map(|w| stride(w[0]) * w[1])
             .max()
             .unwrap();
-        let block_stride = div_ceil(max_width, UNITS_PER_BLOCK);
-        check_limits(ctx, spec, max_weights, max_width)?;
+        check_limits(ctx, spec, max_weights, &layout)?;
 
-        let layout = engine_bind_group_layout(&ctx.device);
+        let bind_layout = engine_bind_group_layout(&ctx.device);
         let pipeline_layout = ctx
             .device
             .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some("engine"),
-                bind_group_layouts: &[Some(&layout)],
+                bind_group_layouts: &[Some(&bind_layout)],
                 immediate_size: 0,
             });
         let p = |module, entry| ctx.pipeline(module, entry, &net.act, Some(&pipeline_layout));
@@ -127,14 +353,19 @@ impl<'a> DenseGpu<'a> {
             gen_weights: p(Module::Generate, "gen_weights")?,
             gen_bias: p(Module::Generate, "gen_bias")?,
             gen_input: p(Module::Generate, "gen_input")?,
+            gen_normal_rows: p(Module::Generate, "gen_normal_rows")?,
             product: p(Module::Product, "product")?,
+            product_t: p(Module::Product, "product_t")?,
             stats: p(Module::Stats, "stats")?,
+            activate: p(Module::Stats, "activate")?,
+            scale_by_deriv: p(Module::Stats, "scale_by_deriv")?,
+            gram: p(Module::Stats, "gram")?,
             finalize: p(Module::Stats, "finalize")?,
         };
 
         let mut device_bytes = 0u64;
-        let mut buffer = |label: &str, bytes: u64, usage: wgpu::BufferUsages| {
-            let size = bytes.max(16).next_multiple_of(4);
+        let mut buffer = |label: &str, floats: usize, usage: wgpu::BufferUsages| {
+            let size = ((floats * 4) as u64).max(16);
             device_bytes += size;
             ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
@@ -146,88 +377,81 @@ impl<'a> DenseGpu<'a> {
         let storage = wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST;
-        let f32s = |n: usize| (n * 4) as u64;
-        let weights = buffer("weights", f32s(max_weights), storage);
-        let bias = buffer("bias", f32s(max_width), storage);
-        let x = [
-            buffer("x0", f32s(batch * max_width), storage),
-            buffer("x1", f32s(batch * max_width), storage),
-        ];
-        let h = buffer("h", f32s(batch * max_width), storage);
-        let records_bytes = f32s(chunk * pairs * block_stride * RECORD);
-        let partials = buffer("partials", records_bytes, storage);
-        let scale = buffer("scale", f32s(1 + chunk), storage);
-        let align = ctx.limits.min_uniform_buffer_offset_alignment as u64;
-        let params_stride = (std::mem::size_of::<Params>() as u64).next_multiple_of(align);
+        let weights = buffer("weights", max_weights, storage);
+        let bias = buffer("bias", layout.row, storage);
+        let act = buffer("act", layout.act_len, storage);
+        let store = buffer("store", layout.store_len, storage);
+        let records = buffer("records", layout.records_len, storage);
+        let scales = buffer("scales", layout.scales_len(), storage);
+        let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
+        let params_stride = std::mem::size_of::<Params>().next_multiple_of(align);
         let params = buffer(
             "params",
-            params_stride * chunk as u64,
+            params_stride * MAX_STEPS / 4,
             wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         );
         let staging = buffer(
             "staging",
-            records_bytes + f32s(1 + chunk),
+            layout.records_len + 4 * (chunk.max(layout.every) + 1),
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         );
-
-        // Layer l reads x[(l+1) % 2] and writes x[l % 2]: row 0 writes x[0].
         fn whole(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
             wgpu::BindGroupEntry {
                 binding,
                 resource: buf.as_entire_binding(),
             }
         }
-        let bind_group = |x_prev: &wgpu::Buffer, x_next: &wgpu::Buffer| {
-            ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("engine"),
-                layout: &layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &params,
-                            offset: 0,
-                            size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
-                        }),
-                    },
-                    whole(1, &weights),
-                    whole(2, &bias),
-                    whole(3, x_prev),
-                    whole(4, &h),
-                    whole(5, x_next),
-                    whole(6, &partials),
-                    whole(7, &scale),
-                ],
-            })
-        };
-        let bind_groups = [bind_group(&x[1], &x[0]), bind_group(&x[0], &x[1])];
+        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("engine"),
+            layout: &bind_layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &params,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
+                    }),
+                },
+                whole(1, &weights),
+                whole(2, &bias),
+                whole(3, &act),
+                whole(4, &store),
+                whole(5, &records),
+                whole(6, &scales),
+            ],
+        });
         Ok(DenseGpu {
             ctx,
             spec,
+            layout,
             pipelines,
-            bind_groups,
+            bind_group,
             params,
-            params_stride,
+            params_stride: params_stride as u64,
             weights,
-            partials,
-            scale,
+            records,
+            scales,
             staging,
             chunk,
-            block_stride,
             device_bytes,
         })
     }
 
-    fn layer_params(&self, network: usize, layer: usize, slot: usize) -> Params {
+    /// The checkpoint interval in use.
+    pub fn checkpoint_every(&self) -> usize {
+        self.layout.every
+    }
+
+    /// Parameters every step of layer `layer` shares.
+    fn base(&self, network: usize, layer: usize) -> Params {
         let net = &self.spec.net;
         let seed = self.spec.seed;
-        let mut flags = if net.is_homogeneous() { FLAG_RENORM } else { 0 };
+        let none = WeightLaw {
+            dist: crate::init::Dist::Normal,
+            variance: 0.0,
+        };
         let (n_in, n_out, w, b) = if layer == 0 {
-            flags |= FLAG_INPUT;
-            let none = WeightLaw {
-                dist: crate::init::Dist::Normal,
-                variance: 0.0,
-            };
             (0, net.widths[0], none, none)
         } else {
             (
@@ -249,103 +473,622 @@ impl<'a> DenseGpu<'a> {
             w_scale: w.scale() as f32,
             b_scale: b.scale() as f32,
             b_dist: b.dist.code(),
-            slot: slot as u32,
-            flags,
-            block_stride: self.block_stride as u32,
+            flags: 0,
+            in_off: 0,
+            out_off: 0,
+            aux_off: 0,
+            rec_off: 0,
+            rows: self.spec.batch as u32,
+            block_stride: self.layout.block_stride as u32,
+            scale_a: NO_SCALE,
+            scale_b: NO_SCALE,
+            scale_out: 0,
+            ckpt_off: NO_OFFSET,
             q0: net.q0 as f32,
             c0: net.c0 as f32,
         }
     }
 
-    /// Runs network `network` through every layer and returns the sums of
-    /// rows 0..=L. `on_chunk(rows_done)` is called after each readback.
+    fn weights_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params, with_bias: bool) {
+        let (n_in, n_out) = (p.n_in as usize, p.n_out as usize);
+        steps.push(Step {
+            pipeline: &self.pipelines.gen_weights,
+            params: p,
+            groups: dispatch_1d(n_out * n_in.div_ceil(4), GEN_WG),
+        });
+        if with_bias && p.b_scale != 0.0 {
+            steps.push(Step {
+                pipeline: &self.pipelines.gen_bias,
+                params: p,
+                groups: dispatch_1d(n_out.div_ceil(4), GEN_WG),
+            });
+        }
+    }
+
+    fn product_groups(n_out: usize, rows: usize) -> (u32, u32, u32) {
+        dispatch_1d(
+            n_out.div_ceil(PRODUCT_BLOCK) * rows.div_ceil(PRODUCT_BLOCK),
+            PRODUCT_WG,
+        )
+    }
+
+    fn row_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params) {
+        let groups = (blocks(p.n_out as usize) as u32, p.rows, 1);
+        steps.push(Step {
+            pipeline: &self.pipelines.scale_by_deriv,
+            params: p,
+            groups,
+        });
+    }
+
+    fn finalize_step<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params) {
+        steps.push(Step {
+            pipeline: &self.pipelines.finalize,
+            params: p,
+            groups: (1, 1, 1),
+        });
+    }
+
+    /// Encodes `steps` (in submissions of at most MAX_STEPS), then the copies
+    /// of `ranges` into the staging buffer, submits, and reads them back in
+    /// order.
+    fn submit(&self, steps: &[Step], ranges: &[Range]) -> Result<Vec<f32>> {
+        let batches: Vec<&[Step]> = if steps.is_empty() {
+            vec![&[]]
+        } else {
+            steps.chunks(MAX_STEPS).collect()
+        };
+        let mut out_len = 0;
+        for (i, part) in batches.iter().enumerate() {
+            let mut bytes = vec![0u8; self.params_stride as usize * part.len()];
+            for (slot, s) in part.iter().enumerate() {
+                let at = slot * self.params_stride as usize;
+                bytes[at..at + std::mem::size_of::<Params>()]
+                    .copy_from_slice(bytemuck::bytes_of(&s.params));
+            }
+            if !bytes.is_empty() {
+                self.ctx.queue.write_buffer(&self.params, 0, &bytes);
+            }
+            let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                for (slot, s) in part.iter().enumerate() {
+                    pass.set_bind_group(
+                        0,
+                        &self.bind_group,
+                        &[(slot as u64 * self.params_stride) as u32],
+                    );
+                    pass.set_pipeline(s.pipeline);
+                    pass.dispatch_workgroups(s.groups.0, s.groups.1, s.groups.2);
+                }
+            }
+            if i + 1 == batches.len() {
+                for range in ranges {
+                    let (buffer, offset, len) = match *range {
+                        Range::Records(offset, len) => (&self.records, offset, len),
+                        Range::Scale(index) => (&self.scales, index as usize, 1),
+                    };
+                    encoder.copy_buffer_to_buffer(
+                        buffer,
+                        (offset * 4) as u64,
+                        &self.staging,
+                        (out_len * 4) as u64,
+                        (len * 4) as u64,
+                    );
+                    out_len += len;
+                }
+            }
+            self.ctx.queue.submit([encoder.finish()]);
+        }
+        if out_len == 0 {
+            return Ok(Vec::new());
+        }
+        read_staging(self.ctx, &self.staging, (out_len * 4) as u64)
+    }
+
+    /// Runs network `network` and returns its sums. `on_chunk(rows_done)`
+    /// is called after each forward readback.
     pub fn run_network(
         &self,
         network: usize,
         on_chunk: &mut dyn FnMut(usize),
-    ) -> Result<Vec<LayerSums>> {
+    ) -> Result<NetworkSums> {
         let rows = self.spec.net.depth() + 1;
-        let mut out = Vec::with_capacity(rows);
+        let mut forward_raw = Vec::with_capacity(rows);
+        let mut tangent_raw = Vec::new();
         let mut first = 0;
         while first < rows {
             let last = (first + self.chunk).min(rows);
-            out.extend(self.run_chunk(network, first..last)?);
+            let (f, t) = self.forward_chunk(network, first..last)?;
+            forward_raw.extend(f);
+            tangent_raw.extend(t);
             on_chunk(last);
             first = last;
         }
-        Ok(out)
-    }
-
-    fn run_chunk(&self, network: usize, layers: std::ops::Range<usize>) -> Result<Vec<LayerSums>> {
-        let net = &self.spec.net;
-        let pairs = self.spec.batch / 2;
-        let mut params_bytes = vec![0u8; (self.params_stride as usize) * layers.len()];
-        for (slot, layer) in layers.clone().enumerate() {
-            let p = self.layer_params(network, layer, slot);
-            let at = slot * self.params_stride as usize;
-            params_bytes[at..at + std::mem::size_of::<Params>()]
-                .copy_from_slice(bytemuck::bytes_of(&p));
-        }
-        self.ctx.queue.write_buffer(&self.params, 0, &params_bytes);
-
-        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            for (slot, layer) in layers.clone().enumerate() {
-                let offset = (slot as u64 * self.params_stride) as u32;
-                pass.set_bind_group(0, &self.bind_groups[layer % 2], &[offset]);
-                let n_out = net.widths[layer];
-                if layer == 0 {
-                    let (x, y) = dispatch_1d(pairs * div_ceil(n_out, 4), GEN_WG);
-                    pass.set_pipeline(&self.pipelines.gen_input);
-                    pass.dispatch_workgroups(x, y, 1);
-                } else {
-                    let n_in = net.widths[layer - 1];
-                    let (x, y) = dispatch_1d(n_out * div_ceil(n_in, 4), GEN_WG);
-                    pass.set_pipeline(&self.pipelines.gen_weights);
-                    pass.dispatch_workgroups(x, y, 1);
-                    if net.bias_law(layer).variance > 0.0 {
-                        let (x, y) = dispatch_1d(div_ceil(n_out, 4), GEN_WG);
-                        pass.set_pipeline(&self.pipelines.gen_bias);
-                        pass.dispatch_workgroups(x, y, 1);
-                    }
-                    let blocks =
-                        div_ceil(n_out, PRODUCT_BLOCK) * div_ceil(self.spec.batch, PRODUCT_BLOCK);
-                    let (x, y) = dispatch_1d(blocks, PRODUCT_WG);
-                    pass.set_pipeline(&self.pipelines.product);
-                    pass.dispatch_workgroups(x, y, 1);
-                }
-                pass.set_pipeline(&self.pipelines.stats);
-                pass.dispatch_workgroups(div_ceil(n_out, UNITS_PER_BLOCK) as u32, pairs as u32, 1);
-                pass.set_pipeline(&self.pipelines.finalize);
-                pass.dispatch_workgroups(1, 1, 1);
+        let mut backward_raw = vec![Raw::default(); rows];
+        let mut grams = vec![(Vec::new(), Vec::new()); rows - 1];
+        if self.spec.probes.needs_backward() {
+            for j in (0..self.layout.checkpoints).rev() {
+                self.backward_segment(network, j, &mut backward_raw, &mut grams)?;
             }
         }
-        let records = layers.len() * pairs * self.block_stride * RECORD;
-        let records_bytes = (records * 4) as u64;
-        let scale_bytes = (layers.len() * 4) as u64;
-        encoder.copy_buffer_to_buffer(&self.partials, 0, &self.staging, 0, records_bytes);
-        encoder.copy_buffer_to_buffer(&self.scale, 4, &self.staging, records_bytes, scale_bytes);
-        self.ctx.queue.submit([encoder.finish()]);
-        let data = read_staging(self.ctx, &self.staging, records_bytes + scale_bytes)?;
+        Ok(self.assemble(forward_raw, tangent_raw, backward_raw, grams))
+    }
 
-        let (record_data, renorm) = data.split_at(records);
-        Ok(layers
+    /// Forward rows `layers`: raw pair records per layer and, with
+    /// --jacobian, raw tangent records, each with its renormalisation.
+    fn forward_chunk(
+        &self,
+        network: usize,
+        layers: std::ops::Range<usize>,
+    ) -> Result<(Vec<Raw>, Vec<Raw>)> {
+        let lay = &self.layout;
+        let net = &self.spec.net;
+        let batch = self.spec.batch;
+        let jacobian = self.spec.probes.jacobian;
+        let backward = self.spec.probes.needs_backward();
+        let pair_len = batch / 2 * lay.block_stride * RECORD;
+        let tangent_len = if jacobian {
+            batch * lay.block_stride
+        } else {
+            0
+        };
+        let renorm = if net.is_homogeneous() { FLAG_RENORM } else { 0 };
+        let mut steps = Vec::new();
+        for (slot, l) in layers.clone().enumerate() {
+            let base = self.base(network, l);
+            let n = net.widths[l];
+            let rec = slot * (pair_len + tangent_len);
+            let stats_groups = (blocks(n) as u32, (batch / 2) as u32, 1);
+            let ckpt_off = if backward && l < lay.depth && l % lay.every == 0 {
+                lay.checkpoint(l / lay.every) as u32
+            } else {
+                NO_OFFSET
+            };
+            let finalize = Params {
+                rec_off: rec as u32,
+                scale_out: lay.forward_scale(l),
+                flags: renorm,
+                ..base
+            };
+            if l == 0 {
+                let p = Params {
+                    out_off: lay.h as u32,
+                    ..base
+                };
+                steps.push(Step {
+                    pipeline: &self.pipelines.gen_input,
+                    params: p,
+                    groups: dispatch_1d(batch / 2 * n.div_ceil(4), GEN_WG),
+                });
+                let p = Params {
+                    flags: FLAG_INPUT,
+                    in_off: lay.h as u32,
+                    out_off: lay.x[0] as u32,
+                    rec_off: rec as u32,
+                    ckpt_off,
+                    ..base
+                };
+                steps.push(Step {
+                    pipeline: &self.pipelines.stats,
+                    params: p,
+                    groups: stats_groups,
+                });
+                self.finalize_step(&mut steps, finalize);
+                if jacobian {
+                    // the probes u: Gaussian rows; their norms are row 0's records
+                    let p = Params {
+                        flags: FLAG_INPUT,
+                        out_off: lay.t[0] as u32,
+                        ..base
+                    };
+                    steps.push(Step {
+                        pipeline: &self.pipelines.gen_normal_rows,
+                        params: p,
+                        groups: dispatch_1d(batch * n.div_ceil(4), GEN_WG),
+                    });
+                    self.tangent_norm_steps(
+                        &mut steps,
+                        base,
+                        lay.t[0],
+                        lay.t[0],
+                        FLAG_NO_DERIV,
+                        NO_SCALE,
+                        rec + pair_len,
+                        0,
+                    );
+                }
+                continue;
+            }
+            self.weights_steps(&mut steps, base, true);
+            let p = Params {
+                in_off: lay.x[(l - 1) % 2] as u32,
+                out_off: lay.h as u32,
+                scale_a: lay.forward_scale(l - 1),
+                ..base
+            };
+            steps.push(Step {
+                pipeline: &self.pipelines.product,
+                params: p,
+                groups: Self::product_groups(n, batch),
+            });
+            let p = Params {
+                in_off: lay.h as u32,
+                out_off: lay.x[l % 2] as u32,
+                rec_off: rec as u32,
+                ckpt_off,
+                ..base
+            };
+            steps.push(Step {
+                pipeline: &self.pipelines.stats,
+                params: p,
+                groups: stats_groups,
+            });
+            self.finalize_step(&mut steps, finalize);
+            if jacobian {
+                // t_l = phi'(h_l) * r_t (W t_{l-1}); the product without bias
+                let p = Params {
+                    in_off: lay.t[(l - 1) % 2] as u32,
+                    out_off: lay.ht as u32,
+                    b_scale: 0.0,
+                    ..base
+                };
+                steps.push(Step {
+                    pipeline: &self.pipelines.product,
+                    params: p,
+                    groups: Self::product_groups(n, batch),
+                });
+                let p = Params {
+                    aux_off: lay.h as u32,
+                    ..base
+                };
+                self.tangent_norm_steps(
+                    &mut steps,
+                    p,
+                    lay.ht,
+                    lay.t[l % 2],
+                    0,
+                    lay.tangent_scale(l - 1),
+                    rec + pair_len,
+                    l,
+                );
+            }
+        }
+        // per layer: its records, its forward r, its tangent r
+        let per_layer = pair_len + tangent_len;
+        let ranges: Vec<Range> = layers
+            .clone()
             .enumerate()
-            .map(|(slot, layer)| {
-                let n = net.widths[layer];
+            .flat_map(|(slot, l)| {
+                [
+                    Range::Records(slot * per_layer, per_layer),
+                    Range::Scale(lay.forward_scale(l)),
+                    Range::Scale(lay.tangent_scale(l)),
+                ]
+            })
+            .collect();
+        let data = self.submit(&steps, &ranges)?;
+        let (mut forward, mut tangent) = (Vec::new(), Vec::new());
+        for c in data.chunks(per_layer + 2) {
+            forward.push(Raw {
+                records: c[..pair_len].to_vec(),
+                scales: [c[per_layer], 1.0],
+            });
+            if jacobian {
+                tangent.push(Raw {
+                    records: c[pair_len..per_layer].to_vec(),
+                    scales: [c[per_layer + 1], 1.0],
+                });
+            }
+        }
+        Ok((forward, tangent))
+    }
+
+    /// out = phi'(aux) * scales[scale] * in for the B tangent rows, their
+    /// norms recorded at `rec`, then the tangent's renormalisation.
+    #[allow(clippy::too_many_arguments)]
+    fn tangent_norm_steps<'p>(
+        &'p self,
+        steps: &mut Vec<Step<'p>>,
+        base: Params,
+        input: usize,
+        out: usize,
+        flags: u32,
+        scale: u32,
+        rec: usize,
+        l: usize,
+    ) {
+        let p = Params {
+            flags,
+            in_off: input as u32,
+            out_off: out as u32,
+            rec_off: rec as u32,
+            scale_a: scale,
+            ..base
+        };
+        self.row_steps(steps, p);
+        let p = Params {
+            flags: FLAG_ROW_RECORDS | FLAG_RENORM,
+            rec_off: rec as u32,
+            scale_out: self.layout.tangent_scale(l),
+            ..base
+        };
+        self.finalize_step(steps, p);
+    }
+
+    /// Recomputes segment j (layers a+1..=b from the checkpoint of h_a) and
+    /// walks the backward pass down through it, producing delta_b..delta_a
+    /// (and delta_L at the top).
+    fn backward_segment(
+        &'a self,
+        network: usize,
+        j: usize,
+        backward_raw: &mut [Raw],
+        grams: &mut [(Vec<f32>, Vec<f32>)],
+    ) -> Result<()> {
+        let lay = &self.layout;
+        let net = &self.spec.net;
+        let batch = self.spec.batch;
+        let depth = lay.depth;
+        let probes = self.spec.probes;
+        let a = j * lay.every;
+        let b = (a + lay.every).min(depth);
+        let back_len = lay.back_rows * lay.block_stride;
+        let gram_len = batch * batch * lay.block_stride;
+        let with_grams = probes.weight_grads;
+        // records: per layer l in a..=b, back rows at slot (l - a), then the
+        // two Gram matrices of layer l at the end
+        let back_rec = |l: usize| (l - a) * (back_len + if with_grams { 2 * gram_len } else { 0 });
+        let gram_rec = |l: usize| back_rec(l) + back_len;
+        let mut steps = Vec::new();
+
+        // recompute: x_a from the checkpoint, then h_{a+1..=b}
+        let base_a = self.base(network, a);
+        let flags = FLAG_AUX_STORE | if a == 0 { FLAG_INPUT } else { 0 };
+        let p = Params {
+            flags,
+            aux_off: lay.checkpoint(j) as u32,
+            out_off: lay.x[a % 2] as u32,
+            ..base_a
+        };
+        steps.push(Step {
+            pipeline: &self.pipelines.activate,
+            params: p,
+            groups: dispatch_1d(batch * stride(net.widths[a]), STATS_WG),
+        });
+        for l in a + 1..=b {
+            let base = self.base(network, l);
+            self.weights_steps(&mut steps, base, true);
+            let x_prev = lay.x[(l - 1) % 2] as u32;
+            let p = Params {
+                flags: FLAG_OUT_STORE,
+                in_off: x_prev,
+                out_off: lay.segment(l - a - 1) as u32,
+                scale_a: lay.forward_scale(l - 1),
+                ..base
+            };
+            steps.push(Step {
+                pipeline: &self.pipelines.product,
+                params: p,
+                groups: Self::product_groups(net.widths[l], batch),
+            });
+            if with_grams {
+                let p = Params {
+                    in_off: x_prev,
+                    n_out: net.widths[l - 1] as u32,
+                    rec_off: gram_rec(l) as u32,
+                    ..base
+                };
+                let groups = (blocks(net.widths[l - 1]) as u32, batch as u32, batch as u32);
+                steps.push(Step {
+                    pipeline: &self.pipelines.gram,
+                    params: p,
+                    groups,
+                });
+            }
+            if l < b {
+                let p = Params {
+                    flags: FLAG_AUX_STORE,
+                    aux_off: lay.segment(l - a - 1) as u32,
+                    out_off: lay.x[l % 2] as u32,
+                    ..base
+                };
+                steps.push(Step {
+                    pipeline: &self.pipelines.activate,
+                    params: p,
+                    groups: dispatch_1d(batch * stride(net.widths[l]), STATS_WG),
+                });
+            }
+        }
+
+        // h_l of this segment for phi': recomputed, or the checkpoint for h_a
+        let h_of = |l: usize| -> (u32, u32) {
+            if l == a {
+                (lay.checkpoint(j) as u32, FLAG_AUX_STORE)
+            } else {
+                (lay.segment(l - a - 1) as u32, FLAG_AUX_STORE)
+            }
+        };
+        let back_finalize = |steps: &mut Vec<Step<'a>>, l: usize| {
+            let base = self.base(network, l);
+            let p = Params {
+                flags: FLAG_ROW_RECORDS | FLAG_RENORM,
+                rec_off: back_rec(l) as u32,
+                rows: batch as u32,
+                scale_out: lay.delta_scale(l),
+                ..base
+            };
+            self.finalize_step(steps, p);
+            if probes.jacobian {
+                let rec = back_rec(l) + batch * lay.block_stride;
+                let p = Params {
+                    flags: FLAG_ROW_RECORDS | FLAG_RENORM,
+                    rec_off: rec as u32,
+                    rows: batch as u32,
+                    scale_out: lay.vjp_scale(l),
+                    ..base
+                };
+                self.finalize_step(steps, p);
+            }
+        };
+        if b == depth {
+            // delta_L: Gaussian rows; with --jacobian, phi'(h_L) t_L beside them
+            let base = self.base(network, depth);
+            let d = lay.d[depth % 2];
+            let p = Params {
+                out_off: d as u32,
+                ..base
+            };
+            steps.push(Step {
+                pipeline: &self.pipelines.gen_normal_rows,
+                params: p,
+                groups: dispatch_1d(batch * net.widths[depth].div_ceil(4), GEN_WG),
+            });
+            let p = Params {
+                flags: FLAG_NO_DERIV,
+                in_off: d as u32,
+                out_off: d as u32,
+                rec_off: back_rec(depth) as u32,
+                ..base
+            };
+            self.row_steps(&mut steps, p);
+            if probes.jacobian {
+                let (h, flag) = h_of(depth);
+                let rows_b = (batch * stride(net.widths[depth])) as u32;
+                let p = Params {
+                    flags: flag,
+                    in_off: lay.t[depth % 2] as u32,
+                    out_off: d as u32 + rows_b,
+                    aux_off: h,
+                    rec_off: (back_rec(depth) + batch * lay.block_stride) as u32,
+                    ..base
+                };
+                self.row_steps(&mut steps, p);
+            }
+            back_finalize(&mut steps, depth);
+        }
+        for l in (a + 1..=b).rev() {
+            let base = self.base(network, l);
+            let rows = lay.back_rows as u32;
+            self.weights_steps(&mut steps, base, false);
+            let p = Params {
+                in_off: lay.d[l % 2] as u32,
+                out_off: lay.y as u32,
+                rows,
+                ..base
+            };
+            let groups = dispatch_1d(
+                stride(net.widths[l - 1]) / 4 * (lay.back_rows).div_ceil(PRODUCT_BLOCK),
+                PRODUCT_WG,
+            );
+            steps.push(Step {
+                pipeline: &self.pipelines.product_t,
+                params: p,
+                groups,
+            });
+            if with_grams {
+                let p = Params {
+                    in_off: lay.d[l % 2] as u32,
+                    rec_off: (gram_rec(l) + gram_len) as u32,
+                    ..base
+                };
+                let groups = (blocks(net.widths[l]) as u32, batch as u32, batch as u32);
+                steps.push(Step {
+                    pipeline: &self.pipelines.gram,
+                    params: p,
+                    groups,
+                });
+            }
+            // delta_{l-1} = phi'(h_{l-1}) * r (W^T delta_l); at l - 1 = 0 the
+            // gradient with respect to the input (no phi')
+            let below = self.base(network, l - 1);
+            let (h, flag) = if l - 1 == 0 {
+                (0, FLAG_NO_DERIV)
+            } else {
+                h_of(l - 1)
+            };
+            let p = Params {
+                flags: flag,
+                in_off: lay.y as u32,
+                out_off: lay.d[(l - 1) % 2] as u32,
+                aux_off: h,
+                rec_off: back_rec(l - 1) as u32,
+                rows,
+                scale_a: lay.delta_scale(l),
+                scale_b: lay.vjp_scale(l),
+                ..below
+            };
+            self.row_steps(&mut steps, p);
+            back_finalize(&mut steps, l - 1);
+        }
+        // per produced layer: its records and its two r; then the Gram matrices
+        let produced: Vec<usize> = if b == depth {
+            (a..=b).collect()
+        } else {
+            (a..b).collect()
+        };
+        let mut ranges: Vec<Range> = produced
+            .iter()
+            .flat_map(|&l| {
+                [
+                    Range::Records(back_rec(l), back_len),
+                    Range::Scale(lay.delta_scale(l)),
+                    Range::Scale(lay.vjp_scale(l)),
+                ]
+            })
+            .collect();
+        if with_grams {
+            ranges.extend((a + 1..=b).map(|l| Range::Records(gram_rec(l), 2 * gram_len)));
+        }
+        let data = self.submit(&steps, &ranges)?;
+        let (back_data, gram_data) = data.split_at(produced.len() * (back_len + 2));
+        for (c, &l) in back_data.chunks(back_len + 2).zip(&produced) {
+            backward_raw[l] = Raw {
+                records: c[..back_len].to_vec(),
+                scales: [c[back_len], c[back_len + 1]],
+            };
+        }
+        for (i, l) in (a + 1..=b).enumerate().filter(|_| with_grams) {
+            let chunk = &gram_data[i * 2 * gram_len..(i + 1) * 2 * gram_len];
+            grams[l - 1] = (chunk[..gram_len].to_vec(), chunk[gram_len..].to_vec());
+        }
+        Ok(())
+    }
+
+    /// Sums the raw records of a network in f64.
+    fn assemble(
+        &self,
+        forward_raw: Vec<Raw>,
+        tangent_raw: Vec<Raw>,
+        backward_raw: Vec<Raw>,
+        grams: Vec<(Vec<f32>, Vec<f32>)>,
+    ) -> NetworkSums {
+        let lay = &self.layout;
+        let net = &self.spec.net;
+        let batch = self.spec.batch;
+        let pairs = batch / 2;
+        let bs = lay.block_stride;
+        let row_norms = |raw: &[f32], rows: usize, n: usize| -> Vec<f64> {
+            (0..rows)
+                .map(|r| (0..blocks(n)).map(|k| raw[r * bs + k] as f64).sum())
+                .collect()
+        };
+        let forward = forward_raw
+            .iter()
+            .enumerate()
+            .map(|(l, raw)| {
+                let n = net.widths[l];
                 let mut sums = LayerSums {
                     width: n,
-                    batch: self.spec.batch,
+                    batch,
                     pairs: Vec::with_capacity(pairs),
-                    renorm: renorm[slot] as f64,
+                    renorm: raw.scales[0] as f64,
                     ..Default::default()
                 };
                 for pair in 0..pairs {
                     let mut p = [0.0; 5];
-                    for block in 0..div_ceil(n, UNITS_PER_BLOCK) {
-                        let base = ((slot * pairs + pair) * self.block_stride + block) * RECORD;
-                        let r = &record_data[base..base + RECORD];
+                    for block in 0..blocks(n) {
+                        let r = &raw.records[(pair * bs + block) * RECORD..][..RECORD];
                         for k in 0..5 {
                             p[k] += r[k] as f64;
                         }
@@ -358,17 +1101,54 @@ impl<'a> DenseGpu<'a> {
                 }
                 sums
             })
-            .collect())
+            .collect();
+        let tangent = self.spec.probes.jacobian.then(|| {
+            tangent_raw
+                .iter()
+                .enumerate()
+                .map(|(l, raw)| RowSums {
+                    norms: row_norms(&raw.records, batch, net.widths[l]),
+                    renorm: [raw.scales[0] as f64, 1.0],
+                })
+                .collect()
+        });
+        let backward = self.spec.probes.needs_backward().then(|| {
+            backward_raw
+                .iter()
+                .enumerate()
+                .map(|(l, raw)| RowSums {
+                    norms: row_norms(&raw.records, lay.back_rows, net.widths[l]),
+                    renorm: raw.scales.map(|r| r as f64),
+                })
+                .collect()
+        });
+        let grams = self.spec.probes.weight_grads.then(|| {
+            grams
+                .iter()
+                .enumerate()
+                .map(|(i, (gx, gd))| {
+                    let l = i + 1;
+                    (
+                        row_norms(gx, batch * batch, net.widths[l - 1]),
+                        row_norms(gd, batch * batch, net.widths[l]),
+                    )
+                })
+                .collect()
+        });
+        NetworkSums {
+            forward,
+            tangent,
+            backward,
+            grams,
+        }
     }
-}
 
-impl DenseGpu<'_> {
     /// Generates W_l of network `network` alone and reads it back (tests).
     pub fn generate_weights(&self, network: usize, layer: usize) -> Result<Vec<f32>> {
-        let p = self.layer_params(network, layer, 0);
-        self.ctx
-            .queue
-            .write_buffer(&self.params, 0, bytemuck::bytes_of(&p));
+        let p = self.base(network, layer);
+        let mut steps = Vec::new();
+        self.weights_steps(&mut steps, p, false);
+        self.submit(&steps, &[])?;
         let row = stride(p.n_in as usize);
         let bytes = (row * p.n_out as usize * 4) as u64;
         let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -378,13 +1158,6 @@ impl DenseGpu<'_> {
             mapped_at_creation: false,
         });
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_bind_group(0, &self.bind_groups[layer % 2], &[0]);
-            let (x, y) = dispatch_1d(p.n_out as usize * div_ceil(p.n_in as usize, 4), GEN_WG);
-            pass.set_pipeline(&self.pipelines.gen_weights);
-            pass.dispatch_workgroups(x, y, 1);
-        }
         encoder.copy_buffer_to_buffer(&self.weights, 0, &staging, 0, bytes);
         self.ctx.queue.submit([encoder.finish()]);
         let padded = read_staging(self.ctx, &staging, bytes)?;
@@ -401,7 +1174,7 @@ fn check_limits(
     ctx: &GpuContext,
     spec: &RunSpec,
     max_weights: usize,
-    max_width: usize,
+    layout: &Layout,
 ) -> Result<()> {
     let limit = ctx.max_binding_bytes();
     let flag = if spec.net.widths.windows(2).all(|w| w[0] == w[1]) {
@@ -423,24 +1196,35 @@ fn check_limits(
             ),
         ));
     }
-    let act_bytes = (spec.batch * max_width) as u64 * 4;
-    if act_bytes > limit {
-        return Err(Error::invalid(
-            "--batch",
-            format!(
-                "batch {} x width {max_width} needs {:.2} GiB per activation buffer, over the adapter's {:.2} GiB; accepted: batch * width <= {}",
-                spec.batch,
-                gib(act_bytes),
-                gib(limit),
-                limit / 4
-            ),
-        ));
+    for (what, floats) in [
+        ("activation rows", layout.act_len),
+        ("checkpoints", layout.store_len),
+        ("records", layout.records_len),
+    ] {
+        let bytes = floats as u64 * 4;
+        if bytes > limit || floats > u32::MAX as usize {
+            return Err(Error::invalid(
+                "--batch",
+                format!(
+                    "the {what} of batch {} at width {} need {:.2} GiB, over the {:.2} GiB this adapter can bind; use a smaller batch or width{}",
+                    spec.batch,
+                    layout.row,
+                    gib(bytes),
+                    gib(limit),
+                    if what == "checkpoints" {
+                        " (or --checkpoint-every)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
     }
     let max_dispatch = ctx.limits.max_compute_workgroups_per_dimension as usize;
-    if spec.batch / 2 > max_dispatch {
+    if spec.batch / 2 > max_dispatch || 2 * spec.batch > max_dispatch {
         return Err(Error::invalid(
             "--batch",
-            format!("at most {} (one dispatch)", 2 * max_dispatch),
+            format!("at most {} (one dispatch)", max_dispatch / 2),
         ));
     }
     Ok(())

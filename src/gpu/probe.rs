@@ -144,13 +144,7 @@ pub fn weights(
             format!("must lie in 1..={}", net.depth()),
         ));
     }
-    // A one-layer run spec that shares the law of `layer`, so the engine's
-    // own pipeline and parameters are used.
-    let spec = RunSpec {
-        net: net.clone(),
-        batch: 2,
-        networks: 1,
-        seed,
-    };
-    crate::gpu::dense::DenseGpu::new(ctx, &spec, 1)?.generate_weights(network, layer)
+    // The engine's own pipeline and parameters for this network.
+    let spec = RunSpec::new(net.clone(), 2, 1, seed);
+    crate::gpu::dense::DenseGpu::new(ctx, &spec, 1, 1)?.generate_weights(network, layer)
 }

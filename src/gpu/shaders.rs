@@ -75,7 +75,7 @@ pub fn engine_bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout 
         },
         count: None,
     }];
-    entries.extend((1..=7).map(storage));
+    entries.extend((1..=6).map(storage));
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some("engine"),
         entries: &entries,

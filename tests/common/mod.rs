@@ -52,10 +52,5 @@ pub fn net(widths: &str, act: &str, init: &str) -> NetworkSpec {
 }
 
 pub fn run_spec(net: NetworkSpec, batch: usize, networks: usize, seed: u64) -> RunSpec {
-    RunSpec {
-        net,
-        batch,
-        networks,
-        seed,
-    }
+    RunSpec::new(net, batch, networks, seed)
 }
