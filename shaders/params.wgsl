@@ -28,6 +28,10 @@ struct Params {
     ckpt_off: u32,    // stats: also copy h to store here (NO_OFFSET: no)
     q0: f32,
     c0: f32,
+    step: u32,        // orthogonal: the Householder step k
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 const FLAG_INPUT: u32 = 1u;        // row 0: pre = post = the input, phi = identity

@@ -4,7 +4,7 @@
 
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::init::{InitFlags, InitSpec, Scheme, WeightLaw};
+use crate::init::{InitFlags, InitSpec, WeightLaw};
 
 /// Default omega for `--init siren` (Sitzmann et al. 2020).
 pub const SIREN_OMEGA: f64 = 30.0;
@@ -182,12 +182,6 @@ impl NetworkFlags {
         let omega = if act_name == "sin" { omega } else { self.omega };
         let act = Activation::parse(act_name, self.alpha, omega)?;
         let init = InitSpec::resolve(&self.init, &act)?;
-        if init.scheme == Scheme::Orthogonal {
-            return Err(Error::invalid(
-                "--init",
-                "orthogonal is not available yet (it comes with the backward pass, issue 4); accepted meanwhile: the other schemes",
-            ));
-        }
         if !(self.q0.is_finite() && self.q0 > 0.0) {
             return Err(Error::invalid(
                 "--q0",

@@ -25,7 +25,10 @@ const INIT_HELP: &str = "Weight initialisation (PyTorch/Flax conventions; v = va
   torch-default                   nn.Linear's default: U(+-1/sqrt(fan_in)), v = 1/(3 fan_in), and its
                                   bias U(+-1/sqrt(fan_in)) unless --sigma-b2 is given
   custom                          v = sigma_w2/fan_in (--sigma-w2, --dist)
-  orthogonal                      not available yet: it comes with the backward pass (issue 4)
+  orthogonal                      Haar-random orthogonal (semi-orthogonal when not square) times gain (1 unless
+                                  --gain), as PyTorch's orthogonal_; generated on the GPU by Householder QR of a
+                                  Gaussian matrix: O(n^3) per layer (about 3n dispatches), regenerated in the
+                                  backward pass
 Aliases: kaiming-*, glorot-*. Default: he-normal, or custom when --sigma-w2 is given.";
 
 const ACT_HELP: &str = "Activation: identity, relu, leaky-relu (--alpha, default 0.01), tanh, sigmoid, relu6, \

@@ -11,6 +11,10 @@ pub fn weights(spec: &RunSpec, network: usize, layer: usize) -> Vec<f64> {
     let net = &spec.net;
     let (n_in, n_out) = (net.widths[layer - 1], net.widths[layer]);
     let law = net.weight_law(layer);
+    if law.dist == crate::init::Dist::Orthogonal {
+        let gain = (law.variance * n_in.max(n_out) as f64).sqrt();
+        return orthogonal(spec, network, layer, gain);
+    }
     let scale = law.scale();
     let mut w = vec![0.0; n_out * n_in];
     for i in 0..n_out {
@@ -30,6 +34,73 @@ pub fn weights(spec: &RunSpec, network: usize, layer: usize) -> Vec<f64> {
                     w[i * n_in + j] = scale * z[e];
                 }
             }
+        }
+    }
+    w
+}
+
+/// gain * Q D from the Householder QR of the layer's Gaussian matrix G
+/// (n_out x n_in; factored as G^T when n_out < n_in), D = sign(diag R), as
+/// the GPU's orthogonal kernels (the QR with positive diagonal is unique, so
+/// any QR algorithm gives this Q up to rounding).
+pub fn orthogonal(spec: &RunSpec, network: usize, layer: usize, gain: f64) -> Vec<f64> {
+    let (n_in, n_out) = (spec.net.widths[layer - 1], spec.net.widths[layer]);
+    let g = |i: usize, j: usize| {
+        rng::normal4(rng::bits(
+            spec.seed,
+            Stream::Weight,
+            network as u32,
+            layer as u32,
+            i as u32,
+            (j / 4) as u32,
+        ))[j % 4]
+    };
+    let tall = n_out >= n_in;
+    let (m, n) = (n_in.max(n_out), n_in.min(n_out));
+    // a[c][r]: column-major A (m x n)
+    let mut a: Vec<Vec<f64>> = (0..n)
+        .map(|c| {
+            (0..m)
+                .map(|r| if tall { g(r, c) } else { g(c, r) })
+                .collect()
+        })
+        .collect();
+    let mut betas = vec![0.0; n];
+    let mut alphas = vec![0.0; n];
+    for k in 0..n {
+        let norm = a[k][k..].iter().map(|x| x * x).sum::<f64>().sqrt();
+        let x0 = a[k][k];
+        let alpha = if x0 < 0.0 { norm } else { -norm };
+        a[k][k] = x0 - alpha;
+        let vv: f64 = a[k][k..].iter().map(|x| x * x).sum();
+        betas[k] = if vv > 0.0 { 2.0 / vv } else { 0.0 };
+        alphas[k] = alpha;
+        let v = a[k].clone();
+        for col in a.iter_mut().skip(k + 1) {
+            let f = betas[k] * (k..m).map(|i| v[i] * col[i]).sum::<f64>();
+            for i in k..m {
+                col[i] -= f * v[i];
+            }
+        }
+    }
+    let mut q: Vec<Vec<f64>> = (0..n)
+        .map(|c| (0..m).map(|r| if r == c { 1.0 } else { 0.0 }).collect())
+        .collect();
+    for k in (0..n).rev() {
+        let v = &a[k];
+        for col in q.iter_mut().skip(k) {
+            let f = betas[k] * (k..m).map(|i| v[i] * col[i]).sum::<f64>();
+            for i in k..m {
+                col[i] -= f * v[i];
+            }
+        }
+    }
+    let mut w = vec![0.0; n_out * n_in];
+    for i in 0..n_out {
+        for j in 0..n_in {
+            let (r, c) = if tall { (i, j) } else { (j, i) };
+            let sign = if alphas[c] < 0.0 { -1.0 } else { 1.0 };
+            w[i * n_in + j] = gain * sign * q[c][r];
         }
     }
     w

@@ -49,6 +49,8 @@ pub struct Params {
     pub ckpt_off: u32,
     pub q0: f32,
     pub c0: f32,
+    pub step: u32,
+    pub _pad: [u32; 3],
 }
 
 const FLAG_INPUT: u32 = 1;
@@ -283,6 +285,11 @@ struct Pipelines {
     scale_by_deriv: wgpu::ComputePipeline,
     gram: wgpu::ComputePipeline,
     finalize: wgpu::ComputePipeline,
+    ortho_init: wgpu::ComputePipeline,
+    ortho_vector: wgpu::ComputePipeline,
+    ortho_apply: wgpu::ComputePipeline,
+    ortho_accumulate: wgpu::ComputePipeline,
+    ortho_write: wgpu::ComputePipeline,
 }
 
 /// A range of f32s to read back after a submission.
@@ -330,7 +337,9 @@ impl<'a> DenseGpu<'a> {
     /// `checkpoint_interval`); ignored for forward-only runs.
     pub fn new(ctx: &'a GpuContext, spec: &'a RunSpec, chunk: usize, every: usize) -> Result<Self> {
         let net = &spec.net;
-        let chunk = chunk.clamp(1, net.depth() + 1);
+        // buffers are sized for `chunk` layers even when the run is shorter,
+        // so that a forward run's memory does not depend on its depth
+        let chunk = chunk.max(1);
         let layout = Layout::new(spec, chunk, every.clamp(1, net.depth()));
         let max_weights = net
             .widths
@@ -361,6 +370,11 @@ impl<'a> DenseGpu<'a> {
             scale_by_deriv: p(Module::Stats, "scale_by_deriv")?,
             gram: p(Module::Stats, "gram")?,
             finalize: p(Module::Stats, "finalize")?,
+            ortho_init: p(Module::Orthogonal, "ortho_init")?,
+            ortho_vector: p(Module::Orthogonal, "ortho_vector")?,
+            ortho_apply: p(Module::Orthogonal, "ortho_apply")?,
+            ortho_accumulate: p(Module::Orthogonal, "ortho_accumulate")?,
+            ortho_write: p(Module::Orthogonal, "ortho_write")?,
         };
 
         let mut device_bytes = 0u64;
@@ -383,6 +397,19 @@ impl<'a> DenseGpu<'a> {
         let store = buffer("store", layout.store_len, storage);
         let records = buffer("records", layout.records_len, storage);
         let scales = buffer("scales", layout.scales_len(), storage);
+        // the orthogonal workspace: A and Q (m x n each), beta and alpha
+        let orthogonal =
+            (1..=net.depth()).any(|l| net.weight_law(l).dist == crate::init::Dist::Orthogonal);
+        let work_len = if orthogonal {
+            net.widths
+                .windows(2)
+                .map(|w| 2 * w[0] * w[1] + 2 * w[0].min(w[1]))
+                .max()
+                .unwrap()
+        } else {
+            0
+        };
+        let work = buffer("orthogonal workspace", work_len, storage);
         let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
         let params_stride = std::mem::size_of::<Params>().next_multiple_of(align);
         let params = buffer(
@@ -419,6 +446,7 @@ impl<'a> DenseGpu<'a> {
                 whole(4, &store),
                 whole(5, &records),
                 whole(6, &scales),
+                whole(7, &work),
             ],
         });
         Ok(DenseGpu {
@@ -470,7 +498,12 @@ impl<'a> DenseGpu<'a> {
             seed_lo: seed as u32,
             seed_hi: (seed >> 32) as u32,
             w_dist: w.dist.code(),
-            w_scale: w.scale() as f32,
+            // the orthogonal kernels multiply Q by the gain
+            w_scale: if w.dist == crate::init::Dist::Orthogonal {
+                (w.variance * n_in.max(n_out) as f64).sqrt()
+            } else {
+                w.scale()
+            } as f32,
             b_scale: b.scale() as f32,
             b_dist: b.dist.code(),
             flags: 0,
@@ -486,16 +519,23 @@ impl<'a> DenseGpu<'a> {
             ckpt_off: NO_OFFSET,
             q0: net.q0 as f32,
             c0: net.c0 as f32,
+            step: 0,
+            _pad: [0; 3],
         }
     }
 
     fn weights_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params, with_bias: bool) {
         let (n_in, n_out) = (p.n_in as usize, p.n_out as usize);
-        steps.push(Step {
-            pipeline: &self.pipelines.gen_weights,
-            params: p,
-            groups: dispatch_1d(n_out * n_in.div_ceil(4), GEN_WG),
-        });
+        if p.w_dist == crate::init::Dist::Orthogonal.code() {
+            self.orthogonal_steps(steps, p);
+        } else {
+            let groups = dispatch_1d(n_out * n_in.div_ceil(4), GEN_WG);
+            steps.push(Step {
+                pipeline: &self.pipelines.gen_weights,
+                params: p,
+                groups,
+            });
+        }
         if with_bias && p.b_scale != 0.0 {
             steps.push(Step {
                 pipeline: &self.pipelines.gen_bias,
@@ -503,6 +543,53 @@ impl<'a> DenseGpu<'a> {
                 groups: dispatch_1d(n_out.div_ceil(4), GEN_WG),
             });
         }
+    }
+
+    /// Householder QR of the layer's Gaussian matrix, Q formed by backward
+    /// accumulation, then W = gain * Q D: about 3 min(n_in, n_out) dispatches.
+    fn orthogonal_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params) {
+        let (n_in, n_out) = (p.n_in as usize, p.n_out as usize);
+        let (m, n) = (n_in.max(n_out), n_in.min(n_out));
+        let pl = &self.pipelines;
+        steps.push(Step {
+            pipeline: &pl.ortho_init,
+            params: p,
+            groups: dispatch_1d(m * n, STATS_WG),
+        });
+        for k in 0..n {
+            let pk = Params {
+                step: k as u32,
+                ..p
+            };
+            steps.push(Step {
+                pipeline: &pl.ortho_vector,
+                params: pk,
+                groups: (1, 1, 1),
+            });
+            if k + 1 < n {
+                steps.push(Step {
+                    pipeline: &pl.ortho_apply,
+                    params: pk,
+                    groups: ((n - k - 1) as u32, 1, 1),
+                });
+            }
+        }
+        for k in (0..n).rev() {
+            let pk = Params {
+                step: k as u32,
+                ..p
+            };
+            steps.push(Step {
+                pipeline: &pl.ortho_accumulate,
+                params: pk,
+                groups: ((n - k) as u32, 1, 1),
+            });
+        }
+        steps.push(Step {
+            pipeline: &pl.ortho_write,
+            params: p,
+            groups: dispatch_1d(n_out * stride(n_in), STATS_WG),
+        });
     }
 
     fn product_groups(n_out: usize, rows: usize) -> (u32, u32, u32) {

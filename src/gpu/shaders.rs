@@ -19,6 +19,7 @@ const GENERATE: &str = include_str!("../../shaders/generate.wgsl");
 const PRODUCT: &str = include_str!("../../shaders/product.wgsl");
 const STATS: &str = include_str!("../../shaders/stats.wgsl");
 const PROBE: &str = include_str!("../../shaders/probe.wgsl");
+const ORTHOGONAL: &str = include_str!("../../shaders/orthogonal.wgsl");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Module {
@@ -30,6 +31,8 @@ pub enum Module {
     Stats,
     /// probe_philox, probe_activation, probe_draws (tests)
     Probe,
+    /// ortho_init, ortho_vector, ortho_apply, ortho_accumulate, ortho_write
+    Orthogonal,
 }
 
 impl Module {
@@ -39,6 +42,7 @@ impl Module {
             Module::Product => &[PARAMS, PRODUCT],
             Module::Stats => &[PARAMS, BINDINGS, SPECIAL, ACTIVATION, STATS],
             Module::Probe => &[PHILOX, SPECIAL, ACTIVATION, PROBE],
+            Module::Orthogonal => &[PARAMS, PHILOX, SPECIAL, ORTHOGONAL],
         }
     }
 
@@ -75,7 +79,7 @@ pub fn engine_bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout 
         },
         count: None,
     }];
-    entries.extend((1..=6).map(storage));
+    entries.extend((1..=7).map(storage));
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some("engine"),
         entries: &entries,

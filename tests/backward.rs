@@ -1,0 +1,239 @@
+//! The backward pass and the Jacobian probes against exact statements about
+//! random networks (tolerances from the measured standard errors; see
+//! common::z_bound), and the memory the checkpointing promises.
+
+mod common;
+
+use varprop::engine::{GpuOptions, RunOutput, run_gpu};
+use varprop::spec::{Probes, RunSpec};
+
+fn run(
+    widths: &str,
+    act: &str,
+    init: &str,
+    fan_mode: Option<&str>,
+    networks: usize,
+    probes: Probes,
+) -> (RunSpec, RunOutput) {
+    let mut flags = varprop::spec::NetworkFlags {
+        widths: Some(widths.into()),
+        act: Some(act.into()),
+        q0: 1.0,
+        c0: 0.5,
+        ..Default::default()
+    };
+    flags.init.init = Some(init.into());
+    flags.init.fan_mode = fan_mode.map(String::from);
+    let spec = RunSpec {
+        probes,
+        ..RunSpec::new(flags.resolve().unwrap(), 8, networks, 21)
+    };
+    let ctx = common::gpu();
+    let out = run_gpu(&ctx, &spec, GpuOptions::default(), &mut |_, _| {}).unwrap();
+    (spec, out)
+}
+
+/// ReLU with Gaussian weights and a Gaussian delta_L independent of the
+/// network: E[g_l] = (1/2) n_{l+1} v_{l+1} E[g_{l+1}] exactly at any width
+/// (the sign of w_i . x is symmetric under w_i -> -w_i, and the zero-mean
+/// delta_L kills the cross terms), g_0 = n_1 v_1 g_1 (no phi' at the input),
+/// g_L = 1. He fan_in preserves q forward, he fan_out preserves g backward,
+/// Xavier splits the difference: on a stack whose widths alternate, each
+/// shows its own direction.
+#[test]
+fn relu_gradient_variance_follows_the_backward_recurrence() {
+    let widths = "48,96,48,96,48,96";
+    let bound = common::z_bound(3 * 6 * 2);
+    for (init, fan) in [
+        ("he-normal", Some("fan_in")),
+        ("he-normal", Some("fan_out")),
+        ("xavier-normal", None),
+    ] {
+        let probes = Probes {
+            backward: true,
+            ..Default::default()
+        };
+        let (spec, out) = run(widths, "relu", init, fan, 96, probes);
+        let net = &spec.net;
+        let depth = net.depth();
+        let mut g = vec![1.0; depth + 1];
+        for l in (0..depth).rev() {
+            let factor = net.widths[l + 1] as f64 * net.weight_law(l + 1).variance;
+            g[l] = factor * if l == 0 { 1.0 } else { 0.5 } * g[l + 1];
+        }
+        for l in 0..=depth {
+            let (mean, se) = out.summary[l].g;
+            let z = (mean - g[l]) / se;
+            assert!(
+                z.abs() < bound,
+                "{init} {fan:?} layer {l}: g = {mean} ± {se}, want {} (z = {z:.2})",
+                g[l]
+            );
+        }
+        // the forward direction for contrast: E q_post = q0 * prod(n_l v_l / 2)
+        let mut q = spec.net.q0;
+        for l in 1..=depth {
+            q *= net.widths[l - 1] as f64 * net.weight_law(l).variance / 2.0;
+            let (mean, se) = out.summary[l].q_post;
+            let z = (mean - q) / se;
+            assert!(
+                z.abs() < bound,
+                "{init} {fan:?} layer {l}: q_post = {mean} ± {se}, want {q} (z = {z:.2})"
+            );
+        }
+    }
+}
+
+/// Exact first and second moments of J^T J for a linear network with
+/// Gaussian weights (W_l: n_l x n_{l-1}, variance v_l), by the recursion on
+/// T1 = E tr M, T2 = E tr M^2, Q = E (tr M)^2 for M = J^T J:
+///   T1' = n v T1,  T2' = n v^2 ((n + 1) T2 + Q),  Q' = (n v)^2 Q + 2 n v^2 T2
+/// (Wishart moments: E[X A X] = n v^2 ((n + 1) A + tr(A) I) for X = W^T W).
+/// For unit probes u, E||J u||^2 = T1/n_0 and E||J^T J u||^2 = T2/n_0.
+fn linear_gaussian_moments(widths: &[usize], variances: &[f64]) -> (f64, f64) {
+    let n0 = widths[0] as f64;
+    let (mut t1, mut t2, mut q) = (n0, n0, n0 * n0);
+    for (l, v) in variances.iter().enumerate() {
+        let n = widths[l + 1] as f64;
+        let (a, b, c) = (
+            n * v * t1,
+            n * v * v * ((n + 1.0) * t2 + q),
+            (n * v).powi(2) * q + 2.0 * n * v * v * t2,
+        );
+        (t1, t2, q) = (a, b, c);
+    }
+    (t1 / n0, t2 / n0)
+}
+
+/// Linear Gaussian networks: m1 = E||J u||^2 and m2 = E||J^T J u||^2 match
+/// the exact moments above within their standard errors at depths 2, 4 and
+/// 8, and the spread m2/m1^2 - 1 grows linearly with depth (L at infinite
+/// width, Pennington et al. 2017), here with its finite-width correction.
+#[test]
+fn linear_gaussian_jacobian_spread_grows_with_depth() {
+    let probes = Probes {
+        jacobian: true,
+        ..Default::default()
+    };
+    let bound = common::z_bound(3 * 2);
+    let mut spreads = Vec::new();
+    for depth in [2, 4, 8] {
+        let widths = format!("32x{}", depth + 1);
+        let (spec, out) = run(&widths, "identity", "lecun-normal", None, 64, probes);
+        let variances: Vec<f64> = (1..=depth)
+            .map(|l| spec.net.weight_law(l).variance)
+            .collect();
+        let (m1, m2) = linear_gaussian_moments(&spec.net.widths, &variances);
+        let s = varprop::report::jacobian_summary(&out);
+        for (name, mean, se, want) in [
+            ("m1", s.jac_m1_mean, s.jac_m1_se, m1),
+            ("m2", s.jac_m2_mean, s.jac_m2_se, m2),
+        ] {
+            let z = (mean - want) / se;
+            assert!(
+                z.abs() < bound,
+                "depth {depth}: {name} = {mean} ± {se}, exact {want} (z = {z:.2})"
+            );
+        }
+        spreads.push(m2 / (m1 * m1) - 1.0);
+    }
+    // the exact spread is depth (1 + O(depth / n)): check the theory we test against
+    for (spread, depth) in spreads.iter().zip([2.0, 4.0, 8.0]) {
+        assert!(
+            *spread > depth && *spread < depth * (1.0 + 2.0 * depth / 32.0),
+            "spread {spread} at depth {depth}"
+        );
+    }
+}
+
+/// A linear network with orthogonal weights is an isometry: every probe
+/// keeps its norm, so m1 = m2 = 1 and the spread is 0, up to f32 rounding.
+#[test]
+fn linear_orthogonal_jacobian_is_an_isometry() {
+    let probes = Probes {
+        jacobian: true,
+        ..Default::default()
+    };
+    let (_, out) = run("48x9", "identity", "orthogonal", None, 4, probes);
+    for top in &out.tops {
+        let spread = (top.log_jac_m2 - 2.0 * top.log_jac_m1).exp() - 1.0;
+        assert!(top.log_jac_m1.abs() < 1e-4, "m1 = {}", top.log_jac_m1.exp());
+        assert!(spread.abs() < 1e-4, "spread {spread}");
+    }
+    for s in &out.summary {
+        assert!(
+            (s.jac_m1.0 - 1.0).abs() < 1e-4,
+            "||J_l u||^2 = {}",
+            s.jac_m1.0
+        );
+    }
+}
+
+/// The backward pass at depth 2,000 keeps h at ceil(L/k) checkpoints and k
+/// recomputed layers (k = ceil(sqrt L) = 45): the device memory is bounded by
+/// that plus buffers that do not depend on depth (and 16 bytes of scales per
+/// layer), far below storing every layer.
+#[test]
+fn backward_memory_follows_the_checkpoint_rule() {
+    let (n, batch, depth) = (64usize, 8usize, 2000usize);
+    let probes = Probes {
+        backward: true,
+        ..Default::default()
+    };
+    let mut flags = varprop::spec::NetworkFlags {
+        width: Some(n),
+        depth: Some(depth),
+        q0: 1.0,
+        c0: 0.5,
+        ..Default::default()
+    };
+    flags.act = Some("tanh".into());
+    let spec = RunSpec {
+        probes,
+        ..RunSpec::new(flags.resolve().unwrap(), batch, 1, 1)
+    };
+    let ctx = common::gpu();
+    let out = run_gpu(&ctx, &spec, GpuOptions::default(), &mut |_, _| {}).unwrap();
+    let k = out.info.checkpoint_every.unwrap();
+    assert_eq!(k, 45);
+    let floats = |x: usize| 4 * x as u64;
+    let row = n; // already a multiple of 4
+    let checkpoints = floats((depth.div_ceil(k) + k) * batch * row);
+    let activations = floats(12 * batch * row); // x, h, t, W t, delta (2B rows), W^T delta
+    let weights = floats(n * n + n);
+    let scales = floats(4 * (depth + 1));
+    let records = floats(2 * (128 * (batch / 2 * 10 + batch) + (k + 1) * 2 * batch)); // and the staging copy
+    let params = 2048 * 256;
+    let bound = checkpoints + activations + weights + scales + records + params + 4096;
+    let peak = out.info.device_bytes_peak;
+    assert!(
+        peak <= bound,
+        "device_bytes_peak {peak} over the bound {bound}"
+    );
+    let every_layer = floats(depth * batch * row);
+    assert!(
+        peak < every_layer / 4,
+        "device_bytes_peak {peak} vs {every_layer} for storing every layer"
+    );
+    assert!(out.per_network[0][0].log_g.is_finite());
+}
+
+/// A forward run's memory does not grow with depth at all.
+#[test]
+fn forward_memory_is_flat_in_depth() {
+    let ctx = common::gpu();
+    let peak = |depth: usize| {
+        let flags = varprop::spec::NetworkFlags {
+            width: Some(32),
+            depth: Some(depth),
+            q0: 1.0,
+            c0: 0.5,
+            ..Default::default()
+        };
+        let spec = RunSpec::new(flags.resolve().unwrap(), 4, 1, 0);
+        varprop::gpu::dense::DenseGpu::new(&ctx, &spec, varprop::gpu::dense::DEFAULT_CHUNK, 1)
+            .unwrap()
+            .device_bytes
+    };
+    assert_eq!(peak(100), peak(10_000));
+}
