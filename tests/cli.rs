@@ -46,7 +46,6 @@ fn bad_input_names_the_flag_and_exits_2() {
         (&["--widths", "10"], "--widths"),
         (&["--widths", "10,0"], "--widths"),
         (&["--widths", "10,abc"], "--widths"),
-        (&["--init", "orthogonal"], "--init"),
         (&["--init", "custom"], "--sigma-w2"),
         (&["--alpha", "0.1"], "--alpha"),
         (&["--dist", "uniform"], "--dist"),
