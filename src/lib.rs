@@ -17,4 +17,5 @@ pub mod engine;
 pub mod gpu;
 pub mod output;
 pub mod report;
+pub mod settings;
 pub mod stats;

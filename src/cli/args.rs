@@ -7,9 +7,9 @@ use clap::{Args, ValueEnum};
 
 use varprop::engine::{self, RunOutput};
 use varprop::gpu::GpuContext;
-use varprop::init::InitFlags;
 use varprop::output::Format;
-use varprop::spec::{self, NetworkFlags, Probes, RunSpec};
+use varprop::settings::RunSettings;
+use varprop::spec::RunSpec;
 use varprop::{Error, Result};
 
 const INIT_HELP: &str = "Weight initialisation (PyTorch/Flax conventions; v = variance of one entry):
@@ -79,24 +79,24 @@ pub struct NetArgs {
 }
 
 impl NetArgs {
-    pub fn flags(&self) -> NetworkFlags {
-        NetworkFlags {
+    /// The network's settings as the record files use (settings.rs).
+    pub fn settings(&self) -> RunSettings {
+        RunSettings {
             width: self.width,
             depth: self.depth,
             widths: self.widths.clone(),
             act: self.act.clone(),
             alpha: self.alpha,
             omega: self.omega,
-            init: InitFlags {
-                init: self.init.clone(),
-                sigma_w2: self.sigma_w2,
-                sigma_b2: self.sigma_b2,
-                dist: self.dist.clone(),
-                gain: self.gain,
-                fan_mode: self.fan_mode.clone(),
-            },
-            q0: self.q0,
-            c0: self.c0,
+            init: self.init.clone(),
+            sigma_w2: self.sigma_w2,
+            sigma_b2: self.sigma_b2,
+            dist: self.dist.clone(),
+            gain: self.gain,
+            fan_mode: self.fan_mode.clone(),
+            q0: Some(self.q0),
+            c0: Some(self.c0),
+            ..Default::default()
         }
     }
 }
@@ -116,9 +116,9 @@ pub struct RunArgs {
     /// Inputs per network B (even: inputs come in correlated pairs)
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
-    /// Independent networks S (means and standard errors are across them)
-    #[arg(long, default_value_t = 4)]
-    pub networks: usize,
+    /// Independent networks S: means and standard errors are across them [default: 4; 32 for check]
+    #[arg(long)]
+    pub networks: Option<usize>,
     /// Seed: every random number is a function of (seed, network, layer, stream, index)
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -204,33 +204,36 @@ pub fn simulate(args: &RunArgs, spec: &RunSpec) -> Result<RunOutput> {
     out
 }
 
-pub fn run_spec(args: &RunArgs) -> Result<RunSpec> {
-    let net = args.net.flags().resolve()?;
-    spec::check_run(args.batch, args.networks)?;
-    if args.networks > varprop::rng::MAX_NETWORKS {
-        return Err(Error::invalid(
-            "--networks",
-            format!("at most {}", varprop::rng::MAX_NETWORKS),
-        ));
+impl RunArgs {
+    /// The run's settings as the record files use (settings.rs).
+    pub fn settings(&self) -> RunSettings {
+        RunSettings {
+            batch: Some(self.batch),
+            networks: self.networks,
+            seed: Some(self.seed),
+            backward: Some(self.backward),
+            jacobian: Some(self.jacobian),
+            weight_grads: Some(self.weight_grads),
+            ..self.net.settings()
+        }
     }
-    if args.chunk == 0 {
-        return Err(Error::invalid("--chunk", "must be >= 1"));
+
+    /// Checks the flags that are not part of the run's settings.
+    pub fn check_engine_flags(&self) -> Result<()> {
+        if self.chunk == 0 {
+            return Err(Error::invalid("--chunk", "must be >= 1"));
+        }
+        if self.every == Some(0) {
+            return Err(Error::invalid("--every", "must be >= 1"));
+        }
+        Ok(())
     }
-    if args.every == Some(0) {
-        return Err(Error::invalid("--every", "must be >= 1"));
-    }
-    let probes = Probes {
-        backward: args.backward,
-        jacobian: args.jacobian,
-        weight_grads: args.weight_grads,
-    };
-    Ok(RunSpec {
-        net,
-        batch: args.batch,
-        networks: args.networks,
-        seed: args.seed,
-        probes,
-    })
+}
+
+/// The validated run of `varprop run`-like commands.
+pub fn run_spec(args: &RunArgs, default_networks: usize) -> Result<RunSpec> {
+    args.check_engine_flags()?;
+    args.settings().resolve(default_networks)
 }
 
 /// Bytes with an optional K, M, G or T suffix (powers of 1024).

@@ -22,7 +22,7 @@ const RUN_TABLE: &[(&str, &str, Option<&str>)] = &[
 ];
 
 pub fn cmd_run(args: RunArgs) -> Result<()> {
-    let spec = run_spec(&args)?;
+    let spec = run_spec(&args, varprop::settings::DEFAULT_NETWORKS)?;
     let format = output::pick_format(args.format, args.out.as_deref());
     let run = simulate(&args, &spec)?;
     for w in &run.warnings {

@@ -1,0 +1,186 @@
+//! Run settings as a flat record that files can carry: a `check` regression
+//! suite lists cases of them, a sweep lists fixed settings and a grid. The
+//! names are the flags of `varprop run` (with `_` or `-`); unknown keys are
+//! errors that name the key and its line.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::init::InitFlags;
+use crate::spec::{self, NetworkFlags, Probes, RunSpec};
+
+/// Every setting of a run, all optional: what is absent takes the
+/// command line's default.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RunSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub widths: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub omega: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", alias = "sigma_w2")]
+    pub sigma_w2: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", alias = "sigma_b2")]
+    pub sigma_b2: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dist: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gain: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", alias = "fan_mode")]
+    pub fan_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub q0: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub c0: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub networks: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backward: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jacobian: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", alias = "weight_grads")]
+    pub weight_grads: Option<bool>,
+}
+
+pub const DEFAULT_Q0: f64 = 1.0;
+pub const DEFAULT_C0: f64 = 0.5;
+pub const DEFAULT_BATCH: usize = 16;
+pub const DEFAULT_NETWORKS: usize = 4;
+
+impl RunSettings {
+    /// `other`'s settings where it has them, ours elsewhere.
+    pub fn overlay(&self, other: &RunSettings) -> RunSettings {
+        macro_rules! pick {
+            ($($f:ident),*) => { RunSettings { $($f: other.$f.clone().or_else(|| self.$f.clone()),)* } };
+        }
+        pick!(
+            width,
+            depth,
+            widths,
+            act,
+            alpha,
+            omega,
+            init,
+            sigma_w2,
+            sigma_b2,
+            dist,
+            gain,
+            fan_mode,
+            q0,
+            c0,
+            batch,
+            networks,
+            seed,
+            backward,
+            jacobian,
+            weight_grads
+        )
+    }
+
+    pub fn network_flags(&self) -> NetworkFlags {
+        NetworkFlags {
+            width: self.width,
+            depth: self.depth,
+            widths: self.widths.clone(),
+            act: self.act.clone(),
+            alpha: self.alpha,
+            omega: self.omega,
+            init: InitFlags {
+                init: self.init.clone(),
+                sigma_w2: self.sigma_w2,
+                sigma_b2: self.sigma_b2,
+                dist: self.dist.clone(),
+                gain: self.gain,
+                fan_mode: self.fan_mode.clone(),
+            },
+            q0: self.q0.unwrap_or(DEFAULT_Q0),
+            c0: self.c0.unwrap_or(DEFAULT_C0),
+        }
+    }
+
+    /// The validated run; `default_networks` is the command's default.
+    pub fn resolve(&self, default_networks: usize) -> Result<RunSpec> {
+        let net = self.network_flags().resolve()?;
+        let batch = self.batch.unwrap_or(DEFAULT_BATCH);
+        let networks = self.networks.unwrap_or(default_networks);
+        spec::check_run(batch, networks)?;
+        if networks > crate::rng::MAX_NETWORKS {
+            return Err(Error::invalid(
+                "--networks",
+                format!("at most {}", crate::rng::MAX_NETWORKS),
+            ));
+        }
+        let probes = Probes {
+            backward: self.backward.unwrap_or(false),
+            jacobian: self.jacobian.unwrap_or(false),
+            weight_grads: self.weight_grads.unwrap_or(false),
+        };
+        Ok(RunSpec {
+            net,
+            batch,
+            networks,
+            seed: self.seed.unwrap_or(0),
+            probes,
+        })
+    }
+}
+
+/// Parses TOML text into `T`, with errors that name the file, the line and
+/// the key.
+pub fn parse_toml<T: for<'de> Deserialize<'de>>(path: &str, text: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+        let message = e.message().trim().to_string();
+        Error::invalid(
+            path.to_string(),
+            match line {
+                Some(line) => format!("line {line}: {message}"),
+                None => message,
+            },
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_and_resolve() {
+        let fixed: RunSettings = parse_toml(
+            "f.toml",
+            "act = \"tanh\"\nwidth = 16\ndepth = 3\nsigma-b2 = 0.1",
+        )
+        .unwrap();
+        let point: RunSettings = parse_toml("f.toml", "act = \"erf\"\nsigma_w2 = 1.5").unwrap();
+        let run = fixed.overlay(&point).resolve(4).unwrap();
+        assert_eq!(run.net.act.name(), "erf");
+        assert_eq!(run.net.widths, vec![16; 4]);
+        assert_eq!(run.net.init.sigma_w2, 1.5);
+    }
+
+    #[test]
+    fn unknown_keys_name_the_line_and_key() {
+        let err = parse_toml::<RunSettings>("cases.toml", "act = \"relu\"\nwidht = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cases.toml") && err.contains("line 2") && err.contains("widht"),
+            "{err}"
+        );
+    }
+}
