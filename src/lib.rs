@@ -7,6 +7,7 @@
 //! moments, `theory` the recurrences, `output` tables, CSV and JSON.
 
 pub mod activation;
+pub mod check;
 pub mod error;
 pub mod init;
 pub mod rng;
@@ -19,3 +20,4 @@ pub mod output;
 pub mod report;
 pub mod settings;
 pub mod stats;
+pub mod theory;

@@ -25,8 +25,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Simulate one configuration: one row per layer (row 0 is the input).
+    /// Simulate one configuration: one row per layer (row 0 is the input), theory beside it.
     Run(RunArgs),
+    /// The mean-field recurrences alone (no GPU): the per-layer table, the fixed points (--summary),
+    /// the edge of chaos (--edge-of-chaos).
+    Theory(cli::theory::TheoryArgs),
+    /// Simulate and compare with theory; exit 1 when a measurement leaves the statistical tolerance.
+    Check(cli::check::CheckArgs),
     /// List the adapters wgpu sees (the order `--adapter N` counts).
     Devices {
         #[arg(long, value_enum)]
@@ -38,6 +43,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => cli::run::cmd_run(args),
+        Command::Theory(args) => cli::theory::cmd_theory(args),
+        Command::Check(args) => match cli::check::cmd_check(args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
         Command::Devices { format } => cli::devices::cmd_devices(format),
     };
     match result {

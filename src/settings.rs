@@ -14,6 +14,10 @@ use crate::spec::{self, NetworkFlags, Probes, RunSpec};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RunSettings {
+    /// A label for a case of a suite or a sweep; not a setting of the
+    /// simulation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub width: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,6 +72,7 @@ impl RunSettings {
             ($($f:ident),*) => { RunSettings { $($f: other.$f.clone().or_else(|| self.$f.clone()),)* } };
         }
         pick!(
+            name,
             width,
             depth,
             widths,

@@ -57,10 +57,10 @@ pub struct NetArgs {
     pub init: Option<String>,
     /// Weight variance times fan_in for --init custom (implies it)
     #[arg(long = "sigma-w2", allow_negative_numbers = true)]
-    sigma_w2: Option<f64>,
+    pub sigma_w2: Option<f64>,
     /// Bias variance sigma_b^2 (normal biases) [default: 0]
     #[arg(long = "sigma-b2", allow_negative_numbers = true)]
-    sigma_b2: Option<f64>,
+    pub sigma_b2: Option<f64>,
     /// Distribution for --init custom: normal, uniform, truncated-normal
     #[arg(long)]
     pub dist: Option<String>,
@@ -72,10 +72,10 @@ pub struct NetArgs {
     pub fan_mode: Option<String>,
     /// Second moment of each input entry
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    q0: f64,
+    pub q0: f64,
     /// Correlation of the two inputs of each pair (2k, 2k+1), in [-1, 1]
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
-    c0: f64,
+    pub c0: f64,
 }
 
 impl NetArgs {

@@ -11,12 +11,14 @@ const RUN_TABLE: &[(&str, &str, Option<&str>)] = &[
     ("width", "width", None),
     ("q_pre", "q_pre_mean", Some("q_pre_se")),
     ("q_post", "q_post_mean", Some("q_post_se")),
+    ("theory", "q_post_theory", None),
     (
         "log q_post (std)",
         "log_q_post_mean",
         Some("log_q_post_std"),
     ),
     ("c_pre", "c_pre_mean", Some("c_pre_se")),
+    ("theory", "c_pre_theory", None),
     ("zero_frac", "zero_frac_mean", None),
     ("kurt_pre", "kurt_pre_mean", None),
 ];
@@ -28,7 +30,9 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
     for w in &run.warnings {
         eprintln!("warning: {w}");
     }
-    let table = report::run_table(&spec, &run);
+    let mut table = report::run_table(&spec, &run);
+    let predictions = varprop::check::predictions(&spec, &spec.net);
+    varprop::check::add_theory_columns(&mut table, &spec, &predictions, &spec.net);
     let text = match format {
         Format::Csv => table.to_csv(),
         Format::Json => {
@@ -66,18 +70,22 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
             let mut shown: Vec<(&str, &str, Option<&str>)> = RUN_TABLE.to_vec();
             if spec.probes.backward {
                 shown.push(("g", "g_mean", Some("g_se")));
+                shown.push(("theory", "g_theory", None));
             }
             if spec.probes.weight_grads {
                 shown.push(("gw", "gw_mean", Some("gw_se")));
             }
             if spec.probes.jacobian {
                 shown.push(("||J u||^2", "jac_m1_mean", Some("jac_m1_se")));
+                shown.push(("theory", "jac_m1_theory", None));
             }
             let mut text = header + &table.to_text(&shown, every);
             if spec.probes.jacobian {
                 let j = report::jacobian_summary(&run);
+                let theory = varprop::check::jacobian_spread_theory(&spec)
+                    .map_or("-".into(), output::format_num);
                 text += &format!(
-                    "# whole network: m1 = {} ± {}, m2 = {} ± {}, spread m2/m1^2 - 1 = {} ± {}\n",
+                    "# whole network: m1 = {} ± {}, m2 = {} ± {}, spread m2/m1^2 - 1 = {} ± {} (infinite-width theory {theory})\n",
                     output::format_num(j.jac_m1_mean),
                     output::format_num(j.jac_m1_se),
                     output::format_num(j.jac_m2_mean),

@@ -1,0 +1,316 @@
+//! Theory beside measurement: the predictions for a run's columns, their z
+//! scores, which comparisons are meaningful at finite width, and the
+//! verdict of `varprop check`.
+//!
+//! The rule for what is compared:
+//! - Exact finite-width statements are always compared: E[q_pre], E[q_post],
+//!   E[g] and E[||J_l u||^2] for identity, relu, leaky-relu and abs (their
+//!   recurrences hold in expectation at any width, for any symmetric weight
+//!   and bias laws), the zero fraction 1/2 of relu, and the law of log q for
+//!   one input (relu or identity, Gaussian weights, no bias).
+//! - An infinite-width prediction m is compared at a layer only where its
+//!   finite-width bias, estimated as |m| * Var[log q] (corrections to means
+//!   are second order in the fluctuations of q, whose relative size is the
+//!   measured spread of one input's log q across networks), is below the
+//!   measured standard error.
+
+use crate::engine::RunOutput;
+use crate::init::Dist;
+use crate::output::{Cell, Table};
+use crate::spec::RunSpec;
+use crate::theory::{self, LayerTheory};
+
+/// A prediction for one measured column, per layer.
+#[derive(Clone, Debug)]
+pub struct Prediction {
+    /// `<name>_theory` and `<name>_z` are the columns it adds.
+    pub name: &'static str,
+    /// The measured mean and its standard error.
+    pub mean_column: &'static str,
+    pub se_column: &'static str,
+    pub theory: Vec<Option<f64>>,
+    /// Holds exactly in expectation at the simulated width.
+    pub exact: bool,
+    /// Scale of the quantity for the finite-width bias bound (|m| for q,
+    /// 1 for a correlation, ...), per layer.
+    pub scale: Vec<f64>,
+}
+
+/// Activations whose moment recurrences are exact in expectation at finite
+/// width: phi(h)^2 and phi'(h)^2 are even in h times a fixed multiple of
+/// h^2 (resp. a constant), and h is symmetric given the layer below.
+fn exact_in_expectation(spec: &RunSpec) -> bool {
+    use crate::activation::Activation::*;
+    matches!(spec.net.act, Identity | Relu | LeakyRelu { .. } | Abs)
+}
+
+/// E[phi'(h_l)^2] n_l v_l: the factor by which a tangent's squared norm
+/// grows through layer l (mean field).
+fn chi_factor(spec: &RunSpec, rows: &[LayerTheory], l: usize) -> f64 {
+    let net = &spec.net;
+    net.widths[l] as f64
+        * net.weight_law(l).variance
+        * theory::gauss::deriv_second_moment(&net.act, rows[l].q_pre)
+}
+
+/// The predictions for the columns `run` has, from the same init code the
+/// engines use.
+pub fn predictions(spec: &RunSpec, theory_net: &crate::spec::NetworkSpec) -> Vec<Prediction> {
+    let rows = theory::layer_table(theory_net);
+    let depth = spec.net.depth();
+    let exact = exact_in_expectation(spec);
+    let all = |f: &dyn Fn(&LayerTheory) -> f64| rows.iter().map(|r| Some(f(r))).collect::<Vec<_>>();
+    let ones = vec![1.0; depth + 1];
+    let q_pre = all(&|r| r.q_pre_ln.exp());
+    let q_post = all(&|r| r.q_post_ln.exp());
+    let mut out = vec![
+        Prediction {
+            name: "q_pre",
+            mean_column: "q_pre_mean",
+            se_column: "q_pre_se",
+            scale: q_pre.iter().map(|q| q.unwrap()).collect(),
+            theory: q_pre,
+            exact,
+        },
+        Prediction {
+            name: "q_post",
+            mean_column: "q_post_mean",
+            se_column: "q_post_se",
+            scale: q_post.iter().map(|q| q.unwrap()).collect(),
+            theory: q_post,
+            exact,
+        },
+        Prediction {
+            name: "c_pre",
+            mean_column: "c_pre_mean",
+            se_column: "c_pre_se",
+            theory: all(&|r| r.c_pre),
+            exact: false,
+            scale: ones.clone(),
+        },
+        Prediction {
+            name: "mean_post",
+            mean_column: "mean_post_mean",
+            se_column: "mean_post_se",
+            theory: all(&|r| r.mean_post),
+            exact: false,
+            scale: rows.iter().map(|r| r.q_post_ln.exp().sqrt()).collect(),
+        },
+        Prediction {
+            name: "kurt_pre",
+            mean_column: "kurt_pre_mean",
+            se_column: "kurt_pre_se",
+            theory: all(&|_| 3.0),
+            exact: false,
+            scale: vec![3.0; depth + 1],
+        },
+    ];
+    // the zero fraction: relu's is 1/2 exactly (h is symmetric), relu6's is
+    // 1/2 + P(h >= 6) at infinite width; row 0 has none
+    use crate::activation::Activation;
+    let zero = match spec.net.act {
+        Activation::Relu => Some((true, rows.iter().map(|_| 0.5).collect::<Vec<_>>())),
+        Activation::Relu6 => Some((
+            false,
+            rows.iter()
+                .map(|r| 0.5 + theory::special::normal_sf(6.0 / r.q_pre.sqrt()))
+                .collect(),
+        )),
+        _ => None,
+    };
+    if let Some((exact, values)) = zero {
+        let theory = values
+            .iter()
+            .enumerate()
+            .map(|(l, v)| (l > 0).then_some(*v))
+            .collect();
+        out.push(Prediction {
+            name: "zero_frac",
+            mean_column: "zero_frac_mean",
+            se_column: "zero_frac_se",
+            theory,
+            exact,
+            scale: ones.clone(),
+        });
+    }
+    // one input's log q at finite width, where the exact law applies
+    if rows.iter().all(|r| r.log_q_post_mean.is_some()) {
+        out.push(Prediction {
+            name: "log_q_post_sample",
+            mean_column: "log_q_post_sample_mean",
+            se_column: "log_q_post_sample_se",
+            theory: rows.iter().map(|r| r.log_q_post_mean).collect(),
+            exact: true,
+            scale: ones.clone(),
+        });
+    }
+    if spec.probes.backward {
+        // g_L = 1 (delta_L is standard normal), g_l = factor_l g_{l+1}
+        let mut g = vec![1.0; depth + 1];
+        for l in (0..depth).rev() {
+            g[l] = rows[l].backward_factor.unwrap_or(f64::NAN) * g[l + 1];
+        }
+        out.push(Prediction {
+            name: "g",
+            mean_column: "g_mean",
+            se_column: "g_se",
+            scale: g.clone(),
+            theory: g.into_iter().map(Some).collect(),
+            exact,
+        });
+    }
+    if spec.probes.jacobian {
+        let mut m1 = vec![1.0; depth + 1];
+        for l in 1..=depth {
+            m1[l] = m1[l - 1] * chi_factor(spec, &rows, l);
+        }
+        out.push(Prediction {
+            name: "jac_m1",
+            mean_column: "jac_m1_mean",
+            se_column: "jac_m1_se",
+            scale: m1.clone(),
+            theory: m1.into_iter().map(Some).collect(),
+            exact,
+        });
+    }
+    out
+}
+
+/// Predicted spread m2/m1^2 - 1 of the squared singular values of the
+/// input-output Jacobian at infinite width, by free probability (Pennington,
+/// Schoenholz & Ganguli 2017): the spreads of the factors add,
+/// sum_l [E phi'^4 / (E phi'^2)^2 - 1 + s_W], with s_W = 1 for square
+/// Gaussian weights (Marchenko-Pastur) and 0 for orthogonal ones. Only for
+/// constant width with normal or orthogonal weights; None otherwise.
+pub fn jacobian_spread_theory(spec: &RunSpec) -> Option<f64> {
+    let net = &spec.net;
+    if net.widths.windows(2).any(|w| w[0] != w[1]) {
+        return None;
+    }
+    let rows = theory::layer_table(net);
+    let mut spread = 0.0;
+    for (l, row) in rows.iter().enumerate().skip(1) {
+        let s_w = match net.weight_law(l).dist {
+            Dist::Normal => 1.0,
+            Dist::Orthogonal => 0.0,
+            _ => return None,
+        };
+        let m2 = theory::gauss::deriv_second_moment(&net.act, row.q_pre);
+        let m4 = theory::gauss::deriv_fourth_moment(&net.act, row.q_pre);
+        spread += m4 / (m2 * m2) - 1.0 + s_w;
+    }
+    Some(spread)
+}
+
+/// Adds `<name>_theory` and `<name>_z` beside the measured columns, and the
+/// spreads of log q the exact law predicts.
+pub fn add_theory_columns(
+    table: &mut Table,
+    spec: &RunSpec,
+    preds: &[Prediction],
+    theory_net: &crate::spec::NetworkSpec,
+) {
+    for p in preds {
+        let (Some(means), Some(ses)) = (table.values(p.mean_column), table.values(p.se_column))
+        else {
+            continue;
+        };
+        table.columns.push(format!("{}_theory", p.name));
+        table.columns.push(format!("{}_z", p.name));
+        for (l, row) in table.rows.iter_mut().enumerate() {
+            row.push(Cell::from(p.theory[l]));
+            row.push(Cell::from(z_score(means[l], ses[l], p.theory[l])));
+        }
+    }
+    let rows = theory::layer_table(theory_net);
+    if rows.iter().all(|r| r.log_q_post_std.is_some()) {
+        table.columns.push("log_q_post_sample_std_theory".into());
+        for (row, r) in table.rows.iter_mut().zip(&rows) {
+            row.push(Cell::from(r.log_q_post_std));
+        }
+        // the batch-level log q equals one input's when the batch is one
+        // input twice (B = 2, c0 = 1)
+        if spec.batch == 2 && spec.net.c0 == 1.0 {
+            table.columns.push("log_q_post_mean_theory".into());
+            table.columns.push("log_q_post_std_theory".into());
+            for (row, r) in table.rows.iter_mut().zip(&rows) {
+                row.push(Cell::from(r.log_q_post_mean));
+                row.push(Cell::from(r.log_q_post_std));
+            }
+        }
+    }
+}
+
+/// (measured - theory) / se; None where there is no theory or no SE.
+pub fn z_score(mean: Option<f64>, se: Option<f64>, theory: Option<f64>) -> Option<f64> {
+    let (m, s, t) = (mean?, se?, theory?);
+    if m == t {
+        return Some(0.0);
+    }
+    let z = (m - t) / s;
+    z.is_finite().then_some(z)
+}
+
+/// One comparison of a measured mean with its prediction.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Comparison {
+    pub layer: usize,
+    pub column: &'static str,
+    pub measured: f64,
+    pub se: f64,
+    pub theory: f64,
+    pub z: f64,
+    pub exact: bool,
+}
+
+/// The comparisons the rule allows (see the module documentation).
+pub fn comparisons(table: &Table, run: &RunOutput, preds: &[Prediction]) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for p in preds {
+        let (Some(means), Some(ses)) = (table.values(p.mean_column), table.values(p.se_column))
+        else {
+            continue;
+        };
+        for l in 0..table.rows.len() {
+            let (Some(m), Some(s), Some(t)) = (means[l], ses[l], p.theory[l]) else {
+                continue;
+            };
+            let Some(z) = z_score(Some(m), Some(s), Some(t)) else {
+                continue;
+            };
+            if !p.exact {
+                let spread = run.summary[l].sample_log_q_post_std;
+                let bias = p.scale[l].abs() * spread * spread;
+                if !(bias < s) {
+                    continue;
+                }
+            }
+            out.push(Comparison {
+                layer: l,
+                column: p.mean_column,
+                measured: m,
+                se: s,
+                theory: t,
+                z,
+                exact: p.exact,
+            });
+        }
+    }
+    out
+}
+
+/// The |z| bound for `k` comparisons of means over `networks` networks such
+/// that a correct simulator fails the whole table with probability below
+/// `rate`: Bonferroni over k, each z being Student-t with S - 1 degrees of
+/// freedom (the SE is estimated from the S networks).
+pub fn z_bound(k: usize, networks: usize, rate: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let p = 1.0 - rate / (2.0 * k.max(1) as f64);
+    let dof = (networks.max(2) - 1) as f64;
+    StudentsT::new(0.0, 1.0, dof)
+        .map(|t| t.inverse_cdf(p))
+        .unwrap_or(f64::INFINITY)
+}
+
+/// The family-wise false-failure rate `check` is designed for.
+pub const FALSE_FAILURE_RATE: f64 = 1e-4;

@@ -1,0 +1,188 @@
+//! `varprop theory`: the mean-field recurrences alone, no GPU.
+
+use clap::Args;
+
+use varprop::output::{self, Cell, Format, Table};
+use varprop::theory;
+use varprop::{Error, Result};
+
+use super::args::NetArgs;
+
+#[derive(Args)]
+pub struct TheoryArgs {
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// The fixed-point summary of a constant-width stack: q*, c*, chi_1, the depth scales xi_q and
+    /// xi_c, and the phase (ordered, chaotic or critical)
+    #[arg(long)]
+    pub summary: bool,
+    /// The edge of chaos (chi_1 = 1) for --act: with --sigma-b2 the critical sigma_w2 (and q* there),
+    /// with --sigma-w2 the sigma_b2 when one exists
+    #[arg(long = "edge-of-chaos")]
+    pub edge_of_chaos: bool,
+    /// Output format [default: table on a terminal, else csv; or from --out's extension]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write to FILE (atomically) instead of stdout
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+    /// Show every K-th layer in the table (default: about 30 rows); csv/json keep every row
+    #[arg(long)]
+    pub every: Option<usize>,
+}
+
+pub const THEORY_COLUMNS: &[&str] = &[
+    "layer",
+    "width",
+    "q_pre",
+    "q_post",
+    "c_pre",
+    "mean_post",
+    "log_q_post_mean",
+    "log_q_post_std",
+    "backward_factor",
+];
+
+pub fn theory_table(rows: &[theory::LayerTheory]) -> Table {
+    let rows = rows
+        .iter()
+        .map(|r| {
+            vec![
+                Cell::Int(r.layer as u64),
+                Cell::Int(r.width as u64),
+                Cell::Num(r.q_pre_ln.exp()),
+                Cell::Num(r.q_post_ln.exp()),
+                Cell::Num(r.c_pre),
+                Cell::Num(r.mean_post),
+                Cell::from(r.log_q_post_mean),
+                Cell::from(r.log_q_post_std),
+                Cell::from(r.backward_factor),
+            ]
+        })
+        .collect();
+    Table {
+        columns: THEORY_COLUMNS.iter().map(|c| c.to_string()).collect(),
+        rows,
+    }
+}
+
+fn key_values(pairs: &[(&str, f64)], format: Format) -> String {
+    match format {
+        Format::Json => {
+            let map: serde_json::Map<String, serde_json::Value> = pairs
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        if v.is_finite() {
+                            (*v).into()
+                        } else {
+                            serde_json::Value::String(format!("{v}"))
+                        },
+                    )
+                })
+                .collect();
+            serde_json::to_string_pretty(&map).expect("json") + "\n"
+        }
+        Format::Csv => {
+            let keys: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
+            let values: Vec<String> = pairs.iter().map(|(_, v)| format!("{v:?}")).collect();
+            format!("{}\n{}\n", keys.join(","), values.join(","))
+        }
+        Format::Table => pairs
+            .iter()
+            .map(|(k, v)| format!("{k:>10}  {}\n", output::format_num(*v)))
+            .collect(),
+    }
+}
+
+pub fn cmd_theory(args: TheoryArgs) -> Result<()> {
+    let format = output::pick_format(args.format, args.out.as_deref());
+    let settings = args.net.settings();
+    let net = settings.network_flags().resolve()?;
+    let text = if args.edge_of_chaos {
+        let (b, w) = (args.net.sigma_b2, args.net.sigma_w2);
+        match (w, b) {
+            (None, Some(b)) => {
+                let e = theory::edge_of_chaos_sigma_w2(&net.act, b)?;
+                key_values(
+                    &[
+                        ("sigma_b2", b),
+                        ("sigma_w2", e.sigma_w2),
+                        ("q_star", e.q_star),
+                    ],
+                    format,
+                )
+            }
+            (Some(w), None) => match theory::edge_of_chaos_sigma_b2(&net.act, w)? {
+                Some(e) => key_values(
+                    &[
+                        ("sigma_w2", w),
+                        ("sigma_b2", e.sigma_b2),
+                        ("q_star", e.q_star),
+                    ],
+                    format,
+                ),
+                None => {
+                    return Err(Error::invalid(
+                        "--edge-of-chaos",
+                        format!(
+                            "no sigma_b2 >= 0 puts {} at chi_1 = 1 with sigma_w2 = {w}",
+                            net.act
+                        ),
+                    ));
+                }
+            },
+            _ => {
+                return Err(Error::invalid(
+                    "--edge-of-chaos",
+                    "give exactly one of --sigma-b2 (to find sigma_w2) or --sigma-w2 (to find sigma_b2)",
+                ));
+            }
+        }
+    } else if args.summary {
+        let s = theory::summary(&net)?;
+        match format {
+            Format::Json => serde_json::to_string_pretty(&s).expect("json") + "\n",
+            _ => {
+                let mut text = key_values(
+                    &[
+                        ("sigma_w2", s.sigma_w2),
+                        ("sigma_b2", s.sigma_b2),
+                        ("q_star", s.q_star),
+                        ("c_star", s.c_star),
+                        ("chi1", s.chi1),
+                        ("xi_q", s.xi_q),
+                        ("xi_c", s.xi_c),
+                    ],
+                    format,
+                );
+                if format == Format::Table {
+                    text += &format!("{:>10}  {}\n", "phase", s.phase);
+                } else {
+                    text = text.replacen('\n', ",phase\n", 1).trim_end().to_string()
+                        + &format!(",{}\n", s.phase);
+                }
+                text
+            }
+        }
+    } else {
+        let table = theory_table(&theory::layer_table(&net));
+        match format {
+            Format::Csv => table.to_csv(),
+            Format::Json => serde_json::to_string_pretty(&table.rows_json()).expect("json") + "\n",
+            Format::Table => {
+                let every = args.every.unwrap_or((table.rows.len() / 30).max(1));
+                let shown: Vec<(&str, &str, Option<&str>)> =
+                    THEORY_COLUMNS.iter().map(|c| (*c, *c, None)).collect();
+                format!(
+                    "# mean-field theory: widths {}, {} / {}\n",
+                    varprop::report::widths_text(&net.widths),
+                    net.act,
+                    net.init.scheme.name()
+                ) + &table.to_text(&shown, every)
+            }
+        }
+    };
+    output::write_output(args.out.as_deref(), &text)
+}

@@ -1,0 +1,692 @@
+//! Fixed points, order and chaos for constant-width stacks (Poole et al.
+//! 2016, Schoenholz et al. 2017), with sigma_w^2 = n v and sigma_b^2:
+//!
+//! ```text
+//! q-map  q' = sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2
+//! c-map  c' = (sigma_w^2 E[phi(u1) phi(u2)] + sigma_b^2) / q'
+//! chi_1  = sigma_w^2 E[phi'(sqrt(q*) z)^2]
+//! xi_q   = -1 / ln(dq'/dq at q*),    xi_c = -1 / ln(chi_c),
+//! chi_c  = sigma_w^2 E[phi'(u1) phi'(u2)] at (q*, c*)
+//! ```
+//!
+//! Degenerate cases are handled explicitly; see [`fixed_point`].
+
+use super::gauss::{
+    cross_moment, deriv_cross_moment, deriv_second_moment, one_sided_slopes, second_moment,
+    second_moment_slope,
+};
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::spec::NetworkSpec;
+
+/// |chi_1 - 1| <= CRITICAL_TOL is critical. The moments are accurate to
+/// ~1e-12 and sigma_w^2 = n v carries rounding (2/n * n != 2 in general), so
+/// the tolerance sits well above both.
+pub const CRITICAL_TOL: f64 = 1e-9;
+
+/// The edge-of-chaos root finders stop at |chi_1 - 1| <= EDGE_TOL.
+pub const EDGE_TOL: f64 = 1e-10;
+
+/// q* is bracketed by doubling up to this value; beyond, q diverges.
+const Q_MAX: f64 = 1e30;
+
+/// Below this q, with phi(0) = 0 and no bias, the q-map is its linearisation
+/// at 0 to 1e-50 relative: if it still shrinks q there, q* = 0.
+const Q_MIN: f64 = 1e-100;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// chi_1 < 1 - CRITICAL_TOL: nearby inputs converge (c -> 1).
+    Ordered,
+    /// chi_1 > 1 + CRITICAL_TOL: nearby inputs decorrelate (c -> c* < 1).
+    Chaotic,
+    /// |chi_1 - 1| <= CRITICAL_TOL.
+    Critical,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Ordered => "ordered",
+            Phase::Chaotic => "chaotic",
+            Phase::Critical => "critical",
+        })
+    }
+}
+
+impl Phase {
+    pub fn of_chi1(chi1: f64) -> Phase {
+        if (chi1 - 1.0).abs() <= CRITICAL_TOL {
+            Phase::Critical
+        } else if chi1 < 1.0 {
+            Phase::Ordered
+        } else {
+            Phase::Chaotic
+        }
+    }
+}
+
+/// q' = sigma_w^2 E[phi(sqrt(q) z)^2] + sigma_b^2.
+pub fn q_map(act: &Activation, sigma_w2: f64, sigma_b2: f64, q: f64) -> f64 {
+    sigma_w2 * second_moment(act, q) + sigma_b2
+}
+
+/// dq'/dq = sigma_w^2 E[(z^2 - 1) phi(sqrt(q) z)^2] / (2q).
+pub fn q_map_slope(act: &Activation, sigma_w2: f64, q: f64) -> f64 {
+    sigma_w2 * second_moment_slope(act, q)
+}
+
+/// c' for a pair at variance q and correlation c, normalised by q' (which
+/// is q itself at the fixed point).
+pub fn c_map(act: &Activation, sigma_w2: f64, sigma_b2: f64, q: f64, c: f64) -> f64 {
+    if c == 1.0 {
+        return 1.0;
+    }
+    let q_next = q_map(act, sigma_w2, sigma_b2, q);
+    ((sigma_w2 * cross_moment(act, q, q, c * q) + sigma_b2) / q_next).clamp(-1.0, 1.0)
+}
+
+/// chi_1 = sigma_w^2 E[phi'(sqrt(q) z)^2].
+pub fn chi1(act: &Activation, sigma_w2: f64, q: f64) -> f64 {
+    sigma_w2 * deriv_second_moment(act, q)
+}
+
+/// chi_c = sigma_w^2 E[phi'(u1) phi'(u2)], the slope of the c-map at c when
+/// q is at its fixed point.
+pub fn chi_c(act: &Activation, sigma_w2: f64, q: f64, c: f64) -> f64 {
+    sigma_w2 * deriv_cross_moment(act, q, q, c * q)
+}
+
+/// -1/ln(slope) for a contraction with this slope; infinite at |slope| >= 1.
+fn depth_scale(slope: f64) -> f64 {
+    let s = slope.abs();
+    if s >= 1.0 {
+        f64::INFINITY
+    } else {
+        -1.0 / s.ln()
+    }
+}
+
+fn check_variances(sigma_w2: f64, sigma_b2: f64) -> Result<()> {
+    if !(sigma_w2.is_finite() && sigma_w2 >= 0.0) {
+        return Err(Error::invalid(
+            "--sigma-w2",
+            format!("must be a finite number >= 0 (got {sigma_w2})"),
+        ));
+    }
+    if !(sigma_b2.is_finite() && sigma_b2 >= 0.0) {
+        return Err(Error::invalid(
+            "--sigma-b2",
+            format!("must be a finite number >= 0 (got {sigma_b2})"),
+        ));
+    }
+    Ok(())
+}
+
+/// The stable fixed point of the q-map reached from `q_start`.
+///
+/// Found by bracketing and bisection on F(q) = q' - q: from q_start, double
+/// q while F > 0 (or divide it by 4 while F <= 0, down to Q_MIN) until F
+/// has clearly changed sign (beyond 1e-13 relative, the moments' error),
+/// then bisect until the bracket is within 4e-16 relative. F crosses from + to - there, so dq'/dq <= 1: the fixed
+/// point attracts the iteration from q_start. The accuracy of q* is that
+/// of the moments (~1e-13 relative) over 1 - dq'/dq.
+///
+/// Positively homogeneous activations (identity, relu, leaky relu, abs)
+/// have the linear map q' = m q + sigma_b^2 with m = sigma_w^2 E[phi(z)^2]:
+/// q* = sigma_b^2 / (1 - m) for m < 1. Without bias, q* = 0 for m < 1, and
+/// every q is a fixed point at m = 1 (within CRITICAL_TOL), where q_start is
+/// returned. Errors when q grows without bound.
+pub fn q_star(act: &Activation, sigma_w2: f64, sigma_b2: f64, q_start: f64) -> Result<f64> {
+    check_variances(sigma_w2, sigma_b2)?;
+    if !(q_start.is_finite() && q_start > 0.0) {
+        return Err(Error::invalid(
+            "--q0",
+            format!("the starting q must be finite and > 0 (got {q_start})"),
+        ));
+    }
+    if sigma_w2 == 0.0 {
+        return Ok(sigma_b2);
+    }
+    if act.is_positively_homogeneous() {
+        let m = sigma_w2 * second_moment(act, 1.0);
+        let marginal = (m - 1.0).abs() <= CRITICAL_TOL;
+        return match (sigma_b2 == 0.0, marginal) {
+            (true, true) => Ok(q_start),
+            (true, false) if m < 1.0 => Ok(0.0),
+            (false, false) if m < 1.0 => Ok(sigma_b2 / (1.0 - m)),
+            _ => Err(diverges(
+                act,
+                sigma_w2,
+                sigma_b2,
+                &format!(
+                    "q' = {m} q + sigma_b2 grows without bound (sigma_w2 E[phi(z)^2] must be < 1, or = 1 without bias)"
+                ),
+            )),
+        };
+    }
+    let f = |q: f64| q_map(act, sigma_w2, sigma_b2, q) - q;
+    // F is "clearly" positive or negative beyond the moments' error, so that
+    // a q-map that is the identity to double precision over a range (relu6
+    // at sigma_w^2 = 2 and q < 0.5, where q' - q ~ -exp(-18/q)) is not
+    // mistaken for a fixed point.
+    let noise = |q: f64| 1e-13 * (q + q_map(act, sigma_w2, sigma_b2, q));
+    let (mut lo, mut hi) = if f(q_start) > noise(q_start) {
+        let (mut lo, mut hi) = (q_start, 2.0 * q_start);
+        while f(hi) >= -noise(hi) {
+            lo = hi;
+            hi *= 2.0;
+            if hi > Q_MAX {
+                return Err(diverges(
+                    act,
+                    sigma_w2,
+                    sigma_b2,
+                    "q' > q for every q tried up to 1e30",
+                ));
+            }
+        }
+        (lo, hi)
+    } else {
+        let (mut lo, mut hi) = (0.25 * q_start, q_start);
+        while f(lo) <= noise(lo) {
+            hi = lo;
+            lo *= 0.25;
+            if lo < Q_MIN {
+                // F(0) = sigma_w^2 phi(0)^2 + sigma_b^2 >= 0, so F <= 0 all
+                // the way down means F(0) = 0: q = 0 is the fixed point.
+                return Ok(0.0);
+            }
+        }
+        (lo, hi)
+    };
+    while hi - lo > 4e-16 * hi {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if f(mid) > 0.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(0.5 * (lo + hi))
+}
+
+fn diverges(act: &Activation, sigma_w2: f64, sigma_b2: f64, why: &str) -> Error {
+    Error::invalid(
+        "--sigma-w2",
+        format!("no fixed point for {act} at sigma_w2 = {sigma_w2}, sigma_b2 = {sigma_b2}: {why}"),
+    )
+}
+
+/// The fixed point and what follows from it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FixedPoint {
+    pub q_star: f64,
+    /// NaN when the map does not determine it (see `note`).
+    pub c_star: f64,
+    pub chi1: f64,
+    /// Depth scale of q's approach to q* (infinite at a marginal q-map).
+    pub xi_q: f64,
+    /// Depth scale of c's approach to c* (infinite at criticality).
+    pub xi_c: f64,
+    pub phase: Phase,
+    /// Set for the degenerate cases, saying what the numbers mean there.
+    pub note: Option<String>,
+}
+
+/// The stable correlation for a pair at the fixed point q > 0.
+///
+/// c = 1 is always a fixed point, stable iff chi_1 < 1. In the chaotic phase
+/// the other one lies in [0, 1): on [0, 1] the c-map is increasing and
+/// convex (its Hermite expansion sum_n a_n^2 c^n / n! has non-negative
+/// coefficients), with C(0) >= 0, C(1) = 1 and C'(1) = chi_1 > 1, so
+/// G(c) = C(c) - c has exactly one root there. It is bracketed between 0
+/// and 1 - delta (delta = 10^-1 ... 10^-12, the first with G < 0) and
+/// bisected to 1e-15. If G(0) <= 0 (odd phi, no bias: C(0) = 0), c* = 0. If
+/// no delta works, c* is within 1e-12 of 1 and reported as 1.
+fn chaotic_c_star(act: &Activation, sigma_w2: f64, sigma_b2: f64, q: f64) -> f64 {
+    let g = |c: f64| c_map(act, sigma_w2, sigma_b2, q, c) - c;
+    if g(0.0) <= 0.0 {
+        return 0.0;
+    }
+    let mut lo = 0.0;
+    let mut hi = None;
+    for k in 1..=12 {
+        let c = 1.0 - 10f64.powi(-k);
+        if g(c) < 0.0 {
+            hi = Some(c);
+            break;
+        }
+        lo = c;
+    }
+    let Some(mut hi) = hi else {
+        return 1.0;
+    };
+    while hi - lo > 1e-15 {
+        let mid = 0.5 * (lo + hi);
+        if g(mid) > 0.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// q*, c*, chi_1, the depth scales and the phase for a constant-width stack
+/// with these sigma_w^2 and sigma_b^2, starting from q_start (the stack's
+/// `q_pre[1]`).
+///
+/// Degenerate cases:
+/// - sigma_w^2 = 0: the layer outputs its bias; q* = sigma_b^2, c* = 1
+///   (NaN without bias: all outputs are 0), chi_1 = 0, xi_q = xi_c = 0.
+/// - Positively homogeneous phi without bias: the q-map is q' = m q and the
+///   c-map does not depend on q, with slope 1 at c = 1; chi_1 = m. At m < 1,
+///   q* = 0 (q decays like m^l, xi_q = -1/ln m); at m = 1 every q is fixed
+///   and q* = q_start; m > 1 is an error (q grows without bound). c -> 1
+///   only polynomially, so c* = 1 and xi_c is infinite; for the identity
+///   c never changes, and c* is NaN.
+/// - q* = 0 with phi(0) = 0 and no bias (tanh, erf, sin, gelu, ... with
+///   small sigma_w^2): the network becomes linear as q -> 0, and the c-map
+///   tends to that of phi's linearisation at 0. If phi is differentiable at
+///   0 that map is the identity: c keeps a memory of the input, c* is NaN
+///   and xi_c infinite (see the layer table for the c actually reached).
+///   If phi has a kink at 0 (selu), c -> 1 polynomially: c* = 1, xi_c
+///   infinite.
+/// - Critical phase: c* = 1, xi_c infinite.
+pub fn fixed_point(
+    act: &Activation,
+    sigma_w2: f64,
+    sigma_b2: f64,
+    q_start: f64,
+) -> Result<FixedPoint> {
+    check_variances(sigma_w2, sigma_b2)?;
+    if sigma_w2 == 0.0 {
+        let no_bias = sigma_b2 == 0.0;
+        return Ok(FixedPoint {
+            q_star: sigma_b2,
+            c_star: if no_bias { f64::NAN } else { 1.0 },
+            chi1: 0.0,
+            xi_q: 0.0,
+            xi_c: 0.0,
+            phase: Phase::Ordered,
+            note: Some(if no_bias {
+                "sigma_w2 = 0 and no bias: every pre-activation is 0, c is undefined".into()
+            } else {
+                "sigma_w2 = 0: every layer outputs its bias alone".into()
+            }),
+        });
+    }
+    let q = q_star(act, sigma_w2, sigma_b2, q_start)?;
+    let chi1 = chi1(act, sigma_w2, q);
+    let phase = Phase::of_chi1(chi1);
+    let xi_q = depth_scale(q_map_slope(act, sigma_w2, q));
+    let linear = matches!(act, Activation::Identity)
+        || matches!(act, Activation::LeakyRelu { alpha } if *alpha == 1.0);
+
+    if act.is_positively_homogeneous() && sigma_b2 == 0.0 {
+        let (c_star, note) = if linear {
+            (
+                f64::NAN,
+                "linear network: c_l = c_1 for every layer, c* is the input's".to_string(),
+            )
+        } else {
+            (
+                1.0,
+                "positively homogeneous phi without bias: the c-map has slope 1 at c = 1, so c -> 1 only polynomially (xi_c infinite)".to_string(),
+            )
+        };
+        let q_note = if phase == Phase::Critical {
+            "; every q is a fixed point, q* is the network's q_pre[1]"
+        } else {
+            "; q decays geometrically to 0"
+        };
+        return Ok(FixedPoint {
+            q_star: q,
+            c_star,
+            chi1,
+            // chi_1 = dq'/dq = m here: marginal (infinite) at the critical m = 1.
+            xi_q: if phase == Phase::Critical {
+                f64::INFINITY
+            } else {
+                xi_q
+            },
+            xi_c: f64::INFINITY,
+            phase,
+            note: Some(note + q_note),
+        });
+    }
+
+    if q == 0.0 {
+        let (up, down) = one_sided_slopes(act);
+        let (c_star, note) = if up == down {
+            (
+                f64::NAN,
+                "q* = 0: the network becomes linear as q -> 0 and the c-map tends to the identity, so c keeps a memory of the input (see the layer table); xi_c infinite",
+            )
+        } else {
+            (
+                1.0,
+                "q* = 0: the c-map tends to that of phi's kink at 0, with slope 1 at c = 1, so c -> 1 only polynomially; xi_c infinite",
+            )
+        };
+        return Ok(FixedPoint {
+            q_star: 0.0,
+            c_star,
+            chi1,
+            xi_q,
+            xi_c: f64::INFINITY,
+            phase,
+            note: Some(note.into()),
+        });
+    }
+
+    let (c_star, xi_c) = match phase {
+        Phase::Critical => (1.0, f64::INFINITY),
+        Phase::Ordered => (1.0, depth_scale(chi1)),
+        Phase::Chaotic => {
+            let c = chaotic_c_star(act, sigma_w2, sigma_b2, q);
+            (c, depth_scale(chi_c(act, sigma_w2, q, c)))
+        }
+    };
+    Ok(FixedPoint {
+        q_star: q,
+        c_star,
+        chi1,
+        xi_q,
+        xi_c,
+        phase,
+        note: None,
+    })
+}
+
+/// The fixed-point summary of a network.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Summary {
+    pub sigma_w2: f64,
+    pub sigma_b2: f64,
+    pub q_star: f64,
+    pub c_star: f64,
+    pub chi1: f64,
+    pub xi_q: f64,
+    pub xi_c: f64,
+    pub phase: Phase,
+    pub note: Option<String>,
+}
+
+/// The summary for a constant-width stack: layers 2..=L must share the
+/// width n, the weight variance v and the bias variance (layer 1 may differ:
+/// it maps the input). sigma_w^2 = n v, sigma_b^2 the bias variance; the
+/// fixed point is the one reached from the network's `q_pre[1]`.
+pub fn summary(net: &NetworkSpec) -> Result<Summary> {
+    let depth = net.depth();
+    if depth < 2 {
+        return Err(Error::invalid(
+            "--depth",
+            "the fixed-point summary needs at least 2 layers: layers 2..L define sigma_w2 and sigma_b2",
+        ));
+    }
+    let n = net.widths[1];
+    if let Some(l) = (2..=depth).find(|&l| net.widths[l] != n) {
+        return Err(Error::invalid(
+            "--widths",
+            format!(
+                "the fixed-point summary needs a constant width after the input; layer {l} has width {} but layer 1 has {n}",
+                net.widths[l]
+            ),
+        ));
+    }
+    let same = |a: f64, b: f64| (a - b).abs() <= 1e-12 * a.abs().max(b.abs());
+    let v = net.weight_law(2).variance;
+    let sb = net.bias_law(2).variance;
+    for l in 3..=depth {
+        if !same(net.weight_law(l).variance, v) {
+            return Err(Error::invalid(
+                "--init",
+                format!(
+                    "the fixed-point summary needs one weight variance for layers 2..L; layer {l} differs from layer 2"
+                ),
+            ));
+        }
+        if !same(net.bias_law(l).variance, sb) {
+            return Err(Error::invalid(
+                "--sigma-b2",
+                format!(
+                    "the fixed-point summary needs one bias variance for layers 2..L; layer {l} differs from layer 2"
+                ),
+            ));
+        }
+    }
+    let sigma_w2 = n as f64 * v;
+    let q_start =
+        net.widths[0] as f64 * net.weight_law(1).variance * net.q0 + net.bias_law(1).variance;
+    let q_start = if q_start > 0.0 { q_start } else { 1.0 };
+    let fp = fixed_point(&net.act, sigma_w2, sb, q_start)?;
+    Ok(Summary {
+        sigma_w2,
+        sigma_b2: sb,
+        q_star: fp.q_star,
+        c_star: fp.c_star,
+        chi1: fp.chi1,
+        xi_q: fp.xi_q,
+        xi_c: fp.xi_c,
+        phase: fp.phase,
+        note: fp.note,
+    })
+}
+
+/// A point on the edge of chaos, chi_1 = 1.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EdgeOfChaos {
+    pub sigma_w2: f64,
+    pub sigma_b2: f64,
+    /// q* there: infinite when q* diverges at the edge, NaN when every q is a
+    /// fixed point (see `note`).
+    pub q_star: f64,
+    pub note: Option<String>,
+}
+
+/// chi_1 - 1 at the fixed point reached from q = 1; None where q* diverges.
+fn chi1_excess(act: &Activation, sigma_w2: f64, sigma_b2: f64) -> Option<(f64, f64)> {
+    let q = q_star(act, sigma_w2, sigma_b2, 1.0).ok()?;
+    Some((chi1(act, sigma_w2, q) - 1.0, q))
+}
+
+/// Homogeneous phi: chi_1 = sigma_w^2 E[phi'^2] for every q.
+fn homogeneous_edge(sigma_w2: f64, sigma_b2: f64) -> EdgeOfChaos {
+    let (q_star, note) = if sigma_b2 == 0.0 {
+        (
+            f64::NAN,
+            "chi_1 = sigma_w2 E[phi'^2] for every q; at the edge every q is a fixed point of q' = q",
+        )
+    } else {
+        (
+            f64::INFINITY,
+            "chi_1 = sigma_w2 E[phi'^2] for every q; with a bias, q* diverges at the edge (q' = q + sigma_b2)",
+        )
+    };
+    EdgeOfChaos {
+        sigma_w2,
+        sigma_b2,
+        q_star,
+        note: Some(note.into()),
+    }
+}
+
+/// sigma_w^2 on the edge of chaos for this sigma_b^2: the root of
+/// chi_1(sigma_w^2, q*(sigma_w^2)) = 1, q* the fixed point reached from
+/// q = 1.
+///
+/// Bracketed by doubling sigma_w^2 from 1 (chi_1 = 0 at sigma_w^2 = 0),
+/// then bisected until the bracket is within 1e-13 relative (not until
+/// chi_1 - 1 is small: near sigma_b^2 = 0 it is flat in sigma_w^2), and
+/// |chi_1 - 1| <= EDGE_TOL is checked at the answer. Where q* diverges
+/// before chi_1 reaches 1, divergence counts as the chaotic side: if the
+/// bracket closes on that boundary with chi_1 within 1e-6 of 1 (relu-like
+/// tails such as softplus, where chi_1 -> 1 only like 1/sqrt(q*)), the edge
+/// is the boundary, reported with q* infinite; otherwise (chi_1 jumps
+/// across 1, or q* jumps to infinity first) it is an error.
+pub fn edge_of_chaos_sigma_w2(act: &Activation, sigma_b2: f64) -> Result<EdgeOfChaos> {
+    check_variances(0.0, sigma_b2)?;
+    if act.is_positively_homogeneous() {
+        let sigma_w2 = 1.0 / deriv_second_moment(act, 1.0);
+        return Ok(homogeneous_edge(sigma_w2, sigma_b2));
+    }
+    // Without bias and with phi(0) = 0, q = 0 is a fixed point that loses
+    // stability at sigma_w^2 = 2 / (phi'(0+)^2 + phi'(0-)^2), where chi_1 = 1
+    // exactly: the edge when q* (from q = 1) is 0 there. chi_1 - 1 is
+    // tangent to 0 at that point (it grows like (sigma_w^2 - 1)^2 / 3 for
+    // tanh), which bisection alone would only locate to ~1e-8.
+    if sigma_b2 == 0.0 && act.value(0.0) == 0.0 {
+        let (up, down) = one_sided_slopes(act);
+        let w0 = 2.0 / (up * up + down * down);
+        if let Some((h, q)) = chi1_excess(act, w0, 0.0)
+            && q == 0.0
+            && h.abs() <= EDGE_TOL
+        {
+            return Ok(EdgeOfChaos {
+                sigma_w2: w0,
+                sigma_b2,
+                q_star: 0.0,
+                note: Some(
+                    "no bias and phi(0) = 0: the edge is where q* = 0 loses stability, sigma_w2 = 2 / (phi'(0+)^2 + phi'(0-)^2)".into(),
+                ),
+            });
+        }
+    }
+    // Each end: (sigma_w2, Some((chi_1 - 1, q*)) or None where q* diverges).
+    let mut lo: (f64, Option<(f64, f64)>) = (0.0, Some((-1.0, sigma_b2)));
+    let mut hi = (1.0, chi1_excess(act, 1.0, sigma_b2));
+    while let Some((h, _)) = hi.1 {
+        if h >= 0.0 {
+            break;
+        }
+        lo = hi;
+        let w = 2.0 * hi.0;
+        if w > 1e6 {
+            return Err(Error::invalid(
+                "--sigma-b2",
+                format!(
+                    "no edge of chaos for {act} at sigma_b2 = {sigma_b2}: chi_1 < 1 for every sigma_w2 up to 1e6"
+                ),
+            ));
+        }
+        hi = (w, chi1_excess(act, w, sigma_b2));
+    }
+    while hi.0 - lo.0 > 1e-13 * hi.0 {
+        let mid = 0.5 * (lo.0 + hi.0);
+        let at = (mid, chi1_excess(act, mid, sigma_b2));
+        match at.1 {
+            Some((h, _)) if h < 0.0 => lo = at,
+            _ => hi = at,
+        }
+    }
+    let edge = |(w, h): (f64, Option<(f64, f64)>)| {
+        h.filter(|(h, _)| h.abs() <= EDGE_TOL)
+            .map(|(_, q)| EdgeOfChaos {
+                sigma_w2: w,
+                sigma_b2,
+                q_star: q,
+                note: None,
+            })
+    };
+    let (lo_excess, lo_q) = lo.1.expect("the lower end always has a finite q*");
+    if let Some(e) = edge(hi).or_else(|| edge(lo)) {
+        return Ok(e);
+    }
+    match hi.1 {
+        None if lo_excess.abs() <= 1e-6 => Ok(EdgeOfChaos {
+            sigma_w2: lo.0,
+            sigma_b2,
+            q_star: f64::INFINITY,
+            note: Some(format!(
+                "chi_1 -> 1 only as q* -> infinity: the edge is where q* diverges (just below it, q* = {lo_q:.3e} and chi_1 = {})",
+                1.0 + lo_excess
+            )),
+        }),
+        None => Err(Error::invalid(
+            "--sigma-b2",
+            format!(
+                "no edge of chaos for {act} at sigma_b2 = {sigma_b2}: q* (from q = 1) diverges at sigma_w2 = {} while chi_1 = {} there",
+                lo.0,
+                1.0 + lo_excess
+            ),
+        )),
+        Some((h, _)) => Err(Error::invalid(
+            "--sigma-b2",
+            format!(
+                "no edge of chaos for {act} at sigma_b2 = {sigma_b2}: chi_1 jumps across 1 at sigma_w2 = {} (chi_1 - 1 = {lo_excess} below, {h} above)",
+                hi.0
+            ),
+        )),
+    }
+}
+
+/// sigma_b^2 on the edge of chaos for this sigma_w^2, or None when chi_1 = 1
+/// has no root in sigma_b^2 >= 0.
+///
+/// chi_1 at sigma_b^2 = 0 and on the grid 1e-4 * 2^k up to ~1.6e4 is
+/// scanned for the first sign change, which is bisected to 1e-13 relative;
+/// the root is returned if |chi_1 - 1| <= EDGE_TOL there (a jump of chi_1,
+/// where q* jumps, is no root). Roots beyond the grid, or where chi_1
+/// touches 1 without crossing, are not found. For positively homogeneous phi chi_1 does not
+/// depend on sigma_b^2: every sigma_b^2 is on the edge when sigma_w^2
+/// E[phi'^2] = 1 (within CRITICAL_TOL; 0 is returned), none otherwise.
+pub fn edge_of_chaos_sigma_b2(act: &Activation, sigma_w2: f64) -> Result<Option<EdgeOfChaos>> {
+    check_variances(sigma_w2, 0.0)?;
+    if act.is_positively_homogeneous() {
+        let chi1 = sigma_w2 * deriv_second_moment(act, 1.0);
+        return Ok(if (chi1 - 1.0).abs() <= CRITICAL_TOL {
+            Some(homogeneous_edge(sigma_w2, 0.0))
+        } else {
+            None
+        });
+    }
+    let grid = std::iter::once(0.0).chain((0..28).map(|k| 1e-4 * 2f64.powi(k)));
+    let mut previous: Option<(f64, f64)> = None;
+    for b in grid {
+        let Some((h, q)) = chi1_excess(act, sigma_w2, b) else {
+            previous = None;
+            continue;
+        };
+        if h.abs() <= EDGE_TOL {
+            return Ok(Some(EdgeOfChaos {
+                sigma_w2,
+                sigma_b2: b,
+                q_star: q,
+                note: None,
+            }));
+        }
+        if let Some((b_prev, h_prev)) = previous
+            && h_prev.signum() != h.signum()
+        {
+            // Bisect to 1e-13 relative, then check chi_1 there.
+            let (mut lo, mut hi) = (b_prev, b);
+            // The last point evaluated: (sigma_b2, chi_1 - 1, q*).
+            let mut at = (b, h, q);
+            while hi - lo > 1e-13 * hi {
+                let mid = 0.5 * (lo + hi);
+                let Some((hm, qm)) = chi1_excess(act, sigma_w2, mid) else {
+                    return Ok(None);
+                };
+                at = (mid, hm, qm);
+                if hm.signum() == h_prev.signum() {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            return Ok((at.1.abs() <= EDGE_TOL).then_some(EdgeOfChaos {
+                sigma_w2,
+                sigma_b2: at.0,
+                q_star: at.2,
+                note: None,
+            }));
+        }
+        previous = Some((b, h));
+    }
+    Ok(None)
+}

@@ -1,0 +1,141 @@
+//! `varprop check` as a user's CI would run it: exit codes, the test-only
+//! theory hook, golden outputs and regression suites.
+
+use std::process::Command;
+
+fn varprop(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_varprop"))
+        .args(args)
+        .output()
+        .expect("run varprop")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const SMALL: &[&str] = &[
+    "--width",
+    "64",
+    "--depth",
+    "6",
+    "--batch",
+    "8",
+    "--networks",
+    "16",
+    "--act",
+    "tanh",
+    "--sigma-w2",
+    "1.5",
+    "--sigma-b2",
+    "0.05",
+];
+
+fn with(extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec!["check".into()];
+    v.extend(SMALL.iter().map(|s| s.to_string()));
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn run(args: &[String]) -> std::process::Output {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    varprop(&refs)
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("varprop-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn check_passes_the_right_theory_and_fails_a_wrong_one() {
+    let right = run(&with(&[]));
+    assert_eq!(right.status.code(), Some(0), "{}", text(&right));
+    assert!(text(&right).contains("pass check"), "{}", text(&right));
+    // the theory computed with sigma_w2 = 2.5 while 1.5 is simulated
+    let wrong = run(&with(&["--theory-sigma-w2", "2.5"]));
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+    assert!(
+        text(&wrong).contains("FAIL") && text(&wrong).contains("layer"),
+        "{}",
+        text(&wrong)
+    );
+}
+
+#[test]
+fn golden_outputs_are_reproduced_exactly_and_compared() {
+    let dir = temp_dir("golden");
+    let d = dir.to_str().unwrap();
+    let bless = run(&with(&["--golden", d, "--bless", "--name", "tanh"]));
+    assert_eq!(bless.status.code(), Some(0), "{}", text(&bless));
+    let first = std::fs::read(dir.join("tanh.json")).unwrap();
+    let again = run(&with(&["--golden", d, "--bless", "--name", "tanh"]));
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(
+        first,
+        std::fs::read(dir.join("tanh.json")).unwrap(),
+        "same seed and engine reproduce the golden file byte for byte"
+    );
+    // compared: the same seed agrees; another seed agrees within the combined SE
+    let same = run(&with(&["--golden", d, "--name", "tanh"]));
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same));
+    let other = run(&with(&["--golden", d, "--name", "tanh", "--seed", "9"]));
+    assert_eq!(other.status.code(), Some(0), "{}", text(&other));
+    // a different network moves away from the golden output
+    let moved = run(&with(&["--golden", d, "--name", "tanh", "--q0", "3.0"]));
+    assert_eq!(moved.status.code(), Some(1), "{}", text(&moved));
+    assert!(
+        text(&moved).contains("moved from the golden output"),
+        "{}",
+        text(&moved)
+    );
+    let missing = run(&with(&["--golden", d, "--name", "nothing-here"]));
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn suites_run_every_case_and_name_bad_keys() {
+    let dir = temp_dir("suite");
+    let suite = dir.join("suite.toml");
+    std::fs::write(
+        &suite,
+        "[[case]]\nname = \"relu-he\"\nact = \"relu\"\ninit = \"he-normal\"\nwidth = 64\ndepth = 5\n\n[[case]]\nname = \"erf\"\nact = \"erf\"\nsigma-w2 = 2.0\nsigma_b2 = 0.1\nwidth = 64\ndepth = 5\n",
+    )
+    .unwrap();
+    let out = varprop(&[
+        "check",
+        "--config",
+        suite.to_str().unwrap(),
+        "--networks",
+        "16",
+        "--batch",
+        "8",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("pass relu-he") && text(&out).contains("pass erf"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(
+        &suite,
+        "[[case]]\nname = \"typo\"\nact = \"relu\"\ndepht = 5\n",
+    )
+    .unwrap();
+    let bad = varprop(&["check", "--config", suite.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    let message = text(&bad);
+    assert!(
+        message.contains("line 4") && message.contains("depht"),
+        "{message}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
