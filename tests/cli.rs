@@ -144,3 +144,65 @@ fn csv_and_json_outputs_are_complete() {
     assert_eq!(json["layers"][0]["layer"], 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn overflow_is_reported_with_its_layer_and_rows_turn_nan() {
+    // q grows about 500-fold per layer: f32 overflows near layer 14
+    let out = varprop(&[
+        "run",
+        "--act",
+        "relu",
+        "--sigma-w2",
+        "1000",
+        "--sigma-b2",
+        "0.1",
+        "--width",
+        "16",
+        "--depth",
+        "30",
+        "--batch",
+        "2",
+        "--networks",
+        "2",
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let warning = stderr_of(&out)
+        .lines()
+        .find(|l| l.starts_with("warning: network 0"))
+        .map(String::from)
+        .unwrap_or_default();
+    assert!(
+        warning.contains("non-finite at layer"),
+        "{}",
+        stderr_of(&out)
+    );
+    let layer: usize = warning
+        .split("at layer ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((5..30).contains(&layer), "{warning}");
+    let csv = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert!(
+        rows[layer - 1]
+            .split(',')
+            .nth(2)
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            .is_finite()
+    );
+    assert!(
+        rows[layer].split(',').nth(2).unwrap() == "NaN",
+        "{}",
+        rows[layer]
+    );
+    assert!(rows[29].split(',').nth(2).unwrap() == "NaN");
+}

@@ -149,14 +149,29 @@ fn torch_default_gelu_with_its_uniform_bias() {
 }
 
 #[test]
-fn every_activation_one_layer() {
+fn every_activation_forward_backward_and_jacobian() {
     for act in varprop::activation::ACTIVATION_NAMES {
         let init = if *act == "sin" {
             "siren"
         } else {
             "lecun-normal"
         };
-        check(flags("33,41,29", act, init), 4, 128);
+        check_probes(flags("33,41,29", act, init), 4, 128, ALL_PROBES, None);
+    }
+}
+
+#[test]
+fn every_init_scheme_forward_backward_and_jacobian() {
+    for (init, _) in varprop::init::SCHEME_NAMES {
+        let mut f = flags(
+            "24,36,20",
+            if *init == "siren" { "sin" } else { "tanh" },
+            init,
+        );
+        if *init == "custom" {
+            f.init.sigma_w2 = Some(1.3);
+        }
+        check_probes(f, 4, 128, ALL_PROBES, None);
     }
 }
 
