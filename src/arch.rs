@@ -1,0 +1,885 @@
+//! Architectures beyond the plain stack, described in a TOML file: dense,
+//! convolution and transposed-convolution layers, residual and highway
+//! blocks, each with its own activation and initialisation, with repeat
+//! counts. Parsed, validated (shapes must chain) and expanded here into a
+//! list of blocks the engines and the theory walk.
+//!
+//! ```toml
+//! input = { channels = 4, size = 16 }   # or input = 784 for vectors
+//!
+//! [[block]]
+//! type = "conv"          # dense | conv | conv-transpose | residual | highway
+//! channels = 8
+//! kernel = 3
+//! act = "relu"
+//! init = "he-normal"
+//! repeat = 10
+//! ```
+
+use serde::Deserialize;
+
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::init::{Dist, InitFlags, InitSpec, Scheme, WeightLaw};
+
+/// The shape of the signal between blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Shape {
+    Vector(usize),
+    /// channels, height, width
+    Image(usize, usize, usize),
+}
+
+impl Shape {
+    pub fn units(&self) -> usize {
+        match *self {
+            Shape::Vector(n) => n,
+            Shape::Image(c, h, w) => c * h * w,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Padding {
+    /// What the mean-field theory of CNNs assumes (Xiao et al. 2018).
+    Circular,
+    Zero,
+}
+
+/// Fan-in convention of a transposed convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransposedFan {
+    /// PyTorch's: the weight is (C_in, C_out, k, k), so fan_in = C_out k^2.
+    Pytorch,
+    /// The true per-position fan-in in the interior: C_in (k/s)^2.
+    True,
+}
+
+/// A layer with weights.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerKind {
+    Dense {
+        width: usize,
+    },
+    /// stride 1, "same" output size (odd kernel)
+    Conv {
+        channels: usize,
+        kernel: usize,
+        padding: Padding,
+    },
+    /// output size (H - 1) s + k, no padding
+    ConvTranspose {
+        channels: usize,
+        kernel: usize,
+        stride: usize,
+        fan: TransposedFan,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    pub kind: LayerKind,
+    pub act: Activation,
+    pub init: InitSpec,
+    /// `delta-orthogonal` convolutions (Xiao et al. 2018): an orthogonal
+    /// C_out x C_in matrix at the kernel's centre, zero elsewhere.
+    pub delta_orthogonal: bool,
+    /// Multiplies the weights' standard deviation (Fixup's branch scaling);
+    /// 0 zeroes the layer.
+    pub scale: f64,
+    pub input: Shape,
+    pub output: Shape,
+}
+
+/// How much of the residual branch is added.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub enum Alpha {
+    Value(f64),
+    /// 1/sqrt(L), L the number of residual blocks
+    InverseSqrtDepth,
+    /// branch weights scaled by L^(-1/(2m-2)), last layer zero (Zhang et al. 2019)
+    Fixup,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Block {
+    Layer(Layer),
+    /// x + alpha F(x), F one or two layers
+    Residual {
+        branch: Vec<Layer>,
+        alpha: f64,
+    },
+    /// T H(x) + (1 - T) x, T = sigmoid(W_T x + gate_bias)
+    Highway {
+        transform: Layer,
+        gate: Layer,
+        gate_bias: f64,
+    },
+}
+
+impl Block {
+    pub fn output(&self) -> Shape {
+        match self {
+            Block::Layer(l) => l.output,
+            Block::Residual { branch, .. } => branch.last().unwrap().output,
+            Block::Highway { transform, .. } => transform.output,
+        }
+    }
+
+    /// Its weight layers, in the order their random streams are numbered.
+    pub fn layers(&self) -> Vec<&Layer> {
+        match self {
+            Block::Layer(l) => vec![l],
+            Block::Residual { branch, .. } => branch.iter().collect(),
+            Block::Highway {
+                transform, gate, ..
+            } => vec![transform, gate],
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Architecture {
+    pub input: Shape,
+    pub blocks: Vec<Block>,
+}
+
+impl Architecture {
+    pub fn depth(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Units of row l (row 0 is the input).
+    pub fn units(&self, row: usize) -> usize {
+        if row == 0 {
+            self.input.units()
+        } else {
+            self.blocks[row - 1].output().units()
+        }
+    }
+
+    /// The shape of row l.
+    pub fn shape(&self, row: usize) -> Shape {
+        if row == 0 {
+            self.input
+        } else {
+            self.blocks[row - 1].output()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The file
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    input: InputFile,
+    #[serde(rename = "block")]
+    blocks: Vec<BlockFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum InputFile {
+    Units(usize),
+    Image(ImageFile),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageFile {
+    channels: usize,
+    #[serde(default)]
+    size: Option<usize>,
+    #[serde(default)]
+    height: Option<usize>,
+    #[serde(default)]
+    width: Option<usize>,
+}
+
+#[derive(Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LayerFile {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    width: Option<usize>,
+    channels: Option<usize>,
+    kernel: Option<usize>,
+    stride: Option<usize>,
+    padding: Option<String>,
+    fan: Option<String>,
+    act: Option<String>,
+    alpha: Option<f64>,
+    omega: Option<f64>,
+    init: Option<String>,
+    #[serde(alias = "sigma_w2")]
+    sigma_w2: Option<f64>,
+    #[serde(alias = "sigma_b2")]
+    sigma_b2: Option<f64>,
+    dist: Option<String>,
+    gain: Option<f64>,
+    #[serde(alias = "fan_mode")]
+    fan_mode: Option<String>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct BlockFile {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default = "one")]
+    repeat: usize,
+    // a plain layer's keys (also the highway's transform)
+    width: Option<usize>,
+    channels: Option<usize>,
+    kernel: Option<usize>,
+    stride: Option<usize>,
+    padding: Option<String>,
+    fan: Option<String>,
+    act: Option<String>,
+    #[serde(rename = "leaky-alpha", alias = "leaky_alpha")]
+    leaky_alpha: Option<f64>,
+    omega: Option<f64>,
+    init: Option<String>,
+    #[serde(alias = "sigma_w2")]
+    sigma_w2: Option<f64>,
+    #[serde(alias = "sigma_b2")]
+    sigma_b2: Option<f64>,
+    dist: Option<String>,
+    gain: Option<f64>,
+    #[serde(alias = "fan_mode")]
+    fan_mode: Option<String>,
+    // residual
+    alpha: Option<toml::Value>,
+    #[serde(default, rename = "layer")]
+    layers: Vec<LayerFile>,
+    // highway
+    #[serde(alias = "gate_bias")]
+    gate_bias: Option<f64>,
+    #[serde(alias = "gate_init")]
+    gate_init: Option<String>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Errors name the block (1-based, as in the file) and the key.
+fn err(block: usize, key: &str, message: impl Into<String>) -> Error {
+    Error::invalid(format!("--arch block {block}, key '{key}'"), message)
+}
+
+impl BlockFile {
+    fn layer_file(&self) -> LayerFile {
+        LayerFile {
+            kind: Some(self.kind.clone()),
+            width: self.width,
+            channels: self.channels,
+            kernel: self.kernel,
+            stride: self.stride,
+            padding: self.padding.clone(),
+            fan: self.fan.clone(),
+            act: self.act.clone(),
+            alpha: self.leaky_alpha,
+            omega: self.omega,
+            init: self.init.clone(),
+            sigma_w2: self.sigma_w2,
+            sigma_b2: self.sigma_b2,
+            dist: self.dist.clone(),
+            gain: self.gain,
+            fan_mode: self.fan_mode.clone(),
+        }
+    }
+}
+
+/// Builds one weight layer from its keys, checking them against `input`.
+fn layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
+    let kind_name = f.kind.as_deref().unwrap_or("dense");
+    let need = |v: Option<usize>, key: &str| -> Result<usize> {
+        match v {
+            Some(0) => Err(err(block, key, "must be >= 1")),
+            Some(v) => Ok(v),
+            None => Err(err(
+                block,
+                key,
+                format!("is required for a {kind_name} layer"),
+            )),
+        }
+    };
+    let forbid = |present: bool, key: &str| -> Result<()> {
+        if present {
+            Err(err(
+                block,
+                key,
+                format!("does not apply to a {kind_name} layer"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let (kind, output) = match kind_name {
+        "dense" => {
+            forbid(f.channels.is_some(), "channels")?;
+            forbid(f.kernel.is_some(), "kernel")?;
+            forbid(f.stride.is_some(), "stride")?;
+            forbid(f.padding.is_some(), "padding")?;
+            let width = need(f.width, "width")?;
+            (LayerKind::Dense { width }, Shape::Vector(width))
+        }
+        "conv" | "conv-transpose" => {
+            forbid(f.width.is_some(), "width")?;
+            let Shape::Image(_, h, w) = input else {
+                return Err(err(
+                    block,
+                    "type",
+                    format!(
+                        "a {kind_name} layer needs an image input (channels, height, width), not a vector"
+                    ),
+                ));
+            };
+            let channels = need(f.channels, "channels")?;
+            let kernel = need(f.kernel, "kernel")?;
+            if kind_name == "conv" {
+                forbid(f.stride.is_some(), "stride")?;
+                forbid(f.fan.is_some(), "fan")?;
+                if kernel % 2 == 0 {
+                    return Err(err(
+                        block,
+                        "kernel",
+                        format!(
+                            "must be odd for a stride-1 convolution that keeps the size (got {kernel})"
+                        ),
+                    ));
+                }
+                if kernel > h || kernel > w {
+                    return Err(err(
+                        block,
+                        "kernel",
+                        format!("{kernel} is larger than the {h}x{w} image"),
+                    ));
+                }
+                let padding = match f.padding.as_deref().unwrap_or("circular") {
+                    "circular" => Padding::Circular,
+                    "zero" => Padding::Zero,
+                    other => {
+                        return Err(err(
+                            block,
+                            "padding",
+                            format!("unknown padding '{other}'; accepted: circular, zero"),
+                        ));
+                    }
+                };
+                (
+                    LayerKind::Conv {
+                        channels,
+                        kernel,
+                        padding,
+                    },
+                    Shape::Image(channels, h, w),
+                )
+            } else {
+                forbid(f.padding.is_some(), "padding")?;
+                let stride = need(f.stride.or(Some(1)), "stride")?;
+                let fan = match f.fan.as_deref().unwrap_or("pytorch") {
+                    "pytorch" => TransposedFan::Pytorch,
+                    "true" => TransposedFan::True,
+                    other => {
+                        return Err(err(
+                            block,
+                            "fan",
+                            format!("unknown fan convention '{other}'; accepted: pytorch, true"),
+                        ));
+                    }
+                };
+                let (ho, wo) = ((h - 1) * stride + kernel, (w - 1) * stride + kernel);
+                (
+                    LayerKind::ConvTranspose {
+                        channels,
+                        kernel,
+                        stride,
+                        fan,
+                    },
+                    Shape::Image(channels, ho, wo),
+                )
+            }
+        }
+        other => {
+            return Err(err(
+                block,
+                "type",
+                format!("unknown layer type '{other}'; accepted here: dense, conv, conv-transpose"),
+            ));
+        }
+    };
+    let delta_orthogonal = f.init.as_deref() == Some("delta-orthogonal");
+    if delta_orthogonal && !matches!(kind, LayerKind::Conv { .. }) {
+        return Err(err(
+            block,
+            "init",
+            "delta-orthogonal applies to conv layers only",
+        ));
+    }
+    let siren = f.init.as_deref() == Some("siren");
+    let act_name = f
+        .act
+        .as_deref()
+        .unwrap_or(if siren { "sin" } else { "relu" });
+    let omega = if act_name == "sin" {
+        f.omega.or(if siren {
+            Some(crate::spec::SIREN_OMEGA)
+        } else {
+            None
+        })
+    } else {
+        f.omega
+    };
+    let act = Activation::parse(act_name, f.alpha, omega).map_err(|e| retag(block, e))?;
+    let flags = InitFlags {
+        init: if delta_orthogonal {
+            Some("orthogonal".into())
+        } else {
+            f.init.clone()
+        },
+        sigma_w2: f.sigma_w2,
+        sigma_b2: f.sigma_b2,
+        dist: f.dist.clone(),
+        gain: f.gain,
+        fan_mode: f.fan_mode.clone(),
+    };
+    let init = InitSpec::resolve(&flags, &act).map_err(|e| retag(block, e))?;
+    if init.scheme == Scheme::Orthogonal
+        && !delta_orthogonal
+        && !matches!(kind, LayerKind::Dense { .. })
+    {
+        return Err(err(
+            block,
+            "init",
+            "orthogonal applies to dense layers; use delta-orthogonal for convolutions",
+        ));
+    }
+    Ok(Layer {
+        kind,
+        act,
+        init,
+        delta_orthogonal,
+        scale: 1.0,
+        input,
+        output,
+    })
+}
+
+/// Turns a flag-named error from the init/activation parsers into one that
+/// names the block and key.
+fn retag(block: usize, e: Error) -> Error {
+    match e {
+        Error::Invalid { flag, message } => err(block, flag.trim_start_matches("--"), message),
+        other => other,
+    }
+}
+
+impl Architecture {
+    /// Parses and validates an architecture file's text.
+    pub fn parse(path: &str, text: &str) -> Result<Architecture> {
+        let file: File = crate::settings::parse_toml(path, text)?;
+        let input = match file.input {
+            InputFile::Units(0) => {
+                return Err(Error::invalid(
+                    format!("--arch {path}, key 'input'"),
+                    "must be >= 1",
+                ));
+            }
+            InputFile::Units(n) => Shape::Vector(n),
+            InputFile::Image(img) => {
+                let (h, w) = match (img.size, img.height, img.width) {
+                    (Some(s), None, None) => (s, s),
+                    (None, Some(h), Some(w)) => (h, w),
+                    _ => {
+                        return Err(Error::invalid(
+                            format!("--arch {path}, key 'input'"),
+                            "give channels and either size or height and width",
+                        ));
+                    }
+                };
+                if img.channels == 0 || h == 0 || w == 0 {
+                    return Err(Error::invalid(
+                        format!("--arch {path}, key 'input'"),
+                        "channels, height and width must be >= 1",
+                    ));
+                }
+                Shape::Image(img.channels, h, w)
+            }
+        };
+        if file.blocks.is_empty() {
+            return Err(Error::invalid(
+                format!("--arch {path}"),
+                "no [[block]] tables",
+            ));
+        }
+        // residual blocks in all, for 1/sqrt(L) and Fixup
+        let residual_count: usize = file
+            .blocks
+            .iter()
+            .filter(|b| b.kind == "residual")
+            .map(|b| b.repeat)
+            .sum();
+        let mut blocks = Vec::new();
+        let mut shape = input;
+        for (i, b) in file.blocks.iter().enumerate() {
+            let number = i + 1;
+            if b.repeat == 0 {
+                return Err(err(number, "repeat", "must be >= 1"));
+            }
+            for _ in 0..b.repeat {
+                let block = match b.kind.as_str() {
+                    "dense" | "conv" | "conv-transpose" => {
+                        if !b.layers.is_empty() {
+                            return Err(err(
+                                number,
+                                "layer",
+                                format!("only residual blocks have sub-layers, not {}", b.kind),
+                            ));
+                        }
+                        let flat = flatten(shape, &b.kind);
+                        Block::Layer(layer(number, &b.layer_file(), flat)?)
+                    }
+                    "residual" => residual(number, b, shape, residual_count)?,
+                    "highway" => highway(number, b, shape)?,
+                    other => {
+                        return Err(err(
+                            number,
+                            "type",
+                            format!(
+                                "unknown block type '{other}'; accepted: dense, conv, conv-transpose, residual, highway"
+                            ),
+                        ));
+                    }
+                };
+                shape = block.output();
+                blocks.push(block);
+            }
+        }
+        Ok(Architecture { input, blocks })
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Architecture> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        Architecture::parse(&path.display().to_string(), &text)
+    }
+}
+
+/// A dense layer after an image sees it flattened.
+fn flatten(shape: Shape, kind: &str) -> Shape {
+    match (shape, kind) {
+        (Shape::Image(..), "dense") => Shape::Vector(shape.units()),
+        _ => shape,
+    }
+}
+
+fn residual(number: usize, b: &BlockFile, input: Shape, residual_count: usize) -> Result<Block> {
+    let plain_keys = [
+        ("width", b.width.is_some()),
+        ("channels", b.channels.is_some()),
+        ("kernel", b.kernel.is_some()),
+        ("act", b.act.is_some()),
+        ("init", b.init.is_some()),
+    ];
+    if let Some((key, _)) = plain_keys.iter().find(|(_, present)| *present) {
+        return Err(err(
+            number,
+            key,
+            "a residual block's layers go in [[block.layer]] tables",
+        ));
+    }
+    if b.layers.is_empty() || b.layers.len() > 2 {
+        return Err(err(
+            number,
+            "layer",
+            format!(
+                "a residual branch has one or two layers (got {})",
+                b.layers.len()
+            ),
+        ));
+    }
+    let alpha = match &b.alpha {
+        None => Alpha::Value(1.0),
+        Some(toml::Value::Float(a)) => Alpha::Value(*a),
+        Some(toml::Value::Integer(a)) => Alpha::Value(*a as f64),
+        Some(toml::Value::String(s)) => match s.as_str() {
+            "1/sqrt(L)" => Alpha::InverseSqrtDepth,
+            "0" | "skipinit" | "rezero" => Alpha::Value(0.0),
+            "fixup" => Alpha::Fixup,
+            other => {
+                return Err(err(
+                    number,
+                    "alpha",
+                    format!(
+                        "unknown '{other}'; accepted: a number, \"1/sqrt(L)\", 0 (SkipInit/ReZero), \"fixup\""
+                    ),
+                ));
+            }
+        },
+        Some(other) => {
+            return Err(err(
+                number,
+                "alpha",
+                format!("expected a number or a string, got {other}"),
+            ));
+        }
+    };
+    let mut branch = Vec::new();
+    let mut shape = input;
+    for lf in &b.layers {
+        let l = layer(
+            number,
+            lf,
+            flatten(shape, lf.kind.as_deref().unwrap_or("dense")),
+        )?;
+        shape = l.output;
+        branch.push(l);
+    }
+    if shape != input {
+        return Err(err(
+            number,
+            "layer",
+            format!(
+                "the branch maps {input:?} to {shape:?}: it must keep the shape for x + alpha F(x)"
+            ),
+        ));
+    }
+    let value = match alpha {
+        Alpha::Value(a) => a,
+        Alpha::InverseSqrtDepth => 1.0 / (residual_count as f64).sqrt(),
+        Alpha::Fixup => {
+            let m = branch.len();
+            if m < 2 {
+                return Err(err(
+                    number,
+                    "alpha",
+                    "fixup scales branches of m >= 2 layers by L^(-1/(2m-2))",
+                ));
+            }
+            let scale = (residual_count as f64).powf(-1.0 / (2.0 * m as f64 - 2.0));
+            for l in &mut branch {
+                l.scale = scale;
+            }
+            branch.last_mut().unwrap().scale = 0.0;
+            1.0
+        }
+    };
+    Ok(Block::Residual {
+        branch,
+        alpha: value,
+    })
+}
+
+fn highway(number: usize, b: &BlockFile, input: Shape) -> Result<Block> {
+    if !b.layers.is_empty() {
+        return Err(err(
+            number,
+            "layer",
+            "a highway block is one dense layer: give width, act and init on the block",
+        ));
+    }
+    let Shape::Vector(n) = input else {
+        return Err(err(
+            number,
+            "type",
+            "a highway block needs a vector input (flatten with a dense layer first)",
+        ));
+    };
+    let mut f = b.layer_file();
+    f.kind = Some("dense".into());
+    if f.width.is_some_and(|w| w != n) {
+        return Err(err(
+            number,
+            "width",
+            format!("a highway block keeps the width: {n} in, so {n} out"),
+        ));
+    }
+    f.width = Some(n);
+    let transform = layer(number, &f, input)?;
+    let gate_flags = LayerFile {
+        kind: Some("dense".into()),
+        width: Some(n),
+        act: Some("sigmoid".into()),
+        init: b.gate_init.clone().or(b.init.clone()),
+        gain: b.gain,
+        ..Default::default()
+    };
+    let mut gate = layer(number, &gate_flags, input)?;
+    // the gate's bias is the constant gate_bias, not a random one
+    gate.init.sigma_b2 = Some(0.0);
+    Ok(Block::Highway {
+        transform,
+        gate,
+        gate_bias: b.gate_bias.unwrap_or(-2.0),
+    })
+}
+
+impl Layer {
+    /// fan_in and fan_out of the init conventions.
+    pub fn fans(&self) -> (usize, usize) {
+        match (&self.kind, self.input) {
+            (LayerKind::Dense { width }, input) => (input.units(), *width),
+            (
+                LayerKind::Conv {
+                    channels, kernel, ..
+                },
+                Shape::Image(c, ..),
+            ) => (c * kernel * kernel, channels * kernel * kernel),
+            (
+                LayerKind::ConvTranspose {
+                    channels,
+                    kernel,
+                    stride,
+                    fan,
+                },
+                Shape::Image(c, ..),
+            ) => match fan {
+                TransposedFan::Pytorch => (channels * kernel * kernel, c * kernel * kernel),
+                TransposedFan::True => {
+                    let per_position = (*kernel as f64 / *stride as f64).powi(2);
+                    (
+                        (c as f64 * per_position).round().max(1.0) as usize,
+                        channels * kernel * kernel,
+                    )
+                }
+            },
+            _ => unreachable!("convolutions have image inputs"),
+        }
+    }
+
+    /// The law of this layer's weights (`layer_number` 1-based, for siren's
+    /// first-layer rule), Fixup's scale included.
+    pub fn weight_law(&self, layer_number: usize) -> WeightLaw {
+        let (fan_in, fan_out) = self.fans();
+        let mut law = if self.delta_orthogonal {
+            // only the centre tap is nonzero: an orthogonal C_out x C_in matrix times the gain
+            let (c_in, c_out) = match (&self.kind, self.input) {
+                (LayerKind::Conv { channels, .. }, Shape::Image(c, ..)) => (c, *channels),
+                _ => unreachable!(),
+            };
+            WeightLaw {
+                dist: Dist::Orthogonal,
+                variance: self.init.gain * self.init.gain / c_in.max(c_out) as f64,
+            }
+        } else {
+            self.init
+                .weight_law(&self.act, layer_number, fan_in, fan_out)
+        };
+        law.variance *= self.scale * self.scale;
+        law
+    }
+
+    pub fn bias_law(&self) -> WeightLaw {
+        self.init.bias_law(self.fans().0)
+    }
+
+    /// sigma_w^2 as the mean-field theory sees it: the number of inputs that
+    /// reach an output unit in the interior times v.
+    pub fn sigma_w2(&self, layer_number: usize) -> f64 {
+        let v = self.weight_law(layer_number).variance;
+        match (&self.kind, self.input) {
+            (LayerKind::Dense { .. }, input) => input.units() as f64 * v,
+            (LayerKind::Conv { kernel, .. }, Shape::Image(c, ..)) => {
+                if self.delta_orthogonal {
+                    c as f64 * v
+                } else {
+                    (c * kernel * kernel) as f64 * v
+                }
+            }
+            (LayerKind::ConvTranspose { kernel, stride, .. }, Shape::Image(c, ..)) => {
+                c as f64 * (*kernel as f64 / *stride as f64).powi(2) * v
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Architecture> {
+        Architecture::parse("test.toml", text)
+    }
+
+    #[test]
+    fn shapes_chain_and_repeats_expand() {
+        let a = parse(
+            "input = { channels = 3, size = 8 }\n\
+             [[block]]\ntype = \"conv\"\nchannels = 4\nkernel = 3\nrepeat = 2\n\
+             [[block]]\ntype = \"conv-transpose\"\nchannels = 2\nkernel = 3\nstride = 2\n\
+             [[block]]\ntype = \"dense\"\nwidth = 10\n",
+        )
+        .unwrap();
+        assert_eq!(a.depth(), 4);
+        assert_eq!(a.shape(2), Shape::Image(4, 8, 8));
+        assert_eq!(a.shape(3), Shape::Image(2, 17, 17));
+        assert_eq!(a.shape(4), Shape::Vector(10));
+        let Block::Layer(conv) = &a.blocks[0] else {
+            panic!()
+        };
+        assert_eq!(conv.fans(), (27, 36));
+    }
+
+    #[test]
+    fn inconsistent_files_name_the_block_and_key() {
+        let cases = [
+            (
+                "input = 16\n[[block]]\ntype = \"conv\"\nchannels = 4\nkernel = 3\n",
+                "block 1, key 'type'",
+            ),
+            (
+                "input = { channels = 2, size = 4 }\n[[block]]\ntype = \"conv\"\nchannels = 4\nkernel = 5\n",
+                "block 1, key 'kernel'",
+            ),
+            (
+                "input = 16\n[[block]]\ntype = \"dense\"\nwidth = 16\n[[block]]\ntype = \"residual\"\n[[block.layer]]\nwidth = 8\n",
+                "block 2, key 'layer'",
+            ),
+            (
+                "input = 16\n[[block]]\ntype = \"dense\"\nwidht = 16\n",
+                "widht",
+            ),
+            (
+                "input = 16\n[[block]]\ntype = \"dense\"\nwidth = 16\nact = \"nope\"\n",
+                "block 1, key 'act'",
+            ),
+            (
+                "input = 16\n[[block]]\ntype = \"residual\"\nalpha = \"fixup\"\n[[block.layer]]\nwidth = 16\n",
+                "block 1, key 'alpha'",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}\n -> {e}");
+        }
+    }
+
+    #[test]
+    fn fixup_and_inverse_sqrt_depth() {
+        let a = parse(
+            "input = 8\n[[block]]\ntype = \"residual\"\nalpha = \"fixup\"\nrepeat = 16\n\
+             [[block.layer]]\nwidth = 8\n[[block.layer]]\nwidth = 8\n",
+        )
+        .unwrap();
+        let Block::Residual { branch, alpha } = &a.blocks[0] else {
+            panic!()
+        };
+        assert_eq!(*alpha, 1.0);
+        assert!((branch[0].scale - 16f64.powf(-0.5)).abs() < 1e-15);
+        assert_eq!(branch[1].scale, 0.0);
+        let b = parse("input = 8\n[[block]]\ntype = \"residual\"\nalpha = \"1/sqrt(L)\"\nrepeat = 4\n[[block.layer]]\nwidth = 8\n").unwrap();
+        let Block::Residual { alpha, .. } = &b.blocks[3] else {
+            panic!()
+        };
+        assert_eq!(*alpha, 0.5);
+    }
+}
