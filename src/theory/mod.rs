@@ -12,6 +12,7 @@
 //!   stacks with Gaussian weights and no bias.
 //! - [`quadrature`], [`special`]: the rules and functions under them.
 
+pub mod arch;
 pub mod finite_width;
 pub mod fixed_point;
 pub mod gauss;
