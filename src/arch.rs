@@ -481,6 +481,30 @@ fn retag(block: usize, e: Error) -> Error {
 }
 
 impl Architecture {
+    /// A plain stack of dense layers (for the mean-preserving bias, which
+    /// runs on the block engine).
+    pub fn plain(net: &crate::spec::NetworkSpec) -> Architecture {
+        let blocks = net
+            .widths
+            .windows(2)
+            .map(|w| {
+                Block::Layer(Layer {
+                    kind: LayerKind::Dense { width: w[1] },
+                    act: net.act,
+                    init: net.init,
+                    delta_orthogonal: false,
+                    scale: 1.0,
+                    input: Shape::Vector(w[0]),
+                    output: Shape::Vector(w[1]),
+                })
+            })
+            .collect();
+        Architecture {
+            input: Shape::Vector(net.widths[0]),
+            blocks,
+        }
+    }
+
     /// Parses and validates an architecture file's text.
     pub fn parse(path: &str, text: &str) -> Result<Architecture> {
         let file: File = crate::settings::parse_toml(path, text)?;

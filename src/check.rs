@@ -53,9 +53,100 @@ fn chi_factor(spec: &RunSpec, rows: &[LayerTheory], l: usize) -> f64 {
         * theory::gauss::deriv_second_moment(&net.act, rows[l].q_pre)
 }
 
+/// Predictions for a run through an architecture (block by block, all at
+/// infinite width).
+fn arch_predictions(spec: &RunSpec, a: &crate::spec::ArchRun) -> Vec<Prediction> {
+    let rows = theory::arch::arch_table(&a.arch, spec.net.q0, spec.net.c0, a.mean_preserving);
+    let depth = rows.len() - 1;
+    let col = |f: &dyn Fn(&theory::arch::ArchRow) -> f64| {
+        rows.iter().map(|r| Some(f(r))).collect::<Vec<_>>()
+    };
+    let scale_of = |v: &Vec<Option<f64>>| v.iter().map(|x| x.unwrap_or(1.0)).collect::<Vec<_>>();
+    let ones = vec![1.0; depth + 1];
+    let q_pre = col(&|r| r.pre.q_mean());
+    let q_post = col(&|r| r.post.q_mean());
+    let mut out = vec![
+        Prediction {
+            name: "q_pre",
+            mean_column: "q_pre_mean",
+            se_column: "q_pre_se",
+            scale: scale_of(&q_pre),
+            theory: q_pre,
+            exact: false,
+        },
+        Prediction {
+            name: "q_post",
+            mean_column: "q_post_mean",
+            se_column: "q_post_se",
+            scale: scale_of(&q_post),
+            theory: q_post,
+            exact: false,
+        },
+        Prediction {
+            name: "c_pre",
+            mean_column: "c_pre_mean",
+            se_column: "c_pre_se",
+            theory: col(&|r| r.pre.c_mean()),
+            exact: false,
+            scale: ones.clone(),
+        },
+        Prediction {
+            name: "mean_post",
+            mean_column: "mean_post_mean",
+            se_column: "mean_post_se",
+            theory: col(&|r| r.post.m_mean()),
+            exact: false,
+            scale: rows.iter().map(|r| r.post.q_mean().sqrt()).collect(),
+        },
+    ];
+    let plain = |l: usize| l > 0 && matches!(a.arch.blocks[l - 1], crate::arch::Block::Layer(_));
+    if spec.probes.backward {
+        // the gradient with respect to h for plain rows, to the block's output otherwise
+        let mut g = vec![1.0; depth + 1];
+        let mut cur = 1.0;
+        for l in (1..=depth).rev() {
+            let stream = rows[l].back_linear * cur;
+            let below = l - 1;
+            cur = if plain(below) {
+                stream * rows[below].deriv_sq.iter().sum::<f64>()
+                    / rows[below].deriv_sq.len() as f64
+            } else {
+                stream
+            };
+            g[below] = cur;
+        }
+        out.push(Prediction {
+            name: "g",
+            mean_column: "g_mean",
+            se_column: "g_se",
+            scale: g.clone(),
+            theory: g.into_iter().map(Some).collect(),
+            exact: false,
+        });
+    }
+    if spec.probes.jacobian {
+        let mut m1 = vec![1.0; depth + 1];
+        for l in 1..=depth {
+            m1[l] = m1[l - 1] * rows[l].forward_factor;
+        }
+        out.push(Prediction {
+            name: "jac_m1",
+            mean_column: "jac_m1_mean",
+            se_column: "jac_m1_se",
+            scale: m1.clone(),
+            theory: m1.into_iter().map(Some).collect(),
+            exact: false,
+        });
+    }
+    out
+}
+
 /// The predictions for the columns `run` has, from the same init code the
 /// engines use.
 pub fn predictions(spec: &RunSpec, theory_net: &crate::spec::NetworkSpec) -> Vec<Prediction> {
+    if let Some(a) = &spec.arch {
+        return arch_predictions(spec, a);
+    }
     let rows = theory::layer_table(theory_net);
     let depth = spec.net.depth();
     let exact = exact_in_expectation(spec);
@@ -221,6 +312,9 @@ pub fn add_theory_columns(
             row.push(Cell::from(p.theory[l]));
             row.push(Cell::from(z_score(means[l], ses[l], p.theory[l])));
         }
+    }
+    if spec.arch.is_some() {
+        return;
     }
     let rows = theory::layer_table(theory_net);
     if rows.iter().all(|r| r.log_q_post_std.is_some()) {

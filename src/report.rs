@@ -134,6 +134,35 @@ pub fn jacobian_summary(run: &RunOutput) -> JacobianSummary {
     }
 }
 
+/// The per-position second moments of one row beside the theory's: one CSV
+/// line per position (y, x), means and standard errors across networks.
+pub fn position_map_csv(
+    spec: &RunSpec,
+    a: &crate::spec::ArchRun,
+    row: usize,
+    run: &RunOutput,
+) -> String {
+    let theory =
+        crate::theory::arch::arch_table(&a.arch, spec.net.q0, spec.net.c0, a.mean_preserving);
+    let crate::arch::Shape::Image(_, _, w) = a.arch.shape(row) else {
+        return String::new();
+    };
+    let mut out =
+        String::from("y,x,q_pre_mean,q_pre_se,q_pre_theory,q_post_mean,q_post_se,q_post_theory\n");
+    for p in 0..theory[row].pre.q.len() {
+        let (pre, pre_se) = crate::stats::mean_se(run.positions.iter().map(|(pre, _)| pre[p]));
+        let (post, post_se) = crate::stats::mean_se(run.positions.iter().map(|(_, post)| post[p]));
+        out += &format!(
+            "{},{},{pre:?},{pre_se:?},{:?},{post:?},{post_se:?},{:?}\n",
+            p / w,
+            p % w,
+            theory[row].pre.q[p],
+            theory[row].post.q[p]
+        );
+    }
+    out
+}
+
 /// A compact width list: runs of equal widths as NxK.
 pub fn widths_text(widths: &[usize]) -> String {
     let mut parts: Vec<String> = Vec::new();

@@ -58,6 +58,12 @@ pub struct RunSettings {
     pub jacobian: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none", alias = "weight_grads")]
     pub weight_grads: Option<bool>,
+    /// An architecture file (instead of width, depth, widths, act, init).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    /// "normal" or "mean-preserving".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bias: Option<String>,
 }
 
 pub const DEFAULT_Q0: f64 = 1.0;
@@ -92,7 +98,9 @@ impl RunSettings {
             seed,
             backward,
             jacobian,
-            weight_grads
+            weight_grads,
+            arch,
+            bias
         )
     }
 
@@ -119,7 +127,69 @@ impl RunSettings {
 
     /// The validated run; `default_networks` is the command's default.
     pub fn resolve(&self, default_networks: usize) -> Result<RunSpec> {
-        let net = self.network_flags().resolve()?;
+        let mean_preserving = match self.bias.as_deref() {
+            None | Some("normal") => false,
+            Some("mean-preserving") => true,
+            Some(other) => {
+                return Err(Error::invalid(
+                    "--bias",
+                    format!("unknown '{other}'; accepted: normal, mean-preserving"),
+                ));
+            }
+        };
+        let (net, arch) = match &self.arch {
+            Some(path) => {
+                let plain_flags = [
+                    ("--width", self.width.is_some()),
+                    ("--depth", self.depth.is_some()),
+                    ("--widths", self.widths.is_some()),
+                    ("--act", self.act.is_some()),
+                    ("--init", self.init.is_some()),
+                    ("--sigma-w2", self.sigma_w2.is_some()),
+                    ("--sigma-b2", self.sigma_b2.is_some()),
+                    ("--gain", self.gain.is_some()),
+                ];
+                if let Some((flag, _)) = plain_flags.iter().find(|(_, given)| *given) {
+                    return Err(Error::invalid(
+                        *flag,
+                        "is set per block in the --arch file; drop one of the two",
+                    ));
+                }
+                let arch = crate::arch::Architecture::load(std::path::Path::new(path))?;
+                let flags = self.network_flags();
+                if !(flags.q0.is_finite() && flags.q0 > 0.0) {
+                    return Err(Error::invalid("--q0", "must be a finite number > 0"));
+                }
+                if !(-1.0..=1.0).contains(&flags.c0) {
+                    return Err(Error::invalid("--c0", "must lie in [-1, 1]"));
+                }
+                let net = spec::summary_of(&arch, flags.q0, flags.c0);
+                (
+                    net,
+                    Some(spec::ArchRun {
+                        arch,
+                        mean_preserving,
+                        position_row: None,
+                    }),
+                )
+            }
+            None => {
+                let net = self.network_flags().resolve()?;
+                // the mean-preserving bias runs on the block engine
+                let arch = mean_preserving.then(|| spec::ArchRun {
+                    arch: crate::arch::Architecture::plain(&net),
+                    mean_preserving,
+                    position_row: None,
+                });
+                (net, arch)
+            }
+        };
+        if arch.is_some() && self.weight_grads == Some(true) {
+            return Err(Error::invalid(
+                "--weight-grads",
+                "is not available with --arch or --bias mean-preserving (the plain dense engine has it)",
+            ));
+        }
         let batch = self.batch.unwrap_or(DEFAULT_BATCH);
         let networks = self.networks.unwrap_or(default_networks);
         spec::check_run(batch, networks)?;
@@ -140,6 +210,7 @@ impl RunSettings {
             networks,
             seed: self.seed.unwrap_or(0),
             probes,
+            arch,
         })
     }
 }

@@ -64,9 +64,21 @@ impl Probes {
     }
 }
 
+/// A run through an architecture file (or a plain stack with the
+/// mean-preserving bias): the block engines run it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArchRun {
+    pub arch: crate::arch::Architecture,
+    pub mean_preserving: bool,
+    /// the row whose per-position second moments to keep (--position-map)
+    pub position_row: Option<usize>,
+}
+
 /// A run: the network, and how many inputs and networks to push through it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunSpec {
+    /// With `arch`, a summary of it: the units of each row as `widths`, the
+    /// first layer's activation and init.
     pub net: NetworkSpec,
     /// B, even: inputs come in correlated pairs.
     pub batch: usize,
@@ -74,6 +86,7 @@ pub struct RunSpec {
     pub networks: usize,
     pub seed: u64,
     pub probes: Probes,
+    pub arch: Option<ArchRun>,
 }
 
 impl RunSpec {
@@ -85,7 +98,20 @@ impl RunSpec {
             networks,
             seed,
             probes: Probes::default(),
+            arch: None,
         }
+    }
+}
+
+/// The summary NetworkSpec of an architecture (see `RunSpec::net`).
+pub fn summary_of(arch: &crate::arch::Architecture, q0: f64, c0: f64) -> NetworkSpec {
+    let first = arch.blocks[0].layers()[0];
+    NetworkSpec {
+        widths: (0..=arch.depth()).map(|l| arch.units(l)).collect(),
+        act: first.act,
+        init: first.init,
+        q0,
+        c0,
     }
 }
 

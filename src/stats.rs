@@ -44,6 +44,31 @@ pub struct NetworkSums {
     /// Layers 1..=L (index l-1): the Gram matrices (B x B, row-major) of
     /// x_{l-1} and of delta_l, on the stored scales.
     pub grams: Option<Vec<(Vec<f64>, Vec<f64>)>>,
+    /// One row's sums of pre^2 and post^2 per spatial position (over channels
+    /// and the batch), on the stored scale (--position-map).
+    pub positions: Option<PositionSums>,
+}
+
+/// Sums of squares per spatial position of one row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PositionSums {
+    pub row: usize,
+    /// channels times batch: the terms in each sum
+    pub count: usize,
+    pub pre: Vec<f64>,
+    pub post: Vec<f64>,
+}
+
+/// The per-position second moments (pre, post) of a network's position row,
+/// on the true scale.
+pub fn network_positions(sums: &NetworkSums) -> Option<(Vec<f64>, Vec<f64>)> {
+    let p = sums.positions.as_ref()?;
+    let log_t = carried_log_scales(sums.forward.iter().map(|s| s.renorm))[p.row];
+    let scale = (2.0 * log_t).exp() / p.count as f64;
+    Some((
+        p.pre.iter().map(|v| v * scale).collect(),
+        p.post.iter().map(|v| v * scale).collect(),
+    ))
 }
 
 /// Per-network results that are not per layer: the Jacobian's moments.

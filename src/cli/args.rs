@@ -76,6 +76,14 @@ pub struct NetArgs {
     /// Correlation of the two inputs of each pair (2k, 2k+1), in [-1, 1]
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub c0: f64,
+    /// An architecture file (TOML: dense, conv, conv-transpose, residual and highway blocks;
+    /// see examples/) instead of --width/--widths/--act/--init
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// normal, or mean-preserving: each layer's post-activation is shifted by minus the analytic
+    /// E[phi(sqrt(q_pre) z)], so that the mean stays at zero
+    #[arg(long)]
+    pub bias: Option<String>,
 }
 
 impl NetArgs {
@@ -96,6 +104,8 @@ impl NetArgs {
             fan_mode: self.fan_mode.clone(),
             q0: Some(self.q0),
             c0: Some(self.c0),
+            arch: self.arch.clone(),
+            bias: self.bias.clone(),
             ..Default::default()
         }
     }
@@ -162,6 +172,13 @@ pub struct RunArgs {
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
+    /// Write the measured second moment per spatial position of one row (averaged over
+    /// channels, batch and networks) and the theory's per-position prediction, as CSV
+    #[arg(long = "position-map")]
+    pub position_map: Option<PathBuf>,
+    /// The row of --position-map [default: the last]
+    #[arg(long = "position-layer")]
+    pub position_layer: Option<usize>,
 }
 
 fn progress_bar(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
@@ -233,7 +250,30 @@ impl RunArgs {
 /// The validated run of `varprop run`-like commands.
 pub fn run_spec(args: &RunArgs, default_networks: usize) -> Result<RunSpec> {
     args.check_engine_flags()?;
-    args.settings().resolve(default_networks)
+    let mut spec = args.settings().resolve(default_networks)?;
+    if args.position_map.is_some() || args.position_layer.is_some() {
+        let Some(a) = spec.arch.as_mut() else {
+            return Err(Error::invalid(
+                "--position-map",
+                "needs an --arch file with image layers",
+            ));
+        };
+        let row = args.position_layer.unwrap_or(a.arch.depth());
+        if row > a.arch.depth() {
+            return Err(Error::invalid(
+                "--position-layer",
+                format!("must lie in 0..={}", a.arch.depth()),
+            ));
+        }
+        if !matches!(a.arch.shape(row), varprop::arch::Shape::Image(..)) {
+            return Err(Error::invalid(
+                "--position-layer",
+                format!("row {row} is a vector; positions need an image row"),
+            ));
+        }
+        a.position_row = Some(row);
+    }
+    Ok(spec)
 }
 
 /// Bytes with an optional K, M, G or T suffix (powers of 1024).

@@ -30,6 +30,11 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
     for w in &run.warnings {
         eprintln!("warning: {w}");
     }
+    if let (Some(path), Some(a)) = (&args.position_map, &spec.arch) {
+        let row = a.position_row.expect("set with --position-map");
+        let text = report::position_map_csv(&spec, a, row, &run);
+        output::write_atomic(path, text.as_bytes())?;
+    }
     let mut table = report::run_table(&spec, &run);
     let predictions = varprop::check::predictions(&spec, &spec.net);
     varprop::check::add_theory_columns(&mut table, &spec, &predictions, &spec.net);

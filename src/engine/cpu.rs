@@ -45,9 +45,22 @@ pub fn weights(spec: &RunSpec, network: usize, layer: usize) -> Vec<f64> {
 /// any QR algorithm gives this Q up to rounding).
 pub fn orthogonal(spec: &RunSpec, network: usize, layer: usize, gain: f64) -> Vec<f64> {
     let (n_in, n_out) = (spec.net.widths[layer - 1], spec.net.widths[layer]);
+    orthogonal_matrix(spec.seed, network, layer, n_out, n_in, gain)
+}
+
+/// The orthogonal matrix of `orthogonal` for any (seed, network, weight
+/// layer, shape): the Gaussian is drawn as the weight stream's rows.
+pub fn orthogonal_matrix(
+    seed: u64,
+    network: usize,
+    layer: usize,
+    n_out: usize,
+    n_in: usize,
+    gain: f64,
+) -> Vec<f64> {
     let g = |i: usize, j: usize| {
         rng::normal4(rng::bits(
-            spec.seed,
+            seed,
             Stream::Weight,
             network as u32,
             layer as u32,
@@ -407,6 +420,7 @@ pub fn run_network(spec: &RunSpec, network: usize) -> NetworkSums {
         grams = probes.weight_grads.then_some(g);
     }
     NetworkSums {
+        positions: None,
         forward,
         tangent,
         backward,

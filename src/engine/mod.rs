@@ -3,6 +3,7 @@
 //! `stats` does the rest for both.
 
 pub mod cpu;
+pub mod cpu_blocks;
 
 use crate::error::Result;
 use crate::gpu::{AdapterSummary, GpuContext};
@@ -30,6 +31,9 @@ pub struct RunOutput {
     /// Jacobian moments per network (NaN without --jacobian)
     pub tops: Vec<NetworkTop>,
     pub summary: Vec<LayerSummary>,
+    /// per network, the position row's per-position second moments (pre,
+    /// post) with --position-map
+    pub positions: Vec<(Vec<f64>, Vec<f64>)>,
     pub info: EngineInfo,
     /// Messages for stderr (non-finite layers).
     pub warnings: Vec<String>,
@@ -67,8 +71,11 @@ fn finish(
     let mut per_network = Vec::new();
     let mut tops = Vec::new();
     let mut warnings = Vec::new();
+    let mut positions = Vec::new();
     for (s, sums) in per_network_sums.enumerate() {
-        let (samples, top, first_bad) = network_results(&sums?);
+        let sums = sums?;
+        positions.extend(crate::stats::network_positions(&sums));
+        let (samples, top, first_bad) = network_results(&sums);
         if let Some(l) = first_bad {
             warnings.push(format!(
                 "network {s}: values became non-finite at layer {l} (overflow in f32); its rows from layer {l} on are NaN"
@@ -82,6 +89,7 @@ fn finish(
         per_network,
         tops,
         summary,
+        positions,
         info,
         warnings,
     })
@@ -94,6 +102,12 @@ pub fn run_gpu(
     options: GpuOptions,
     progress: Progress,
 ) -> Result<RunOutput> {
+    if spec.arch.is_some() {
+        return Err(crate::Error::invalid(
+            "--device",
+            "architecture files and the mean-preserving bias run on the CPU reference engine for now: add --device cpu",
+        ));
+    }
     let every = crate::gpu::dense::checkpoint_interval(
         spec,
         options.chunk,
@@ -125,8 +139,15 @@ pub fn run_gpu(
 pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
     let rows = (spec.net.depth() + 1) as u64;
     let total = rows * spec.networks as u64;
+    let program = spec
+        .arch
+        .as_ref()
+        .map(|a| cpu_blocks::Program::new(&a.arch, spec.net.q0, spec.net.c0, a.mean_preserving));
     let sums = (0..spec.networks).map(|s| {
-        let sums = cpu::run_network(spec, s);
+        let sums = match (&program, &spec.arch) {
+            (Some(program), Some(a)) => cpu_blocks::run_network(spec, program, s, a.position_row),
+            _ => cpu::run_network(spec, s),
+        };
         progress((s as u64 + 1) * rows, total);
         Ok(sums)
     });

@@ -1223,6 +1223,7 @@ impl<'a> DenseGpu<'a> {
                 .collect()
         });
         NetworkSums {
+            positions: None,
             forward,
             tangent,
             backward,

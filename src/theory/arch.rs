@@ -37,7 +37,11 @@ pub struct Field {
 
 impl Field {
     fn uniform(positions: usize, q: f64, q12: f64, m: f64) -> Field {
-        Field { q: vec![q; positions], q12: vec![q12; positions], m: vec![m; positions] }
+        Field {
+            q: vec![q; positions],
+            q12: vec![q12; positions],
+            m: vec![m; positions],
+        }
     }
 
     fn average(v: &[f64]) -> f64 {
@@ -53,7 +57,14 @@ impl Field {
     /// The pair's correlation, position-averaged as the engines measure it
     /// (per position, then averaged).
     pub fn c_mean(&self) -> f64 {
-        Self::average(&self.q12.iter().zip(&self.q).map(|(a, b)| a / b).collect::<Vec<_>>())
+        Self::average(
+            &self
+                .q12
+                .iter()
+                .zip(&self.q)
+                .map(|(a, b)| a / b)
+                .collect::<Vec<_>>(),
+        )
     }
 }
 
@@ -72,8 +83,12 @@ pub struct ArchRow {
     pub backward_factor: f64,
     /// the same for a tangent going forward
     pub forward_factor: f64,
-    /// the analytic mean subtracted with the mean-preserving bias
-    pub mean_shift: f64,
+    /// the backward factor without the block's own phi' (for plain layers,
+    /// whose rows report the gradient with respect to h): sigma_back^2
+    pub back_linear: f64,
+    /// the analytic mean subtracted with the mean-preserving bias, per weight
+    /// layer of the block (0 without it; highway blocks are not shifted)
+    pub shifts: Vec<f64>,
 }
 
 fn positions(shape: Shape) -> (usize, usize, usize) {
@@ -94,19 +109,29 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
     let reach = |field: &Vec<f64>| -> Vec<f64> {
         match &layer.kind {
             LayerKind::Dense { .. } => vec![v * c_in as f64 * field.iter().sum::<f64>() + b2],
-            LayerKind::Conv { kernel, padding, .. } => {
+            LayerKind::Conv {
+                kernel, padding, ..
+            } => {
                 let r = (*kernel / 2) as isize;
-                let taps: Vec<(isize, isize)> =
-                    if layer.delta_orthogonal { vec![(0, 0)] } else { (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).collect() };
+                let taps: Vec<(isize, isize)> = if layer.delta_orthogonal {
+                    vec![(0, 0)]
+                } else {
+                    (-r..=r)
+                        .flat_map(|dy| (-r..=r).map(move |dx| (dy, dx)))
+                        .collect()
+                };
                 let mut out = vec![0.0; h_out * w_out];
                 for y in 0..h_out {
                     for x in 0..w_out {
                         let mut sum = 0.0;
                         for &(dy, dx) in &taps {
                             let (yy, xx) = (y as isize + dy, x as isize + dx);
-                            let inside = yy >= 0 && xx >= 0 && yy < h_in as isize && xx < w_in as isize;
+                            let inside =
+                                yy >= 0 && xx >= 0 && yy < h_in as isize && xx < w_in as isize;
                             let (yy, xx) = match padding {
-                                Padding::Circular => (yy.rem_euclid(h_in as isize), xx.rem_euclid(w_in as isize)),
+                                Padding::Circular => {
+                                    (yy.rem_euclid(h_in as isize), xx.rem_euclid(w_in as isize))
+                                }
                                 Padding::Zero if inside => (yy, xx),
                                 Padding::Zero => continue,
                             };
@@ -123,7 +148,8 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
                     for x in 0..w_in {
                         for ty in 0..*kernel {
                             for tx in 0..*kernel {
-                                out[(y * stride + ty) * w_out + x * stride + tx] += v * c_in as f64 * field[y * w_in + x];
+                                out[(y * stride + ty) * w_out + x * stride + tx] +=
+                                    v * c_in as f64 * field[y * w_in + x];
                             }
                         }
                     }
@@ -140,24 +166,60 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
 
 /// phi applied to a Gaussian pre-activation field, minus `shift`.
 fn activate(act: &Activation, h: &Field, shift: f64) -> Field {
-    let mut out = Field { q: Vec::new(), q12: Vec::new(), m: Vec::new() };
+    let mut out = Field {
+        q: Vec::new(),
+        q12: Vec::new(),
+        m: Vec::new(),
+    };
     for p in 0..h.q.len() {
         let (q, q12) = (h.q[p], h.q12[p]);
         let m = gauss::mean(act, q);
-        out.q.push(gauss::second_moment(act, q) - 2.0 * shift * m + shift * shift);
-        out.q12.push(gauss::cross_moment(act, q, q, q12) - 2.0 * shift * m + shift * shift);
+        out.q
+            .push(gauss::second_moment(act, q) - 2.0 * shift * m + shift * shift);
+        out.q12
+            .push(gauss::cross_moment(act, q, q, q12) - 2.0 * shift * m + shift * shift);
         out.m.push(m - shift);
     }
     out
 }
 
 /// A plain layer: (pre, post, E phi'^2 per position, shift).
-fn plain(layer: &Layer, layer_number: usize, x: &Field, mean_preserving: bool) -> (Field, Field, Vec<f64>, f64) {
+fn plain(
+    layer: &Layer,
+    layer_number: usize,
+    x: &Field,
+    mean_preserving: bool,
+) -> (Field, Field, Vec<f64>, f64) {
     let h = linear(layer, layer_number, x);
-    let shift = if mean_preserving { gauss::mean(&layer.act, h.q_mean()) } else { 0.0 };
+    let shift = if mean_preserving {
+        gauss::mean(&layer.act, h.q_mean())
+    } else {
+        0.0
+    };
     let post = activate(&layer.act, &h, shift);
-    let deriv = h.q.iter().map(|q| gauss::deriv_second_moment(&layer.act, *q)).collect();
+    let deriv =
+        h.q.iter()
+            .map(|q| gauss::deriv_second_moment(&layer.act, *q))
+            .collect();
     (h, post, deriv, shift)
+}
+
+/// E||J t||^2 / ||t||^2 through a plain layer for a spatially homogeneous
+/// tangent t: the units reaching each output times v (the unit field
+/// through the linear map, without bias), times E[phi'^2] there, summed over
+/// the outputs and divided by the inputs.
+fn forward_total(layer: &Layer, layer_number: usize, deriv: &[f64]) -> f64 {
+    let (_, h, w) = positions(layer.input);
+    let b2 = layer.bias_law().variance;
+    let reach = linear(layer, layer_number, &Field::uniform(h * w, 1.0, 0.0, 0.0));
+    let per_output: f64 = reach
+        .q
+        .iter()
+        .zip(deriv)
+        .map(|(r, d)| (r - b2) * d)
+        .sum::<f64>()
+        / deriv.len() as f64;
+    per_output * layer.output.units() as f64 / layer.input.units() as f64
 }
 
 /// sigma^2 of the backward direction: how many outputs each input unit
@@ -166,8 +228,16 @@ fn sigma_back2(layer: &Layer, layer_number: usize) -> f64 {
     let v = layer.weight_law(layer_number).variance;
     match (&layer.kind, layer.output) {
         (LayerKind::Dense { width }, _) => *width as f64 * v,
-        (LayerKind::Conv { kernel, .. }, Shape::Image(c, ..)) => if layer.delta_orthogonal { c as f64 * v } else { (c * kernel * kernel) as f64 * v },
-        (LayerKind::ConvTranspose { kernel, .. }, Shape::Image(c, ..)) => (c * kernel * kernel) as f64 * v,
+        (LayerKind::Conv { kernel, .. }, Shape::Image(c, ..)) => {
+            if layer.delta_orthogonal {
+                c as f64 * v
+            } else {
+                (c * kernel * kernel) as f64 * v
+            }
+        }
+        (LayerKind::ConvTranspose { kernel, .. }, Shape::Image(c, ..)) => {
+            (c * kernel * kernel) as f64 * v
+        }
         _ => unreachable!(),
     }
 }
@@ -182,7 +252,8 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
         deriv_sq: vec![1.0; h * w],
         backward_factor: f64::NAN,
         forward_factor: f64::NAN,
-        mean_shift: 0.0,
+        back_linear: f64::NAN,
+        shifts: Vec::new(),
     }];
     let mut x = input;
     let mut layer_number = 0;
@@ -193,30 +264,39 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                 let (pre, post, deriv, shift) = plain(layer, layer_number, &x, mean_preserving);
                 let chi = Field::average(&deriv);
                 ArchRow {
-                    forward_factor: layer.sigma_w2(layer_number) * chi,
+                    forward_factor: forward_total(layer, layer_number, &deriv),
                     backward_factor: sigma_back2(layer, layer_number) * chi,
+                    back_linear: sigma_back2(layer, layer_number),
                     pre,
                     post,
                     deriv_sq: deriv,
-                    mean_shift: shift,
+                    shifts: vec![shift],
                 }
             }
             Block::Residual { branch, alpha } => {
                 let mut f = x.clone();
                 let mut chi = 1.0;
                 let mut chi_back = 1.0;
+                let mut shifts = Vec::new();
                 for layer in branch {
                     layer_number += 1;
-                    let (_, post, deriv, _) = plain(layer, layer_number, &f, mean_preserving);
+                    let (_, post, deriv, shift) = plain(layer, layer_number, &f, mean_preserving);
+                    shifts.push(shift);
                     let d = Field::average(&deriv);
-                    chi *= layer.sigma_w2(layer_number) * d;
+                    chi *= forward_total(layer, layer_number, &deriv);
                     chi_back *= sigma_back2(layer, layer_number) * d;
                     f = post;
                 }
                 let a = *alpha;
                 let y = Field {
-                    q: (0..x.q.len()).map(|p| x.q[p] + a * a * f.q[p] + 2.0 * a * x.m[p] * f.m[p]).collect(),
-                    q12: (0..x.q.len()).map(|p| x.q12[p] + a * a * f.q12[p] + a * (x.m[p] * f.m[p] + f.m[p] * x.m[p])).collect(),
+                    q: (0..x.q.len())
+                        .map(|p| x.q[p] + a * a * f.q[p] + 2.0 * a * x.m[p] * f.m[p])
+                        .collect(),
+                    q12: (0..x.q.len())
+                        .map(|p| {
+                            x.q12[p] + a * a * f.q12[p] + a * (x.m[p] * f.m[p] + f.m[p] * x.m[p])
+                        })
+                        .collect(),
                     m: (0..x.q.len()).map(|p| x.m[p] + a * f.m[p]).collect(),
                 };
                 ArchRow {
@@ -225,10 +305,15 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                     deriv_sq: vec![1.0; x.q.len()],
                     forward_factor: 1.0 + a * a * chi,
                     backward_factor: 1.0 + a * a * chi_back,
-                    mean_shift: 0.0,
+                    back_linear: 1.0 + a * a * chi_back,
+                    shifts,
                 }
             }
-            Block::Highway { transform, gate, gate_bias } => {
+            Block::Highway {
+                transform,
+                gate,
+                gate_bias,
+            } => {
                 layer_number += 1;
                 let (_, hh, deriv, _) = plain(transform, layer_number, &x, false);
                 layer_number += 1;
@@ -241,7 +326,10 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                 let t1 = gauss::expect_1d(shifted(t), qg);
                 let t2 = gauss::expect_1d(|u| sigmoid(u + gate_bias).powi(2), qg);
                 let u2 = gauss::expect_1d(|u| (1.0 - sigmoid(u + gate_bias)).powi(2), qg);
-                let tu = gauss::expect_1d(|u| sigmoid(u + gate_bias) * (1.0 - sigmoid(u + gate_bias)), qg);
+                let tu = gauss::expect_1d(
+                    |u| sigmoid(u + gate_bias) * (1.0 - sigmoid(u + gate_bias)),
+                    qg,
+                );
                 let tt12 = gauss::expect_2d(shifted(t), shifted(t), qg, qg, q12g);
                 let uu12 = gauss::expect_2d(shifted(one_minus), shifted(one_minus), qg, qg, q12g);
                 let tu12 = gauss::expect_2d(shifted(t), shifted(one_minus), qg, qg, q12g);
@@ -253,13 +341,27 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                 };
                 // d y / d x: (1 - T) + T phi'(h) W_H + sigmoid'(g) (H - x) W_T, the
                 // three terms uncorrelated at infinite width
-                let sig_d2 = gauss::expect_1d(|u| (sigmoid(u + gate_bias) * (1.0 - sigmoid(u + gate_bias))).powi(2), qg);
+                let sig_d2 = gauss::expect_1d(
+                    |u| (sigmoid(u + gate_bias) * (1.0 - sigmoid(u + gate_bias))).powi(2),
+                    qg,
+                );
                 let h_minus_x2 = qh - 2.0 * mh * mx + qx;
                 let d = deriv[0];
-                let forward = u2 + t2 * transform.sigma_w2(layer_number - 1) * d + sig_d2 * gate.sigma_w2(layer_number) * h_minus_x2;
-                let backward =
-                    u2 + t2 * sigma_back2(transform, layer_number - 1) * d + sig_d2 * sigma_back2(gate, layer_number) * h_minus_x2;
-                ArchRow { pre: y.clone(), post: y, deriv_sq: vec![1.0], forward_factor: forward, backward_factor: backward, mean_shift: 0.0 }
+                let forward = u2
+                    + t2 * transform.sigma_w2(layer_number - 1) * d
+                    + sig_d2 * gate.sigma_w2(layer_number) * h_minus_x2;
+                let backward = u2
+                    + t2 * sigma_back2(transform, layer_number - 1) * d
+                    + sig_d2 * sigma_back2(gate, layer_number) * h_minus_x2;
+                ArchRow {
+                    pre: y.clone(),
+                    post: y,
+                    deriv_sq: vec![1.0],
+                    forward_factor: forward,
+                    backward_factor: backward,
+                    back_linear: backward,
+                    shifts: vec![0.0, 0.0],
+                }
             }
         };
         x = row.post.clone();
