@@ -1,0 +1,319 @@
+//! Architecture files: every example parses and runs, the block engine agrees
+//! with the plain engine on a plain stack, and every block type follows its
+//! theory within the measured standard errors (z bounds: common::z_bound).
+
+mod common;
+
+use varprop::arch::Architecture;
+use varprop::engine::run_cpu;
+use varprop::settings::RunSettings;
+use varprop::spec::RunSpec;
+use varprop::theory;
+
+fn arch_spec(
+    text: &str,
+    batch: usize,
+    networks: usize,
+    seed: u64,
+    extra: impl FnOnce(&mut RunSettings),
+) -> RunSpec {
+    let dir = std::env::temp_dir().join(format!(
+        "varprop-arch-{}-{seed}-{}",
+        std::process::id(),
+        text.len()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("arch.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut s = RunSettings {
+        arch: Some(path.display().to_string()),
+        batch: Some(batch),
+        networks: Some(networks),
+        seed: Some(seed),
+        ..Default::default()
+    };
+    extra(&mut s);
+    s.resolve(networks).unwrap()
+}
+
+/// Compares `column`'s mean with the theory at every row (skipping row 0).
+fn within_se(name: &str, means: &[(f64, f64)], theory: &[f64], bound: f64) {
+    for (l, ((m, se), t)) in means.iter().zip(theory).enumerate().skip(1) {
+        let z = (m - t) / se;
+        assert!(
+            z.abs() < bound,
+            "{name} row {l}: {m} ± {se} vs theory {t} (z = {z:.2}, bound {bound:.2})"
+        );
+    }
+}
+
+#[test]
+fn every_example_parses_and_runs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        Architecture::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let s = RunSettings {
+            arch: Some(path.display().to_string()),
+            batch: Some(2),
+            networks: Some(2),
+            backward: Some(true),
+            jacobian: Some(true),
+            ..Default::default()
+        };
+        let spec = s.resolve(2).unwrap();
+        let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+        assert!(
+            out.warnings.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            out.warnings
+        );
+        assert!(
+            out.per_network[0].last().unwrap().log_q_post.is_finite(),
+            "{}",
+            path.display()
+        );
+        count += 1;
+    }
+    assert!(count >= 6, "one example per block type");
+}
+
+/// A plain stack written as an architecture file runs on the block engine
+/// and gives what the plain engine gives (f64 on both sides: the two differ
+/// only in where the renormalisation is applied).
+#[test]
+fn block_engine_agrees_with_the_plain_engine() {
+    let text = "input = 24\n[[block]]\ntype = \"dense\"\nwidth = 40\nact = \"tanh\"\ninit = \"xavier-normal\"\nsigma-b2 = 0.1\nrepeat = 3\n[[block]]\ntype = \"dense\"\nwidth = 16\nact = \"tanh\"\ninit = \"xavier-normal\"\nsigma-b2 = 0.1\n";
+    let blocks = arch_spec(text, 4, 3, 11, |s| {
+        s.backward = Some(true);
+        s.jacobian = Some(true);
+    });
+    let mut plain = common::net("24,40x3,16", "tanh", "xavier-normal");
+    plain.init.sigma_b2 = Some(0.1);
+    let plain = RunSpec {
+        probes: blocks.probes,
+        ..RunSpec::new(plain, 4, 3, 11)
+    };
+    let a = run_cpu(&blocks, &mut |_, _| {}).unwrap();
+    let b = run_cpu(&plain, &mut |_, _| {}).unwrap();
+    for (na, nb) in a.per_network.iter().zip(&b.per_network) {
+        for (l, (x, y)) in na.iter().zip(nb).enumerate() {
+            for (name, u, v) in [
+                ("log_q_pre", x.log_q_pre, y.log_q_pre),
+                ("c_pre", x.c_pre, y.c_pre),
+                ("log_g", x.log_g, y.log_g),
+                ("log_jac_m1", x.log_jac_m1, y.log_jac_m1),
+            ] {
+                assert!(
+                    (u - v).abs() < 1e-10,
+                    "row {l} {name}: blocks {u} vs plain {v}"
+                );
+            }
+        }
+    }
+    for (x, y) in a.tops.iter().zip(&b.tops) {
+        assert!((x.log_jac_m2 - y.log_jac_m2).abs() < 1e-10);
+    }
+}
+
+/// With circular padding the position-averaged q of a CNN follows the
+/// dense recurrence with sigma_w^2 = C_in k^2 v (theory against theory), and
+/// the simulation follows it within SE.
+#[test]
+fn circular_convolution_follows_the_dense_recurrence() {
+    let text = "input = { channels = 8, size = 8 }\n[[block]]\ntype = \"conv\"\nchannels = 8\nkernel = 3\nact = \"tanh\"\ninit = \"custom\"\nsigma-w2 = 1.6\nsigma-b2 = 0.05\nrepeat = 6\n";
+    let spec = arch_spec(text, 4, 48, 3, |_| {});
+    let a = &spec.arch.as_ref().unwrap().arch;
+    let rows = theory::arch::arch_table(a, 1.0, 0.5, false);
+    // v = sigma_w2 / fan_in with fan_in = C_in k^2: the dense stack with the same sigma_w^2
+    let mut flags = varprop::spec::NetworkFlags {
+        widths: Some("64x7".into()),
+        act: Some("tanh".into()),
+        q0: 1.0,
+        c0: 0.5,
+        ..Default::default()
+    };
+    flags.init.sigma_w2 = Some(1.6);
+    flags.init.sigma_b2 = Some(0.05);
+    let dense = flags.resolve().unwrap();
+    let want = theory::layer_table(&dense);
+    for (r, w) in rows.iter().zip(&want) {
+        assert!(
+            (r.pre.q_mean() - w.q_pre).abs() < 1e-12 * w.q_pre,
+            "q {} vs {}",
+            r.pre.q_mean(),
+            w.q_pre
+        );
+        assert!(
+            (r.pre.c_mean() - w.c_pre).abs() < 1e-12,
+            "c {} vs {}",
+            r.pre.c_mean(),
+            w.c_pre
+        );
+    }
+    let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+    let bound = common::z_bound(2 * 6);
+    within_se(
+        "q_pre",
+        &out.summary.iter().map(|s| s.q_pre).collect::<Vec<_>>(),
+        &rows.iter().map(|r| r.pre.q_mean()).collect::<Vec<_>>(),
+        bound,
+    );
+    within_se(
+        "c_pre",
+        &out.summary.iter().map(|s| s.c_pre).collect::<Vec<_>>(),
+        &rows.iter().map(|r| r.pre.c_mean()).collect::<Vec<_>>(),
+        bound,
+    );
+}
+
+/// A linear CNN with delta-orthogonal kernels keeps every input's norm
+/// exactly (circular padding: the centre tap is an orthogonal channel map).
+#[test]
+fn delta_orthogonal_linear_cnn_keeps_the_norm() {
+    let text = "input = { channels = 6, size = 5 }\n[[block]]\ntype = \"conv\"\nchannels = 6\nkernel = 3\nact = \"identity\"\ninit = \"delta-orthogonal\"\nrepeat = 10\n";
+    let spec = arch_spec(text, 4, 3, 5, |_| {});
+    let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+    for net in &out.per_network {
+        for row in net {
+            assert!((row.sample_log_q_post - net[0].sample_log_q_post).abs() < 1e-12);
+            assert!((row.c_pre - net[0].c_pre).abs() < 1e-12);
+        }
+    }
+}
+
+/// A transposed convolution with k = 3, s = 2 draws on 4, 2 or 1 input
+/// positions: its per-position second moment is a checkerboard, 2 to 1
+/// between neighbours, and the measured map matches the theory's within SE.
+#[test]
+fn transposed_convolution_makes_a_checkerboard() {
+    let text = "input = { channels = 6, size = 5 }\n[[block]]\ntype = \"conv-transpose\"\nchannels = 4\nkernel = 3\nstride = 2\nact = \"identity\"\ninit = \"lecun-normal\"\n";
+    let mut spec = arch_spec(text, 4, 64, 9, |_| {});
+    spec.arch.as_mut().unwrap().position_row = Some(1);
+    let a = &spec.arch.as_ref().unwrap().arch;
+    let rows = theory::arch::arch_table(a, 1.0, 0.5, false);
+    let q = &rows[1].pre.q;
+    let w = 11;
+    // interior: (even, even) positions get 4 inputs, (odd, odd) 1, mixed 2
+    assert!(
+        (q[4 * w + 4] / q[4 * w + 5] - 2.0).abs() < 1e-12
+            && (q[4 * w + 5] / q[5 * w + 5] - 2.0).abs() < 1e-12
+    );
+    let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+    assert_eq!(out.positions.len(), 64);
+    let bound = common::z_bound(q.len());
+    for (p, want) in q.iter().enumerate() {
+        let (m, se) = varprop::stats::mean_se(out.positions.iter().map(|(pre, _)| pre[p]));
+        let z = (m - want) / se;
+        assert!(
+            z.abs() < bound,
+            "position {p}: {m} ± {se} vs {want} (z = {z:.2})"
+        );
+    }
+}
+
+fn residual(alpha: &str, depth: usize) -> String {
+    format!(
+        "input = 256\n[[block]]\ntype = \"residual\"\nalpha = {alpha}\nrepeat = {depth}\n[[block.layer]]\nwidth = 256\nact = \"tanh\"\ninit = \"xavier-normal\"\n"
+    )
+}
+
+/// q through residual stacks grows as q + alpha^2 E[F^2] per block, for
+/// alpha = 1 and 1/sqrt(L); SkipInit (alpha = 0) leaves the signal exactly.
+#[test]
+fn residual_blocks_follow_theory() {
+    for alpha in ["1.0", "\"1/sqrt(L)\""] {
+        let spec = arch_spec(&residual(alpha, 8), 4, 32, 13, |s| s.backward = Some(true));
+        let a = &spec.arch.as_ref().unwrap().arch;
+        let rows = theory::arch::arch_table(a, 1.0, 0.5, false);
+        let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+        let bound = common::z_bound(3 * 8);
+        within_se(
+            &format!("alpha {alpha} q"),
+            &out.summary.iter().map(|s| s.q_post).collect::<Vec<_>>(),
+            &rows.iter().map(|r| r.post.q_mean()).collect::<Vec<_>>(),
+            bound,
+        );
+        within_se(
+            &format!("alpha {alpha} c"),
+            &out.summary.iter().map(|s| s.c_pre).collect::<Vec<_>>(),
+            &rows.iter().map(|r| r.pre.c_mean()).collect::<Vec<_>>(),
+            bound,
+        );
+        let preds = varprop::check::predictions(&spec, &spec.net);
+        let g = preds.iter().find(|p| p.name == "g").unwrap();
+        let g_theory: Vec<f64> = g.theory.iter().map(|v| v.unwrap()).collect();
+        within_se(
+            &format!("alpha {alpha} g"),
+            &out.summary.iter().map(|s| s.g).collect::<Vec<_>>(),
+            &g_theory,
+            bound,
+        );
+    }
+    let spec = arch_spec(&residual("0", 5), 4, 2, 1, |_| {});
+    let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+    for net in &out.per_network {
+        for row in net {
+            assert_eq!(
+                row.log_q_post, net[0].log_q_post,
+                "SkipInit changes nothing"
+            );
+        }
+    }
+}
+
+/// Highway blocks and the mean-preserving bias against their theory.
+#[test]
+fn highway_and_mean_preserving_bias_follow_theory() {
+    let highway = "input = 256\n[[block]]\ntype = \"highway\"\nact = \"tanh\"\ninit = \"lecun-normal\"\ngate-bias = -1.0\nrepeat = 6\n";
+    let spec = arch_spec(highway, 4, 32, 17, |_| {});
+    let rows = theory::arch::arch_table(&spec.arch.as_ref().unwrap().arch, 1.0, 0.5, false);
+    let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+    let bound = common::z_bound(2 * 6 + 2 * 6);
+    within_se(
+        "highway q",
+        &out.summary.iter().map(|s| s.q_post).collect::<Vec<_>>(),
+        &rows.iter().map(|r| r.post.q_mean()).collect::<Vec<_>>(),
+        bound,
+    );
+    within_se(
+        "highway c",
+        &out.summary.iter().map(|s| s.c_pre).collect::<Vec<_>>(),
+        &rows.iter().map(|r| r.pre.c_mean()).collect::<Vec<_>>(),
+        bound,
+    );
+
+    // relu with the mean-preserving bias: the mean of x stays at 0 and q
+    // follows Var[phi] in place of E[phi^2]
+    let settings = RunSettings {
+        width: Some(256),
+        depth: Some(6),
+        act: Some("relu".into()),
+        init: Some("he-normal".into()),
+        bias: Some("mean-preserving".into()),
+        batch: Some(4),
+        networks: Some(32),
+        seed: Some(19),
+        ..Default::default()
+    };
+    let spec = settings.resolve(32).unwrap();
+    let rows = theory::arch::arch_table(&spec.arch.as_ref().unwrap().arch, 1.0, 0.5, true);
+    let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+    within_se(
+        "mean-preserving mean",
+        &out.summary.iter().map(|s| s.mean_post).collect::<Vec<_>>(),
+        &vec![0.0; 7],
+        bound,
+    );
+    within_se(
+        "mean-preserving q",
+        &out.summary.iter().map(|s| s.q_post).collect::<Vec<_>>(),
+        &rows.iter().map(|r| r.post.q_mean()).collect::<Vec<_>>(),
+        bound,
+    );
+}
