@@ -8,7 +8,9 @@
 //! independent of the signal, so at infinite width a layer's pre-activation
 //! is Gaussian with
 //!
-//!     q_h(p) = v C_in sum over the inputs reaching p of q(p') + sigma_b^2
+//! ```text
+//! q_h(p) = v C_in sum over the inputs reaching p of q(p') + sigma_b^2
+//! ```
 //!
 //! (all units for a dense layer; the k x k neighbourhood for a convolution,
 //! wrapped with circular padding and cut at the border with zero padding;
