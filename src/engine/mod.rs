@@ -5,6 +5,7 @@
 pub mod cpu;
 
 use crate::error::Result;
+use crate::gpu::kernels::ProductKernel;
 use crate::gpu::{AdapterSummary, GpuContext};
 use crate::spec::RunSpec;
 use crate::stats::{
@@ -94,13 +95,25 @@ pub fn run_gpu(
     options: GpuOptions,
     progress: Progress,
 ) -> Result<RunOutput> {
+    let kernel = ProductKernel::auto(ctx, spec.batch);
+    run_gpu_with_kernel(ctx, spec, options, kernel, progress)
+}
+
+/// `run_gpu` with a given shape of the product kernel (tests, benchmark).
+pub fn run_gpu_with_kernel(
+    ctx: &GpuContext,
+    spec: &RunSpec,
+    options: GpuOptions,
+    kernel: ProductKernel,
+    progress: Progress,
+) -> Result<RunOutput> {
     let every = crate::gpu::dense::checkpoint_interval(
         spec,
         options.chunk,
         options.checkpoint_every,
         options.max_memory,
     )?;
-    let engine = crate::gpu::dense::DenseGpu::new(ctx, spec, options.chunk, every)?;
+    let engine = crate::gpu::dense::DenseGpu::with_kernel(ctx, spec, options.chunk, every, kernel)?;
     let rows = (spec.net.depth() + 1) as u64;
     let total = rows * spec.networks as u64;
     let sums = (0..spec.networks).map(|s| {

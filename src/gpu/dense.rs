@@ -16,6 +16,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
+use crate::gpu::kernels::ProductKernel;
 use crate::gpu::shaders::{Module, engine_bind_group_layout};
 use crate::init::WeightLaw;
 use crate::spec::RunSpec;
@@ -65,10 +66,7 @@ const NO_OFFSET: u32 = u32::MAX;
 const RECORD: usize = 10;
 const UNITS_PER_BLOCK: usize = 4096;
 const GEN_WG: u32 = 64;
-const PRODUCT_WG: u32 = 64;
 const STATS_WG: u32 = 256;
-/// Outputs per product invocation along units and along rows.
-const PRODUCT_BLOCK: usize = 4;
 const MAX_DISPATCH: u32 = 65_535;
 /// Dispatches encoded per submission at most (the parameter buffer's slots).
 const MAX_STEPS: usize = 2048;
@@ -275,11 +273,14 @@ pub fn checkpoint_interval(
 
 struct Pipelines {
     gen_weights: wgpu::ComputePipeline,
-    gen_bias: wgpu::ComputePipeline,
     gen_input: wgpu::ComputePipeline,
     gen_normal_rows: wgpu::ComputePipeline,
+    /// W x + b and W^T d, with W from the weights buffer ...
     product: wgpu::ComputePipeline,
     product_t: wgpu::ComputePipeline,
+    /// ... and with W drawn inside the kernel (when the kernel does that)
+    product_rng: Option<wgpu::ComputePipeline>,
+    product_t_rng: Option<wgpu::ComputePipeline>,
     stats: wgpu::ComputePipeline,
     activate: wgpu::ComputePipeline,
     scale_by_deriv: wgpu::ComputePipeline,
@@ -328,14 +329,34 @@ pub struct DenseGpu<'a> {
     scales: wgpu::Buffer,
     staging: wgpu::Buffer,
     chunk: usize,
+    kernel: ProductKernel,
     /// Bytes of every buffer this engine allocated on the device.
     pub device_bytes: u64,
 }
 
 impl<'a> DenseGpu<'a> {
     /// `every`: checkpoint interval of the backward pass (see
-    /// `checkpoint_interval`); ignored for forward-only runs.
+    /// `checkpoint_interval`); ignored for forward-only runs. The product
+    /// kernel is the one measured best for the adapter.
     pub fn new(ctx: &'a GpuContext, spec: &'a RunSpec, chunk: usize, every: usize) -> Result<Self> {
+        Self::with_kernel(
+            ctx,
+            spec,
+            chunk,
+            every,
+            ProductKernel::auto(ctx, spec.batch),
+        )
+    }
+
+    /// `new` with a given shape of the product kernel (tests, benchmark).
+    pub fn with_kernel(
+        ctx: &'a GpuContext,
+        spec: &'a RunSpec,
+        chunk: usize,
+        every: usize,
+        kernel: ProductKernel,
+    ) -> Result<Self> {
+        kernel.validate(ctx)?;
         let net = &spec.net;
         // buffers are sized for `chunk` layers even when the run is shorter,
         // so that a forward run's memory does not depend on its depth
@@ -358,13 +379,28 @@ impl<'a> DenseGpu<'a> {
                 immediate_size: 0,
             });
         let p = |module, entry| ctx.pipeline(module, entry, &net.act, Some(&pipeline_layout));
+        let product = |transposed, from_rng| {
+            let constants = kernel.constants(transposed, from_rng);
+            let layout = Some(&pipeline_layout);
+            ctx.specialised_pipeline(Module::Product, "product", &net.act, layout, &constants)
+        };
+        let rng = kernel.weights_from_rng;
         let pipelines = Pipelines {
             gen_weights: p(Module::Generate, "gen_weights")?,
-            gen_bias: p(Module::Generate, "gen_bias")?,
             gen_input: p(Module::Generate, "gen_input")?,
             gen_normal_rows: p(Module::Generate, "gen_normal_rows")?,
-            product: p(Module::Product, "product")?,
-            product_t: p(Module::Product, "product_t")?,
+            product: product(false, false)?,
+            product_t: product(true, false)?,
+            product_rng: if rng {
+                Some(product(false, true)?)
+            } else {
+                None
+            },
+            product_t_rng: if rng {
+                Some(product(true, true)?)
+            } else {
+                None
+            },
             stats: p(Module::Stats, "stats")?,
             activate: p(Module::Stats, "activate")?,
             scale_by_deriv: p(Module::Stats, "scale_by_deriv")?,
@@ -462,6 +498,7 @@ impl<'a> DenseGpu<'a> {
             scales,
             staging,
             chunk,
+            kernel,
             device_bytes,
         })
     }
@@ -524,24 +561,65 @@ impl<'a> DenseGpu<'a> {
         }
     }
 
+    /// Whether the product kernel draws this layer's W (and b) itself.
+    fn weights_in_product(&self, p: &Params) -> bool {
+        self.kernel.weights_from_rng && p.w_dist != crate::init::Dist::Orthogonal.code()
+    }
+
+    /// W (and b) into their buffers, unless the product draws them itself.
     fn weights_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params, with_bias: bool) {
+        if !self.weights_in_product(&p) {
+            self.generate_steps(steps, p, with_bias);
+        }
+    }
+
+    /// W (and b) into their buffers.
+    fn generate_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params, with_bias: bool) {
         let (n_in, n_out) = (p.n_in as usize, p.n_out as usize);
+        let bias_groups = if with_bias && p.b_scale != 0.0 {
+            n_out.div_ceil(4)
+        } else {
+            0
+        };
         if p.w_dist == crate::init::Dist::Orthogonal.code() {
             self.orthogonal_steps(steps, p);
-        } else {
-            let groups = dispatch_1d(n_out * n_in.div_ceil(4), GEN_WG);
-            steps.push(Step {
-                pipeline: &self.pipelines.gen_weights,
-                params: p,
-                groups,
-            });
+            if bias_groups == 0 {
+                return;
+            }
         }
-        if with_bias && p.b_scale != 0.0 {
-            steps.push(Step {
-                pipeline: &self.pipelines.gen_bias,
-                params: p,
-                groups: dispatch_1d(n_out.div_ceil(4), GEN_WG),
-            });
+        // gen_weights draws the bias in the invocations past W's
+        let weight_groups = if p.w_dist == crate::init::Dist::Orthogonal.code() {
+            0
+        } else {
+            n_out * n_in.div_ceil(4)
+        };
+        steps.push(Step {
+            pipeline: &self.pipelines.gen_weights,
+            params: p,
+            groups: dispatch_1d(weight_groups + bias_groups, GEN_WG),
+        });
+    }
+
+    /// The product W in (+ b) or, `transposed`, W^T in, for `p.rows` rows.
+    fn product_step<'p>(&'p self, p: Params, transposed: bool) -> Step<'p> {
+        let pl = &self.pipelines;
+        let pipeline = match (transposed, self.weights_in_product(&p)) {
+            (false, false) => &pl.product,
+            (true, false) => &pl.product_t,
+            (false, true) => pl
+                .product_rng
+                .as_ref()
+                .expect("built with weights_from_rng"),
+            (true, true) => pl
+                .product_t_rng
+                .as_ref()
+                .expect("built with weights_from_rng"),
+        };
+        let outputs = if transposed { p.n_in } else { p.n_out };
+        Step {
+            pipeline,
+            params: p,
+            groups: self.kernel.groups(outputs as usize, p.rows as usize),
         }
     }
 
@@ -590,13 +668,6 @@ impl<'a> DenseGpu<'a> {
             params: p,
             groups: dispatch_1d(n_out * stride(n_in), STATS_WG),
         });
-    }
-
-    fn product_groups(n_out: usize, rows: usize) -> (u32, u32, u32) {
-        dispatch_1d(
-            n_out.div_ceil(PRODUCT_BLOCK) * rows.div_ceil(PRODUCT_BLOCK),
-            PRODUCT_WG,
-        )
     }
 
     fn row_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params) {
@@ -794,11 +865,7 @@ impl<'a> DenseGpu<'a> {
                 scale_a: lay.forward_scale(l - 1),
                 ..base
             };
-            steps.push(Step {
-                pipeline: &self.pipelines.product,
-                params: p,
-                groups: Self::product_groups(n, batch),
-            });
+            steps.push(self.product_step(p, false));
             let p = Params {
                 in_off: lay.h as u32,
                 out_off: lay.x[l % 2] as u32,
@@ -820,11 +887,7 @@ impl<'a> DenseGpu<'a> {
                     b_scale: 0.0,
                     ..base
                 };
-                steps.push(Step {
-                    pipeline: &self.pipelines.product,
-                    params: p,
-                    groups: Self::product_groups(n, batch),
-                });
+                steps.push(self.product_step(p, false));
                 let p = Params {
                     aux_off: lay.h as u32,
                     ..base
@@ -954,11 +1017,7 @@ impl<'a> DenseGpu<'a> {
                 scale_a: lay.forward_scale(l - 1),
                 ..base
             };
-            steps.push(Step {
-                pipeline: &self.pipelines.product,
-                params: p,
-                groups: Self::product_groups(net.widths[l], batch),
-            });
+            steps.push(self.product_step(p, false));
             if with_grams {
                 let p = Params {
                     in_off: x_prev,
@@ -1064,15 +1123,7 @@ impl<'a> DenseGpu<'a> {
                 rows,
                 ..base
             };
-            let groups = dispatch_1d(
-                stride(net.widths[l - 1]) / 4 * (lay.back_rows).div_ceil(PRODUCT_BLOCK),
-                PRODUCT_WG,
-            );
-            steps.push(Step {
-                pipeline: &self.pipelines.product_t,
-                params: p,
-                groups,
-            });
+            steps.push(self.product_step(p, true));
             if with_grams {
                 let p = Params {
                     in_off: lay.d[l % 2] as u32,
@@ -1234,7 +1285,7 @@ impl<'a> DenseGpu<'a> {
     pub fn generate_weights(&self, network: usize, layer: usize) -> Result<Vec<f32>> {
         let p = self.base(network, layer);
         let mut steps = Vec::new();
-        self.weights_steps(&mut steps, p, false);
+        self.generate_steps(&mut steps, p, false);
         self.submit(&steps, &[])?;
         let row = stride(p.n_in as usize);
         let bytes = (row * p.n_out as usize * 4) as u64;
