@@ -14,9 +14,9 @@
 
 mod common;
 
-use varprop::engine::{GpuOptions, run_cpu, run_gpu, run_gpu_with_kernel};
+use varprop::engine::{GpuOptions, run_cpu, run_gpu, run_gpu_with_kernels};
 use varprop::gpu::GpuContext;
-use varprop::gpu::kernels::ProductKernel;
+use varprop::gpu::kernels::{Kernels, ProductKernel, Reduction};
 use varprop::init::InitFlags;
 use varprop::spec::{NetworkFlags, Probes, RunSpec};
 
@@ -32,18 +32,18 @@ fn check_probes(
     every: Option<usize>,
 ) {
     let ctx = common::gpu();
-    let kernel = ProductKernel::auto(&ctx, batch);
-    check_kernel(&ctx, flags, batch, chunk, probes, every, kernel);
+    let kernels = Kernels::auto(&ctx, batch);
+    check_kernels(&ctx, flags, batch, chunk, probes, every, kernels);
 }
 
-fn check_kernel(
+fn check_kernels(
     ctx: &GpuContext,
     flags: NetworkFlags,
     batch: usize,
     chunk: usize,
     probes: Probes,
     every: Option<usize>,
-    kernel: ProductKernel,
+    kernels: Kernels,
 ) {
     let net = flags.resolve().unwrap();
     let spec = RunSpec {
@@ -55,12 +55,12 @@ fn check_kernel(
         checkpoint_every: every,
         ..Default::default()
     };
-    let gpu = run_gpu_with_kernel(ctx, &spec, options, kernel, &mut |_, _| {}).unwrap();
+    let gpu = run_gpu_with_kernels(ctx, &spec, options, kernels, &mut |_, _| {}).unwrap();
     let cpu = run_cpu(&spec, &mut |_, _| {}).unwrap();
     let rtol = 2e-4;
     for (s, (g_net, c_net)) in gpu.per_network.iter().zip(&cpu.per_network).enumerate() {
         for (l, (g, c)) in g_net.iter().zip(c_net).enumerate() {
-            let what = format!("{} {kernel:?} network {s} layer {l}", spec.net.act);
+            let what = format!("{} {kernels:?} network {s} layer {l}", spec.net.act);
             let close = |name: &str, a: f64, b: f64, scale: f64| {
                 let both_nan = a.is_nan() && b.is_nan();
                 assert!(
@@ -288,39 +288,42 @@ fn checkpointing_does_not_change_a_bit() {
     }
 }
 
-/// Every shape of the product kernel (W drawn inside or read from the
-/// buffer, loads shared across lanes or not, 16 or 64 rows per workgroup)
-/// against the CPU reference, forward and backward with its statistics, on
-/// widths and batches that are not multiples of the tiles: widths 1, 3, 17,
-/// 63, 65 and 257 (4 outputs per invocation, 4 inputs per step), batches 2,
-/// 18 and 66 (16 and 64 rows per workgroup, even as the pairs need).
+/// Every shape of the kernels (W drawn inside the product or read from the
+/// buffer, loads shared across lanes or not, 16 or 64 rows per workgroup;
+/// statistics summed by subgroups or by a tree) against the CPU reference,
+/// forward and backward with their statistics, on widths and batches that
+/// are not multiples of the tiles: widths 1, 3, 17, 63, 65 and 257 (4
+/// outputs per invocation, 4 inputs per step), batches 2, 18 and 66 (16
+/// and 64 rows per workgroup, even as the pairs need).
 #[test]
-fn product_kernels_on_ragged_shapes() {
+fn kernels_on_ragged_shapes() {
     let ctx = common::gpu();
+    let auto = Kernels::auto(&ctx, 66);
     let share = ctx.subgroup_min_size.clamp(1, 8);
-    let mut kernels = vec![ProductKernel::portable(), ProductKernel::auto(&ctx, 66)];
-    for (weights_from_rng, share, wide) in [
-        (true, share, false),
-        (true, share, true),
-        (false, share, true),
-        (true, 1, true),
+    let mut all = vec![Kernels::portable(), auto];
+    for (weights_from_rng, share, wide, reduction) in [
+        (true, share, false, auto.reduction),
+        (true, share, true, Reduction::tree()),
+        (false, share, true, auto.reduction),
+        (true, 1, true, auto.reduction),
     ] {
-        kernels.push(ProductKernel {
+        let product = ProductKernel {
             weights_from_rng,
             share,
             wide,
             workgroup: 16,
-        });
+        };
+        all.push(Kernels { product, reduction });
     }
     let probes = Probes {
         backward: true,
         ..Default::default()
     };
-    for kernel in kernels {
+    for kernels in all {
         for batch in [2, 18, 66] {
             let mut f = flags("3,17,1,63,65,257,17", "tanh", "he-normal");
             f.init.sigma_b2 = Some(0.05);
-            check_kernel(&ctx, f, batch, 4, probes, Some(2), kernel);
+            check_kernels(&ctx, f, batch, 4, probes, Some(2), kernels);
         }
     }
 }

@@ -102,6 +102,8 @@ pub struct GpuContext {
     /// The smallest subgroup the adapter may run (0 without the SUBGROUP
     /// feature): how many lanes the product kernel may share loads across.
     pub subgroup_min_size: u32,
+    /// The largest (0 without the SUBGROUP feature).
+    pub subgroup_max_size: u32,
     pub(crate) pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
 }
 
@@ -149,10 +151,12 @@ impl GpuContext {
         // product kernel share loads between lanes. Ask only for what exists.
         let features =
             adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
-        let subgroup_min_size = if features.contains(wgpu::Features::SUBGROUP) {
-            adapter.get_info().subgroup_min_size
+        let (subgroup_min_size, subgroup_max_size) = if features.contains(wgpu::Features::SUBGROUP)
+        {
+            let info = adapter.get_info();
+            (info.subgroup_min_size, info.subgroup_max_size)
         } else {
-            0
+            (0, 0)
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("varprop"),
@@ -170,6 +174,7 @@ impl GpuContext {
             limits,
             features,
             subgroup_min_size,
+            subgroup_max_size,
             pipelines: Mutex::new(HashMap::new()),
         })
     }

@@ -6,5 +6,6 @@ pub mod dense;
 pub mod kernels;
 pub mod probe;
 pub mod shaders;
+pub mod submit;
 
 pub use context::{AdapterSummary, GpuContext, list_adapters};

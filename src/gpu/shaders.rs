@@ -22,6 +22,8 @@ const PROBE: &str = include_str!("../../shaders/probe.wgsl");
 const ORTHOGONAL: &str = include_str!("../../shaders/orthogonal.wgsl");
 const SHARE_SUBGROUP: &str = include_str!("../../shaders/share_subgroup.wgsl");
 const SHARE_NONE: &str = include_str!("../../shaders/share_none.wgsl");
+const REDUCE_SUBGROUP: &str = include_str!("../../shaders/reduce_subgroup.wgsl");
+const REDUCE_TREE: &str = include_str!("../../shaders/reduce_tree.wgsl");
 const FMA_PEAK: &str = include_str!("../../shaders/fma_peak.wgsl");
 const NAIVE_PRODUCT: &str = include_str!("../../shaders/naive_product.wgsl");
 
@@ -31,8 +33,10 @@ pub enum Module {
     Generate,
     /// product (forward and transposed, specialised by override constants)
     Product,
-    /// stats, finalize (specialised by the activation)
-    Stats,
+    /// stats, finalize (specialised by the activation); `subgroup_sum`:
+    /// workgroups are one subgroup, summed by subgroupAdd (REDUCE_WG its
+    /// size), else by a tree in workgroup memory
+    Stats { subgroup_sum: bool },
     /// probe_philox, probe_activation, probe_draws (tests)
     Probe,
     /// ortho_init, ortho_vector, ortho_apply, ortho_accumulate, ortho_write
@@ -45,13 +49,23 @@ pub enum Module {
 
 impl Module {
     /// The WGSL files of the module; `subgroups`: the device has the
-    /// SUBGROUP feature (only the product kernel cares).
+    /// SUBGROUP feature (only the product kernel's prelude depends on it).
     fn parts(&self, subgroups: bool) -> &'static [&'static str] {
         match self {
             Module::Generate => &[PARAMS, BINDINGS, PHILOX, SPECIAL, GENERATE],
             Module::Product if subgroups => &[PARAMS, PHILOX, SPECIAL, SHARE_SUBGROUP, PRODUCT],
             Module::Product => &[PARAMS, PHILOX, SPECIAL, SHARE_NONE, PRODUCT],
-            Module::Stats => &[PARAMS, BINDINGS, SPECIAL, ACTIVATION, STATS],
+            Module::Stats { subgroup_sum: true } => &[
+                PARAMS,
+                BINDINGS,
+                SPECIAL,
+                ACTIVATION,
+                REDUCE_SUBGROUP,
+                STATS,
+            ],
+            Module::Stats {
+                subgroup_sum: false,
+            } => &[PARAMS, BINDINGS, SPECIAL, ACTIVATION, REDUCE_TREE, STATS],
             Module::Probe => &[PHILOX, SPECIAL, ACTIVATION, PROBE],
             Module::Orthogonal => &[PARAMS, PHILOX, SPECIAL, ORTHOGONAL],
             Module::FmaPeak => &[FMA_PEAK],
@@ -60,7 +74,7 @@ impl Module {
     }
 
     fn uses_activation(&self) -> bool {
-        matches!(self, Module::Stats | Module::Probe)
+        matches!(self, Module::Stats { .. } | Module::Probe)
     }
 
     /// The assembled WGSL, for a device without subgroups.
@@ -145,7 +159,8 @@ impl GpuContext {
         }
         let source = module.source_for(self.features.contains(wgpu::Features::SUBGROUP));
         if let Ok(dir) = std::env::var("VARPROP_DUMP_WGSL") {
-            let path = std::path::Path::new(&dir).join(format!("{module:?}.wgsl"));
+            let name = format!("{module:?}").replace([' ', '{', '}', ':'], "");
+            let path = std::path::Path::new(&dir).join(format!("{name}.wgsl"));
             let _ = std::fs::create_dir_all(&dir);
             let _ = std::fs::write(path, &source);
         }
