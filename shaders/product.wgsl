@@ -6,7 +6,7 @@
 //       FLAG_OUT_STORE); s = scales[scale_a], the previous layer's
 //       renormalisation
 //   TRANSPOSED: out = W^T in, input rows of stride(n_out), output rows of
-//       stride(n_in) to act
+//       stride(n_in) to act; the host passes n_in and n_out swapped
 //
 // Each invocation owns 4 outputs (one vec4 of an output row) for 16 rows
 // (64 with WIDE) and walks the reduction 4 at a time: per step it takes a
@@ -37,15 +37,29 @@ override PRODUCT_WG: u32 = 64u;
 @group(0) @binding(4) var<storage, read_write> store4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> scales: array<f32>;
 
-// Entries 4c..4c+3 of row i of W; zero past n_in, as gen_weights writes them.
+// W is `w_rows` rows of `w_cols` entries (n_out x n_in of the layer). The
+// host swaps n_in and n_out in the parameters of the transposed product, so
+// that the kernel's reduction length is always params.n_in and its output
+// length params.n_out (deriving the loop bound from an override-dependent
+// select made lavapipe's compiled loop 15-50x slower).
+fn w_rows() -> u32 {
+    return select(params.n_out, params.n_in, TRANSPOSED);
+}
+
+fn w_cols() -> u32 {
+    return select(params.n_in, params.n_out, TRANSPOSED);
+}
+
+// Entries 4c..4c+3 of row i of W; zero past its columns, as gen_weights
+// writes them.
 fn w_row4(i: u32, c: u32) -> vec4<f32> {
     if (FROM_RNG) {
         let b = rng_bits(seed_key(), STREAM_WEIGHT, params.network, params.layer, i, c);
         let w = params.w_scale * standard4(params.w_dist, b);
         let j = 4u * c + vec4<u32>(0u, 1u, 2u, 3u);
-        return select(vec4<f32>(0.0), w, j < vec4<u32>(params.n_in));
+        return select(vec4<f32>(0.0), w, j < vec4<u32>(w_cols()));
     }
-    return weights4[min(i, params.n_out - 1u) * (stride(params.n_in) / 4u) + c];
+    return weights4[min(i, w_rows() - 1u) * (stride(w_cols()) / 4u) + c];
 }
 
 // The 4 x 4 block of W for output group o and reduction step k, as the
@@ -56,9 +70,10 @@ fn w_block(o: u32, k: u32) -> mat4x4<f32> {
         let i = 4u * k;
         return mat4x4<f32>(w_row4(i, o), w_row4(i + 1u, o), w_row4(i + 2u, o), w_row4(i + 3u, o));
     }
-    let u = min(4u * o, params.n_out - 1u);
-    let m = mat4x4<f32>(w_row4(u, k), w_row4(min(u + 1u, params.n_out - 1u), k),
-        w_row4(min(u + 2u, params.n_out - 1u), k), w_row4(min(u + 3u, params.n_out - 1u), k));
+    let last = params.n_out - 1u;
+    let u = min(4u * o, last);
+    let m = mat4x4<f32>(w_row4(u, k), w_row4(min(u + 1u, last), k), w_row4(min(u + 2u, last), k),
+        w_row4(min(u + 3u, last), k));
     return transpose(m);
 }
 
@@ -119,9 +134,9 @@ fn write16(acc: Rows16, first: u32, o: u32, s: f32, b: vec4<f32>, valid: vec4<bo
 
 @compute @workgroup_size(PRODUCT_WG)
 fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
-    // n_k: reduction length, n_o: outputs per row
-    let n_k = select(params.n_in, params.n_out, TRANSPOSED);
-    let n_o = select(params.n_out, params.n_in, TRANSPOSED);
+    // reduction length and outputs per row (swapped by the host when TRANSPOSED)
+    let n_k = params.n_in;
+    let n_o = params.n_out;
     let k4 = stride(n_k) / 4u;
     let o = gid.x;
     let first = select(16u, 64u, WIDE) * wid.y;

@@ -307,6 +307,18 @@ struct Raw {
     scales: [f32; 2],
 }
 
+/// A kernel the benchmark times alone (`DenseGpu::time_kernel`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelProbe {
+    /// Layer 1's product W x + b over the batch (the kernel alone: with W
+    /// from the buffer, whatever the buffer holds).
+    Product,
+    /// Layer 1's transposed product W^T d over the backward rows.
+    ProductTransposed,
+    /// Layer 1's W and b generated into their buffers (orthogonal or iid).
+    Weights,
+}
+
 /// A piece of a run, submitted as one job: a chunk of forward layers, or
 /// the recomputation and backward walk of one checkpoint segment.
 #[derive(Clone, Debug)]
@@ -693,9 +705,19 @@ impl<'a> DenseGpu<'a> {
                 .expect("built with weights_from_rng"),
         };
         let outputs = if transposed { p.n_in } else { p.n_out };
+        // the kernel reads its reduction length from n_in (shaders/product.wgsl)
+        let params = if transposed {
+            Params {
+                n_in: p.n_out,
+                n_out: p.n_in,
+                ..p
+            }
+        } else {
+            p
+        };
         Step {
             pipeline,
-            params: p,
+            params,
             groups: self.kernel.groups(outputs as usize, p.rows as usize),
         }
     }
@@ -1420,6 +1442,49 @@ impl<'a> DenseGpu<'a> {
             backward,
             grams,
         }
+    }
+
+    /// Runs `kernel` of layer 1 of network 0 `times` times in one job (on
+    /// whatever the rows hold) and waits: the wall seconds of the job and,
+    /// on a timed engine with timestamps, its GPU seconds. For the
+    /// benchmark.
+    pub fn time_kernel(&self, kernel: KernelProbe, times: usize) -> Result<(f64, Option<f64>)> {
+        let lay = &self.layout;
+        let base = self.base(0, 1);
+        let mut steps = Vec::new();
+        for _ in 0..times {
+            match kernel {
+                KernelProbe::Product => {
+                    let p = Params {
+                        in_off: lay.x[0] as u32,
+                        out_off: lay.h as u32,
+                        scale_a: lay.forward_scale(0),
+                        ..base
+                    };
+                    steps.push(self.product_step(p, false));
+                }
+                KernelProbe::ProductTransposed => {
+                    if !self.spec.probes.needs_backward() {
+                        return Err(Error::Gpu("the transposed product needs --backward".into()));
+                    }
+                    let p = Params {
+                        in_off: lay.d[1] as u32,
+                        out_off: lay.y as u32,
+                        rows: lay.back_rows as u32,
+                        ..base
+                    };
+                    steps.push(self.product_step(p, true));
+                }
+                KernelProbe::Weights => self.generate_steps(&mut steps, base, true),
+            }
+        }
+        let mut scratch = Vec::new();
+        let start = std::time::Instant::now();
+        let job =
+            self.submitter
+                .submit(self.ctx, &self.bind_group, &steps, &[], 0, &mut scratch)?;
+        let gpu = self.submitter.read(self.ctx, job, |_, seconds| seconds)?;
+        Ok((start.elapsed().as_secs_f64(), gpu))
     }
 
     /// Generates W_l of network `network` alone and reads it back (tests).
