@@ -7,6 +7,7 @@
 //! moments, `theory` the recurrences, `output` tables, CSV and JSON.
 
 pub mod activation;
+pub mod bench;
 pub mod error;
 pub mod init;
 pub mod rng;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use cli::args::RunArgs;
+use cli::bench::BenchArgs;
 use varprop::output::Format;
 
 #[derive(Parser)]
@@ -27,6 +28,9 @@ struct Cli {
 enum Command {
     /// Simulate one configuration: one row per layer (row 0 is the input).
     Run(RunArgs),
+    /// Kernel and end-to-end throughput on this adapter, against its FMA
+    /// peak and a naive product (`--quick` for a smoke test).
+    Bench(BenchArgs),
     /// List the adapters wgpu sees (the order `--adapter N` counts).
     Devices {
         #[arg(long, value_enum)]
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => cli::run::cmd_run(args),
+        Command::Bench(args) => cli::bench::cmd_bench(args),
         Command::Devices { format } => cli::devices::cmd_devices(format),
     };
     match result {

@@ -1,5 +1,6 @@
 //! The subcommands, one file each; `args` holds the flags they share.
 
 pub mod args;
+pub mod bench;
 pub mod devices;
 pub mod run;
