@@ -13,11 +13,16 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::gpu::dense::{DenseGpu, KernelProbe, stride};
+use crate::gpu::dense::{DenseGpu, KernelProbe};
 use crate::gpu::kernels::Kernels;
-use crate::gpu::shaders::Module;
 use crate::init::InitFlags;
 use crate::spec::{NetworkFlags, Probes, RunSpec};
+
+mod baselines;
+mod table;
+
+use baselines::{fma_peak, naive_product};
+pub use table::to_table;
 
 /// What to run: `quick` is a smoke test at small sizes (CI).
 #[derive(Clone, Copy, Debug, Default)]
@@ -277,7 +282,7 @@ pub fn run(
     })
 }
 
-fn product_flops(batch: usize, width: usize) -> f64 {
+pub(crate) fn product_flops(batch: usize, width: usize) -> f64 {
     2.0 * batch as f64 * width as f64 * width as f64
 }
 
@@ -312,7 +317,7 @@ fn spec(batch: usize, width: usize, depth: usize, probes: Probes, init: &str) ->
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
@@ -410,286 +415,4 @@ fn rng_gnormals_per_s(ctx: &GpuContext, width: usize, trials: usize) -> Result<f
     let engine = DenseGpu::timed(ctx, &spec, 1, 1, Kernels::auto(ctx, 2))?;
     let seconds = time_kernel(&engine, KernelProbe::Weights, trials)?;
     Ok((width * width) as f64 / seconds / 1e9)
-}
-
-/// One compute pass of `dispatch` on `ctx`, timed on the GPU where it can
-/// be; returns seconds.
-struct PassTimer<'c> {
-    ctx: &'c GpuContext,
-    queries: Option<(wgpu::QuerySet, wgpu::Buffer, wgpu::Buffer)>,
-}
-
-impl<'c> PassTimer<'c> {
-    fn new(ctx: &'c GpuContext) -> Self {
-        let queries = ctx
-            .features
-            .contains(wgpu::Features::TIMESTAMP_QUERY)
-            .then(|| {
-                let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
-                    label: Some("bench"),
-                    ty: wgpu::QueryType::Timestamp,
-                    count: 2,
-                });
-                let buffer = |usage| {
-                    ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("bench timestamps"),
-                        size: 16,
-                        usage,
-                        mapped_at_creation: false,
-                    })
-                };
-                let resolved =
-                    buffer(wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC);
-                let staging = buffer(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
-                (set, resolved, staging)
-            });
-        PassTimer { ctx, queries }
-    }
-
-    fn time(&self, dispatch: &dyn Fn(&mut wgpu::ComputePass)) -> Result<f64> {
-        let ctx = self.ctx;
-        let mut encoder = ctx.device.create_command_encoder(&Default::default());
-        {
-            let timestamp_writes =
-                self.queries
-                    .as_ref()
-                    .map(|(set, _, _)| wgpu::ComputePassTimestampWrites {
-                        query_set: set,
-                        beginning_of_pass_write_index: Some(0),
-                        end_of_pass_write_index: Some(1),
-                    });
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("bench"),
-                timestamp_writes,
-            });
-            dispatch(&mut pass);
-        }
-        if let Some((set, resolved, staging)) = &self.queries {
-            encoder.resolve_query_set(set, 0..2, resolved, 0);
-            encoder.copy_buffer_to_buffer(resolved, 0, staging, 0, 16);
-        }
-        let start = Instant::now();
-        ctx.queue.submit([encoder.finish()]);
-        ctx.wait()?;
-        let wall = start.elapsed().as_secs_f64();
-        let Some((_, _, staging)) = &self.queries else {
-            return Ok(wall);
-        };
-        let words = crate::gpu::dense::read_staging(ctx, staging, 16)?;
-        let ticks: &[u64] = bytemuck::cast_slice(&words);
-        let ns = ticks[1].saturating_sub(ticks[0]) as f64 * ctx.queue.get_timestamp_period() as f64;
-        Ok(ns * 1e-9)
-    }
-}
-
-/// Independent FMA chains, no memory traffic: GFLOP/s. The iteration count
-/// doubles until a dispatch lasts 50 ms, so that launch costs vanish.
-fn fma_peak(ctx: &GpuContext, trials: usize) -> Result<f64> {
-    const FLOPS_PER_ITERATION: f64 = 2.0 * 12.0 * 4.0;
-    let pipeline = ctx.pipeline(
-        Module::FmaPeak,
-        "fma_peak",
-        &crate::activation::Activation::Identity,
-        None,
-    )?;
-    // enough invocations for every core or SM several times over
-    let invocations = 64 * 1024;
-    let out = storage(ctx, 256 * 4);
-    let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("fma params"),
-        size: 16,
-        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("fma"),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: params.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: out.as_entire_binding(),
-            },
-        ],
-    });
-    let timer = PassTimer::new(ctx);
-    let run = |iterations: u32| {
-        ctx.queue
-            .write_buffer(&params, 0, bytemuck::cast_slice(&[iterations, 0, 0, 0]));
-        timer.time(&|pass| {
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups((invocations / 64) as u32, 1, 1);
-        })
-    };
-    let mut iterations = 16u32;
-    while run(iterations)? < 0.05 && iterations < 1 << 24 {
-        iterations *= 2;
-    }
-    let times = (0..trials)
-        .map(|_| run(iterations))
-        .collect::<Result<Vec<_>>>()?;
-    let flops = FLOPS_PER_ITERATION * iterations as f64 * invocations as f64;
-    Ok(flops / median(times) / 1e9)
-}
-
-fn storage(ctx: &GpuContext, bytes: usize) -> wgpu::Buffer {
-    ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("bench"),
-        size: bytes.max(16) as u64,
-        usage: wgpu::BufferUsages::STORAGE,
-        mapped_at_creation: false,
-    })
-}
-
-/// The textbook 16 x 16 shared-memory product at (B, n): GFLOP/s.
-fn naive_product(ctx: &GpuContext, batch: usize, width: usize, trials: usize) -> Result<f64> {
-    let pipeline = ctx.pipeline(
-        Module::NaiveProduct,
-        "naive_product",
-        &crate::activation::Activation::Identity,
-        None,
-    )?;
-    let row = stride(width);
-    let w = storage(ctx, 4 * width * row);
-    let x = storage(ctx, 4 * batch * row);
-    let h = storage(ctx, 4 * batch * row);
-    let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("naive params"),
-        size: 16,
-        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let sizes = [width as u32, width as u32, batch as u32, 0];
-    ctx.queue
-        .write_buffer(&params, 0, bytemuck::cast_slice(&sizes));
-    let entries: Vec<wgpu::BindGroupEntry> = [&params, &w, &x, &h]
-        .iter()
-        .enumerate()
-        .map(|(i, b)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: b.as_entire_binding(),
-        })
-        .collect();
-    let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("naive"),
-        layout: &pipeline.get_bind_group_layout(0),
-        entries: &entries,
-    });
-    let timer = PassTimer::new(ctx);
-    let run = || {
-        timer.time(&|pass| {
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(width.div_ceil(16) as u32, batch.div_ceil(16) as u32, 1);
-        })
-    };
-    run()?; // warm-up
-    let times = (0..trials).map(|_| run()).collect::<Result<Vec<_>>>()?;
-    Ok(product_flops(batch, width) / median(times) / 1e9)
-}
-
-/// The report as a table for people.
-pub fn to_table(r: &BenchReport) -> String {
-    let mut out = String::new();
-    let mut line = |name: &str, value: String| out.push_str(&format!("{name:<34} {value}\n"));
-    let opt = |v: Option<f64>, unit: &str| match v {
-        Some(v) => format!("{v:.3}{unit}"),
-        None => "n/a".to_string(),
-    };
-    line(
-        "adapter",
-        format!("{} ({}, {})", r.adapter, r.backend, r.device_type),
-    );
-    line("timing", r.timing.to_string());
-    line(
-        "kernels",
-        format!(
-            "product: W {}, share {}, {} rows/workgroup; statistics: {}",
-            if r.kernels.product.weights_from_rng {
-                "in kernel"
-            } else {
-                "from buffer"
-            },
-            r.kernels.product.share,
-            if r.kernels.product.wide { 64 } else { 16 },
-            if r.kernels.reduction.subgroup {
-                format!("subgroups of {}", r.kernels.reduction.workgroup)
-            } else {
-                format!("tree of {}", r.kernels.reduction.workgroup)
-            }
-        ),
-    );
-    line("fma_peak_gflops", format!("{:.2}", r.fma_peak_gflops));
-    let (b0, n0) = (r.product[0].batch, r.product[0].width);
-    line(
-        &format!("naive_gflops (B={b0}, n={n0})"),
-        format!("{:.3}", r.naive_gflops),
-    );
-    for p in &r.product {
-        let value = match (&p.gflops, &p.skipped) {
-            (Some(g), _) => format!("{g:.3} ({:.3} of peak)", p.vs_peak.unwrap_or(f64::NAN)),
-            (None, Some(why)) => format!("skipped: {why}"),
-            _ => "n/a".into(),
-        };
-        line(
-            &format!("product_gflops (B={}, n={})", p.batch, p.width),
-            value,
-        );
-    }
-    line("product_vs_naive", format!("{:.2}", r.product_vs_naive));
-    line("product_vs_peak", format!("{:.4}", r.product_vs_peak));
-    let ws = &r.weight_sources;
-    line(
-        "W in kernel / from buffer (+gen)",
-        format!(
-            "{:.3} / {:.3} ({:.3}) GFLOP/s; chosen: {}",
-            ws.in_kernel_gflops,
-            ws.from_buffer_gflops,
-            ws.from_buffer_with_generation_gflops,
-            ws.chosen
-        ),
-    );
-    let f = &r.forward;
-    line(
-        &format!("forward (B={}, n={}, L={})", f.batch, f.width, f.depth),
-        format!(
-            "{:.2} layers/s, {:.3} GFLOP/s, {:.1} s",
-            f.layers_per_s, f.gflops, f.seconds
-        ),
-    );
-    line(
-        "forward_vs_product (time/layer)",
-        format!("{:.3}", r.forward_vs_product),
-    );
-    let b = &r.backward;
-    line(
-        &format!("backward (B={}, n={}, L={})", b.batch, b.width, b.depth),
-        format!(
-            "{:.2} layers/s, {:.3} GFLOP/s, {:.1} s",
-            b.layers_per_s, b.gflops, b.seconds
-        ),
-    );
-    line(
-        "host_idle_fraction",
-        match (&r.host_idle_fraction, &r.host_idle_note) {
-            (Some(v), _) => format!("{v:.4}"),
-            (None, Some(why)) => format!("null ({why})"),
-            _ => "null".into(),
-        },
-    );
-    line("rng_gnormals_per_s", format!("{:.4}", r.rng_gnormals_per_s));
-    for o in &r.orthogonal {
-        line(
-            &format!("orthogonal W (n={})", o.width),
-            opt(Some(o.seconds_per_layer), " s/layer"),
-        );
-    }
-    for n in &r.notes {
-        out.push_str(&format!("note: {n}\n"));
-    }
-    out
 }
