@@ -4,14 +4,18 @@
 // special.wgsl.
 
 const GEN_WG: u32 = 64u;
+const DIST_ORTHOGONAL: u32 = 3u;
 
 // One invocation per group of 4 entries of a row of W (n_out x n_in); the
-// row's padding gets zeros.
+// row's padding gets zeros. The invocations past W's draw b, 4 entries
+// each (orthogonal W comes from ortho_write: then all of them draw b).
 @compute @workgroup_size(64)
 fn gen_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let groups_per_row = (params.n_in + 3u) / 4u;
+    let weight_groups = select(groups_per_row * params.n_out, 0u, params.w_dist == DIST_ORTHOGONAL);
     let idx = flat_index(gid, nwg, GEN_WG);
-    if (idx >= groups_per_row * params.n_out) {
+    if (idx >= weight_groups) {
+        gen_bias_group(idx - weight_groups);
         return;
     }
     let row = idx / groups_per_row;
@@ -24,11 +28,9 @@ fn gen_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     }
 }
 
-// One invocation per group of 4 entries of b (n_out).
-@compute @workgroup_size(64)
-fn gen_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let group = flat_index(gid, nwg, GEN_WG);
-    if (group >= (params.n_out + 3u) / 4u) {
+// Entries 4 group..4 group+3 of b (n_out).
+fn gen_bias_group(group: u32) {
+    if (group >= (params.n_out + 3u) / 4u || params.b_scale == 0.0) {
         return;
     }
     let b = rng_bits(seed_key(), STREAM_BIAS, params.network, params.layer, 0u, group);

@@ -1,13 +1,35 @@
-// The two products of a layer, register-tiled: each invocation owns a 4 x 4
-// block of outputs and reads rows as vec4 (rows are padded to a multiple of
-// 4 with zeros). Rows past the edge are clamped for loading and not stored.
-// Needs params.wgsl.
+// The two products of a layer, register-tiled. Needs params.wgsl,
+// philox.wgsl, special.wgsl and one of share_subgroup.wgsl, share_none.wgsl.
 //
-//   product:   out = s * (W in) + b    (s = scales[scale_a]: the previous
-//              layer's renormalisation), `rows` input rows of stride(n_in),
-//              output rows of stride(n_out), to act or store
-//   product_t: out = W^T in            `rows` input rows of stride(n_out),
-//              output rows of stride(n_in), to act
+//   forward (TRANSPOSED false): out = s * (W in) + b, `rows` input rows of
+//       stride(n_in), output rows of stride(n_out) to act (or store with
+//       FLAG_OUT_STORE); s = scales[scale_a], the previous layer's
+//       renormalisation
+//   TRANSPOSED: out = W^T in, input rows of stride(n_out), output rows of
+//       stride(n_in) to act; the host passes n_in and n_out swapped
+//
+// Each invocation owns 4 outputs (one vec4 of an output row) for 16 rows
+// (64 with WIDE) and walks the reduction 4 at a time: per step it takes a
+// 4 x 4 block of W (4 rows of W, one vec4 each) and multiplies it by a vec4
+// of each of its rows' inputs, 4 rows at a time as a mat4x4 (one expression
+// per 4 x 4 x 4 block, which Naga does not need to unroll).
+//
+// The rows belong to the workgroup, so all its invocations read the same
+// inputs. With SHARE > 1, lane l of each subgroup loads the inputs of step
+// kb + l and the others read them with a shuffle: on a CPU adapter a load
+// is a loop over the lanes, a shuffle nearly free. W comes from the weights
+// buffer, or with FROM_RNG straight from the Philox stream (the very numbers
+// gen_weights would write), which on a CPU adapter is cheaper than loading
+// them. The host picks these constants (src/gpu/kernels.rs).
+//
+// No runtime bounds checks (the host guarantees the shapes): every load is
+// clamped into the rows the host allocated and every store is guarded.
+
+override TRANSPOSED: bool = false;
+override FROM_RNG: bool = false;
+override WIDE: bool = false;
+override SHARE: u32 = 1u;
+override PRODUCT_WG: u32 = 64u;
 
 @group(0) @binding(1) var<storage, read_write> weights4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> bias: array<f32>;
@@ -15,121 +37,167 @@
 @group(0) @binding(4) var<storage, read_write> store4: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> scales: array<f32>;
 
-const PRODUCT_WG: u32 = 64u;
+// W is `w_rows` rows of `w_cols` entries (n_out x n_in of the layer). The
+// host swaps n_in and n_out in the parameters of the transposed product, so
+// that the kernel's reduction length is always params.n_in and its output
+// length params.n_out (deriving the loop bound from an override-dependent
+// select made lavapipe's compiled loop 15-50x slower).
+fn w_rows() -> u32 {
+    return select(params.n_out, params.n_in, TRANSPOSED);
+}
 
-fn put4(out_off4: u32, i4: u32, v: vec4<f32>) {
+fn w_cols() -> u32 {
+    return select(params.n_in, params.n_out, TRANSPOSED);
+}
+
+// Entries 4c..4c+3 of row i of W; zero past its columns, as gen_weights
+// writes them.
+fn w_row4(i: u32, c: u32) -> vec4<f32> {
+    if (FROM_RNG) {
+        let b = rng_bits(seed_key(), STREAM_WEIGHT, params.network, params.layer, i, c);
+        let w = params.w_scale * standard4(params.w_dist, b);
+        let j = 4u * c + vec4<u32>(0u, 1u, 2u, 3u);
+        return select(vec4<f32>(0.0), w, j < vec4<u32>(w_cols()));
+    }
+    return weights4[min(i, w_rows() - 1u) * (stride(w_cols()) / 4u) + c];
+}
+
+// The 4 x 4 block of W for output group o and reduction step k, as the
+// matrix that maps 4 inputs to 4 outputs.
+fn w_block(o: u32, k: u32) -> mat4x4<f32> {
+    if (TRANSPOSED) {
+        // outputs are W's columns 4o..4o+3, inputs its rows 4k..4k+3
+        let i = 4u * k;
+        return mat4x4<f32>(w_row4(i, o), w_row4(i + 1u, o), w_row4(i + 2u, o), w_row4(i + 3u, o));
+    }
+    let last = params.n_out - 1u;
+    let u = min(4u * o, last);
+    let m = mat4x4<f32>(w_row4(u, k), w_row4(min(u + 1u, last), k), w_row4(min(u + 2u, last), k),
+        w_row4(min(u + 3u, last), k));
+    return transpose(m);
+}
+
+// Inputs of 16 rows (4 groups of 4, one row per column), or their products.
+struct Rows16 {
+    a: mat4x4<f32>,
+    b: mat4x4<f32>,
+    c: mat4x4<f32>,
+    d: mat4x4<f32>,
+}
+
+fn in4(row: u32, k: u32, k4: u32, live: bool) -> vec4<f32> {
+    let at = params.in_off / 4u + min(row, params.rows - 1u) * k4 + min(k, k4 - 1u);
+    return select(vec4<f32>(0.0), act4[at], live);
+}
+
+fn in_rows4(first: u32, k: u32, k4: u32, live: bool) -> mat4x4<f32> {
+    return mat4x4<f32>(in4(first, k, k4, live), in4(first + 1u, k, k4, live),
+        in4(first + 2u, k, k4, live), in4(first + 3u, k, k4, live));
+}
+
+fn in_rows16(first: u32, k: u32, k4: u32, live: bool) -> Rows16 {
+    return Rows16(in_rows4(first, k, k4, live), in_rows4(first + 4u, k, k4, live),
+        in_rows4(first + 8u, k, k4, live), in_rows4(first + 12u, k, k4, live));
+}
+
+fn shared4(m: mat4x4<f32>, from_lane: u32) -> mat4x4<f32> {
+    return mat4x4<f32>(share(m[0], from_lane), share(m[1], from_lane), share(m[2], from_lane),
+        share(m[3], from_lane));
+}
+
+// acc += w * (the inputs lane `from_lane` loaded)
+fn accumulate16(acc: Rows16, w: mat4x4<f32>, x: Rows16, from_lane: u32) -> Rows16 {
+    return Rows16(acc.a + w * shared4(x.a, from_lane), acc.b + w * shared4(x.b, from_lane),
+        acc.c + w * shared4(x.c, from_lane), acc.d + w * shared4(x.d, from_lane));
+}
+
+fn put4(at: u32, v: vec4<f32>) {
     if ((params.flags & FLAG_OUT_STORE) != 0u) {
-        store4[out_off4 + i4] = v;
+        store4[at] = v;
     } else {
-        act4[out_off4 + i4] = v;
+        act4[at] = v;
     }
 }
 
-@compute @workgroup_size(64)
-fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n_out = params.n_out;
-    let rows = params.rows;
-    let k4 = stride(params.n_in) / 4u;
-    let unit_blocks = (n_out + 3u) / 4u;
-    let idx = flat_index(gid, nwg, PRODUCT_WG);
-    if (idx >= unit_blocks * ((rows + 3u) / 4u)) {
-        return;
+// Rows first..first+15 of output group o.
+fn write16(acc: Rows16, first: u32, o: u32, s: f32, b: vec4<f32>, valid: vec4<bool>, row4: u32) {
+    let m = array<mat4x4<f32>, 4>(acc.a, acc.b, acc.c, acc.d);
+    for (var g = 0u; g < 4u; g++) {
+        for (var i = 0u; i < 4u; i++) {
+            let r = first + 4u * g + i;
+            if (r < params.rows) {
+                put4(params.out_off / 4u + r * row4 + o, select(vec4<f32>(0.0), s * m[g][i] + b, valid));
+            }
+        }
     }
-    // neighbouring invocations take neighbouring units and share the input rows
-    let u0 = 4u * (idx % unit_blocks);
-    let s0 = 4u * (idx / unit_blocks);
-    let w0 = min(u0, n_out - 1u) * k4;
-    let w1 = min(u0 + 1u, n_out - 1u) * k4;
-    let w2 = min(u0 + 2u, n_out - 1u) * k4;
-    let w3 = min(u0 + 3u, n_out - 1u) * k4;
-    let in4 = params.in_off / 4u;
-    let x0 = in4 + min(s0, rows - 1u) * k4;
-    let x1 = in4 + min(s0 + 1u, rows - 1u) * k4;
-    let x2 = in4 + min(s0 + 2u, rows - 1u) * k4;
-    let x3 = in4 + min(s0 + 3u, rows - 1u) * k4;
-    // acc_j[i]: unit u0 + i, row s0 + j
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    for (var k = 0u; k < k4; k++) {
-        let wa = weights4[w0 + k];
-        let wb = weights4[w1 + k];
-        let wc = weights4[w2 + k];
-        let wd = weights4[w3 + k];
-        let xa = act4[x0 + k];
-        let xb = act4[x1 + k];
-        let xc = act4[x2 + k];
-        let xd = act4[x3 + k];
-        acc0 += vec4<f32>(dot(wa, xa), dot(wb, xa), dot(wc, xa), dot(wd, xa));
-        acc1 += vec4<f32>(dot(wa, xb), dot(wb, xb), dot(wc, xb), dot(wd, xb));
-        acc2 += vec4<f32>(dot(wa, xc), dot(wb, xc), dot(wc, xc), dot(wd, xc));
-        acc3 += vec4<f32>(dot(wa, xd), dot(wb, xd), dot(wc, xd), dot(wd, xd));
+}
+
+@compute @workgroup_size(PRODUCT_WG)
+fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
+    // reduction length and outputs per row (swapped by the host when TRANSPOSED)
+    let n_k = params.n_in;
+    let n_o = params.n_out;
+    let k4 = stride(n_k) / 4u;
+    let o = gid.x;
+    let first = select(16u, 64u, WIDE) * wid.y;
+    var acc0 = Rows16();
+    var acc1 = Rows16();
+    var acc2 = Rows16();
+    var acc3 = Rows16();
+    // no early return: every lane of a subgroup takes part in the shuffles
+    let my_step = lane.index % SHARE;
+    for (var kb = 0u; kb < k4; kb += SHARE) {
+        let live = kb + my_step < k4;
+        let x0 = in_rows16(first, kb + my_step, k4, live);
+        var x1 = Rows16();
+        var x2 = Rows16();
+        var x3 = Rows16();
+        if (WIDE) {
+            x1 = in_rows16(first + 16u, kb + my_step, k4, live);
+            x2 = in_rows16(first + 32u, kb + my_step, k4, live);
+            x3 = in_rows16(first + 48u, kb + my_step, k4, live);
+        }
+        for (var l = 0u; l < SHARE; l++) {
+            let w = w_block(o, min(kb + l, k4 - 1u));
+            acc0 = accumulate16(acc0, w, x0, l);
+            if (WIDE) {
+                acc1 = accumulate16(acc1, w, x1, l);
+                acc2 = accumulate16(acc2, w, x2, l);
+                acc3 = accumulate16(acc3, w, x3, l);
+            }
+        }
+    }
+    if (4u * o >= n_o) {
+        return;
     }
     var s = 1.0;
-    if (params.scale_a != NO_SCALE) {
-        s = scales[params.scale_a];
-    }
-    // units past n_out are the row's padding: zero
-    let valid = vec4<f32>(vec4<bool>(u0 < n_out, u0 + 1u < n_out, u0 + 2u < n_out, u0 + 3u < n_out));
     var b = vec4<f32>(0.0);
-    if (params.b_scale != 0.0) {
-        b = vec4<f32>(bias[min(u0, n_out - 1u)], bias[min(u0 + 1u, n_out - 1u)], bias[min(u0 + 2u, n_out - 1u)], bias[min(u0 + 3u, n_out - 1u)]);
-    }
-    let out4 = params.out_off / 4u;
-    let row4 = stride(n_out) / 4u;
-    let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    for (var j = 0u; j < 4u; j++) {
-        if (s0 + j < rows) {
-            put4(out4, (s0 + j) * row4 + u0 / 4u, valid * (s * acc[j] + b));
+    if (!TRANSPOSED) {
+        if (params.scale_a != NO_SCALE) {
+            s = scales[params.scale_a];
         }
+        if (params.b_scale != 0.0) {
+            b = bias4(o);
+        }
+    }
+    // outputs past n_o are the row's padding: zero
+    let valid = 4u * o + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n_o);
+    let row4 = stride(n_o) / 4u;
+    write16(acc0, first, o, s, b, valid, row4);
+    if (WIDE) {
+        write16(acc1, first + 16u, o, s, b, valid, row4);
+        write16(acc2, first + 32u, o, s, b, valid, row4);
+        write16(acc3, first + 48u, o, s, b, valid, row4);
     }
 }
 
-// out[r][j] = sum_i W[i][j] in[r][i]: each invocation owns 4 input units j
-// (one vec4 of a W row) for 4 rows, and walks i four at a time.
-@compute @workgroup_size(64)
-fn product_t(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n_out = params.n_out;
-    let rows = params.rows;
-    let j4s = stride(params.n_in) / 4u;
-    let i4s = stride(n_out) / 4u;
-    let idx = flat_index(gid, nwg, PRODUCT_WG);
-    if (idx >= j4s * ((rows + 3u) / 4u)) {
-        return;
+// b_{4o..4o+3}: from the bias stream (as gen_bias draws it) or the buffer.
+fn bias4(o: u32) -> vec4<f32> {
+    if (FROM_RNG) {
+        let bits = rng_bits(seed_key(), STREAM_BIAS, params.network, params.layer, 0u, o);
+        return params.b_scale * standard4(params.b_dist, bits);
     }
-    let j4 = idx % j4s;
-    let s0 = 4u * (idx / j4s);
-    let in4 = params.in_off / 4u;
-    let d0 = in4 + min(s0, rows - 1u) * i4s;
-    let d1 = in4 + min(s0 + 1u, rows - 1u) * i4s;
-    let d2 = in4 + min(s0 + 2u, rows - 1u) * i4s;
-    let d3 = in4 + min(s0 + 3u, rows - 1u) * i4s;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    for (var i4 = 0u; i4 < i4s; i4++) {
-        // rows of W past n_out meet zeros in the padding of `in`
-        let i = 4u * i4;
-        let wa = weights4[min(i, n_out - 1u) * j4s + j4];
-        let wb = weights4[min(i + 1u, n_out - 1u) * j4s + j4];
-        let wc = weights4[min(i + 2u, n_out - 1u) * j4s + j4];
-        let wd = weights4[min(i + 3u, n_out - 1u) * j4s + j4];
-        let da = act4[d0 + i4];
-        let db = act4[d1 + i4];
-        let dc = act4[d2 + i4];
-        let dd = act4[d3 + i4];
-        acc0 += da.x * wa + da.y * wb + da.z * wc + da.w * wd;
-        acc1 += db.x * wa + db.y * wb + db.z * wc + db.w * wd;
-        acc2 += dc.x * wa + dc.y * wb + dc.z * wc + dc.w * wd;
-        acc3 += dd.x * wa + dd.y * wb + dd.z * wc + dd.w * wd;
-    }
-    let out4 = params.out_off / 4u;
-    let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    for (var j = 0u; j < 4u; j++) {
-        if (s0 + j < rows) {
-            act4[out4 + (s0 + j) * j4s + j4] = acc[j];
-        }
-    }
+    let last = params.n_out - 1u;
+    let u = 4u * o;
+    return vec4<f32>(bias[min(u, last)], bias[min(u + 1u, last)], bias[min(u + 2u, last)], bias[min(u + 3u, last)]);
 }

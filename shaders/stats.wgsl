@@ -1,39 +1,29 @@
 // Elementwise kernels with their moment records. Each workgroup reduces one
 // row (or pair of rows) over one block of units into a record of partial
-// sums in a fixed order (per-invocation serial sums, then a tree), so results
-// are deterministic; the host adds the records in f64.
-// Needs params.wgsl, bindings.wgsl, special.wgsl, activation.wgsl.
+// sums in a fixed order (per-invocation serial sums, then group_sum4: a
+// subgroup reduction or a tree), so results are deterministic; the host
+// adds the records in f64.
+// Needs params.wgsl, bindings.wgsl, special.wgsl, activation.wgsl, and one
+// of reduce_subgroup.wgsl, reduce_tree.wgsl.
 
-const STATS_WG: u32 = 256u;
+// Invocations per reducing workgroup (src/gpu/kernels.rs picks it).
+override REDUCE_WG: u32 = 256u;
+// Invocations per workgroup of the plain elementwise kernels.
+const ELEMENTWISE_WG: u32 = 256u;
 const UNITS_PER_BLOCK: u32 = 4096u;
 // Pair record layout, one per (pair, block); src/gpu/dense.rs reads it.
 const RECORD: u32 = 10u;
 // 0: sum h_a^2   1: sum h_b^2   2: sum h_a h_b   3: sum x_a^2   4: sum x_b^2
 // 5: sum h       6: sum h^4     7: sum x         8: count phi'(h) = 0   9: unused
 
-var<workgroup> red: array<array<f32, 10>, 256>;
-
 fn unit_blocks(n: u32) -> u32 {
     return (n + UNITS_PER_BLOCK - 1u) / UNITS_PER_BLOCK;
-}
-
-// Sums red[.][0..fields] over the workgroup into red[0].
-fn reduce_fields(lid: u32, fields: u32) {
-    workgroupBarrier();
-    for (var width = STATS_WG / 2u; width > 0u; width /= 2u) {
-        if (lid < width) {
-            for (var k = 0u; k < fields; k++) {
-                red[lid][k] += red[lid + width][k];
-            }
-        }
-        workgroupBarrier();
-    }
 }
 
 // Forward: x = phi(h) for the pair (2p, 2p+1) of rows at in_off, written at
 // out_off (and h copied to store at ckpt_off when asked), with the pair
 // record. Row 0 (FLAG_INPUT): x = h, the input itself.
-@compute @workgroup_size(256)
+@compute @workgroup_size(REDUCE_WG)
 fn stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let n = params.n_out;
     let block = wid.x;
@@ -42,17 +32,17 @@ fn stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
     let row_b = (2u * pair + 1u) * stride(n);
     let is_input = (params.flags & FLAG_INPUT) != 0u;
     let ckpt = params.ckpt_off != NO_OFFSET;
-    var acc: array<f32, 10>;
-    for (var k = 0u; k < RECORD; k++) {
-        acc[k] = 0.0;
-    }
+    // record fields 0-3, 4-7, 8-9
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var zeros = 0.0;
     let end = min((block + 1u) * UNITS_PER_BLOCK, n);
     // the row padding of x stays zero (the products read it as vec4)
     if (block == 0u && lid.x < stride(n) - n) {
         act[params.out_off + row_a + n + lid.x] = 0.0;
         act[params.out_off + row_b + n + lid.x] = 0.0;
     }
-    for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += STATS_WG) {
+    for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += REDUCE_WG) {
         let ha = act[params.in_off + row_a + i];
         let hb = act[params.in_off + row_b + i];
         if (ckpt) {
@@ -64,30 +54,26 @@ fn stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
         if (!is_input) {
             xa = phi(ha);
             xb = phi(hb);
-            acc[8] += select(0.0, 1.0, phi_deriv(ha) == 0.0) + select(0.0, 1.0, phi_deriv(hb) == 0.0);
+            zeros += select(0.0, 1.0, phi_deriv(ha) == 0.0) + select(0.0, 1.0, phi_deriv(hb) == 0.0);
         }
         act[params.out_off + row_a + i] = xa;
         act[params.out_off + row_b + i] = xb;
-        acc[0] += ha * ha;
-        acc[1] += hb * hb;
-        acc[2] += ha * hb;
-        acc[3] += xa * xa;
-        acc[4] += xb * xb;
-        acc[5] += ha + hb;
         let ha2 = ha * ha;
         let hb2 = hb * hb;
-        acc[6] += ha2 * ha2 + hb2 * hb2;
-        acc[7] += xa + xb;
+        acc0 += vec4<f32>(ha2, hb2, ha * hb, xa * xa);
+        acc1 += vec4<f32>(xb * xb, ha + hb, ha2 * ha2 + hb2 * hb2, xa + xb);
     }
-    for (var k = 0u; k < RECORD; k++) {
-        red[lid.x][k] = acc[k];
-    }
-    reduce_fields(lid.x, RECORD);
+    let sum0 = group_sum4(lid.x, acc0);
+    let sum1 = group_sum4(lid.x, acc1);
+    let sum2 = group_sum4(lid.x, vec4<f32>(zeros, 0.0, 0.0, 0.0));
     if (lid.x == 0u) {
         let base = params.rec_off + (pair * params.block_stride + block) * RECORD;
-        for (var k = 0u; k < RECORD; k++) {
-            records[base + k] = red[0][k];
+        for (var k = 0u; k < 4u; k++) {
+            records[base + k] = sum0[k];
+            records[base + 4u + k] = sum1[k];
         }
+        records[base + 8u] = sum2.x;
+        records[base + 9u] = 0.0;
     }
 }
 
@@ -96,7 +82,7 @@ fn stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
 @compute @workgroup_size(256)
 fn activate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = stride(params.n_out);
-    let idx = flat_index(gid, nwg, STATS_WG);
+    let idx = flat_index(gid, nwg, ELEMENTWISE_WG);
     if (idx >= params.rows * row) {
         return;
     }
@@ -114,7 +100,7 @@ fn activate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // The tangent step (t_l = phi'(h_l) W t_{l-1}), the backward step
 // (delta_{l-1} = phi'(h_{l-1}) W^T delta_l, and the vector-Jacobian rows
 // beside it), and plain row norms (in place, phi' = 1) are all this kernel.
-@compute @workgroup_size(256)
+@compute @workgroup_size(REDUCE_WG)
 fn scale_by_deriv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let n = params.n_out;
     let block = wid.x;
@@ -127,7 +113,7 @@ fn scale_by_deriv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
     let no_deriv = (params.flags & FLAG_NO_DERIV) != 0u;
     var sum = 0.0;
     let end = min((block + 1u) * UNITS_PER_BLOCK, n);
-    for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += STATS_WG) {
+    for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += REDUCE_WG) {
         var d = 1.0;
         if (!no_deriv) {
             d = phi_deriv(aux(row_h + i));
@@ -139,17 +125,16 @@ fn scale_by_deriv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
     if (block == 0u && lid.x < stride(n) - n) {
         act[row_out + n + lid.x] = 0.0;
     }
-    red[lid.x][0] = sum;
-    reduce_fields(lid.x, 1u);
+    let total = group_sum4(lid.x, vec4<f32>(sum, 0.0, 0.0, 0.0)).x;
     if (lid.x == 0u) {
-        records[params.rec_off + r * params.block_stride + block] = red[0][0];
+        records[params.rec_off + r * params.block_stride + block] = total;
     }
 }
 
 // Gram matrix of `rows` rows at in_off (act): record (a, b, block) holds
 // sum_i in[a][i] in[b][i] over the block. For the weight gradient.
 // Dispatched as (blocks, rows, rows).
-@compute @workgroup_size(256)
+@compute @workgroup_size(REDUCE_WG)
 fn gram(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let n = params.n_out;
     let block = wid.x;
@@ -157,13 +142,12 @@ fn gram(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let b = wid.z;
     var sum = 0.0;
     let end = min((block + 1u) * UNITS_PER_BLOCK, n);
-    for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += STATS_WG) {
+    for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += REDUCE_WG) {
         sum += act[params.in_off + a * stride(n) + i] * act[params.in_off + b * stride(n) + i];
     }
-    red[lid.x][0] = sum;
-    reduce_fields(lid.x, 1u);
+    let total = group_sum4(lid.x, vec4<f32>(sum, 0.0, 0.0, 0.0)).x;
     if (lid.x == 0u) {
-        records[params.rec_off + (a * params.rows + b) * params.block_stride + block] = red[0][0];
+        records[params.rec_off + (a * params.rows + b) * params.block_stride + block] = total;
     }
 }
 
@@ -171,13 +155,13 @@ fn gram(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 // rows just recorded (x from pair records, or per-row sums with
 // FLAG_ROW_RECORDS), or 1 without FLAG_RENORM; written to scales[scale_out]
 // for the next step and for the host, which carries log r in f64.
-@compute @workgroup_size(256)
+@compute @workgroup_size(REDUCE_WG)
 fn finalize(@builtin(local_invocation_id) lid: vec3<u32>) {
     let blocks = unit_blocks(params.n_out);
     let by_row = (params.flags & FLAG_ROW_RECORDS) != 0u;
     let units = select(params.batch / 2u, params.rows, by_row);
     var sum = 0.0;
-    for (var j = lid.x; j < units * blocks; j += STATS_WG) {
+    for (var j = lid.x; j < units * blocks; j += REDUCE_WG) {
         let u = j / blocks;
         let block = j % blocks;
         if (by_row) {
@@ -187,11 +171,10 @@ fn finalize(@builtin(local_invocation_id) lid: vec3<u32>) {
             sum += records[base + 3u] + records[base + 4u];
         }
     }
-    red[lid.x][0] = sum;
-    reduce_fields(lid.x, 1u);
+    let total = group_sum4(lid.x, vec4<f32>(sum, 0.0, 0.0, 0.0)).x;
     if (lid.x == 0u) {
         let count = f32(select(params.batch, params.rows, by_row)) * f32(params.n_out);
-        let mean_sq = red[0][0] / count;
+        let mean_sq = total / count;
         var r = 1.0;
         // a dead layer (0) or an overflow (inf, NaN) keeps r = 1; the host reports it
         if ((params.flags & FLAG_RENORM) != 0u && mean_sq > 0.0 && mean_sq < 3.0e38) {

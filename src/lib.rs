@@ -8,6 +8,7 @@
 
 pub mod activation;
 pub mod arch;
+pub mod bench;
 pub mod check;
 pub mod error;
 pub mod init;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use cli::args::RunArgs;
+use cli::bench::BenchArgs;
 use varprop::output::Format;
 
 #[derive(Parser)]
@@ -32,6 +33,9 @@ enum Command {
     Theory(cli::theory::TheoryArgs),
     /// Simulate and compare with theory; exit 1 when a measurement leaves the statistical tolerance.
     Check(cli::check::CheckArgs),
+    /// Kernel and end-to-end throughput on this adapter, against its FMA
+    /// peak and a naive product (`--quick` for a smoke test).
+    Bench(BenchArgs),
     /// List the adapters wgpu sees (the order `--adapter N` counts).
     Devices {
         #[arg(long, value_enum)]
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::from(1),
             Err(e) => Err(e),
         },
+        Command::Bench(args) => cli::bench::cmd_bench(args),
         Command::Devices { format } => cli::devices::cmd_devices(format),
     };
     match result {

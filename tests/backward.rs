@@ -202,7 +202,7 @@ fn backward_memory_follows_the_checkpoint_rule() {
     let activations = floats(12 * batch * row); // x, h, t, W t, delta (2B rows), W^T delta
     let weights = floats(n * n + n);
     let scales = floats(4 * (depth + 1));
-    let records = floats(2 * (128 * (batch / 2 * 10 + batch) + (k + 1) * 2 * batch)); // and the staging copy
+    let records = floats(3 * (128 * (batch / 2 * 10 + batch) + (k + 1) * 2 * batch)); // and the two staging copies
     let params = 2048 * 256;
     let bound = checkpoints + activations + weights + scales + records + params + 4096;
     let peak = out.info.device_bytes_peak;

@@ -14,7 +14,9 @@
 
 mod common;
 
-use varprop::engine::{GpuOptions, run_cpu, run_gpu};
+use varprop::engine::{GpuOptions, run_cpu, run_gpu, run_gpu_with_kernels};
+use varprop::gpu::GpuContext;
+use varprop::gpu::kernels::{Kernels, ProductKernel, Reduction};
 use varprop::init::InitFlags;
 use varprop::spec::{NetworkFlags, Probes, RunSpec};
 
@@ -29,23 +31,36 @@ fn check_probes(
     probes: Probes,
     every: Option<usize>,
 ) {
+    let ctx = common::gpu();
+    let kernels = Kernels::auto(&ctx, batch);
+    check_kernels(&ctx, flags, batch, chunk, probes, every, kernels);
+}
+
+fn check_kernels(
+    ctx: &GpuContext,
+    flags: NetworkFlags,
+    batch: usize,
+    chunk: usize,
+    probes: Probes,
+    every: Option<usize>,
+    kernels: Kernels,
+) {
     let net = flags.resolve().unwrap();
     let spec = RunSpec {
         probes,
         ..RunSpec::new(net, batch, 3, 11)
     };
-    let ctx = common::gpu();
     let options = GpuOptions {
         chunk,
         checkpoint_every: every,
         ..Default::default()
     };
-    let gpu = run_gpu(&ctx, &spec, options, &mut |_, _| {}).unwrap();
+    let gpu = run_gpu_with_kernels(ctx, &spec, options, kernels, &mut |_, _| {}).unwrap();
     let cpu = run_cpu(&spec, &mut |_, _| {}).unwrap();
     let rtol = 2e-4;
     for (s, (g_net, c_net)) in gpu.per_network.iter().zip(&cpu.per_network).enumerate() {
         for (l, (g, c)) in g_net.iter().zip(c_net).enumerate() {
-            let what = format!("{} network {s} layer {l}", spec.net.act);
+            let what = format!("{} {kernels:?} network {s} layer {l}", spec.net.act);
             let close = |name: &str, a: f64, b: f64, scale: f64| {
                 let both_nan = a.is_nan() && b.is_nan();
                 assert!(
@@ -285,5 +300,45 @@ fn checkpointing_does_not_change_a_bit() {
     let reference = run(10);
     for every in [3, 1] {
         assert_eq!(reference, run(every), "checkpoints every {every}");
+    }
+}
+
+/// Every shape of the kernels (W drawn inside the product or read from the
+/// buffer, loads shared across lanes or not, 16 or 64 rows per workgroup;
+/// statistics summed by subgroups or by a tree) against the CPU reference,
+/// forward and backward with their statistics, on widths and batches that
+/// are not multiples of the tiles: widths 1, 3, 17, 63, 65 and 257 (4
+/// outputs per invocation, 4 inputs per step), batches 2, 18 and 66 (16
+/// and 64 rows per workgroup, even as the pairs need).
+#[test]
+fn kernels_on_ragged_shapes() {
+    let ctx = common::gpu();
+    let auto = Kernels::auto(&ctx, 66);
+    let share = ctx.subgroup_min_size.clamp(1, 8);
+    let mut all = vec![Kernels::portable(), auto];
+    for (weights_from_rng, share, wide, reduction) in [
+        (true, share, false, auto.reduction),
+        (true, share, true, Reduction::tree()),
+        (false, share, true, auto.reduction),
+        (true, 1, true, auto.reduction),
+    ] {
+        let product = ProductKernel {
+            weights_from_rng,
+            share,
+            wide,
+            workgroup: 16,
+        };
+        all.push(Kernels { product, reduction });
+    }
+    let probes = Probes {
+        backward: true,
+        ..Default::default()
+    };
+    for kernels in all {
+        for batch in [2, 18, 66] {
+            let mut f = flags("3,17,1,63,65,257,17", "tanh", "he-normal");
+            f.init.sigma_b2 = Some(0.05);
+            check_kernels(&ctx, f, batch, 4, probes, Some(2), kernels);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The subcommands, one file each; `args` holds the flags they share.
 
 pub mod args;
+pub mod bench;
 pub mod check;
 pub mod devices;
 pub mod run;

@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod cpu_blocks;
 
 use crate::error::Result;
+use crate::gpu::kernels::Kernels;
 use crate::gpu::{AdapterSummary, GpuContext};
 use crate::spec::RunSpec;
 use crate::stats::{
@@ -108,20 +109,32 @@ pub fn run_gpu(
             "architecture files and the mean-preserving bias run on the CPU reference engine for now: add --device cpu",
         ));
     }
+    let kernels = Kernels::auto(ctx, spec.batch);
+    run_gpu_with_kernels(ctx, spec, options, kernels, progress)
+}
+
+/// `run_gpu` with given shapes of the kernels (tests, benchmark).
+pub fn run_gpu_with_kernels(
+    ctx: &GpuContext,
+    spec: &RunSpec,
+    options: GpuOptions,
+    kernels: Kernels,
+    progress: Progress,
+) -> Result<RunOutput> {
     let every = crate::gpu::dense::checkpoint_interval(
         spec,
         options.chunk,
         options.checkpoint_every,
         options.max_memory,
     )?;
-    let engine = crate::gpu::dense::DenseGpu::new(ctx, spec, options.chunk, every)?;
+    let engine =
+        crate::gpu::dense::DenseGpu::with_kernels(ctx, spec, options.chunk, every, kernels)?;
     let rows = (spec.net.depth() + 1) as u64;
     let total = rows * spec.networks as u64;
-    let sums = (0..spec.networks).map(|s| {
-        engine.run_network(s, &mut |done| {
-            progress(s as u64 * rows + done as u64, total)
-        })
-    });
+    // all networks in one pipelined sequence of jobs (no idle GPU between them)
+    let sums = engine.run_networks(0..spec.networks, &mut |s, done| {
+        progress(s as u64 * rows + done as u64, total)
+    })?;
     let info = EngineInfo {
         engine: "gpu-dense",
         adapter: Some(ctx.adapter.clone()),
@@ -132,7 +145,7 @@ pub fn run_gpu(
             .needs_backward()
             .then(|| engine.checkpoint_every()),
     };
-    finish(sums, info)
+    finish(sums.into_iter().map(Ok), info)
 }
 
 /// The f64 CPU reference: deliberately naive, for small sizes and tests.

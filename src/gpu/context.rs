@@ -99,6 +99,11 @@ pub struct GpuContext {
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// The smallest subgroup the adapter may run (0 without the SUBGROUP
+    /// feature): how many lanes the product kernel may share loads across.
+    pub subgroup_min_size: u32,
+    /// The largest (0 without the SUBGROUP feature).
+    pub subgroup_max_size: u32,
     pub(crate) pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
 }
 
@@ -142,8 +147,17 @@ impl GpuContext {
         };
         let adapter = &adapters[index];
         let limits = adapter.limits();
-        // Timestamps let the benchmark time the GPU itself; ask only for what exists.
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        // Timestamps let the benchmark time the GPU itself; subgroups let the
+        // product kernel share loads between lanes. Ask only for what exists.
+        let features =
+            adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
+        let (subgroup_min_size, subgroup_max_size) = if features.contains(wgpu::Features::SUBGROUP)
+        {
+            let info = adapter.get_info();
+            (info.subgroup_min_size, info.subgroup_max_size)
+        } else {
+            (0, 0)
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("varprop"),
             required_features: features,
@@ -159,6 +173,8 @@ impl GpuContext {
             adapter: summary(index, adapter),
             limits,
             features,
+            subgroup_min_size,
+            subgroup_max_size,
             pipelines: Mutex::new(HashMap::new()),
         })
     }

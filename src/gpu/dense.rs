@@ -16,7 +16,9 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
+use crate::gpu::kernels::{Kernels, ProductKernel};
 use crate::gpu::shaders::{Module, engine_bind_group_layout};
+use crate::gpu::submit::{InFlight, Readback, Step, Submitter};
 use crate::init::WeightLaw;
 use crate::spec::RunSpec;
 use crate::stats::{LayerSums, NetworkSums, RowSums};
@@ -65,13 +67,8 @@ const NO_OFFSET: u32 = u32::MAX;
 const RECORD: usize = 10;
 const UNITS_PER_BLOCK: usize = 4096;
 const GEN_WG: u32 = 64;
-const PRODUCT_WG: u32 = 64;
 const STATS_WG: u32 = 256;
-/// Outputs per product invocation along units and along rows.
-const PRODUCT_BLOCK: usize = 4;
 const MAX_DISPATCH: u32 = 65_535;
-/// Dispatches encoded per submission at most (the parameter buffer's slots).
-const MAX_STEPS: usize = 2048;
 
 /// Default number of layers per submission.
 pub const DEFAULT_CHUNK: usize = 128;
@@ -275,11 +272,14 @@ pub fn checkpoint_interval(
 
 struct Pipelines {
     gen_weights: wgpu::ComputePipeline,
-    gen_bias: wgpu::ComputePipeline,
     gen_input: wgpu::ComputePipeline,
     gen_normal_rows: wgpu::ComputePipeline,
+    /// W x + b and W^T d, with W from the weights buffer ...
     product: wgpu::ComputePipeline,
     product_t: wgpu::ComputePipeline,
+    /// ... and with W drawn inside the kernel (when the kernel does that)
+    product_rng: Option<wgpu::ComputePipeline>,
+    product_t_rng: Option<wgpu::ComputePipeline>,
     stats: wgpu::ComputePipeline,
     activate: wgpu::ComputePipeline,
     scale_by_deriv: wgpu::ComputePipeline,
@@ -307,11 +307,82 @@ struct Raw {
     scales: [f32; 2],
 }
 
-/// One dispatch to encode: which kernel, its parameters, its workgroups.
-struct Step<'p> {
-    pipeline: &'p wgpu::ComputePipeline,
-    params: Params,
-    groups: (u32, u32, u32),
+/// A kernel the benchmark times alone (`DenseGpu::time_kernel`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelProbe {
+    /// Layer 1's product W x + b over the batch (the kernel alone: with W
+    /// from the buffer, whatever the buffer holds).
+    Product,
+    /// Layer 1's transposed product W^T d over the backward rows.
+    ProductTransposed,
+    /// Layer 1's W and b generated into their buffers (orthogonal or iid).
+    Weights,
+}
+
+/// A piece of a run, submitted as one job: a chunk of forward layers, or
+/// the recomputation and backward walk of one checkpoint segment.
+#[derive(Clone, Debug)]
+enum Job {
+    Forward {
+        network: usize,
+        layers: std::ops::Range<usize>,
+    },
+    Backward {
+        network: usize,
+        segment: usize,
+    },
+}
+
+impl Job {
+    fn network(&self) -> usize {
+        match self {
+            Job::Forward { network, .. } | Job::Backward { network, .. } => *network,
+        }
+    }
+}
+
+/// Backward segment j: layers a+1..=b recomputed from the checkpoint of
+/// h_a; in the records, per layer l in a..=b its back rows at slot (l - a),
+/// then the two Gram matrices of layer l.
+struct SegmentPlan {
+    a: usize,
+    b: usize,
+    depth: usize,
+    back_len: usize,
+    gram_len: usize,
+    with_grams: bool,
+}
+
+impl SegmentPlan {
+    fn back_rec(&self, l: usize) -> usize {
+        let grams = if self.with_grams {
+            2 * self.gram_len
+        } else {
+            0
+        };
+        (l - self.a) * (self.back_len + grams)
+    }
+
+    fn gram_rec(&self, l: usize) -> usize {
+        self.back_rec(l) + self.back_len
+    }
+
+    /// The layers whose delta the segment produces: a..b, and L at the top.
+    fn produced(&self) -> std::ops::Range<usize> {
+        if self.b == self.depth {
+            self.a..self.b + 1
+        } else {
+            self.a..self.b
+        }
+    }
+}
+
+/// What a network's jobs have read back so far.
+struct NetworkRaw {
+    forward: Vec<Raw>,
+    tangent: Vec<Raw>,
+    backward: Vec<Raw>,
+    grams: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
 /// The engine for one run: pipelines and buffers, reused for every network.
@@ -321,21 +392,61 @@ pub struct DenseGpu<'a> {
     layout: Layout,
     pipelines: Pipelines,
     bind_group: wgpu::BindGroup,
-    params: wgpu::Buffer,
-    params_stride: u64,
+    submitter: Submitter,
     weights: wgpu::Buffer,
     records: wgpu::Buffer,
     scales: wgpu::Buffer,
-    staging: wgpu::Buffer,
     chunk: usize,
+    kernel: ProductKernel,
+    /// GPU seconds of the last run's passes (None: untimed, or not all timed)
+    gpu_seconds: std::cell::Cell<Option<f64>>,
     /// Bytes of every buffer this engine allocated on the device.
     pub device_bytes: u64,
 }
 
 impl<'a> DenseGpu<'a> {
     /// `every`: checkpoint interval of the backward pass (see
-    /// `checkpoint_interval`); ignored for forward-only runs.
+    /// `checkpoint_interval`); ignored for forward-only runs. The product
+    /// kernel is the one measured best for the adapter.
     pub fn new(ctx: &'a GpuContext, spec: &'a RunSpec, chunk: usize, every: usize) -> Result<Self> {
+        let kernels = Kernels::auto(ctx, spec.batch);
+        Self::with_kernels(ctx, spec, chunk, every, kernels)
+    }
+
+    /// `new` with given shapes of the kernels (tests, benchmark).
+    pub fn with_kernels(
+        ctx: &'a GpuContext,
+        spec: &'a RunSpec,
+        chunk: usize,
+        every: usize,
+        kernels: Kernels,
+    ) -> Result<Self> {
+        Self::build(ctx, spec, chunk, every, kernels, false)
+    }
+
+    /// `with_kernels` that also times every pass on the GPU, where the
+    /// adapter has timestamp queries (`gpu_seconds`).
+    pub fn timed(
+        ctx: &'a GpuContext,
+        spec: &'a RunSpec,
+        chunk: usize,
+        every: usize,
+        kernels: Kernels,
+    ) -> Result<Self> {
+        Self::build(ctx, spec, chunk, every, kernels, true)
+    }
+
+    fn build(
+        ctx: &'a GpuContext,
+        spec: &'a RunSpec,
+        chunk: usize,
+        every: usize,
+        kernels: Kernels,
+        timed: bool,
+    ) -> Result<Self> {
+        kernels.product.validate(ctx)?;
+        kernels.reduction.validate(ctx)?;
+        let kernel = kernels.product;
         let net = &spec.net;
         // buffers are sized for `chunk` layers even when the run is shorter,
         // so that a forward run's memory does not depend on its depth
@@ -358,18 +469,41 @@ impl<'a> DenseGpu<'a> {
                 immediate_size: 0,
             });
         let p = |module, entry| ctx.pipeline(module, entry, &net.act, Some(&pipeline_layout));
+        let stats = Module::Stats {
+            subgroup_sum: kernels.reduction.subgroup,
+        };
+        let reduce = [("REDUCE_WG", kernels.reduction.workgroup as f64)];
+        let s = |entry| {
+            let layout = Some(&pipeline_layout);
+            ctx.specialised_pipeline(stats, entry, &net.act, layout, &reduce)
+        };
+        let product = |transposed, from_rng| {
+            let constants = kernel.constants(transposed, from_rng);
+            let layout = Some(&pipeline_layout);
+            ctx.specialised_pipeline(Module::Product, "product", &net.act, layout, &constants)
+        };
+        let rng = kernel.weights_from_rng;
         let pipelines = Pipelines {
             gen_weights: p(Module::Generate, "gen_weights")?,
-            gen_bias: p(Module::Generate, "gen_bias")?,
             gen_input: p(Module::Generate, "gen_input")?,
             gen_normal_rows: p(Module::Generate, "gen_normal_rows")?,
-            product: p(Module::Product, "product")?,
-            product_t: p(Module::Product, "product_t")?,
-            stats: p(Module::Stats, "stats")?,
-            activate: p(Module::Stats, "activate")?,
-            scale_by_deriv: p(Module::Stats, "scale_by_deriv")?,
-            gram: p(Module::Stats, "gram")?,
-            finalize: p(Module::Stats, "finalize")?,
+            product: product(false, false)?,
+            product_t: product(true, false)?,
+            product_rng: if rng {
+                Some(product(false, true)?)
+            } else {
+                None
+            },
+            product_t_rng: if rng {
+                Some(product(true, true)?)
+            } else {
+                None
+            },
+            stats: s("stats")?,
+            activate: s("activate")?,
+            scale_by_deriv: s("scale_by_deriv")?,
+            gram: s("gram")?,
+            finalize: s("finalize")?,
             ortho_init: p(Module::Orthogonal, "ortho_init")?,
             ortho_vector: p(Module::Orthogonal, "ortho_vector")?,
             ortho_apply: p(Module::Orthogonal, "ortho_apply")?,
@@ -410,18 +544,10 @@ impl<'a> DenseGpu<'a> {
             0
         };
         let work = buffer("orthogonal workspace", work_len, storage);
-        let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
-        let params_stride = std::mem::size_of::<Params>().next_multiple_of(align);
-        let params = buffer(
-            "params",
-            params_stride * MAX_STEPS / 4,
-            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        );
-        let staging = buffer(
-            "staging",
-            layout.records_len + 4 * (chunk.max(layout.every) + 1),
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        );
+        // a job reads back its records and two factors r per layer
+        let readback = layout.records_len + 2 * (chunk.max(layout.every) + 1);
+        let submitter = Submitter::new(ctx, readback.next_multiple_of(2), timed);
+        device_bytes += submitter.device_bytes;
         fn whole(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
             wgpu::BindGroupEntry {
                 binding,
@@ -435,9 +561,9 @@ impl<'a> DenseGpu<'a> {
                 wgpu::BindGroupEntry {
                     binding: 0,
                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &params,
+                        buffer: submitter.params(),
                         offset: 0,
-                        size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
+                        size: wgpu::BufferSize::new(submitter.params_binding_size()),
                     }),
                 },
                 whole(1, &weights),
@@ -455,13 +581,13 @@ impl<'a> DenseGpu<'a> {
             layout,
             pipelines,
             bind_group,
-            params,
-            params_stride: params_stride as u64,
+            submitter,
             weights,
             records,
             scales,
-            staging,
             chunk,
+            kernel,
+            gpu_seconds: std::cell::Cell::new(None),
             device_bytes,
         })
     }
@@ -524,24 +650,75 @@ impl<'a> DenseGpu<'a> {
         }
     }
 
+    /// Whether the product kernel draws this layer's W (and b) itself.
+    fn weights_in_product(&self, p: &Params) -> bool {
+        self.kernel.weights_from_rng && p.w_dist != crate::init::Dist::Orthogonal.code()
+    }
+
+    /// W (and b) into their buffers, unless the product draws them itself.
     fn weights_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params, with_bias: bool) {
+        if !self.weights_in_product(&p) {
+            self.generate_steps(steps, p, with_bias);
+        }
+    }
+
+    /// W (and b) into their buffers.
+    fn generate_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params, with_bias: bool) {
         let (n_in, n_out) = (p.n_in as usize, p.n_out as usize);
+        let bias_groups = if with_bias && p.b_scale != 0.0 {
+            n_out.div_ceil(4)
+        } else {
+            0
+        };
         if p.w_dist == crate::init::Dist::Orthogonal.code() {
             self.orthogonal_steps(steps, p);
-        } else {
-            let groups = dispatch_1d(n_out * n_in.div_ceil(4), GEN_WG);
-            steps.push(Step {
-                pipeline: &self.pipelines.gen_weights,
-                params: p,
-                groups,
-            });
+            if bias_groups == 0 {
+                return;
+            }
         }
-        if with_bias && p.b_scale != 0.0 {
-            steps.push(Step {
-                pipeline: &self.pipelines.gen_bias,
-                params: p,
-                groups: dispatch_1d(n_out.div_ceil(4), GEN_WG),
-            });
+        // gen_weights draws the bias in the invocations past W's
+        let weight_groups = if p.w_dist == crate::init::Dist::Orthogonal.code() {
+            0
+        } else {
+            n_out * n_in.div_ceil(4)
+        };
+        steps.push(Step {
+            pipeline: &self.pipelines.gen_weights,
+            params: p,
+            groups: dispatch_1d(weight_groups + bias_groups, GEN_WG),
+        });
+    }
+
+    /// The product W in (+ b) or, `transposed`, W^T in, for `p.rows` rows.
+    fn product_step<'p>(&'p self, p: Params, transposed: bool) -> Step<'p> {
+        let pl = &self.pipelines;
+        let pipeline = match (transposed, self.weights_in_product(&p)) {
+            (false, false) => &pl.product,
+            (true, false) => &pl.product_t,
+            (false, true) => pl
+                .product_rng
+                .as_ref()
+                .expect("built with weights_from_rng"),
+            (true, true) => pl
+                .product_t_rng
+                .as_ref()
+                .expect("built with weights_from_rng"),
+        };
+        let outputs = if transposed { p.n_in } else { p.n_out };
+        // the kernel reads its reduction length from n_in (shaders/product.wgsl)
+        let params = if transposed {
+            Params {
+                n_in: p.n_out,
+                n_out: p.n_in,
+                ..p
+            }
+        } else {
+            p
+        };
+        Step {
+            pipeline,
+            params,
+            groups: self.kernel.groups(outputs as usize, p.rows as usize),
         }
     }
 
@@ -592,13 +769,6 @@ impl<'a> DenseGpu<'a> {
         });
     }
 
-    fn product_groups(n_out: usize, rows: usize) -> (u32, u32, u32) {
-        dispatch_1d(
-            n_out.div_ceil(PRODUCT_BLOCK) * rows.div_ceil(PRODUCT_BLOCK),
-            PRODUCT_WG,
-        )
-    }
-
     fn row_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params) {
         let groups = (blocks(p.n_out as usize) as u32, p.rows, 1);
         steps.push(Step {
@@ -616,61 +786,32 @@ impl<'a> DenseGpu<'a> {
         });
     }
 
-    /// Encodes `steps` (in submissions of at most MAX_STEPS), then the copies
-    /// of `ranges` into the staging buffer, submits, and reads them back in
-    /// order.
+    fn readbacks(&self, ranges: &[Range]) -> Vec<Readback<'_>> {
+        ranges
+            .iter()
+            .map(|range| match *range {
+                Range::Records(offset, len) => Readback {
+                    buffer: &self.records,
+                    offset,
+                    len,
+                },
+                Range::Scale(index) => Readback {
+                    buffer: &self.scales,
+                    offset: index as usize,
+                    len: 1,
+                },
+            })
+            .collect()
+    }
+
+    /// Submits `steps` and waits for the values of `ranges` (one job alone).
     fn submit(&self, steps: &[Step], ranges: &[Range]) -> Result<Vec<f32>> {
-        let batches: Vec<&[Step]> = if steps.is_empty() {
-            vec![&[]]
-        } else {
-            steps.chunks(MAX_STEPS).collect()
-        };
-        let mut out_len = 0;
-        for (i, part) in batches.iter().enumerate() {
-            let mut bytes = vec![0u8; self.params_stride as usize * part.len()];
-            for (slot, s) in part.iter().enumerate() {
-                let at = slot * self.params_stride as usize;
-                bytes[at..at + std::mem::size_of::<Params>()]
-                    .copy_from_slice(bytemuck::bytes_of(&s.params));
-            }
-            if !bytes.is_empty() {
-                self.ctx.queue.write_buffer(&self.params, 0, &bytes);
-            }
-            let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
-                for (slot, s) in part.iter().enumerate() {
-                    pass.set_bind_group(
-                        0,
-                        &self.bind_group,
-                        &[(slot as u64 * self.params_stride) as u32],
-                    );
-                    pass.set_pipeline(s.pipeline);
-                    pass.dispatch_workgroups(s.groups.0, s.groups.1, s.groups.2);
-                }
-            }
-            if i + 1 == batches.len() {
-                for range in ranges {
-                    let (buffer, offset, len) = match *range {
-                        Range::Records(offset, len) => (&self.records, offset, len),
-                        Range::Scale(index) => (&self.scales, index as usize, 1),
-                    };
-                    encoder.copy_buffer_to_buffer(
-                        buffer,
-                        (offset * 4) as u64,
-                        &self.staging,
-                        (out_len * 4) as u64,
-                        (len * 4) as u64,
-                    );
-                    out_len += len;
-                }
-            }
-            self.ctx.queue.submit([encoder.finish()]);
-        }
-        if out_len == 0 {
-            return Ok(Vec::new());
-        }
-        read_staging(self.ctx, &self.staging, (out_len * 4) as u64)
+        let mut scratch = Vec::new();
+        let reads = self.readbacks(ranges);
+        let job =
+            self.submitter
+                .submit(self.ctx, &self.bind_group, steps, &reads, 0, &mut scratch)?;
+        self.submitter.read(self.ctx, job, |data, _| data.to_vec())
     }
 
     /// Runs network `network` and returns its sums. `on_chunk(rows_done)`
@@ -680,48 +821,132 @@ impl<'a> DenseGpu<'a> {
         network: usize,
         on_chunk: &mut dyn FnMut(usize),
     ) -> Result<NetworkSums> {
-        let rows = self.spec.net.depth() + 1;
-        let mut forward_raw = Vec::with_capacity(rows);
-        let mut tangent_raw = Vec::new();
-        let mut first = 0;
-        while first < rows {
-            let last = (first + self.chunk).min(rows);
-            let (f, t) = self.forward_chunk(network, first..last)?;
-            forward_raw.extend(f);
-            tangent_raw.extend(t);
-            on_chunk(last);
-            first = last;
-        }
-        let mut backward_raw = vec![Raw::default(); rows];
-        let mut grams = vec![(Vec::new(), Vec::new()); rows - 1];
-        if self.spec.probes.needs_backward() {
-            for j in (0..self.layout.checkpoints).rev() {
-                self.backward_segment(network, j, &mut backward_raw, &mut grams)?;
-            }
-        }
-        Ok(self.assemble(forward_raw, tangent_raw, backward_raw, grams))
+        let mut sums = self.run_networks(network..network + 1, &mut |_, done| on_chunk(done))?;
+        Ok(sums.pop().expect("one network"))
     }
 
-    /// Forward rows `layers`: raw pair records per layer and, with
-    /// --jacobian, raw tangent records, each with its renormalisation.
-    fn forward_chunk(
+    /// Runs `networks` and returns their sums, calling `on_chunk(network,
+    /// rows_done)` after each forward readback. Every chunk of layers and
+    /// every backward segment is one job; job k + 1 is submitted before the
+    /// host waits for job k, so the GPU never waits for the host (the
+    /// records region is reused: queue order puts each job's copies before
+    /// the next job's kernels). Nothing is allocated on the device here.
+    pub fn run_networks(
         &self,
+        networks: std::ops::Range<usize>,
+        on_chunk: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<NetworkSums>> {
+        let rows = self.spec.net.depth() + 1;
+        let mut jobs = Vec::new();
+        for network in networks.clone() {
+            for first in (0..rows).step_by(self.chunk) {
+                let layers = first..(first + self.chunk).min(rows);
+                jobs.push(Job::Forward { network, layers });
+            }
+            if self.spec.probes.needs_backward() {
+                for segment in (0..self.layout.checkpoints).rev() {
+                    jobs.push(Job::Backward { network, segment });
+                }
+            }
+        }
+        let mut raw: Vec<NetworkRaw> = networks
+            .clone()
+            .map(|_| NetworkRaw {
+                forward: Vec::with_capacity(rows),
+                tangent: Vec::new(),
+                backward: vec![Raw::default(); rows],
+                grams: vec![(Vec::new(), Vec::new()); rows - 1],
+            })
+            .collect();
+        let (mut steps, mut ranges, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+        let mut gpu_seconds = Some(0.0);
+        let mut in_flight: Option<(InFlight, &Job)> = None;
+        let mut finish = |flight: InFlight, job: &Job| -> Result<()> {
+            let state = &mut raw[job.network() - networks.start];
+            let seconds = self.submitter.read(self.ctx, flight, |data, seconds| {
+                match job {
+                    Job::Forward { layers, .. } => self.take_forward(layers.clone(), data, state),
+                    Job::Backward { segment, .. } => self.take_backward(*segment, data, state),
+                }
+                seconds
+            })?;
+            gpu_seconds = gpu_seconds.zip(seconds).map(|(a, b)| a + b);
+            if let Job::Forward { network, layers } = job {
+                on_chunk(*network, layers.end);
+            }
+            Ok(())
+        };
+        for (k, job) in jobs.iter().enumerate() {
+            steps.clear();
+            ranges.clear();
+            match job {
+                Job::Forward { network, layers } => {
+                    self.encode_forward(*network, layers.clone(), &mut steps, &mut ranges)
+                }
+                Job::Backward { network, segment } => {
+                    self.encode_backward(*network, *segment, &mut steps, &mut ranges)
+                }
+            }
+            let reads = self.readbacks(&ranges);
+            let flight = self.submitter.submit(
+                self.ctx,
+                &self.bind_group,
+                &steps,
+                &reads,
+                k % 2,
+                &mut scratch,
+            )?;
+            if let Some((previous, previous_job)) = in_flight.take() {
+                finish(previous, previous_job)?;
+            }
+            in_flight = Some((flight, job));
+        }
+        if let Some((last, last_job)) = in_flight.take() {
+            finish(last, last_job)?;
+        }
+        self.gpu_seconds
+            .set(gpu_seconds.filter(|_| self.submitter.timed()));
+        Ok(raw
+            .into_iter()
+            .map(|r| self.assemble(r.forward, r.tangent, r.backward, r.grams))
+            .collect())
+    }
+
+    /// GPU seconds the passes of the last `run_networks` took, from
+    /// timestamps (engines built with `timed` on adapters that have them).
+    pub fn gpu_seconds(&self) -> Option<f64> {
+        self.gpu_seconds.get()
+    }
+
+    /// Floats of one forward layer's records: pair records, then with
+    /// --jacobian the tangent rows' norms.
+    fn forward_record_lens(&self) -> (usize, usize) {
+        let batch = self.spec.batch;
+        let pair_len = batch / 2 * self.layout.block_stride * RECORD;
+        let tangent_len = if self.spec.probes.jacobian {
+            batch * self.layout.block_stride
+        } else {
+            0
+        };
+        (pair_len, tangent_len)
+    }
+
+    /// Forward rows `layers`: the steps, and the ranges to read back (per
+    /// layer its records, its forward r, its tangent r).
+    fn encode_forward<'p>(
+        &'p self,
         network: usize,
         layers: std::ops::Range<usize>,
-    ) -> Result<(Vec<Raw>, Vec<Raw>)> {
+        steps: &mut Vec<Step<'p>>,
+        ranges: &mut Vec<Range>,
+    ) {
         let lay = &self.layout;
         let net = &self.spec.net;
         let batch = self.spec.batch;
         let jacobian = self.spec.probes.jacobian;
         let backward = self.spec.probes.needs_backward();
-        let pair_len = batch / 2 * lay.block_stride * RECORD;
-        let tangent_len = if jacobian {
-            batch * lay.block_stride
-        } else {
-            0
-        };
+        let (pair_len, tangent_len) = self.forward_record_lens();
         let renorm = if net.is_homogeneous() { FLAG_RENORM } else { 0 };
-        let mut steps = Vec::new();
         for (slot, l) in layers.clone().enumerate() {
             let base = self.base(network, l);
             let n = net.widths[l];
@@ -761,7 +986,7 @@ impl<'a> DenseGpu<'a> {
                     params: p,
                     groups: stats_groups,
                 });
-                self.finalize_step(&mut steps, finalize);
+                self.finalize_step(steps, finalize);
                 if jacobian {
                     // the probes u: Gaussian rows; their norms are row 0's records
                     let p = Params {
@@ -775,7 +1000,7 @@ impl<'a> DenseGpu<'a> {
                         groups: dispatch_1d(batch * n.div_ceil(4), GEN_WG),
                     });
                     self.tangent_norm_steps(
-                        &mut steps,
+                        steps,
                         base,
                         lay.t[0],
                         lay.t[0],
@@ -787,18 +1012,14 @@ impl<'a> DenseGpu<'a> {
                 }
                 continue;
             }
-            self.weights_steps(&mut steps, base, true);
+            self.weights_steps(steps, base, true);
             let p = Params {
                 in_off: lay.x[(l - 1) % 2] as u32,
                 out_off: lay.h as u32,
                 scale_a: lay.forward_scale(l - 1),
                 ..base
             };
-            steps.push(Step {
-                pipeline: &self.pipelines.product,
-                params: p,
-                groups: Self::product_groups(n, batch),
-            });
+            steps.push(self.product_step(p, false));
             let p = Params {
                 in_off: lay.h as u32,
                 out_off: lay.x[l % 2] as u32,
@@ -811,7 +1032,7 @@ impl<'a> DenseGpu<'a> {
                 params: p,
                 groups: stats_groups,
             });
-            self.finalize_step(&mut steps, finalize);
+            self.finalize_step(steps, finalize);
             if jacobian {
                 // t_l = phi'(h_l) * r_t (W t_{l-1}); the product without bias
                 let p = Params {
@@ -820,17 +1041,13 @@ impl<'a> DenseGpu<'a> {
                     b_scale: 0.0,
                     ..base
                 };
-                steps.push(Step {
-                    pipeline: &self.pipelines.product,
-                    params: p,
-                    groups: Self::product_groups(n, batch),
-                });
+                steps.push(self.product_step(p, false));
                 let p = Params {
                     aux_off: lay.h as u32,
                     ..base
                 };
                 self.tangent_norm_steps(
-                    &mut steps,
+                    steps,
                     p,
                     lay.ht,
                     lay.t[l % 2],
@@ -843,32 +1060,32 @@ impl<'a> DenseGpu<'a> {
         }
         // per layer: its records, its forward r, its tangent r
         let per_layer = pair_len + tangent_len;
-        let ranges: Vec<Range> = layers
-            .clone()
-            .enumerate()
-            .flat_map(|(slot, l)| {
-                [
-                    Range::Records(slot * per_layer, per_layer),
-                    Range::Scale(lay.forward_scale(l)),
-                    Range::Scale(lay.tangent_scale(l)),
-                ]
-            })
-            .collect();
-        let data = self.submit(&steps, &ranges)?;
-        let (mut forward, mut tangent) = (Vec::new(), Vec::new());
+        for (slot, l) in layers.enumerate() {
+            ranges.extend([
+                Range::Records(slot * per_layer, per_layer),
+                Range::Scale(lay.forward_scale(l)),
+                Range::Scale(lay.tangent_scale(l)),
+            ]);
+        }
+    }
+
+    /// The raw pair records (and tangent records) of `layers`, as read back.
+    fn take_forward(&self, layers: std::ops::Range<usize>, data: &[f32], raw: &mut NetworkRaw) {
+        let (pair_len, tangent_len) = self.forward_record_lens();
+        let per_layer = pair_len + tangent_len;
+        debug_assert_eq!(data.len(), layers.len() * (per_layer + 2));
         for c in data.chunks(per_layer + 2) {
-            forward.push(Raw {
+            raw.forward.push(Raw {
                 records: c[..pair_len].to_vec(),
                 scales: [c[per_layer], 1.0],
             });
-            if jacobian {
-                tangent.push(Raw {
+            if self.spec.probes.jacobian {
+                raw.tangent.push(Raw {
                     records: c[pair_len..per_layer].to_vec(),
                     scales: [c[per_layer + 1], 1.0],
                 });
             }
         }
-        Ok((forward, tangent))
     }
 
     /// out = phi'(aux) * scales[scale] * in for the B tangent rows, their
@@ -906,28 +1123,23 @@ impl<'a> DenseGpu<'a> {
     /// Recomputes segment j (layers a+1..=b from the checkpoint of h_a) and
     /// walks the backward pass down through it, producing delta_b..delta_a
     /// (and delta_L at the top).
-    fn backward_segment(
-        &'a self,
+    fn encode_backward<'p>(
+        &'p self,
         network: usize,
         j: usize,
-        backward_raw: &mut [Raw],
-        grams: &mut [(Vec<f32>, Vec<f32>)],
-    ) -> Result<()> {
+        steps: &mut Vec<Step<'p>>,
+        ranges: &mut Vec<Range>,
+    ) {
         let lay = &self.layout;
         let net = &self.spec.net;
         let batch = self.spec.batch;
         let depth = lay.depth;
         let probes = self.spec.probes;
-        let a = j * lay.every;
-        let b = (a + lay.every).min(depth);
-        let back_len = lay.back_rows * lay.block_stride;
-        let gram_len = batch * batch * lay.block_stride;
-        let with_grams = probes.weight_grads;
-        // records: per layer l in a..=b, back rows at slot (l - a), then the
-        // two Gram matrices of layer l at the end
-        let back_rec = |l: usize| (l - a) * (back_len + if with_grams { 2 * gram_len } else { 0 });
-        let gram_rec = |l: usize| back_rec(l) + back_len;
-        let mut steps = Vec::new();
+        let plan = self.segment_plan(j);
+        let (a, b) = (plan.a, plan.b);
+        let (back_len, gram_len, with_grams) = (plan.back_len, plan.gram_len, plan.with_grams);
+        let back_rec = |l: usize| plan.back_rec(l);
+        let gram_rec = |l: usize| plan.gram_rec(l);
 
         // recompute: x_a from the checkpoint, then h_{a+1..=b}
         let base_a = self.base(network, a);
@@ -945,7 +1157,7 @@ impl<'a> DenseGpu<'a> {
         });
         for l in a + 1..=b {
             let base = self.base(network, l);
-            self.weights_steps(&mut steps, base, true);
+            self.weights_steps(steps, base, true);
             let x_prev = lay.x[(l - 1) % 2] as u32;
             let p = Params {
                 flags: FLAG_OUT_STORE,
@@ -954,11 +1166,7 @@ impl<'a> DenseGpu<'a> {
                 scale_a: lay.forward_scale(l - 1),
                 ..base
             };
-            steps.push(Step {
-                pipeline: &self.pipelines.product,
-                params: p,
-                groups: Self::product_groups(net.widths[l], batch),
-            });
+            steps.push(self.product_step(p, false));
             if with_grams {
                 let p = Params {
                     in_off: x_prev,
@@ -996,7 +1204,7 @@ impl<'a> DenseGpu<'a> {
                 (lay.segment(l - a - 1) as u32, FLAG_AUX_STORE)
             }
         };
-        let back_finalize = |steps: &mut Vec<Step<'a>>, l: usize| {
+        let back_finalize = |steps: &mut Vec<Step<'p>>, l: usize| {
             let base = self.base(network, l);
             let p = Params {
                 flags: FLAG_ROW_RECORDS | FLAG_RENORM,
@@ -1038,7 +1246,7 @@ impl<'a> DenseGpu<'a> {
                 rec_off: back_rec(depth) as u32,
                 ..base
             };
-            self.row_steps(&mut steps, p);
+            self.row_steps(steps, p);
             if probes.jacobian {
                 let (h, flag) = h_of(depth);
                 let rows_b = (batch * stride(net.widths[depth])) as u32;
@@ -1050,29 +1258,21 @@ impl<'a> DenseGpu<'a> {
                     rec_off: (back_rec(depth) + batch * lay.block_stride) as u32,
                     ..base
                 };
-                self.row_steps(&mut steps, p);
+                self.row_steps(steps, p);
             }
-            back_finalize(&mut steps, depth);
+            back_finalize(steps, depth);
         }
         for l in (a + 1..=b).rev() {
             let base = self.base(network, l);
             let rows = lay.back_rows as u32;
-            self.weights_steps(&mut steps, base, false);
+            self.weights_steps(steps, base, false);
             let p = Params {
                 in_off: lay.d[l % 2] as u32,
                 out_off: lay.y as u32,
                 rows,
                 ..base
             };
-            let groups = dispatch_1d(
-                stride(net.widths[l - 1]) / 4 * (lay.back_rows).div_ceil(PRODUCT_BLOCK),
-                PRODUCT_WG,
-            );
-            steps.push(Step {
-                pipeline: &self.pipelines.product_t,
-                params: p,
-                groups,
-            });
+            steps.push(self.product_step(p, true));
             if with_grams {
                 let p = Params {
                     in_off: lay.d[l % 2] as u32,
@@ -1105,41 +1305,55 @@ impl<'a> DenseGpu<'a> {
                 scale_b: lay.vjp_scale(l),
                 ..below
             };
-            self.row_steps(&mut steps, p);
-            back_finalize(&mut steps, l - 1);
+            self.row_steps(steps, p);
+            back_finalize(steps, l - 1);
         }
         // per produced layer: its records and its two r; then the Gram matrices
-        let produced: Vec<usize> = if b == depth {
-            (a..=b).collect()
-        } else {
-            (a..b).collect()
-        };
-        let mut ranges: Vec<Range> = produced
-            .iter()
-            .flat_map(|&l| {
-                [
-                    Range::Records(back_rec(l), back_len),
-                    Range::Scale(lay.delta_scale(l)),
-                    Range::Scale(lay.vjp_scale(l)),
-                ]
-            })
-            .collect();
+        for l in plan.produced() {
+            ranges.extend([
+                Range::Records(back_rec(l), back_len),
+                Range::Scale(lay.delta_scale(l)),
+                Range::Scale(lay.vjp_scale(l)),
+            ]);
+        }
         if with_grams {
             ranges.extend((a + 1..=b).map(|l| Range::Records(gram_rec(l), 2 * gram_len)));
         }
-        let data = self.submit(&steps, &ranges)?;
+    }
+
+    /// Where segment j's records go, and which layers it produces.
+    fn segment_plan(&self, j: usize) -> SegmentPlan {
+        let lay = &self.layout;
+        let batch = self.spec.batch;
+        let a = j * lay.every;
+        SegmentPlan {
+            a,
+            b: (a + lay.every).min(lay.depth),
+            depth: lay.depth,
+            back_len: lay.back_rows * lay.block_stride,
+            gram_len: batch * batch * lay.block_stride,
+            with_grams: self.spec.probes.weight_grads,
+        }
+    }
+
+    /// Segment j's backward records and Gram matrices, as read back.
+    fn take_backward(&self, j: usize, data: &[f32], raw: &mut NetworkRaw) {
+        let plan = self.segment_plan(j);
+        let (back_len, gram_len) = (plan.back_len, plan.gram_len);
+        let produced = plan.produced();
         let (back_data, gram_data) = data.split_at(produced.len() * (back_len + 2));
-        for (c, &l) in back_data.chunks(back_len + 2).zip(&produced) {
-            backward_raw[l] = Raw {
+        for (c, l) in back_data.chunks(back_len + 2).zip(produced) {
+            raw.backward[l] = Raw {
                 records: c[..back_len].to_vec(),
                 scales: [c[back_len], c[back_len + 1]],
             };
         }
-        for (i, l) in (a + 1..=b).enumerate().filter(|_| with_grams) {
-            let chunk = &gram_data[i * 2 * gram_len..(i + 1) * 2 * gram_len];
-            grams[l - 1] = (chunk[..gram_len].to_vec(), chunk[gram_len..].to_vec());
+        if plan.with_grams {
+            for (i, l) in (plan.a + 1..=plan.b).enumerate() {
+                let chunk = &gram_data[i * 2 * gram_len..(i + 1) * 2 * gram_len];
+                raw.grams[l - 1] = (chunk[..gram_len].to_vec(), chunk[gram_len..].to_vec());
+            }
         }
-        Ok(())
     }
 
     /// Sums the raw records of a network in f64.
@@ -1231,11 +1445,54 @@ impl<'a> DenseGpu<'a> {
         }
     }
 
+    /// Runs `kernel` of layer 1 of network 0 `times` times in one job (on
+    /// whatever the rows hold) and waits: the wall seconds of the job and,
+    /// on a timed engine with timestamps, its GPU seconds. For the
+    /// benchmark.
+    pub fn time_kernel(&self, kernel: KernelProbe, times: usize) -> Result<(f64, Option<f64>)> {
+        let lay = &self.layout;
+        let base = self.base(0, 1);
+        let mut steps = Vec::new();
+        for _ in 0..times {
+            match kernel {
+                KernelProbe::Product => {
+                    let p = Params {
+                        in_off: lay.x[0] as u32,
+                        out_off: lay.h as u32,
+                        scale_a: lay.forward_scale(0),
+                        ..base
+                    };
+                    steps.push(self.product_step(p, false));
+                }
+                KernelProbe::ProductTransposed => {
+                    if !self.spec.probes.needs_backward() {
+                        return Err(Error::Gpu("the transposed product needs --backward".into()));
+                    }
+                    let p = Params {
+                        in_off: lay.d[1] as u32,
+                        out_off: lay.y as u32,
+                        rows: lay.back_rows as u32,
+                        ..base
+                    };
+                    steps.push(self.product_step(p, true));
+                }
+                KernelProbe::Weights => self.generate_steps(&mut steps, base, true),
+            }
+        }
+        let mut scratch = Vec::new();
+        let start = std::time::Instant::now();
+        let job =
+            self.submitter
+                .submit(self.ctx, &self.bind_group, &steps, &[], 0, &mut scratch)?;
+        let gpu = self.submitter.read(self.ctx, job, |_, seconds| seconds)?;
+        Ok((start.elapsed().as_secs_f64(), gpu))
+    }
+
     /// Generates W_l of network `network` alone and reads it back (tests).
     pub fn generate_weights(&self, network: usize, layer: usize) -> Result<Vec<f32>> {
         let p = self.base(network, layer);
         let mut steps = Vec::new();
-        self.weights_steps(&mut steps, p, false);
+        self.generate_steps(&mut steps, p, false);
         self.submit(&steps, &[])?;
         let row = stride(p.n_in as usize);
         let bytes = (row * p.n_out as usize * 4) as u64;

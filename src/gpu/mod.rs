@@ -3,7 +3,9 @@
 
 pub mod context;
 pub mod dense;
+pub mod kernels;
 pub mod probe;
 pub mod shaders;
+pub mod submit;
 
 pub use context::{AdapterSummary, GpuContext, list_adapters};

@@ -20,38 +20,70 @@ const PRODUCT: &str = include_str!("../../shaders/product.wgsl");
 const STATS: &str = include_str!("../../shaders/stats.wgsl");
 const PROBE: &str = include_str!("../../shaders/probe.wgsl");
 const ORTHOGONAL: &str = include_str!("../../shaders/orthogonal.wgsl");
+const SHARE_SUBGROUP: &str = include_str!("../../shaders/share_subgroup.wgsl");
+const SHARE_NONE: &str = include_str!("../../shaders/share_none.wgsl");
+const REDUCE_SUBGROUP: &str = include_str!("../../shaders/reduce_subgroup.wgsl");
+const REDUCE_TREE: &str = include_str!("../../shaders/reduce_tree.wgsl");
+const FMA_PEAK: &str = include_str!("../../shaders/fma_peak.wgsl");
+const NAIVE_PRODUCT: &str = include_str!("../../shaders/naive_product.wgsl");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Module {
     /// gen_weights, gen_bias, gen_input
     Generate,
-    /// product
+    /// product (forward and transposed, specialised by override constants)
     Product,
-    /// stats, finalize (specialised by the activation)
-    Stats,
+    /// stats, finalize (specialised by the activation); `subgroup_sum`:
+    /// workgroups are one subgroup, summed by subgroupAdd (REDUCE_WG its
+    /// size), else by a tree in workgroup memory
+    Stats { subgroup_sum: bool },
     /// probe_philox, probe_activation, probe_draws (tests)
     Probe,
     /// ortho_init, ortho_vector, ortho_apply, ortho_accumulate, ortho_write
     Orthogonal,
+    /// fma_peak (the benchmark's arithmetic ceiling)
+    FmaPeak,
+    /// naive_product (the benchmark's baseline)
+    NaiveProduct,
 }
 
 impl Module {
-    fn parts(&self) -> &'static [&'static str] {
+    /// The WGSL files of the module; `subgroups`: the device has the
+    /// SUBGROUP feature (only the product kernel's prelude depends on it).
+    fn parts(&self, subgroups: bool) -> &'static [&'static str] {
         match self {
             Module::Generate => &[PARAMS, BINDINGS, PHILOX, SPECIAL, GENERATE],
-            Module::Product => &[PARAMS, PRODUCT],
-            Module::Stats => &[PARAMS, BINDINGS, SPECIAL, ACTIVATION, STATS],
+            Module::Product if subgroups => &[PARAMS, PHILOX, SPECIAL, SHARE_SUBGROUP, PRODUCT],
+            Module::Product => &[PARAMS, PHILOX, SPECIAL, SHARE_NONE, PRODUCT],
+            Module::Stats { subgroup_sum: true } => &[
+                PARAMS,
+                BINDINGS,
+                SPECIAL,
+                ACTIVATION,
+                REDUCE_SUBGROUP,
+                STATS,
+            ],
+            Module::Stats {
+                subgroup_sum: false,
+            } => &[PARAMS, BINDINGS, SPECIAL, ACTIVATION, REDUCE_TREE, STATS],
             Module::Probe => &[PHILOX, SPECIAL, ACTIVATION, PROBE],
             Module::Orthogonal => &[PARAMS, PHILOX, SPECIAL, ORTHOGONAL],
+            Module::FmaPeak => &[FMA_PEAK],
+            Module::NaiveProduct => &[NAIVE_PRODUCT],
         }
     }
 
     fn uses_activation(&self) -> bool {
-        matches!(self, Module::Stats | Module::Probe)
+        matches!(self, Module::Stats { .. } | Module::Probe)
     }
 
+    /// The assembled WGSL, for a device without subgroups.
     pub fn source(&self) -> String {
-        self.parts().join("\n")
+        self.source_for(false)
+    }
+
+    pub fn source_for(&self, subgroups: bool) -> String {
+        self.parts(subgroups).join("\n")
     }
 }
 
@@ -97,7 +129,20 @@ impl GpuContext {
         act: &Activation,
         layout: Option<&wgpu::PipelineLayout>,
     ) -> Result<wgpu::ComputePipeline> {
-        let key = if module.uses_activation() {
+        self.specialised_pipeline(module, entry, act, layout, &[])
+    }
+
+    /// `pipeline` with override `constants` of the module's own besides
+    /// the activation's (the product kernel's shape).
+    pub fn specialised_pipeline(
+        &self,
+        module: Module,
+        entry: &str,
+        act: &Activation,
+        layout: Option<&wgpu::PipelineLayout>,
+        constants: &[(&str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        let mut key = if module.uses_activation() {
             format!(
                 "{module:?}/{entry}/{}/{:x}",
                 act.id(),
@@ -106,27 +151,44 @@ impl GpuContext {
         } else {
             format!("{module:?}/{entry}")
         };
+        for (name, value) in constants {
+            key += &format!("/{name}={value}");
+        }
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return Ok(p.clone());
         }
-        let source = module.source();
+        let source = module.source_for(self.features.contains(wgpu::Features::SUBGROUP));
         if let Ok(dir) = std::env::var("VARPROP_DUMP_WGSL") {
-            let path = std::path::Path::new(&dir).join(format!("{module:?}.wgsl"));
+            let name = format!("{module:?}").replace([' ', '{', '}', ':'], "");
+            let path = std::path::Path::new(&dir).join(format!("{name}.wgsl"));
             let _ = std::fs::create_dir_all(&dir);
             let _ = std::fs::write(path, &source);
         }
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let shader = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(entry),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
-        let constants: Vec<(&str, f64)> = if module.uses_activation() {
+        let descriptor = wgpu::ShaderModuleDescriptor {
+            label: Some(entry),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        };
+        let shader = if module == Module::Product {
+            // SAFETY: the product kernel clamps every load into the rows the
+            // host allocated and guards every store (shaders/product.wgsl),
+            // and its loops are bounded by the dispatch parameters.
+            unsafe {
+                self.device.create_shader_module_trusted(
+                    descriptor,
+                    wgpu::ShaderRuntimeChecks::unchecked(),
+                )
+            }
+        } else {
+            self.device.create_shader_module(descriptor)
+        };
+        let mut all_constants: Vec<(&str, f64)> = if module.uses_activation() {
             vec![("ACT", act.id() as f64), ("ACT_PARAM", act.param())]
         } else {
             vec![]
         };
+        all_constants.extend_from_slice(constants);
+        let constants = all_constants;
         let pipeline = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {

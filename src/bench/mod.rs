@@ -1,0 +1,418 @@
+//! `varprop bench` and `cargo bench`: how fast the engine runs and how close
+//! to the adapter's limits. Kernels alone are timed on the GPU by timestamp
+//! queries where the adapter has them (else by the wall clock around a
+//! submission and its wait); end-to-end runs by the wall clock, with the
+//! GPU's busy time from the same timestamps (`host_idle_fraction`). Every
+//! figure is the median of a few trials; the in-run baselines are a pure
+//! FMA kernel (the arithmetic ceiling) and a textbook 16 x 16
+//! shared-memory product (shaders/fma_peak.wgsl, naive_product.wgsl).
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::gpu::dense::{DenseGpu, KernelProbe};
+use crate::gpu::kernels::Kernels;
+use crate::init::InitFlags;
+use crate::spec::{NetworkFlags, Probes, RunSpec};
+
+mod baselines;
+mod table;
+
+use baselines::{fma_peak, naive_product};
+pub use table::to_table;
+
+/// What to run: `quick` is a smoke test at small sizes (CI).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BenchOptions {
+    pub quick: bool,
+}
+
+/// Sizes of one benchmark run.
+struct Plan {
+    /// (B, n) of the product kernel alone; the first is the reference size
+    products: Vec<(usize, usize)>,
+    /// (B, n, depth) of the end-to-end runs
+    end_to_end: (usize, usize, usize),
+    /// n of the n x n Gaussian matrix for the RNG
+    rng_width: usize,
+    orthogonal_widths: Vec<usize>,
+    trials: usize,
+}
+
+impl Plan {
+    fn new(options: BenchOptions) -> Self {
+        if options.quick {
+            Plan {
+                products: vec![(32, 128)],
+                end_to_end: (32, 128, 20),
+                rng_width: 256,
+                orthogonal_widths: vec![16, 32],
+                trials: 3,
+            }
+        } else {
+            Plan {
+                products: vec![(256, 1024), (1024, 4096)],
+                end_to_end: (256, 1024, 200),
+                rng_width: 2048,
+                orthogonal_widths: vec![32, 64, 128],
+                trials: 3,
+            }
+        }
+    }
+}
+
+/// A product size not measured, and why.
+const SKIP_AFTER_SECONDS: f64 = 60.0;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProductPoint {
+    pub batch: usize,
+    pub width: usize,
+    pub gflops: Option<f64>,
+    pub vs_peak: Option<f64>,
+    /// Why it was not measured.
+    pub skipped: Option<String>,
+}
+
+/// The product at the reference size with W drawn inside the kernel and
+/// with W read from the buffer (plus generating it once per layer).
+#[derive(Clone, Debug, Serialize)]
+pub struct WeightSources {
+    pub in_kernel_gflops: f64,
+    pub from_buffer_gflops: f64,
+    /// ... counting the generation of W into the buffer once per layer
+    pub from_buffer_with_generation_gflops: f64,
+    pub chosen: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EndToEnd {
+    pub batch: usize,
+    pub width: usize,
+    pub depth: usize,
+    pub seconds: f64,
+    pub layers_per_s: f64,
+    pub gflops: f64,
+    /// GPU busy seconds from timestamps
+    pub gpu_seconds: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct OrthogonalPoint {
+    pub width: usize,
+    pub seconds_per_layer: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub adapter: String,
+    pub backend: String,
+    pub device_type: String,
+    /// "timestamp" (GPU timestamp queries) or "wall" (host clock)
+    pub timing: &'static str,
+    pub quick: bool,
+    pub kernels: Kernels,
+    pub fma_peak_gflops: f64,
+    /// the naive product at the reference size
+    pub naive_gflops: f64,
+    /// the engine's product kernel alone at the reference size
+    pub product_gflops: f64,
+    pub product_vs_naive: f64,
+    pub product_vs_peak: f64,
+    pub product: Vec<ProductPoint>,
+    pub weight_sources: WeightSources,
+    pub forward: EndToEnd,
+    pub forward_layers_per_s: f64,
+    pub forward_gflops: f64,
+    /// forward seconds per layer (statistics, host loop included) over the
+    /// seconds of the product kernel alone, timed around the forward run
+    pub forward_vs_product: f64,
+    pub backward: EndToEnd,
+    /// forward + recomputation + transposed product: 3 x 2 B n^2 per layer
+    pub backward_gflops: f64,
+    pub backward_layers_per_s: f64,
+    /// 1 - GPU busy time / wall time of the forward run
+    pub host_idle_fraction: Option<f64>,
+    pub host_idle_note: Option<String>,
+    pub rng_gnormals_per_s: f64,
+    pub orthogonal: Vec<OrthogonalPoint>,
+    pub notes: Vec<String>,
+}
+
+/// Runs the benchmark on `ctx`; `log` gets a line per step (for stderr).
+pub fn run(
+    ctx: &GpuContext,
+    options: BenchOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<BenchReport> {
+    let plan = Plan::new(options);
+    let timestamps = ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY);
+    let mut notes = vec![format!(
+        "medians of {} trials; kernels timed by {}; figures move with other load on the machine",
+        plan.trials,
+        if timestamps {
+            "GPU timestamps"
+        } else {
+            "the wall clock (no timestamp queries)"
+        }
+    )];
+    let (b0, n0) = plan.products[0];
+    let kernels = Kernels::auto(ctx, b0);
+
+    log("fma peak");
+    let fma_peak_gflops = fma_peak(ctx, plan.trials)?;
+    log("naive product");
+    let naive_gflops = naive_product(ctx, b0, n0, plan.trials)?;
+
+    let mut product = Vec::new();
+    let mut reference = None;
+    for &(batch, width) in &plan.products {
+        log(&format!("product B={batch} n={width}"));
+        let flops = product_flops(batch, width);
+        if let Some(gflops) = reference {
+            let estimate = plan.trials as f64 * flops / (gflops * 1e9);
+            if estimate > SKIP_AFTER_SECONDS {
+                product.push(skipped(batch, width, format!(
+                    "would take about {estimate:.0} s on this adapter (over {SKIP_AFTER_SECONDS:.0} s)"
+                )));
+                continue;
+            }
+        }
+        let spec = spec(batch, width, 1, Probes::default(), "he-normal");
+        let engine = match DenseGpu::timed(ctx, &spec, 1, 1, Kernels::auto(ctx, batch)) {
+            Ok(e) => e,
+            Err(Error::Invalid { message, .. }) => {
+                product.push(skipped(batch, width, format!("does not fit: {message}")));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let seconds = time_kernel(&engine, KernelProbe::Product, plan.trials)?;
+        let gflops = flops / seconds / 1e9;
+        reference.get_or_insert(gflops);
+        product.push(ProductPoint {
+            batch,
+            width,
+            gflops: Some(gflops),
+            vs_peak: Some(gflops / fma_peak_gflops),
+            skipped: None,
+        });
+    }
+    for p in &product {
+        if let Some(why) = &p.skipped {
+            notes.push(format!(
+                "product at B={} n={} not measured: {why}",
+                p.batch, p.width
+            ));
+        }
+    }
+    let product_gflops = reference.expect("the reference size is always measured");
+
+    log("weight sources");
+    let weight_sources = weight_sources(ctx, b0, n0, plan.trials, kernels)?;
+
+    let (batch, width, depth) = plan.end_to_end;
+    log(&format!("forward B={batch} n={width} L={depth}"));
+    let (forward, product_seconds) = end_to_end(ctx, batch, width, depth, Probes::default(), 1)?;
+    let forward_vs_product = forward.seconds / depth as f64 / product_seconds;
+    let (host_idle_fraction, host_idle_note) = match forward.gpu_seconds {
+        Some(busy) => (Some((1.0 - busy / forward.seconds).max(0.0)), None),
+        None => (
+            None,
+            Some(if timestamps {
+                "a job had more passes than the timestamp queries cover".to_string()
+            } else {
+                "the adapter has no timestamp queries, so the GPU's busy time is unknown"
+                    .to_string()
+            }),
+        ),
+    };
+
+    log(&format!("backward B={batch} n={width} L={depth}"));
+    let probes = Probes {
+        backward: true,
+        ..Default::default()
+    };
+    let (backward, _) = end_to_end(ctx, batch, width, depth, probes, 3)?;
+
+    log("rng");
+    let rng_gnormals_per_s = rng_gnormals_per_s(ctx, plan.rng_width, plan.trials)?;
+
+    let mut orthogonal = Vec::new();
+    for &width in &plan.orthogonal_widths {
+        log(&format!("orthogonal n={width}"));
+        let spec = spec(2, width, 1, Probes::default(), "orthogonal");
+        let engine = DenseGpu::timed(ctx, &spec, 1, 1, Kernels::auto(ctx, 2))?;
+        let seconds = time_kernel(&engine, KernelProbe::Weights, plan.trials)?;
+        orthogonal.push(OrthogonalPoint {
+            width,
+            seconds_per_layer: seconds,
+        });
+    }
+
+    Ok(BenchReport {
+        adapter: ctx.adapter.name.clone(),
+        backend: ctx.adapter.backend.clone(),
+        device_type: ctx.adapter.device_type.clone(),
+        timing: if timestamps { "timestamp" } else { "wall" },
+        quick: options.quick,
+        kernels,
+        fma_peak_gflops,
+        naive_gflops,
+        product_gflops,
+        product_vs_naive: product_gflops / naive_gflops,
+        product_vs_peak: product_gflops / fma_peak_gflops,
+        product,
+        weight_sources,
+        forward_layers_per_s: forward.layers_per_s,
+        forward_gflops: forward.gflops,
+        forward_vs_product,
+        forward,
+        backward_gflops: backward.gflops,
+        backward_layers_per_s: backward.layers_per_s,
+        backward,
+        host_idle_fraction,
+        host_idle_note,
+        rng_gnormals_per_s,
+        orthogonal,
+        notes,
+    })
+}
+
+pub(crate) fn product_flops(batch: usize, width: usize) -> f64 {
+    2.0 * batch as f64 * width as f64 * width as f64
+}
+
+fn skipped(batch: usize, width: usize, why: String) -> ProductPoint {
+    ProductPoint {
+        batch,
+        width,
+        gflops: None,
+        vs_peak: None,
+        skipped: Some(why),
+    }
+}
+
+fn spec(batch: usize, width: usize, depth: usize, probes: Probes, init: &str) -> RunSpec {
+    let net = NetworkFlags {
+        width: Some(width),
+        depth: Some(depth),
+        act: Some("relu".into()),
+        init: InitFlags {
+            init: Some(init.into()),
+            ..Default::default()
+        },
+        q0: 1.0,
+        c0: 0.5,
+        ..Default::default()
+    }
+    .resolve()
+    .expect("the benchmark's networks are valid");
+    RunSpec {
+        probes,
+        ..RunSpec::new(net, batch, 1, 0)
+    }
+}
+
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Median seconds of one `kernel` dispatch: GPU time where timed, else wall
+/// time over a job of `per_job` dispatches (which spreads the submission).
+fn time_kernel(engine: &DenseGpu, kernel: KernelProbe, trials: usize) -> Result<f64> {
+    engine.time_kernel(kernel, 1)?; // warm-up
+    let per_job = 2;
+    let mut times = Vec::new();
+    for _ in 0..trials {
+        let (wall, gpu) = engine.time_kernel(kernel, per_job)?;
+        times.push(gpu.unwrap_or(wall) / per_job as f64);
+    }
+    Ok(median(times))
+}
+
+/// A run of one network at (B, n, depth) by the wall clock, on a timed
+/// engine; `work` products of 2 B n^2 per layer. Also the seconds of one
+/// product dispatch, timed on the same engine just before and just after
+/// the run (the median of four), so that the ratio of the two is not
+/// skewed by load that comes and goes on the machine.
+fn end_to_end(
+    ctx: &GpuContext,
+    batch: usize,
+    width: usize,
+    depth: usize,
+    probes: Probes,
+    work: usize,
+) -> Result<(EndToEnd, f64)> {
+    let spec = spec(batch, width, depth, probes, "he-normal");
+    let every = crate::gpu::dense::checkpoint_interval(&spec, 128, None, None)?;
+    let kernels = Kernels::auto(ctx, batch);
+    let engine = DenseGpu::timed(ctx, &spec, crate::gpu::dense::DEFAULT_CHUNK, every, kernels)?;
+    // warm-up: the first submissions compile the pipelines' machine code
+    let warm = self::spec(batch, width, 2, probes, "he-normal");
+    DenseGpu::with_kernels(ctx, &warm, 1, 1, kernels)?.run_networks(0..1, &mut |_, _| {})?;
+    let mut product = Vec::new();
+    let mut time_product = || -> Result<()> {
+        for _ in 0..2 {
+            let (wall, gpu) = engine.time_kernel(KernelProbe::Product, 1)?;
+            product.push(gpu.unwrap_or(wall));
+        }
+        Ok(())
+    };
+    time_product()?;
+    let start = Instant::now();
+    engine.run_networks(0..1, &mut |_, _| {})?;
+    let seconds = start.elapsed().as_secs_f64();
+    time_product()?;
+    let run = EndToEnd {
+        batch,
+        width,
+        depth,
+        seconds,
+        layers_per_s: depth as f64 / seconds,
+        gflops: work as f64 * product_flops(batch, width) * depth as f64 / seconds / 1e9,
+        gpu_seconds: engine.gpu_seconds(),
+    };
+    Ok((run, median(product)))
+}
+
+fn weight_sources(
+    ctx: &GpuContext,
+    batch: usize,
+    width: usize,
+    trials: usize,
+    kernels: Kernels,
+) -> Result<WeightSources> {
+    let spec = spec(batch, width, 1, Probes::default(), "he-normal");
+    let with = |in_kernel: bool| {
+        let mut k = kernels;
+        k.product.weights_from_rng = in_kernel;
+        DenseGpu::timed(ctx, &spec, 1, 1, k)
+    };
+    let flops = product_flops(batch, width);
+    let in_kernel = time_kernel(&with(true)?, KernelProbe::Product, trials)?;
+    let buffer_engine = with(false)?;
+    let from_buffer = time_kernel(&buffer_engine, KernelProbe::Product, trials)?;
+    let generation = time_kernel(&buffer_engine, KernelProbe::Weights, trials)?;
+    Ok(WeightSources {
+        in_kernel_gflops: flops / in_kernel / 1e9,
+        from_buffer_gflops: flops / from_buffer / 1e9,
+        from_buffer_with_generation_gflops: flops / (from_buffer + generation) / 1e9,
+        chosen: if kernels.product.weights_from_rng {
+            "in_kernel"
+        } else {
+            "from_buffer"
+        },
+    })
+}
+
+fn rng_gnormals_per_s(ctx: &GpuContext, width: usize, trials: usize) -> Result<f64> {
+    let spec = spec(2, width, 1, Probes::default(), "he-normal");
+    let engine = DenseGpu::timed(ctx, &spec, 1, 1, Kernels::auto(ctx, 2))?;
+    let seconds = time_kernel(&engine, KernelProbe::Weights, trials)?;
+    Ok((width * width) as f64 / seconds / 1e9)
+}

@@ -1,0 +1,105 @@
+//! The benchmark report as a table for people.
+
+use super::BenchReport;
+
+/// The report as a table for people.
+pub fn to_table(r: &BenchReport) -> String {
+    let mut out = String::new();
+    let mut line = |name: &str, value: String| out.push_str(&format!("{name:<34} {value}\n"));
+    let opt = |v: Option<f64>, unit: &str| match v {
+        Some(v) => format!("{v:.3}{unit}"),
+        None => "n/a".to_string(),
+    };
+    line(
+        "adapter",
+        format!("{} ({}, {})", r.adapter, r.backend, r.device_type),
+    );
+    line("timing", r.timing.to_string());
+    line(
+        "kernels",
+        format!(
+            "product: W {}, share {}, {} rows/workgroup; statistics: {}",
+            if r.kernels.product.weights_from_rng {
+                "in kernel"
+            } else {
+                "from buffer"
+            },
+            r.kernels.product.share,
+            if r.kernels.product.wide { 64 } else { 16 },
+            if r.kernels.reduction.subgroup {
+                format!("subgroups of {}", r.kernels.reduction.workgroup)
+            } else {
+                format!("tree of {}", r.kernels.reduction.workgroup)
+            }
+        ),
+    );
+    line("fma_peak_gflops", format!("{:.2}", r.fma_peak_gflops));
+    let (b0, n0) = (r.product[0].batch, r.product[0].width);
+    line(
+        &format!("naive_gflops (B={b0}, n={n0})"),
+        format!("{:.3}", r.naive_gflops),
+    );
+    for p in &r.product {
+        let value = match (&p.gflops, &p.skipped) {
+            (Some(g), _) => format!("{g:.3} ({:.3} of peak)", p.vs_peak.unwrap_or(f64::NAN)),
+            (None, Some(why)) => format!("skipped: {why}"),
+            _ => "n/a".into(),
+        };
+        line(
+            &format!("product_gflops (B={}, n={})", p.batch, p.width),
+            value,
+        );
+    }
+    line("product_vs_naive", format!("{:.2}", r.product_vs_naive));
+    line("product_vs_peak", format!("{:.4}", r.product_vs_peak));
+    let ws = &r.weight_sources;
+    line(
+        "W in kernel / from buffer (+gen)",
+        format!(
+            "{:.3} / {:.3} ({:.3}) GFLOP/s; chosen: {}",
+            ws.in_kernel_gflops,
+            ws.from_buffer_gflops,
+            ws.from_buffer_with_generation_gflops,
+            ws.chosen
+        ),
+    );
+    let f = &r.forward;
+    line(
+        &format!("forward (B={}, n={}, L={})", f.batch, f.width, f.depth),
+        format!(
+            "{:.2} layers/s, {:.3} GFLOP/s, {:.1} s",
+            f.layers_per_s, f.gflops, f.seconds
+        ),
+    );
+    line(
+        "forward_vs_product (time/layer)",
+        format!("{:.3}", r.forward_vs_product),
+    );
+    let b = &r.backward;
+    line(
+        &format!("backward (B={}, n={}, L={})", b.batch, b.width, b.depth),
+        format!(
+            "{:.2} layers/s, {:.3} GFLOP/s, {:.1} s",
+            b.layers_per_s, b.gflops, b.seconds
+        ),
+    );
+    line(
+        "host_idle_fraction",
+        match (&r.host_idle_fraction, &r.host_idle_note) {
+            (Some(v), _) => format!("{v:.4}"),
+            (None, Some(why)) => format!("null ({why})"),
+            _ => "null".into(),
+        },
+    );
+    line("rng_gnormals_per_s", format!("{:.4}", r.rng_gnormals_per_s));
+    for o in &r.orthogonal {
+        line(
+            &format!("orthogonal W (n={})", o.width),
+            opt(Some(o.seconds_per_layer), " s/layer"),
+        );
+    }
+    for n in &r.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    out
+}

@@ -1,0 +1,271 @@
+//! Submitting the engine's dispatches and reading results back without
+//! stalling the GPU. A job (a chunk of layers, a backward segment) is a list
+//! of steps encoded into compute passes of at most `MAX_STEPS` dispatches,
+//! followed by copies of the ranges to read back into one of two staging
+//! buffers. The caller submits job k + 1 before it waits for job k, so the
+//! GPU always has the next job queued while the host reads the last one.
+//! With timestamp queries, every pass records when it began and ended; the
+//! times ride back in the same staging buffer, so timing adds no sync.
+
+use crate::error::{Error, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::dense::Params;
+
+/// Dispatches encoded per pass at most (the parameter buffer's slots).
+pub const MAX_STEPS: usize = 2048;
+/// Passes per job whose timestamps are kept (beyond: the job is untimed).
+const MAX_TIMED_PASSES: usize = 1024;
+
+/// One dispatch to encode: which kernel, its parameters, its workgroups.
+pub struct Step<'p> {
+    pub pipeline: &'p wgpu::ComputePipeline,
+    pub params: Params,
+    pub groups: (u32, u32, u32),
+}
+
+/// A range of f32s of a device buffer to read back.
+pub struct Readback<'b> {
+    pub buffer: &'b wgpu::Buffer,
+    pub offset: usize,
+    pub len: usize,
+}
+
+struct PassTimer {
+    queries: wgpu::QuerySet,
+    resolved: wgpu::Buffer,
+    /// nanoseconds per timestamp tick
+    period: f64,
+}
+
+/// A submitted job: where its results will be, and the submission to wait for.
+pub struct InFlight {
+    slot: usize,
+    floats: usize,
+    passes: usize,
+    index: wgpu::SubmissionIndex,
+}
+
+pub struct Submitter {
+    params: wgpu::Buffer,
+    params_stride: usize,
+    staging: [wgpu::Buffer; 2],
+    staging_floats: usize,
+    timer: Option<PassTimer>,
+    /// Bytes of the buffers above (and the query set's results).
+    pub device_bytes: u64,
+}
+
+impl Submitter {
+    /// Room for `staging_floats` f32s of results per job; `timed`: record
+    /// pass timestamps (when the device has TIMESTAMP_QUERY).
+    pub fn new(ctx: &GpuContext, staging_floats: usize, timed: bool) -> Self {
+        let device = &ctx.device;
+        let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
+        let params_stride = std::mem::size_of::<Params>().next_multiple_of(align);
+        let mut device_bytes = 0;
+        let mut buffer = |label: &str, size: usize, usage: wgpu::BufferUsages| {
+            let size = (size as u64).max(16);
+            device_bytes += size;
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let params = buffer(
+            "params",
+            params_stride * MAX_STEPS,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        );
+        let timed = timed && ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY);
+        // two u64 per timed pass follow the results in the staging buffer
+        let time_floats = if timed { 4 * MAX_TIMED_PASSES } else { 0 };
+        let readback = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+        let staging_bytes = 4 * (staging_floats + time_floats);
+        let staging = [
+            buffer("staging 0", staging_bytes, readback),
+            buffer("staging 1", staging_bytes, readback),
+        ];
+        let timer = timed.then(|| {
+            let resolved = buffer(
+                "pass timestamps",
+                2 * 2 * MAX_TIMED_PASSES * 8,
+                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            );
+            PassTimer {
+                queries: device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("pass timestamps"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: (2 * 2 * MAX_TIMED_PASSES) as u32,
+                }),
+                resolved,
+                period: ctx.queue.get_timestamp_period() as f64,
+            }
+        });
+        Submitter {
+            params,
+            params_stride,
+            staging,
+            staging_floats,
+            timer,
+            device_bytes,
+        }
+    }
+
+    pub fn params(&self) -> &wgpu::Buffer {
+        &self.params
+    }
+
+    pub fn params_binding_size(&self) -> u64 {
+        std::mem::size_of::<Params>() as u64
+    }
+
+    pub fn timed(&self) -> bool {
+        self.timer.is_some()
+    }
+
+    /// Encodes `steps`, copies `readbacks` (in order) into staging buffer
+    /// `slot` (0 or 1, not mapped), and submits. `scratch` holds the
+    /// parameter bytes (reused between jobs).
+    pub fn submit(
+        &self,
+        ctx: &GpuContext,
+        bind_group: &wgpu::BindGroup,
+        steps: &[Step],
+        readbacks: &[Readback],
+        slot: usize,
+        scratch: &mut Vec<u8>,
+    ) -> Result<InFlight> {
+        let parts: Vec<&[Step]> = if steps.is_empty() {
+            vec![&[]]
+        } else {
+            steps.chunks(MAX_STEPS).collect()
+        };
+        let timer = self
+            .timer
+            .as_ref()
+            .filter(|_| parts.len() <= MAX_TIMED_PASSES);
+        // the two jobs that can be in flight use separate halves of the queries
+        let first_query = (slot * 2 * MAX_TIMED_PASSES) as u32;
+        let last = parts.len() - 1;
+        let mut floats = 0;
+        let mut index = None;
+        for (pass, part) in parts.iter().enumerate() {
+            scratch.clear();
+            scratch.resize(self.params_stride * part.len(), 0);
+            for (i, s) in part.iter().enumerate() {
+                let at = i * self.params_stride;
+                scratch[at..at + std::mem::size_of::<Params>()]
+                    .copy_from_slice(bytemuck::bytes_of(&s.params));
+            }
+            if !scratch.is_empty() {
+                ctx.queue.write_buffer(&self.params, 0, scratch);
+            }
+            let mut encoder = ctx.device.create_command_encoder(&Default::default());
+            {
+                let timestamp_writes = timer.map(|t| wgpu::ComputePassTimestampWrites {
+                    query_set: &t.queries,
+                    beginning_of_pass_write_index: Some(first_query + 2 * pass as u32),
+                    end_of_pass_write_index: Some(first_query + 2 * pass as u32 + 1),
+                });
+                let mut cpass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes,
+                });
+                for (i, s) in part.iter().enumerate() {
+                    cpass.set_bind_group(0, bind_group, &[(i * self.params_stride) as u32]);
+                    cpass.set_pipeline(s.pipeline);
+                    cpass.dispatch_workgroups(s.groups.0, s.groups.1, s.groups.2);
+                }
+            }
+            if pass == last {
+                for r in readbacks {
+                    encoder.copy_buffer_to_buffer(
+                        r.buffer,
+                        (r.offset * 4) as u64,
+                        &self.staging[slot],
+                        (floats * 4) as u64,
+                        (r.len * 4) as u64,
+                    );
+                    floats += r.len;
+                }
+                if floats > self.staging_floats {
+                    return Err(Error::Gpu(format!(
+                        "a job reads back {floats} values, over the {} the staging buffer holds",
+                        self.staging_floats
+                    )));
+                }
+                if let Some(t) = timer {
+                    let queries = first_query..first_query + 2 * parts.len() as u32;
+                    let at = first_query as u64 * 8;
+                    let bytes = 2 * parts.len() as u64 * 8;
+                    encoder.resolve_query_set(&t.queries, queries, &t.resolved, at);
+                    let to = (self.staging_floats * 4) as u64;
+                    encoder.copy_buffer_to_buffer(&t.resolved, at, &self.staging[slot], to, bytes);
+                }
+            }
+            index = Some(ctx.queue.submit([encoder.finish()]));
+        }
+        Ok(InFlight {
+            slot,
+            floats,
+            passes: if timer.is_some() { parts.len() } else { 0 },
+            index: index.expect("at least one pass"),
+        })
+    }
+
+    /// Waits for `job`, then hands its results and the GPU seconds its
+    /// passes took (None when untimed) to `take`.
+    pub fn read<R>(
+        &self,
+        ctx: &GpuContext,
+        job: InFlight,
+        take: impl FnOnce(&[f32], Option<f64>) -> R,
+    ) -> Result<R> {
+        let time_bytes = 16 * job.passes as u64;
+        let bytes = if time_bytes > 0 {
+            (self.staging_floats * 4) as u64 + time_bytes
+        } else {
+            (job.floats * 4) as u64
+        };
+        if bytes == 0 {
+            ctx.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(job.index),
+                    timeout: None,
+                })
+                .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+            return Ok(take(&[], None));
+        }
+        let staging = &self.staging[job.slot];
+        let slice = staging.slice(0..bytes);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        ctx.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(job.index),
+                timeout: None,
+            })
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("the readback was dropped".into()))?
+            .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
+        let out = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("reading the readback buffer: {e:?}")))?;
+            let floats: &[f32] = bytemuck::cast_slice(&view[..job.floats * 4]);
+            let seconds = (time_bytes > 0).then(|| {
+                let times: &[u64] = bytemuck::cast_slice(&view[self.staging_floats * 4..]);
+                let ticks: u64 = times.chunks(2).map(|t| t[1].saturating_sub(t[0])).sum();
+                ticks as f64 * self.timer.as_ref().unwrap().period * 1e-9
+            });
+            take(floats, seconds)
+        };
+        staging.unmap();
+        Ok(out)
+    }
+}
