@@ -21,3 +21,7 @@ pub mod report;
 pub mod settings;
 pub mod stats;
 pub mod theory;
+
+// comparing schemes, sweeps and pictures
+pub mod curves;
+pub mod plot;

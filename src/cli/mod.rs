@@ -4,4 +4,5 @@ pub mod args;
 pub mod check;
 pub mod devices;
 pub mod run;
+pub mod runner;
 pub mod theory;

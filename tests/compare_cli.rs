@@ -1,0 +1,181 @@
+//! `--plot` as users run it: the plots are valid SVG/PNG with one series
+//! per run (no pixel comparison), and bad flags name themselves.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn varprop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_varprop"))
+        .args(args)
+        .output()
+        .expect("run varprop")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = varprop(args);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+    out
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("varprop-compare-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const SHAPE: &[&str] = &[
+    "--width",
+    "32",
+    "--depth",
+    "6",
+    "--batch",
+    "4",
+    "--networks",
+    "3",
+    "--seed",
+    "5",
+];
+
+fn with(command: &str, extra: &[&str]) -> Vec<String> {
+    std::iter::once(command)
+        .chain(SHAPE.iter().copied())
+        .chain(extra.iter().copied())
+        .map(str::to_string)
+        .collect()
+}
+
+fn ok_owned(args: &[String]) -> Output {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&refs)
+}
+
+/// Each command fails with exit code 2 and one error line naming the flag.
+fn each_names_its_flag(cases: &[(&[&str], &str)]) {
+    for (args, flag) in cases {
+        let out = varprop(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        let errors: Vec<String> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(errors.len(), 1, "{args:?}: {}", text(&out));
+        assert!(
+            errors[0].contains(flag),
+            "{args:?} should name {flag}: {}",
+            errors[0]
+        );
+    }
+}
+
+/// The polylines of an SVG with exactly `points` points: the measured
+/// curves (axes have 2, dashes a few, legend samples 2).
+fn curves_with(svg: &roxmltree::Document, points: usize) -> Vec<String> {
+    svg.descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .filter(|n| {
+            n.attribute("points")
+                .is_some_and(|p| p.split_whitespace().count() == points)
+        })
+        .map(|n| n.attribute("stroke").unwrap_or("").to_string())
+        .collect()
+}
+
+fn texts(svg: &roxmltree::Document) -> Vec<String> {
+    svg.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn run_and_check_plots_are_valid_svg_and_png() {
+    let dir = temp_dir("plots");
+    // run with the backward pass: two panels, one curve each
+    let svg_path = dir.join("run.svg");
+    ok_owned(&with(
+        "run",
+        &[
+            "--backward",
+            "--plot",
+            svg_path.to_str().unwrap(),
+            "--out",
+            dir.join("r.csv").to_str().unwrap(),
+        ],
+    ));
+    let content = std::fs::read_to_string(&svg_path).unwrap();
+    let svg = roxmltree::Document::parse(&content).expect("well-formed SVG");
+    let root = svg.root_element();
+    assert!(root.has_tag_name("svg"));
+    assert_eq!(root.attribute("width"), Some("960"));
+    assert_eq!(
+        root.attribute("height"),
+        Some("1040"),
+        "title and two panels"
+    );
+    assert_eq!(curves_with(&svg, 7).len(), 2, "q and g, one curve each");
+    let labels = texts(&svg);
+    for label in ["relu / he-normal", "mean-field theory (dashed)"] {
+        assert_eq!(
+            labels.iter().filter(|t| *t == label).count(),
+            2,
+            "legend entry {label} in each panel: {labels:?}"
+        );
+    }
+    assert!(labels.iter().any(|t| t == "layer l"), "axis label");
+    assert!(
+        labels.iter().any(|t| t.starts_with("q_post")),
+        "y label names q_post"
+    );
+
+    // q_pre, without the backward pass: one panel
+    let pre = dir.join("pre.svg");
+    ok_owned(&with(
+        "run",
+        &[
+            "--plot",
+            pre.to_str().unwrap(),
+            "--plot-quantity",
+            "pre",
+            "--out",
+            dir.join("p.csv").to_str().unwrap(),
+        ],
+    ));
+    let content = std::fs::read_to_string(&pre).unwrap();
+    let svg = roxmltree::Document::parse(&content).unwrap();
+    assert_eq!(svg.root_element().attribute("height"), Some("540"));
+    assert_eq!(curves_with(&svg, 7).len(), 1);
+    assert!(
+        texts(&svg).iter().any(|t| t.starts_with("q_pre")),
+        "y label names q_pre"
+    );
+
+    // check writes one too; a PNG has the size of the SVG
+    let png = dir.join("check.png");
+    ok_owned(&with("check", &["--plot", png.to_str().unwrap()]));
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!((width, height), (960, 540));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_plot_flags_name_the_flag() {
+    each_names_its_flag(&[
+        (&["run", "--plot", "x.pdf"], "--plot"),
+        (&["run", "--plot-quantity", "pre"], "--plot-quantity"),
+        (&["check", "--plot", "x"], "--plot"),
+    ]);
+}
