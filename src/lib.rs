@@ -23,5 +23,7 @@ pub mod stats;
 pub mod theory;
 
 // comparing schemes, sweeps and pictures
+pub mod compare;
 pub mod curves;
+pub mod headline;
 pub mod plot;

@@ -32,6 +32,8 @@ enum Command {
     Theory(cli::theory::TheoryArgs),
     /// Simulate and compare with theory; exit 1 when a measurement leaves the statistical tolerance.
     Check(cli::check::CheckArgs),
+    /// Several schemes (--inits, --acts, --sigma-w2s lists) on one shape and seed, side by side.
+    Compare(cli::compare::CompareArgs),
     /// List the adapters wgpu sees (the order `--adapter N` counts).
     Devices {
         #[arg(long, value_enum)]
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::from(1),
             Err(e) => Err(e),
         },
+        Command::Compare(args) => cli::compare::cmd_compare(args),
         Command::Devices { format } => cli::devices::cmd_devices(format),
     };
     match result {

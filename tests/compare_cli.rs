@@ -1,7 +1,8 @@
-//! `--plot` as users run it: the plots are valid SVG/PNG with one series
-//! per run (no pixel comparison), and bad flags name themselves.
+//! `compare` and `--plot` as users run them: compare's numbers are the
+//! runs' numbers, and the plots are valid SVG/PNG with one series per
+//! scheme (no pixel comparison).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn varprop(args: &[&str]) -> Output {
@@ -30,6 +31,21 @@ fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The records of a CSV file as maps from column to field.
+fn csv_records(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    r.records()
+        .map(|rec| {
+            header
+                .iter()
+                .cloned()
+                .zip(rec.unwrap().iter().map(str::to_string))
+                .collect()
+        })
+        .collect()
 }
 
 const SHAPE: &[&str] = &[
@@ -177,5 +193,145 @@ fn bad_plot_flags_name_the_flag() {
         (&["run", "--plot", "x.pdf"], "--plot"),
         (&["run", "--plot-quantity", "pre"], "--plot-quantity"),
         (&["check", "--plot", "x"], "--plot"),
+    ]);
+}
+
+#[test]
+fn compare_gives_the_numbers_of_separate_runs() {
+    let dir = temp_dir("same");
+    let both = dir.join("both.csv");
+    ok_owned(&with(
+        "compare",
+        &[
+            "--inits",
+            "xavier-normal,he-normal",
+            "--backward",
+            "--out",
+            both.to_str().unwrap(),
+        ],
+    ));
+    let rows = csv_records(&both);
+    assert_eq!(rows.len(), 2 * 7, "every layer of both schemes");
+    for init in ["xavier-normal", "he-normal"] {
+        let alone = dir.join(format!("{init}.csv"));
+        ok_owned(&with(
+            "run",
+            &[
+                "--init",
+                init,
+                "--backward",
+                "--out",
+                alone.to_str().unwrap(),
+            ],
+        ));
+        let expected = csv_records(&alone);
+        let got: Vec<_> = rows.iter().filter(|r| r["scheme"] == init).collect();
+        assert_eq!(got.len(), expected.len());
+        for (g, e) in got.iter().zip(&expected) {
+            for (column, value) in e {
+                assert_eq!(
+                    &g[column], value,
+                    "{init}, layer {}, column {column}: compare and run differ",
+                    e["layer"]
+                );
+            }
+        }
+    }
+    // the table: one row per scheme, its headline numbers
+    let out = ok_owned(&with(
+        "compare",
+        &["--inits", "xavier-normal,he-normal", "--format", "table"],
+    ));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        table.lines().any(|l| l.starts_with("xavier-normal")),
+        "{table}"
+    );
+    assert!(table.lines().any(|l| l.starts_with("he-normal")), "{table}");
+    // JSON: the headline of each scheme; xavier halves q every layer (relu)
+    let json = dir.join("both.json");
+    ok_owned(&with(
+        "compare",
+        &[
+            "--inits",
+            "xavier-normal,he-normal",
+            "--out",
+            json.to_str().unwrap(),
+        ],
+    ));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let slope = doc["schemes"][0]["headline"]["log_q_slope_theory"]
+        .as_f64()
+        .unwrap();
+    assert!((slope + std::f64::consts::LN_2).abs() < 1e-9, "{slope}");
+    assert_eq!(doc["layers"].as_array().unwrap().len(), 14);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_compare_plot_has_one_series_per_scheme_in_each_panel() {
+    let dir = temp_dir("compare-plot");
+    let svg_path = dir.join("compare.svg");
+    ok_owned(&with(
+        "compare",
+        &[
+            "--inits",
+            "xavier-normal,he-normal",
+            "--backward",
+            "--plot",
+            svg_path.to_str().unwrap(),
+            "--out",
+            dir.join("c.csv").to_str().unwrap(),
+        ],
+    ));
+    let content = std::fs::read_to_string(&svg_path).unwrap();
+    let svg = roxmltree::Document::parse(&content).expect("well-formed SVG");
+    assert_eq!(svg.root_element().attribute("height"), Some("1040"));
+    let curves = curves_with(&svg, 7);
+    assert_eq!(
+        curves.len(),
+        4,
+        "2 schemes x (q panel + g panel): {curves:?}"
+    );
+    assert_eq!(
+        curves[0], curves[2],
+        "a scheme keeps its colour in both panels"
+    );
+    assert_ne!(curves[0], curves[1], "schemes have their own colours");
+    let labels = texts(&svg);
+    for label in ["xavier-normal", "he-normal", "mean-field theory (dashed)"] {
+        assert_eq!(
+            labels.iter().filter(|t| *t == label).count(),
+            2,
+            "legend entry {label} in each panel: {labels:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_compare_flags_name_the_flag() {
+    each_names_its_flag(&[
+        (&["compare"], "--inits"),
+        (&["compare", "--inits", "he-normal,he-normal"], "--inits"),
+        (
+            &["compare", "--inits", "he-normal,kaiming-magic"],
+            "--inits",
+        ),
+        (&["compare", "--acts", "relu,swish2"], "--acts"),
+        (&["compare", "--sigma-w2s", "1,x"], "--sigma-w2s"),
+        (
+            &["compare", "--inits", "he-normal", "--sigma-w2s", "2"],
+            "--sigma-w2s",
+        ),
+        (
+            &["compare", "--inits", "he-normal", "--init", "xavier-normal"],
+            "--init",
+        ),
+        (
+            &["compare", "--inits", "he-normal", "--plot", "c.jpg"],
+            "--plot",
+        ),
     ]);
 }

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod check;
+pub mod compare;
 pub mod devices;
 pub mod run;
 pub mod runner;

@@ -1,13 +1,128 @@
-//! What several commands share around a run: checking and writing the
-//! --plot of its curves.
+//! Many runs in one process (`compare`): one GPU context
+//! for all of them, created on the first run, and one progress bar over
+//! all of them.
 
+use std::cell::OnceCell;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use varprop::Result;
-use varprop::engine::RunOutput;
+use varprop::engine::{self, GpuOptions, RunOutput};
+use varprop::gpu::GpuContext;
 use varprop::spec::RunSpec;
 
-use super::args::RunArgs;
+use super::args::{DeviceKind, RunArgs};
+
+/// Runs specs on one engine.
+pub struct Runner {
+    device: DeviceKind,
+    adapter: Option<String>,
+    options: GpuOptions,
+    context: OnceCell<GpuContext>,
+}
+
+impl Runner {
+    pub fn new(device: DeviceKind, adapter: Option<String>, options: GpuOptions) -> Result<Runner> {
+        if options.chunk == 0 {
+            return Err(varprop::Error::invalid("--chunk", "must be >= 1"));
+        }
+        Ok(Runner {
+            device,
+            adapter,
+            options,
+            context: OnceCell::new(),
+        })
+    }
+
+    pub fn from_run_args(args: &RunArgs) -> Result<Runner> {
+        Runner::new(
+            args.device,
+            args.adapter.clone(),
+            GpuOptions {
+                chunk: args.chunk,
+                checkpoint_every: args.checkpoint_every,
+                max_memory: args.max_memory,
+            },
+        )
+    }
+
+    fn context(&self) -> Result<&GpuContext> {
+        if let Some(ctx) = self.context.get() {
+            return Ok(ctx);
+        }
+        let ctx = GpuContext::new(self.adapter.as_deref())?;
+        Ok(self.context.get_or_init(|| ctx))
+    }
+
+    /// One run; the bar advances as the engine reports (after each chunk of
+    /// layers it reads back anyway: no extra device sync).
+    pub fn run(&self, spec: &RunSpec, bar: &mut WorkBar, message: &str) -> Result<RunOutput> {
+        bar.start(message);
+        let offset = bar.done;
+        let mut progress = |done: u64, _total: u64| bar.set(offset + done);
+        let out = match self.device {
+            DeviceKind::Gpu => engine::run_gpu(self.context()?, spec, self.options, &mut progress),
+            DeviceKind::Cpu => engine::run_cpu(spec, &mut progress),
+        };
+        bar.done = offset + work(spec);
+        bar.set(bar.done);
+        out
+    }
+}
+
+/// The work of a run in the bar's unit: layers (rows) times networks.
+pub fn work(spec: &RunSpec) -> u64 {
+    (spec.net.depth() as u64 + 1) * spec.networks as u64
+}
+
+/// A progress bar over several runs, on stderr, only when stderr is a
+/// terminal and not --quiet.
+pub struct WorkBar {
+    bar: Option<indicatif::ProgressBar>,
+    done: u64,
+}
+
+impl WorkBar {
+    pub fn new(total: u64, quiet: bool) -> WorkBar {
+        let bar = (!quiet && std::io::stderr().is_terminal() && total > 0).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} layers  {per_sec}  eta {eta}  {msg}",
+                )
+                .expect("valid template"),
+            );
+            bar
+        });
+        WorkBar { bar, done: 0 }
+    }
+
+    fn start(&self, message: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(message.to_string());
+        }
+    }
+
+    fn set(&self, position: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(position);
+        }
+    }
+
+    /// Prints a line above the bar (or to stderr without one).
+    pub fn println(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
 
 /// Where a plot goes, checked before anything runs.
 pub fn check_plot_path(plot: Option<&PathBuf>) -> Result<()> {
