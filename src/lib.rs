@@ -27,3 +27,4 @@ pub mod compare;
 pub mod curves;
 pub mod headline;
 pub mod plot;
+pub mod sweep;

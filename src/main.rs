@@ -34,6 +34,11 @@ enum Command {
     Check(cli::check::CheckArgs),
     /// Several schemes (--inits, --acts, --sigma-w2s lists) on one shape and seed, side by side.
     Compare(cli::compare::CompareArgs),
+    /// A grid of run settings from a TOML file: one result file per configuration, a summary CSV;
+    /// resumable, shardable across array jobs (--shard I/N, Slurm, Grid Engine).
+    Sweep(cli::sweep::SweepArgs),
+    /// The summary of sweep results spread over directories (one per shard).
+    Merge(cli::sweep::MergeArgs),
     /// List the adapters wgpu sees (the order `--adapter N` counts).
     Devices {
         #[arg(long, value_enum)]
@@ -52,6 +57,8 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Compare(args) => cli::compare::cmd_compare(args),
+        Command::Sweep(args) => cli::sweep::cmd_sweep(args),
+        Command::Merge(args) => cli::sweep::cmd_merge(args),
         Command::Devices { format } => cli::devices::cmd_devices(format),
     };
     match result {

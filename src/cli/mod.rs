@@ -6,4 +6,5 @@ pub mod compare;
 pub mod devices;
 pub mod run;
 pub mod runner;
+pub mod sweep;
 pub mod theory;

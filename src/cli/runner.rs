@@ -1,4 +1,4 @@
-//! Many runs in one process (`compare`): one GPU context
+//! Many runs in one process (`compare`, `sweep`): one GPU context
 //! for all of them, created on the first run, and one progress bar over
 //! all of them.
 
@@ -6,12 +6,38 @@ use std::cell::OnceCell;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use clap::Args;
+
 use varprop::Result;
 use varprop::engine::{self, GpuOptions, RunOutput};
 use varprop::gpu::GpuContext;
 use varprop::spec::RunSpec;
 
-use super::args::{DeviceKind, RunArgs};
+use super::args::{DeviceKind, RunArgs, parse_bytes};
+
+/// The engine flags of `run`, for commands that take no network flags.
+#[derive(Args)]
+pub struct EngineArgs {
+    /// Engine
+    #[arg(long, value_enum, default_value_t = DeviceKind::Gpu)]
+    pub device: DeviceKind,
+    /// Adapter: an index from `varprop devices` or part of its name (else WGPU_ADAPTER_NAME, else the
+    /// best); lets several processes share a multi-GPU machine
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Layers per GPU submission (results do not depend on it)
+    #[arg(long, default_value_t = varprop::gpu::dense::DEFAULT_CHUNK)]
+    pub chunk: usize,
+    /// Checkpoint h every K layers in the backward pass [default: about sqrt(L)]
+    #[arg(long = "checkpoint-every")]
+    pub checkpoint_every: Option<usize>,
+    /// Device memory budget for the backward pass (bytes; K, M, G suffixes)
+    #[arg(long = "max-memory", value_parser = parse_bytes)]
+    pub max_memory: Option<u64>,
+    /// No progress bar
+    #[arg(long, short)]
+    pub quiet: bool,
+}
 
 /// Runs specs on one engine.
 pub struct Runner {
@@ -35,6 +61,18 @@ impl Runner {
     }
 
     pub fn from_run_args(args: &RunArgs) -> Result<Runner> {
+        Runner::new(
+            args.device,
+            args.adapter.clone(),
+            GpuOptions {
+                chunk: args.chunk,
+                checkpoint_every: args.checkpoint_every,
+                max_memory: args.max_memory,
+            },
+        )
+    }
+
+    pub fn from_engine_args(args: &EngineArgs) -> Result<Runner> {
         Runner::new(
             args.device,
             args.adapter.clone(),
