@@ -22,9 +22,10 @@ pub mod settings;
 pub mod stats;
 pub mod theory;
 
-// comparing schemes, sweeps and pictures
+// comparing schemes, sweeps and pictures (issue 7)
 pub mod compare;
 pub mod curves;
 pub mod headline;
+pub mod phase;
 pub mod plot;
 pub mod sweep;

@@ -39,6 +39,9 @@ enum Command {
     Sweep(cli::sweep::SweepArgs),
     /// The summary of sweep results spread over directories (one per shard).
     Merge(cli::sweep::MergeArgs),
+    /// The order-to-chaos diagram: a grid of sigma_w2 and sigma_b2 for one activation, measured c and
+    /// log q at the last layer against theory; --plot draws the heatmap with the edge of chaos.
+    Phase(cli::phase::PhaseArgs),
     /// List the adapters wgpu sees (the order `--adapter N` counts).
     Devices {
         #[arg(long, value_enum)]
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => cli::compare::cmd_compare(args),
         Command::Sweep(args) => cli::sweep::cmd_sweep(args),
         Command::Merge(args) => cli::sweep::cmd_merge(args),
+        Command::Phase(args) => cli::phase::cmd_phase(args),
         Command::Devices { format } => cli::devices::cmd_devices(format),
     };
     match result {

@@ -1,6 +1,7 @@
-//! `compare` and `--plot` as users run them: compare's numbers are the
-//! runs' numbers, and the plots are valid SVG/PNG with one series per
-//! scheme (no pixel comparison).
+//! `compare`, `phase` and `--plot` as users run them: compare's numbers are
+//! the runs' numbers, the phase diagram measures c = 1 on the ordered side
+//! and c* on the chaotic side, and the plots are valid SVG/PNG with one
+//! series per scheme (no pixel comparison).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -333,5 +334,133 @@ fn bad_compare_flags_name_the_flag() {
             &["compare", "--inits", "he-normal", "--plot", "c.jpg"],
             "--plot",
         ),
+    ]);
+}
+
+#[test]
+fn phase_measures_order_and_chaos_for_erf() {
+    let dir = temp_dir("phase");
+    let csv = dir.join("phase.csv");
+    // sigma_w2 0.5 is ordered (chi_1 < 1) and 4 chaotic (chi_1 > 1) at both
+    // biases; depth 20 is several times the depth scale xi_c (< 6) there
+    ok(&[
+        "phase",
+        "--act",
+        "erf",
+        "--width",
+        "64",
+        "--depth",
+        "20",
+        "--batch",
+        "8",
+        "--networks",
+        "16",
+        "--sigma-w2-range",
+        "0.5:4:2",
+        "--sigma-b2-range",
+        "0.05:0.2:2",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
+    let rows = csv_records(&csv);
+    assert_eq!(rows.len(), 4);
+    let num = |r: &std::collections::BTreeMap<String, String>, c: &str| -> f64 {
+        r[c].parse().unwrap_or_else(|_| panic!("{c}: {:?}", r[c]))
+    };
+    // Bonferroni over the 4 points, Student t with 15 degrees of freedom
+    let bound = varprop::check::z_bound(4, 16, varprop::check::FALSE_FAILURE_RATE);
+    for r in &rows {
+        let (chi1, c, se) = (num(r, "chi1"), num(r, "c_last"), num(r, "c_last_se"));
+        let c_layer = num(r, "c_last_theory");
+        let at = format!("sigma_w2 {}, sigma_b2 {}", r["sigma_w2"], r["sigma_b2"]);
+        if num(r, "sigma_w2") < 1.0 {
+            assert!(chi1 < 1.0, "{at}: ordered");
+            assert_eq!(num(r, "c_star"), 1.0);
+            // c has converged to 1 (in theory to 1e-4 at this depth), and the
+            // measurement agrees with the theory at layer L within its SE
+            assert!(c_layer > 1.0 - 1e-4, "{at}: {c_layer}");
+            assert!(
+                (c - c_layer).abs() <= bound * se,
+                "{at}: c {c} ± {se} vs {c_layer}"
+            );
+        } else {
+            assert!(chi1 > 1.0, "{at}: chaotic");
+            let c_star = num(r, "c_star");
+            assert!(
+                c_star < 0.5,
+                "{at}: the chaotic fixed point is far from 1: {c_star}"
+            );
+            // depth 20 is deep enough: the theory at layer L is within an SE of c*
+            assert!((c_layer - c_star).abs() < se, "{at}: {c_layer} vs {c_star}");
+            assert!(
+                (c - c_star).abs() <= bound * se,
+                "{at}: c {c} ± {se} vs c* {c_star}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_phase_plot_draws_two_heatmaps_and_the_edge_of_chaos() {
+    let dir = temp_dir("phase-plot");
+    let phase = dir.join("phase.svg");
+    ok(&[
+        "phase",
+        "--act",
+        "erf",
+        "--width",
+        "16",
+        "--depth",
+        "3",
+        "--batch",
+        "4",
+        "--networks",
+        "2",
+        "--sigma-w2-range",
+        "0.5:3:3",
+        "--sigma-b2-range",
+        "0:0.2:2",
+        "--plot",
+        phase.to_str().unwrap(),
+        "--out",
+        dir.join("p.csv").to_str().unwrap(),
+    ]);
+    let content = std::fs::read_to_string(&phase).unwrap();
+    let svg = roxmltree::Document::parse(&content).expect("well-formed SVG");
+    let labels = texts(&svg);
+    for title in ["measured: mean over networks", "mean-field theory"] {
+        assert!(labels.iter().any(|t| t == title), "{title}: {labels:?}");
+    }
+    assert_eq!(
+        labels.iter().filter(|t| t.starts_with("χ₁ = 1")).count(),
+        2,
+        "the edge of chaos in the legend of both panels: {labels:?}"
+    );
+    // the edge crosses the chart: a line of many points in each panel
+    let red_lines = svg
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke") == Some("#D62728"))
+        .filter(|n| {
+            n.attribute("points")
+                .is_some_and(|p| p.split_whitespace().count() > 10)
+        })
+        .count();
+    assert_eq!(red_lines, 2, "{content}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_phase_flags_name_the_flag() {
+    each_names_its_flag(&[
+        (&["phase", "--sigma-w2-range", "2:1:3"], "--sigma-w2-range"),
+        (&["phase", "--sigma-b2-range", "0:1"], "--sigma-b2-range"),
+        (&["phase", "--sigma-w2", "1.0"], "--sigma-w2"),
+        (&["phase", "--init", "he-normal"], "--init"),
+        (
+            &["phase", "--plot-quantity", "pre", "--plot", "p.svg"],
+            "--plot-quantity",
+        ),
+        (&["phase", "--networks", "1"], "--networks"),
     ]);
 }

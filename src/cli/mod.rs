@@ -4,6 +4,7 @@ pub mod args;
 pub mod check;
 pub mod compare;
 pub mod devices;
+pub mod phase;
 pub mod run;
 pub mod runner;
 pub mod sweep;

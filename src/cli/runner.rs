@@ -1,4 +1,4 @@
-//! Many runs in one process (`compare`, `sweep`): one GPU context
+//! Many runs in one process (`compare`, `sweep`, `phase`): one GPU context
 //! for all of them, created on the first run, and one progress bar over
 //! all of them.
 
