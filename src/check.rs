@@ -44,6 +44,25 @@ fn exact_in_expectation(spec: &RunSpec) -> bool {
     matches!(spec.net.act, Identity | Relu | LeakyRelu { .. } | Abs)
 }
 
+/// The kurtosis of h_l at infinite width. W x is Gaussian (variance a =
+/// q_pre - s), the bias an independent term of variance s and standardised
+/// fourth moment k_b (3 for normal biases, 9/5 for torch-default's uniform
+/// ones): (3 a^2 + 6 a s + k_b s^2) / (a + s)^2. Row 0, the Gaussian input,
+/// and layers without bias: 3.
+fn kurtosis_pre(net: &crate::spec::NetworkSpec, row: &LayerTheory) -> f64 {
+    if row.layer == 0 {
+        return 3.0;
+    }
+    let bias = net.bias_law(row.layer);
+    let (q, s) = (row.q_pre, bias.variance);
+    if s == 0.0 || q.is_nan() || q <= 0.0 {
+        return 3.0;
+    }
+    let a = (q - s).max(0.0);
+    let k_b = bias.dist.standardised_fourth_moment();
+    (3.0 * a * a + 6.0 * a * s + k_b * s * s) / (q * q)
+}
+
 /// E[phi'(h_l)^2] n_l v_l: the factor by which a tangent's squared norm
 /// grows through layer l (mean field).
 fn chi_factor(spec: &RunSpec, rows: &[LayerTheory], l: usize) -> f64 {
@@ -191,7 +210,7 @@ pub fn predictions(spec: &RunSpec, theory_net: &crate::spec::NetworkSpec) -> Vec
             name: "kurt_pre",
             mean_column: "kurt_pre_mean",
             se_column: "kurt_pre_se",
-            theory: all(&|_| 3.0),
+            theory: all(&|r| kurtosis_pre(theory_net, r)),
             exact: false,
             scale: vec![3.0; depth + 1],
         },

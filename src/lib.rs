@@ -23,3 +23,11 @@ pub mod report;
 pub mod settings;
 pub mod stats;
 pub mod theory;
+
+// comparing schemes, sweeps and pictures (issue 7)
+pub mod compare;
+pub mod curves;
+pub mod headline;
+pub mod phase;
+pub mod plot;
+pub mod sweep;

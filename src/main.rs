@@ -36,6 +36,16 @@ enum Command {
     /// Kernel and end-to-end throughput on this adapter, against its FMA
     /// peak and a naive product (`--quick` for a smoke test).
     Bench(BenchArgs),
+    /// Several schemes (--inits, --acts, --sigma-w2s lists) on one shape and seed, side by side.
+    Compare(cli::compare::CompareArgs),
+    /// A grid of run settings from a TOML file: one result file per configuration, a summary CSV;
+    /// resumable, shardable across array jobs (--shard I/N, Slurm, Grid Engine).
+    Sweep(cli::sweep::SweepArgs),
+    /// The summary of sweep results spread over directories (one per shard).
+    Merge(cli::sweep::MergeArgs),
+    /// The order-to-chaos diagram: a grid of sigma_w2 and sigma_b2 for one activation, measured c and
+    /// log q at the last layer against theory; --plot draws the heatmap with the edge of chaos.
+    Phase(cli::phase::PhaseArgs),
     /// List the adapters wgpu sees (the order `--adapter N` counts).
     Devices {
         #[arg(long, value_enum)]
@@ -54,6 +64,10 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Bench(args) => cli::bench::cmd_bench(args),
+        Command::Compare(args) => cli::compare::cmd_compare(args),
+        Command::Sweep(args) => cli::sweep::cmd_sweep(args),
+        Command::Merge(args) => cli::sweep::cmd_merge(args),
+        Command::Phase(args) => cli::phase::cmd_phase(args),
         Command::Devices { format } => cli::devices::cmd_devices(format),
     };
     match result {

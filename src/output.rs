@@ -8,6 +8,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+mod labelled;
+pub use labelled::LabelledTable;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Cell {
     Int(u64),

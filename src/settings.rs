@@ -215,6 +215,31 @@ impl RunSettings {
     }
 }
 
+impl RunSettings {
+    /// The settings with the defaults `resolve` uses written out (q0, c0,
+    /// batch, networks, seed, the probes, and width and depth unless widths
+    /// is given), so that a setting left out and the same setting written
+    /// at its default describe one configuration (sweeps name results by
+    /// them). Settings whose default depends on others (act, init,
+    /// sigma_b2, ...) stay as given.
+    pub fn with_defaults(&self, default_networks: usize) -> RunSettings {
+        let defaults = RunSettings {
+            width: self.widths.is_none().then_some(spec::DEFAULT_WIDTH),
+            depth: self.widths.is_none().then_some(spec::DEFAULT_DEPTH),
+            q0: Some(DEFAULT_Q0),
+            c0: Some(DEFAULT_C0),
+            batch: Some(DEFAULT_BATCH),
+            networks: Some(default_networks),
+            seed: Some(0),
+            backward: Some(false),
+            jacobian: Some(false),
+            weight_grads: Some(false),
+            ..Default::default()
+        };
+        defaults.overlay(self)
+    }
+}
+
 /// Parses TOML text into `T`, with errors that name the file, the line and
 /// the key.
 pub fn parse_toml<T: for<'de> Deserialize<'de>>(path: &str, text: &str) -> Result<T> {

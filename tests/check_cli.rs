@@ -139,3 +139,21 @@ fn suites_run_every_case_and_name_bad_keys() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn torch_default_biases_are_not_gaussian_and_check_knows_it() {
+    // nn.Linear's uniform bias dominates h at the fixed point, so h has the
+    // kurtosis of a Gaussian plus a uniform term (about 2.17), not 3
+    let out = varprop(&[
+        "check",
+        "--init",
+        "torch-default",
+        "--width",
+        "64",
+        "--depth",
+        "20",
+        "--networks",
+        "32",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

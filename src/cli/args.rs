@@ -179,6 +179,13 @@ pub struct RunArgs {
     /// The row of --position-map [default: the last]
     #[arg(long = "position-layer")]
     pub position_layer: Option<usize>,
+    /// Plot log q against depth (and g with --backward), measured mean +- 2 SE beside theory, to
+    /// FILE.svg or FILE.png
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// The q the plot shows: pre (h) or post (phi(h)) [default: post]
+    #[arg(long = "plot-quantity", value_enum)]
+    pub plot_quantity: Option<varprop::plot::Quantity>,
 }
 
 fn progress_bar(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
@@ -277,7 +284,7 @@ pub fn run_spec(args: &RunArgs, default_networks: usize) -> Result<RunSpec> {
 }
 
 /// Bytes with an optional K, M, G or T suffix (powers of 1024).
-fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
+pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
     let t = text.trim();
     let (digits, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
         Some((i, _)) => (&t[..i], t[i..].to_ascii_uppercase()),

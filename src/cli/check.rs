@@ -15,6 +15,7 @@ use varprop::spec::RunSpec;
 use varprop::{Error, Result};
 
 use super::args::{RunArgs, simulate};
+use super::runner::{check_plot_args, save_layer_plot};
 
 /// Networks when `check` is not told: enough for the t statistics to be
 /// tight (the bound for S = 4 would be enormous).
@@ -72,6 +73,8 @@ struct Verdict {
     failures: Vec<Comparison>,
     worst: Option<Comparison>,
     golden: Option<GoldenVerdict>,
+    /// The run, kept for --plot.
+    plotted: Option<(RunSpec, RunOutput)>,
 }
 
 struct GoldenVerdict {
@@ -129,6 +132,7 @@ fn run_case(
         failures,
         worst,
         golden,
+        plotted: args.run.plot.is_some().then(|| (spec.clone(), run)),
     })
 }
 
@@ -325,6 +329,7 @@ fn report_json(verdicts: &[Verdict]) -> String {
 
 /// Returns whether every case passed.
 pub fn cmd_check(args: CheckArgs) -> Result<bool> {
+    check_plot_args(&args.run)?;
     let base = args.run.settings();
     let mut verdicts = Vec::new();
     match &args.config {
@@ -372,5 +377,14 @@ pub fn cmd_check(args: CheckArgs) -> Result<bool> {
         _ => report_text(&verdicts),
     };
     output::write_output(args.run.out.as_deref(), &text)?;
+    // one curve per case, named by the case with a suite
+    let runs: Vec<(Option<&str>, &RunSpec, &RunOutput)> = verdicts
+        .iter()
+        .filter_map(|v| {
+            let label = args.config.is_some().then_some(v.name.as_str());
+            v.plotted.as_ref().map(|(spec, run)| (label, spec, run))
+        })
+        .collect();
+    save_layer_plot(&args.run, "check", &runs)?;
     Ok(passed)
 }

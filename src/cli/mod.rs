@@ -3,6 +3,10 @@
 pub mod args;
 pub mod bench;
 pub mod check;
+pub mod compare;
 pub mod devices;
+pub mod phase;
 pub mod run;
+pub mod runner;
+pub mod sweep;
 pub mod theory;

@@ -5,6 +5,7 @@ use varprop::output::{self, Format};
 use varprop::report;
 
 use super::args::{RunArgs, run_spec, simulate};
+use super::runner::{check_plot_args, save_layer_plot};
 
 const RUN_TABLE: &[(&str, &str, Option<&str>)] = &[
     ("layer", "layer", None),
@@ -25,6 +26,7 @@ const RUN_TABLE: &[(&str, &str, Option<&str>)] = &[
 
 pub fn cmd_run(args: RunArgs) -> Result<()> {
     let spec = run_spec(&args, varprop::settings::DEFAULT_NETWORKS)?;
+    check_plot_args(&args)?;
     let format = output::pick_format(args.format, args.out.as_deref());
     let run = simulate(&args, &spec)?;
     for w in &run.warnings {
@@ -102,5 +104,6 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
             text
         }
     };
-    output::write_output(args.out.as_deref(), &text)
+    output::write_output(args.out.as_deref(), &text)?;
+    save_layer_plot(&args, "run", &[(None, &spec, &run)])
 }

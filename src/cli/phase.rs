@@ -1,0 +1,124 @@
+//! `varprop phase`: the order-to-chaos diagram of one activation over a
+//! grid of sigma_w^2 and sigma_b^2: a table of the grid (c and log q at the
+//! last layer against theory) and, with --plot, the heatmap with the edge
+//! of chaos over it.
+
+use clap::Args;
+
+use varprop::output::{self, Format};
+use varprop::phase::{self, PHASE_COLUMNS};
+use varprop::settings::DEFAULT_NETWORKS;
+use varprop::{Error, Result};
+
+use super::args::RunArgs;
+use super::runner::{Runner, WorkBar, check_plot_path, work};
+
+#[derive(Args)]
+#[command(
+    after_long_help = "Every point runs --init custom with weight variance sigma_w2/fan_in and \
+normal biases of variance sigma_b2, with the run flags' shape, seed, batch and networks. Columns: \
+chi1, q_star, c_star, xi_c (the mean-field fixed point); c_last (c_pre at layer L: mean over networks, \
+SE, mean-field value at layer L, z); log_q_last (ln of the mean q_post at layer L, SE, mean-field). \
+Deep enough (L several times xi_c), c_last is 1 on the ordered side (chi_1 < 1) and c* on the chaotic \
+side. --plot draws the measured and the mean-field c_L as heatmaps with the edge of chaos \
+(chi_1 = 1, from the theory) over both."
+)]
+pub struct PhaseArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// sigma_w^2 values: A:B:N, N points from A to B
+    #[arg(long = "sigma-w2-range", default_value = "0.5:4:8")]
+    pub sigma_w2_range: String,
+    /// sigma_b^2 values: A:B:N, N points from A to B
+    #[arg(long = "sigma-b2-range", default_value = "0:0.2:5")]
+    pub sigma_b2_range: String,
+}
+
+pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
+    args.run.check_engine_flags()?;
+    if args.run.plot_quantity.is_some() {
+        return Err(Error::invalid(
+            "--plot-quantity",
+            "phase plots the correlation c at the last layer; no quantity to choose",
+        ));
+    }
+    check_plot_path(args.run.plot.as_ref())?;
+    let sigma_w2s = phase::parse_range("--sigma-w2-range", &args.sigma_w2_range)?;
+    let sigma_b2s = phase::parse_range("--sigma-b2-range", &args.sigma_b2_range)?;
+    let grid = phase::grid(
+        &args.run.settings(),
+        &sigma_w2s,
+        &sigma_b2s,
+        DEFAULT_NETWORKS,
+    )?;
+    if grid[0].2.networks < 2 {
+        return Err(Error::invalid(
+            "--networks",
+            "phase needs at least 2 networks (standard errors come from them)",
+        ));
+    }
+    let format = output::pick_format(args.run.format, args.run.out.as_deref());
+    let runner = Runner::from_run_args(&args.run)?;
+    let mut bar = WorkBar::new(grid.iter().map(|(_, _, s)| work(s)).sum(), args.run.quiet);
+    let mut runs = Vec::new();
+    for (k, (w, b, spec)) in grid.iter().enumerate() {
+        let message = format!("{}/{} sigma_w2 {w} sigma_b2 {b}", k + 1, grid.len());
+        let run = runner.run(spec, &mut bar, &message)?;
+        for warning in &run.warnings {
+            bar.println(&format!("warning: sigma_w2 {w}, sigma_b2 {b}: {warning}"));
+        }
+        runs.push(run);
+    }
+    bar.finish();
+    let points = phase::phase_points(&grid, &runs);
+    let table = phase::phase_table(&points);
+    let spec = &grid[0].2;
+    let shape = varprop::plot::layers::run_shape(spec)
+        .split(", ")
+        .filter(|p| !p.starts_with("sigma_b2"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = match format {
+        Format::Csv => table.to_csv(),
+        Format::Json => {
+            let doc = serde_json::json!({
+                "act": spec.net.act.to_string(),
+                "depth": spec.net.depth(),
+                "points": table.rows_json(),
+            });
+            serde_json::to_string_pretty(&doc).expect("json") + "\n"
+        }
+        Format::Table => {
+            let shown: Vec<(&str, &str, Option<&str>)> = vec![
+                ("sigma_w2", "sigma_w2", None),
+                ("sigma_b2", "sigma_b2", None),
+                ("chi1", "chi1", None),
+                ("c*", "c_star", None),
+                ("c_L", "c_last", Some("c_last_se")),
+                ("theory", "c_last_theory", None),
+                ("z", "c_last_z", None),
+                ("log q_L", "log_q_last", Some("log_q_last_se")),
+                ("theory", "log_q_last_theory", None),
+            ];
+            format!(
+                "# phase: {}, layer L = {}; {shape}\n",
+                spec.net.act,
+                spec.net.depth()
+            ) + &table.to_text(&shown, 1)
+        }
+    };
+    debug_assert_eq!(table.columns.len(), PHASE_COLUMNS.len());
+    output::write_output(args.run.out.as_deref(), &text)?;
+    if let Some(path) = &args.run.plot {
+        let figure = phase::phase_figure(
+            &spec.net.act,
+            spec.net.depth(),
+            &shape,
+            &sigma_w2s,
+            &sigma_b2s,
+            &points,
+        );
+        varprop::plot::save(&figure, path, "--plot")?;
+    }
+    Ok(())
+}

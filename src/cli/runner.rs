@@ -1,0 +1,207 @@
+//! Many runs in one process (`compare`, `sweep`, `phase`): one GPU context
+//! for all of them, created on the first run, and one progress bar over
+//! all of them.
+
+use std::cell::OnceCell;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use varprop::Result;
+use varprop::engine::{self, GpuOptions, RunOutput};
+use varprop::gpu::GpuContext;
+use varprop::spec::RunSpec;
+
+use super::args::{DeviceKind, RunArgs, parse_bytes};
+
+/// The engine flags of `run`, for commands that take no network flags.
+#[derive(Args)]
+pub struct EngineArgs {
+    /// Engine
+    #[arg(long, value_enum, default_value_t = DeviceKind::Gpu)]
+    pub device: DeviceKind,
+    /// Adapter: an index from `varprop devices` or part of its name (else WGPU_ADAPTER_NAME, else the
+    /// best); lets several processes share a multi-GPU machine
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Layers per GPU submission (results do not depend on it)
+    #[arg(long, default_value_t = varprop::gpu::dense::DEFAULT_CHUNK)]
+    pub chunk: usize,
+    /// Checkpoint h every K layers in the backward pass [default: about sqrt(L)]
+    #[arg(long = "checkpoint-every")]
+    pub checkpoint_every: Option<usize>,
+    /// Device memory budget for the backward pass (bytes; K, M, G suffixes)
+    #[arg(long = "max-memory", value_parser = parse_bytes)]
+    pub max_memory: Option<u64>,
+    /// No progress bar
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs specs on one engine.
+pub struct Runner {
+    device: DeviceKind,
+    adapter: Option<String>,
+    options: GpuOptions,
+    context: OnceCell<GpuContext>,
+}
+
+impl Runner {
+    pub fn new(device: DeviceKind, adapter: Option<String>, options: GpuOptions) -> Result<Runner> {
+        if options.chunk == 0 {
+            return Err(varprop::Error::invalid("--chunk", "must be >= 1"));
+        }
+        Ok(Runner {
+            device,
+            adapter,
+            options,
+            context: OnceCell::new(),
+        })
+    }
+
+    pub fn from_run_args(args: &RunArgs) -> Result<Runner> {
+        Runner::new(
+            args.device,
+            args.adapter.clone(),
+            GpuOptions {
+                chunk: args.chunk,
+                checkpoint_every: args.checkpoint_every,
+                max_memory: args.max_memory,
+            },
+        )
+    }
+
+    pub fn from_engine_args(args: &EngineArgs) -> Result<Runner> {
+        Runner::new(
+            args.device,
+            args.adapter.clone(),
+            GpuOptions {
+                chunk: args.chunk,
+                checkpoint_every: args.checkpoint_every,
+                max_memory: args.max_memory,
+            },
+        )
+    }
+
+    fn context(&self) -> Result<&GpuContext> {
+        if let Some(ctx) = self.context.get() {
+            return Ok(ctx);
+        }
+        let ctx = GpuContext::new(self.adapter.as_deref())?;
+        Ok(self.context.get_or_init(|| ctx))
+    }
+
+    /// One run; the bar advances as the engine reports (after each chunk of
+    /// layers it reads back anyway: no extra device sync).
+    pub fn run(&self, spec: &RunSpec, bar: &mut WorkBar, message: &str) -> Result<RunOutput> {
+        bar.start(message);
+        let offset = bar.done;
+        let mut progress = |done: u64, _total: u64| bar.set(offset + done);
+        let out = match self.device {
+            DeviceKind::Gpu => engine::run_gpu(self.context()?, spec, self.options, &mut progress),
+            DeviceKind::Cpu => engine::run_cpu(spec, &mut progress),
+        };
+        bar.done = offset + work(spec);
+        bar.set(bar.done);
+        out
+    }
+}
+
+/// The work of a run in the bar's unit: layers (rows) times networks.
+pub fn work(spec: &RunSpec) -> u64 {
+    (spec.net.depth() as u64 + 1) * spec.networks as u64
+}
+
+/// A progress bar over several runs, on stderr, only when stderr is a
+/// terminal and not --quiet.
+pub struct WorkBar {
+    bar: Option<indicatif::ProgressBar>,
+    done: u64,
+}
+
+impl WorkBar {
+    pub fn new(total: u64, quiet: bool) -> WorkBar {
+        let bar = (!quiet && std::io::stderr().is_terminal() && total > 0).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} layers  {per_sec}  eta {eta}  {msg}",
+                )
+                .expect("valid template"),
+            );
+            bar
+        });
+        WorkBar { bar, done: 0 }
+    }
+
+    fn start(&self, message: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(message.to_string());
+        }
+    }
+
+    fn set(&self, position: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(position);
+        }
+    }
+
+    /// Prints a line above the bar (or to stderr without one).
+    pub fn println(&self, line: &str) {
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Where a plot goes, checked before anything runs.
+pub fn check_plot_path(plot: Option<&PathBuf>) -> Result<()> {
+    if let Some(p) = plot {
+        varprop::plot::ImageFormat::from_path(p, "--plot")?;
+    }
+    Ok(())
+}
+
+/// Checks --plot and --plot-quantity before anything runs.
+pub fn check_plot_args(args: &RunArgs) -> Result<()> {
+    if args.plot_quantity.is_some() && args.plot.is_none() {
+        return Err(varprop::Error::invalid(
+            "--plot-quantity",
+            "needs --plot FILE",
+        ));
+    }
+    check_plot_path(args.plot.as_ref())
+}
+
+/// Writes the --plot of some runs, one curve each: labelled by the given
+/// name, or by the run's activation and init; the title is the command and
+/// the shape of the first run.
+pub fn save_layer_plot(
+    args: &RunArgs,
+    command: &str,
+    runs: &[(Option<&str>, &RunSpec, &RunOutput)],
+) -> Result<()> {
+    use varprop::plot::layers::{LabelledRun, LayerFigure, run_shape, scheme_name};
+    let (Some(path), Some((_, first, _))) = (&args.plot, runs.first()) else {
+        return Ok(());
+    };
+    let labelled: Vec<LabelledRun> = runs
+        .iter()
+        .map(|(label, spec, run)| LabelledRun {
+            label: label.map_or_else(|| scheme_name(spec), str::to_string),
+            spec,
+            run,
+        })
+        .collect();
+    let title = format!("varprop {command}: {}", run_shape(first));
+    let figure = LayerFigure::new(title, &labelled, args.plot_quantity.unwrap_or_default());
+    varprop::plot::save(&figure, path, "--plot")
+}

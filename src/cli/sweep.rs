@@ -1,0 +1,214 @@
+//! `varprop sweep FILE.toml --out-dir DIR`: every configuration of a grid,
+//! one result file each (DIR/ID.json, ID the hash of its settings), a
+//! summary CSV; resumable, shardable. `varprop merge DIR...`: the summary
+//! of shards' results.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use varprop::headline::{Headline, table_with_theory};
+use varprop::report;
+use varprop::settings::DEFAULT_NETWORKS;
+use varprop::sweep::{self, ResultSummary, Shard};
+use varprop::{Error, Result};
+
+use super::runner::{EngineArgs, Runner, WorkBar, work};
+
+#[derive(Args)]
+#[command(
+    after_long_help = "The file: fixed settings at the top, the grid under [grid] (any setting of \
+`run`, names as its flags without the dashes; each grid key takes a list):
+
+    width = 256
+    depth = 1000
+    networks = 16
+    [grid]
+    init = [\"xavier-normal\", \"he-normal\", \"torch-default\"]
+    sigma-b2 = [0.0, 0.05]
+
+Results: DIR/ID.json per configuration (the run's JSON with its settings and headline numbers), ID =
+the first 16 hex digits of the SHA-256 of the configuration's canonical JSON (its settings with the
+defaults written out, keys sorted, no spaces: `printf '%s' \"$json\" | sha256sum`). A result already in
+DIR is not computed again (--force recomputes); files are written atomically, so an interrupted
+sweep loses only the configurations in flight.
+
+Shards: configuration k (grid order: keys sorted, the first outermost) belongs to shard k mod N.
+Without --shard, a Slurm array job (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT, SLURM_ARRAY_TASK_MIN)
+or a Grid Engine array job (SGE_TASK_ID, SGE_TASK_FIRST, SGE_TASK_LAST, SGE_TASK_STEPSIZE) picks the
+shard; with PBS or LSF give it: --shard $PBS_ARRAY_INDEX/N, --shard $((LSB_JOBINDEX - 1))/N.
+
+Summary: DIR/summary.csv (one row per configuration of the grid: id, settings, headline numbers);
+a shard writes DIR/summary-shard-I-of-N.csv instead, and `varprop merge DIR...` writes the summary of
+every result in the directories."
+)]
+pub struct SweepArgs {
+    /// The sweep file (TOML)
+    pub file: PathBuf,
+    /// Directory of the results (created if missing)
+    #[arg(long = "out-dir")]
+    pub out_dir: PathBuf,
+    /// Run only the I-th of N disjoint slices of the grid, I in 0..N [default: from the scheduler's
+    /// array variables, else the whole grid]
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Recompute configurations whose result is already in --out-dir
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Args)]
+pub struct MergeArgs {
+    /// Directories of sweep results (shards' --out-dir)
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the summary [default: summary.csv in the first directory]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    }
+}
+
+fn result_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(format!("{id}.json"))
+}
+
+pub fn cmd_sweep(args: SweepArgs) -> Result<()> {
+    let path = args.file.display().to_string();
+    let text = std::fs::read_to_string(&args.file).map_err(io_error(&args.file))?;
+    let file = sweep::parse_sweep(&path, &text)?;
+    let configs = sweep::configurations(&path, &file, DEFAULT_NETWORKS)?;
+    let shard = match &args.shard {
+        Some(s) => Some((Shard::parse("--shard", s)?, "--shard")),
+        None => Shard::from_env(|k| std::env::var(k).ok())?,
+    };
+    let runner = Runner::from_engine_args(&args.engine)?;
+    std::fs::create_dir_all(&args.out_dir).map_err(io_error(&args.out_dir))?;
+
+    let mine: Vec<usize> = (0..configs.len())
+        .filter(|k| shard.is_none_or(|(s, _)| s.contains(*k)))
+        .collect();
+    let mut todo = Vec::new();
+    for &k in &mine {
+        let (config, _) = &configs[k];
+        let existing = result_path(&args.out_dir, &config.id);
+        let done = !args.force && existing.exists() && sweep::read_result(&existing).is_ok();
+        if !done {
+            todo.push(k);
+        }
+    }
+    let mut bar = WorkBar::new(
+        todo.iter().map(|&k| work(&configs[k].1)).sum(),
+        args.engine.quiet,
+    );
+    for (n, &k) in todo.iter().enumerate() {
+        let (config, spec) = &configs[k];
+        let message = format!("{}/{} {}", n + 1, todo.len(), config.point);
+        let run = runner.run(spec, &mut bar, &message)?;
+        for w in &run.warnings {
+            bar.println(&format!("warning: {} ({}): {w}", config.id, config.point));
+        }
+        let (table, predictions) = table_with_theory(spec, &run);
+        let headline = Headline::of(spec, &run, &table, &predictions);
+        let doc = sweep::result_document(
+            config,
+            &headline,
+            report::config_json(spec, &run),
+            table.rows_json(),
+        );
+        varprop::output::write_atomic(&result_path(&args.out_dir, &config.id), doc.as_bytes())?;
+    }
+    bar.finish();
+
+    let results: Vec<ResultSummary> = mine
+        .iter()
+        .map(|&k| sweep::read_result(&result_path(&args.out_dir, &configs[k].0.id)))
+        .collect::<Result<_>>()?;
+    let summary = match shard {
+        Some((s, _)) => args
+            .out_dir
+            .join(format!("summary-shard-{}-of-{}.csv", s.index, s.count)),
+        None => args.out_dir.join("summary.csv"),
+    };
+    varprop::output::write_atomic(&summary, sweep::summary_csv(&results).as_bytes())?;
+    let shard_text = match shard {
+        Some((s, source)) => format!(
+            ", shard {}/{} (from {source}): {} of them",
+            s.index,
+            s.count,
+            mine.len()
+        ),
+        None => String::new(),
+    };
+    eprintln!(
+        "sweep: {} configuration{}{shard_text}; {} computed, {} already in {}; summary {}",
+        configs.len(),
+        if configs.len() == 1 { "" } else { "s" },
+        todo.len(),
+        mine.len() - todo.len(),
+        args.out_dir.display(),
+        summary.display()
+    );
+    Ok(())
+}
+
+/// The result files of a directory: `*.json`, not hidden (temporary files
+/// of atomic writes are), sorted by name.
+fn result_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io_error(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "json")
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !n.starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+pub fn cmd_merge(args: MergeArgs) -> Result<()> {
+    let mut results: Vec<ResultSummary> = Vec::new();
+    let mut files = 0;
+    for dir in &args.dirs {
+        for path in result_files(dir)? {
+            files += 1;
+            let r = sweep::read_result(&path)?;
+            match results.iter().find(|o| o.id == r.id) {
+                Some(o) if *o != r => eprintln!(
+                    "warning: {} differs from another result with the same id (another engine or adapter?); keeping the first",
+                    path.display()
+                ),
+                Some(_) => {}
+                None => results.push(r),
+            }
+        }
+    }
+    if results.is_empty() {
+        return Err(Error::invalid(
+            "DIR",
+            "no sweep results (ID.json files) in the directories given",
+        ));
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.dirs[0].join("summary.csv"));
+    varprop::output::write_atomic(&out, sweep::summary_csv(&results).as_bytes())?;
+    eprintln!(
+        "merge: {} configurations from {files} result files in {} directories; summary {}",
+        results.len(),
+        args.dirs.len(),
+        out.display()
+    );
+    Ok(())
+}
