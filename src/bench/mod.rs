@@ -137,6 +137,7 @@ pub struct BenchReport {
     /// 1 - GPU busy time / wall time of the forward run
     pub host_idle_fraction: Option<f64>,
     pub host_idle_note: Option<String>,
+    /// Gaussian draws per second from the Philox kernel, in units of 10^9
     pub rng_gnormals_per_s: f64,
     pub orthogonal: Vec<OrthogonalPoint>,
     pub notes: Vec<String>,

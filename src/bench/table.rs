@@ -91,7 +91,10 @@ pub fn to_table(r: &BenchReport) -> String {
             _ => "null".into(),
         },
     );
-    line("rng_gnormals_per_s", format!("{:.4}", r.rng_gnormals_per_s));
+    line(
+        "rng_gnormals_per_s",
+        format!("{:.4} (10^9 Gaussian draws/s)", r.rng_gnormals_per_s),
+    );
     for o in &r.orthogonal {
         line(
             &format!("orthogonal W (n={})", o.width),
