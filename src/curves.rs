@@ -84,12 +84,77 @@ pub struct LogCurve {
     pub theory: Vec<Option<f64>>,
 }
 
-/// The curve of `measure` for a run; `theory_rows` is
-/// `theory::layer_table(&spec.net)` (computed once by the caller).
+/// The mean-field curves of a run, rows 0..=L: ln q_pre, ln q_post, ln g
+/// (g_L = 1) and c_pre. From the layer recurrences for plain stacks (where
+/// the log is carried exactly through underflow), from the block-by-block
+/// theory for architecture files and the mean-preserving bias.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TheoryCurves {
+    pub q_pre_ln: Vec<Option<f64>>,
+    pub q_post_ln: Vec<Option<f64>>,
+    pub g_ln: Vec<Option<f64>>,
+    pub c_pre: Vec<Option<f64>>,
+}
+
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+impl TheoryCurves {
+    pub fn of(spec: &RunSpec) -> TheoryCurves {
+        match &spec.arch {
+            Some(_) => Self::from_predictions(spec),
+            None => Self::from_layer_table(&theory::layer_table(&spec.net)),
+        }
+    }
+
+    fn from_layer_table(rows: &[theory::LayerTheory]) -> TheoryCurves {
+        // g_L = 1 (delta_L is standard normal), g_l = factor_l g_{l+1}
+        let mut g_ln = vec![None; rows.len()];
+        g_ln[rows.len() - 1] = Some(0.0);
+        for l in (0..rows.len() - 1).rev() {
+            g_ln[l] = match (rows[l].backward_factor, g_ln[l + 1]) {
+                (Some(f), Some(next)) if f > 0.0 => finite(f.ln() + next),
+                _ => None,
+            };
+        }
+        TheoryCurves {
+            q_pre_ln: rows.iter().map(|r| finite(r.q_pre_ln)).collect(),
+            q_post_ln: rows.iter().map(|r| finite(r.q_post_ln)).collect(),
+            g_ln,
+            c_pre: rows.iter().map(|r| finite(r.c_pre)).collect(),
+        }
+    }
+
+    /// The same predictions `run` and `check` print beside the measurement.
+    fn from_predictions(spec: &RunSpec) -> TheoryCurves {
+        let predictions = crate::check::predictions(spec, &spec.net);
+        let rows = spec.net.depth() + 1;
+        let column = |name: &str, ln: bool| -> Vec<Option<f64>> {
+            match predictions.iter().find(|p| p.name == name) {
+                Some(p) => p
+                    .theory
+                    .iter()
+                    .map(|t| t.and_then(|t| if ln { finite(t.ln()) } else { finite(t) }))
+                    .collect(),
+                None => vec![None; rows],
+            }
+        };
+        TheoryCurves {
+            q_pre_ln: column("q_pre", true),
+            q_post_ln: column("q_post", true),
+            g_ln: column("g", true),
+            c_pre: column("c_pre", false),
+        }
+    }
+}
+
+/// The curve of `measure` for a run beside `theory` (`TheoryCurves::of`
+/// the same spec, computed once by the caller).
 pub fn log_curve(
     spec: &RunSpec,
     run: &RunOutput,
-    theory_rows: &[theory::LayerTheory],
+    theory: &TheoryCurves,
     measure: Measure,
 ) -> LogCurve {
     let rows = spec.net.depth() + 1;
@@ -103,22 +168,10 @@ pub fn log_curve(
             log_mean(&logs)
         })
         .collect();
-    let finite = |x: f64| x.is_finite().then_some(x);
     let theory = match measure {
-        Measure::QPre => theory_rows.iter().map(|r| finite(r.q_pre_ln)).collect(),
-        Measure::QPost => theory_rows.iter().map(|r| finite(r.q_post_ln)).collect(),
-        Measure::Gradient => {
-            // g_L = 1 (delta_L is standard normal), g_l = factor_l g_{l+1}
-            let mut ln_g = vec![None; rows];
-            ln_g[rows - 1] = Some(0.0);
-            for l in (0..rows - 1).rev() {
-                ln_g[l] = match (theory_rows[l].backward_factor, ln_g[l + 1]) {
-                    (Some(f), Some(next)) if f > 0.0 => finite(f.ln() + next),
-                    _ => None,
-                };
-            }
-            ln_g
-        }
+        Measure::QPre => theory.q_pre_ln.clone(),
+        Measure::QPost => theory.q_post_ln.clone(),
+        Measure::Gradient => theory.g_ln.clone(),
     };
     LogCurve {
         measure,

@@ -7,12 +7,11 @@
 use serde::Serialize;
 
 use crate::check::{self, FALSE_FAILURE_RATE, Prediction};
-use crate::curves::{Measure, late_slope, log_curve};
+use crate::curves::{Measure, TheoryCurves, late_slope, log_curve};
 use crate::engine::RunOutput;
 use crate::output::{Cell, Table};
 use crate::report;
 use crate::spec::RunSpec;
-use crate::theory;
 
 /// The run's per-layer table with the theory columns `run` prints, and the
 /// predictions behind them.
@@ -74,7 +73,7 @@ impl Headline {
         predictions: &[Prediction],
     ) -> Headline {
         let depth = spec.net.depth();
-        let theory_rows = theory::layer_table(&spec.net);
+        let theory_rows = TheoryCurves::of(spec);
         let q = log_curve(spec, run, &theory_rows, Measure::QPost);
         let measured_ln: Vec<Option<f64>> =
             q.measured.iter().map(|m| m.map(|m| m.ln_mean)).collect();
@@ -112,7 +111,7 @@ impl Headline {
             zero_frac_last: finite(top.zero_frac.0),
             c_last: finite(top.c_pre.0),
             c_last_se: finite(top.c_pre.1),
-            c_last_theory: finite(theory_rows[depth].c_pre),
+            c_last_theory: theory_rows.c_pre[depth],
             comparisons: comparisons.len(),
             max_abs_z: worst.map(|c| c.z.abs()),
             max_z_layer: worst.map(|c| c.layer),

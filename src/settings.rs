@@ -223,9 +223,11 @@ impl RunSettings {
     /// them). Settings whose default depends on others (act, init,
     /// sigma_b2, ...) stay as given.
     pub fn with_defaults(&self, default_networks: usize) -> RunSettings {
+        // an architecture file sets the shape itself: no width or depth to default
+        let shape_from_flags = self.widths.is_none() && self.arch.is_none();
         let defaults = RunSettings {
-            width: self.widths.is_none().then_some(spec::DEFAULT_WIDTH),
-            depth: self.widths.is_none().then_some(spec::DEFAULT_DEPTH),
+            width: shape_from_flags.then_some(spec::DEFAULT_WIDTH),
+            depth: shape_from_flags.then_some(spec::DEFAULT_DEPTH),
             q0: Some(DEFAULT_Q0),
             c0: Some(DEFAULT_C0),
             batch: Some(DEFAULT_BATCH),

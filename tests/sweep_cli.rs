@@ -294,3 +294,65 @@ fn bad_sweep_files_name_the_line_and_the_key() {
     assert!(text(&out).contains("SLURM_ARRAY_TASK_ID"), "{}", text(&out));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// With an architecture file the sweep's headline theory is the block
+/// theory `run` prints (here the mean-preserving bias through a conv stack,
+/// where the plain recurrence would be wrong), and the summary invents no
+/// width or depth for it.
+#[test]
+fn architecture_sweeps_carry_the_block_theory() {
+    let root = temp_dir("arch");
+    let arch = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/conv.toml");
+    let arch = arch.to_str().unwrap();
+    let file = root.join("grid.toml");
+    std::fs::write(
+        &file,
+        format!("batch = 4\nnetworks = 2\nbias = \"mean-preserving\"\narch = {arch:?}\n\n[grid]\nseed = [0]\n"),
+    )
+    .unwrap();
+    let dir = root.join("out");
+    sweep(&file, &dir, &["--device", "cpu", "--quiet"], &[]);
+    let mut summary = csv::Reader::from_path(dir.join("summary.csv")).unwrap();
+    let header: Vec<String> = summary
+        .headers()
+        .unwrap()
+        .iter()
+        .map(String::from)
+        .collect();
+    assert!(
+        !header.iter().any(|h| h == "width" || h == "depth"),
+        "{header:?}"
+    );
+    let row: BTreeMap<String, String> = summary.deserialize().next().unwrap().unwrap();
+    let headline_theory: f64 = row["log_q_last_theory"].parse().unwrap();
+
+    let out = varprop(
+        &[
+            "run",
+            "--arch",
+            arch,
+            "--bias",
+            "mean-preserving",
+            "--batch",
+            "4",
+            "--networks",
+            "2",
+            "--device",
+            "cpu",
+            "--format",
+            "json",
+            "--quiet",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layers = json["layers"].as_array().unwrap();
+    let run_theory = layers.last().unwrap()["q_post_theory"].as_f64().unwrap();
+    assert!(
+        (headline_theory - run_theory.ln()).abs() < 1e-9,
+        "sweep {headline_theory} against ln of run's {run_theory}"
+    );
+    // the mean-preserving shift makes q shrink by Var/E^2 per layer: far from 0
+    assert!(headline_theory < -1.0, "{headline_theory}");
+}

@@ -12,7 +12,6 @@ use super::{FONT_FAMILY, Figure, PALETTE, log_tick_label, short_number};
 use crate::curves::{LogCurve, Measure, log_curve};
 use crate::engine::RunOutput;
 use crate::spec::RunSpec;
-use crate::theory;
 
 /// Which q the first panel shows (`--plot-quantity`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -71,7 +70,7 @@ impl LayerFigure {
         let mut q_curves = Vec::new();
         let mut g_curves = Vec::new();
         for r in runs {
-            let rows = theory::layer_table(&r.spec.net);
+            let rows = crate::curves::TheoryCurves::of(r.spec);
             q_curves.push(Curve {
                 label: r.label.clone(),
                 curve: log_curve(r.spec, r.run, &rows, measure),
