@@ -70,6 +70,16 @@ fn results(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// When each of `names` in `dir` was last written.
+fn modified_times<'a>(
+    dir: &Path,
+    names: impl Iterator<Item = &'a String>,
+) -> Vec<std::time::SystemTime> {
+    names
+        .map(|k| std::fs::metadata(dir.join(k)).unwrap().modified().unwrap())
+        .collect()
+}
+
 fn sweep(file: &Path, dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> String {
     let mut args = vec![
         "sweep",
@@ -151,16 +161,7 @@ fn shards_merged_equal_the_whole_sweep_and_a_sweep_resumes() {
     // an interrupted sweep: one result missing; only it is computed again
     let victim = all.keys().nth(5).unwrap().clone();
     std::fs::remove_file(whole.join(&victim)).unwrap();
-    let before: Vec<_> = all
-        .keys()
-        .filter(|k| **k != victim)
-        .map(|k| {
-            std::fs::metadata(whole.join(k))
-                .unwrap()
-                .modified()
-                .unwrap()
-        })
-        .collect();
+    let before = modified_times(&whole, all.keys().filter(|k| **k != victim));
     let said = sweep(&file, &whole, &[], &[]);
     assert!(said.contains("1 computed, 7 already"), "{said}");
     assert_eq!(
@@ -168,16 +169,7 @@ fn shards_merged_equal_the_whole_sweep_and_a_sweep_resumes() {
         all,
         "the missing result is back, the same bytes"
     );
-    let after: Vec<_> = all
-        .keys()
-        .filter(|k| **k != victim)
-        .map(|k| {
-            std::fs::metadata(whole.join(k))
-                .unwrap()
-                .modified()
-                .unwrap()
-        })
-        .collect();
+    let after = modified_times(&whole, all.keys().filter(|k| **k != victim));
     assert_eq!(before, after, "the other results were not rewritten");
     assert_eq!(std::fs::read(whole.join("summary.csv")).unwrap(), summary);
     let _ = std::fs::remove_dir_all(&root);
