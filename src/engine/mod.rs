@@ -96,7 +96,8 @@ fn finish(
     })
 }
 
-/// The dense engine on the GPU.
+/// The GPU engines: the dense one, or the block one for architecture files
+/// and the mean-preserving bias.
 pub fn run_gpu(
     ctx: &GpuContext,
     spec: &RunSpec,
@@ -104,13 +105,31 @@ pub fn run_gpu(
     progress: Progress,
 ) -> Result<RunOutput> {
     if spec.arch.is_some() {
-        return Err(crate::Error::invalid(
-            "--device",
-            "architecture files and the mean-preserving bias run on the CPU reference engine for now: add --device cpu",
-        ));
+        return run_gpu_blocks(ctx, spec, progress);
     }
     let kernels = Kernels::auto(ctx, spec.batch);
     run_gpu_with_kernels(ctx, spec, options, kernels, progress)
+}
+
+/// Architecture files and the mean-preserving bias on the GPU: the block
+/// engine, network by network.
+fn run_gpu_blocks(ctx: &GpuContext, spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
+    let engine = crate::gpu::blocks::BlocksGpu::new(ctx, spec)?;
+    let rows = (spec.net.depth() + 1) as u64;
+    let total = rows * spec.networks as u64;
+    let sums = (0..spec.networks).map(|s| {
+        let sums = engine.run_network(s);
+        progress((s as u64 + 1) * rows, total);
+        sums
+    });
+    let info = EngineInfo {
+        engine: "gpu-blocks",
+        adapter: Some(ctx.adapter.clone()),
+        device_bytes_peak: engine.device_bytes,
+        chunk: None,
+        checkpoint_every: None,
+    };
+    finish(sums, info)
 }
 
 /// `run_gpu` with given shapes of the kernels (tests, benchmark).

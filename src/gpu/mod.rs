@@ -1,6 +1,7 @@
 //! The GPU side: context, WGSL sources and pipelines, the dense engine's
 //! kernels, and small probes that expose the shared WGSL to tests.
 
+pub mod blocks;
 pub mod context;
 pub mod dense;
 pub mod kernels;

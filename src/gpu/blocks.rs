@@ -1,0 +1,1294 @@
+//! The block engine on the GPU: architecture files (dense, convolution and
+//! transposed-convolution layers, residual and highway blocks) and the
+//! mean-preserving shift, forward, with tangents and backward. It computes
+//! what `engine::cpu_blocks` computes, step for step and on the same Philox
+//! counters, with the plain kernels of shaders/blocks.wgsl (one invocation
+//! per output value; performance is the dense engine's business).
+//!
+//! Per network: the forward pass walks the blocks, drawing each weight
+//! layer's W and b into one of two slots of the `weights` buffer (iid laws
+//! on the GPU; orthogonal and delta-orthogonal tensors come from the CPU
+//! reference's own QR and are uploaded), recording the pair moments of each
+//! row and, for homogeneous stacks, renormalising on the device. The
+//! tangents then run forward through the saved state, and the backward rows
+//! (with the vector-Jacobian rows beside them) run down. Records and scales
+//! of all rows stay on the device (O(L) floats) and are read back once per
+//! network.
+//!
+//! Memory: forward-only runs keep two rows of x and two of h (O(B n)). With
+//! --backward or --jacobian every block's saved state (its input x and the
+//! pre-activations of its weight layers) is kept for the way back: O(L B n),
+//! not the dense engine's checkpointed O(sqrt(L) B n). Architecture files
+//! are short and small, and the error names the limit when one is not.
+
+use std::collections::HashMap;
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::activation::Activation;
+use crate::arch::{Block, Layer, LayerKind, Padding, Shape};
+use crate::engine::cpu_blocks::{Program, draw_weights};
+use crate::error::{Error, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::shaders::Module;
+use crate::init::Dist;
+use crate::spec::RunSpec;
+use crate::stats::{LayerSums, NetworkSums, PositionSums, RowSums};
+
+/// Mirrors `struct Params` in shaders/blocks.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct BlockParams {
+    kind: u32,
+    c_in: u32,
+    h_in: u32,
+    w_in: u32,
+    c_out: u32,
+    h_out: u32,
+    w_out: u32,
+    kernel: u32,
+    stride: u32,
+    padding: u32,
+    rows: u32,
+    batch: u32,
+    units: u32,
+    per_row: u32,
+    in_off: u32,
+    out_off: u32,
+    h_off: u32,
+    g_off: u32,
+    x_off: u32,
+    u_off: u32,
+    v_off: u32,
+    w_off: u32,
+    b_off: u32,
+    rec_off: u32,
+    block_stride: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    network: u32,
+    layer: u32,
+    dist: u32,
+    stream: u32,
+    flags: u32,
+    scale_a: u32,
+    scale_b: u32,
+    scale_out: u32,
+    w_scale: f32,
+    alpha: f32,
+    shift: f32,
+    offset: f32,
+    q0: f32,
+    c0: f32,
+    _pad: [u32; 3],
+}
+
+const KIND_DENSE: u32 = 0;
+const KIND_CONV: u32 = 1;
+const KIND_CONV_TRANSPOSE: u32 = 2;
+const PAD_CIRCULAR: u32 = 0;
+const PAD_ZERO: u32 = 1;
+const FLAG_BIAS: u32 = 1;
+const FLAG_ZEROS: u32 = 2;
+const FLAG_RENORM: u32 = 4;
+const FLAG_ROW_RECORDS: u32 = 8;
+const FLAG_NO_DERIV: u32 = 16;
+const NO_SCALE: u32 = u32::MAX;
+const STREAM_DELTA: u32 = 3;
+const STREAM_TANGENT: u32 = 4;
+/// Must match shaders/blocks.wgsl.
+const RECORD: usize = 10;
+const UNITS_PER_BLOCK: usize = 4096;
+const WG: u32 = 64;
+const MAX_DISPATCH: u32 = 65_535;
+/// Dispatches per submission at most (the parameter buffer's slots).
+const MAX_STEPS: usize = 1024;
+
+fn unit_blocks(n: usize) -> usize {
+    n.div_ceil(UNITS_PER_BLOCK)
+}
+
+/// Workgroups of 64 for `invocations`, folded into 2-D (shaders use flat_index).
+fn groups_1d(invocations: usize) -> (u32, u32, u32) {
+    let groups = invocations.div_ceil(WG as usize).max(1) as u64;
+    if groups <= MAX_DISPATCH as u64 {
+        (groups as u32, 1, 1)
+    } else {
+        let y = groups.div_ceil(MAX_DISPATCH as u64);
+        (groups.div_ceil(y) as u32, y as u32, 1)
+    }
+}
+
+fn dims(shape: Shape) -> (usize, usize, usize) {
+    match shape {
+        Shape::Vector(n) => (n, 1, 1),
+        Shape::Image(c, h, w) => (c, h, w),
+    }
+}
+
+/// Rows and entries per row of a weight layer's tensor, as drawn (PyTorch's
+/// layouts: dense W[out][in], conv W[c_out][c_in k^2], transposed conv
+/// W[c_in][c_out k^2]).
+fn tensor_shape(layer: &Layer) -> (usize, usize) {
+    let (c_in, _, _) = dims(layer.input);
+    match &layer.kind {
+        LayerKind::Dense { width } => (*width, layer.input.units()),
+        LayerKind::Conv {
+            channels, kernel, ..
+        } => (*channels, c_in * kernel * kernel),
+        LayerKind::ConvTranspose {
+            channels, kernel, ..
+        } => (c_in, channels * kernel * kernel),
+    }
+}
+
+fn out_channels(layer: &Layer) -> usize {
+    dims(layer.output).0
+}
+
+/// Device memory of one run, offsets in f32s.
+struct Layout {
+    depth: usize,
+    /// x of row l (B rows of units(l)), l = 0..=L, after renormalisation
+    x: Vec<usize>,
+    /// h of weight layer m (index m - 1): B rows of its output
+    h: Vec<usize>,
+    /// the residual branch's post-activations (B rows)
+    tmp: usize,
+    /// tangents (ping-pong) and two operand rows, B rows each
+    t: [usize; 2],
+    tu: usize,
+    tv: usize,
+    /// backward rows (ping-pong) and four operand rows, `back_rows` each
+    d: [usize; 2],
+    du: usize,
+    dv: usize,
+    dp: usize,
+    dq: usize,
+    arena_len: usize,
+    back_rows: usize,
+    block_stride: usize,
+    fwd_rec: Vec<usize>,
+    tan_rec: Vec<usize>,
+    back_rec: Vec<usize>,
+    pos_rec: usize,
+    records_len: usize,
+}
+
+impl Layout {
+    fn new(spec: &RunSpec, arch: &crate::arch::Architecture) -> Self {
+        let batch = spec.batch;
+        let depth = arch.depth();
+        let probes = spec.probes;
+        let keep = probes.needs_backward();
+        let layers: Vec<&Layer> = arch.blocks.iter().flat_map(|b| b.layers()).collect();
+        let max_units = (0..=depth)
+            .map(|l| arch.units(l))
+            .chain(layers.iter().map(|l| l.output.units()))
+            .max()
+            .unwrap();
+        let mut at = 0;
+        let mut region = |len: usize| {
+            let start = at;
+            at += len;
+            start
+        };
+        let x = if keep {
+            (0..=depth).map(|l| region(batch * arch.units(l))).collect()
+        } else {
+            let ring = [region(batch * max_units), region(batch * max_units)];
+            (0..=depth).map(|l| ring[l % 2]).collect()
+        };
+        let h = if keep {
+            layers
+                .iter()
+                .map(|l| region(batch * l.output.units()))
+                .collect()
+        } else {
+            let ring = [region(batch * max_units), region(batch * max_units)];
+            (0..layers.len()).map(|m| ring[m % 2]).collect()
+        };
+        let tmp = region(batch * max_units);
+        let tangent_rows = if probes.jacobian { batch } else { 0 };
+        let t = [
+            region(tangent_rows * max_units),
+            region(tangent_rows * max_units),
+        ];
+        let tu = region(tangent_rows * max_units);
+        let tv = region(tangent_rows * max_units);
+        let back_rows = match (probes.needs_backward(), probes.jacobian) {
+            (false, _) => 0,
+            (true, false) => batch,
+            (true, true) => 2 * batch,
+        };
+        let d = [region(back_rows * max_units), region(back_rows * max_units)];
+        let du = region(back_rows * max_units);
+        let dv = region(back_rows * max_units);
+        let dp = region(back_rows * max_units);
+        let dq = region(back_rows * max_units);
+        let arena_len = at;
+
+        let block_stride = unit_blocks(max_units);
+        let mut at = 0;
+        let mut region = |len: usize| {
+            let start = at;
+            at += len;
+            start
+        };
+        let pair_len = batch / 2 * block_stride * RECORD;
+        let fwd_rec = (0..=depth).map(|_| region(pair_len)).collect();
+        let tan_rec = (0..=depth)
+            .map(|_| region(tangent_rows * block_stride))
+            .collect();
+        let back_rec = (0..=depth)
+            .map(|_| region(back_rows * block_stride))
+            .collect();
+        let positions = match spec.arch.as_ref().and_then(|a| a.position_row) {
+            Some(row) => {
+                let (_, hh, ww) = dims(arch.shape(row));
+                2 * hh * ww
+            }
+            None => 0,
+        };
+        let pos_rec = region(positions);
+        Layout {
+            depth,
+            x,
+            h,
+            tmp,
+            t,
+            tu,
+            tv,
+            d,
+            du,
+            dv,
+            dp,
+            dq,
+            arena_len,
+            back_rows,
+            block_stride,
+            fwd_rec,
+            tan_rec,
+            back_rec,
+            pos_rec,
+            records_len: at,
+        }
+    }
+
+    fn fwd_scale(&self, l: usize) -> u32 {
+        l as u32
+    }
+    fn tan_scale(&self, l: usize) -> u32 {
+        (self.depth + 1 + l) as u32
+    }
+    fn d_scale(&self, l: usize) -> u32 {
+        (2 * (self.depth + 1) + l) as u32
+    }
+    fn v_scale(&self, l: usize) -> u32 {
+        (3 * (self.depth + 1) + l) as u32
+    }
+    fn scales_len(&self) -> usize {
+        4 * (self.depth + 1)
+    }
+}
+
+/// One dispatch: kernel, parameters, workgroups.
+struct Step {
+    pipeline: wgpu::ComputePipeline,
+    params: BlockParams,
+    groups: (u32, u32, u32),
+}
+
+/// The block engine for one run: buffers and pipelines, reused for every
+/// network.
+pub struct BlocksGpu<'a> {
+    ctx: &'a GpuContext,
+    spec: &'a RunSpec,
+    program: Program<'a>,
+    layout: Layout,
+    pipeline_layout: wgpu::PipelineLayout,
+    bind_group: wgpu::BindGroup,
+    params: wgpu::Buffer,
+    params_stride: usize,
+    weights: wgpu::Buffer,
+    records: wgpu::Buffer,
+    scales: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    /// floats of one weight slot: the largest tensor, then the largest bias
+    slot_len: usize,
+    max_tensor: usize,
+    /// the first weight layer number (1-based) of each block
+    first_layer: Vec<usize>,
+    /// Bytes of every buffer this engine allocated on the device.
+    pub device_bytes: u64,
+}
+
+/// The dispatches queued for the next submission, and the host's copies of
+/// the orthogonal tensors of the current network (weight layer number ->
+/// W, b), drawn once per network.
+struct Queue {
+    steps: Vec<Step>,
+    orthogonal: HashMap<usize, (Vec<f32>, Vec<f32>)>,
+}
+
+impl<'a> BlocksGpu<'a> {
+    pub fn new(ctx: &'a GpuContext, spec: &'a RunSpec) -> Result<Self> {
+        let run = spec
+            .arch
+            .as_ref()
+            .expect("the block engine runs architecture runs");
+        let arch = &run.arch;
+        let program = Program::new(arch, spec.net.q0, spec.net.c0, run.mean_preserving);
+        let layout = Layout::new(spec, arch);
+        let layers: Vec<&Layer> = arch.blocks.iter().flat_map(|b| b.layers()).collect();
+        let max_tensor = layers
+            .iter()
+            .map(|l| {
+                let (r, c) = tensor_shape(l);
+                r * c
+            })
+            .max()
+            .unwrap();
+        let max_bias = layers.iter().map(|l| out_channels(l)).max().unwrap();
+        let slot_len = max_tensor + max_bias;
+        let limit = ctx.max_binding_bytes();
+        let gib = |floats: usize| floats as f64 * 4.0 / (1u64 << 30) as f64;
+        for (what, floats) in [
+            ("the weight slots", 2 * slot_len),
+            ("the activation rows", layout.arena_len),
+            ("the records", layout.records_len),
+        ] {
+            if floats as u64 * 4 > limit || floats > u32::MAX as usize {
+                let kept = if spec.probes.needs_backward() {
+                    " (with --backward or --jacobian the block engine keeps every block's activations)"
+                } else {
+                    ""
+                };
+                return Err(Error::invalid(
+                    "--arch",
+                    format!(
+                        "{what} need {:.2} GiB, over the {:.2} GiB this adapter ({}) can bind{kept}; use a smaller --batch, fewer or smaller blocks, or --device cpu",
+                        gib(floats),
+                        limit as f64 / (1u64 << 30) as f64,
+                        ctx.adapter.name
+                    ),
+                ));
+            }
+        }
+        let mut first_layer = Vec::with_capacity(arch.depth());
+        let mut number = 1;
+        for b in &arch.blocks {
+            first_layer.push(number);
+            number += b.layers().len();
+        }
+
+        let device = &ctx.device;
+        let storage = |binding| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only: false },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let params_size = std::mem::size_of::<BlockParams>() as u64;
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: wgpu::BufferSize::new(params_size),
+            },
+            count: None,
+        }];
+        entries.extend((1..=4).map(storage));
+        let bind_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("blocks"),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("blocks"),
+            bind_group_layouts: &[Some(&bind_layout)],
+            immediate_size: 0,
+        });
+        let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
+        let params_stride = (params_size as usize).next_multiple_of(align);
+        let mut device_bytes = 0u64;
+        let mut buffer = |label: &str, bytes: usize, usage: wgpu::BufferUsages| {
+            let size = (bytes as u64).max(16);
+            device_bytes += size;
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let storage_usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        let params = buffer(
+            "block params",
+            params_stride * MAX_STEPS,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        );
+        let weights = buffer("block weights", 4 * 2 * slot_len, storage_usage);
+        let arena = buffer("block arena", 4 * layout.arena_len, storage_usage);
+        let records = buffer("block records", 4 * layout.records_len, storage_usage);
+        let scales = buffer("block scales", 4 * layout.scales_len(), storage_usage);
+        let staging = buffer(
+            "block staging",
+            4 * (layout.records_len + layout.scales_len()),
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
+        fn whole(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+            wgpu::BindGroupEntry {
+                binding,
+                resource: buf.as_entire_binding(),
+            }
+        }
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("blocks"),
+            layout: &bind_layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &params,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(params_size),
+                    }),
+                },
+                whole(1, &weights),
+                whole(2, &arena),
+                whole(3, &records),
+                whole(4, &scales),
+            ],
+        });
+        Ok(BlocksGpu {
+            ctx,
+            spec,
+            program,
+            layout,
+            pipeline_layout,
+            bind_group,
+            params,
+            params_stride,
+            weights,
+            records,
+            scales,
+            staging,
+            slot_len,
+            max_tensor,
+            first_layer,
+            device_bytes,
+        })
+    }
+
+    fn arch(&self) -> &crate::arch::Architecture {
+        self.program.arch
+    }
+
+    /// The pipeline of `entry`, specialised for `act` (cached in the context).
+    fn pipeline(&self, entry: &str, act: &Activation) -> Result<wgpu::ComputePipeline> {
+        self.ctx
+            .pipeline(Module::Blocks, entry, act, Some(&self.pipeline_layout))
+    }
+
+    /// A kernel that does not use the activation.
+    fn plain(&self, entry: &str) -> Result<wgpu::ComputePipeline> {
+        self.pipeline(entry, &Activation::Identity)
+    }
+
+    fn base(&self, network: usize) -> BlockParams {
+        let seed = self.spec.seed;
+        BlockParams {
+            batch: self.spec.batch as u32,
+            rows: self.spec.batch as u32,
+            block_stride: self.layout.block_stride as u32,
+            seed_lo: seed as u32,
+            seed_hi: (seed >> 32) as u32,
+            network: network as u32,
+            scale_a: NO_SCALE,
+            scale_b: NO_SCALE,
+            q0: self.spec.net.q0 as f32,
+            c0: self.spec.net.c0 as f32,
+            ..Default::default()
+        }
+    }
+
+    fn slot_offsets(&self, slot: usize) -> (u32, u32) {
+        let w = slot * self.slot_len;
+        (w as u32, (w + self.max_tensor) as u32)
+    }
+
+    /// The parameters of `layer` (in weight slot `slot`) for linear and linear_t.
+    fn layer_params(&self, mut p: BlockParams, layer: &Layer, slot: usize) -> BlockParams {
+        let (c_in, h_in, w_in) = dims(layer.input);
+        let (c_out, h_out, w_out) = dims(layer.output);
+        (p.c_in, p.h_in, p.w_in) = (c_in as u32, h_in as u32, w_in as u32);
+        (p.c_out, p.h_out, p.w_out) = (c_out as u32, h_out as u32, w_out as u32);
+        (p.w_off, p.b_off) = self.slot_offsets(slot);
+        match &layer.kind {
+            LayerKind::Dense { .. } => p.kind = KIND_DENSE,
+            LayerKind::Conv {
+                kernel, padding, ..
+            } => {
+                p.kind = KIND_CONV;
+                p.kernel = *kernel as u32;
+                p.stride = 1;
+                p.padding = match padding {
+                    Padding::Circular => PAD_CIRCULAR,
+                    Padding::Zero => PAD_ZERO,
+                };
+            }
+            LayerKind::ConvTranspose { kernel, stride, .. } => {
+                p.kind = KIND_CONV_TRANSPOSE;
+                p.kernel = *kernel as u32;
+                p.stride = *stride as u32;
+            }
+        }
+        p
+    }
+
+    fn push(
+        &self,
+        q: &mut Queue,
+        pipeline: wgpu::ComputePipeline,
+        params: BlockParams,
+        groups: (u32, u32, u32),
+    ) -> Result<()> {
+        q.steps.push(Step {
+            pipeline,
+            params,
+            groups,
+        });
+        if q.steps.len() == MAX_STEPS {
+            self.flush(q)?;
+        }
+        Ok(())
+    }
+
+    /// Submits the queued dispatches (in order, one compute pass).
+    fn flush(&self, q: &mut Queue) -> Result<()> {
+        if q.steps.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = vec![0u8; self.params_stride * q.steps.len()];
+        for (i, s) in q.steps.iter().enumerate() {
+            let at = i * self.params_stride;
+            bytes[at..at + std::mem::size_of::<BlockParams>()]
+                .copy_from_slice(bytemuck::bytes_of(&s.params));
+        }
+        self.ctx.queue.write_buffer(&self.params, 0, &bytes);
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for (i, s) in q.steps.iter().enumerate() {
+                pass.set_pipeline(&s.pipeline);
+                pass.set_bind_group(0, &self.bind_group, &[(i * self.params_stride) as u32]);
+                pass.dispatch_workgroups(s.groups.0, s.groups.1, s.groups.2);
+            }
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+        q.steps.clear();
+        Ok(())
+    }
+
+    /// W and b of weight layer `number` into weight slot `slot`: drawn on the
+    /// GPU for iid laws, uploaded from the CPU reference's QR for orthogonal
+    /// ones (after the queued work that still reads the slot is submitted).
+    fn weights(
+        &self,
+        q: &mut Queue,
+        network: usize,
+        number: usize,
+        layer: &Layer,
+        slot: usize,
+    ) -> Result<()> {
+        let law = layer.weight_law(number);
+        let (w_off, b_off) = self.slot_offsets(slot);
+        if law.dist == Dist::Orthogonal {
+            let (w, b) = q.orthogonal.entry(number).or_insert_with(|| {
+                let drawn = draw_weights(self.spec, network, number, layer);
+                let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+                (f32s(&drawn.w), f32s(&drawn.b))
+            });
+            let (w, b) = (w.clone(), b.clone());
+            self.flush(q)?;
+            let queue = &self.ctx.queue;
+            queue.write_buffer(&self.weights, 4 * w_off as u64, bytemuck::cast_slice(&w));
+            queue.write_buffer(&self.weights, 4 * b_off as u64, bytemuck::cast_slice(&b));
+            return Ok(());
+        }
+        let (rows, per_row) = tensor_shape(layer);
+        let mut p = self.base(network);
+        p.layer = number as u32;
+        p.rows = rows as u32;
+        p.per_row = per_row as u32;
+        p.w_off = w_off;
+        p.dist = law.dist.code();
+        p.w_scale = law.scale() as f32;
+        self.push(
+            q,
+            self.plain("draw_weights")?,
+            p,
+            groups_1d(rows * per_row.div_ceil(4)),
+        )?;
+        let bias = layer.bias_law();
+        let channels = out_channels(layer);
+        p.rows = channels as u32;
+        p.b_off = b_off;
+        p.dist = bias.dist.code();
+        p.w_scale = if bias.variance == 0.0 {
+            0.0
+        } else {
+            bias.scale() as f32
+        };
+        self.push(q, self.plain("draw_bias")?, p, groups_1d(channels))
+    }
+
+    /// out = W in (+ b) + offset over `rows` rows.
+    #[allow(clippy::too_many_arguments)]
+    fn linear(
+        &self,
+        q: &mut Queue,
+        network: usize,
+        layer: &Layer,
+        slot: usize,
+        input: usize,
+        out: usize,
+        rows: usize,
+        bias: bool,
+        offset: f64,
+    ) -> Result<()> {
+        let mut p = self.layer_params(self.base(network), layer, slot);
+        p.rows = rows as u32;
+        p.in_off = input as u32;
+        p.out_off = out as u32;
+        p.flags = if bias { FLAG_BIAS } else { 0 };
+        p.offset = offset as f32;
+        self.push(
+            q,
+            self.plain("linear")?,
+            p,
+            groups_1d(rows * layer.output.units()),
+        )
+    }
+
+    /// out = W^T in over `rows` rows.
+    #[allow(clippy::too_many_arguments)]
+    fn linear_t(
+        &self,
+        q: &mut Queue,
+        network: usize,
+        layer: &Layer,
+        slot: usize,
+        input: usize,
+        out: usize,
+        rows: usize,
+    ) -> Result<()> {
+        let mut p = self.layer_params(self.base(network), layer, slot);
+        p.rows = rows as u32;
+        p.in_off = input as u32;
+        p.out_off = out as u32;
+        self.push(
+            q,
+            self.plain("linear_t")?,
+            p,
+            groups_1d(rows * layer.input.units()),
+        )
+    }
+
+    /// An elementwise kernel over `rows` rows of `units`, its operands set by `set`.
+    #[allow(clippy::too_many_arguments)]
+    fn elementwise(
+        &self,
+        q: &mut Queue,
+        network: usize,
+        entry: &str,
+        act: &Activation,
+        rows: usize,
+        units: usize,
+        set: impl FnOnce(&mut BlockParams),
+    ) -> Result<()> {
+        let mut p = self.base(network);
+        p.rows = rows as u32;
+        p.units = units as u32;
+        set(&mut p);
+        self.push(q, self.pipeline(entry, act)?, p, groups_1d(rows * units))
+    }
+
+    /// The pair records of row `l` (pre at `pre`, post at `post`), its
+    /// position sums when it is the position row, and its renormalisation.
+    #[allow(clippy::too_many_arguments)]
+    fn record_forward(
+        &self,
+        q: &mut Queue,
+        network: usize,
+        l: usize,
+        pre: usize,
+        post: usize,
+        zeros_of: Option<&Activation>,
+    ) -> Result<()> {
+        let lay = &self.layout;
+        let units = self.arch().units(l);
+        let mut p = self.base(network);
+        p.units = units as u32;
+        p.in_off = pre as u32;
+        p.u_off = post as u32;
+        p.rec_off = lay.fwd_rec[l] as u32;
+        p.flags = if zeros_of.is_some() { FLAG_ZEROS } else { 0 };
+        let act = zeros_of.copied().unwrap_or(Activation::Identity);
+        let groups = (unit_blocks(units) as u32, (self.spec.batch / 2) as u32, 1);
+        self.push(q, self.pipeline("pair_moments", &act)?, p, groups)?;
+        let position_row = self.spec.arch.as_ref().and_then(|a| a.position_row);
+        if position_row == Some(l) {
+            let (c, h, w) = dims(self.arch().shape(l));
+            let mut pp = p;
+            (pp.c_out, pp.h_out, pp.w_out) = (c as u32, h as u32, w as u32);
+            pp.rec_off = lay.pos_rec as u32;
+            self.push(q, self.plain("position_moments")?, pp, groups_1d(h * w))?;
+        }
+        let mut f = p;
+        f.flags = if self.program.renormalise {
+            FLAG_RENORM
+        } else {
+            0
+        };
+        f.scale_out = lay.fwd_scale(l);
+        self.push(q, self.plain("finalize")?, f, (1, 1, 1))?;
+        if self.program.renormalise {
+            self.elementwise(
+                q,
+                network,
+                "scale_rows",
+                &Activation::Identity,
+                self.spec.batch,
+                units,
+                |s| {
+                    s.out_off = post as u32;
+                    s.scale_a = lay.fwd_scale(l);
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Norms of `rows` rows of `units` at `at` into `rec`, and the
+    /// renormalisation factor of rows first..first+count into `scale_out`.
+    #[allow(clippy::too_many_arguments)]
+    fn record_rows(
+        &self,
+        q: &mut Queue,
+        network: usize,
+        at: usize,
+        rows: usize,
+        units: usize,
+        rec: usize,
+        factors: &[(usize, u32)],
+    ) -> Result<()> {
+        let mut p = self.base(network);
+        p.units = units as u32;
+        p.in_off = at as u32;
+        p.rec_off = rec as u32;
+        p.rows = rows as u32;
+        let groups = (unit_blocks(units) as u32, rows as u32, 1);
+        self.push(q, self.plain("row_norms")?, p, groups)?;
+        for &(first, scale_out) in factors {
+            let mut f = p;
+            f.rows = self.spec.batch as u32;
+            f.rec_off = (rec + first * self.layout.block_stride) as u32;
+            f.flags = FLAG_ROW_RECORDS | FLAG_RENORM;
+            f.scale_out = scale_out;
+            self.push(q, self.plain("finalize")?, f, (1, 1, 1))?;
+        }
+        Ok(())
+    }
+
+    /// The forward pass of one network.
+    fn forward(&self, q: &mut Queue, network: usize) -> Result<()> {
+        let lay = &self.layout;
+        let arch = self.arch();
+        let batch = self.spec.batch;
+        let n0 = arch.units(0);
+        self.elementwise(
+            q,
+            network,
+            "draw_input",
+            &Activation::Identity,
+            batch,
+            n0,
+            |p| {
+                p.out_off = lay.x[0] as u32;
+            },
+        )?;
+        self.record_forward(q, network, 0, lay.x[0], lay.x[0], None)?;
+        for (i, block) in arch.blocks.iter().enumerate() {
+            let l = i + 1;
+            let m = self.first_layer[i];
+            let (x_in, x_out) = (lay.x[l - 1], lay.x[l]);
+            let units = arch.units(l);
+            match block {
+                Block::Layer(layer) => {
+                    let h = lay.h[m - 1];
+                    self.weights(q, network, m, layer, 0)?;
+                    self.linear(q, network, layer, 0, x_in, h, batch, true, 0.0)?;
+                    let shift = self.program.shifts[m - 1];
+                    self.elementwise(q, network, "activate", &layer.act, batch, units, |p| {
+                        p.in_off = h as u32;
+                        p.out_off = x_out as u32;
+                        p.shift = shift as f32;
+                    })?;
+                    self.record_forward(q, network, l, h, x_out, Some(&layer.act))?;
+                }
+                Block::Residual { branch, alpha } => {
+                    let mut f = x_in;
+                    for (j, layer) in branch.iter().enumerate() {
+                        let h = lay.h[m + j - 1];
+                        self.weights(q, network, m + j, layer, j)?;
+                        self.linear(q, network, layer, j, f, h, batch, true, 0.0)?;
+                        let shift = self.program.shifts[m + j - 1];
+                        let n = layer.output.units();
+                        self.elementwise(q, network, "activate", &layer.act, batch, n, |p| {
+                            p.in_off = h as u32;
+                            p.out_off = lay.tmp as u32;
+                            p.shift = shift as f32;
+                        })?;
+                        f = lay.tmp;
+                    }
+                    self.elementwise(
+                        q,
+                        network,
+                        "axpy",
+                        &Activation::Identity,
+                        batch,
+                        units,
+                        |p| {
+                            p.in_off = x_in as u32;
+                            p.v_off = lay.tmp as u32;
+                            p.out_off = x_out as u32;
+                            p.alpha = *alpha as f32;
+                        },
+                    )?;
+                    self.record_forward(q, network, l, x_out, x_out, None)?;
+                }
+                Block::Highway {
+                    transform,
+                    gate,
+                    gate_bias,
+                } => {
+                    let (hh, g) = (lay.h[m - 1], lay.h[m]);
+                    self.weights(q, network, m, transform, 0)?;
+                    self.weights(q, network, m + 1, gate, 1)?;
+                    self.linear(q, network, transform, 0, x_in, hh, batch, true, 0.0)?;
+                    self.linear(q, network, gate, 1, x_in, g, batch, false, *gate_bias)?;
+                    self.elementwise(
+                        q,
+                        network,
+                        "highway_forward",
+                        &transform.act,
+                        batch,
+                        units,
+                        |p| {
+                            p.in_off = x_in as u32;
+                            p.g_off = g as u32;
+                            p.h_off = hh as u32;
+                            p.out_off = x_out as u32;
+                        },
+                    )?;
+                    self.record_forward(q, network, l, x_out, x_out, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The tangents t_l = J_l u, renormalised every row; leaves t_L in
+    /// `layout.t[L % 2]`.
+    fn tangents(&self, q: &mut Queue, network: usize) -> Result<()> {
+        let lay = &self.layout;
+        let arch = self.arch();
+        let batch = self.spec.batch;
+        let id = Activation::Identity;
+        self.elementwise(q, network, "draw_normal", &id, batch, arch.units(0), |p| {
+            p.out_off = lay.t[0] as u32;
+            p.stream = STREAM_TANGENT;
+            p.layer = 0;
+        })?;
+        let record = |q: &mut Queue, l: usize| {
+            self.record_rows(
+                q,
+                network,
+                lay.t[l % 2],
+                batch,
+                arch.units(l),
+                lay.tan_rec[l],
+                &[(0, lay.tan_scale(l))],
+            )
+        };
+        record(q, 0)?;
+        for (i, block) in arch.blocks.iter().enumerate() {
+            let l = i + 1;
+            let m = self.first_layer[i];
+            let (t_in, t_out) = (lay.t[(l - 1) % 2], lay.t[l % 2]);
+            let units = arch.units(l);
+            self.elementwise(
+                q,
+                network,
+                "scale_rows",
+                &id,
+                batch,
+                arch.units(l - 1),
+                |p| {
+                    p.out_off = t_in as u32;
+                    p.scale_a = lay.tan_scale(l - 1);
+                },
+            )?;
+            match block {
+                Block::Layer(layer) => {
+                    self.weights(q, network, m, layer, 0)?;
+                    self.linear(q, network, layer, 0, t_in, lay.tu, batch, false, 0.0)?;
+                    self.elementwise(q, network, "mul_deriv", &layer.act, batch, units, |p| {
+                        p.in_off = lay.tu as u32;
+                        p.h_off = lay.h[m - 1] as u32;
+                        p.out_off = t_out as u32;
+                        p.alpha = 1.0;
+                    })?;
+                }
+                Block::Residual { branch, alpha } => {
+                    let mut f = t_in;
+                    for (j, layer) in branch.iter().enumerate() {
+                        self.weights(q, network, m + j, layer, j)?;
+                        self.linear(q, network, layer, j, f, lay.tu, batch, false, 0.0)?;
+                        let n = layer.output.units();
+                        self.elementwise(q, network, "mul_deriv", &layer.act, batch, n, |p| {
+                            p.in_off = lay.tu as u32;
+                            p.h_off = lay.h[m + j - 1] as u32;
+                            p.out_off = lay.tv as u32;
+                            p.alpha = 1.0;
+                        })?;
+                        f = lay.tv;
+                    }
+                    self.elementwise(q, network, "axpy", &id, batch, units, |p| {
+                        p.in_off = t_in as u32;
+                        p.v_off = lay.tv as u32;
+                        p.out_off = t_out as u32;
+                        p.alpha = *alpha as f32;
+                    })?;
+                }
+                Block::Highway {
+                    transform, gate, ..
+                } => {
+                    self.weights(q, network, m, transform, 0)?;
+                    self.weights(q, network, m + 1, gate, 1)?;
+                    self.linear(q, network, transform, 0, t_in, lay.tu, batch, false, 0.0)?;
+                    self.linear(q, network, gate, 1, t_in, lay.tv, batch, false, 0.0)?;
+                    self.elementwise(
+                        q,
+                        network,
+                        "highway_tangent",
+                        &transform.act,
+                        batch,
+                        units,
+                        |p| {
+                            p.in_off = t_in as u32;
+                            p.u_off = lay.tu as u32;
+                            p.v_off = lay.tv as u32;
+                            p.g_off = lay.h[m] as u32;
+                            p.h_off = lay.h[m - 1] as u32;
+                            p.x_off = lay.x[l - 1] as u32;
+                            p.out_off = t_out as u32;
+                        },
+                    )?;
+                }
+            }
+            record(q, l)?;
+        }
+        Ok(())
+    }
+
+    /// The backward rows: delta_L (and the vector-Jacobian rows from t_L)
+    /// down to the input, renormalised every row.
+    fn backward(&self, q: &mut Queue, network: usize) -> Result<()> {
+        let lay = &self.layout;
+        let arch = self.arch();
+        let batch = self.spec.batch;
+        let depth = arch.depth();
+        let rows = lay.back_rows;
+        let jacobian = self.spec.probes.jacobian;
+        let id = Activation::Identity;
+        let top = arch.units(depth);
+        let d0 = lay.d[depth % 2];
+        self.elementwise(q, network, "draw_normal", &id, batch, top, |p| {
+            p.out_off = d0 as u32;
+            p.stream = STREAM_DELTA;
+            p.layer = depth as u32;
+        })?;
+        if jacobian {
+            // v = t_L, through phi' of a plain top layer
+            let (act, h, flags) = match &arch.blocks[depth - 1] {
+                Block::Layer(layer) => (layer.act, lay.h[self.first_layer[depth - 1] - 1], 0),
+                _ => (id, 0, FLAG_NO_DERIV),
+            };
+            self.elementwise(q, network, "mul_deriv", &act, batch, top, |p| {
+                p.in_off = lay.t[depth % 2] as u32;
+                p.h_off = h as u32;
+                p.out_off = (d0 + batch * top) as u32;
+                p.alpha = 1.0;
+                p.flags = flags;
+            })?;
+        }
+        let record = |q: &mut Queue, l: usize| {
+            let mut factors = vec![(0, lay.d_scale(l))];
+            if jacobian {
+                factors.push((batch, lay.v_scale(l)));
+            }
+            self.record_rows(
+                q,
+                network,
+                lay.d[l % 2],
+                rows,
+                arch.units(l),
+                lay.back_rec[l],
+                &factors,
+            )
+        };
+        record(q, depth)?;
+        for l in (1..=depth).rev() {
+            let block = &arch.blocks[l - 1];
+            let m = self.first_layer[l - 1];
+            let (d_in, d_out) = (lay.d[l % 2], lay.d[(l - 1) % 2]);
+            let units = arch.units(l);
+            self.elementwise(q, network, "scale_rows", &id, rows, units, |p| {
+                p.out_off = d_in as u32;
+                p.scale_a = lay.d_scale(l);
+                p.scale_b = if jacobian { lay.v_scale(l) } else { NO_SCALE };
+            })?;
+            match block {
+                Block::Layer(layer) => {
+                    self.weights(q, network, m, layer, 0)?;
+                    self.linear_t(q, network, layer, 0, d_in, d_out, rows)?;
+                }
+                Block::Residual { branch, alpha } => {
+                    // through the branch from its output: alpha dy, then per
+                    // layer (last first) phi'(h) and W^T
+                    for (j, layer) in branch.iter().enumerate() {
+                        self.weights(q, network, m + j, layer, j)?;
+                    }
+                    let mut g = d_in;
+                    let mut factor = *alpha;
+                    for (j, layer) in branch.iter().enumerate().rev() {
+                        let n = layer.output.units();
+                        self.elementwise(q, network, "mul_deriv", &layer.act, rows, n, |p| {
+                            p.in_off = g as u32;
+                            p.h_off = lay.h[m + j - 1] as u32;
+                            p.out_off = lay.du as u32;
+                            p.alpha = factor as f32;
+                        })?;
+                        self.linear_t(q, network, layer, j, lay.du, lay.dv, rows)?;
+                        g = lay.dv;
+                        factor = 1.0;
+                    }
+                    self.elementwise(q, network, "axpy", &id, rows, units, |p| {
+                        p.in_off = d_in as u32;
+                        p.v_off = lay.dv as u32;
+                        p.out_off = d_out as u32;
+                        p.alpha = 1.0;
+                    })?;
+                }
+                Block::Highway {
+                    transform, gate, ..
+                } => {
+                    self.weights(q, network, m, transform, 0)?;
+                    self.weights(q, network, m + 1, gate, 1)?;
+                    let saved = |p: &mut BlockParams| {
+                        p.g_off = lay.h[m] as u32;
+                        p.h_off = lay.h[m - 1] as u32;
+                        p.x_off = lay.x[l - 1] as u32;
+                    };
+                    self.elementwise(
+                        q,
+                        network,
+                        "highway_back_split",
+                        &transform.act,
+                        rows,
+                        units,
+                        |p| {
+                            saved(p);
+                            p.in_off = d_in as u32;
+                            p.u_off = lay.du as u32;
+                            p.v_off = lay.dv as u32;
+                        },
+                    )?;
+                    self.linear_t(q, network, transform, 0, lay.du, lay.dp, rows)?;
+                    self.linear_t(q, network, gate, 1, lay.dv, lay.dq, rows)?;
+                    self.elementwise(
+                        q,
+                        network,
+                        "highway_back_combine",
+                        &transform.act,
+                        rows,
+                        units,
+                        |p| {
+                            saved(p);
+                            p.in_off = d_in as u32;
+                            p.u_off = lay.dp as u32;
+                            p.v_off = lay.dq as u32;
+                            p.out_off = d_out as u32;
+                        },
+                    )?;
+                }
+            }
+            // below a plain layer the row's gradient is with respect to its h
+            if l >= 2
+                && let Block::Layer(below) = &arch.blocks[l - 2]
+            {
+                let h = lay.h[self.first_layer[l - 2] - 1];
+                self.elementwise(
+                    q,
+                    network,
+                    "mul_deriv",
+                    &below.act,
+                    rows,
+                    arch.units(l - 1),
+                    |p| {
+                        p.in_off = d_out as u32;
+                        p.h_off = h as u32;
+                        p.out_off = d_out as u32;
+                        p.alpha = 1.0;
+                    },
+                )?;
+            }
+            record(q, l - 1)?;
+        }
+        Ok(())
+    }
+
+    /// Everything one network measures, as the CPU block engine's
+    /// `run_network` returns it.
+    pub fn run_network(&self, network: usize) -> Result<NetworkSums> {
+        let mut q = Queue {
+            steps: Vec::new(),
+            orthogonal: HashMap::new(),
+        };
+        self.forward(&mut q, network)?;
+        let probes = self.spec.probes;
+        if probes.jacobian {
+            self.tangents(&mut q, network)?;
+        }
+        if probes.needs_backward() {
+            self.backward(&mut q, network)?;
+        }
+        self.flush(&mut q)?;
+        let lay = &self.layout;
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        let rec_bytes = 4 * lay.records_len as u64;
+        encoder.copy_buffer_to_buffer(&self.records, 0, &self.staging, 0, rec_bytes);
+        encoder.copy_buffer_to_buffer(
+            &self.scales,
+            0,
+            &self.staging,
+            rec_bytes,
+            4 * lay.scales_len() as u64,
+        );
+        self.ctx.queue.submit([encoder.finish()]);
+        let bytes = 4 * (lay.records_len + lay.scales_len()) as u64;
+        let data = crate::gpu::dense::read_staging(self.ctx, &self.staging, bytes)?;
+        Ok(self.assemble(&data[..lay.records_len], &data[lay.records_len..]))
+    }
+
+    fn assemble(&self, records: &[f32], scales: &[f32]) -> NetworkSums {
+        let lay = &self.layout;
+        let arch = self.arch();
+        let batch = self.spec.batch;
+        let bs = lay.block_stride;
+        let probes = self.spec.probes;
+        let row_norms = |at: usize, rows: usize, n: usize| -> Vec<f64> {
+            (0..rows)
+                .map(|r| {
+                    (0..unit_blocks(n))
+                        .map(|k| records[at + r * bs + k] as f64)
+                        .sum()
+                })
+                .collect()
+        };
+        let forward = (0..=lay.depth)
+            .map(|l| {
+                let n = arch.units(l);
+                let mut sums = LayerSums {
+                    width: n,
+                    batch,
+                    renorm: scales[lay.fwd_scale(l) as usize] as f64,
+                    ..Default::default()
+                };
+                for pair in 0..batch / 2 {
+                    let mut p = [0.0; 5];
+                    for block in 0..unit_blocks(n) {
+                        let r = &records[lay.fwd_rec[l] + (pair * bs + block) * RECORD..][..RECORD];
+                        for k in 0..5 {
+                            p[k] += r[k] as f64;
+                        }
+                        sums.sum_h += r[5] as f64;
+                        sums.sum_h4 += r[6] as f64;
+                        sums.sum_x += r[7] as f64;
+                        sums.zeros += r[8] as f64;
+                    }
+                    sums.pairs.push(p);
+                }
+                sums
+            })
+            .collect();
+        let tangent = probes.jacobian.then(|| {
+            (0..=lay.depth)
+                .map(|l| RowSums {
+                    norms: row_norms(lay.tan_rec[l], batch, arch.units(l)),
+                    renorm: [scales[lay.tan_scale(l) as usize] as f64, 1.0],
+                })
+                .collect()
+        });
+        let backward = probes.needs_backward().then(|| {
+            (0..=lay.depth)
+                .map(|l| RowSums {
+                    norms: row_norms(lay.back_rec[l], lay.back_rows, arch.units(l)),
+                    renorm: [
+                        scales[lay.d_scale(l) as usize] as f64,
+                        if probes.jacobian {
+                            scales[lay.v_scale(l) as usize] as f64
+                        } else {
+                            1.0
+                        },
+                    ],
+                })
+                .collect()
+        });
+        let positions = self
+            .spec
+            .arch
+            .as_ref()
+            .and_then(|a| a.position_row)
+            .map(|row| {
+                let (c, h, w) = dims(arch.shape(row));
+                let at = lay.pos_rec;
+                PositionSums {
+                    row,
+                    count: c * batch,
+                    pre: records[at..at + h * w].iter().map(|&v| v as f64).collect(),
+                    post: records[at + h * w..at + 2 * h * w]
+                        .iter()
+                        .map(|&v| v as f64)
+                        .collect(),
+                }
+            });
+        NetworkSums {
+            forward,
+            tangent,
+            backward,
+            grams: None,
+            positions,
+        }
+    }
+}
