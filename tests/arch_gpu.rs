@@ -66,9 +66,13 @@ fn close(what: &str, a: f64, b: f64, scale: f64) {
 
 /// Runs `spec` on both engines and compares every per-network value.
 fn compare(name: &str, spec: &RunSpec) -> (RunOutput, RunOutput) {
+    compare_with(name, spec, GpuOptions::default())
+}
+
+fn compare_with(name: &str, spec: &RunSpec, options: GpuOptions) -> (RunOutput, RunOutput) {
     let ctx = common::gpu();
-    let gpu = run_gpu(&ctx, spec, GpuOptions::default(), &mut |_, _| {})
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let gpu =
+        run_gpu(&ctx, spec, options, &mut |_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
     let cpu = run_cpu(spec, &mut |_, _| {}).unwrap();
     assert_eq!(gpu.info.engine, "gpu-blocks");
     assert!(gpu.warnings.is_empty(), "{name}: {:?}", gpu.warnings);
@@ -489,6 +493,82 @@ repeat = 24
   init = "he-normal"
 "#;
     compare("renormalised", &spec_of("renorm", text, true, |_| {}));
+}
+
+#[test]
+fn checkpoint_intervals_do_not_change_the_result() {
+    // the backward pass recomputes segments of k blocks from checkpoints;
+    // segment borders fall between every kind of block here (a plain layer
+    // below a border needs its h in the segment above), for k = 1, 2, 4, L
+    let text = r#"
+input = { channels = 2, size = 4 }
+[[block]]
+type = "conv"
+channels = 3
+kernel = 3
+act = "tanh"
+init = "xavier-normal"
+[[block]]
+type = "residual"
+alpha = 0.7
+  [[block.layer]]
+  type = "conv"
+  channels = 3
+  kernel = 3
+  act = "relu"
+  init = "he-normal"
+[[block]]
+type = "dense"
+width = 10
+act = "relu"
+init = "he-normal"
+[[block]]
+type = "highway"
+act = "tanh"
+init = "lecun-normal"
+[[block]]
+type = "dense"
+width = 10
+act = "tanh"
+init = "orthogonal"
+repeat = 2
+[[block]]
+type = "residual"
+repeat = 2
+  [[block.layer]]
+  width = 10
+  act = "relu"
+  init = "he-normal"
+"#;
+    let spec = spec_of("checkpoints", text, true, |_| {});
+    let depth = spec.net.depth();
+    let ctx = common::gpu();
+    for every in [1, 2, 4, depth] {
+        let options = GpuOptions {
+            checkpoint_every: Some(every),
+            ..Default::default()
+        };
+        let (gpu, _) = compare_with(&format!("checkpoints every {every}"), &spec, options);
+        assert_eq!(gpu.info.checkpoint_every, Some(every));
+    }
+    // a deep stack's memory grows like sqrt(L), not L
+    let deep = |repeat: usize| {
+        let text =
+            format!("input = 32\n[[block]]\ntype = \"dense\"\nwidth = 32\nrepeat = {repeat}\n");
+        let spec = spec_of(&format!("deep{repeat}"), &text, true, |_| {});
+        let engine = varprop::gpu::blocks::BlocksGpu::new(
+            &ctx,
+            &spec,
+            varprop::gpu::blocks::checkpoint_interval(&spec, None, None).unwrap(),
+        )
+        .unwrap();
+        engine.device_bytes
+    };
+    let (small, large) = (deep(100), deep(1600));
+    assert!(
+        large < 3 * small,
+        "16 times the depth, {large} bytes against {small}: the activations should grow like sqrt(L)"
+    );
 }
 
 #[test]

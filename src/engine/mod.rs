@@ -105,7 +105,7 @@ pub fn run_gpu(
     progress: Progress,
 ) -> Result<RunOutput> {
     if spec.arch.is_some() {
-        return run_gpu_blocks(ctx, spec, progress);
+        return run_gpu_blocks(ctx, spec, options, progress);
     }
     let kernels = Kernels::auto(ctx, spec.batch);
     run_gpu_with_kernels(ctx, spec, options, kernels, progress)
@@ -113,8 +113,18 @@ pub fn run_gpu(
 
 /// Architecture files and the mean-preserving bias on the GPU: the block
 /// engine, network by network.
-fn run_gpu_blocks(ctx: &GpuContext, spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
-    let engine = crate::gpu::blocks::BlocksGpu::new(ctx, spec)?;
+fn run_gpu_blocks(
+    ctx: &GpuContext,
+    spec: &RunSpec,
+    options: GpuOptions,
+    progress: Progress,
+) -> Result<RunOutput> {
+    let every = crate::gpu::blocks::checkpoint_interval(
+        spec,
+        options.checkpoint_every,
+        options.max_memory,
+    )?;
+    let engine = crate::gpu::blocks::BlocksGpu::new(ctx, spec, every)?;
     let rows = (spec.net.depth() + 1) as u64;
     let total = rows * spec.networks as u64;
     let sums = (0..spec.networks).map(|s| {
@@ -127,7 +137,10 @@ fn run_gpu_blocks(ctx: &GpuContext, spec: &RunSpec, progress: Progress) -> Resul
         adapter: Some(ctx.adapter.clone()),
         device_bytes_peak: engine.device_bytes,
         chunk: None,
-        checkpoint_every: None,
+        checkpoint_every: spec
+            .probes
+            .needs_backward()
+            .then(|| engine.checkpoint_every()),
     };
     finish(sums, info)
 }

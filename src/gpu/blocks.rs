@@ -9,17 +9,19 @@
 //! layer's W and b into one of two slots of the `weights` buffer (iid laws
 //! on the GPU; orthogonal and delta-orthogonal tensors come from the CPU
 //! reference's own QR and are uploaded), recording the pair moments of each
-//! row and, for homogeneous stacks, renormalising on the device. The
-//! tangents then run forward through the saved state, and the backward rows
-//! (with the vector-Jacobian rows beside them) run down. Records and scales
-//! of all rows stay on the device (O(L) floats) and are read back once per
+//! row and, for homogeneous stacks, renormalising on the device; with
+//! --jacobian the tangents ride along, each block's step taken while its
+//! saved state is at hand. The backward rows (with the vector-Jacobian rows
+//! beside them) then run down segment by segment. Records and scales of all
+//! rows stay on the device (O(L) floats) and are read back once per
 //! network.
 //!
-//! Memory: forward-only runs keep two rows of x and two of h (O(B n)). With
-//! --backward or --jacobian every block's saved state (its input x and the
-//! pre-activations of its weight layers) is kept for the way back: O(L B n),
-//! not the dense engine's checkpointed O(sqrt(L) B n). Architecture files
-//! are short and small, and the error names the limit when one is not.
+//! Memory, as the dense engine: forward-only runs keep two rows of x and
+//! two of h (O(B n)). With the backward pass, the forward pass keeps x at a
+//! checkpoint every k blocks (k = ceil(sqrt(L)) by default); each segment
+//! of k blocks is recomputed from its checkpoint (same kernels, same draws,
+//! the forward pass's renormalisation factors: bit for bit the same rows)
+//! and walked down: O(sqrt(L) B n).
 
 use std::collections::HashMap;
 
@@ -146,13 +148,90 @@ fn out_channels(layer: &Layer) -> usize {
     dims(layer.output).0
 }
 
+/// The largest weight tensor, and the floats of one weight slot (that
+/// tensor and the largest bias).
+fn weight_slot(arch: &crate::arch::Architecture) -> (usize, usize) {
+    let layers: Vec<&Layer> = arch.blocks.iter().flat_map(|b| b.layers()).collect();
+    let max_tensor = layers
+        .iter()
+        .map(|l| {
+            let (r, c) = tensor_shape(l);
+            r * c
+        })
+        .max()
+        .unwrap();
+    let max_bias = layers.iter().map(|l| out_channels(l)).max().unwrap();
+    (max_tensor, max_tensor + max_bias)
+}
+
+/// Device bytes of the plan with checkpoints every `every` blocks.
+fn plan_bytes(spec: &RunSpec, arch: &crate::arch::Architecture, every: usize) -> u64 {
+    let lay = Layout::new(spec, arch, every);
+    let (_, slot_len) = weight_slot(arch);
+    4 * (lay.arena_len + lay.records_len + lay.scales_len() + 2 * slot_len) as u64
+}
+
+/// The checkpoint interval of the backward pass, as the dense engine
+/// chooses it: `every` if given; else the largest k whose plan fits
+/// `max_memory`, at least ceil(sqrt(L)); else ceil(sqrt(L)).
+pub fn checkpoint_interval(
+    spec: &RunSpec,
+    every: Option<usize>,
+    max_memory: Option<u64>,
+) -> Result<usize> {
+    let arch = &spec
+        .arch
+        .as_ref()
+        .expect("the block engine runs architecture runs")
+        .arch;
+    let depth = arch.depth();
+    let sqrt = (depth as f64).sqrt().ceil().max(1.0) as usize;
+    if let Some(k) = every {
+        if k == 0 {
+            return Err(Error::invalid("--checkpoint-every", "must be >= 1"));
+        }
+        return Ok(k.min(depth));
+    }
+    let Some(budget) = max_memory else {
+        return Ok(sqrt);
+    };
+    let bytes = |k: usize| plan_bytes(spec, arch, k);
+    if bytes(sqrt) > budget {
+        return Err(Error::invalid(
+            "--max-memory",
+            format!(
+                "the run needs at least {} bytes (checkpoints every {sqrt} blocks)",
+                bytes(sqrt)
+            ),
+        ));
+    }
+    let (mut lo, mut hi) = (sqrt, depth.max(sqrt));
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if bytes(mid) <= budget {
+            lo = mid
+        } else {
+            hi = mid - 1
+        }
+    }
+    Ok(lo)
+}
+
 /// Device memory of one run, offsets in f32s.
 struct Layout {
     depth: usize,
-    /// x of row l (B rows of units(l)), l = 0..=L, after renormalisation
-    x: Vec<usize>,
-    /// h of weight layer m (index m - 1): B rows of its output
-    h: Vec<usize>,
+    /// checkpoint interval of the backward pass (blocks per segment)
+    every: usize,
+    /// x (B rows) of rows l = 0..=L in the forward pass: two rows in turn,
+    /// or a checkpoint (rows 0, k, 2k, ... below L with the backward pass)
+    x_ring: [usize; 2],
+    checkpoints: Vec<usize>,
+    /// h (B rows) of weight layers in the forward pass, two in turn
+    h_ring: [usize; 2],
+    /// a recomputed segment: x of its rows above the checkpoint, h of its
+    /// weight layers
+    seg_x: Vec<usize>,
+    seg_h: Vec<usize>,
     /// the residual branch's post-activations (B rows)
     tmp: usize,
     /// tangents (ping-pong) and two operand rows, B rows each
@@ -175,40 +254,53 @@ struct Layout {
     records_len: usize,
 }
 
+/// Where one pass finds the rows: x of row l at `x[l]`, h of weight layer
+/// m at `h[m - 1]` (only the rows and layers the pass touches are set).
+struct Places {
+    x: Vec<usize>,
+    h: Vec<usize>,
+}
+
 impl Layout {
-    fn new(spec: &RunSpec, arch: &crate::arch::Architecture) -> Self {
+    /// `every`: the checkpoint interval (used with the backward pass).
+    fn new(spec: &RunSpec, arch: &crate::arch::Architecture, every: usize) -> Self {
         let batch = spec.batch;
         let depth = arch.depth();
         let probes = spec.probes;
         let keep = probes.needs_backward();
+        let every = every.clamp(1, depth);
         let layers: Vec<&Layer> = arch.blocks.iter().flat_map(|b| b.layers()).collect();
         let max_units = (0..=depth)
             .map(|l| arch.units(l))
             .chain(layers.iter().map(|l| l.output.units()))
             .max()
             .unwrap();
+        let row = batch * max_units;
         let mut at = 0;
         let mut region = |len: usize| {
             let start = at;
             at += len;
             start
         };
-        let x = if keep {
-            (0..=depth).map(|l| region(batch * arch.units(l))).collect()
+        let x_ring = [region(row), region(row)];
+        let h_ring = [region(row), region(row)];
+        let (segments, seg_rows, seg_layers) = if keep {
+            let segments = depth.div_ceil(every);
+            // the most weight layers any segment holds
+            let per_block: Vec<usize> = arch.blocks.iter().map(|b| b.layers().len()).collect();
+            let seg_layers = per_block
+                .chunks(every)
+                .map(|c| c.iter().sum())
+                .max()
+                .unwrap();
+            (segments, every, seg_layers)
         } else {
-            let ring = [region(batch * max_units), region(batch * max_units)];
-            (0..=depth).map(|l| ring[l % 2]).collect()
+            (0, 0, 0)
         };
-        let h = if keep {
-            layers
-                .iter()
-                .map(|l| region(batch * l.output.units()))
-                .collect()
-        } else {
-            let ring = [region(batch * max_units), region(batch * max_units)];
-            (0..layers.len()).map(|m| ring[m % 2]).collect()
-        };
-        let tmp = region(batch * max_units);
+        let checkpoints = (0..segments).map(|_| region(row)).collect();
+        let seg_x = (0..seg_rows).map(|_| region(row)).collect();
+        let seg_h = (0..seg_layers).map(|_| region(row)).collect();
+        let tmp = region(row);
         let tangent_rows = if probes.jacobian { batch } else { 0 };
         let t = [
             region(tangent_rows * max_units),
@@ -253,8 +345,12 @@ impl Layout {
         let pos_rec = region(positions);
         Layout {
             depth,
-            x,
-            h,
+            every,
+            x_ring,
+            checkpoints,
+            h_ring,
+            seg_x,
+            seg_h,
             tmp,
             t,
             tu,
@@ -273,6 +369,47 @@ impl Layout {
             pos_rec,
             records_len: at,
         }
+    }
+
+    /// The forward pass: rows in turn, checkpoint rows in place.
+    fn forward_places(&self, layers: usize) -> Places {
+        let x = (0..=self.depth)
+            .map(|l| {
+                if !self.checkpoints.is_empty() && l % self.every == 0 && l < self.depth {
+                    self.checkpoints[l / self.every]
+                } else {
+                    self.x_ring[l % 2]
+                }
+            })
+            .collect();
+        let h = (0..layers).map(|m| self.h_ring[m % 2]).collect();
+        Places { x, h }
+    }
+
+    /// Segment j: blocks a + 1..=b (a = j k) recomputed from the checkpoint
+    /// of row a; `first_layer[i]` is block i + 1's first weight layer.
+    fn segment_places(&self, j: usize, first_layer: &[usize], layers: usize) -> Places {
+        let (a, b) = self.segment(j);
+        let mut x = vec![usize::MAX; self.depth + 1];
+        x[a] = self.checkpoints[j];
+        // rows a + 1..=b in the segment's rows
+        for (slot, place) in x[a + 1..=b].iter_mut().zip(&self.seg_x) {
+            *slot = *place;
+        }
+        let first = first_layer[a];
+        let last = first_layer.get(b).copied().unwrap_or(layers + 1);
+        let mut h = vec![usize::MAX; layers];
+        // weight layers first..last in the segment's h rows
+        for (slot, place) in h[first - 1..last - 1].iter_mut().zip(&self.seg_h) {
+            *slot = *place;
+        }
+        Places { x, h }
+    }
+
+    /// The rows a..=b of segment j.
+    fn segment(&self, j: usize) -> (usize, usize) {
+        let a = j * self.every;
+        (a, (a + self.every).min(self.depth))
     }
 
     fn fwd_scale(&self, l: usize) -> u32 {
@@ -319,6 +456,8 @@ pub struct BlocksGpu<'a> {
     max_tensor: usize,
     /// the first weight layer number (1-based) of each block
     first_layer: Vec<usize>,
+    /// weight layers in all
+    layers: usize,
     /// Bytes of every buffer this engine allocated on the device.
     pub device_bytes: u64,
 }
@@ -332,25 +471,18 @@ struct Queue {
 }
 
 impl<'a> BlocksGpu<'a> {
-    pub fn new(ctx: &'a GpuContext, spec: &'a RunSpec) -> Result<Self> {
+    /// `every`: the checkpoint interval of the backward pass (see
+    /// `checkpoint_interval`).
+    pub fn new(ctx: &'a GpuContext, spec: &'a RunSpec, every: usize) -> Result<Self> {
         let run = spec
             .arch
             .as_ref()
             .expect("the block engine runs architecture runs");
         let arch = &run.arch;
         let program = Program::new(arch, spec.net.q0, spec.net.c0, run.mean_preserving);
-        let layout = Layout::new(spec, arch);
-        let layers: Vec<&Layer> = arch.blocks.iter().flat_map(|b| b.layers()).collect();
-        let max_tensor = layers
-            .iter()
-            .map(|l| {
-                let (r, c) = tensor_shape(l);
-                r * c
-            })
-            .max()
-            .unwrap();
-        let max_bias = layers.iter().map(|l| out_channels(l)).max().unwrap();
-        let slot_len = max_tensor + max_bias;
+        let layout = Layout::new(spec, arch, every);
+        let (max_tensor, slot_len) = weight_slot(arch);
+        let layers = arch.blocks.iter().map(|b| b.layers().len()).sum();
         let limit = ctx.max_binding_bytes();
         let gib = |floats: usize| floats as f64 * 4.0 / (1u64 << 30) as f64;
         for (what, floats) in [
@@ -360,9 +492,12 @@ impl<'a> BlocksGpu<'a> {
         ] {
             if floats as u64 * 4 > limit || floats > u32::MAX as usize {
                 let kept = if spec.probes.needs_backward() {
-                    " (with --backward or --jacobian the block engine keeps every block's activations)"
+                    format!(
+                        " (with checkpoints every {} blocks: --checkpoint-every sets it)",
+                        layout.every
+                    )
                 } else {
-                    ""
+                    String::new()
                 };
                 return Err(Error::invalid(
                     "--arch",
@@ -484,8 +619,14 @@ impl<'a> BlocksGpu<'a> {
             slot_len,
             max_tensor,
             first_layer,
+            layers,
             device_bytes,
         })
+    }
+
+    /// The checkpoint interval in use.
+    pub fn checkpoint_every(&self) -> usize {
+        self.layout.every
     }
 
     fn arch(&self) -> &crate::arch::Architecture {
@@ -724,6 +865,9 @@ impl<'a> BlocksGpu<'a> {
 
     /// The pair records of row `l` (pre at `pre`, post at `post`), its
     /// position sums when it is the position row, and its renormalisation.
+    /// A `recompute` (of a backward segment) only renormalises, by the
+    /// factor the forward pass found: so its rows are those of the forward
+    /// pass bit for bit.
     #[allow(clippy::too_many_arguments)]
     fn record_forward(
         &self,
@@ -733,9 +877,20 @@ impl<'a> BlocksGpu<'a> {
         pre: usize,
         post: usize,
         zeros_of: Option<&Activation>,
+        recompute: bool,
     ) -> Result<()> {
         let lay = &self.layout;
         let units = self.arch().units(l);
+        if recompute {
+            if self.program.renormalise {
+                let id = Activation::Identity;
+                self.elementwise(q, network, "scale_rows", &id, self.spec.batch, units, |s| {
+                    s.out_off = post as u32;
+                    s.scale_a = lay.fwd_scale(l);
+                })?;
+            }
+            return Ok(());
+        }
         let mut p = self.base(network);
         p.units = units as u32;
         p.in_off = pre as u32;
@@ -809,32 +964,45 @@ impl<'a> BlocksGpu<'a> {
         Ok(())
     }
 
-    /// The forward pass of one network.
-    fn forward(&self, q: &mut Queue, network: usize) -> Result<()> {
+    /// The forward pass through blocks `blocks` (numbered from 1) with
+    /// the rows at `pl`; `recompute`: a backward segment's recomputation
+    /// (no records). The full pass also carries the tangents along with
+    /// --jacobian, each block's step while its saved state is at hand.
+    fn forward(
+        &self,
+        q: &mut Queue,
+        network: usize,
+        blocks: std::ops::RangeInclusive<usize>,
+        pl: &Places,
+        recompute: bool,
+    ) -> Result<()> {
         let lay = &self.layout;
         let arch = self.arch();
         let batch = self.spec.batch;
-        let n0 = arch.units(0);
-        self.elementwise(
-            q,
-            network,
-            "draw_input",
-            &Activation::Identity,
-            batch,
-            n0,
-            |p| {
-                p.out_off = lay.x[0] as u32;
-            },
-        )?;
-        self.record_forward(q, network, 0, lay.x[0], lay.x[0], None)?;
-        for (i, block) in arch.blocks.iter().enumerate() {
-            let l = i + 1;
-            let m = self.first_layer[i];
-            let (x_in, x_out) = (lay.x[l - 1], lay.x[l]);
+        let id = Activation::Identity;
+        let tangents = self.spec.probes.jacobian && !recompute;
+        if !recompute {
+            self.elementwise(q, network, "draw_input", &id, batch, arch.units(0), |p| {
+                p.out_off = pl.x[0] as u32;
+            })?;
+            self.record_forward(q, network, 0, pl.x[0], pl.x[0], None, false)?;
+            if tangents {
+                self.elementwise(q, network, "draw_normal", &id, batch, arch.units(0), |p| {
+                    p.out_off = lay.t[0] as u32;
+                    p.stream = STREAM_TANGENT;
+                    p.layer = 0;
+                })?;
+                self.record_tangent(q, network, 0)?;
+            }
+        }
+        for l in blocks {
+            let block = &arch.blocks[l - 1];
+            let m = self.first_layer[l - 1];
+            let (x_in, x_out) = (pl.x[l - 1], pl.x[l]);
             let units = arch.units(l);
             match block {
                 Block::Layer(layer) => {
-                    let h = lay.h[m - 1];
+                    let h = pl.h[m - 1];
                     self.weights(q, network, m, layer, 0)?;
                     self.linear(q, network, layer, 0, x_in, h, batch, true, 0.0)?;
                     let shift = self.program.shifts[m - 1];
@@ -843,12 +1011,13 @@ impl<'a> BlocksGpu<'a> {
                         p.out_off = x_out as u32;
                         p.shift = shift as f32;
                     })?;
-                    self.record_forward(q, network, l, h, x_out, Some(&layer.act))?;
+                    let act = Some(&layer.act);
+                    self.record_forward(q, network, l, h, x_out, act, recompute)?;
                 }
                 Block::Residual { branch, alpha } => {
                     let mut f = x_in;
                     for (j, layer) in branch.iter().enumerate() {
-                        let h = lay.h[m + j - 1];
+                        let h = pl.h[m + j - 1];
                         self.weights(q, network, m + j, layer, j)?;
                         self.linear(q, network, layer, j, f, h, batch, true, 0.0)?;
                         let shift = self.program.shifts[m + j - 1];
@@ -860,159 +1029,148 @@ impl<'a> BlocksGpu<'a> {
                         })?;
                         f = lay.tmp;
                     }
-                    self.elementwise(
-                        q,
-                        network,
-                        "axpy",
-                        &Activation::Identity,
-                        batch,
-                        units,
-                        |p| {
-                            p.in_off = x_in as u32;
-                            p.v_off = lay.tmp as u32;
-                            p.out_off = x_out as u32;
-                            p.alpha = *alpha as f32;
-                        },
-                    )?;
-                    self.record_forward(q, network, l, x_out, x_out, None)?;
+                    self.elementwise(q, network, "axpy", &id, batch, units, |p| {
+                        p.in_off = x_in as u32;
+                        p.v_off = lay.tmp as u32;
+                        p.out_off = x_out as u32;
+                        p.alpha = *alpha as f32;
+                    })?;
+                    self.record_forward(q, network, l, x_out, x_out, None, recompute)?;
                 }
                 Block::Highway {
                     transform,
                     gate,
                     gate_bias,
                 } => {
-                    let (hh, g) = (lay.h[m - 1], lay.h[m]);
+                    let (hh, g) = (pl.h[m - 1], pl.h[m]);
                     self.weights(q, network, m, transform, 0)?;
                     self.weights(q, network, m + 1, gate, 1)?;
                     self.linear(q, network, transform, 0, x_in, hh, batch, true, 0.0)?;
                     self.linear(q, network, gate, 1, x_in, g, batch, false, *gate_bias)?;
-                    self.elementwise(
-                        q,
-                        network,
-                        "highway_forward",
-                        &transform.act,
-                        batch,
-                        units,
-                        |p| {
-                            p.in_off = x_in as u32;
-                            p.g_off = g as u32;
-                            p.h_off = hh as u32;
-                            p.out_off = x_out as u32;
-                        },
-                    )?;
-                    self.record_forward(q, network, l, x_out, x_out, None)?;
+                    let act = &transform.act;
+                    self.elementwise(q, network, "highway_forward", act, batch, units, |p| {
+                        p.in_off = x_in as u32;
+                        p.g_off = g as u32;
+                        p.h_off = hh as u32;
+                        p.out_off = x_out as u32;
+                    })?;
+                    self.record_forward(q, network, l, x_out, x_out, None, recompute)?;
                 }
+            }
+            if tangents {
+                self.tangent_step(q, network, l, pl)?;
+                self.record_tangent(q, network, l)?;
             }
         }
         Ok(())
     }
 
-    /// The tangents t_l = J_l u, renormalised every row; leaves t_L in
-    /// `layout.t[L % 2]`.
-    fn tangents(&self, q: &mut Queue, network: usize) -> Result<()> {
+    /// The norms of the tangents t_l and their renormalisation factor.
+    fn record_tangent(&self, q: &mut Queue, network: usize, l: usize) -> Result<()> {
+        let lay = &self.layout;
+        let (batch, units) = (self.spec.batch, self.arch().units(l));
+        let factors = [(0, lay.tan_scale(l))];
+        self.record_rows(
+            q,
+            network,
+            lay.t[l % 2],
+            batch,
+            units,
+            lay.tan_rec[l],
+            &factors,
+        )
+    }
+
+    /// t_l = J_l t_{l-1} (renormalised), through block l: its weights are
+    /// still in their slots from the block's forward step.
+    fn tangent_step(&self, q: &mut Queue, network: usize, l: usize, pl: &Places) -> Result<()> {
         let lay = &self.layout;
         let arch = self.arch();
         let batch = self.spec.batch;
         let id = Activation::Identity;
-        self.elementwise(q, network, "draw_normal", &id, batch, arch.units(0), |p| {
-            p.out_off = lay.t[0] as u32;
-            p.stream = STREAM_TANGENT;
-            p.layer = 0;
-        })?;
-        let record = |q: &mut Queue, l: usize| {
-            self.record_rows(
-                q,
-                network,
-                lay.t[l % 2],
-                batch,
-                arch.units(l),
-                lay.tan_rec[l],
-                &[(0, lay.tan_scale(l))],
-            )
-        };
-        record(q, 0)?;
-        for (i, block) in arch.blocks.iter().enumerate() {
-            let l = i + 1;
-            let m = self.first_layer[i];
-            let (t_in, t_out) = (lay.t[(l - 1) % 2], lay.t[l % 2]);
-            let units = arch.units(l);
-            self.elementwise(
-                q,
-                network,
-                "scale_rows",
-                &id,
-                batch,
-                arch.units(l - 1),
-                |p| {
-                    p.out_off = t_in as u32;
-                    p.scale_a = lay.tan_scale(l - 1);
-                },
-            )?;
-            match block {
-                Block::Layer(layer) => {
-                    self.weights(q, network, m, layer, 0)?;
-                    self.linear(q, network, layer, 0, t_in, lay.tu, batch, false, 0.0)?;
-                    self.elementwise(q, network, "mul_deriv", &layer.act, batch, units, |p| {
+        let m = self.first_layer[l - 1];
+        let (t_in, t_out) = (lay.t[(l - 1) % 2], lay.t[l % 2]);
+        let units = arch.units(l);
+        self.elementwise(
+            q,
+            network,
+            "scale_rows",
+            &id,
+            batch,
+            arch.units(l - 1),
+            |p| {
+                p.out_off = t_in as u32;
+                p.scale_a = lay.tan_scale(l - 1);
+            },
+        )?;
+        match &arch.blocks[l - 1] {
+            Block::Layer(layer) => {
+                self.linear(q, network, layer, 0, t_in, lay.tu, batch, false, 0.0)?;
+                self.elementwise(q, network, "mul_deriv", &layer.act, batch, units, |p| {
+                    p.in_off = lay.tu as u32;
+                    p.h_off = pl.h[m - 1] as u32;
+                    p.out_off = t_out as u32;
+                    p.alpha = 1.0;
+                })?;
+            }
+            Block::Residual { branch, alpha } => {
+                let mut f = t_in;
+                for (j, layer) in branch.iter().enumerate() {
+                    self.linear(q, network, layer, j, f, lay.tu, batch, false, 0.0)?;
+                    let n = layer.output.units();
+                    self.elementwise(q, network, "mul_deriv", &layer.act, batch, n, |p| {
                         p.in_off = lay.tu as u32;
-                        p.h_off = lay.h[m - 1] as u32;
-                        p.out_off = t_out as u32;
+                        p.h_off = pl.h[m + j - 1] as u32;
+                        p.out_off = lay.tv as u32;
                         p.alpha = 1.0;
                     })?;
+                    f = lay.tv;
                 }
-                Block::Residual { branch, alpha } => {
-                    let mut f = t_in;
-                    for (j, layer) in branch.iter().enumerate() {
-                        self.weights(q, network, m + j, layer, j)?;
-                        self.linear(q, network, layer, j, f, lay.tu, batch, false, 0.0)?;
-                        let n = layer.output.units();
-                        self.elementwise(q, network, "mul_deriv", &layer.act, batch, n, |p| {
-                            p.in_off = lay.tu as u32;
-                            p.h_off = lay.h[m + j - 1] as u32;
-                            p.out_off = lay.tv as u32;
-                            p.alpha = 1.0;
-                        })?;
-                        f = lay.tv;
-                    }
-                    self.elementwise(q, network, "axpy", &id, batch, units, |p| {
-                        p.in_off = t_in as u32;
-                        p.v_off = lay.tv as u32;
-                        p.out_off = t_out as u32;
-                        p.alpha = *alpha as f32;
-                    })?;
-                }
-                Block::Highway {
-                    transform, gate, ..
-                } => {
-                    self.weights(q, network, m, transform, 0)?;
-                    self.weights(q, network, m + 1, gate, 1)?;
-                    self.linear(q, network, transform, 0, t_in, lay.tu, batch, false, 0.0)?;
-                    self.linear(q, network, gate, 1, t_in, lay.tv, batch, false, 0.0)?;
-                    self.elementwise(
-                        q,
-                        network,
-                        "highway_tangent",
-                        &transform.act,
-                        batch,
-                        units,
-                        |p| {
-                            p.in_off = t_in as u32;
-                            p.u_off = lay.tu as u32;
-                            p.v_off = lay.tv as u32;
-                            p.g_off = lay.h[m] as u32;
-                            p.h_off = lay.h[m - 1] as u32;
-                            p.x_off = lay.x[l - 1] as u32;
-                            p.out_off = t_out as u32;
-                        },
-                    )?;
-                }
+                self.elementwise(q, network, "axpy", &id, batch, units, |p| {
+                    p.in_off = t_in as u32;
+                    p.v_off = lay.tv as u32;
+                    p.out_off = t_out as u32;
+                    p.alpha = *alpha as f32;
+                })?;
             }
-            record(q, l)?;
+            Block::Highway {
+                transform, gate, ..
+            } => {
+                self.linear(q, network, transform, 0, t_in, lay.tu, batch, false, 0.0)?;
+                self.linear(q, network, gate, 1, t_in, lay.tv, batch, false, 0.0)?;
+                let act = &transform.act;
+                self.elementwise(q, network, "highway_tangent", act, batch, units, |p| {
+                    p.in_off = t_in as u32;
+                    p.u_off = lay.tu as u32;
+                    p.v_off = lay.tv as u32;
+                    p.g_off = pl.h[m] as u32;
+                    p.h_off = pl.h[m - 1] as u32;
+                    p.x_off = pl.x[l - 1] as u32;
+                    p.out_off = t_out as u32;
+                })?;
+            }
         }
         Ok(())
     }
 
+    /// The norms of the backward rows of row l and their factors.
+    fn record_backward(&self, q: &mut Queue, network: usize, l: usize) -> Result<()> {
+        let lay = &self.layout;
+        let mut factors = vec![(0, lay.d_scale(l))];
+        if self.spec.probes.jacobian {
+            factors.push((self.spec.batch, lay.v_scale(l)));
+        }
+        let units = self.arch().units(l);
+        let (at, rows) = (lay.d[l % 2], lay.back_rows);
+        self.record_rows(q, network, at, rows, units, lay.back_rec[l], &factors)
+    }
+
     /// The backward rows: delta_L (and the vector-Jacobian rows from t_L)
-    /// down to the input, renormalised every row.
+    /// down to the input, renormalised every row, segment by segment from
+    /// the top: each segment's forward is recomputed from its checkpoint,
+    /// then walked down. Row l's rows are the gradient with respect to the
+    /// block's output, with respect to h for a plain layer: the factor
+    /// phi'(h_l) is applied when the walk reaches block l, in its segment.
     fn backward(&self, q: &mut Queue, network: usize) -> Result<()> {
         let lay = &self.layout;
         let arch = self.arch();
@@ -1021,149 +1179,129 @@ impl<'a> BlocksGpu<'a> {
         let rows = lay.back_rows;
         let jacobian = self.spec.probes.jacobian;
         let id = Activation::Identity;
-        let top = arch.units(depth);
-        let d0 = lay.d[depth % 2];
-        self.elementwise(q, network, "draw_normal", &id, batch, top, |p| {
-            p.out_off = d0 as u32;
-            p.stream = STREAM_DELTA;
-            p.layer = depth as u32;
-        })?;
-        if jacobian {
-            // v = t_L, through phi' of a plain top layer
-            let (act, h, flags) = match &arch.blocks[depth - 1] {
-                Block::Layer(layer) => (layer.act, lay.h[self.first_layer[depth - 1] - 1], 0),
-                _ => (id, 0, FLAG_NO_DERIV),
-            };
-            self.elementwise(q, network, "mul_deriv", &act, batch, top, |p| {
-                p.in_off = lay.t[depth % 2] as u32;
-                p.h_off = h as u32;
-                p.out_off = (d0 + batch * top) as u32;
-                p.alpha = 1.0;
-                p.flags = flags;
-            })?;
-        }
-        let record = |q: &mut Queue, l: usize| {
-            let mut factors = vec![(0, lay.d_scale(l))];
-            if jacobian {
-                factors.push((batch, lay.v_scale(l)));
-            }
-            self.record_rows(
-                q,
-                network,
-                lay.d[l % 2],
-                rows,
-                arch.units(l),
-                lay.back_rec[l],
-                &factors,
-            )
-        };
-        record(q, depth)?;
-        for l in (1..=depth).rev() {
-            let block = &arch.blocks[l - 1];
-            let m = self.first_layer[l - 1];
-            let (d_in, d_out) = (lay.d[l % 2], lay.d[(l - 1) % 2]);
-            let units = arch.units(l);
-            self.elementwise(q, network, "scale_rows", &id, rows, units, |p| {
-                p.out_off = d_in as u32;
-                p.scale_a = lay.d_scale(l);
-                p.scale_b = if jacobian { lay.v_scale(l) } else { NO_SCALE };
-            })?;
-            match block {
-                Block::Layer(layer) => {
-                    self.weights(q, network, m, layer, 0)?;
-                    self.linear_t(q, network, layer, 0, d_in, d_out, rows)?;
-                }
-                Block::Residual { branch, alpha } => {
-                    // through the branch from its output: alpha dy, then per
-                    // layer (last first) phi'(h) and W^T
-                    for (j, layer) in branch.iter().enumerate() {
-                        self.weights(q, network, m + j, layer, j)?;
-                    }
-                    let mut g = d_in;
-                    let mut factor = *alpha;
-                    for (j, layer) in branch.iter().enumerate().rev() {
-                        let n = layer.output.units();
-                        self.elementwise(q, network, "mul_deriv", &layer.act, rows, n, |p| {
-                            p.in_off = g as u32;
-                            p.h_off = lay.h[m + j - 1] as u32;
-                            p.out_off = lay.du as u32;
-                            p.alpha = factor as f32;
+        let layers = self.layers;
+        for j in (0..lay.checkpoints.len()).rev() {
+            let (a, b) = lay.segment(j);
+            let pl = lay.segment_places(j, &self.first_layer, layers);
+            self.forward(q, network, a + 1..=b, &pl, true)?;
+            for l in (a + 1..=b).rev() {
+                let block = &arch.blocks[l - 1];
+                let m = self.first_layer[l - 1];
+                let units = arch.units(l);
+                let d_in = lay.d[l % 2];
+                if l == depth {
+                    self.elementwise(q, network, "draw_normal", &id, batch, units, |p| {
+                        p.out_off = d_in as u32;
+                        p.stream = STREAM_DELTA;
+                        p.layer = depth as u32;
+                    })?;
+                    if jacobian {
+                        // v = t_L, through phi' of a plain top layer
+                        let (act, h, flags) = match block {
+                            Block::Layer(layer) => (layer.act, pl.h[m - 1], 0),
+                            _ => (id, 0, FLAG_NO_DERIV),
+                        };
+                        self.elementwise(q, network, "mul_deriv", &act, batch, units, |p| {
+                            p.in_off = lay.t[depth % 2] as u32;
+                            p.h_off = h as u32;
+                            p.out_off = (d_in + batch * units) as u32;
+                            p.alpha = 1.0;
+                            p.flags = flags;
                         })?;
-                        self.linear_t(q, network, layer, j, lay.du, lay.dv, rows)?;
-                        g = lay.dv;
-                        factor = 1.0;
                     }
-                    self.elementwise(q, network, "axpy", &id, rows, units, |p| {
+                } else if let Block::Layer(layer) = block {
+                    self.elementwise(q, network, "mul_deriv", &layer.act, rows, units, |p| {
                         p.in_off = d_in as u32;
-                        p.v_off = lay.dv as u32;
-                        p.out_off = d_out as u32;
+                        p.h_off = pl.h[m - 1] as u32;
+                        p.out_off = d_in as u32;
                         p.alpha = 1.0;
                     })?;
                 }
-                Block::Highway {
-                    transform, gate, ..
-                } => {
-                    self.weights(q, network, m, transform, 0)?;
-                    self.weights(q, network, m + 1, gate, 1)?;
-                    let saved = |p: &mut BlockParams| {
-                        p.g_off = lay.h[m] as u32;
-                        p.h_off = lay.h[m - 1] as u32;
-                        p.x_off = lay.x[l - 1] as u32;
-                    };
-                    self.elementwise(
-                        q,
-                        network,
-                        "highway_back_split",
-                        &transform.act,
-                        rows,
-                        units,
-                        |p| {
-                            saved(p);
-                            p.in_off = d_in as u32;
-                            p.u_off = lay.du as u32;
-                            p.v_off = lay.dv as u32;
-                        },
-                    )?;
-                    self.linear_t(q, network, transform, 0, lay.du, lay.dp, rows)?;
-                    self.linear_t(q, network, gate, 1, lay.dv, lay.dq, rows)?;
-                    self.elementwise(
-                        q,
-                        network,
-                        "highway_back_combine",
-                        &transform.act,
-                        rows,
-                        units,
-                        |p| {
-                            saved(p);
-                            p.in_off = d_in as u32;
-                            p.u_off = lay.dp as u32;
-                            p.v_off = lay.dq as u32;
-                            p.out_off = d_out as u32;
-                        },
-                    )?;
+                self.record_backward(q, network, l)?;
+                self.backward_step(q, network, l, &pl)?;
+            }
+        }
+        self.record_backward(q, network, 0)
+    }
+
+    /// The rows of row l (scaled by their factors) through block l, to the
+    /// gradient with respect to its input, at row l - 1's place.
+    fn backward_step(&self, q: &mut Queue, network: usize, l: usize, pl: &Places) -> Result<()> {
+        let lay = &self.layout;
+        let arch = self.arch();
+        let rows = lay.back_rows;
+        let id = Activation::Identity;
+        let m = self.first_layer[l - 1];
+        let (d_in, d_out) = (lay.d[l % 2], lay.d[(l - 1) % 2]);
+        let units = arch.units(l);
+        self.elementwise(q, network, "scale_rows", &id, rows, units, |p| {
+            p.out_off = d_in as u32;
+            p.scale_a = lay.d_scale(l);
+            p.scale_b = if self.spec.probes.jacobian {
+                lay.v_scale(l)
+            } else {
+                NO_SCALE
+            };
+        })?;
+        match &arch.blocks[l - 1] {
+            Block::Layer(layer) => {
+                self.weights(q, network, m, layer, 0)?;
+                self.linear_t(q, network, layer, 0, d_in, d_out, rows)?;
+            }
+            Block::Residual { branch, alpha } => {
+                // through the branch from its output: alpha dy, then per
+                // layer (last first) phi'(h) and W^T
+                for (j, layer) in branch.iter().enumerate() {
+                    self.weights(q, network, m + j, layer, j)?;
                 }
+                let mut g = d_in;
+                let mut factor = *alpha;
+                for (j, layer) in branch.iter().enumerate().rev() {
+                    let n = layer.output.units();
+                    self.elementwise(q, network, "mul_deriv", &layer.act, rows, n, |p| {
+                        p.in_off = g as u32;
+                        p.h_off = pl.h[m + j - 1] as u32;
+                        p.out_off = lay.du as u32;
+                        p.alpha = factor as f32;
+                    })?;
+                    self.linear_t(q, network, layer, j, lay.du, lay.dv, rows)?;
+                    g = lay.dv;
+                    factor = 1.0;
+                }
+                self.elementwise(q, network, "axpy", &id, rows, units, |p| {
+                    p.in_off = d_in as u32;
+                    p.v_off = lay.dv as u32;
+                    p.out_off = d_out as u32;
+                    p.alpha = 1.0;
+                })?;
             }
-            // below a plain layer the row's gradient is with respect to its h
-            if l >= 2
-                && let Block::Layer(below) = &arch.blocks[l - 2]
-            {
-                let h = lay.h[self.first_layer[l - 2] - 1];
-                self.elementwise(
-                    q,
-                    network,
-                    "mul_deriv",
-                    &below.act,
-                    rows,
-                    arch.units(l - 1),
-                    |p| {
-                        p.in_off = d_out as u32;
-                        p.h_off = h as u32;
-                        p.out_off = d_out as u32;
-                        p.alpha = 1.0;
-                    },
-                )?;
+            Block::Highway {
+                transform, gate, ..
+            } => {
+                self.weights(q, network, m, transform, 0)?;
+                self.weights(q, network, m + 1, gate, 1)?;
+                let saved = |p: &mut BlockParams| {
+                    p.g_off = pl.h[m] as u32;
+                    p.h_off = pl.h[m - 1] as u32;
+                    p.x_off = pl.x[l - 1] as u32;
+                };
+                let act = &transform.act;
+                self.elementwise(q, network, "highway_back_split", act, rows, units, |p| {
+                    saved(p);
+                    p.in_off = d_in as u32;
+                    p.u_off = lay.du as u32;
+                    p.v_off = lay.dv as u32;
+                })?;
+                self.linear_t(q, network, transform, 0, lay.du, lay.dp, rows)?;
+                self.linear_t(q, network, gate, 1, lay.dv, lay.dq, rows)?;
+                self.elementwise(q, network, "highway_back_combine", act, rows, units, |p| {
+                    saved(p);
+                    p.in_off = d_in as u32;
+                    p.u_off = lay.dp as u32;
+                    p.v_off = lay.dq as u32;
+                    p.out_off = d_out as u32;
+                })?;
             }
-            record(q, l - 1)?;
         }
         Ok(())
     }
@@ -1175,12 +1313,10 @@ impl<'a> BlocksGpu<'a> {
             steps: Vec::new(),
             orthogonal: HashMap::new(),
         };
-        self.forward(&mut q, network)?;
-        let probes = self.spec.probes;
-        if probes.jacobian {
-            self.tangents(&mut q, network)?;
-        }
-        if probes.needs_backward() {
+        let depth = self.arch().depth();
+        let places = self.layout.forward_places(self.layers);
+        self.forward(&mut q, network, 1..=depth, &places, false)?;
+        if self.spec.probes.needs_backward() {
             self.backward(&mut q, network)?;
         }
         self.flush(&mut q)?;
