@@ -68,7 +68,7 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
                 spec.batch,
                 spec.networks,
                 spec.seed,
-                if renormalised(&spec) {
+                if spec.renormalises() {
                     "; homogeneous: log q carried exactly"
                 } else {
                     ""
@@ -106,22 +106,4 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
     };
     output::write_output(args.out.as_deref(), &text)?;
     save_layer_plot(&args, "run", &[(None, &spec, &run)])
-}
-
-/// Whether the engines renormalise this run (and so carry log q exactly):
-/// a homogeneous plain stack, or an architecture whose every block is (the
-/// mean-preserving shift and highway gates are not).
-fn renormalised(spec: &varprop::spec::RunSpec) -> bool {
-    match &spec.arch {
-        None => spec.net.is_homogeneous(),
-        Some(a) => {
-            varprop::engine::cpu_blocks::Program::new(
-                &a.arch,
-                spec.net.q0,
-                spec.net.c0,
-                a.mean_preserving,
-            )
-            .renormalise
-        }
-    }
 }
