@@ -510,6 +510,17 @@ impl<'a> BlocksGpu<'a> {
                 ));
             }
         }
+        // the moment kernels run one workgroup row per pair or row
+        let max_rows = ctx.limits.max_compute_workgroups_per_dimension as usize;
+        if layout.back_rows.max(spec.batch) > max_rows {
+            return Err(Error::invalid(
+                "--batch",
+                format!(
+                    "the block engine handles up to {max_rows} rows at once (the batch, twice it with --jacobian); got {}",
+                    layout.back_rows.max(spec.batch)
+                ),
+            ));
+        }
         let mut first_layer = Vec::with_capacity(arch.depth());
         let mut number = 1;
         for b in &arch.blocks {
