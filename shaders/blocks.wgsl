@@ -222,18 +222,20 @@ fn conv_forward(x_row: u32, o: u32) -> f32 {
     let y = (o / w) % h;
     let x = o % w;
     var sum = 0.0;
-    for (var ci = 0u; ci < params.c_in; ci++) {
-        for (var ty = 0u; ty < k; ty++) {
-            let sy = tap_source(y, ty, h);
-            if (sy < 0) {
+    for (var ty = 0u; ty < k; ty++) {
+        let sy = tap_source(y, ty, h);
+        if (sy < 0) {
+            continue;
+        }
+        for (var tx = 0u; tx < k; tx++) {
+            let sx = tap_source(x, tx, w);
+            if (sx < 0) {
                 continue;
             }
-            for (var tx = 0u; tx < k; tx++) {
-                let sx = tap_source(x, tx, w);
-                if (sx < 0) {
-                    continue;
-                }
-                sum += w_conv(co, ci, ty, tx) * arena[x_row + (ci * h + u32(sy)) * w + u32(sx)];
+            // the tap's input position, then down the channels
+            let at = x_row + u32(sy) * w + u32(sx);
+            for (var ci = 0u; ci < params.c_in; ci++) {
+                sum += w_conv(co, ci, ty, tx) * arena[at + ci * h * w];
             }
         }
     }
@@ -249,18 +251,20 @@ fn conv_adjoint(d_row: u32, i: u32) -> f32 {
     let y = (i / w) % h;
     let x = i % w;
     var sum = 0.0;
-    for (var co = 0u; co < params.c_out; co++) {
-        for (var ty = 0u; ty < k; ty++) {
-            let oy = tap_target(y, ty, h);
-            if (oy < 0) {
+    for (var ty = 0u; ty < k; ty++) {
+        let oy = tap_target(y, ty, h);
+        if (oy < 0) {
+            continue;
+        }
+        for (var tx = 0u; tx < k; tx++) {
+            let ox = tap_target(x, tx, w);
+            if (ox < 0) {
                 continue;
             }
-            for (var tx = 0u; tx < k; tx++) {
-                let ox = tap_target(x, tx, w);
-                if (ox < 0) {
-                    continue;
-                }
-                sum += w_conv(co, ci, ty, tx) * arena[d_row + (co * h + u32(oy)) * w + u32(ox)];
+            // the output position this tap feeds, then down the channels
+            let at = d_row + u32(oy) * w + u32(ox);
+            for (var co = 0u; co < params.c_out; co++) {
+                sum += w_conv(co, ci, ty, tx) * arena[at + co * h * w];
             }
         }
     }
