@@ -197,7 +197,12 @@ width = 9
 act = "tanh"
 init = "xavier-normal"
 "#;
-    compare("conv", &spec_of("conv", text, true, |_| {}));
+    for probes in [false, true] {
+        compare(
+            &format!("conv, probes {probes}"),
+            &spec_of("conv", text, probes, |_| {}),
+        );
+    }
 }
 
 #[test]
@@ -248,7 +253,10 @@ stride = 2
 act = "identity"
 init = "lecun-normal"
 "#;
-    compare("conv-transpose", &spec_of("convt", text, true, |_| {}));
+    for probes in [false, true] {
+        let spec = spec_of("convt", text, probes, |_| {});
+        compare(&format!("conv-transpose, probes {probes}"), &spec);
+    }
 }
 
 #[test]
@@ -382,7 +390,10 @@ repeat = 2
         ),
     ];
     for (i, (name, text)) in cases.iter().enumerate() {
-        compare(name, &spec_of(&format!("residual{i}"), text, true, |_| {}));
+        for probes in [false, true] {
+            let spec = spec_of(&format!("residual{i}"), text, probes, |_| {});
+            compare(&format!("{name}, probes {probes}"), &spec);
+        }
     }
 }
 
@@ -421,8 +432,48 @@ repeat = 2
         ),
     ];
     for (i, (name, text)) in cases.iter().enumerate() {
-        compare(name, &spec_of(&format!("highway{i}"), text, true, |_| {}));
+        for probes in [false, true] {
+            let spec = spec_of(&format!("highway{i}"), text, probes, |_| {});
+            compare(&format!("{name}, probes {probes}"), &spec);
+        }
     }
+}
+
+#[test]
+fn siren_and_other_activations_match_the_cpu_reference() {
+    // siren's first-layer rule on weight layer 1, sin(omega z) after it;
+    // the activation-specialised kernels for several activations
+    let text = r#"
+input = { channels = 2, size = 5 }
+[[block]]
+type = "conv"
+channels = 3
+kernel = 3
+init = "siren"
+omega = 3.0
+[[block]]
+type = "dense"
+width = 12
+init = "siren"
+omega = 3.0
+[[block]]
+type = "residual"
+  [[block.layer]]
+  width = 12
+  act = "leaky-relu"
+  alpha = 0.2
+  init = "he-normal"
+[[block]]
+type = "dense"
+width = 12
+act = "gelu"
+init = "he-uniform"
+[[block]]
+type = "highway"
+act = "selu"
+init = "lecun-normal"
+"#;
+    compare("activations", &spec_of("siren", text, true, |_| {}));
 }
 
 #[test]
