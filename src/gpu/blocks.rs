@@ -465,7 +465,7 @@ pub struct BlocksGpu<'a> {
 /// The dispatches queued for the next submission, and the host's copies of
 /// the orthogonal tensors of the current network (weight layer number ->
 /// W, b), drawn once per network.
-struct Queue {
+struct Pending {
     steps: Vec<Step>,
     orthogonal: HashMap<usize, (Vec<f32>, Vec<f32>)>,
 }
@@ -708,7 +708,7 @@ impl<'a> BlocksGpu<'a> {
 
     fn push(
         &self,
-        q: &mut Queue,
+        q: &mut Pending,
         pipeline: wgpu::ComputePipeline,
         params: BlockParams,
         groups: (u32, u32, u32),
@@ -725,7 +725,7 @@ impl<'a> BlocksGpu<'a> {
     }
 
     /// Submits the queued dispatches (in order, one compute pass).
-    fn flush(&self, q: &mut Queue) -> Result<()> {
+    fn flush(&self, q: &mut Pending) -> Result<()> {
         if q.steps.is_empty() {
             return Ok(());
         }
@@ -755,7 +755,7 @@ impl<'a> BlocksGpu<'a> {
     /// ones (after the queued work that still reads the slot is submitted).
     fn weights(
         &self,
-        q: &mut Queue,
+        q: &mut Pending,
         network: usize,
         number: usize,
         layer: &Layer,
@@ -807,7 +807,7 @@ impl<'a> BlocksGpu<'a> {
     #[allow(clippy::too_many_arguments)]
     fn linear(
         &self,
-        q: &mut Queue,
+        q: &mut Pending,
         network: usize,
         layer: &Layer,
         slot: usize,
@@ -835,7 +835,7 @@ impl<'a> BlocksGpu<'a> {
     #[allow(clippy::too_many_arguments)]
     fn linear_t(
         &self,
-        q: &mut Queue,
+        q: &mut Pending,
         network: usize,
         layer: &Layer,
         slot: usize,
@@ -859,7 +859,7 @@ impl<'a> BlocksGpu<'a> {
     #[allow(clippy::too_many_arguments)]
     fn elementwise(
         &self,
-        q: &mut Queue,
+        q: &mut Pending,
         network: usize,
         entry: &str,
         act: &Activation,
@@ -882,7 +882,7 @@ impl<'a> BlocksGpu<'a> {
     #[allow(clippy::too_many_arguments)]
     fn record_forward(
         &self,
-        q: &mut Queue,
+        q: &mut Pending,
         network: usize,
         l: usize,
         pre: usize,
@@ -949,7 +949,7 @@ impl<'a> BlocksGpu<'a> {
     #[allow(clippy::too_many_arguments)]
     fn record_rows(
         &self,
-        q: &mut Queue,
+        q: &mut Pending,
         network: usize,
         at: usize,
         rows: usize,
@@ -981,7 +981,7 @@ impl<'a> BlocksGpu<'a> {
     /// --jacobian, each block's step while its saved state is at hand.
     fn forward(
         &self,
-        q: &mut Queue,
+        q: &mut Pending,
         network: usize,
         blocks: std::ops::RangeInclusive<usize>,
         pl: &Places,
@@ -1077,7 +1077,7 @@ impl<'a> BlocksGpu<'a> {
     }
 
     /// The norms of the tangents t_l and their renormalisation factor.
-    fn record_tangent(&self, q: &mut Queue, network: usize, l: usize) -> Result<()> {
+    fn record_tangent(&self, q: &mut Pending, network: usize, l: usize) -> Result<()> {
         let lay = &self.layout;
         let (batch, units) = (self.spec.batch, self.arch().units(l));
         let factors = [(0, lay.tan_scale(l))];
@@ -1094,7 +1094,7 @@ impl<'a> BlocksGpu<'a> {
 
     /// t_l = J_l t_{l-1} (renormalised), through block l: its weights are
     /// still in their slots from the block's forward step.
-    fn tangent_step(&self, q: &mut Queue, network: usize, l: usize, pl: &Places) -> Result<()> {
+    fn tangent_step(&self, q: &mut Pending, network: usize, l: usize, pl: &Places) -> Result<()> {
         let lay = &self.layout;
         let arch = self.arch();
         let batch = self.spec.batch;
@@ -1165,7 +1165,7 @@ impl<'a> BlocksGpu<'a> {
     }
 
     /// The norms of the backward rows of row l and their factors.
-    fn record_backward(&self, q: &mut Queue, network: usize, l: usize) -> Result<()> {
+    fn record_backward(&self, q: &mut Pending, network: usize, l: usize) -> Result<()> {
         let lay = &self.layout;
         let mut factors = vec![(0, lay.d_scale(l))];
         if self.spec.probes.jacobian {
@@ -1182,7 +1182,7 @@ impl<'a> BlocksGpu<'a> {
     /// then walked down. Row l's rows are the gradient with respect to the
     /// block's output, with respect to h for a plain layer: the factor
     /// phi'(h_l) is applied when the walk reaches block l, in its segment.
-    fn backward(&self, q: &mut Queue, network: usize) -> Result<()> {
+    fn backward(&self, q: &mut Pending, network: usize) -> Result<()> {
         let lay = &self.layout;
         let arch = self.arch();
         let batch = self.spec.batch;
@@ -1237,7 +1237,7 @@ impl<'a> BlocksGpu<'a> {
 
     /// The rows of row l (scaled by their factors) through block l, to the
     /// gradient with respect to its input, at row l - 1's place.
-    fn backward_step(&self, q: &mut Queue, network: usize, l: usize, pl: &Places) -> Result<()> {
+    fn backward_step(&self, q: &mut Pending, network: usize, l: usize, pl: &Places) -> Result<()> {
         let lay = &self.layout;
         let arch = self.arch();
         let rows = lay.back_rows;
@@ -1320,7 +1320,7 @@ impl<'a> BlocksGpu<'a> {
     /// Everything one network measures, as the CPU block engine's
     /// `run_network` returns it.
     pub fn run_network(&self, network: usize) -> Result<NetworkSums> {
-        let mut q = Queue {
+        let mut q = Pending {
             steps: Vec::new(),
             orthogonal: HashMap::new(),
         };
