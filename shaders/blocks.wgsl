@@ -83,6 +83,8 @@ const RECORD: u32 = 10u;
 @group(0) @binding(2) var<storage, read_write> arena: array<f32>;
 @group(0) @binding(3) var<storage, read_write> records: array<f32>;
 @group(0) @binding(4) var<storage, read_write> scales: array<f32>;
+// gain * Q D of an orthogonal layer, rows of stride 4 (src/gpu/orthogonal.rs)
+@group(0) @binding(5) var<storage, read_write> orthogonal: array<f32>;
 
 fn seed_key() -> vec2<u32> {
     return vec2<u32>(params.seed_lo, params.seed_hi);
@@ -145,6 +147,30 @@ fn draw_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         v = params.w_scale * z[c % 4u];
     }
     weights[params.b_off + c] = v;
+}
+
+// W from an orthogonal matrix Q (rows x q_cols, rows padded to a multiple
+// of 4), q_cols = per_row / k^2: a dense layer (kernel 1) is W = Q; a
+// delta-orthogonal convolution is W[r][c][t] = Q[r][c] at the centre tap
+// t, 0 at the others. One invocation per entry of W.
+@compute @workgroup_size(64)
+fn place_orthogonal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let idx = flat_index(gid, nwg);
+    if (idx >= params.rows * params.per_row) {
+        return;
+    }
+    let k = params.kernel;
+    let taps = k * k;
+    let q_cols = params.per_row / taps;
+    let r = idx / params.per_row;
+    let c = (idx % params.per_row) / taps;
+    let t = idx % taps;
+    let centre = (k / 2u) * k + k / 2u;
+    var w = 0.0;
+    if (t == centre) {
+        w = orthogonal[r * ((q_cols + 3u) & ~3u) + c];
+    }
+    weights[params.w_off + idx] = w;
 }
 
 // The inputs in pairs (2k, 2k+1) with second moment q0 and correlation c0,

@@ -472,7 +472,18 @@ init = "he-uniform"
 type = "highway"
 act = "selu"
 init = "lecun-normal"
+[[block]]
+type = "dense"
+width = 7
+act = "tanh"
+init = "orthogonal"
+[[block]]
+type = "dense"
+width = 9
+act = "tanh"
+init = "orthogonal"
 "#;
+    // (and orthogonal layers, wide then tall, from the GPU's QR)
     compare("activations", &spec_of("siren", text, true, |_| {}));
 }
 
@@ -620,6 +631,42 @@ repeat = 2
         large < 3 * small,
         "16 times the depth, {large} bytes against {small}: the activations should grow like sqrt(L)"
     );
+}
+
+#[test]
+fn one_context_serves_both_engines_orthogonal_kernels() {
+    // the block engine runs the dense engine's orthogonal pipelines (cached
+    // in the context) with its own bind group: in either order
+    let ctx = common::gpu();
+    let arch = spec_of(
+        "ortho-shared",
+        "input = 8\n[[block]]\ntype = \"dense\"\nwidth = 8\nact = \"tanh\"\ninit = \"orthogonal\"\nrepeat = 2\n",
+        false,
+        |_| {},
+    );
+    let dense = RunSettings {
+        width: Some(8),
+        depth: Some(2),
+        act: Some("tanh".into()),
+        init: Some("orthogonal".into()),
+        batch: Some(4),
+        networks: Some(2),
+        seed: Some(7),
+        ..Default::default()
+    }
+    .resolve(2)
+    .unwrap();
+    for spec in [&arch, &dense, &arch] {
+        let gpu = run_gpu(&ctx, spec, GpuOptions::default(), &mut |_, _| {}).unwrap();
+        let cpu = run_cpu(spec, &mut |_, _| {}).unwrap();
+        let (g, c) = (&gpu.per_network[1][2], &cpu.per_network[1][2]);
+        close(
+            &gpu.info.engine.to_string(),
+            g.log_q_post,
+            c.log_q_post,
+            1.0,
+        );
+    }
 }
 
 #[test]

@@ -27,20 +27,12 @@ use crate::stats::{LayerSums, NetworkSums, RowSums};
 type Row = Vec<f64>;
 
 /// A weight layer's drawn tensor and bias.
-pub(crate) struct Weights {
-    pub(crate) w: Vec<f64>,
-    pub(crate) b: Vec<f64>,
+struct Weights {
+    w: Vec<f64>,
+    b: Vec<f64>,
 }
 
-/// The weights and bias of weight layer `number` (1-based) of `network`.
-/// The GPU block engine uploads these for orthogonal layers (the QR runs
-/// here) and draws iid layers itself on the same counters.
-pub(crate) fn draw_weights(
-    spec: &RunSpec,
-    network: usize,
-    number: usize,
-    layer: &Layer,
-) -> Weights {
+fn draw_weights(spec: &RunSpec, network: usize, number: usize, layer: &Layer) -> Weights {
     let law = layer.weight_law(number);
     let scale = law.scale();
     let (rows, per_row) = match (&layer.kind, layer.input, layer.output) {

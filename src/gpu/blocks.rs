@@ -7,8 +7,8 @@
 //!
 //! Per network: the forward pass walks the blocks, drawing each weight
 //! layer's W and b into one of two slots of the `weights` buffer (iid laws
-//! on the GPU; orthogonal and delta-orthogonal tensors come from the CPU
-//! reference's own QR and are uploaded), recording the pair moments of each
+//! in place; orthogonal and delta-orthogonal tensors from the dense
+//! engine's Householder QR, `gpu::orthogonal`), recording the pair moments of each
 //! row and, for homogeneous stacks, renormalising on the device; with
 //! --jacobian the tangents ride along, each block's step taken while its
 //! saved state is at hand. The backward rows (with the vector-Jacobian rows
@@ -23,15 +23,14 @@
 //! the forward pass's renormalisation factors: bit for bit the same rows)
 //! and walked down: O(sqrt(L) B n).
 
-use std::collections::HashMap;
-
 use bytemuck::{Pod, Zeroable};
 
 use crate::activation::Activation;
 use crate::arch::{Block, Layer, LayerKind, Padding, Shape};
-use crate::engine::cpu_blocks::{Program, draw_weights};
+use crate::engine::cpu_blocks::Program;
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
+use crate::gpu::orthogonal::OrthogonalQr;
 use crate::gpu::shaders::Module;
 use crate::init::Dist;
 use crate::spec::RunSpec;
@@ -146,6 +145,17 @@ fn tensor_shape(layer: &Layer) -> (usize, usize) {
 
 fn out_channels(layer: &Layer) -> usize {
     dims(layer.output).0
+}
+
+/// The (n_out, n_in) of an orthogonal layer's matrix: the tensor itself
+/// for a dense layer, the C_out x C_in centre tap for delta-orthogonal.
+fn orthogonal_shape(layer: &Layer) -> (usize, usize) {
+    let (rows, per_row) = tensor_shape(layer);
+    if layer.delta_orthogonal {
+        (rows, dims(layer.input).0)
+    } else {
+        (rows, per_row)
+    }
 }
 
 /// The largest weight tensor, and the floats of one weight slot (that
@@ -447,7 +457,6 @@ pub struct BlocksGpu<'a> {
     bind_group: wgpu::BindGroup,
     params: wgpu::Buffer,
     params_stride: usize,
-    weights: wgpu::Buffer,
     records: wgpu::Buffer,
     scales: wgpu::Buffer,
     staging: wgpu::Buffer,
@@ -458,16 +467,15 @@ pub struct BlocksGpu<'a> {
     first_layer: Vec<usize>,
     /// weight layers in all
     layers: usize,
+    /// the QR for orthogonal and delta-orthogonal layers, when there are any
+    orthogonal: Option<OrthogonalQr>,
     /// Bytes of every buffer this engine allocated on the device.
     pub device_bytes: u64,
 }
 
-/// The dispatches queued for the next submission, and the host's copies of
-/// the orthogonal tensors of the current network (weight layer number ->
-/// W, b), drawn once per network.
+/// The dispatches queued for the next submission.
 struct Pending {
     steps: Vec<Step>,
-    orthogonal: HashMap<usize, (Vec<f32>, Vec<f32>)>,
 }
 
 impl<'a> BlocksGpu<'a> {
@@ -483,6 +491,15 @@ impl<'a> BlocksGpu<'a> {
         let layout = Layout::new(spec, arch, every);
         let (max_tensor, slot_len) = weight_slot(arch);
         let layers = arch.blocks.iter().map(|b| b.layers().len()).sum();
+        // the shapes (n_out, n_in) of the orthogonal matrices the QR makes
+        let orthogonal_shapes: Vec<(usize, usize)> = arch
+            .blocks
+            .iter()
+            .flat_map(|b| b.layers())
+            .enumerate()
+            .filter(|(i, l)| l.weight_law(i + 1).dist == Dist::Orthogonal)
+            .map(|(_, l)| orthogonal_shape(l))
+            .collect();
         let limit = ctx.max_binding_bytes();
         let gib = |floats: usize| floats as f64 * 4.0 / (1u64 << 30) as f64;
         for (what, floats) in [
@@ -550,7 +567,7 @@ impl<'a> BlocksGpu<'a> {
             },
             count: None,
         }];
-        entries.extend((1..=4).map(storage));
+        entries.extend((1..=5).map(storage));
         let bind_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("blocks"),
             entries: &entries,
@@ -585,6 +602,12 @@ impl<'a> BlocksGpu<'a> {
         let arena = buffer("block arena", 4 * layout.arena_len, storage_usage);
         let records = buffer("block records", 4 * layout.records_len, storage_usage);
         let scales = buffer("block scales", 4 * layout.scales_len(), storage_usage);
+        let q_out_len = orthogonal_shapes
+            .iter()
+            .map(|&(n_out, n_in)| n_out * n_in.next_multiple_of(4))
+            .max()
+            .unwrap_or(0);
+        let q_out = buffer("block orthogonal Q", 4 * q_out_len, storage_usage);
         let staging = buffer(
             "block staging",
             4 * (layout.records_len + layout.scales_len()),
@@ -612,8 +635,16 @@ impl<'a> BlocksGpu<'a> {
                 whole(2, &arena),
                 whole(3, &records),
                 whole(4, &scales),
+                whole(5, &q_out),
             ],
         });
+        let orthogonal = if orthogonal_shapes.is_empty() {
+            None
+        } else {
+            let qr = OrthogonalQr::new(ctx, &orthogonal_shapes, &q_out)?;
+            device_bytes += qr.device_bytes;
+            Some(qr)
+        };
         Ok(BlocksGpu {
             ctx,
             spec,
@@ -623,7 +654,6 @@ impl<'a> BlocksGpu<'a> {
             bind_group,
             params,
             params_stride,
-            weights,
             records,
             scales,
             staging,
@@ -631,6 +661,7 @@ impl<'a> BlocksGpu<'a> {
             max_tensor,
             first_layer,
             layers,
+            orthogonal,
             device_bytes,
         })
     }
@@ -750,9 +781,11 @@ impl<'a> BlocksGpu<'a> {
         Ok(())
     }
 
-    /// W and b of weight layer `number` into weight slot `slot`: drawn on the
-    /// GPU for iid laws, uploaded from the CPU reference's QR for orthogonal
-    /// ones (after the queued work that still reads the slot is submitted).
+    /// W and b of weight layer `number` into weight slot `slot`, on the
+    /// Philox counters the CPU reference draws: iid laws drawn in place,
+    /// orthogonal ones from the Householder QR of the Gaussian drawn the
+    /// same way (submitted after the queued work that still reads the
+    /// slot), then placed into the layer's layout.
     fn weights(
         &self,
         q: &mut Pending,
@@ -763,33 +796,33 @@ impl<'a> BlocksGpu<'a> {
     ) -> Result<()> {
         let law = layer.weight_law(number);
         let (w_off, b_off) = self.slot_offsets(slot);
-        if law.dist == Dist::Orthogonal {
-            let (w, b) = q.orthogonal.entry(number).or_insert_with(|| {
-                let drawn = draw_weights(self.spec, network, number, layer);
-                let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-                (f32s(&drawn.w), f32s(&drawn.b))
-            });
-            let (w, b) = (w.clone(), b.clone());
-            self.flush(q)?;
-            let queue = &self.ctx.queue;
-            queue.write_buffer(&self.weights, 4 * w_off as u64, bytemuck::cast_slice(&w));
-            queue.write_buffer(&self.weights, 4 * b_off as u64, bytemuck::cast_slice(&b));
-            return Ok(());
-        }
         let (rows, per_row) = tensor_shape(layer);
         let mut p = self.base(network);
         p.layer = number as u32;
         p.rows = rows as u32;
         p.per_row = per_row as u32;
         p.w_off = w_off;
-        p.dist = law.dist.code();
-        p.w_scale = law.scale() as f32;
-        self.push(
-            q,
-            self.plain("draw_weights")?,
-            p,
-            groups_1d(rows * per_row.div_ceil(4)),
-        )?;
+        if law.dist == Dist::Orthogonal {
+            let (n_out, n_in) = orthogonal_shape(layer);
+            let gain = (law.variance * n_out.max(n_in) as f64).sqrt();
+            self.flush(q)?;
+            let qr = self
+                .orthogonal
+                .as_ref()
+                .expect("made for orthogonal layers");
+            qr.submit(self.ctx, self.spec.seed, network, number, n_out, n_in, gain);
+            p.kernel = match &layer.kind {
+                LayerKind::Conv { kernel, .. } if layer.delta_orthogonal => *kernel as u32,
+                _ => 1,
+            };
+            let entries = rows * per_row;
+            self.push(q, self.plain("place_orthogonal")?, p, groups_1d(entries))?;
+        } else {
+            p.dist = law.dist.code();
+            p.w_scale = law.scale() as f32;
+            let groups = groups_1d(rows * per_row.div_ceil(4));
+            self.push(q, self.plain("draw_weights")?, p, groups)?;
+        }
         let bias = layer.bias_law();
         let channels = out_channels(layer);
         p.rows = channels as u32;
@@ -1320,10 +1353,7 @@ impl<'a> BlocksGpu<'a> {
     /// Everything one network measures, as the CPU block engine's
     /// `run_network` returns it.
     pub fn run_network(&self, network: usize) -> Result<NetworkSums> {
-        let mut q = Pending {
-            steps: Vec::new(),
-            orthogonal: HashMap::new(),
-        };
+        let mut q = Pending { steps: Vec::new() };
         let depth = self.arch().depth();
         let places = self.layout.forward_places(self.layers);
         self.forward(&mut q, network, 1..=depth, &places, false)?;

@@ -5,6 +5,7 @@ pub mod blocks;
 pub mod context;
 pub mod dense;
 pub mod kernels;
+pub mod orthogonal;
 pub mod probe;
 pub mod shaders;
 pub mod submit;
