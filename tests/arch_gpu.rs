@@ -660,12 +660,7 @@ fn one_context_serves_both_engines_orthogonal_kernels() {
         let gpu = run_gpu(&ctx, spec, GpuOptions::default(), &mut |_, _| {}).unwrap();
         let cpu = run_cpu(spec, &mut |_, _| {}).unwrap();
         let (g, c) = (&gpu.per_network[1][2], &cpu.per_network[1][2]);
-        close(
-            &gpu.info.engine.to_string(),
-            g.log_q_post,
-            c.log_q_post,
-            1.0,
-        );
+        close(gpu.info.engine, g.log_q_post, c.log_q_post, 1.0);
     }
 }
 
