@@ -160,6 +160,18 @@ impl Architecture {
         }
     }
 
+    /// Positively homogeneous throughout (activations, no biases, no
+    /// highway gates): the engines renormalise every block and carry the
+    /// scale as a log (unless the mean-preserving shift is on).
+    pub fn is_homogeneous(&self) -> bool {
+        self.blocks.iter().all(|b| {
+            !matches!(b, Block::Highway { .. })
+                && b.layers()
+                    .iter()
+                    .all(|l| l.act.is_positively_homogeneous() && l.init.has_no_bias())
+        })
+    }
+
     /// The shape of row l.
     pub fn shape(&self, row: usize) -> Shape {
         if row == 0 {

@@ -211,7 +211,7 @@ pub fn config_json(spec: &RunSpec, run: &RunOutput) -> serde_json::Value {
         "c0": net.c0,
         "batch": spec.batch,
         "networks": spec.networks,
-        "renormalised": net.is_homogeneous(),
+        "renormalised": spec.renormalises(),
         "backward": spec.probes.backward,
         "jacobian": spec.probes.jacobian,
         "weight_grads": spec.probes.weight_grads,

@@ -103,6 +103,18 @@ impl RunSpec {
     }
 }
 
+impl RunSpec {
+    /// Whether the engines renormalise every row (and carry log q exactly):
+    /// a homogeneous plain stack, or a homogeneous architecture without the
+    /// mean-preserving shift.
+    pub fn renormalises(&self) -> bool {
+        match &self.arch {
+            None => self.net.is_homogeneous(),
+            Some(a) => !a.mean_preserving && a.arch.is_homogeneous(),
+        }
+    }
+}
+
 /// The summary NetworkSpec of an architecture (see `RunSpec::net`).
 pub fn summary_of(arch: &crate::arch::Architecture, q0: f64, c0: f64) -> NetworkSpec {
     let first = arch.blocks[0].layers()[0];

@@ -68,7 +68,7 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
                 spec.batch,
                 spec.networks,
                 spec.seed,
-                if spec.net.is_homogeneous() {
+                if spec.renormalises() {
                     "; homogeneous: log q carried exactly"
                 } else {
                     ""

@@ -311,13 +311,7 @@ impl<'a> Program<'a> {
             .iter()
             .flat_map(|r| r.shifts.iter().copied())
             .collect();
-        let renormalise = !mean_preserving
-            && arch.blocks.iter().all(|b| {
-                !matches!(b, Block::Highway { .. })
-                    && b.layers()
-                        .iter()
-                        .all(|l| l.act.is_positively_homogeneous() && l.init.has_no_bias())
-            });
+        let renormalise = !mean_preserving && arch.is_homogeneous();
         Program {
             arch,
             shifts,

@@ -96,7 +96,8 @@ fn finish(
     })
 }
 
-/// The dense engine on the GPU.
+/// The GPU engines: the dense one, or the block one for architecture files
+/// and the mean-preserving bias.
 pub fn run_gpu(
     ctx: &GpuContext,
     spec: &RunSpec,
@@ -104,13 +105,44 @@ pub fn run_gpu(
     progress: Progress,
 ) -> Result<RunOutput> {
     if spec.arch.is_some() {
-        return Err(crate::Error::invalid(
-            "--device",
-            "architecture files and the mean-preserving bias run on the CPU reference engine for now: add --device cpu",
-        ));
+        return run_gpu_blocks(ctx, spec, options, progress);
     }
     let kernels = Kernels::auto(ctx, spec.batch);
     run_gpu_with_kernels(ctx, spec, options, kernels, progress)
+}
+
+/// Architecture files and the mean-preserving bias on the GPU: the block
+/// engine, network by network.
+fn run_gpu_blocks(
+    ctx: &GpuContext,
+    spec: &RunSpec,
+    options: GpuOptions,
+    progress: Progress,
+) -> Result<RunOutput> {
+    let every = crate::gpu::blocks::checkpoint_interval(
+        spec,
+        options.checkpoint_every,
+        options.max_memory,
+    )?;
+    let engine = crate::gpu::blocks::BlocksGpu::new(ctx, spec, every)?;
+    let rows = (spec.net.depth() + 1) as u64;
+    let total = rows * spec.networks as u64;
+    let sums = (0..spec.networks).map(|s| {
+        let sums = engine.run_network(s);
+        progress((s as u64 + 1) * rows, total);
+        sums
+    });
+    let info = EngineInfo {
+        engine: "gpu-blocks",
+        adapter: Some(ctx.adapter.clone()),
+        device_bytes_peak: engine.device_bytes,
+        chunk: None,
+        checkpoint_every: spec
+            .probes
+            .needs_backward()
+            .then(|| engine.checkpoint_every()),
+    };
+    finish(sums, info)
 }
 
 /// `run_gpu` with given shapes of the kernels (tests, benchmark).

@@ -26,6 +26,7 @@ const REDUCE_SUBGROUP: &str = include_str!("../../shaders/reduce_subgroup.wgsl")
 const REDUCE_TREE: &str = include_str!("../../shaders/reduce_tree.wgsl");
 const FMA_PEAK: &str = include_str!("../../shaders/fma_peak.wgsl");
 const NAIVE_PRODUCT: &str = include_str!("../../shaders/naive_product.wgsl");
+const BLOCKS: &str = include_str!("../../shaders/blocks.wgsl");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Module {
@@ -45,6 +46,9 @@ pub enum Module {
     FmaPeak,
     /// naive_product (the benchmark's baseline)
     NaiveProduct,
+    /// the block engine's kernels (architecture files), with its own
+    /// bindings (src/gpu/blocks.rs); specialised by the activation
+    Blocks,
 }
 
 impl Module {
@@ -70,11 +74,12 @@ impl Module {
             Module::Orthogonal => &[PARAMS, PHILOX, SPECIAL, ORTHOGONAL],
             Module::FmaPeak => &[FMA_PEAK],
             Module::NaiveProduct => &[NAIVE_PRODUCT],
+            Module::Blocks => &[PHILOX, SPECIAL, ACTIVATION, REDUCE_TREE, BLOCKS],
         }
     }
 
     fn uses_activation(&self) -> bool {
-        matches!(self, Module::Stats { .. } | Module::Probe)
+        matches!(self, Module::Stats { .. } | Module::Probe | Module::Blocks)
     }
 
     /// The assembled WGSL, for a device without subgroups.

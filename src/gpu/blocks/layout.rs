@@ -1,0 +1,342 @@
+//! Where the block engine keeps its rows: the device layout of one run
+//! (rows in turn, checkpoints, a recomputed segment, records), the places a
+//! pass finds them at, and the choice of the checkpoint interval.
+
+use super::{MAX_DISPATCH, RECORD, UNITS_PER_BLOCK, WG};
+use crate::arch::{Layer, LayerKind, Shape};
+use crate::error::{Error, Result};
+use crate::spec::RunSpec;
+
+pub(super) fn unit_blocks(n: usize) -> usize {
+    n.div_ceil(UNITS_PER_BLOCK)
+}
+
+/// Workgroups of 64 for `invocations`, folded into 2-D (shaders use flat_index).
+pub(super) fn groups_1d(invocations: usize) -> (u32, u32, u32) {
+    let groups = invocations.div_ceil(WG as usize).max(1) as u64;
+    if groups <= MAX_DISPATCH as u64 {
+        (groups as u32, 1, 1)
+    } else {
+        let y = groups.div_ceil(MAX_DISPATCH as u64);
+        (groups.div_ceil(y) as u32, y as u32, 1)
+    }
+}
+
+pub(super) fn dims(shape: Shape) -> (usize, usize, usize) {
+    match shape {
+        Shape::Vector(n) => (n, 1, 1),
+        Shape::Image(c, h, w) => (c, h, w),
+    }
+}
+
+/// Rows and entries per row of a weight layer's tensor, as drawn (PyTorch's
+/// layouts: dense W[out][in], conv W[c_out][c_in k^2], transposed conv
+/// W[c_in][c_out k^2]).
+pub(super) fn tensor_shape(layer: &Layer) -> (usize, usize) {
+    let (c_in, _, _) = dims(layer.input);
+    match &layer.kind {
+        LayerKind::Dense { width } => (*width, layer.input.units()),
+        LayerKind::Conv {
+            channels, kernel, ..
+        } => (*channels, c_in * kernel * kernel),
+        LayerKind::ConvTranspose {
+            channels, kernel, ..
+        } => (c_in, channels * kernel * kernel),
+    }
+}
+
+pub(super) fn out_channels(layer: &Layer) -> usize {
+    dims(layer.output).0
+}
+
+/// The (n_out, n_in) of an orthogonal layer's matrix: the tensor itself
+/// for a dense layer, the C_out x C_in centre tap for delta-orthogonal.
+pub(super) fn orthogonal_shape(layer: &Layer) -> (usize, usize) {
+    let (rows, per_row) = tensor_shape(layer);
+    if layer.delta_orthogonal {
+        (rows, dims(layer.input).0)
+    } else {
+        (rows, per_row)
+    }
+}
+
+/// The largest weight tensor, and the floats of one weight slot (that
+/// tensor and the largest bias).
+pub(super) fn weight_slot(arch: &crate::arch::Architecture) -> (usize, usize) {
+    let layers: Vec<&Layer> = arch.blocks.iter().flat_map(|b| b.layers()).collect();
+    let max_tensor = layers
+        .iter()
+        .map(|l| {
+            let (r, c) = tensor_shape(l);
+            r * c
+        })
+        .max()
+        .unwrap();
+    let max_bias = layers.iter().map(|l| out_channels(l)).max().unwrap();
+    (max_tensor, max_tensor + max_bias)
+}
+
+/// Device bytes of the plan with checkpoints every `every` blocks.
+pub(super) fn plan_bytes(spec: &RunSpec, arch: &crate::arch::Architecture, every: usize) -> u64 {
+    let lay = Layout::new(spec, arch, every);
+    let (_, slot_len) = weight_slot(arch);
+    4 * (lay.arena_len + lay.records_len + lay.scales_len() + 2 * slot_len) as u64
+}
+
+/// The checkpoint interval of the backward pass, as the dense engine
+/// chooses it: `every` if given; else the largest k whose plan fits
+/// `max_memory`, at least ceil(sqrt(L)); else ceil(sqrt(L)).
+pub fn checkpoint_interval(
+    spec: &RunSpec,
+    every: Option<usize>,
+    max_memory: Option<u64>,
+) -> Result<usize> {
+    let arch = &spec
+        .arch
+        .as_ref()
+        .expect("the block engine runs architecture runs")
+        .arch;
+    let depth = arch.depth();
+    let sqrt = (depth as f64).sqrt().ceil().max(1.0) as usize;
+    if let Some(k) = every {
+        if k == 0 {
+            return Err(Error::invalid("--checkpoint-every", "must be >= 1"));
+        }
+        return Ok(k.min(depth));
+    }
+    let Some(budget) = max_memory else {
+        return Ok(sqrt);
+    };
+    let bytes = |k: usize| plan_bytes(spec, arch, k);
+    if bytes(sqrt) > budget {
+        return Err(Error::invalid(
+            "--max-memory",
+            format!(
+                "the run needs at least {} bytes (checkpoints every {sqrt} blocks)",
+                bytes(sqrt)
+            ),
+        ));
+    }
+    let (mut lo, mut hi) = (sqrt, depth.max(sqrt));
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if bytes(mid) <= budget {
+            lo = mid
+        } else {
+            hi = mid - 1
+        }
+    }
+    Ok(lo)
+}
+
+/// Device memory of one run, offsets in f32s.
+pub(super) struct Layout {
+    pub(super) depth: usize,
+    /// checkpoint interval of the backward pass (blocks per segment)
+    pub(super) every: usize,
+    /// x (B rows) of rows l = 0..=L in the forward pass: two rows in turn,
+    /// or a checkpoint (rows 0, k, 2k, ... below L with the backward pass)
+    pub(super) x_ring: [usize; 2],
+    pub(super) checkpoints: Vec<usize>,
+    /// h (B rows) of weight layers in the forward pass, two in turn
+    pub(super) h_ring: [usize; 2],
+    /// a recomputed segment: x of its rows above the checkpoint, h of its
+    /// weight layers
+    pub(super) seg_x: Vec<usize>,
+    pub(super) seg_h: Vec<usize>,
+    /// the residual branch's post-activations (B rows)
+    pub(super) tmp: usize,
+    /// tangents (ping-pong) and two operand rows, B rows each
+    pub(super) t: [usize; 2],
+    pub(super) tu: usize,
+    pub(super) tv: usize,
+    /// backward rows (ping-pong) and four operand rows, `back_rows` each
+    pub(super) d: [usize; 2],
+    pub(super) du: usize,
+    pub(super) dv: usize,
+    pub(super) dp: usize,
+    pub(super) dq: usize,
+    pub(super) arena_len: usize,
+    pub(super) back_rows: usize,
+    pub(super) block_stride: usize,
+    pub(super) fwd_rec: Vec<usize>,
+    pub(super) tan_rec: Vec<usize>,
+    pub(super) back_rec: Vec<usize>,
+    pub(super) pos_rec: usize,
+    pub(super) records_len: usize,
+}
+
+/// Where one pass finds the rows: x of row l at `x[l]`, h of weight layer
+/// m at `h[m - 1]` (only the rows and layers the pass touches are set).
+pub(super) struct Places {
+    pub(super) x: Vec<usize>,
+    pub(super) h: Vec<usize>,
+}
+
+impl Layout {
+    /// `every`: the checkpoint interval (used with the backward pass).
+    pub(super) fn new(spec: &RunSpec, arch: &crate::arch::Architecture, every: usize) -> Self {
+        let batch = spec.batch;
+        let depth = arch.depth();
+        let probes = spec.probes;
+        let keep = probes.needs_backward();
+        let every = every.clamp(1, depth);
+        let layers: Vec<&Layer> = arch.blocks.iter().flat_map(|b| b.layers()).collect();
+        let max_units = (0..=depth)
+            .map(|l| arch.units(l))
+            .chain(layers.iter().map(|l| l.output.units()))
+            .max()
+            .unwrap();
+        let row = batch * max_units;
+        let mut at = 0;
+        let mut region = |len: usize| {
+            let start = at;
+            at += len;
+            start
+        };
+        let x_ring = [region(row), region(row)];
+        let h_ring = [region(row), region(row)];
+        let (segments, seg_rows, seg_layers) = if keep {
+            let segments = depth.div_ceil(every);
+            // the most weight layers any segment holds
+            let per_block: Vec<usize> = arch.blocks.iter().map(|b| b.layers().len()).collect();
+            let seg_layers = per_block
+                .chunks(every)
+                .map(|c| c.iter().sum())
+                .max()
+                .unwrap();
+            (segments, every, seg_layers)
+        } else {
+            (0, 0, 0)
+        };
+        let checkpoints = (0..segments).map(|_| region(row)).collect();
+        let seg_x = (0..seg_rows).map(|_| region(row)).collect();
+        let seg_h = (0..seg_layers).map(|_| region(row)).collect();
+        let tmp = region(row);
+        let tangent_rows = if probes.jacobian { batch } else { 0 };
+        let t = [
+            region(tangent_rows * max_units),
+            region(tangent_rows * max_units),
+        ];
+        let tu = region(tangent_rows * max_units);
+        let tv = region(tangent_rows * max_units);
+        let back_rows = match (probes.needs_backward(), probes.jacobian) {
+            (false, _) => 0,
+            (true, false) => batch,
+            (true, true) => 2 * batch,
+        };
+        let d = [region(back_rows * max_units), region(back_rows * max_units)];
+        let du = region(back_rows * max_units);
+        let dv = region(back_rows * max_units);
+        let dp = region(back_rows * max_units);
+        let dq = region(back_rows * max_units);
+        let arena_len = at;
+
+        let block_stride = unit_blocks(max_units);
+        let mut at = 0;
+        let mut region = |len: usize| {
+            let start = at;
+            at += len;
+            start
+        };
+        let pair_len = batch / 2 * block_stride * RECORD;
+        let fwd_rec = (0..=depth).map(|_| region(pair_len)).collect();
+        let tan_rec = (0..=depth)
+            .map(|_| region(tangent_rows * block_stride))
+            .collect();
+        let back_rec = (0..=depth)
+            .map(|_| region(back_rows * block_stride))
+            .collect();
+        let positions = match spec.arch.as_ref().and_then(|a| a.position_row) {
+            Some(row) => {
+                let (_, hh, ww) = dims(arch.shape(row));
+                2 * hh * ww
+            }
+            None => 0,
+        };
+        let pos_rec = region(positions);
+        Layout {
+            depth,
+            every,
+            x_ring,
+            checkpoints,
+            h_ring,
+            seg_x,
+            seg_h,
+            tmp,
+            t,
+            tu,
+            tv,
+            d,
+            du,
+            dv,
+            dp,
+            dq,
+            arena_len,
+            back_rows,
+            block_stride,
+            fwd_rec,
+            tan_rec,
+            back_rec,
+            pos_rec,
+            records_len: at,
+        }
+    }
+
+    /// The forward pass: rows in turn, checkpoint rows in place.
+    pub(super) fn forward_places(&self, layers: usize) -> Places {
+        let x = (0..=self.depth)
+            .map(|l| {
+                if !self.checkpoints.is_empty() && l % self.every == 0 && l < self.depth {
+                    self.checkpoints[l / self.every]
+                } else {
+                    self.x_ring[l % 2]
+                }
+            })
+            .collect();
+        let h = (0..layers).map(|m| self.h_ring[m % 2]).collect();
+        Places { x, h }
+    }
+
+    /// Segment j: blocks a + 1..=b (a = j k) recomputed from the checkpoint
+    /// of row a; `first_layer[i]` is block i + 1's first weight layer.
+    pub(super) fn segment_places(&self, j: usize, first_layer: &[usize], layers: usize) -> Places {
+        let (a, b) = self.segment(j);
+        let mut x = vec![usize::MAX; self.depth + 1];
+        x[a] = self.checkpoints[j];
+        // rows a + 1..=b in the segment's rows
+        for (slot, place) in x[a + 1..=b].iter_mut().zip(&self.seg_x) {
+            *slot = *place;
+        }
+        let first = first_layer[a];
+        let last = first_layer.get(b).copied().unwrap_or(layers + 1);
+        let mut h = vec![usize::MAX; layers];
+        // weight layers first..last in the segment's h rows
+        for (slot, place) in h[first - 1..last - 1].iter_mut().zip(&self.seg_h) {
+            *slot = *place;
+        }
+        Places { x, h }
+    }
+
+    /// The rows a..=b of segment j.
+    pub(super) fn segment(&self, j: usize) -> (usize, usize) {
+        let a = j * self.every;
+        (a, (a + self.every).min(self.depth))
+    }
+
+    pub(super) fn fwd_scale(&self, l: usize) -> u32 {
+        l as u32
+    }
+    pub(super) fn tan_scale(&self, l: usize) -> u32 {
+        (self.depth + 1 + l) as u32
+    }
+    pub(super) fn d_scale(&self, l: usize) -> u32 {
+        (2 * (self.depth + 1) + l) as u32
+    }
+    pub(super) fn v_scale(&self, l: usize) -> u32 {
+        (3 * (self.depth + 1) + l) as u32
+    }
+    pub(super) fn scales_len(&self) -> usize {
+        4 * (self.depth + 1)
+    }
+}

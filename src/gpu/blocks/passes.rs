@@ -1,0 +1,355 @@
+//! The block engine's passes: forward (with the tangents riding along),
+//! the recomputation of a backward segment, and the backward walk, each
+//! block written as the sum or product it computes.
+
+use super::layout::Places;
+use super::{
+    BlockParams, BlocksGpu, FLAG_NO_DERIV, NO_SCALE, Pending, STREAM_DELTA, STREAM_TANGENT,
+};
+use crate::activation::Activation;
+use crate::arch::Block;
+use crate::error::Result;
+
+impl BlocksGpu<'_> {
+    /// The forward pass through blocks `blocks` (numbered from 1) with
+    /// the rows at `pl`; `recompute`: a backward segment's recomputation
+    /// (no records). The full pass also carries the tangents along with
+    /// --jacobian, each block's step while its saved state is at hand.
+    pub(super) fn forward(
+        &self,
+        q: &mut Pending,
+        network: usize,
+        blocks: std::ops::RangeInclusive<usize>,
+        pl: &Places,
+        recompute: bool,
+    ) -> Result<()> {
+        let lay = &self.layout;
+        let arch = self.arch();
+        let batch = self.spec.batch;
+        let id = Activation::Identity;
+        let tangents = self.spec.probes.jacobian && !recompute;
+        if !recompute {
+            self.elementwise(q, network, "draw_input", &id, batch, arch.units(0), |p| {
+                p.out_off = pl.x[0] as u32;
+            })?;
+            self.record_forward(q, network, 0, pl.x[0], pl.x[0], None, false)?;
+            if tangents {
+                self.elementwise(q, network, "draw_normal", &id, batch, arch.units(0), |p| {
+                    p.out_off = lay.t[0] as u32;
+                    p.stream = STREAM_TANGENT;
+                    p.layer = 0;
+                })?;
+                self.record_tangent(q, network, 0)?;
+            }
+        }
+        for l in blocks {
+            let block = &arch.blocks[l - 1];
+            let m = self.first_layer[l - 1];
+            let (x_in, x_out) = (pl.x[l - 1], pl.x[l]);
+            let units = arch.units(l);
+            match block {
+                Block::Layer(layer) => {
+                    let h = pl.h[m - 1];
+                    self.weights(q, network, m, layer, 0)?;
+                    self.linear(q, network, layer, 0, x_in, h, batch, true, 0.0)?;
+                    let shift = self.program.shifts[m - 1];
+                    self.elementwise(q, network, "activate", &layer.act, batch, units, |p| {
+                        p.in_off = h as u32;
+                        p.out_off = x_out as u32;
+                        p.shift = shift as f32;
+                    })?;
+                    let act = Some(&layer.act);
+                    self.record_forward(q, network, l, h, x_out, act, recompute)?;
+                }
+                Block::Residual { branch, alpha } => {
+                    let mut f = x_in;
+                    for (j, layer) in branch.iter().enumerate() {
+                        let h = pl.h[m + j - 1];
+                        self.weights(q, network, m + j, layer, j)?;
+                        self.linear(q, network, layer, j, f, h, batch, true, 0.0)?;
+                        let shift = self.program.shifts[m + j - 1];
+                        let n = layer.output.units();
+                        self.elementwise(q, network, "activate", &layer.act, batch, n, |p| {
+                            p.in_off = h as u32;
+                            p.out_off = lay.tmp as u32;
+                            p.shift = shift as f32;
+                        })?;
+                        f = lay.tmp;
+                    }
+                    self.elementwise(q, network, "axpy", &id, batch, units, |p| {
+                        p.in_off = x_in as u32;
+                        p.v_off = lay.tmp as u32;
+                        p.out_off = x_out as u32;
+                        p.alpha = *alpha as f32;
+                    })?;
+                    self.record_forward(q, network, l, x_out, x_out, None, recompute)?;
+                }
+                Block::Highway {
+                    transform,
+                    gate,
+                    gate_bias,
+                } => {
+                    let (hh, g) = (pl.h[m - 1], pl.h[m]);
+                    self.weights(q, network, m, transform, 0)?;
+                    self.weights(q, network, m + 1, gate, 1)?;
+                    self.linear(q, network, transform, 0, x_in, hh, batch, true, 0.0)?;
+                    self.linear(q, network, gate, 1, x_in, g, batch, false, *gate_bias)?;
+                    let act = &transform.act;
+                    self.elementwise(q, network, "highway_forward", act, batch, units, |p| {
+                        p.in_off = x_in as u32;
+                        p.g_off = g as u32;
+                        p.h_off = hh as u32;
+                        p.out_off = x_out as u32;
+                    })?;
+                    self.record_forward(q, network, l, x_out, x_out, None, recompute)?;
+                }
+            }
+            if tangents {
+                self.tangent_step(q, network, l, pl)?;
+                self.record_tangent(q, network, l)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The norms of the tangents t_l and their renormalisation factor.
+    fn record_tangent(&self, q: &mut Pending, network: usize, l: usize) -> Result<()> {
+        let lay = &self.layout;
+        let (batch, units) = (self.spec.batch, self.arch().units(l));
+        let factors = [(0, lay.tan_scale(l))];
+        self.record_rows(
+            q,
+            network,
+            lay.t[l % 2],
+            batch,
+            units,
+            lay.tan_rec[l],
+            &factors,
+        )
+    }
+
+    /// t_l = J_l t_{l-1} (renormalised), through block l: its weights are
+    /// still in their slots from the block's forward step.
+    fn tangent_step(&self, q: &mut Pending, network: usize, l: usize, pl: &Places) -> Result<()> {
+        let lay = &self.layout;
+        let arch = self.arch();
+        let batch = self.spec.batch;
+        let id = Activation::Identity;
+        let m = self.first_layer[l - 1];
+        let (t_in, t_out) = (lay.t[(l - 1) % 2], lay.t[l % 2]);
+        let units = arch.units(l);
+        self.elementwise(
+            q,
+            network,
+            "scale_rows",
+            &id,
+            batch,
+            arch.units(l - 1),
+            |p| {
+                p.out_off = t_in as u32;
+                p.scale_a = lay.tan_scale(l - 1);
+            },
+        )?;
+        match &arch.blocks[l - 1] {
+            Block::Layer(layer) => {
+                self.linear(q, network, layer, 0, t_in, lay.tu, batch, false, 0.0)?;
+                self.elementwise(q, network, "mul_deriv", &layer.act, batch, units, |p| {
+                    p.in_off = lay.tu as u32;
+                    p.h_off = pl.h[m - 1] as u32;
+                    p.out_off = t_out as u32;
+                    p.alpha = 1.0;
+                })?;
+            }
+            Block::Residual { branch, alpha } => {
+                let mut f = t_in;
+                for (j, layer) in branch.iter().enumerate() {
+                    self.linear(q, network, layer, j, f, lay.tu, batch, false, 0.0)?;
+                    let n = layer.output.units();
+                    self.elementwise(q, network, "mul_deriv", &layer.act, batch, n, |p| {
+                        p.in_off = lay.tu as u32;
+                        p.h_off = pl.h[m + j - 1] as u32;
+                        p.out_off = lay.tv as u32;
+                        p.alpha = 1.0;
+                    })?;
+                    f = lay.tv;
+                }
+                self.elementwise(q, network, "axpy", &id, batch, units, |p| {
+                    p.in_off = t_in as u32;
+                    p.v_off = lay.tv as u32;
+                    p.out_off = t_out as u32;
+                    p.alpha = *alpha as f32;
+                })?;
+            }
+            Block::Highway {
+                transform, gate, ..
+            } => {
+                self.linear(q, network, transform, 0, t_in, lay.tu, batch, false, 0.0)?;
+                self.linear(q, network, gate, 1, t_in, lay.tv, batch, false, 0.0)?;
+                let act = &transform.act;
+                self.elementwise(q, network, "highway_tangent", act, batch, units, |p| {
+                    p.in_off = t_in as u32;
+                    p.u_off = lay.tu as u32;
+                    p.v_off = lay.tv as u32;
+                    p.g_off = pl.h[m] as u32;
+                    p.h_off = pl.h[m - 1] as u32;
+                    p.x_off = pl.x[l - 1] as u32;
+                    p.out_off = t_out as u32;
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The norms of the backward rows of row l and their factors.
+    fn record_backward(&self, q: &mut Pending, network: usize, l: usize) -> Result<()> {
+        let lay = &self.layout;
+        let mut factors = vec![(0, lay.d_scale(l))];
+        if self.spec.probes.jacobian {
+            factors.push((self.spec.batch, lay.v_scale(l)));
+        }
+        let units = self.arch().units(l);
+        let (at, rows) = (lay.d[l % 2], lay.back_rows);
+        self.record_rows(q, network, at, rows, units, lay.back_rec[l], &factors)
+    }
+
+    /// The backward rows: delta_L (and the vector-Jacobian rows from t_L)
+    /// down to the input, renormalised every row, segment by segment from
+    /// the top: each segment's forward is recomputed from its checkpoint,
+    /// then walked down. Row l's rows are the gradient with respect to the
+    /// block's output, with respect to h for a plain layer: the factor
+    /// phi'(h_l) is applied when the walk reaches block l, in its segment.
+    pub(super) fn backward(&self, q: &mut Pending, network: usize) -> Result<()> {
+        let lay = &self.layout;
+        let arch = self.arch();
+        let batch = self.spec.batch;
+        let depth = arch.depth();
+        let rows = lay.back_rows;
+        let jacobian = self.spec.probes.jacobian;
+        let id = Activation::Identity;
+        let layers = self.layers;
+        for j in (0..lay.checkpoints.len()).rev() {
+            let (a, b) = lay.segment(j);
+            let pl = lay.segment_places(j, &self.first_layer, layers);
+            self.forward(q, network, a + 1..=b, &pl, true)?;
+            for l in (a + 1..=b).rev() {
+                let block = &arch.blocks[l - 1];
+                let m = self.first_layer[l - 1];
+                let units = arch.units(l);
+                let d_in = lay.d[l % 2];
+                if l == depth {
+                    self.elementwise(q, network, "draw_normal", &id, batch, units, |p| {
+                        p.out_off = d_in as u32;
+                        p.stream = STREAM_DELTA;
+                        p.layer = depth as u32;
+                    })?;
+                    if jacobian {
+                        // v = t_L, through phi' of a plain top layer
+                        let (act, h, flags) = match block {
+                            Block::Layer(layer) => (layer.act, pl.h[m - 1], 0),
+                            _ => (id, 0, FLAG_NO_DERIV),
+                        };
+                        self.elementwise(q, network, "mul_deriv", &act, batch, units, |p| {
+                            p.in_off = lay.t[depth % 2] as u32;
+                            p.h_off = h as u32;
+                            p.out_off = (d_in + batch * units) as u32;
+                            p.alpha = 1.0;
+                            p.flags = flags;
+                        })?;
+                    }
+                } else if let Block::Layer(layer) = block {
+                    self.elementwise(q, network, "mul_deriv", &layer.act, rows, units, |p| {
+                        p.in_off = d_in as u32;
+                        p.h_off = pl.h[m - 1] as u32;
+                        p.out_off = d_in as u32;
+                        p.alpha = 1.0;
+                    })?;
+                }
+                self.record_backward(q, network, l)?;
+                self.backward_step(q, network, l, &pl)?;
+            }
+        }
+        self.record_backward(q, network, 0)
+    }
+
+    /// The rows of row l (scaled by their factors) through block l, to the
+    /// gradient with respect to its input, at row l - 1's place.
+    fn backward_step(&self, q: &mut Pending, network: usize, l: usize, pl: &Places) -> Result<()> {
+        let lay = &self.layout;
+        let arch = self.arch();
+        let rows = lay.back_rows;
+        let id = Activation::Identity;
+        let m = self.first_layer[l - 1];
+        let (d_in, d_out) = (lay.d[l % 2], lay.d[(l - 1) % 2]);
+        let units = arch.units(l);
+        self.elementwise(q, network, "scale_rows", &id, rows, units, |p| {
+            p.out_off = d_in as u32;
+            p.scale_a = lay.d_scale(l);
+            p.scale_b = if self.spec.probes.jacobian {
+                lay.v_scale(l)
+            } else {
+                NO_SCALE
+            };
+        })?;
+        match &arch.blocks[l - 1] {
+            Block::Layer(layer) => {
+                self.weights(q, network, m, layer, 0)?;
+                self.linear_t(q, network, layer, 0, d_in, d_out, rows)?;
+            }
+            Block::Residual { branch, alpha } => {
+                // through the branch from its output: alpha dy, then per
+                // layer (last first) phi'(h) and W^T
+                for (j, layer) in branch.iter().enumerate() {
+                    self.weights(q, network, m + j, layer, j)?;
+                }
+                let mut g = d_in;
+                let mut factor = *alpha;
+                for (j, layer) in branch.iter().enumerate().rev() {
+                    let n = layer.output.units();
+                    self.elementwise(q, network, "mul_deriv", &layer.act, rows, n, |p| {
+                        p.in_off = g as u32;
+                        p.h_off = pl.h[m + j - 1] as u32;
+                        p.out_off = lay.du as u32;
+                        p.alpha = factor as f32;
+                    })?;
+                    self.linear_t(q, network, layer, j, lay.du, lay.dv, rows)?;
+                    g = lay.dv;
+                    factor = 1.0;
+                }
+                self.elementwise(q, network, "axpy", &id, rows, units, |p| {
+                    p.in_off = d_in as u32;
+                    p.v_off = lay.dv as u32;
+                    p.out_off = d_out as u32;
+                    p.alpha = 1.0;
+                })?;
+            }
+            Block::Highway {
+                transform, gate, ..
+            } => {
+                self.weights(q, network, m, transform, 0)?;
+                self.weights(q, network, m + 1, gate, 1)?;
+                let saved = |p: &mut BlockParams| {
+                    p.g_off = pl.h[m] as u32;
+                    p.h_off = pl.h[m - 1] as u32;
+                    p.x_off = pl.x[l - 1] as u32;
+                };
+                let act = &transform.act;
+                self.elementwise(q, network, "highway_back_split", act, rows, units, |p| {
+                    saved(p);
+                    p.in_off = d_in as u32;
+                    p.u_off = lay.du as u32;
+                    p.v_off = lay.dv as u32;
+                })?;
+                self.linear_t(q, network, transform, 0, lay.du, lay.dp, rows)?;
+                self.linear_t(q, network, gate, 1, lay.dv, lay.dq, rows)?;
+                self.elementwise(q, network, "highway_back_combine", act, rows, units, |p| {
+                    saved(p);
+                    p.in_off = d_in as u32;
+                    p.u_off = lay.dp as u32;
+                    p.v_off = lay.dq as u32;
+                    p.out_off = d_out as u32;
+                })?;
+            }
+        }
+        Ok(())
+    }
+}

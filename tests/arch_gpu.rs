@@ -1,0 +1,729 @@
+//! The GPU block engine against the f64 CPU block engine (its naive loops:
+//! `engine::cpu_blocks`, the reference for convolutions, transposed
+//! convolutions, residual and highway blocks and the mean-preserving
+//! shift) on the same seeds: every per-network, per-layer statistic,
+//! forward, backward and with the Jacobian probes, and the per-position
+//! map. And every file under examples/ through the CLI on the GPU.
+//!
+//! Tolerance: the GPU works in f32, on the same random draws. Each draw
+//! carries a relative error of a few 1e-7 (Box-Muller, erfinv in f32); each
+//! sum a kernel forms has at most a few hundred terms (C_in k^2 <= 175 for
+//! a convolution, the widths here <= 150), adding about sqrt(n) * 6e-8 ~
+//! 1e-6; the moments sum B n <= 2,000 terms per pair (another ~1e-6). The
+//! stacks are at most 8 rows deep and not chaotic, so the errors add
+//! rather than grow: relative differences stay near 1e-5. We allow 2e-4, as
+//! the dense engine's test does; a wrong tap, stride, padding, layout,
+//! stream, adjoint or shift is off by orders of magnitude more. Logs are
+//! compared absolutely (a relative error in q), means on the scale
+//! sqrt(q) (they can cancel to 0), and the zero fraction may differ by a
+//! unit whose h is within rounding of 0.
+
+mod common;
+
+use std::process::Command;
+
+use varprop::arch::{Architecture, Shape};
+use varprop::engine::{GpuOptions, RunOutput, run_cpu, run_gpu};
+use varprop::settings::RunSettings;
+use varprop::spec::RunSpec;
+
+const RTOL: f64 = 2e-4;
+
+fn write_arch(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("varprop-arch-gpu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// A run of `text` with the backward pass and the Jacobian probes (which
+/// run the forward pass, the tangents and the transposed products).
+fn spec_of(name: &str, text: &str, probes: bool, edit: impl FnOnce(&mut RunSettings)) -> RunSpec {
+    let mut s = RunSettings {
+        arch: Some(write_arch(name, text)),
+        batch: Some(4),
+        networks: Some(2),
+        seed: Some(7),
+        q0: Some(1.3),
+        c0: Some(0.3),
+        backward: Some(probes),
+        jacobian: Some(probes),
+        ..Default::default()
+    };
+    edit(&mut s);
+    s.resolve(2).unwrap()
+}
+
+fn close(what: &str, a: f64, b: f64, scale: f64) {
+    let both_nan = a.is_nan() && b.is_nan();
+    assert!(
+        both_nan || (a - b).abs() <= RTOL * scale,
+        "{what}: gpu {a} vs cpu {b} (tolerance {})",
+        RTOL * scale
+    );
+}
+
+/// Runs `spec` on both engines and compares every per-network value.
+fn compare(name: &str, spec: &RunSpec) -> (RunOutput, RunOutput) {
+    compare_with(name, spec, GpuOptions::default())
+}
+
+fn compare_with(name: &str, spec: &RunSpec, options: GpuOptions) -> (RunOutput, RunOutput) {
+    let ctx = common::gpu();
+    let gpu =
+        run_gpu(&ctx, spec, options, &mut |_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let cpu = run_cpu(spec, &mut |_, _| {}).unwrap();
+    assert_eq!(gpu.info.engine, "gpu-blocks");
+    assert!(gpu.warnings.is_empty(), "{name}: {:?}", gpu.warnings);
+    for (s, (g_net, c_net)) in gpu.per_network.iter().zip(&cpu.per_network).enumerate() {
+        assert_eq!(g_net.len(), c_net.len());
+        for (l, (g, c)) in g_net.iter().zip(c_net).enumerate() {
+            let what = |col: &str| format!("{name} network {s} row {l} {col}");
+            close(&what("log_q_pre"), g.log_q_pre, c.log_q_pre, 1.0);
+            close(&what("log_q_post"), g.log_q_post, c.log_q_post, 1.0);
+            close(
+                &what("sample_log_q_post"),
+                g.sample_log_q_post,
+                c.sample_log_q_post,
+                1.0,
+            );
+            let root_q = |log_q: f64| (0.5 * log_q).exp();
+            close(
+                &what("mean_pre"),
+                g.mean_pre,
+                c.mean_pre,
+                root_q(c.log_q_pre),
+            );
+            close(
+                &what("mean_post"),
+                g.mean_post,
+                c.mean_post,
+                root_q(c.log_q_post),
+            );
+            close(&what("kurt_pre"), g.kurt_pre, c.kurt_pre, c.kurt_pre);
+            close(&what("c_pre"), g.c_pre, c.c_pre, 1.0);
+            close(&what("log_g"), g.log_g, c.log_g, 1.0);
+            close(&what("log_jac_m1"), g.log_jac_m1, c.log_jac_m1, 1.0);
+            let unit = 1.0 / (spec.batch * spec.net.widths[l]) as f64;
+            assert!(
+                (g.zero_frac - c.zero_frac).abs() <= 2.0 * unit,
+                "{}: gpu {} vs cpu {}",
+                what("zero_frac"),
+                g.zero_frac,
+                c.zero_frac
+            );
+        }
+    }
+    for (s, (g, c)) in gpu.tops.iter().zip(&cpu.tops).enumerate() {
+        close(
+            &format!("{name} network {s} log_jac_m1"),
+            g.log_jac_m1,
+            c.log_jac_m1,
+            1.0,
+        );
+        close(
+            &format!("{name} network {s} log_jac_m2"),
+            g.log_jac_m2,
+            c.log_jac_m2,
+            1.0,
+        );
+    }
+    assert_eq!(gpu.positions.len(), cpu.positions.len());
+    for (s, ((gp, gq), (cp, cq))) in gpu.positions.iter().zip(&cpu.positions).enumerate() {
+        for (p, (a, b)) in gp.iter().zip(cp).chain(gq.iter().zip(cq)).enumerate() {
+            close(&format!("{name} network {s} position {p}"), *a, *b, b.abs());
+        }
+    }
+    if spec.probes.needs_backward() {
+        assert!(
+            gpu.per_network[0][0].log_g.is_finite(),
+            "{name}: the backward pass ran"
+        );
+    }
+    (gpu, cpu)
+}
+
+#[test]
+fn convolutions_match_the_cpu_reference() {
+    // kernels 1, 3, 5; circular and zero padding; channel counts that are
+    // not multiples of 4; a non-square image (a swapped axis shows); biases
+    let text = r#"
+input = { channels = 3, height = 7, width = 5 }
+
+[[block]]
+type = "conv"
+channels = 5
+kernel = 3
+padding = "circular"
+act = "relu"
+init = "he-normal"
+sigma-b2 = 0.1
+
+[[block]]
+type = "conv"
+channels = 6
+kernel = 5
+padding = "zero"
+act = "tanh"
+init = "xavier-uniform"
+
+[[block]]
+type = "conv"
+channels = 7
+kernel = 3
+padding = "zero"
+act = "identity"
+init = "delta-orthogonal"
+
+[[block]]
+type = "conv"
+channels = 3
+kernel = 1
+act = "relu"
+init = "truncated-normal"
+
+[[block]]
+type = "conv"
+channels = 5
+kernel = 5
+padding = "circular"
+act = "identity"
+init = "lecun-normal"
+
+[[block]]
+type = "dense"
+width = 9
+act = "tanh"
+init = "xavier-normal"
+"#;
+    for probes in [false, true] {
+        compare(
+            &format!("conv, probes {probes}"),
+            &spec_of("conv", text, probes, |_| {}),
+        );
+    }
+}
+
+#[test]
+fn transposed_convolutions_match_the_cpu_reference() {
+    // strides 1, 2, 3; kernels 1, 2, 3, 5; both fan conventions
+    let text = r#"
+input = { channels = 3, height = 4, width = 3 }
+
+[[block]]
+type = "conv-transpose"
+channels = 5
+kernel = 3
+stride = 2
+act = "relu"
+init = "he-normal"
+sigma-b2 = 0.05
+
+[[block]]
+type = "conv-transpose"
+channels = 2
+kernel = 5
+stride = 3
+fan = "true"
+act = "identity"
+init = "he-normal"
+
+[[block]]
+type = "conv-transpose"
+channels = 3
+kernel = 1
+stride = 1
+act = "tanh"
+init = "xavier-normal"
+
+[[block]]
+type = "conv"
+channels = 2
+kernel = 3
+padding = "zero"
+act = "relu"
+init = "he-uniform"
+
+[[block]]
+type = "conv-transpose"
+channels = 1
+kernel = 2
+stride = 2
+act = "identity"
+init = "lecun-normal"
+"#;
+    for probes in [false, true] {
+        let spec = spec_of("convt", text, probes, |_| {});
+        compare(&format!("conv-transpose, probes {probes}"), &spec);
+    }
+}
+
+#[test]
+fn position_map_matches_the_cpu_reference() {
+    // the k = 3, s = 2 checkerboard, and a row inside the stack
+    let text = r#"
+input = { channels = 6, size = 5 }
+
+[[block]]
+type = "conv-transpose"
+channels = 4
+kernel = 3
+stride = 2
+act = "relu"
+init = "he-normal"
+
+[[block]]
+type = "conv"
+channels = 3
+kernel = 3
+padding = "zero"
+act = "identity"
+init = "he-normal"
+"#;
+    for row in [1, 2] {
+        let mut spec = spec_of("positions", text, false, |_| {});
+        spec.arch.as_mut().unwrap().position_row = Some(row);
+        let (gpu, _) = compare(&format!("position row {row}"), &spec);
+        assert_eq!(gpu.positions.len(), 2);
+    }
+}
+
+#[test]
+fn residual_blocks_match_the_cpu_reference() {
+    let cases = [
+        (
+            "alpha 1, one layer",
+            r#"
+input = 16
+[[block]]
+type = "residual"
+alpha = 1.0
+repeat = 3
+  [[block.layer]]
+  width = 16
+  act = "relu"
+  init = "he-normal"
+"#,
+        ),
+        (
+            "1/sqrt(L), two layers of other widths, bias",
+            r#"
+input = 12
+[[block]]
+type = "dense"
+width = 18
+act = "tanh"
+init = "xavier-normal"
+[[block]]
+type = "residual"
+alpha = "1/sqrt(L)"
+repeat = 3
+  [[block.layer]]
+  width = 23
+  act = "tanh"
+  init = "xavier-normal"
+  sigma-b2 = 0.05
+  [[block.layer]]
+  width = 18
+  act = "relu"
+  init = "he-normal"
+[[block]]
+type = "dense"
+width = 7
+act = "identity"
+"#,
+        ),
+        (
+            "fixup",
+            r#"
+input = 10
+[[block]]
+type = "residual"
+alpha = "fixup"
+repeat = 4
+  [[block.layer]]
+  width = 10
+  act = "relu"
+  init = "he-normal"
+  [[block.layer]]
+  width = 10
+  act = "relu"
+  init = "he-normal"
+"#,
+        ),
+        (
+            "skipinit",
+            r#"
+input = 10
+[[block]]
+type = "residual"
+alpha = "0"
+repeat = 2
+  [[block.layer]]
+  width = 10
+  act = "tanh"
+"#,
+        ),
+        (
+            "conv branch",
+            r#"
+input = { channels = 3, height = 5, width = 6 }
+[[block]]
+type = "residual"
+alpha = 0.5
+repeat = 2
+  [[block.layer]]
+  type = "conv"
+  channels = 5
+  kernel = 3
+  act = "relu"
+  init = "he-normal"
+  [[block.layer]]
+  type = "conv"
+  channels = 3
+  kernel = 3
+  padding = "zero"
+  act = "identity"
+  init = "he-normal"
+"#,
+        ),
+    ];
+    for (i, (name, text)) in cases.iter().enumerate() {
+        for probes in [false, true] {
+            let spec = spec_of(&format!("residual{i}"), text, probes, |_| {});
+            compare(&format!("{name}, probes {probes}"), &spec);
+        }
+    }
+}
+
+#[test]
+fn highway_blocks_match_the_cpu_reference() {
+    let cases = [
+        (
+            "tanh, gate bias -1",
+            r#"
+input = 14
+[[block]]
+type = "highway"
+act = "tanh"
+init = "lecun-normal"
+gate-bias = -1.0
+repeat = 3
+"#,
+        ),
+        (
+            "relu after a dense layer, gate init xavier",
+            r#"
+input = 9
+[[block]]
+type = "dense"
+width = 13
+act = "relu"
+init = "he-normal"
+sigma-b2 = 0.1
+[[block]]
+type = "highway"
+act = "relu"
+init = "he-normal"
+gate-init = "xavier-normal"
+repeat = 2
+"#,
+        ),
+    ];
+    for (i, (name, text)) in cases.iter().enumerate() {
+        for probes in [false, true] {
+            let spec = spec_of(&format!("highway{i}"), text, probes, |_| {});
+            compare(&format!("{name}, probes {probes}"), &spec);
+        }
+    }
+}
+
+#[test]
+fn siren_and_other_activations_match_the_cpu_reference() {
+    // siren's first-layer rule on weight layer 1, sin(omega z) after it;
+    // the activation-specialised kernels for several activations
+    let text = r#"
+input = { channels = 2, size = 5 }
+[[block]]
+type = "conv"
+channels = 3
+kernel = 3
+init = "siren"
+omega = 3.0
+[[block]]
+type = "dense"
+width = 12
+init = "siren"
+omega = 3.0
+[[block]]
+type = "residual"
+  [[block.layer]]
+  width = 12
+  act = "leaky-relu"
+  alpha = 0.2
+  init = "he-normal"
+[[block]]
+type = "dense"
+width = 12
+act = "gelu"
+init = "he-uniform"
+[[block]]
+type = "highway"
+act = "selu"
+init = "lecun-normal"
+[[block]]
+type = "dense"
+width = 7
+act = "tanh"
+init = "orthogonal"
+[[block]]
+type = "dense"
+width = 9
+act = "tanh"
+init = "orthogonal"
+"#;
+    // (and orthogonal layers, wide then tall, from the GPU's QR)
+    compare("activations", &spec_of("siren", text, true, |_| {}));
+}
+
+#[test]
+fn mean_preserving_bias_matches_the_cpu_reference() {
+    // a plain stack (--width/--depth with --bias mean-preserving) ...
+    for probes in [false, true] {
+        let s = RunSettings {
+            width: Some(24),
+            depth: Some(5),
+            act: Some("relu".into()),
+            init: Some("he-normal".into()),
+            bias: Some("mean-preserving".into()),
+            batch: Some(4),
+            networks: Some(2),
+            seed: Some(3),
+            backward: Some(probes),
+            jacobian: Some(probes),
+            ..Default::default()
+        };
+        let spec = s.resolve(2).unwrap();
+        let (gpu, _) = compare(&format!("mean-preserving plain, probes {probes}"), &spec);
+        // the shift is there: without it relu's mean_post is about 0.58 sqrt(q)
+        let last = gpu.per_network[0].last().unwrap();
+        assert!(last.mean_post.abs() < 0.5 * (0.5 * last.log_q_post).exp());
+    }
+    // ... and an architecture file with convolutions and a residual block
+    let text = r#"
+input = { channels = 2, size = 5 }
+[[block]]
+type = "conv"
+channels = 3
+kernel = 3
+act = "tanh"
+init = "xavier-normal"
+[[block]]
+type = "residual"
+  [[block.layer]]
+  type = "conv"
+  channels = 3
+  kernel = 3
+  act = "gelu"
+  init = "he-normal"
+[[block]]
+type = "dense"
+width = 11
+act = "relu"
+init = "he-normal"
+"#;
+    let spec = spec_of("mean-preserving", text, true, |s| {
+        s.bias = Some("mean-preserving".into())
+    });
+    compare("mean-preserving arch", &spec);
+}
+
+#[test]
+fn renormalised_deep_stacks_match_the_cpu_reference() {
+    // homogeneous (relu, no bias): both engines renormalise every block and
+    // carry the scale as a log; the signal grows over 24 blocks
+    let text = r#"
+input = 8
+[[block]]
+type = "residual"
+alpha = 1.5
+repeat = 24
+  [[block.layer]]
+  width = 8
+  act = "relu"
+  init = "he-normal"
+"#;
+    compare("renormalised", &spec_of("renorm", text, true, |_| {}));
+}
+
+#[test]
+fn checkpoint_intervals_do_not_change_the_result() {
+    // the backward pass recomputes segments of k blocks from checkpoints;
+    // segment borders fall between every kind of block here (a plain layer
+    // below a border needs its h in the segment above), for k = 1, 2, 4, L
+    let text = r#"
+input = { channels = 2, size = 4 }
+[[block]]
+type = "conv"
+channels = 3
+kernel = 3
+act = "tanh"
+init = "xavier-normal"
+[[block]]
+type = "residual"
+alpha = 0.7
+  [[block.layer]]
+  type = "conv"
+  channels = 3
+  kernel = 3
+  act = "relu"
+  init = "he-normal"
+[[block]]
+type = "dense"
+width = 10
+act = "relu"
+init = "he-normal"
+[[block]]
+type = "highway"
+act = "tanh"
+init = "lecun-normal"
+[[block]]
+type = "dense"
+width = 10
+act = "tanh"
+init = "orthogonal"
+repeat = 2
+[[block]]
+type = "residual"
+repeat = 2
+  [[block.layer]]
+  width = 10
+  act = "relu"
+  init = "he-normal"
+"#;
+    let spec = spec_of("checkpoints", text, true, |_| {});
+    let depth = spec.net.depth();
+    let ctx = common::gpu();
+    for every in [1, 2, 4, depth] {
+        let options = GpuOptions {
+            checkpoint_every: Some(every),
+            ..Default::default()
+        };
+        let (gpu, _) = compare_with(&format!("checkpoints every {every}"), &spec, options);
+        assert_eq!(gpu.info.checkpoint_every, Some(every));
+    }
+    // a deep stack's memory grows like sqrt(L), not L
+    let deep = |repeat: usize| {
+        let text =
+            format!("input = 32\n[[block]]\ntype = \"dense\"\nwidth = 32\nrepeat = {repeat}\n");
+        let spec = spec_of(&format!("deep{repeat}"), &text, true, |_| {});
+        let engine = varprop::gpu::blocks::BlocksGpu::new(
+            &ctx,
+            &spec,
+            varprop::gpu::blocks::checkpoint_interval(&spec, None, None).unwrap(),
+        )
+        .unwrap();
+        engine.device_bytes
+    };
+    let (small, large) = (deep(100), deep(1600));
+    assert!(
+        large < 3 * small,
+        "16 times the depth, {large} bytes against {small}: the activations should grow like sqrt(L)"
+    );
+}
+
+#[test]
+fn one_context_serves_both_engines_orthogonal_kernels() {
+    // the block engine runs the dense engine's orthogonal pipelines (cached
+    // in the context) with its own bind group: in either order
+    let ctx = common::gpu();
+    let arch = spec_of(
+        "ortho-shared",
+        "input = 8\n[[block]]\ntype = \"dense\"\nwidth = 8\nact = \"tanh\"\ninit = \"orthogonal\"\nrepeat = 2\n",
+        false,
+        |_| {},
+    );
+    let dense = RunSettings {
+        width: Some(8),
+        depth: Some(2),
+        act: Some("tanh".into()),
+        init: Some("orthogonal".into()),
+        batch: Some(4),
+        networks: Some(2),
+        seed: Some(7),
+        ..Default::default()
+    }
+    .resolve(2)
+    .unwrap();
+    for spec in [&arch, &dense, &arch] {
+        let gpu = run_gpu(&ctx, spec, GpuOptions::default(), &mut |_, _| {}).unwrap();
+        let cpu = run_cpu(spec, &mut |_, _| {}).unwrap();
+        let (g, c) = (&gpu.per_network[1][2], &cpu.per_network[1][2]);
+        close(gpu.info.engine, g.log_q_post, c.log_q_post, 1.0);
+    }
+}
+
+#[test]
+fn every_example_runs_on_the_gpu_through_the_cli() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let out_dir = std::env::temp_dir().join(format!("varprop-arch-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut count = 0;
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("toml"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let csv = out_dir.join(format!("{name}.csv"));
+        let map = out_dir.join(format!("{name}-positions.csv"));
+        let mut args = vec![
+            "run".to_string(),
+            "--arch".into(),
+            path.display().to_string(),
+            "--batch".into(),
+            "2".into(),
+            "--networks".into(),
+            "2".into(),
+            "--backward".into(),
+            "--jacobian".into(),
+            "--device".into(),
+            "gpu".into(),
+            "--format".into(),
+            "csv".into(),
+            "--out".into(),
+            csv.display().to_string(),
+        ];
+        let image = matches!(Architecture::load(&path).unwrap().input, Shape::Image(..));
+        if image {
+            args.extend(["--position-map".into(), map.display().to_string()]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_varprop"))
+            .args(&args)
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let col = |c: &str| header.iter().position(|h| *h == c).unwrap();
+        let last: Vec<&str> = text.lines().last().unwrap().split(',').collect();
+        for c in ["log_q_post_mean", "log_g_mean", "log_jac_m1_mean"] {
+            let v: f64 = last[col(c)].parse().unwrap();
+            assert!(v.is_finite(), "{name}: {c} = {v}");
+        }
+        if image {
+            let map = std::fs::read_to_string(&map).unwrap();
+            assert!(map.lines().count() > 1, "{name}: an empty position map");
+        }
+        count += 1;
+    }
+    assert!(count >= 6, "the examples are there ({count})");
+}
