@@ -3,6 +3,7 @@
 
 pub mod context;
 pub mod dense;
+pub mod gram;
 pub mod kernels;
 pub mod probe;
 pub mod shaders;
