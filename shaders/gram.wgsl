@@ -14,9 +14,11 @@ const GRAM_UNITS_PER_BLOCK: u32 = 4096u;
 const FLAG_GRAM_BACK: u32 = 64u;    // gram_normals: the backward stream
 const FLAG_SUB_BIAS: u32 = 128u;    // gram_cross: subtract `bias` from the first rows
 const FLAG_SYMMETRIC: u32 = 256u;   // gram_cross: only tiles with a <= c
-const FLAG_IN_STORE: u32 = 512u;    // gram_cross: the first rows come from `store`
+const FLAG_IN_STORE: u32 = 512u;    // gram_cross, gram_combine: the first rows come from `store`
+const FLAG_SECOND_STORE: u32 = 1024u; // gram_cross: the second rows come from `store`
 
-// `rows` rows of n_out iid N(0, 1) at out_off (act), from STREAM_GRAM (the
+// `rows` rows of n_out iid N(0, 1) at out_off (act, or store with
+// FLAG_OUT_STORE), from STREAM_GRAM (the
 // forward Z) or STREAM_GRAM_BACK (the backward Z', FLAG_GRAM_BACK), counter
 // (network, layer, row, group of 4). One invocation per row and group.
 @compute @workgroup_size(64)
@@ -33,7 +35,7 @@ fn gram_normals(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let z = normal4(rng_bits(seed_key(), stream, params.network, params.layer, row, group));
     for (var e = 0u; e < 4u; e++) {
         let i = 4u * group + e;
-        act[params.out_off + row * stride(n) + i] = select(0.0, z[e], i < n);
+        write_out(row * stride(n) + i, select(0.0, z[e], i < n));
     }
 }
 
@@ -69,10 +71,15 @@ fn row4(at: u32) -> vec4<f32> {
     return vec4<f32>(act[at], act[at + 1u], act[at + 2u], act[at + 3u]);
 }
 
+fn store4(at: u32) -> vec4<f32> {
+    return vec4<f32>(store[at], store[at + 1u], store[at + 2u], store[at + 3u]);
+}
+
 // out[b] = sum_c P[b][c] in1[c] + sum_c Q[b][c] in2[c] + b_l for the
 // `rows` output rows b, with c < cols; P (rows x cols, row-major) at
 // weights[coef_a], Q at weights[coef_b] (NO_OFFSET: no second term); in1
-// rows at in_off, in2 rows at aux_off (act), n_out units each; out at
+// rows at in_off (act, or store with FLAG_IN_STORE), in2 rows at aux_off
+// (act), n_out units each; out at
 // out_off (act, or store with FLAG_OUT_STORE). The bias is drawn here
 // (b_scale 0: none). One invocation per group of 4 units and 4 output rows.
 @compute @workgroup_size(64)
@@ -92,8 +99,15 @@ fn gram_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    let in1_store = (params.flags & FLAG_IN_STORE) != 0u;
     for (var c = 0u; c < params.cols; c++) {
-        let z = row4(params.in_off + c * s + 4u * group);
+        let at = params.in_off + c * s + 4u * group;
+        var z: vec4<f32>;
+        if (in1_store) {
+            z = store4(at);
+        } else {
+            z = row4(at);
+        }
         acc0 += coef(params.coef_a, b0, c) * z;
         acc1 += coef(params.coef_a, b0 + 1u, c) * z;
         acc2 += coef(params.coef_a, b0 + 2u, c) * z;
@@ -127,10 +141,18 @@ fn first_row(at: u32) -> f32 {
     return act[at];
 }
 
+fn second_row(at: u32) -> f32 {
+    if ((params.flags & FLAG_SECOND_STORE) != 0u) {
+        return store[at];
+    }
+    return act[at];
+}
+
 // Cross Gram matrix over n_out units: record ((a cols + c) block_stride +
 // block) = sum over the block of (A[a][i] - b_i) B[c][i] for a < rows, c <
 // cols; A rows at in_off (act, or store with FLAG_IN_STORE), the bias b
-// subtracted with FLAG_SUB_BIAS, B rows at aux_off (act). Each workgroup
+// subtracted with FLAG_SUB_BIAS, B rows at aux_off (act, or store with
+// FLAG_SECOND_STORE). Each workgroup
 // reduces a 4 x 4 tile of pairs over one block (per-invocation serial
 // sums, then the workgroup sum: deterministic); with FLAG_SYMMETRIC tiles
 // below the diagonal are skipped (the host mirrors them). Dispatched as
@@ -162,10 +184,10 @@ fn gram_cross(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
             first_row(params.in_off + a.w * s + i),
         ) - vec4<f32>(bi);
         let y = vec4<f32>(
-            act[params.aux_off + c.x * s + i],
-            act[params.aux_off + c.y * s + i],
-            act[params.aux_off + c.z * s + i],
-            act[params.aux_off + c.w * s + i],
+            second_row(params.aux_off + c.x * s + i),
+            second_row(params.aux_off + c.y * s + i),
+            second_row(params.aux_off + c.z * s + i),
+            second_row(params.aux_off + c.w * s + i),
         );
         // column k of acc: row a_k against the four B rows
         acc += mat4x4<f32>(x.x * y, x.y * y, x.z * y, x.w * y);

@@ -60,7 +60,10 @@ fn bad_input_names_the_flag_and_exits_2() {
             &["--width", "40000", "--depth", "1", "--engine", "dense"],
             "--width",
         ),
-        (&["--widths", "100,6000,6000", "--engine", "dense"], "--widths"),
+        (
+            &["--widths", "100,6000,6000", "--engine", "dense"],
+            "--widths",
+        ),
     ];
     for (args, flag) in cases {
         let mut all = vec!["run", "--out", out_path];

@@ -179,10 +179,13 @@ impl GpuContext {
             label: Some(entry),
             source: wgpu::ShaderSource::Wgsl(source.into()),
         };
-        let shader = if module == Module::Product {
+        let shader = if matches!(module, Module::Product | Module::Gram { .. }) {
             // SAFETY: the product kernel clamps every load into the rows the
             // host allocated and guards every store (shaders/product.wgsl),
-            // and its loops are bounded by the dispatch parameters.
+            // and its loops are bounded by the dispatch parameters. The gram
+            // kernels read whole rows of stride(n) floats inside the regions
+            // the host allocated (row indices clamped to `rows`/`cols`,
+            // which the host sizes) and guard every store (gram.wgsl).
             unsafe {
                 self.device.create_shader_module_trusted(
                     descriptor,

@@ -38,16 +38,23 @@ const FLAG_GRAM_BACK: u32 = 64;
 const FLAG_SUB_BIAS: u32 = 128;
 const FLAG_SYMMETRIC: u32 = 256;
 const FLAG_IN_STORE: u32 = 512;
+const FLAG_SECOND_STORE: u32 = 1024;
 const GRAM_WG: u32 = 64;
 
-/// Offsets (in f32s) of the rows, checkpoints and records.
+/// Offsets (in f32s) of the rows, checkpoints and records. Lean, so that
+/// widths of a million fit the 128 MiB bindings of software adapters: the
+/// forward pass needs x_{l-1} only for its Gram matrix, so one x row block
+/// serves every layer; Z lives in `store` when there is no backward pass;
+/// the backward W^T delta reuses h's rows.
 #[derive(Clone, Debug)]
 struct Layout {
     row: usize,
     batch: usize,
-    x: [usize; 2],
+    x: usize,
     h: usize,
+    /// Z's rows, and whether they are in `store` (else `act`)
     z: usize,
+    z_in_store: bool,
     d: [usize; 2],
     y: usize,
     act_len: usize,
@@ -85,12 +92,11 @@ impl Layout {
             at += len;
             start
         };
-        let x = [region(rows), region(rows)];
+        let x = region(rows);
         let h = region(rows);
-        let z = region(rows);
+        let z = if backward { region(rows) } else { 0 };
         let back_rows = if backward { rows } else { 0 };
         let d = [region(back_rows), region(back_rows)];
-        let y = region(back_rows);
         let act_len = at;
         let depth = spec.net.depth();
         let (every, checkpoints) = if backward {
@@ -101,7 +107,7 @@ impl Layout {
         let store_len = if backward {
             (checkpoints + every) * rows
         } else {
-            0
+            rows
         };
         let bs = blocks(row);
         let stats = 0;
@@ -115,8 +121,9 @@ impl Layout {
             x,
             h,
             z,
+            z_in_store: !backward,
             d,
-            y,
+            y: h,
             act_len,
             every,
             checkpoints,
@@ -467,20 +474,15 @@ impl<'a> GramGpu<'a> {
         }
     }
 
-    /// `rows` standard normal rows of `n` units at `out` (forward Z of
+    /// B standard normal rows of `n` units at Z's rows (forward Z of
     /// layer `layer`, or with `back` the backward Z').
-    fn normals<'p>(
-        &'p self,
-        steps: &mut Vec<Step<'p>>,
-        base: Params,
-        n: usize,
-        out: usize,
-        back: bool,
-    ) {
+    fn normals<'p>(&'p self, steps: &mut Vec<Step<'p>>, base: Params, n: usize, back: bool) {
+        let lay = &self.lay;
         let p = Params {
             n_out: n as u32,
-            out_off: out as u32,
-            flags: if back { FLAG_GRAM_BACK } else { 0 },
+            out_off: lay.z as u32,
+            flags: if back { FLAG_GRAM_BACK } else { 0 }
+                | if lay.z_in_store { FLAG_OUT_STORE } else { 0 },
             ..base
         };
         let groups = dispatch_1d(n.div_ceil(4) * self.spec.batch, GRAM_WG);
@@ -634,7 +636,8 @@ impl<'a> GramGpu<'a> {
         for l in 0..=depth {
             let base = self.base(network, l);
             let n = net.widths[l];
-            let x = lay.x[l % 2];
+            let x = lay.x;
+            let z_flag = if lay.z_in_store { FLAG_IN_STORE } else { 0 };
             let mut steps = Vec::new();
             let ckpt_off = if backward && l < depth && l % lay.every == 0 {
                 lay.checkpoint(l / lay.every) as u32
@@ -662,7 +665,7 @@ impl<'a> GramGpu<'a> {
                 steps.push(self.step(&self.p.stats, p, (blocks(n) as u32, (batch / 2) as u32, 1)));
             } else {
                 self.upload(0, &out.coefs[l]);
-                self.combine(&mut steps, base, n, (lay.z, 0), None, lay.h, 0);
+                self.combine(&mut steps, base, n, (lay.z, 0), None, lay.h, z_flag);
                 steps.push(self.step(
                     &self.p.stats,
                     stats,
@@ -693,17 +696,15 @@ impl<'a> GramGpu<'a> {
                 self.cross(&mut steps, base, n, x, x, GX, FLAG_SYMMETRIC);
                 reads.push(self.gram_read(GX));
                 let next = self.base(network, l + 1);
-                self.normals(&mut steps, next, net.widths[l + 1], lay.z, false);
+                self.normals(&mut steps, next, net.widths[l + 1], false);
                 if orthogonal_next {
-                    self.cross(
-                        &mut steps,
-                        next,
-                        net.widths[l + 1],
-                        lay.z,
-                        lay.z,
-                        GZ,
-                        FLAG_SYMMETRIC,
-                    );
+                    let flags = FLAG_SYMMETRIC
+                        | if lay.z_in_store {
+                            FLAG_IN_STORE | FLAG_SECOND_STORE
+                        } else {
+                            0
+                        };
+                    self.cross(&mut steps, next, net.widths[l + 1], lay.z, lay.z, GZ, flags);
                     reads.push(self.gram_read(GZ));
                 }
             }
@@ -820,21 +821,13 @@ impl<'a> GramGpu<'a> {
             let mut steps = Vec::new();
             let mut reads = Vec::new();
             let mut pending: Option<usize> = None;
-            // recompute h_{a+1..=b} from the checkpoint of h_a
-            let base_a = self.base(network, a);
-            let p = Params {
-                flags: FLAG_AUX_STORE | if a == 0 { FLAG_INPUT } else { 0 },
-                aux_off: lay.checkpoint(j) as u32,
-                out_off: lay.x[a % 2] as u32,
-                ..base_a
-            };
-            let groups = dispatch_1d(batch * stride(net.widths[a]), STATS_WG);
-            steps.push(self.step(&self.p.activate, p, groups));
+            // recompute h_{a+1..=b}: the same Z and coefficients (x is not
+            // needed: the combination reads Z)
             for l in a + 1..=b {
                 let base = self.base(network, l);
                 let slot = l - a - 1;
                 self.upload(slot, &fwd.coefs[l]);
-                self.normals(&mut steps, base, net.widths[l], lay.z, false);
+                self.normals(&mut steps, base, net.widths[l], false);
                 let coef = (slot * bb) as u32;
                 self.combine(
                     &mut steps,
@@ -845,16 +838,6 @@ impl<'a> GramGpu<'a> {
                     h_at(l),
                     FLAG_OUT_STORE,
                 );
-                if l < b {
-                    let p = Params {
-                        flags: FLAG_AUX_STORE,
-                        aux_off: h_at(l) as u32,
-                        out_off: lay.x[l % 2] as u32,
-                        ..base
-                    };
-                    let groups = dispatch_1d(batch * stride(net.widths[l]), STATS_WG);
-                    steps.push(self.step(&self.p.activate, p, groups));
-                }
             }
             if b == depth {
                 // delta_L: Gaussian rows (the dense engine's stream), their norms
@@ -896,7 +879,7 @@ impl<'a> GramGpu<'a> {
                 let base = self.base(network, l);
                 let (n_in, n_out) = (net.widths[l - 1], net.widths[l]);
                 let d = lay.d[l % 2];
-                let x = lay.x[0];
+                let x = lay.x;
                 // x_{l-1} from h_{l-1}; b_l; Z'; the Gram matrices
                 let below = self.base(network, l - 1);
                 let p = Params {
@@ -918,7 +901,7 @@ impl<'a> GramGpu<'a> {
                         dispatch_1d(n_out.div_ceil(4), GRAM_WG),
                     ));
                 }
-                self.normals(&mut steps, base, n_in, lay.z, true);
+                self.normals(&mut steps, base, n_in, true);
                 self.cross(&mut steps, base, n_out, d, d, GD, FLAG_SYMMETRIC);
                 let sub = if with_bias { FLAG_SUB_BIAS } else { 0 };
                 self.cross(&mut steps, base, n_out, h_at(l), d, GM, FLAG_IN_STORE | sub);
