@@ -73,11 +73,11 @@ impl Module {
             Module::Probe => &[PHILOX, SPECIAL, ACTIVATION, PROBE],
             Module::Orthogonal => &[PARAMS, PHILOX, SPECIAL, ORTHOGONAL],
             Module::Gram { subgroup_sum: true } => {
-                &[PARAMS, BINDINGS, PHILOX, SPECIAL, REDUCE_SUBGROUP, GRAM]
+                &[PARAMS, PHILOX, SPECIAL, REDUCE_SUBGROUP, GRAM]
             }
             Module::Gram {
                 subgroup_sum: false,
-            } => &[PARAMS, BINDINGS, PHILOX, SPECIAL, REDUCE_TREE, GRAM],
+            } => &[PARAMS, PHILOX, SPECIAL, REDUCE_TREE, GRAM],
             Module::FmaPeak => &[FMA_PEAK],
             Module::NaiveProduct => &[NAIVE_PRODUCT],
         }

@@ -151,7 +151,7 @@ impl Layout {
     }
 
     fn bytes(&self) -> u64 {
-        let coefs = (self.every + 2) * self.batch * self.batch;
+        let coefs = (self.every + 2) * coef_slot(self.batch);
         4 * (self.act_len
             + self.store_len
             + self.records_len
@@ -159,6 +159,11 @@ impl Layout {
             + coefs
             + self.row) as u64
     }
+}
+
+/// Floats of one coefficient matrix: B rows of stride(B).
+fn coef_slot(batch: usize) -> usize {
+    batch * stride(batch)
 }
 
 /// The checkpoint interval: `every` if given, else the largest that fits
@@ -353,8 +358,7 @@ impl<'a> GramGpu<'a> {
                 mapped_at_creation: false,
             })
         };
-        let bb = spec.batch * spec.batch;
-        let coefs = buffer("coefficients", (lay.every + 2) * bb);
+        let coefs = buffer("coefficients", (lay.every + 2) * coef_slot(spec.batch));
         let bias = buffer("bias", lay.row);
         let act = buffer("act", lay.act_len);
         let store = buffer("store", lay.store_len);
@@ -572,11 +576,24 @@ impl<'a> GramGpu<'a> {
         self.submitter.read(self.ctx, job, |data, _| data.to_vec())
     }
 
+    /// The B x B coefficients into slot `slot`, rows padded to stride(B)
+    /// with zeros (the kernels read them as vec4).
     fn upload(&self, slot: usize, coefs: &[f32]) {
-        let at = (slot * self.spec.batch * self.spec.batch * 4) as u64;
+        let b = self.spec.batch;
+        let ld = stride(b);
+        let mut padded = vec![0.0f32; b * ld];
+        for (row, chunk) in coefs.chunks(b).enumerate() {
+            padded[row * ld..row * ld + b].copy_from_slice(chunk);
+        }
+        let at = (slot * coef_slot(b) * 4) as u64;
         self.ctx
             .queue
-            .write_buffer(&self.coefs, at, bytemuck::cast_slice(coefs));
+            .write_buffer(&self.coefs, at, bytemuck::cast_slice(&padded));
+    }
+
+    /// The offset (in f32s) of coefficient slot `slot`.
+    fn slot(&self, slot: usize) -> u32 {
+        (slot * coef_slot(self.spec.batch)) as u32
     }
 
     /// Runs one network: the forward pass, and the backward pass if asked.
@@ -788,7 +805,6 @@ impl<'a> GramGpu<'a> {
         let net = &self.spec.net;
         let depth = lay.depth;
         let batch = self.spec.batch;
-        let bb = batch * batch;
         let back_len = batch * lay.bs;
         let mut back = vec![RowSums::default(); depth + 1];
         let mut grams = vec![(Vec::new(), Vec::new()); depth];
@@ -828,7 +844,7 @@ impl<'a> GramGpu<'a> {
                 let slot = l - a - 1;
                 self.upload(slot, &fwd.coefs[l]);
                 self.normals(&mut steps, base, net.widths[l], false);
-                let coef = (slot * bb) as u32;
+                let coef = self.slot(slot);
                 self.combine(
                     &mut steps,
                     base,
@@ -961,8 +977,8 @@ impl<'a> GramGpu<'a> {
                     &mut steps,
                     plain,
                     n_in,
-                    (x, (slot_a * bb) as u32),
-                    Some((lay.z, (slot_b * bb) as u32)),
+                    (x, self.slot(slot_a)),
+                    Some((lay.z, self.slot(slot_b))),
                     lay.y,
                     0,
                 );
