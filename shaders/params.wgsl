@@ -29,9 +29,9 @@ struct Params {
     q0: f32,
     c0: f32,
     step: u32,        // orthogonal: the Householder step k
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    cols: u32,        // gram engine: columns of a combination or cross Gram
+    coef_a: u32,      // gram engine: offsets (in `weights`) of coefficient matrices
+    coef_b: u32,
 }
 
 const FLAG_INPUT: u32 = 1u;        // row 0: pre = post = the input, phi = identity

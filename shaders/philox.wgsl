@@ -11,6 +11,8 @@ const STREAM_BIAS: u32 = 1u;
 const STREAM_INPUT: u32 = 2u;
 const STREAM_DELTA: u32 = 3u;
 const STREAM_TANGENT: u32 = 4u;
+const STREAM_GRAM: u32 = 5u;
+const STREAM_GRAM_BACK: u32 = 6u;
 
 const PI: f32 = 3.14159265358979;
 

@@ -191,6 +191,8 @@ pub fn config_json(spec: &RunSpec, run: &RunOutput) -> serde_json::Value {
     serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "engine": run.info.engine,
+        "engine_reason": run.info.engine_reason,
+        "gram_rank_min": run.info.gram_rank_min,
         "adapter": run.info.adapter.as_ref().map(|a| a.name.clone()),
         "backend": run.info.adapter.as_ref().map(|a| a.backend.clone()),
         "device_type": run.info.adapter.as_ref().map(|a| a.device_type.clone()),

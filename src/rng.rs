@@ -25,6 +25,10 @@ pub enum Stream {
     Delta = 3,
     /// Jacobian tangent vectors
     Tangent = 4,
+    /// The gram engine's forward normals Z (H = Z C^T + b)
+    Gram = 5,
+    /// The gram engine's backward normals Z' (the unseen part of W^T delta)
+    GramBack = 6,
 }
 
 /// Networks are numbered in the low 24 bits of c3.

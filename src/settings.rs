@@ -64,6 +64,9 @@ pub struct RunSettings {
     /// "normal" or "mean-preserving".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bias: Option<String>,
+    /// "dense", "gram" or "auto" (the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 pub const DEFAULT_Q0: f64 = 1.0;
@@ -100,7 +103,8 @@ impl RunSettings {
             jacobian,
             weight_grads,
             arch,
-            bias
+            bias,
+            engine
         )
     }
 
@@ -190,6 +194,7 @@ impl RunSettings {
                 "is not available with --arch or --bias mean-preserving (the plain dense engine has it)",
             ));
         }
+        let engine = spec::EngineChoice::parse(self.engine.as_deref().unwrap_or("auto"))?;
         let batch = self.batch.unwrap_or(DEFAULT_BATCH);
         let networks = self.networks.unwrap_or(default_networks);
         spec::check_run(batch, networks)?;
@@ -211,6 +216,7 @@ impl RunSettings {
             seed: self.seed.unwrap_or(0),
             probes,
             arch,
+            engine,
         })
     }
 }

@@ -74,6 +74,33 @@ pub struct ArchRun {
     pub position_row: Option<usize>,
 }
 
+/// Which GPU engine runs a plain stack (`--engine`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    /// explicit weight matrices, O(n^2 B) per layer
+    #[default]
+    Dense,
+    /// Gaussian conditioning on B x B Gram matrices, O(n B^2) per layer
+    Gram,
+    /// gram where it is supported and cheaper, dense otherwise
+    Auto,
+}
+
+impl EngineChoice {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "dense" => Ok(EngineChoice::Dense),
+            "gram" => Ok(EngineChoice::Gram),
+            "auto" => Ok(EngineChoice::Auto),
+            other => Err(Error::invalid(
+                "--engine",
+                format!("unknown '{other}'; accepted: dense, gram, auto"),
+            )),
+        }
+    }
+}
+
 /// A run: the network, and how many inputs and networks to push through it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunSpec {
@@ -87,6 +114,9 @@ pub struct RunSpec {
     pub seed: u64,
     pub probes: Probes,
     pub arch: Option<ArchRun>,
+    /// The engine the GPU runs (`RunSpec::new`: dense; the command line's
+    /// default is auto).
+    pub engine: EngineChoice,
 }
 
 impl RunSpec {
@@ -99,6 +129,7 @@ impl RunSpec {
             seed,
             probes: Probes::default(),
             arch: None,
+            engine: EngineChoice::Dense,
         }
     }
 }

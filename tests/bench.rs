@@ -35,6 +35,9 @@ fn quick_bench_reports_every_figure() {
         "backward_gflops",
         "backward_layers_per_s",
         "rng_gnormals_per_s",
+        "gram_layers_per_s",
+        "dense_layers_per_s",
+        "gram_vs_dense",
     ] {
         let v = json[key].as_f64();
         assert!(

@@ -39,6 +39,8 @@ struct Plan {
     /// n of the n x n Gaussian matrix for the RNG
     rng_width: usize,
     orthogonal_widths: Vec<usize>,
+    /// (B, n, gram depth, dense depth) of the gram-against-dense forward
+    gram: (usize, usize, usize, usize),
     trials: usize,
 }
 
@@ -50,6 +52,7 @@ impl Plan {
                 end_to_end: (32, 128, 20),
                 rng_width: 256,
                 orthogonal_widths: vec![16, 32],
+                gram: (8, 128, 20, 5),
                 trials: 3,
             }
         } else {
@@ -58,6 +61,7 @@ impl Plan {
                 end_to_end: (256, 1024, 200),
                 rng_width: 2048,
                 orthogonal_widths: vec![32, 64, 128],
+                gram: (32, 4096, 1000, 10),
                 trials: 3,
             }
         }
@@ -106,6 +110,19 @@ pub struct OrthogonalPoint {
     pub seconds_per_layer: f64,
 }
 
+/// The gram engine against the dense engine, forward, one network.
+#[derive(Clone, Debug, Serialize)]
+pub struct GramVsDense {
+    pub batch: usize,
+    pub width: usize,
+    pub gram_depth: usize,
+    /// dense is timed over fewer layers (its cost per layer does not
+    /// depend on the depth) and reported per layer
+    pub dense_depth: usize,
+    pub gram_seconds: f64,
+    pub dense_seconds: f64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub adapter: String,
@@ -140,6 +157,11 @@ pub struct BenchReport {
     /// Gaussian draws per second from the Philox kernel, in units of 10^9
     pub rng_gnormals_per_s: f64,
     pub orthogonal: Vec<OrthogonalPoint>,
+    pub gram: GramVsDense,
+    pub gram_layers_per_s: f64,
+    pub dense_layers_per_s: f64,
+    /// gram layers per second over dense layers per second (wall clock)
+    pub gram_vs_dense: f64,
     pub notes: Vec<String>,
 }
 
@@ -254,6 +276,17 @@ pub fn run(
         });
     }
 
+    let (gb, gn, gl, dl) = plan.gram;
+    log(&format!(
+        "gram vs dense B={gb} n={gn} (gram L={gl}, dense L={dl})"
+    ));
+    let gram = gram_vs_dense(ctx, gb, gn, gl, dl)?;
+    let gram_layers_per_s = gl as f64 / gram.gram_seconds;
+    let dense_layers_per_s = dl as f64 / gram.dense_seconds;
+    notes.push(format!(
+        "gram vs dense: forward of one network at B={gb}, n={gn} by the wall clock; gram over {gl} layers, dense over {dl} (its time per layer does not depend on depth), both per layer"
+    ));
+
     Ok(BenchReport {
         adapter: ctx.adapter.name.clone(),
         backend: ctx.adapter.backend.clone(),
@@ -279,7 +312,53 @@ pub fn run(
         host_idle_note,
         rng_gnormals_per_s,
         orthogonal,
+        gram,
+        gram_layers_per_s,
+        dense_layers_per_s,
+        gram_vs_dense: gram_layers_per_s / dense_layers_per_s,
         notes,
+    })
+}
+
+/// Wall seconds of a forward pass of one network on the gram engine
+/// (`gram_depth` layers) and on the dense engine (`dense_depth` layers),
+/// each after a two-layer warm-up that compiles its pipelines.
+fn gram_vs_dense(
+    ctx: &GpuContext,
+    batch: usize,
+    width: usize,
+    gram_depth: usize,
+    dense_depth: usize,
+) -> Result<GramVsDense> {
+    use crate::gpu::gram::GramGpu;
+    let gram_spec = |depth| RunSpec {
+        engine: crate::spec::EngineChoice::Gram,
+        ..spec(batch, width, depth, Probes::default(), "he-normal")
+    };
+    let warm = gram_spec(2);
+    GramGpu::new(ctx, &warm, 1)?.run_network(0, &mut |_| {})?;
+    let run = gram_spec(gram_depth);
+    let engine = GramGpu::new(ctx, &run, 1)?;
+    let start = Instant::now();
+    engine.run_network(0, &mut |_| {})?;
+    let gram_seconds = start.elapsed().as_secs_f64();
+
+    let kernels = Kernels::auto(ctx, batch);
+    let chunk = crate::gpu::dense::DEFAULT_CHUNK;
+    let warm = spec(batch, width, 2, Probes::default(), "he-normal");
+    DenseGpu::with_kernels(ctx, &warm, chunk, 1, kernels)?.run_networks(0..1, &mut |_, _| {})?;
+    let run = spec(batch, width, dense_depth, Probes::default(), "he-normal");
+    let engine = DenseGpu::with_kernels(ctx, &run, chunk, 1, kernels)?;
+    let start = Instant::now();
+    engine.run_networks(0..1, &mut |_, _| {})?;
+    let dense_seconds = start.elapsed().as_secs_f64();
+    Ok(GramVsDense {
+        batch,
+        width,
+        gram_depth,
+        dense_depth,
+        gram_seconds,
+        dense_seconds,
     })
 }
 

@@ -101,6 +101,14 @@ pub fn to_table(r: &BenchReport) -> String {
             opt(Some(o.seconds_per_layer), " s/layer"),
         );
     }
+    let g = &r.gram;
+    line(
+        &format!("gram vs dense (B={}, n={})", g.batch, g.width),
+        format!(
+            "gram {:.2} layers/s (L={}), dense {:.3} layers/s (L={}): gram_vs_dense {:.1}",
+            r.gram_layers_per_s, g.gram_depth, r.dense_layers_per_s, g.dense_depth, r.gram_vs_dense
+        ),
+    );
     for n in &r.notes {
         out.push_str(&format!("note: {n}\n"));
     }

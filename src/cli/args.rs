@@ -135,6 +135,11 @@ pub struct RunArgs {
     /// Engine
     #[arg(long, value_enum, default_value_t = DeviceKind::Gpu)]
     pub device: DeviceKind,
+    /// GPU engine: dense (explicit weights, O(n^2 B) per layer), gram (exact in distribution from
+    /// B x B Gram matrices, O(n B^2): normal or square orthogonal weights, plain stacks), or auto
+    /// (gram where it is exact and 4 B <= n, else dense) [default: auto]
+    #[arg(long)]
+    pub engine: Option<String>,
     /// Adapter: an index from `varprop devices` or part of its name (else WGPU_ADAPTER_NAME, else the best)
     #[arg(long)]
     pub adapter: Option<String>,
@@ -238,6 +243,7 @@ impl RunArgs {
             backward: Some(self.backward),
             jacobian: Some(self.jacobian),
             weight_grads: Some(self.weight_grads),
+            engine: self.engine.clone(),
             ..self.net.settings()
         }
     }

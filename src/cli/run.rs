@@ -56,8 +56,13 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
         Format::Table => {
             let every = args.every.unwrap_or((table.rows.len() / 30).max(1));
             let header = format!(
-                "# {} engine, {}; widths {}, {} / {}, batch {}, {} networks, seed {}{}\n",
+                "# {} engine ({}{}), {}; widths {}, {} / {}, batch {}, {} networks, seed {}{}\n",
                 run.info.engine,
+                run.info.engine_reason,
+                run.info.gram_rank_min.map_or(String::new(), |r| format!(
+                    "; least rank of X^T X {r} of {}",
+                    spec.batch
+                )),
                 run.info
                     .adapter
                     .as_ref()

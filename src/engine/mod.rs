@@ -8,7 +8,7 @@ pub mod cpu_blocks;
 use crate::error::Result;
 use crate::gpu::kernels::Kernels;
 use crate::gpu::{AdapterSummary, GpuContext};
-use crate::spec::RunSpec;
+use crate::spec::{EngineChoice, RunSpec};
 use crate::stats::{
     LayerSample, LayerSummary, NetworkSums, NetworkTop, network_results, summarise,
 };
@@ -17,6 +17,11 @@ use crate::stats::{
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct EngineInfo {
     pub engine: &'static str,
+    /// Why this engine ran (`--engine auto` says what it weighed).
+    pub engine_reason: String,
+    /// Gram engine: the least rank of X^T X over layers and networks (B
+    /// when no layer lost rank).
+    pub gram_rank_min: Option<usize>,
     pub adapter: Option<AdapterSummary>,
     /// Bytes of device buffers the engine allocated (0 on the CPU).
     pub device_bytes_peak: u64,
@@ -96,8 +101,56 @@ fn finish(
     })
 }
 
-/// The GPU engines: the dense one, or the block one for architecture files
-/// and the mean-preserving bias.
+/// Auto picks the gram engine when 4 B <= n for every width n: its
+/// O(n B^2) per layer (with a host round trip) then beats the dense
+/// O(n^2 B) by a wide margin.
+pub const GRAM_BATCH_FACTOR: usize = 4;
+
+/// The engine the GPU runs for `spec`, and why: `--engine dense|gram`, or
+/// for auto gram where it is exact (plain stacks, normal or square
+/// orthogonal weights, no --jacobian) and cheaper (4 B <= n), dense
+/// otherwise. An explicit gram that cannot run is an error naming why.
+pub fn choose_engine(spec: &RunSpec) -> Result<(EngineChoice, String)> {
+    let why_not = crate::gpu::gram::unsupported(spec);
+    match spec.engine {
+        EngineChoice::Dense => Ok((EngineChoice::Dense, "--engine dense".into())),
+        EngineChoice::Gram => match why_not {
+            None => Ok((EngineChoice::Gram, "--engine gram".into())),
+            Some(why) => Err(crate::Error::invalid(
+                "--engine",
+                format!(
+                    "gram cannot run this configuration: {why}. It accepts plain dense stacks (no --arch, no --bias mean-preserving) with normal weights (he-normal, xavier-normal, lecun-normal, custom with --dist normal) or square orthogonal weights (width >= 2 B), with --backward and --weight-grads, on --device gpu; use --engine dense or auto otherwise"
+                ),
+            )),
+        },
+        EngineChoice::Auto => {
+            let n_min = *spec.net.widths.iter().min().unwrap();
+            Ok(match why_not {
+                Some(why) => (
+                    EngineChoice::Dense,
+                    format!("auto: dense, since gram is not exact here ({why})"),
+                ),
+                None if GRAM_BATCH_FACTOR * spec.batch > n_min => (
+                    EngineChoice::Dense,
+                    format!(
+                        "auto: dense, since batch {} is not well below the width {n_min} (gram when {GRAM_BATCH_FACTOR} B <= n)",
+                        spec.batch
+                    ),
+                ),
+                None => (
+                    EngineChoice::Gram,
+                    format!(
+                        "auto: gram, exact for these weights and cheaper at batch {} <= width {n_min} / {GRAM_BATCH_FACTOR} (O(n B^2) per layer against O(n^2 B))",
+                        spec.batch
+                    ),
+                ),
+            })
+        }
+    }
+}
+
+/// The GPU engines: the block engine for architecture files and the
+/// mean-preserving bias, else dense or gram as `choose_engine` says.
 pub fn run_gpu(
     ctx: &GpuContext,
     spec: &RunSpec,
@@ -105,10 +158,56 @@ pub fn run_gpu(
     progress: Progress,
 ) -> Result<RunOutput> {
     if spec.arch.is_some() {
+        if spec.engine == EngineChoice::Gram {
+            choose_engine(spec)?; // the error that names why gram cannot
+        }
         return run_gpu_blocks(ctx, spec, options, progress);
     }
+    let (engine, reason) = choose_engine(spec)?;
+    if engine == EngineChoice::Gram {
+        return run_gram(ctx, spec, options, reason, progress);
+    }
     let kernels = Kernels::auto(ctx, spec.batch);
-    run_gpu_with_kernels(ctx, spec, options, kernels, progress)
+    let mut out = run_gpu_with_kernels(ctx, spec, options, kernels, progress)?;
+    out.info.engine_reason = reason;
+    Ok(out)
+}
+
+/// The gram engine on the GPU (`crate::gpu::gram`).
+pub fn run_gram(
+    ctx: &GpuContext,
+    spec: &RunSpec,
+    options: GpuOptions,
+    reason: String,
+    progress: Progress,
+) -> Result<RunOutput> {
+    let every =
+        crate::gpu::gram::checkpoint_interval(spec, options.checkpoint_every, options.max_memory)?;
+    let engine = crate::gpu::gram::GramGpu::new(ctx, spec, every)?;
+    let rows = (spec.net.depth() + 1) as u64;
+    let total = rows * spec.networks as u64;
+    let mut sums = Vec::with_capacity(spec.networks);
+    let mut rank_min = spec.batch;
+    for s in 0..spec.networks {
+        let out = engine.run_network(s, &mut |done| {
+            progress(s as u64 * rows + done as u64, total)
+        })?;
+        rank_min = rank_min.min(out.rank_min);
+        sums.push(out.sums);
+    }
+    let info = EngineInfo {
+        engine: "gpu-gram",
+        engine_reason: reason,
+        gram_rank_min: Some(rank_min),
+        adapter: Some(ctx.adapter.clone()),
+        device_bytes_peak: engine.device_bytes,
+        chunk: None,
+        checkpoint_every: spec
+            .probes
+            .needs_backward()
+            .then(|| engine.checkpoint_every()),
+    };
+    finish(sums.into_iter().map(Ok), info)
 }
 
 /// Architecture files and the mean-preserving bias on the GPU: the block
@@ -134,6 +233,8 @@ fn run_gpu_blocks(
     });
     let info = EngineInfo {
         engine: "gpu-blocks",
+        engine_reason: "architecture file or mean-preserving bias: the block engine".into(),
+        gram_rank_min: None,
         adapter: Some(ctx.adapter.clone()),
         device_bytes_peak: engine.device_bytes,
         chunk: None,
@@ -169,6 +270,8 @@ pub fn run_gpu_with_kernels(
     })?;
     let info = EngineInfo {
         engine: "gpu-dense",
+        engine_reason: "dense".into(),
+        gram_rank_min: None,
         adapter: Some(ctx.adapter.clone()),
         device_bytes_peak: engine.device_bytes,
         chunk: Some(options.chunk.clamp(1, rows as usize)),
@@ -182,6 +285,12 @@ pub fn run_gpu_with_kernels(
 
 /// The f64 CPU reference: deliberately naive, for small sizes and tests.
 pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
+    if spec.engine == EngineChoice::Gram {
+        return Err(crate::Error::invalid(
+            "--engine",
+            "gram runs on the GPU only (--device gpu); the CPU reference engine is dense (use --engine dense or auto with --device cpu)",
+        ));
+    }
     let rows = (spec.net.depth() + 1) as u64;
     let total = rows * spec.networks as u64;
     let program = spec
@@ -198,6 +307,8 @@ pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
     });
     let info = EngineInfo {
         engine: "cpu-reference",
+        engine_reason: "--device cpu: the f64 reference engine".into(),
+        gram_rank_min: None,
         adapter: None,
         device_bytes_peak: 0,
         chunk: None,

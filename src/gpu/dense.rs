@@ -52,22 +52,25 @@ pub struct Params {
     pub q0: f32,
     pub c0: f32,
     pub step: u32,
-    pub _pad: [u32; 3],
+    /// The gram engine's: columns, and offsets of coefficient matrices.
+    pub cols: u32,
+    pub coef_a: u32,
+    pub coef_b: u32,
 }
 
-const FLAG_INPUT: u32 = 1;
-const FLAG_RENORM: u32 = 2;
-const FLAG_OUT_STORE: u32 = 4;
-const FLAG_AUX_STORE: u32 = 8;
-const FLAG_NO_DERIV: u32 = 16;
-const FLAG_ROW_RECORDS: u32 = 32;
-const NO_SCALE: u32 = u32::MAX;
-const NO_OFFSET: u32 = u32::MAX;
+pub(crate) const FLAG_INPUT: u32 = 1;
+pub(crate) const FLAG_RENORM: u32 = 2;
+pub(crate) const FLAG_OUT_STORE: u32 = 4;
+pub(crate) const FLAG_AUX_STORE: u32 = 8;
+pub(crate) const FLAG_NO_DERIV: u32 = 16;
+pub(crate) const FLAG_ROW_RECORDS: u32 = 32;
+pub(crate) const NO_SCALE: u32 = u32::MAX;
+pub(crate) const NO_OFFSET: u32 = u32::MAX;
 /// Must match shaders/stats.wgsl.
-const RECORD: usize = 10;
-const UNITS_PER_BLOCK: usize = 4096;
-const GEN_WG: u32 = 64;
-const STATS_WG: u32 = 256;
+pub(crate) const RECORD: usize = 10;
+pub(crate) const UNITS_PER_BLOCK: usize = 4096;
+pub(crate) const GEN_WG: u32 = 64;
+pub(crate) const STATS_WG: u32 = 256;
 const MAX_DISPATCH: u32 = 65_535;
 
 /// Default number of layers per submission.
@@ -79,12 +82,12 @@ pub fn stride(n: usize) -> usize {
     n.next_multiple_of(4)
 }
 
-fn blocks(n: usize) -> usize {
+pub(crate) fn blocks(n: usize) -> usize {
     n.div_ceil(UNITS_PER_BLOCK)
 }
 
 /// Workgroup counts for `invocations` folded into 2-D (shaders use flat_index).
-fn dispatch_1d(invocations: usize, wg: u32) -> (u32, u32, u32) {
+pub(crate) fn dispatch_1d(invocations: usize, wg: u32) -> (u32, u32, u32) {
     let groups = invocations.div_ceil(wg as usize).max(1) as u64;
     if groups <= MAX_DISPATCH as u64 {
         (groups as u32, 1, 1)
@@ -646,7 +649,9 @@ impl<'a> DenseGpu<'a> {
             q0: net.q0 as f32,
             c0: net.c0 as f32,
             step: 0,
-            _pad: [0; 3],
+            cols: 0,
+            coef_a: NO_OFFSET,
+            coef_b: NO_OFFSET,
         }
     }
 

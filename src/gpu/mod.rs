@@ -4,6 +4,7 @@
 pub mod blocks;
 pub mod context;
 pub mod dense;
+pub mod gram;
 pub mod kernels;
 pub mod orthogonal;
 pub mod probe;

@@ -20,6 +20,7 @@ const PRODUCT: &str = include_str!("../../shaders/product.wgsl");
 const STATS: &str = include_str!("../../shaders/stats.wgsl");
 const PROBE: &str = include_str!("../../shaders/probe.wgsl");
 const ORTHOGONAL: &str = include_str!("../../shaders/orthogonal.wgsl");
+const GRAM: &str = include_str!("../../shaders/gram.wgsl");
 const SHARE_SUBGROUP: &str = include_str!("../../shaders/share_subgroup.wgsl");
 const SHARE_NONE: &str = include_str!("../../shaders/share_none.wgsl");
 const REDUCE_SUBGROUP: &str = include_str!("../../shaders/reduce_subgroup.wgsl");
@@ -42,6 +43,9 @@ pub enum Module {
     Probe,
     /// ortho_init, ortho_vector, ortho_apply, ortho_accumulate, ortho_write
     Orthogonal,
+    /// gram_normals, gram_bias, gram_combine, gram_cross (the gram engine);
+    /// `subgroup_sum` as for Stats
+    Gram { subgroup_sum: bool },
     /// fma_peak (the benchmark's arithmetic ceiling)
     FmaPeak,
     /// naive_product (the benchmark's baseline)
@@ -72,6 +76,12 @@ impl Module {
             } => &[PARAMS, BINDINGS, SPECIAL, ACTIVATION, REDUCE_TREE, STATS],
             Module::Probe => &[PHILOX, SPECIAL, ACTIVATION, PROBE],
             Module::Orthogonal => &[PARAMS, PHILOX, SPECIAL, ORTHOGONAL],
+            Module::Gram { subgroup_sum: true } => {
+                &[PARAMS, PHILOX, SPECIAL, REDUCE_SUBGROUP, GRAM]
+            }
+            Module::Gram {
+                subgroup_sum: false,
+            } => &[PARAMS, PHILOX, SPECIAL, REDUCE_TREE, GRAM],
             Module::FmaPeak => &[FMA_PEAK],
             Module::NaiveProduct => &[NAIVE_PRODUCT],
             Module::Blocks => &[PHILOX, SPECIAL, ACTIVATION, REDUCE_TREE, BLOCKS],
@@ -174,10 +184,13 @@ impl GpuContext {
             label: Some(entry),
             source: wgpu::ShaderSource::Wgsl(source.into()),
         };
-        let shader = if module == Module::Product {
+        let shader = if matches!(module, Module::Product | Module::Gram { .. }) {
             // SAFETY: the product kernel clamps every load into the rows the
             // host allocated and guards every store (shaders/product.wgsl),
-            // and its loops are bounded by the dispatch parameters.
+            // and its loops are bounded by the dispatch parameters. The gram
+            // kernels read whole rows of stride(n) floats inside the regions
+            // the host allocated (row indices clamped to `rows`/`cols`,
+            // which the host sizes) and guard every store (gram.wgsl).
             unsafe {
                 self.device.create_shader_module_trusted(
                     descriptor,

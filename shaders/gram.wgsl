@@ -1,0 +1,229 @@
+// The gram engine's kernels (src/gpu/gram.rs): no weight matrix exists.
+// A layer is H = Z C^T + b with Z iid standard normal rows from Philox and
+// C a B x B matrix the host computes from Gram matrices, which these
+// kernels reduce. Rows live in the `act`/`store` arenas with stride(n)
+// floats per row, as for the dense engine; B x B coefficient matrices live
+// in the `weights` buffer, row-major.
+// Needs params.wgsl, philox.wgsl, special.wgsl and one of
+// reduce_subgroup.wgsl, reduce_tree.wgsl. Its own view of the engine's
+// bindings: rows as vec4 (one load per 4 units: on a CPU adapter a storage
+// load is a loop over the SIMD lanes, so loads, not arithmetic, bound these
+// kernels). Every offset and row stride is a multiple of 4 floats, and row
+// padding holds zeros.
+
+@group(0) @binding(1) var<storage, read_write> weights4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> act4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> store4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> records: array<f32>;
+
+override REDUCE_WG: u32 = 256u;
+const GRAM_WG: u32 = 64u;
+// as stats.wgsl: records are per block of this many units
+const GRAM_UNITS_PER_BLOCK: u32 = 4096u;
+const FLAG_GRAM_BACK: u32 = 64u;    // gram_normals: the backward stream
+const FLAG_SUB_BIAS: u32 = 128u;    // gram_cross: subtract `bias` from the first rows
+const FLAG_SYMMETRIC: u32 = 256u;   // gram_cross: only tiles with a <= c
+const FLAG_IN_STORE: u32 = 512u;    // gram_cross, gram_combine: the first rows come from `store`
+const FLAG_SECOND_STORE: u32 = 1024u; // gram_cross: the second rows come from `store`
+
+// `rows` rows of n_out iid N(0, 1) at out_off (act, or store with
+// FLAG_OUT_STORE), from STREAM_GRAM (the
+// forward Z) or STREAM_GRAM_BACK (the backward Z', FLAG_GRAM_BACK), counter
+// (network, layer, row, group of 4). One invocation per row and group.
+// Entry `at` (in vec4s) of act, or of store with `in_store`.
+fn load4(at: u32, in_store: bool) -> vec4<f32> {
+    if (in_store) {
+        return store4[at];
+    }
+    return act4[at];
+}
+
+fn write4(at: u32, v: vec4<f32>) {
+    if ((params.flags & FLAG_OUT_STORE) != 0u) {
+        store4[at] = v;
+    } else {
+        act4[at] = v;
+    }
+}
+
+// Units 4 group..4 group+3 past n are 0 (the row padding).
+fn pad4(group: u32, v: vec4<f32>) -> vec4<f32> {
+    let i = 4u * group + vec4<u32>(0u, 1u, 2u, 3u);
+    return select(vec4<f32>(0.0), v, i < vec4<u32>(params.n_out));
+}
+
+@compute @workgroup_size(64)
+fn gram_normals(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = params.n_out;
+    let groups = (n + 3u) / 4u;
+    let idx = flat_index(gid, nwg, GRAM_WG);
+    if (idx >= groups * params.rows) {
+        return;
+    }
+    let row = idx / groups;
+    let group = idx % groups;
+    let stream = select(STREAM_GRAM, STREAM_GRAM_BACK, (params.flags & FLAG_GRAM_BACK) != 0u);
+    let z = normal4(rng_bits(seed_key(), stream, params.network, params.layer, row, group));
+    write4(params.out_off / 4u + row * (stride(n) / 4u) + group, pad4(group, z));
+}
+
+// b_l into `bias`, the very numbers gen_weights draws (STREAM_BIAS).
+@compute @workgroup_size(64)
+fn gram_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let group = flat_index(gid, nwg, GRAM_WG);
+    if (group >= (params.n_out + 3u) / 4u) {
+        return;
+    }
+    let v = bias4(group);
+    for (var e = 0u; e < 4u; e++) {
+        if (4u * group + e < params.n_out) {
+            bias[4u * group + e] = v[e];
+        }
+    }
+}
+
+// Entries 4 group..4 group+3 of b_l (zero without a bias).
+fn bias4(group: u32) -> vec4<f32> {
+    if (params.b_scale == 0.0) {
+        return vec4<f32>(0.0);
+    }
+    let b = rng_bits(seed_key(), STREAM_BIAS, params.network, params.layer, 0u, group);
+    return params.b_scale * standard4(params.b_dist, b);
+}
+
+// Coefficients c..c+3 of output row `row` of the matrix at weights[base]
+// (rows of stride(cols) floats, zero past cols).
+fn coef4(base: u32, row: u32, c: u32) -> vec4<f32> {
+    return weights4[(base + min(row, params.rows - 1u) * stride(params.cols) + c) / 4u];
+}
+
+// Rows c..c+3 (clamped to cols; their coefficients past cols are 0) of
+// the matrix of rows at `off`, units 4 group..4 group+3, as columns.
+fn rows4(off: u32, c: u32, group: u32, in_store: bool) -> mat4x4<f32> {
+    let s4 = stride(params.n_out) / 4u;
+    let last = params.cols - 1u;
+    let base = off / 4u + group;
+    return mat4x4<f32>(
+        load4(base + min(c, last) * s4, in_store),
+        load4(base + min(c + 1u, last) * s4, in_store),
+        load4(base + min(c + 2u, last) * s4, in_store),
+        load4(base + min(c + 3u, last) * s4, in_store),
+    );
+}
+
+// out[b] = sum_c P[b][c] in1[c] + sum_c Q[b][c] in2[c] + b_l for the
+// `rows` output rows b, with c < cols; P (rows x cols, rows of stride(cols)
+// floats) at weights[coef_a], Q at weights[coef_b] (NO_OFFSET: no second
+// term); in1 rows at in_off (act, or store with FLAG_IN_STORE), in2 rows
+// at aux_off (act), n_out units each; out at out_off (act, or store with
+// FLAG_OUT_STORE). The bias is drawn here (b_scale 0: none). One
+// invocation per group of 4 units and 4 output rows; per 4 columns it
+// loads 4 + 4 vec4 for 64 multiply-adds.
+@compute @workgroup_size(64)
+fn gram_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = params.n_out;
+    let groups = (n + 3u) / 4u;
+    let tiles = (params.rows + 3u) / 4u;
+    let idx = flat_index(gid, nwg, GRAM_WG);
+    if (idx >= groups * tiles) {
+        return;
+    }
+    let tile = idx / groups;
+    let group = idx % groups;
+    let b0 = 4u * tile;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    let in1_store = (params.flags & FLAG_IN_STORE) != 0u;
+    for (var c = 0u; c < params.cols; c += 4u) {
+        let z = rows4(params.in_off, c, group, in1_store);
+        acc0 += z * coef4(params.coef_a, b0, c);
+        acc1 += z * coef4(params.coef_a, b0 + 1u, c);
+        acc2 += z * coef4(params.coef_a, b0 + 2u, c);
+        acc3 += z * coef4(params.coef_a, b0 + 3u, c);
+    }
+    if (params.coef_b != NO_OFFSET) {
+        for (var c = 0u; c < params.cols; c += 4u) {
+            let z = rows4(params.aux_off, c, group, false);
+            acc0 += z * coef4(params.coef_b, b0, c);
+            acc1 += z * coef4(params.coef_b, b0 + 1u, c);
+            acc2 += z * coef4(params.coef_b, b0 + 2u, c);
+            acc3 += z * coef4(params.coef_b, b0 + 3u, c);
+        }
+    }
+    let b = bias4(group);
+    let acc = mat4x4<f32>(acc0 + b, acc1 + b, acc2 + b, acc3 + b);
+    let s4 = stride(n) / 4u;
+    for (var k = 0u; k < 4u; k++) {
+        if (b0 + k < params.rows) {
+            write4(params.out_off / 4u + (b0 + k) * s4 + group, pad4(group, acc[k]));
+        }
+    }
+}
+
+// Cross Gram matrix over n_out units: record ((a cols + c) block_stride +
+// block) = sum over the block of (A[a][i] - b_i) B[c][i] for a < rows, c <
+// cols; A rows at in_off (act, or store with FLAG_IN_STORE), the bias b
+// subtracted with FLAG_SUB_BIAS, B rows at aux_off (act, or store with
+// FLAG_SECOND_STORE). Each workgroup reduces a 4 x 4 tile of pairs over one
+// block, 4 units at a time (8 vec4 loads for 64 multiply-adds; the row
+// padding is zero in every row and in `bias`), per-invocation serial sums
+// then the workgroup sum: deterministic. With FLAG_SYMMETRIC tiles below
+// the diagonal are skipped (the host mirrors them). Dispatched as (blocks,
+// tiles of rows, tiles of cols).
+@compute @workgroup_size(REDUCE_WG)
+fn gram_cross(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let block = wid.x;
+    if ((params.flags & FLAG_SYMMETRIC) != 0u && wid.y > wid.z) {
+        return;
+    }
+    let s4 = stride(params.n_out) / 4u;
+    let a0 = 4u * wid.y;
+    let c0 = 4u * wid.z;
+    let a = min(a0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.rows - 1u)) * s4 + params.in_off / 4u;
+    let c = min(c0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.cols - 1u)) * s4 + params.aux_off / 4u;
+    let sub_bias = (params.flags & FLAG_SUB_BIAS) != 0u;
+    let first_store = (params.flags & FLAG_IN_STORE) != 0u;
+    let second_store = (params.flags & FLAG_SECOND_STORE) != 0u;
+    var acc = mat4x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    let per_block = GRAM_UNITS_PER_BLOCK / 4u;
+    let end = min((block + 1u) * per_block, s4);
+    for (var g = block * per_block + lid.x; g < end; g += REDUCE_WG) {
+        var bi = vec4<f32>(0.0);
+        if (sub_bias) {
+            bi = vec4<f32>(bias[4u * g], bias[4u * g + 1u], bias[4u * g + 2u], bias[4u * g + 3u]);
+        }
+        let x = mat4x4<f32>(
+            load4(a.x + g, first_store) - bi,
+            load4(a.y + g, first_store) - bi,
+            load4(a.z + g, first_store) - bi,
+            load4(a.w + g, first_store) - bi,
+        );
+        let y = mat4x4<f32>(
+            load4(c.x + g, second_store),
+            load4(c.y + g, second_store),
+            load4(c.z + g, second_store),
+            load4(c.w + g, second_store),
+        );
+        // (x^T y)[m][k] = x_k . y_m
+        acc += transpose(x) * y;
+    }
+    let sums = mat4x4<f32>(
+        group_sum4(lid.x, acc[0]),
+        group_sum4(lid.x, acc[1]),
+        group_sum4(lid.x, acc[2]),
+        group_sum4(lid.x, acc[3]),
+    );
+    if (lid.x == 0u) {
+        for (var m = 0u; m < 4u; m++) {
+            for (var k = 0u; k < 4u; k++) {
+                if (a0 + k < params.rows && c0 + m < params.cols) {
+                    let rec = ((a0 + k) * params.cols + c0 + m) * params.block_stride + block;
+                    records[params.rec_off + rec] = sums[m][k];
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The gram engine's B x B algebra, in f64 on the host: a symmetric
+//! eigen-decomposition (cyclic Jacobi, deterministic), Cholesky, and the
+//! coefficient matrices each layer's combination kernel applies.
+//!
+//! Matrices are row-major `Vec<f64>` of b x b. "Column form" follows the
+//! mathematics (X is n x B with the batch as columns); the kernels keep the
+//! batch as rows, so a product X A (n x B) is, row by row, out_row_j =
+//! sum_c A[c][j] x_row_c, and the kernel's coefficient matrix is A^T.
+//!
+//! Rank cut-off: the Gram matrices are reduced in f32 (per-invocation sums,
+//! then f64 over blocks), so eigenvalues below about B * eps_f32 * lambda_max
+//! are rounding noise; they are set to 0 and the rank counts the rest.
+
+/// Relative cut-off of an eigenvalue, times the matrix size: lambda <
+/// b * RANK_EPS * lambda_max counts as 0.
+pub const RANK_EPS: f64 = f32::EPSILON as f64;
+
+/// A = U diag(values) U^T with values in decreasing order, those under the
+/// cut-off set to 0; `vectors[i * b + k]` is entry i of eigenvector k.
+#[derive(Clone, Debug)]
+pub struct Eigen {
+    pub b: usize,
+    pub values: Vec<f64>,
+    pub vectors: Vec<f64>,
+    /// The values kept (> 0 after the cut-off).
+    pub rank: usize,
+}
+
+/// Eigen-decomposition of the symmetric b x b matrix `a` (its upper
+/// triangle is mirrored first) by cyclic Jacobi rotations.
+pub fn eigen_symmetric(a: &[f64], b: usize) -> Eigen {
+    let mut m = a.to_vec();
+    for i in 0..b {
+        for j in 0..i {
+            m[i * b + j] = m[j * b + i];
+        }
+    }
+    let mut v = identity(b);
+    let scale: f64 = m.iter().map(|x| x * x).sum::<f64>().sqrt();
+    for _sweep in 0..100 {
+        let off: f64 = (0..b)
+            .flat_map(|i| (0..b).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[i * b + j] * m[i * b + j])
+            .sum::<f64>()
+            .sqrt();
+        if off <= 1e-15 * scale || scale == 0.0 {
+            break;
+        }
+        for p in 0..b {
+            for q in p + 1..b {
+                let apq = m[p * b + q];
+                if apq == 0.0 {
+                    continue;
+                }
+                // the rotation of columns p, q that zeroes m[p][q]
+                let theta = (m[q * b + q] - m[p * b + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..b {
+                    let (mkp, mkq) = (m[k * b + p], m[k * b + q]);
+                    m[k * b + p] = c * mkp - s * mkq;
+                    m[k * b + q] = s * mkp + c * mkq;
+                }
+                for k in 0..b {
+                    let (mpk, mqk) = (m[p * b + k], m[q * b + k]);
+                    m[p * b + k] = c * mpk - s * mqk;
+                    m[q * b + k] = s * mpk + c * mqk;
+                }
+                for k in 0..b {
+                    let (vkp, vkq) = (v[k * b + p], v[k * b + q]);
+                    v[k * b + p] = c * vkp - s * vkq;
+                    v[k * b + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..b).collect();
+    order.sort_by(|&i, &j| m[j * b + j].total_cmp(&m[i * b + i]).then(i.cmp(&j)));
+    let top = order.first().map_or(0.0, |&k| m[k * b + k]).max(0.0);
+    let cut = b as f64 * RANK_EPS * top;
+    let mut values = Vec::with_capacity(b);
+    let mut vectors = vec![0.0; b * b];
+    for (new, &old) in order.iter().enumerate() {
+        let lambda = m[old * b + old];
+        values.push(if lambda > cut && lambda > 0.0 {
+            lambda
+        } else {
+            0.0
+        });
+        for i in 0..b {
+            vectors[i * b + new] = v[i * b + old];
+        }
+    }
+    let rank = values.iter().filter(|&&x| x > 0.0).count();
+    Eigen {
+        b,
+        values,
+        vectors,
+        rank,
+    }
+}
+
+impl Eigen {
+    /// The pseudo-inverse U_r diag(1/lambda) U_r^T.
+    pub fn pinv(&self) -> Vec<f64> {
+        let b = self.b;
+        let mut out = vec![0.0; b * b];
+        for k in 0..self.rank {
+            let w = 1.0 / self.values[k];
+            for i in 0..b {
+                for j in 0..b {
+                    out[i * b + j] += self.vectors[i * b + k] * w * self.vectors[j * b + k];
+                }
+            }
+        }
+        out
+    }
+
+    /// F (b x b) with F F^T = A: F[i][k] = sqrt(lambda_k) U[i][k] (zero
+    /// columns past the rank).
+    pub fn sqrt_factor(&self) -> Vec<f64> {
+        let b = self.b;
+        let mut f = vec![0.0; b * b];
+        for i in 0..b {
+            for k in 0..self.rank {
+                f[i * b + k] = self.values[k].sqrt() * self.vectors[i * b + k];
+            }
+        }
+        f
+    }
+}
+
+pub fn identity(b: usize) -> Vec<f64> {
+    let mut m = vec![0.0; b * b];
+    for i in 0..b {
+        m[i * b + i] = 1.0;
+    }
+    m
+}
+
+/// A B (a: r x k, b: k x c).
+pub fn matmul(a: &[f64], b: &[f64], r: usize, k: usize, c: usize) -> Vec<f64> {
+    let mut out = vec![0.0; r * c];
+    for i in 0..r {
+        for p in 0..k {
+            let aip = a[i * k + p];
+            for j in 0..c {
+                out[i * c + j] += aip * b[p * c + j];
+            }
+        }
+    }
+    out
+}
+
+pub fn transpose(a: &[f64], r: usize, c: usize) -> Vec<f64> {
+    let mut out = vec![0.0; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = a[i * c + j];
+        }
+    }
+    out
+}
+
+/// The upper-triangular R with A = R^T R of the leading r x r block of
+/// the b x b matrix `a` (positive definite there), or None.
+pub fn cholesky_upper(a: &[f64], b: usize, r: usize) -> Option<Vec<f64>> {
+    let mut u = vec![0.0; r * r];
+    for i in 0..r {
+        for j in i..r {
+            let mut s = a[i * b + j];
+            for k in 0..i {
+                s -= u[k * r + i] * u[k * r + j];
+            }
+            if i == j {
+                if !(s > 0.0) {
+                    return None;
+                }
+                u[i * r + i] = s.sqrt();
+            } else {
+                u[i * r + j] = s / u[i * r + i];
+            }
+        }
+    }
+    Some(u)
+}
+
+/// X with R X = M for upper-triangular R (r x r) and M (r x c).
+pub fn solve_upper(rm: &[f64], m: &[f64], r: usize, c: usize) -> Vec<f64> {
+    let mut x = m.to_vec();
+    for j in 0..c {
+        for i in (0..r).rev() {
+            let mut s = x[i * c + j];
+            for k in i + 1..r {
+                s -= rm[i * r + k] * x[k * c + j];
+            }
+            x[i * c + j] = s / rm[i * r + i];
+        }
+    }
+    x
+}
+
+/// The kernel's coefficients (batch as rows) of the column-form matrix A:
+/// A^T, in f32.
+pub fn kernel_coefficients(a: &[f64], b: usize) -> Vec<f32> {
+    transpose(a, b, b).iter().map(|&x| x as f32).collect()
+}
+
+/// Forward, Gaussian W with entry variance v: H = Z C^T with C C^T =
+/// v K, K = r^2 G (G the Gram matrix of the stored rows, r the
+/// renormalisation applied to them). Returns the kernel's coefficients
+/// (C itself: out_row_b = sum_c C[b][c] z_row_c) and the rank of G.
+pub fn gaussian_forward(g: &Eigen, r: f64, v: f64) -> (Vec<f32>, usize) {
+    let c: Vec<f64> = g.sqrt_factor().iter().map(|x| x * r * v.sqrt()).collect();
+    (c.iter().map(|&x| x as f32).collect(), g.rank)
+}
+
+/// Forward, Haar-orthogonal W (square) times `gain`: H = gain F M with
+/// M^T M = K = r^2 G (M = Lambda_r^{1/2} U_r^T, rank rows) and F = Z_r
+/// R_r^{-1} a Haar-uniform n x rank orthonormal frame, R the Cholesky factor
+/// of the Gram matrix `gz` of Z (F is Q of Z's thin QR). Coefficients of
+/// out_row_b = sum_c A[c][b] z_row_c with A = gain R_r^{-1} M (rank x B).
+/// None when Z's Gram matrix is not positive definite.
+pub fn orthogonal_forward(g: &Eigen, r: f64, gain: f64, gz: &[f64]) -> Option<Vec<f32>> {
+    let b = g.b;
+    let rank = g.rank;
+    let mut m = vec![0.0; rank * b];
+    for k in 0..rank {
+        for j in 0..b {
+            m[k * b + j] = r * g.values[k].sqrt() * g.vectors[j * b + k];
+        }
+    }
+    let rz = cholesky_upper(gz, b, rank)?;
+    let a = solve_upper(&rz, &m, rank, b);
+    let mut full = vec![0.0; b * b];
+    for k in 0..rank {
+        for j in 0..b {
+            full[k * b + j] = gain * a[k * b + j];
+        }
+    }
+    Some(kernel_coefficients(&full, b))
+}
+
+/// Backward through one layer: W^T Delta = X a + Z' beta in distribution,
+/// given the forward (W X = H - b). Inputs, all from the stored rows: the
+/// eigen-decomposition of G = X^T X, the renormalisation r applied to X in
+/// the forward pass, M = (H - b)^T Delta, XZ = X^T Z'. With beta fixed by
+/// the weight law (below), the projection on span(X) is
+/// X K^+ (H - b)^T Delta with K = r^2 G acting on r X, that is X G^+ M / r,
+/// and the rest is (I - P_X) Z' beta = Z' beta - X G^+ XZ beta, so
+///   a = G^+ (M / r - XZ beta).
+/// Returns the kernel's coefficients of X and of Z'.
+pub fn backward_coefficients(
+    g: &Eigen,
+    r: f64,
+    m: &[f64],
+    xz: &[f64],
+    beta: &[f64],
+) -> (Vec<f32>, Vec<f32>) {
+    let b = g.b;
+    let pinv = g.pinv();
+    let xz_beta = matmul(xz, beta, b, b, b);
+    let inner: Vec<f64> = m.iter().zip(&xz_beta).map(|(mi, xi)| mi / r - xi).collect();
+    let a = matmul(&pinv, &inner, b, b, b);
+    (kernel_coefficients(&a, b), kernel_coefficients(beta, b))
+}
+
+/// beta for Gaussian W: Y = W'^T Delta has iid rows N(0, v Delta^T Delta),
+/// Y = Z' C'^T with C' C'^T = v D: beta = C'^T.
+pub fn gaussian_backward_beta(d: &Eigen, v: f64) -> Vec<f64> {
+    let b = d.b;
+    let c: Vec<f64> = d.sqrt_factor().iter().map(|x| x * v.sqrt()).collect();
+    transpose(&c, b, b)
+}
+
+/// beta for Haar W = gain Q: the part of Delta off span(H), E = (I - P_H)
+/// Delta with E^T E = D - M^T (H^T H)^+ M and H^T H = gain^2 r^2 G, goes to
+/// span(X)^perp through an independent Haar isometry: gain F' M' with M' =
+/// Lambda'^{1/2} U'^T (E^T E = M'^T M') and F' = (I - P_X) Z' R'^{-1} a
+/// uniform orthonormal frame there, R'^T R' = Z'^T (I - P_X) Z' = ZZ - XZ^T
+/// G^+ XZ. So beta = gain R'^{-1} M'. None when that Gram matrix is not
+/// positive definite (n - rank < B).
+pub fn orthogonal_backward_beta(
+    g: &Eigen,
+    r: f64,
+    gain: f64,
+    m: &[f64],
+    d: &[f64],
+    xz: &[f64],
+    zz: &[f64],
+) -> Option<Vec<f64>> {
+    let b = g.b;
+    let pinv = g.pinv();
+    let h_pinv_m = matmul(&pinv, m, b, b, b);
+    let mt = transpose(m, b, b);
+    let seen = matmul(&mt, &h_pinv_m, b, b, b);
+    let s2 = gain * gain * r * r;
+    let e: Vec<f64> = d.iter().zip(&seen).map(|(di, si)| di - si / s2).collect();
+    let e = eigen_symmetric(&e, b);
+    let mut mp = vec![0.0; b * b];
+    for k in 0..e.rank {
+        for j in 0..b {
+            mp[k * b + j] = e.values[k].sqrt() * e.vectors[j * b + k];
+        }
+    }
+    let xzt = transpose(xz, b, b);
+    let proj = matmul(&xzt, &matmul(&pinv, xz, b, b, b), b, b, b);
+    let zz_perp: Vec<f64> = zz.iter().zip(&proj).map(|(z, p)| z - p).collect();
+    let rz = cholesky_upper(&zz_perp, b, b)?;
+    let t = solve_upper(&rz, &mp, b, b);
+    Some(t.iter().map(|x| gain * x).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random_matrix(r: usize, c: usize, seed: u32) -> Vec<f64> {
+        (0..r * c)
+            .map(|i| {
+                let b = crate::rng::bits(7, crate::rng::Stream::Gram, seed, 0, i as u32, 0);
+                crate::rng::normal4(b)[0]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn eigen_reconstructs_and_counts_rank() {
+        let b = 6;
+        // X: 10 x 6 with column 5 = column 0 + column 1: rank 5
+        let mut x = random_matrix(10, b, 1);
+        for i in 0..10 {
+            x[i * b + 5] = x[i * b] + x[i * b + 1];
+        }
+        let g = matmul(&transpose(&x, 10, b), &x, b, 10, b);
+        let e = eigen_symmetric(&g, b);
+        assert_eq!(e.rank, 5);
+        let f = e.sqrt_factor();
+        let back = matmul(&f, &transpose(&f, b, b), b, b, b);
+        for (u, w) in back.iter().zip(&g) {
+            assert!((u - w).abs() < 1e-10 * g[0].abs().max(1.0), "{u} vs {w}");
+        }
+        // G G^+ G = G
+        let ggg = matmul(&matmul(&g, &e.pinv(), b, b, b), &g, b, b, b);
+        for (u, w) in ggg.iter().zip(&g) {
+            assert!((u - w).abs() < 1e-8 * g[0].abs().max(1.0), "{u} vs {w}");
+        }
+    }
+
+    #[test]
+    fn cholesky_and_triangular_solve() {
+        let b = 4;
+        let x = random_matrix(9, b, 2);
+        let g = matmul(&transpose(&x, 9, b), &x, b, 9, b);
+        let r = cholesky_upper(&g, b, b).unwrap();
+        let back = matmul(&transpose(&r, b, b), &r, b, b, b);
+        for (u, w) in back.iter().zip(&g) {
+            assert!((u - w).abs() < 1e-10);
+        }
+        let m = random_matrix(b, 3, 3);
+        let sol = solve_upper(&r, &m, b, 3);
+        let again = matmul(&r, &sol, b, b, 3);
+        for (u, w) in again.iter().zip(&m) {
+            assert!((u - w).abs() < 1e-10);
+        }
+    }
+
+    /// The backward coefficients reproduce W^T Delta exactly on span(X)
+    /// when W is known: with H = W X (so M = H^T Delta), X^T (X a) = X^T
+    /// W^T Delta for any beta (the projection part is exact, the random part
+    /// lies off span(X)).
+    #[test]
+    fn backward_projection_is_exact_on_span_x() {
+        let (n, b, m_out) = (12, 4, 10);
+        let x = random_matrix(n, b, 4); // column form n x b
+        let w = random_matrix(m_out, n, 5);
+        let delta = random_matrix(m_out, b, 6);
+        let z = random_matrix(n, b, 7);
+        let h = matmul(&w, &x, m_out, n, b);
+        let g = matmul(&transpose(&x, n, b), &x, b, n, b);
+        let m = matmul(&transpose(&h, m_out, b), &delta, b, m_out, b);
+        let xz = matmul(&transpose(&x, n, b), &z, b, n, b);
+        let d = matmul(&transpose(&delta, m_out, b), &delta, b, m_out, b);
+        let beta = gaussian_backward_beta(&eigen_symmetric(&d, b), 0.3);
+        let (ca, cb) = backward_coefficients(&eigen_symmetric(&g, b), 1.0, &m, &xz, &beta);
+        // back to column form (kernel coefficients are transposed, in f32)
+        let a = transpose(&ca.iter().map(|&v| v as f64).collect::<Vec<_>>(), b, b);
+        let bt = transpose(&cb.iter().map(|&v| v as f64).collect::<Vec<_>>(), b, b);
+        let out: Vec<f64> = matmul(&x, &a, n, b, b)
+            .iter()
+            .zip(matmul(&z, &bt, n, b, b))
+            .map(|(p, q)| p + q)
+            .collect();
+        let want = matmul(&transpose(&w, m_out, n), &delta, n, m_out, b);
+        let xt = transpose(&x, n, b);
+        let got_proj = matmul(&xt, &out, b, n, b);
+        let want_proj = matmul(&xt, &want, b, n, b);
+        for (u, v) in got_proj.iter().zip(&want_proj) {
+            assert!((u - v).abs() < 1e-4 * v.abs().max(1.0), "{u} vs {v}");
+        }
+    }
+}

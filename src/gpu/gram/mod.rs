@@ -1,0 +1,1058 @@
+//! The gram engine: exact in distribution for Gaussian and Haar-orthogonal
+//! weights, without a weight matrix. O(n B^2) work and O(n B) memory per
+//! layer instead of the dense engine's O(n^2 B) and O(n^2).
+//!
+//! With X = r x_{l-1} (n_{l-1} x B, the batch as columns, r the
+//! renormalisation) and W iid N(0, v) independent of X, the rows of W X are
+//! iid N(0, v X^T X): H = Z C^T + b with Z iid standard normal (its own
+//! Philox stream) and C C^T = v X^T X. For W = g Q, Q Haar, H = g F M with
+//! M^T M = X^T X and F a uniform orthonormal frame. The backward pass
+//! conditions W on everything the forward pass revealed (W X = H - b) and
+//! samples W^T Delta from that law (algebra.rs). Per layer the GPU reduces
+//! the B x B Gram matrices, the host turns them into coefficients in f64
+//! (one round trip per layer), and the GPU forms the combinations; moments
+//! and renormalisation are the dense engine's kernels (stats.wgsl), so
+//! every column means the same. The forward coefficients are kept on the
+//! host, so a checkpoint segment is recomputed bit for bit (same Philox Z,
+//! same coefficients, same kernels) and the backward pass uses the dense
+//! engine's checkpointing: device memory O(sqrt(L) n B).
+
+pub mod algebra;
+
+use crate::error::{Error, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::dense::{
+    FLAG_AUX_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_RENORM, FLAG_ROW_RECORDS,
+    GEN_WG, NO_OFFSET, NO_SCALE, Params, RECORD, STATS_WG, blocks, dispatch_1d, stride,
+};
+use crate::gpu::kernels::Reduction;
+use crate::gpu::shaders::{Module, engine_bind_group_layout};
+use crate::gpu::submit::{Readback, Step, Submitter};
+use crate::init::Dist;
+use crate::spec::RunSpec;
+use crate::stats::{LayerSums, NetworkSums, RowSums};
+use algebra::Eigen;
+
+// must match shaders/gram.wgsl
+const FLAG_GRAM_BACK: u32 = 64;
+const FLAG_SUB_BIAS: u32 = 128;
+const FLAG_SYMMETRIC: u32 = 256;
+const FLAG_IN_STORE: u32 = 512;
+const FLAG_SECOND_STORE: u32 = 1024;
+const GRAM_WG: u32 = 64;
+
+/// Offsets (in f32s) of the rows, checkpoints and records. Lean, so that
+/// widths of a million fit the 128 MiB bindings of software adapters: the
+/// forward pass needs x_{l-1} only for its Gram matrix, so one x row block
+/// serves every layer; Z lives in `store` when there is no backward pass;
+/// the backward W^T delta reuses h's rows.
+#[derive(Clone, Debug)]
+struct Layout {
+    row: usize,
+    batch: usize,
+    x: usize,
+    h: usize,
+    /// Z's rows, and whether they are in `store` (else `act`)
+    z: usize,
+    z_in_store: bool,
+    d: [usize; 2],
+    y: usize,
+    act_len: usize,
+    every: usize,
+    checkpoints: usize,
+    store_len: usize,
+    /// records per row (or pair) for the blocks of the widest layer
+    bs: usize,
+    /// records: forward pair records, backward row records, then six
+    /// Gram matrices (x, z, delta, (h - b)^T delta, x^T z', z'^T z')
+    stats: usize,
+    back: usize,
+    grams: [usize; 6],
+    gram_len: usize,
+    records_len: usize,
+    depth: usize,
+}
+
+const GX: usize = 0;
+const GZ: usize = 1;
+const GD: usize = 2;
+const GM: usize = 3;
+const GXZ: usize = 4;
+const GZZ: usize = 5;
+
+impl Layout {
+    fn new(spec: &RunSpec, every: usize) -> Self {
+        let batch = spec.batch;
+        let row = stride(*spec.net.widths.iter().max().unwrap());
+        let rows = row * batch;
+        let backward = spec.probes.needs_backward();
+        let mut at = 0;
+        let mut region = |len: usize| {
+            let start = at;
+            at += len;
+            start
+        };
+        let x = region(rows);
+        let h = region(rows);
+        let z = if backward { region(rows) } else { 0 };
+        let back_rows = if backward { rows } else { 0 };
+        let d = [region(back_rows), region(back_rows)];
+        let act_len = at;
+        let depth = spec.net.depth();
+        let (every, checkpoints) = if backward {
+            (every, depth.div_ceil(every))
+        } else {
+            (1, 0)
+        };
+        let store_len = if backward {
+            (checkpoints + every) * rows
+        } else {
+            rows
+        };
+        let bs = blocks(row);
+        let stats = 0;
+        let back = batch / 2 * bs * RECORD;
+        let gram_len = batch * batch * bs;
+        let first_gram = back + batch * bs;
+        let grams = std::array::from_fn(|k| first_gram + k * gram_len);
+        Layout {
+            row,
+            batch,
+            x,
+            h,
+            z,
+            z_in_store: !backward,
+            d,
+            y: h,
+            act_len,
+            every,
+            checkpoints,
+            store_len,
+            bs,
+            stats,
+            back,
+            grams,
+            gram_len,
+            records_len: first_gram + 6 * gram_len,
+            depth,
+        }
+    }
+
+    fn checkpoint(&self, j: usize) -> usize {
+        j * self.batch * self.row
+    }
+
+    fn segment(&self, i: usize) -> usize {
+        (self.checkpoints + i) * self.batch * self.row
+    }
+
+    fn delta_scale(&self, l: usize) -> u32 {
+        (self.depth + 1 + l) as u32
+    }
+
+    fn bytes(&self) -> u64 {
+        let coefs = (self.every + 2) * coef_slot(self.batch);
+        4 * (self.act_len
+            + self.store_len
+            + self.records_len
+            + 2 * (self.depth + 1)
+            + coefs
+            + self.row) as u64
+    }
+}
+
+/// Floats of one coefficient matrix: B rows of stride(B).
+fn coef_slot(batch: usize) -> usize {
+    batch * stride(batch)
+}
+
+/// The checkpoint interval: `every` if given, else the largest that fits
+/// `max_memory` (at least ceil(sqrt(L))), else ceil(sqrt(L)).
+pub fn checkpoint_interval(
+    spec: &RunSpec,
+    every: Option<usize>,
+    max_memory: Option<u64>,
+) -> Result<usize> {
+    let depth = spec.net.depth();
+    let sqrt = (depth as f64).sqrt().ceil().max(1.0) as usize;
+    if let Some(k) = every {
+        if k == 0 {
+            return Err(Error::invalid("--checkpoint-every", "must be >= 1"));
+        }
+        return Ok(k.min(depth));
+    }
+    let Some(budget) = max_memory else {
+        return Ok(sqrt);
+    };
+    let bytes = |k: usize| Layout::new(spec, k).bytes();
+    if bytes(sqrt) > budget {
+        return Err(Error::invalid(
+            "--max-memory",
+            format!(
+                "the run needs at least {} bytes (checkpoints every {sqrt} layers)",
+                bytes(sqrt)
+            ),
+        ));
+    }
+    let (mut lo, mut hi) = (sqrt, depth.max(sqrt));
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if bytes(mid) <= budget {
+            lo = mid
+        } else {
+            hi = mid - 1
+        }
+    }
+    Ok(lo)
+}
+
+struct Pipelines {
+    gen_input: wgpu::ComputePipeline,
+    gen_normal_rows: wgpu::ComputePipeline,
+    stats: wgpu::ComputePipeline,
+    activate: wgpu::ComputePipeline,
+    scale_by_deriv: wgpu::ComputePipeline,
+    finalize: wgpu::ComputePipeline,
+    normals: wgpu::ComputePipeline,
+    bias: wgpu::ComputePipeline,
+    combine: wgpu::ComputePipeline,
+    cross: wgpu::ComputePipeline,
+}
+
+/// How layer l's W is drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Law {
+    /// iid N(0, v)
+    Gaussian { v: f64 },
+    /// gain times a Haar orthogonal matrix (square)
+    Orthogonal { gain: f64 },
+}
+
+/// What the forward pass leaves on the host for the backward pass.
+struct Forward {
+    sums: Vec<LayerSums>,
+    /// r_l, the factor applied to x_l (1 unless renormalised)
+    r: Vec<f32>,
+    /// G_l = x_l^T x_l (stored scale), l < L
+    grams: Vec<Vec<f64>>,
+    /// the coefficients of layer l's combination (index l; empty at 0)
+    coefs: Vec<Vec<f32>>,
+    rank_min: usize,
+}
+
+/// One network's results: its sums and the least rank of X^T X met.
+pub struct GramNetwork {
+    pub sums: NetworkSums,
+    pub rank_min: usize,
+}
+
+/// The engine for one run: pipelines and buffers, reused for every network.
+pub struct GramGpu<'a> {
+    ctx: &'a GpuContext,
+    spec: &'a RunSpec,
+    lay: Layout,
+    p: Pipelines,
+    bind_group: wgpu::BindGroup,
+    submitter: Submitter,
+    coefs: wgpu::Buffer,
+    records: wgpu::Buffer,
+    scales: wgpu::Buffer,
+    /// Bytes of every buffer this engine allocated on the device.
+    pub device_bytes: u64,
+}
+
+/// Why the gram engine cannot run `spec` (None: it can).
+pub fn unsupported(spec: &RunSpec) -> Option<String> {
+    if spec.arch.is_some() {
+        return Some(
+            "architecture files and the mean-preserving bias (--arch, --bias mean-preserving) run on the block engine".into(),
+        );
+    }
+    if spec.probes.jacobian {
+        return Some("--jacobian is not implemented on the gram engine (the tangents would have to join the conditioning)".into());
+    }
+    let net = &spec.net;
+    for l in 1..=net.depth() {
+        let law = net.weight_law(l);
+        match law.dist {
+            Dist::Normal => {}
+            Dist::Orthogonal => {
+                let (n_in, n_out) = (net.widths[l - 1], net.widths[l]);
+                if n_in != n_out {
+                    return Some(format!(
+                        "orthogonal layer {l} is {n_out} x {n_in}: only square orthogonal layers are supported"
+                    ));
+                }
+                if n_in < 2 * spec.batch {
+                    return Some(format!(
+                        "orthogonal layers need width >= 2 B (width {n_in}, batch {})",
+                        spec.batch
+                    ));
+                }
+            }
+            Dist::Uniform | Dist::TruncatedNormal => {
+                return Some(format!(
+                    "layer {l}'s weights are {} (init {}), not Gaussian: W X has no closed-form law",
+                    match law.dist {
+                        Dist::Uniform => "uniform",
+                        _ => "truncated-normal",
+                    },
+                    net.init.scheme.name()
+                ));
+            }
+        }
+    }
+    None
+}
+
+impl<'a> GramGpu<'a> {
+    pub fn new(ctx: &'a GpuContext, spec: &'a RunSpec, every: usize) -> Result<Self> {
+        if let Some(why) = unsupported(spec) {
+            return Err(Error::invalid("--engine", format!("gram: {why}")));
+        }
+        let net = &spec.net;
+        let lay = Layout::new(spec, every.clamp(1, net.depth()));
+        check_limits(ctx, spec, &lay)?;
+        let reduction = Reduction::for_adapter(ctx);
+        reduction.validate(ctx)?;
+        let bind_layout = engine_bind_group_layout(&ctx.device);
+        let pipeline_layout = ctx
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("gram engine"),
+                bind_group_layouts: &[Some(&bind_layout)],
+                immediate_size: 0,
+            });
+        let layout = Some(&pipeline_layout);
+        let reduce = [("REDUCE_WG", reduction.workgroup as f64)];
+        let stats = Module::Stats {
+            subgroup_sum: reduction.subgroup,
+        };
+        let gram = Module::Gram {
+            subgroup_sum: reduction.subgroup,
+        };
+        let s = |entry| ctx.specialised_pipeline(stats, entry, &net.act, layout, &reduce);
+        let g = |entry| ctx.specialised_pipeline(gram, entry, &net.act, layout, &reduce);
+        let p = Pipelines {
+            gen_input: ctx.pipeline(Module::Generate, "gen_input", &net.act, layout)?,
+            gen_normal_rows: ctx.pipeline(Module::Generate, "gen_normal_rows", &net.act, layout)?,
+            stats: s("stats")?,
+            activate: s("activate")?,
+            scale_by_deriv: s("scale_by_deriv")?,
+            finalize: s("finalize")?,
+            normals: g("gram_normals")?,
+            bias: g("gram_bias")?,
+            combine: g("gram_combine")?,
+            cross: g("gram_cross")?,
+        };
+        let mut device_bytes = 0u64;
+        let mut buffer = |label: &str, floats: usize| {
+            let size = ((floats * 4) as u64).max(16);
+            device_bytes += size;
+            ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        };
+        let coefs = buffer("coefficients", (lay.every + 2) * coef_slot(spec.batch));
+        let bias = buffer("bias", lay.row);
+        let act = buffer("act", lay.act_len);
+        let store = buffer("store", lay.store_len);
+        let records = buffer("records", lay.records_len);
+        let scales = buffer("scales", 2 * (lay.depth + 1));
+        let work = buffer("unused", 0);
+        let submitter = Submitter::new(ctx, lay.records_len + 2, false);
+        device_bytes += submitter.device_bytes;
+        fn whole(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+            wgpu::BindGroupEntry {
+                binding,
+                resource: buf.as_entire_binding(),
+            }
+        }
+        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("gram engine"),
+            layout: &bind_layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: submitter.params(),
+                        offset: 0,
+                        size: wgpu::BufferSize::new(submitter.params_binding_size()),
+                    }),
+                },
+                whole(1, &coefs),
+                whole(2, &bias),
+                whole(3, &act),
+                whole(4, &store),
+                whole(5, &records),
+                whole(6, &scales),
+                whole(7, &work),
+            ],
+        });
+        Ok(GramGpu {
+            ctx,
+            spec,
+            lay,
+            p,
+            bind_group,
+            submitter,
+            coefs,
+            records,
+            scales,
+            device_bytes,
+        })
+    }
+
+    pub fn checkpoint_every(&self) -> usize {
+        self.lay.every
+    }
+
+    fn law(&self, l: usize) -> Law {
+        let net = &self.spec.net;
+        let w = net.weight_law(l);
+        match w.dist {
+            Dist::Orthogonal => Law::Orthogonal {
+                gain: (w.variance * net.widths[l].max(net.widths[l - 1]) as f64).sqrt(),
+            },
+            _ => Law::Gaussian { v: w.variance },
+        }
+    }
+
+    /// Parameters every step of layer `layer` shares (n_out: its width).
+    fn base(&self, network: usize, layer: usize) -> Params {
+        let net = &self.spec.net;
+        let seed = self.spec.seed;
+        let (b_scale, b_dist) = if layer == 0 {
+            (0.0, 0)
+        } else {
+            let b = net.bias_law(layer);
+            (b.scale() as f32, b.dist.code())
+        };
+        Params {
+            n_in: if layer == 0 { 0 } else { net.widths[layer - 1] } as u32,
+            n_out: net.widths[layer] as u32,
+            batch: self.spec.batch as u32,
+            layer: layer as u32,
+            network: network as u32,
+            seed_lo: seed as u32,
+            seed_hi: (seed >> 32) as u32,
+            w_dist: 0,
+            w_scale: 0.0,
+            b_scale,
+            b_dist,
+            flags: 0,
+            in_off: 0,
+            out_off: 0,
+            aux_off: 0,
+            rec_off: 0,
+            rows: self.spec.batch as u32,
+            block_stride: self.lay.bs as u32,
+            scale_a: NO_SCALE,
+            scale_b: NO_SCALE,
+            scale_out: 0,
+            ckpt_off: NO_OFFSET,
+            q0: net.q0 as f32,
+            c0: net.c0 as f32,
+            step: 0,
+            cols: self.spec.batch as u32,
+            coef_a: 0,
+            coef_b: NO_OFFSET,
+        }
+    }
+
+    fn step<'p>(
+        &'p self,
+        pipeline: &'p wgpu::ComputePipeline,
+        params: Params,
+        groups: (u32, u32, u32),
+    ) -> Step<'p> {
+        Step {
+            pipeline,
+            params,
+            groups,
+        }
+    }
+
+    /// B standard normal rows of `n` units at Z's rows (forward Z of
+    /// layer `layer`, or with `back` the backward Z').
+    fn normals<'p>(&'p self, steps: &mut Vec<Step<'p>>, base: Params, n: usize, back: bool) {
+        let lay = &self.lay;
+        let p = Params {
+            n_out: n as u32,
+            out_off: lay.z as u32,
+            flags: if back { FLAG_GRAM_BACK } else { 0 }
+                | if lay.z_in_store { FLAG_OUT_STORE } else { 0 },
+            ..base
+        };
+        let groups = dispatch_1d(n.div_ceil(4) * self.spec.batch, GRAM_WG);
+        steps.push(self.step(&self.p.normals, p, groups));
+    }
+
+    /// out = sum of coefficient rows times in1 (and in2) + bias, B rows of n.
+    #[allow(clippy::too_many_arguments)]
+    fn combine<'p>(
+        &'p self,
+        steps: &mut Vec<Step<'p>>,
+        base: Params,
+        n: usize,
+        in1: (usize, u32),
+        in2: Option<(usize, u32)>,
+        out: usize,
+        flags: u32,
+    ) {
+        let p = Params {
+            n_out: n as u32,
+            in_off: in1.0 as u32,
+            coef_a: in1.1,
+            aux_off: in2.map_or(0, |i| i.0 as u32),
+            coef_b: in2.map_or(NO_OFFSET, |i| i.1),
+            out_off: out as u32,
+            flags,
+            ..base
+        };
+        let tiles = self.spec.batch.div_ceil(4);
+        let groups = dispatch_1d(n.div_ceil(4) * tiles, GRAM_WG);
+        steps.push(self.step(&self.p.combine, p, groups));
+    }
+
+    /// Records at grams[which] of (first - bias)^T second over n units.
+    fn cross<'p>(
+        &'p self,
+        steps: &mut Vec<Step<'p>>,
+        base: Params,
+        n: usize,
+        first: usize,
+        second: usize,
+        which: usize,
+        flags: u32,
+    ) {
+        let p = Params {
+            n_out: n as u32,
+            in_off: first as u32,
+            aux_off: second as u32,
+            rec_off: self.lay.grams[which] as u32,
+            flags,
+            ..base
+        };
+        let tiles = self.spec.batch.div_ceil(4) as u32;
+        steps.push(self.step(&self.p.cross, p, (blocks(n) as u32, tiles, tiles)));
+    }
+
+    fn gram_read(&self, which: usize) -> Readback<'_> {
+        Readback {
+            buffer: &self.records,
+            offset: self.lay.grams[which],
+            len: self.lay.gram_len,
+        }
+    }
+
+    /// The B x B matrix of grams[which] as read back (at `data`), summed
+    /// over the blocks of n units in f64; `symmetric`: mirror the upper
+    /// triangle.
+    fn gram_matrix(&self, data: &[f32], n: usize, symmetric: bool) -> Vec<f64> {
+        let b = self.spec.batch;
+        let bs = self.lay.bs;
+        let mut m = vec![0.0; b * b];
+        for a in 0..b {
+            for c in 0..b {
+                let (i, j) = if symmetric && a > c { (c, a) } else { (a, c) };
+                let at = (i * b + j) * bs;
+                m[a * b + c] = data[at..at + blocks(n)].iter().map(|&v| v as f64).sum();
+            }
+        }
+        m
+    }
+
+    fn submit_read(&self, steps: &[Step], reads: &[Readback]) -> Result<Vec<f32>> {
+        let mut scratch = Vec::new();
+        let job =
+            self.submitter
+                .submit(self.ctx, &self.bind_group, steps, reads, 0, &mut scratch)?;
+        self.submitter.read(self.ctx, job, |data, _| data.to_vec())
+    }
+
+    /// The B x B coefficients into slot `slot`, rows padded to stride(B)
+    /// with zeros (the kernels read them as vec4).
+    fn upload(&self, slot: usize, coefs: &[f32]) {
+        let b = self.spec.batch;
+        let ld = stride(b);
+        let mut padded = vec![0.0f32; b * ld];
+        for (row, chunk) in coefs.chunks(b).enumerate() {
+            padded[row * ld..row * ld + b].copy_from_slice(chunk);
+        }
+        let at = (slot * coef_slot(b) * 4) as u64;
+        self.ctx
+            .queue
+            .write_buffer(&self.coefs, at, bytemuck::cast_slice(&padded));
+    }
+
+    /// The offset (in f32s) of coefficient slot `slot`.
+    fn slot(&self, slot: usize) -> u32 {
+        (slot * coef_slot(self.spec.batch)) as u32
+    }
+
+    /// Runs one network: the forward pass, and the backward pass if asked.
+    pub fn run_network(
+        &self,
+        network: usize,
+        on_layer: &mut dyn FnMut(usize),
+    ) -> Result<GramNetwork> {
+        let forward = self.forward(network, on_layer)?;
+        let (backward, grams) = if self.spec.probes.needs_backward() {
+            let (b, g) = self.backward(network, &forward)?;
+            (Some(b), self.spec.probes.weight_grads.then_some(g))
+        } else {
+            (None, None)
+        };
+        Ok(GramNetwork {
+            rank_min: forward.rank_min,
+            sums: NetworkSums {
+                forward: forward.sums,
+                tangent: None,
+                backward,
+                grams,
+                positions: None,
+            },
+        })
+    }
+
+    /// Layer l's coefficients from x_{l-1}'s Gram matrix (and Z's).
+    fn forward_coefficients(&self, l: usize, g: &Eigen, r: f64, gz: &[f64]) -> Result<Vec<f32>> {
+        match self.law(l) {
+            Law::Gaussian { v } => Ok(algebra::gaussian_forward(g, r, v).0),
+            Law::Orthogonal { gain } => {
+                algebra::orthogonal_forward(g, r, gain, gz).ok_or_else(|| {
+                    Error::Gpu(format!(
+                        "layer {l}: the Gram matrix of Z is not positive definite"
+                    ))
+                })
+            }
+        }
+    }
+
+    fn forward(&self, network: usize, on_layer: &mut dyn FnMut(usize)) -> Result<Forward> {
+        let lay = &self.lay;
+        let net = &self.spec.net;
+        let depth = lay.depth;
+        let batch = self.spec.batch;
+        let backward = self.spec.probes.needs_backward();
+        let renorm = if net.is_homogeneous() { FLAG_RENORM } else { 0 };
+        let pair_len = batch / 2 * lay.bs * RECORD;
+        let mut out = Forward {
+            sums: Vec::with_capacity(depth + 1),
+            r: Vec::with_capacity(depth + 1),
+            grams: Vec::with_capacity(depth),
+            coefs: vec![Vec::new()],
+            rank_min: batch,
+        };
+        for l in 0..=depth {
+            let base = self.base(network, l);
+            let n = net.widths[l];
+            let x = lay.x;
+            let z_flag = if lay.z_in_store { FLAG_IN_STORE } else { 0 };
+            let mut steps = Vec::new();
+            let ckpt_off = if backward && l < depth && l % lay.every == 0 {
+                lay.checkpoint(l / lay.every) as u32
+            } else {
+                NO_OFFSET
+            };
+            let stats = Params {
+                in_off: lay.h as u32,
+                out_off: x as u32,
+                rec_off: lay.stats as u32,
+                ckpt_off,
+                ..base
+            };
+            if l == 0 {
+                let p = Params {
+                    out_off: lay.h as u32,
+                    ..base
+                };
+                let groups = dispatch_1d(batch / 2 * n.div_ceil(4), GEN_WG);
+                steps.push(self.step(&self.p.gen_input, p, groups));
+                let p = Params {
+                    flags: FLAG_INPUT,
+                    ..stats
+                };
+                steps.push(self.step(&self.p.stats, p, (blocks(n) as u32, (batch / 2) as u32, 1)));
+            } else {
+                self.upload(0, &out.coefs[l]);
+                self.combine(&mut steps, base, n, (lay.z, 0), None, lay.h, z_flag);
+                steps.push(self.step(
+                    &self.p.stats,
+                    stats,
+                    (blocks(n) as u32, (batch / 2) as u32, 1),
+                ));
+            }
+            let p = Params {
+                rec_off: lay.stats as u32,
+                scale_out: l as u32,
+                flags: renorm,
+                ..base
+            };
+            steps.push(self.step(&self.p.finalize, p, (1, 1, 1)));
+            let mut reads = vec![
+                Readback {
+                    buffer: &self.records,
+                    offset: lay.stats,
+                    len: pair_len,
+                },
+                Readback {
+                    buffer: &self.scales,
+                    offset: l,
+                    len: 1,
+                },
+            ];
+            let orthogonal_next = l < depth && matches!(self.law(l + 1), Law::Orthogonal { .. });
+            if l < depth {
+                self.cross(&mut steps, base, n, x, x, GX, FLAG_SYMMETRIC);
+                reads.push(self.gram_read(GX));
+                let next = self.base(network, l + 1);
+                self.normals(&mut steps, next, net.widths[l + 1], false);
+                if orthogonal_next {
+                    let flags = FLAG_SYMMETRIC
+                        | if lay.z_in_store {
+                            FLAG_IN_STORE | FLAG_SECOND_STORE
+                        } else {
+                            0
+                        };
+                    self.cross(&mut steps, next, net.widths[l + 1], lay.z, lay.z, GZ, flags);
+                    reads.push(self.gram_read(GZ));
+                }
+            }
+            let data = self.submit_read(&steps, &reads)?;
+            let r = data[pair_len];
+            let mut sums = self.layer_sums(&data[..pair_len], n);
+            sums.renorm = r as f64;
+            out.sums.push(sums);
+            out.r.push(r);
+            if l < depth {
+                let g_data = &data[pair_len + 1..];
+                let g = self.gram_matrix(g_data, n, true);
+                let gz = if orthogonal_next {
+                    self.gram_matrix(&g_data[lay.gram_len..], net.widths[l + 1], true)
+                } else {
+                    Vec::new()
+                };
+                let eigen = algebra::eigen_symmetric(&g, batch);
+                out.rank_min = out.rank_min.min(eigen.rank);
+                out.coefs
+                    .push(self.forward_coefficients(l + 1, &eigen, r as f64, &gz)?);
+                out.grams.push(g);
+            }
+            on_layer(l + 1);
+        }
+        Ok(out)
+    }
+
+    /// A layer's moments from its pair records, as the dense engine sums them.
+    fn layer_sums(&self, records: &[f32], n: usize) -> LayerSums {
+        let batch = self.spec.batch;
+        let bs = self.lay.bs;
+        let mut sums = LayerSums {
+            width: n,
+            batch,
+            pairs: Vec::with_capacity(batch / 2),
+            renorm: 1.0,
+            ..Default::default()
+        };
+        for pair in 0..batch / 2 {
+            let mut p = [0.0; 5];
+            for block in 0..blocks(n) {
+                let r = &records[(pair * bs + block) * RECORD..][..RECORD];
+                for k in 0..5 {
+                    p[k] += r[k] as f64;
+                }
+                sums.sum_h += r[5] as f64;
+                sums.sum_h4 += r[6] as f64;
+                sums.sum_x += r[7] as f64;
+                sums.zeros += r[8] as f64;
+            }
+            sums.pairs.push(p);
+        }
+        sums
+    }
+
+    /// Squared norms of the B backward rows (records), and their factor.
+    fn row_sums(&self, data: &[f32], n: usize) -> RowSums {
+        let bs = self.lay.bs;
+        let b = self.spec.batch;
+        RowSums {
+            norms: (0..b)
+                .map(|r| {
+                    data[r * bs..r * bs + blocks(n)]
+                        .iter()
+                        .map(|&v| v as f64)
+                        .sum()
+                })
+                .collect(),
+            renorm: [data[b * bs] as f64, 1.0],
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn backward(
+        &self,
+        network: usize,
+        fwd: &Forward,
+    ) -> Result<(Vec<RowSums>, Vec<(Vec<f64>, Vec<f64>)>)> {
+        let lay = &self.lay;
+        let net = &self.spec.net;
+        let depth = lay.depth;
+        let batch = self.spec.batch;
+        let back_len = batch * lay.bs;
+        let mut back = vec![RowSums::default(); depth + 1];
+        let mut grams = vec![(Vec::new(), Vec::new()); depth];
+        let (slot_a, slot_b) = (lay.every, lay.every + 1);
+        let back_reads = |l: usize| {
+            [
+                Readback {
+                    buffer: &self.records,
+                    offset: lay.back,
+                    len: back_len,
+                },
+                Readback {
+                    buffer: &self.scales,
+                    offset: lay.delta_scale(l) as usize,
+                    len: 1,
+                },
+            ]
+        };
+        for j in (0..lay.checkpoints).rev() {
+            let a = j * lay.every;
+            let b = (a + lay.every).min(depth);
+            // where h_l of this segment is (l in a..=b), in `store`
+            let h_at = |l: usize| {
+                if l == a {
+                    lay.checkpoint(j)
+                } else {
+                    lay.segment(l - a - 1)
+                }
+            };
+            let mut steps = Vec::new();
+            let mut reads = Vec::new();
+            let mut pending: Option<usize> = None;
+            // recompute h_{a+1..=b}: the same Z and coefficients (x is not
+            // needed: the combination reads Z)
+            for l in a + 1..=b {
+                let base = self.base(network, l);
+                let slot = l - a - 1;
+                self.upload(slot, &fwd.coefs[l]);
+                self.normals(&mut steps, base, net.widths[l], false);
+                let coef = self.slot(slot);
+                self.combine(
+                    &mut steps,
+                    base,
+                    net.widths[l],
+                    (lay.z, coef),
+                    None,
+                    h_at(l),
+                    FLAG_OUT_STORE,
+                );
+            }
+            if b == depth {
+                // delta_L: Gaussian rows (the dense engine's stream), their norms
+                let base = self.base(network, depth);
+                let d = lay.d[depth % 2];
+                let p = Params {
+                    out_off: d as u32,
+                    ..base
+                };
+                let n = net.widths[depth];
+                steps.push(self.step(
+                    &self.p.gen_normal_rows,
+                    p,
+                    dispatch_1d(batch * n.div_ceil(4), GEN_WG),
+                ));
+                let p = Params {
+                    flags: FLAG_NO_DERIV,
+                    in_off: d as u32,
+                    out_off: d as u32,
+                    rec_off: lay.back as u32,
+                    ..base
+                };
+                steps.push(self.step(
+                    &self.p.scale_by_deriv,
+                    p,
+                    (blocks(n) as u32, batch as u32, 1),
+                ));
+                let p = Params {
+                    flags: FLAG_ROW_RECORDS | FLAG_RENORM,
+                    rec_off: lay.back as u32,
+                    scale_out: lay.delta_scale(depth),
+                    ..base
+                };
+                steps.push(self.step(&self.p.finalize, p, (1, 1, 1)));
+                reads.extend(back_reads(depth));
+                pending = Some(depth);
+            }
+            for l in (a + 1..=b).rev() {
+                let base = self.base(network, l);
+                let (n_in, n_out) = (net.widths[l - 1], net.widths[l]);
+                let d = lay.d[l % 2];
+                let x = lay.x;
+                // x_{l-1} from h_{l-1}; b_l; Z'; the Gram matrices
+                let below = self.base(network, l - 1);
+                let p = Params {
+                    flags: FLAG_AUX_STORE | if l - 1 == 0 { FLAG_INPUT } else { 0 },
+                    aux_off: h_at(l - 1) as u32,
+                    out_off: x as u32,
+                    ..below
+                };
+                steps.push(self.step(
+                    &self.p.activate,
+                    p,
+                    dispatch_1d(batch * stride(n_in), STATS_WG),
+                ));
+                let with_bias = base.b_scale != 0.0;
+                if with_bias {
+                    steps.push(self.step(
+                        &self.p.bias,
+                        base,
+                        dispatch_1d(n_out.div_ceil(4), GRAM_WG),
+                    ));
+                }
+                self.normals(&mut steps, base, n_in, true);
+                self.cross(&mut steps, base, n_out, d, d, GD, FLAG_SYMMETRIC);
+                let sub = if with_bias { FLAG_SUB_BIAS } else { 0 };
+                self.cross(&mut steps, base, n_out, h_at(l), d, GM, FLAG_IN_STORE | sub);
+                self.cross(&mut steps, base, n_in, x, lay.z, GXZ, 0);
+                let orthogonal = matches!(self.law(l), Law::Orthogonal { .. });
+                if orthogonal {
+                    self.cross(&mut steps, base, n_in, lay.z, lay.z, GZZ, FLAG_SYMMETRIC);
+                }
+                let first = reads.len();
+                for k in [GD, GM, GXZ] {
+                    reads.push(self.gram_read(k));
+                }
+                if orthogonal {
+                    reads.push(self.gram_read(GZZ));
+                }
+                let data = self.submit_read(&steps, &reads)?;
+                let mut at = 0;
+                if let Some(p) = pending.take() {
+                    back[p] = self.row_sums(&data[..back_len + 1], net.widths[p]);
+                    at = back_len + 1;
+                }
+                debug_assert_eq!(first > 0, at > 0);
+                let gl = lay.gram_len;
+                let dm = self.gram_matrix(&data[at..], n_out, true);
+                let m = self.gram_matrix(&data[at + gl..], n_out, false);
+                let xz = self.gram_matrix(&data[at + 2 * gl..], n_in, false);
+                let g = algebra::eigen_symmetric(&fwd.grams[l - 1], batch);
+                let r = fwd.r[l - 1] as f64;
+                let beta = match self.law(l) {
+                    Law::Gaussian { v } => {
+                        algebra::gaussian_backward_beta(&algebra::eigen_symmetric(&dm, batch), v)
+                    }
+                    Law::Orthogonal { gain } => {
+                        let zz = self.gram_matrix(&data[at + 3 * gl..], n_in, true);
+                        algebra::orthogonal_backward_beta(&g, r, gain, &m, &dm, &xz, &zz)
+                            .ok_or_else(|| {
+                                Error::Gpu(format!(
+                                    "layer {l}: Z'^T (I - P_X) Z' is not positive definite"
+                                ))
+                            })?
+                    }
+                };
+                let (ca, cb) = algebra::backward_coefficients(&g, r, &m, &xz, &beta);
+                self.upload(slot_a, &ca);
+                self.upload(slot_b, &cb);
+                if self.spec.probes.weight_grads {
+                    grams[l - 1] = (fwd.grams[l - 1].clone(), dm);
+                }
+                // W^T delta_l = X a + Z' beta; delta_{l-1} = phi'(h_{l-1}) r_delta (W^T delta_l)
+                steps.clear();
+                reads.clear();
+                let plain = Params {
+                    b_scale: 0.0,
+                    ..base
+                };
+                self.combine(
+                    &mut steps,
+                    plain,
+                    n_in,
+                    (x, self.slot(slot_a)),
+                    Some((lay.z, self.slot(slot_b))),
+                    lay.y,
+                    0,
+                );
+                let (h, flag) = if l - 1 == 0 {
+                    (0, FLAG_NO_DERIV)
+                } else {
+                    (h_at(l - 1), FLAG_AUX_STORE)
+                };
+                let p = Params {
+                    flags: flag,
+                    in_off: lay.y as u32,
+                    out_off: lay.d[(l - 1) % 2] as u32,
+                    aux_off: h as u32,
+                    rec_off: lay.back as u32,
+                    scale_a: lay.delta_scale(l),
+                    ..below
+                };
+                steps.push(self.step(
+                    &self.p.scale_by_deriv,
+                    p,
+                    (blocks(n_in) as u32, batch as u32, 1),
+                ));
+                let p = Params {
+                    flags: FLAG_ROW_RECORDS | FLAG_RENORM,
+                    rec_off: lay.back as u32,
+                    scale_out: lay.delta_scale(l - 1),
+                    ..below
+                };
+                steps.push(self.step(&self.p.finalize, p, (1, 1, 1)));
+                reads.extend(back_reads(l - 1));
+                pending = Some(l - 1);
+            }
+            let data = self.submit_read(&steps, &reads)?;
+            let p = pending.expect("a segment produces delta_a");
+            back[p] = self.row_sums(&data[..back_len + 1], net.widths[p]);
+        }
+        Ok((back, grams))
+    }
+}
+
+/// Sizes beyond the adapter's limits are bad input, caught before any work.
+fn check_limits(ctx: &GpuContext, spec: &RunSpec, lay: &Layout) -> Result<()> {
+    let limit = ctx.max_binding_bytes();
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    for (what, floats) in [
+        ("activation rows", lay.act_len),
+        ("checkpoints", lay.store_len),
+        ("records", lay.records_len),
+    ] {
+        let bytes = floats as u64 * 4;
+        if bytes > limit || floats > u32::MAX as usize {
+            return Err(Error::invalid(
+                "--batch",
+                format!(
+                    "the gram engine's {what} of batch {} at width {} need {:.2} GiB, over the {:.2} GiB this adapter can bind; use a smaller batch or width{}",
+                    spec.batch,
+                    lay.row,
+                    gib(bytes),
+                    gib(limit),
+                    if what == "checkpoints" {
+                        " (or --checkpoint-every)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    }
+    let max_dispatch = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    if spec.batch > max_dispatch {
+        return Err(Error::invalid(
+            "--batch",
+            format!("at most {max_dispatch} (one dispatch)"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,406 @@
+//! The gram engine (issue 8): equal in distribution to the dense engine, on
+//! the exact finite-width law at widths the dense engine cannot reach, safe
+//! on rank-deficient inputs, and clear about what it refuses.
+
+mod common;
+
+use varprop::engine::{GpuOptions, RunOutput, run_gpu};
+use varprop::spec::{EngineChoice, NetworkFlags, Probes, RunSpec};
+use varprop::stats::LayerSample;
+use varprop::theory;
+
+fn spec(flags: NetworkFlags, batch: usize, networks: usize, seed: u64, backward: bool) -> RunSpec {
+    RunSpec {
+        probes: Probes {
+            backward,
+            weight_grads: backward,
+            ..Default::default()
+        },
+        ..RunSpec::new(flags.resolve().unwrap(), batch, networks, seed)
+    }
+}
+
+fn run(ctx: &varprop::gpu::GpuContext, spec: &RunSpec, engine: EngineChoice) -> RunOutput {
+    let spec = RunSpec {
+        engine,
+        ..spec.clone()
+    };
+    run_gpu(ctx, &spec, GpuOptions::default(), &mut |_, _| {}).unwrap()
+}
+
+/// Two-sample Kolmogorov-Smirnov statistic D = sup |F_a - F_b|.
+fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (mut i, mut j, mut d) = (0, 0, 0.0f64);
+    while i < a.len() && j < b.len() {
+        let x = a[i].min(b[j]);
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        d = d.max((i as f64 / a.len() as f64 - j as f64 / b.len() as f64).abs());
+    }
+    d
+}
+
+/// Its asymptotic p-value, Q_KS(lambda) = 2 sum_k (-1)^(k-1) exp(-2 k^2
+/// lambda^2) with lambda = (sqrt(m) + 0.12 + 0.11/sqrt(m)) D, m = n_a n_b /
+/// (n_a + n_b) (Stephens' small-sample correction, as Numerical Recipes).
+fn ks_p_value(d: f64, n_a: usize, n_b: usize) -> f64 {
+    let m = (n_a * n_b) as f64 / (n_a + n_b) as f64;
+    let lambda = (m.sqrt() + 0.12 + 0.11 / m.sqrt()) * d;
+    if lambda < 0.2 {
+        return 1.0;
+    }
+    let mut sum = 0.0;
+    for k in 1..=100 {
+        let k = k as f64;
+        let term = 2.0 * (-1f64).powf(k - 1.0) * (-2.0 * k * k * lambda * lambda).exp();
+        sum += term;
+        if term.abs() < 1e-12 {
+            break;
+        }
+    }
+    sum.clamp(0.0, 1.0)
+}
+
+#[test]
+fn ks_helper_is_right_on_known_cases() {
+    let a: Vec<f64> = (0..100).map(|i| i as f64).collect();
+    let b: Vec<f64> = (0..100).map(|i| i as f64 + 50.0).collect();
+    assert!((ks_statistic(&a, &b) - 0.5).abs() < 1e-12);
+    assert_eq!(ks_statistic(&a, &a), 0.0);
+    // the 5% critical value of the asymptotic law: lambda = 1.358
+    let m: f64 = 1e6;
+    let d = 1.358 / (m.sqrt() + 0.12 + 0.11 / m.sqrt());
+    assert!((ks_p_value(d, 2_000_000, 2_000_000) - 0.05).abs() < 1e-3);
+}
+
+/// The per-network values compared between the engines.
+const COLUMNS: [(&str, fn(&LayerSample) -> f64); 8] = [
+    ("log_q_pre", |s| s.log_q_pre),
+    ("log_q_post", |s| s.log_q_post),
+    ("mean_post", |s| s.mean_post),
+    ("kurt_pre", |s| s.kurt_pre),
+    ("zero_frac", |s| s.zero_frac),
+    ("c_pre", |s| s.c_pre),
+    ("log_g", |s| s.log_g),
+    ("log_gw", |s| s.log_gw),
+];
+
+fn mean_se(x: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
+/// For relu, tanh and identity, Gaussian and orthogonal weights, with and
+/// without the backward pass: S = 200 independent networks per engine
+/// (width 16, depth 3, batch 4; different seeds, so the two samples are
+/// independent), and for every layer and per-network statistic the two
+/// means agree within their combined standard error, and a two-sample KS
+/// test on log q_post at the last layer passes.
+///
+/// False-failure rate: 1e-4 for the whole test (as `check`'s
+/// FALSE_FAILURE_RATE), split evenly between the z comparisons (Bonferroni
+/// over all of them: |z| < z_{5e-5 / (2 K)}) and the 12 KS tests
+/// (Bonferroni: p > 5e-5 / 12). Means of 200 values are Gaussian to well
+/// within that (the statistics are bounded or log-moments).
+#[test]
+fn gram_matches_dense_in_distribution() {
+    let ctx = common::gpu();
+    let (width, depth, batch, networks) = (16, 3, 4, 200);
+    let mut cases = Vec::new();
+    for act in ["relu", "tanh", "identity"] {
+        for orthogonal in [false, true] {
+            for backward in [false, true] {
+                cases.push((act, orthogonal, backward));
+            }
+        }
+    }
+    // (case, layer, column, z) of every comparison, then the KS p-values
+    let mut comparisons = Vec::new();
+    let mut ks = Vec::new();
+    for &(act, orthogonal, backward) in &cases {
+        let mut flags = NetworkFlags {
+            width: Some(width),
+            depth: Some(depth),
+            act: Some(act.into()),
+            q0: 1.0,
+            c0: 0.5,
+            ..Default::default()
+        };
+        flags.init.init = Some(if orthogonal { "orthogonal" } else { "custom" }.into());
+        if !orthogonal {
+            flags.init.sigma_w2 = Some(if act == "tanh" { 1.5 } else { 2.0 });
+        }
+        if act == "tanh" {
+            // the bias path (tanh is not homogeneous: no renormalisation)
+            flags.init.sigma_b2 = Some(0.1);
+        }
+        let label = format!(
+            "{act} {} {}",
+            if orthogonal { "orthogonal" } else { "gaussian" },
+            if backward { "backward" } else { "forward" }
+        );
+        let dense = run(
+            &ctx,
+            &spec(flags.clone(), batch, networks, 11, backward),
+            EngineChoice::Dense,
+        );
+        let gram = run(
+            &ctx,
+            &spec(flags, batch, networks, 12, backward),
+            EngineChoice::Gram,
+        );
+        assert_eq!(gram.info.engine, "gpu-gram");
+        for l in 0..=depth {
+            for (name, f) in COLUMNS {
+                let a: Vec<f64> = dense.per_network.iter().map(|n| f(&n[l])).collect();
+                let b: Vec<f64> = gram.per_network.iter().map(|n| f(&n[l])).collect();
+                if a.iter().chain(&b).any(|v| !v.is_finite()) {
+                    // columns the run does not measure are NaN in both
+                    assert!(
+                        a.iter().chain(&b).all(|v| v.is_nan()),
+                        "{label} layer {l} {name}: NaN in one engine only"
+                    );
+                    continue;
+                }
+                let ((ma, sa), (mb, sb)) = (mean_se(&a), mean_se(&b));
+                let se = (sa * sa + sb * sb).sqrt();
+                if se == 0.0 {
+                    assert_eq!(ma, mb, "{label} layer {l} {name}");
+                    continue;
+                }
+                comparisons.push((label.clone(), l, name, ma, mb, se, (ma - mb) / se));
+            }
+        }
+        let last = |o: &RunOutput| -> Vec<f64> {
+            o.per_network.iter().map(|n| n[depth].log_q_post).collect()
+        };
+        let (a, b) = (last(&dense), last(&gram));
+        let d = ks_statistic(&a, &b);
+        ks.push((label, d, ks_p_value(d, a.len(), b.len())));
+    }
+    let bound = common::normal_quantile_upper(5e-5 / (2.0 * comparisons.len() as f64));
+    assert!(comparisons.len() > 250, "{} comparisons", comparisons.len());
+    for (label, l, name, ma, mb, se, z) in &comparisons {
+        assert!(
+            z.abs() < bound,
+            "{label} layer {l} {name}: dense {ma} vs gram {mb} (combined SE {se}, z = {z:.2}, bound {bound:.2})"
+        );
+    }
+    let alpha = 5e-5 / ks.len() as f64;
+    for (label, d, p) in &ks {
+        assert!(
+            *p > alpha,
+            "{label}: KS D = {d:.3}, p = {p:.2e} < {alpha:.1e}"
+        );
+    }
+}
+
+/// At n = 65,536 (a 16 GiB weight matrix for the dense engine), batch 8:
+/// the per-input log q_post of relu/he-normal and identity/lecun-normal
+/// follows the exact finite-width law (theory::layer_table): its mean and
+/// its second moment across 48 networks, every layer, within a Bonferroni
+/// bound at 1e-4 over all comparisons (SEs from the measured spread across
+/// networks, which are independent; inputs within one are not).
+#[test]
+fn gram_follows_the_exact_finite_width_law_at_width_65536() {
+    let ctx = common::gpu();
+    let (width, depth, batch, networks) = (65_536, 6, 8, 48);
+    let cases = [("relu", "he-normal"), ("identity", "lecun-normal")];
+    let bound = common::z_bound(2 * (depth + 1) * cases.len());
+    for (act, init) in cases {
+        let mut flags = NetworkFlags {
+            width: Some(width),
+            depth: Some(depth),
+            act: Some(act.into()),
+            q0: 1.0,
+            c0: 0.5,
+            ..Default::default()
+        };
+        flags.init.init = Some(init.into());
+        let s = spec(flags, batch, networks, 3, false);
+        let law = theory::layer_table(&s.net);
+        let out = run(&ctx, &s, EngineChoice::Gram);
+        for (l, row) in law.iter().enumerate() {
+            let (want_mean, want_std) = (row.log_q_post_mean.unwrap(), row.log_q_post_std.unwrap());
+            let first: Vec<f64> = out
+                .per_network
+                .iter()
+                .map(|n| n[l].sample_log_q_post)
+                .collect();
+            let second: Vec<f64> = out
+                .per_network
+                .iter()
+                .map(|n| n[l].sample_log_q_post_sq)
+                .collect();
+            let (m1, se1) = mean_se(&first);
+            let (m2, se2) = mean_se(&second);
+            let z1 = (m1 - want_mean) / se1;
+            let want_second = want_mean * want_mean + want_std * want_std;
+            let z2 = (m2 - want_second) / se2;
+            assert!(
+                z1.abs() < bound,
+                "{act} layer {l}: mean log q {m1} ± {se1} vs law {want_mean} (z = {z1:.2}, bound {bound:.2})"
+            );
+            assert!(
+                z2.abs() < bound,
+                "{act} layer {l}: E[(log q)^2] {m2} ± {se2} vs law {want_second} (z = {z2:.2})"
+            );
+        }
+    }
+}
+
+/// c0 = 1 (pairs of identical inputs: X^T X has rank B/2) and a deep
+/// ordered-phase tanh network (c -> 1: the rank collapses): no NaN forward
+/// or backward, and the rank drop is reported.
+#[test]
+fn rank_deficient_inputs_run_and_report_the_rank() {
+    let ctx = common::gpu();
+    let mut flags = NetworkFlags {
+        width: Some(64),
+        depth: Some(20),
+        act: Some("relu".into()),
+        q0: 1.0,
+        c0: 1.0,
+        ..Default::default()
+    };
+    flags.init.init = Some("he-normal".into());
+    let out = run(&ctx, &spec(flags, 8, 3, 1, true), EngineChoice::Gram);
+    assert_eq!(out.info.gram_rank_min, Some(4));
+    for net in &out.per_network {
+        for (l, s) in net.iter().enumerate() {
+            assert!(
+                s.log_q_post.is_finite() && s.log_g.is_finite(),
+                "c0 = 1, layer {l}: {s:?}"
+            );
+            assert!(
+                (s.c_pre - 1.0).abs() < 1e-5,
+                "c0 = 1, layer {l}: c {}",
+                s.c_pre
+            );
+        }
+    }
+    let mut flags = NetworkFlags {
+        width: Some(64),
+        depth: Some(60),
+        act: Some("tanh".into()),
+        q0: 1.0,
+        c0: 0.5,
+        ..Default::default()
+    };
+    flags.init.sigma_w2 = Some(0.5);
+    flags.init.sigma_b2 = Some(0.5);
+    let out = run(&ctx, &spec(flags, 8, 2, 1, true), EngineChoice::Gram);
+    let rank = out.info.gram_rank_min.unwrap();
+    assert!(
+        rank < 8,
+        "the ordered phase should lose rank (least rank {rank})"
+    );
+    for net in &out.per_network {
+        for (l, s) in net.iter().enumerate() {
+            assert!(
+                s.log_q_post.is_finite() && s.log_g.is_finite(),
+                "tanh, layer {l}: {s:?}"
+            );
+        }
+    }
+}
+
+fn varprop(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_varprop"))
+        .args(args)
+        .output()
+        .expect("runs the binary")
+}
+
+/// Bad combinations under --engine gram exit 2 with one line naming
+/// --engine and the reason; auto says what it chose and why.
+#[test]
+fn engine_flag_errors_and_auto_choice() {
+    let base = [
+        "run",
+        "--width",
+        "32",
+        "--depth",
+        "2",
+        "--batch",
+        "4",
+        "--networks",
+        "1",
+        "--engine",
+    ];
+    let cases: [(&[&str], &str); 7] = [
+        (&["gram", "--init", "xavier-uniform"], "uniform"),
+        (&["gram", "--init", "truncated-normal"], "truncated-normal"),
+        (&["gram", "--init", "siren"], "uniform"),
+        (&["gram", "--jacobian"], "--jacobian"),
+        (&["gram", "--bias", "mean-preserving"], "mean-preserving"),
+        (&["gram", "--device", "cpu"], "--device gpu"),
+        (&["fast"], "accepted: dense, gram, auto"),
+    ];
+    for (extra, why) in cases {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = varprop(&args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(
+            err.contains("--engine") && err.contains(why),
+            "{extra:?}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{extra:?}: {err}");
+    }
+    let out = varprop(&[
+        "run",
+        "--widths",
+        "16,32,32",
+        "--init",
+        "orthogonal",
+        "--batch",
+        "4",
+        "--engine",
+        "gram",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("square"), "{err}");
+
+    // auto: gram at 4 B <= n, dense above; the reason is in the config block
+    for (batch, engine) in [("4", "gpu-gram"), ("16", "gpu-dense")] {
+        let out = varprop(&[
+            "run",
+            "--width",
+            "32",
+            "--depth",
+            "2",
+            "--batch",
+            batch,
+            "--networks",
+            "1",
+            "--format",
+            "json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["config"]["engine"], engine);
+        let reason = json["config"]["engine_reason"].as_str().unwrap();
+        assert!(reason.starts_with("auto:"), "{reason}");
+        assert_eq!(
+            json["config"]["gram_rank_min"].is_null(),
+            engine == "gpu-dense"
+        );
+    }
+}
