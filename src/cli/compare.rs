@@ -141,9 +141,17 @@ pub fn cmd_compare(args: CompareArgs) -> Result<()> {
         }
         Format::Table => {
             let info = &runs[0].info;
+            // schemes may run on different engines (auto: gram where it is exact)
+            let mut engines: Vec<&str> = Vec::new();
+            for run in &runs {
+                if !engines.contains(&run.info.engine) {
+                    engines.push(run.info.engine);
+                }
+            }
             format!(
-                "# compare: {} engine, {}; {}; q_post at layer L = {} (natural logs)\n",
-                info.engine,
+                "# compare: {} engine{}, {}; {}; q_post at layer L = {} (natural logs)\n",
+                engines.join(" and "),
+                if engines.len() > 1 { "s" } else { "" },
                 info.adapter
                     .as_ref()
                     .map_or("cpu".into(), |a| a.name.clone()),
