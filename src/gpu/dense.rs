@@ -551,33 +551,13 @@ impl<'a> DenseGpu<'a> {
         let readback = layout.records_len + 2 * (chunk.max(layout.every) + 1);
         let submitter = Submitter::new(ctx, readback.next_multiple_of(2), timed);
         device_bytes += submitter.device_bytes;
-        fn whole(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-            wgpu::BindGroupEntry {
-                binding,
-                resource: buf.as_entire_binding(),
-            }
-        }
-        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("engine"),
-            layout: &bind_layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: submitter.params(),
-                        offset: 0,
-                        size: wgpu::BufferSize::new(submitter.params_binding_size()),
-                    }),
-                },
-                whole(1, &weights),
-                whole(2, &bias),
-                whole(3, &act),
-                whole(4, &store),
-                whole(5, &records),
-                whole(6, &scales),
-                whole(7, &work),
-            ],
-        });
+        let bind_group = engine_bind_group(
+            ctx,
+            "engine",
+            &bind_layout,
+            &submitter,
+            [&weights, &bias, &act, &store, &records, &scales, &work],
+        );
         Ok(DenseGpu {
             ctx,
             spec,
@@ -1599,4 +1579,37 @@ pub fn read_staging(ctx: &GpuContext, staging: &wgpu::Buffer, bytes: u64) -> Res
     };
     staging.unmap();
     Ok(out)
+}
+
+/// The bind group of `engine_bind_group_layout`: the parameters' dynamic
+/// window in `submitter`, then bindings 1..=7 whole.
+pub(crate) fn engine_bind_group(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    submitter: &Submitter,
+    buffers: [&wgpu::Buffer; 7],
+) -> wgpu::BindGroup {
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: submitter.params(),
+            offset: 0,
+            size: wgpu::BufferSize::new(submitter.params_binding_size()),
+        }),
+    }];
+    entries.extend(
+        buffers
+            .iter()
+            .zip(1..)
+            .map(|(buf, binding)| wgpu::BindGroupEntry {
+                binding,
+                resource: buf.as_entire_binding(),
+            }),
+    );
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
 }

@@ -23,7 +23,8 @@ use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dense::{
     FLAG_AUX_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_RENORM, FLAG_ROW_RECORDS,
-    GEN_WG, NO_OFFSET, NO_SCALE, Params, RECORD, STATS_WG, blocks, dispatch_1d, stride,
+    GEN_WG, NO_OFFSET, NO_SCALE, Params, RECORD, STATS_WG, blocks, dispatch_1d, engine_bind_group,
+    stride,
 };
 use crate::gpu::kernels::Reduction;
 use crate::gpu::shaders::{Module, engine_bind_group_layout};
@@ -367,33 +368,13 @@ impl<'a> GramGpu<'a> {
         let work = buffer("unused", 0);
         let submitter = Submitter::new(ctx, lay.records_len + 2, false);
         device_bytes += submitter.device_bytes;
-        fn whole(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-            wgpu::BindGroupEntry {
-                binding,
-                resource: buf.as_entire_binding(),
-            }
-        }
-        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("gram engine"),
-            layout: &bind_layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: submitter.params(),
-                        offset: 0,
-                        size: wgpu::BufferSize::new(submitter.params_binding_size()),
-                    }),
-                },
-                whole(1, &coefs),
-                whole(2, &bias),
-                whole(3, &act),
-                whole(4, &store),
-                whole(5, &records),
-                whole(6, &scales),
-                whole(7, &work),
-            ],
-        });
+        let bind_group = engine_bind_group(
+            ctx,
+            "gram engine",
+            &bind_layout,
+            &submitter,
+            [&coefs, &bias, &act, &store, &records, &scales, &work],
+        );
         Ok(GramGpu {
             ctx,
             spec,
