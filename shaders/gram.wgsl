@@ -118,13 +118,15 @@ fn rows4(off: u32, c: u32, group: u32, in_store: bool) -> mat4x4<f32> {
 // term); in1 rows at in_off (act, or store with FLAG_IN_STORE), in2 rows
 // at aux_off (act), n_out units each; out at out_off (act, or store with
 // FLAG_OUT_STORE). The bias is drawn here (b_scale 0: none). One
-// invocation per group of 4 units and GRAM_TILE output rows, the tile of
-// rows being the workgroup's z (dispatched as (groups folded, tiles)): the
-// coefficient loads are uniform over the workgroup (one scalar load each
-// on a CPU adapter, not one per lane), and per 4 columns it loads 4 vec4
-// of rows for 16 GRAM_TILE multiply-adds. Every output is summed in the
-// same order whatever the tile.
-const GRAM_TILE: u32 = 8u;
+// invocation per group of 4 units and COMBINE_TILE output rows, the tile
+// of rows being the workgroup's z (dispatched as (groups folded, tiles)):
+// the coefficient loads are uniform over the workgroup (one scalar load
+// each on a CPU adapter, not one per lane), and per 4 columns it loads 4
+// vec4 of rows for 16 COMBINE_TILE multiply-adds (at B <= 16 each row is
+// read once). Every output is summed in the same order whatever the tile.
+const COMBINE_TILE: u32 = 16u;
+// gram_cross's tile of pairs is CROSS_TILE x CROSS_TILE (two halves of 4).
+const CROSS_TILE: u32 = 8u;
 
 @compute @workgroup_size(64)
 fn gram_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -134,29 +136,29 @@ fn gram_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     if (group >= groups) {
         return;
     }
-    let b0 = GRAM_TILE * wid.z;
-    var acc: array<vec4<f32>, GRAM_TILE>;
-    for (var k = 0u; k < GRAM_TILE; k++) {
+    let b0 = COMBINE_TILE * wid.z;
+    var acc: array<vec4<f32>, COMBINE_TILE>;
+    for (var k = 0u; k < COMBINE_TILE; k++) {
         acc[k] = vec4<f32>(0.0);
     }
     let in1_store = (params.flags & FLAG_IN_STORE) != 0u;
     for (var c = 0u; c < params.cols; c += 4u) {
         let z = rows4(params.in_off, c, group, in1_store);
-        for (var k = 0u; k < GRAM_TILE; k++) {
+        for (var k = 0u; k < COMBINE_TILE; k++) {
             acc[k] += z * coef4(params.coef_a, b0 + k, c);
         }
     }
     if (params.coef_b != NO_OFFSET) {
         for (var c = 0u; c < params.cols; c += 4u) {
             let z = rows4(params.aux_off, c, group, false);
-            for (var k = 0u; k < GRAM_TILE; k++) {
+            for (var k = 0u; k < COMBINE_TILE; k++) {
                 acc[k] += z * coef4(params.coef_b, b0 + k, c);
             }
         }
     }
     let b = bias4(group);
     let s4 = stride(n) / 4u;
-    for (var k = 0u; k < GRAM_TILE; k++) {
+    for (var k = 0u; k < COMBINE_TILE; k++) {
         if (b0 + k < params.rows) {
             write4(params.out_off / 4u + (b0 + k) * s4 + group, pad4(group, acc[k] + b));
         }
@@ -167,9 +169,9 @@ fn gram_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 // block) = sum over the block of (A[a][i] - b_i) B[c][i] for a < rows, c <
 // cols; A rows at in_off (act, or store with FLAG_IN_STORE), the bias b
 // subtracted with FLAG_SUB_BIAS, B rows at aux_off (act, or store with
-// FLAG_SECOND_STORE). Each workgroup reduces a GRAM_TILE x GRAM_TILE tile
-// of pairs over one block, 4 units at a time (2 GRAM_TILE vec4 loads for
-// 4 GRAM_TILE^2 multiply-adds; the row padding is zero in every row and in
+// FLAG_SECOND_STORE). Each workgroup reduces a CROSS_TILE x CROSS_TILE tile
+// of pairs over one block, 4 units at a time (2 CROSS_TILE vec4 loads for
+// 4 CROSS_TILE^2 multiply-adds; the row padding is zero in every row and in
 // `bias`), per-invocation serial sums then the workgroup sum:
 // deterministic, and each record is summed in the same order whatever the
 // tile. With FLAG_SYMMETRIC tiles below the diagonal are skipped (the host
@@ -194,8 +196,8 @@ fn gram_cross(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
         return;
     }
     let s4 = stride(params.n_out) / 4u;
-    let a0 = GRAM_TILE * wid.y;
-    let c0 = GRAM_TILE * wid.z;
+    let a0 = CROSS_TILE * wid.y;
+    let c0 = CROSS_TILE * wid.z;
     let a_lo = cross_rows(params.in_off, a0, params.rows, s4);
     let a_hi = cross_rows(params.in_off, a0 + 4u, params.rows, s4);
     let c_lo = cross_rows(params.aux_off, c0, params.cols, s4);
