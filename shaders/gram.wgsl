@@ -118,47 +118,49 @@ fn rows4(off: u32, c: u32, group: u32, in_store: bool) -> mat4x4<f32> {
 // term); in1 rows at in_off (act, or store with FLAG_IN_STORE), in2 rows
 // at aux_off (act), n_out units each; out at out_off (act, or store with
 // FLAG_OUT_STORE). The bias is drawn here (b_scale 0: none). One
-// invocation per group of 4 units and 4 output rows; per 4 columns it
-// loads 4 + 4 vec4 for 64 multiply-adds.
+// invocation per group of 4 units and COMBINE_TILE output rows, the tile
+// of rows being the workgroup's z (dispatched as (groups folded, tiles)):
+// the coefficient loads are uniform over the workgroup (one scalar load
+// each on a CPU adapter, not one per lane), and per 4 columns it loads 4
+// vec4 of rows for 16 COMBINE_TILE multiply-adds (at B <= 16 each row is
+// read once). Every output is summed in the same order whatever the tile.
+const COMBINE_TILE: u32 = 16u;
+// gram_cross's tile of pairs is CROSS_TILE x CROSS_TILE (two halves of 4).
+const CROSS_TILE: u32 = 8u;
+
 @compute @workgroup_size(64)
-fn gram_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn gram_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let n = params.n_out;
     let groups = (n + 3u) / 4u;
-    let tiles = (params.rows + 3u) / 4u;
-    let idx = flat_index(gid, nwg, GRAM_WG);
-    if (idx >= groups * tiles) {
+    let group = flat_index(gid, nwg, GRAM_WG);
+    if (group >= groups) {
         return;
     }
-    let tile = idx / groups;
-    let group = idx % groups;
-    let b0 = 4u * tile;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
+    let b0 = COMBINE_TILE * wid.z;
+    var acc: array<vec4<f32>, COMBINE_TILE>;
+    for (var k = 0u; k < COMBINE_TILE; k++) {
+        acc[k] = vec4<f32>(0.0);
+    }
     let in1_store = (params.flags & FLAG_IN_STORE) != 0u;
     for (var c = 0u; c < params.cols; c += 4u) {
         let z = rows4(params.in_off, c, group, in1_store);
-        acc0 += z * coef4(params.coef_a, b0, c);
-        acc1 += z * coef4(params.coef_a, b0 + 1u, c);
-        acc2 += z * coef4(params.coef_a, b0 + 2u, c);
-        acc3 += z * coef4(params.coef_a, b0 + 3u, c);
+        for (var k = 0u; k < COMBINE_TILE; k++) {
+            acc[k] += z * coef4(params.coef_a, b0 + k, c);
+        }
     }
     if (params.coef_b != NO_OFFSET) {
         for (var c = 0u; c < params.cols; c += 4u) {
             let z = rows4(params.aux_off, c, group, false);
-            acc0 += z * coef4(params.coef_b, b0, c);
-            acc1 += z * coef4(params.coef_b, b0 + 1u, c);
-            acc2 += z * coef4(params.coef_b, b0 + 2u, c);
-            acc3 += z * coef4(params.coef_b, b0 + 3u, c);
+            for (var k = 0u; k < COMBINE_TILE; k++) {
+                acc[k] += z * coef4(params.coef_b, b0 + k, c);
+            }
         }
     }
     let b = bias4(group);
-    let acc = mat4x4<f32>(acc0 + b, acc1 + b, acc2 + b, acc3 + b);
     let s4 = stride(n) / 4u;
-    for (var k = 0u; k < 4u; k++) {
+    for (var k = 0u; k < COMBINE_TILE; k++) {
         if (b0 + k < params.rows) {
-            write4(params.out_off / 4u + (b0 + k) * s4 + group, pad4(group, acc[k]));
+            write4(params.out_off / 4u + (b0 + k) * s4 + group, pad4(group, acc[k] + b));
         }
     }
 }
@@ -167,12 +169,26 @@ fn gram_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 // block) = sum over the block of (A[a][i] - b_i) B[c][i] for a < rows, c <
 // cols; A rows at in_off (act, or store with FLAG_IN_STORE), the bias b
 // subtracted with FLAG_SUB_BIAS, B rows at aux_off (act, or store with
-// FLAG_SECOND_STORE). Each workgroup reduces a 4 x 4 tile of pairs over one
-// block, 4 units at a time (8 vec4 loads for 64 multiply-adds; the row
-// padding is zero in every row and in `bias`), per-invocation serial sums
-// then the workgroup sum: deterministic. With FLAG_SYMMETRIC tiles below
-// the diagonal are skipped (the host mirrors them). Dispatched as (blocks,
-// tiles of rows, tiles of cols).
+// FLAG_SECOND_STORE). Each workgroup reduces a CROSS_TILE x CROSS_TILE tile
+// of pairs over one block, 4 units at a time (2 CROSS_TILE vec4 loads for
+// 4 CROSS_TILE^2 multiply-adds; the row padding is zero in every row and in
+// `bias`), per-invocation serial sums then the workgroup sum:
+// deterministic, and each record is summed in the same order whatever the
+// tile. With FLAG_SYMMETRIC tiles below the diagonal are skipped (the host
+// mirrors them). Dispatched as (blocks, tiles of rows, tiles of cols).
+fn cross_rows(off: u32, r0: u32, count: u32, s4: u32) -> vec4<u32> {
+    return min(r0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(count - 1u)) * s4 + off / 4u;
+}
+
+fn cross_load(r: vec4<u32>, g: u32, in_store: bool, bi: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(
+        load4(r.x + g, in_store) - bi,
+        load4(r.y + g, in_store) - bi,
+        load4(r.z + g, in_store) - bi,
+        load4(r.w + g, in_store) - bi,
+    );
+}
+
 @compute @workgroup_size(REDUCE_WG)
 fn gram_cross(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let block = wid.x;
@@ -180,14 +196,18 @@ fn gram_cross(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
         return;
     }
     let s4 = stride(params.n_out) / 4u;
-    let a0 = 4u * wid.y;
-    let c0 = 4u * wid.z;
-    let a = min(a0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.rows - 1u)) * s4 + params.in_off / 4u;
-    let c = min(c0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.cols - 1u)) * s4 + params.aux_off / 4u;
+    let a0 = CROSS_TILE * wid.y;
+    let c0 = CROSS_TILE * wid.z;
+    let a_lo = cross_rows(params.in_off, a0, params.rows, s4);
+    let a_hi = cross_rows(params.in_off, a0 + 4u, params.rows, s4);
+    let c_lo = cross_rows(params.aux_off, c0, params.cols, s4);
+    let c_hi = cross_rows(params.aux_off, c0 + 4u, params.cols, s4);
     let sub_bias = (params.flags & FLAG_SUB_BIAS) != 0u;
     let first_store = (params.flags & FLAG_IN_STORE) != 0u;
     let second_store = (params.flags & FLAG_SECOND_STORE) != 0u;
-    var acc = mat4x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    let zero = mat4x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    // acc[2 i + j][m][k]: rows a0 + 4 i + k, c0 + 4 j + m
+    var acc = array<mat4x4<f32>, 4>(zero, zero, zero, zero);
     let per_block = GRAM_UNITS_PER_BLOCK / 4u;
     let end = min((block + 1u) * per_block, s4);
     for (var g = block * per_block + lid.x; g < end; g += REDUCE_WG) {
@@ -195,33 +215,32 @@ fn gram_cross(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
         if (sub_bias) {
             bi = vec4<f32>(bias[4u * g], bias[4u * g + 1u], bias[4u * g + 2u], bias[4u * g + 3u]);
         }
-        let x = mat4x4<f32>(
-            load4(a.x + g, first_store) - bi,
-            load4(a.y + g, first_store) - bi,
-            load4(a.z + g, first_store) - bi,
-            load4(a.w + g, first_store) - bi,
-        );
-        let y = mat4x4<f32>(
-            load4(c.x + g, second_store),
-            load4(c.y + g, second_store),
-            load4(c.z + g, second_store),
-            load4(c.w + g, second_store),
-        );
+        let x_lo = transpose(cross_load(a_lo, g, first_store, bi));
+        let x_hi = transpose(cross_load(a_hi, g, first_store, bi));
+        let y_lo = cross_load(c_lo, g, second_store, vec4<f32>(0.0));
+        let y_hi = cross_load(c_hi, g, second_store, vec4<f32>(0.0));
         // (x^T y)[m][k] = x_k . y_m
-        acc += transpose(x) * y;
+        acc[0] += x_lo * y_lo;
+        acc[1] += x_lo * y_hi;
+        acc[2] += x_hi * y_lo;
+        acc[3] += x_hi * y_hi;
     }
-    let sums = mat4x4<f32>(
-        group_sum4(lid.x, acc[0]),
-        group_sum4(lid.x, acc[1]),
-        group_sum4(lid.x, acc[2]),
-        group_sum4(lid.x, acc[3]),
-    );
-    if (lid.x == 0u) {
-        for (var m = 0u; m < 4u; m++) {
-            for (var k = 0u; k < 4u; k++) {
-                if (a0 + k < params.rows && c0 + m < params.cols) {
-                    let rec = ((a0 + k) * params.cols + c0 + m) * params.block_stride + block;
-                    records[params.rec_off + rec] = sums[m][k];
+    for (var t = 0u; t < 4u; t++) {
+        let sums = mat4x4<f32>(
+            group_sum4(lid.x, acc[t][0]),
+            group_sum4(lid.x, acc[t][1]),
+            group_sum4(lid.x, acc[t][2]),
+            group_sum4(lid.x, acc[t][3]),
+        );
+        let ra = a0 + 4u * (t / 2u);
+        let rc = c0 + 4u * (t % 2u);
+        if (lid.x == 0u) {
+            for (var m = 0u; m < 4u; m++) {
+                for (var k = 0u; k < 4u; k++) {
+                    if (ra + k < params.rows && rc + m < params.cols) {
+                        let rec = ((ra + k) * params.cols + rc + m) * params.block_stride + block;
+                        records[params.rec_off + rec] = sums[m][k];
+                    }
                 }
             }
         }

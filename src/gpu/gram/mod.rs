@@ -41,6 +41,10 @@ const FLAG_SYMMETRIC: u32 = 256;
 const FLAG_IN_STORE: u32 = 512;
 const FLAG_SECOND_STORE: u32 = 1024;
 const GRAM_WG: u32 = 64;
+/// Output rows per gram_combine invocation, and the side of gram_cross's
+/// tile of pairs (as in shaders/gram.wgsl).
+const COMBINE_TILE: usize = 16;
+const CROSS_TILE: usize = 8;
 
 /// Offsets (in f32s) of the rows, checkpoints and records. Lean, so that
 /// widths of a million fit the 128 MiB bindings of software adapters: the
@@ -496,9 +500,9 @@ impl<'a> GramGpu<'a> {
             flags,
             ..base
         };
-        let tiles = self.spec.batch.div_ceil(4);
-        let groups = dispatch_1d(n.div_ceil(4) * tiles, GRAM_WG);
-        steps.push(self.step(&self.p.combine, p, groups));
+        let (x, y, _) = dispatch_1d(n.div_ceil(4), GRAM_WG);
+        let tiles = self.spec.batch.div_ceil(COMBINE_TILE) as u32;
+        steps.push(self.step(&self.p.combine, p, (x, y, tiles)));
     }
 
     /// Records at grams[which] of (first - bias)^T second over n units.
@@ -520,7 +524,7 @@ impl<'a> GramGpu<'a> {
             flags,
             ..base
         };
-        let tiles = self.spec.batch.div_ceil(4) as u32;
+        let tiles = self.spec.batch.div_ceil(CROSS_TILE) as u32;
         steps.push(self.step(&self.p.cross, p, (blocks(n) as u32, tiles, tiles)));
     }
 
