@@ -560,18 +560,7 @@ fn pair_moments(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
         acc0 += vec4<f32>(ha2, hb2, ha * hb, xa * xa);
         acc1 += vec4<f32>(xb * xb, ha + hb, ha2 * ha2 + hb2 * hb2, xa + xb);
     }
-    let sum0 = group_sum4(lid.x, acc0);
-    let sum1 = group_sum4(lid.x, acc1);
-    let sum2 = group_sum4(lid.x, vec4<f32>(zeros, 0.0, 0.0, 0.0));
-    if (lid.x == 0u) {
-        let base = params.rec_off + (pair * params.block_stride + block) * RECORD;
-        for (var k = 0u; k < 4u; k++) {
-            records[base + k] = sum0[k];
-            records[base + 4u + k] = sum1[k];
-        }
-        records[base + 8u] = sum2.x;
-        records[base + 9u] = 0.0;
-    }
+    write_pair_record(lid.x, pair, block, acc0, acc1, zeros);
 }
 
 // Sum of squares of each row (in_off) over one block of units. Dispatched

@@ -251,26 +251,7 @@ pub fn checkpoint_interval(
         4 * (w + spec.net.widths.iter().max().unwrap()) as u64
     };
     let bytes = |k: usize| Layout::new(spec, chunk, k).bytes() + weights(spec);
-    if bytes(sqrt) > budget {
-        return Err(Error::invalid(
-            "--max-memory",
-            format!(
-                "the run needs at least {} bytes (checkpoints every {sqrt} layers)",
-                bytes(sqrt)
-            ),
-        ));
-    }
-    // the memory grows with k beyond sqrt(L): take the largest that fits
-    let (mut lo, mut hi) = (sqrt, depth.max(sqrt));
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        if bytes(mid) <= budget {
-            lo = mid
-        } else {
-            hi = mid - 1
-        }
-    }
-    Ok(lo)
+    widest_spacing_within(budget, sqrt, depth, "layers", bytes)
 }
 
 struct Pipelines {
@@ -1526,30 +1507,17 @@ fn check_limits(
             ),
         ));
     }
-    for (what, floats) in [
-        ("activation rows", layout.act_len),
-        ("checkpoints", layout.store_len),
-        ("records", layout.records_len),
-    ] {
-        let bytes = floats as u64 * 4;
-        if bytes > limit || floats > u32::MAX as usize {
-            return Err(Error::invalid(
-                "--batch",
-                format!(
-                    "the {what} of batch {} at width {} need {:.2} GiB, over the {:.2} GiB this adapter can bind; use a smaller batch or width{}",
-                    spec.batch,
-                    layout.row,
-                    gib(bytes),
-                    gib(limit),
-                    if what == "checkpoints" {
-                        " (or --checkpoint-every)"
-                    } else {
-                        ""
-                    }
-                ),
-            ));
-        }
-    }
+    check_arena_bindings(
+        ctx,
+        spec,
+        "the",
+        layout.row,
+        [
+            ("activation rows", layout.act_len),
+            ("checkpoints", layout.store_len),
+            ("records", layout.records_len),
+        ],
+    )?;
     let max_dispatch = ctx.limits.max_compute_workgroups_per_dimension as usize;
     if spec.batch / 2 > max_dispatch || 2 * spec.batch > max_dispatch {
         return Err(Error::invalid(
@@ -1579,6 +1547,71 @@ pub fn read_staging(ctx: &GpuContext, staging: &wgpu::Buffer, bytes: u64) -> Res
     };
     staging.unmap();
     Ok(out)
+}
+
+/// Each arena (`(what, f32 count)`) must fit one binding of this adapter
+/// and be indexable by u32; else an error naming --batch (`whose`: "the" or
+/// "the gram engine's").
+pub(crate) fn check_arena_bindings(
+    ctx: &GpuContext,
+    spec: &RunSpec,
+    whose: &str,
+    row: usize,
+    arenas: [(&str, usize); 3],
+) -> Result<()> {
+    let limit = ctx.max_binding_bytes();
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    for (what, floats) in arenas {
+        let bytes = floats as u64 * 4;
+        if bytes > limit || floats > u32::MAX as usize {
+            return Err(Error::invalid(
+                "--batch",
+                format!(
+                    "{whose} {what} of batch {} at width {row} need {:.2} GiB, over the {:.2} GiB this adapter can bind; use a smaller batch or width{}",
+                    spec.batch,
+                    gib(bytes),
+                    gib(limit),
+                    if what == "checkpoints" {
+                        " (or --checkpoint-every)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The checkpoint spacing for a `--max-memory` budget: sqrt(L) (`sqrt`)
+/// must fit, and since memory grows with the spacing beyond it, the largest
+/// spacing up to `depth` that fits. `unit` names what is checkpointed.
+pub(crate) fn widest_spacing_within(
+    budget: u64,
+    sqrt: usize,
+    depth: usize,
+    unit: &str,
+    bytes: impl Fn(usize) -> u64,
+) -> Result<usize> {
+    if bytes(sqrt) > budget {
+        return Err(Error::invalid(
+            "--max-memory",
+            format!(
+                "the run needs at least {} bytes (checkpoints every {sqrt} {unit})",
+                bytes(sqrt)
+            ),
+        ));
+    }
+    let (mut lo, mut hi) = (sqrt, depth.max(sqrt));
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if bytes(mid) <= budget {
+            lo = mid
+        } else {
+            hi = mid - 1
+        }
+    }
+    Ok(lo)
 }
 
 /// The bind group of `engine_bind_group_layout`: the parameters' dynamic

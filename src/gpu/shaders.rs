@@ -28,6 +28,7 @@ const REDUCE_TREE: &str = include_str!("../../shaders/reduce_tree.wgsl");
 const FMA_PEAK: &str = include_str!("../../shaders/fma_peak.wgsl");
 const NAIVE_PRODUCT: &str = include_str!("../../shaders/naive_product.wgsl");
 const BLOCKS: &str = include_str!("../../shaders/blocks.wgsl");
+const PAIR_RECORD: &str = include_str!("../../shaders/pair_record.wgsl");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Module {
@@ -69,11 +70,20 @@ impl Module {
                 SPECIAL,
                 ACTIVATION,
                 REDUCE_SUBGROUP,
+                PAIR_RECORD,
                 STATS,
             ],
             Module::Stats {
                 subgroup_sum: false,
-            } => &[PARAMS, BINDINGS, SPECIAL, ACTIVATION, REDUCE_TREE, STATS],
+            } => &[
+                PARAMS,
+                BINDINGS,
+                SPECIAL,
+                ACTIVATION,
+                REDUCE_TREE,
+                PAIR_RECORD,
+                STATS,
+            ],
             Module::Probe => &[PHILOX, SPECIAL, ACTIVATION, PROBE],
             Module::Orthogonal => &[PARAMS, PHILOX, SPECIAL, ORTHOGONAL],
             Module::Gram { subgroup_sum: true } => {
@@ -84,7 +94,14 @@ impl Module {
             } => &[PARAMS, PHILOX, SPECIAL, REDUCE_TREE, GRAM],
             Module::FmaPeak => &[FMA_PEAK],
             Module::NaiveProduct => &[NAIVE_PRODUCT],
-            Module::Blocks => &[PHILOX, SPECIAL, ACTIVATION, REDUCE_TREE, BLOCKS],
+            Module::Blocks => &[
+                PHILOX,
+                SPECIAL,
+                ACTIVATION,
+                REDUCE_TREE,
+                PAIR_RECORD,
+                BLOCKS,
+            ],
         }
     }
 

@@ -5,6 +5,7 @@
 use super::{MAX_DISPATCH, RECORD, UNITS_PER_BLOCK, WG};
 use crate::arch::{Layer, LayerKind, Shape};
 use crate::error::{Error, Result};
+use crate::gpu::dense::widest_spacing_within;
 use crate::spec::RunSpec;
 
 pub(super) fn unit_blocks(n: usize) -> usize {
@@ -108,25 +109,7 @@ pub fn checkpoint_interval(
         return Ok(sqrt);
     };
     let bytes = |k: usize| plan_bytes(spec, arch, k);
-    if bytes(sqrt) > budget {
-        return Err(Error::invalid(
-            "--max-memory",
-            format!(
-                "the run needs at least {} bytes (checkpoints every {sqrt} blocks)",
-                bytes(sqrt)
-            ),
-        ));
-    }
-    let (mut lo, mut hi) = (sqrt, depth.max(sqrt));
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        if bytes(mid) <= budget {
-            lo = mid
-        } else {
-            hi = mid - 1
-        }
-    }
-    Ok(lo)
+    widest_spacing_within(budget, sqrt, depth, "blocks", bytes)
 }
 
 /// Device memory of one run, offsets in f32s.

@@ -23,8 +23,8 @@ use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dense::{
     FLAG_AUX_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_RENORM, FLAG_ROW_RECORDS,
-    GEN_WG, NO_OFFSET, NO_SCALE, Params, RECORD, STATS_WG, blocks, dispatch_1d, engine_bind_group,
-    stride,
+    GEN_WG, NO_OFFSET, NO_SCALE, Params, RECORD, STATS_WG, blocks, check_arena_bindings,
+    dispatch_1d, engine_bind_group, stride, widest_spacing_within,
 };
 use crate::gpu::kernels::Reduction;
 use crate::gpu::shaders::{Module, engine_bind_group_layout};
@@ -190,25 +190,7 @@ pub fn checkpoint_interval(
         return Ok(sqrt);
     };
     let bytes = |k: usize| Layout::new(spec, k).bytes();
-    if bytes(sqrt) > budget {
-        return Err(Error::invalid(
-            "--max-memory",
-            format!(
-                "the run needs at least {} bytes (checkpoints every {sqrt} layers)",
-                bytes(sqrt)
-            ),
-        ));
-    }
-    let (mut lo, mut hi) = (sqrt, depth.max(sqrt));
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        if bytes(mid) <= budget {
-            lo = mid
-        } else {
-            hi = mid - 1
-        }
-    }
-    Ok(lo)
+    widest_spacing_within(budget, sqrt, depth, "layers", bytes)
 }
 
 struct Pipelines {
@@ -1006,32 +988,17 @@ impl<'a> GramGpu<'a> {
 
 /// Sizes beyond the adapter's limits are bad input, caught before any work.
 fn check_limits(ctx: &GpuContext, spec: &RunSpec, lay: &Layout) -> Result<()> {
-    let limit = ctx.max_binding_bytes();
-    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-    for (what, floats) in [
-        ("activation rows", lay.act_len),
-        ("checkpoints", lay.store_len),
-        ("records", lay.records_len),
-    ] {
-        let bytes = floats as u64 * 4;
-        if bytes > limit || floats > u32::MAX as usize {
-            return Err(Error::invalid(
-                "--batch",
-                format!(
-                    "the gram engine's {what} of batch {} at width {} need {:.2} GiB, over the {:.2} GiB this adapter can bind; use a smaller batch or width{}",
-                    spec.batch,
-                    lay.row,
-                    gib(bytes),
-                    gib(limit),
-                    if what == "checkpoints" {
-                        " (or --checkpoint-every)"
-                    } else {
-                        ""
-                    }
-                ),
-            ));
-        }
-    }
+    check_arena_bindings(
+        ctx,
+        spec,
+        "the gram engine's",
+        lay.row,
+        [
+            ("activation rows", lay.act_len),
+            ("checkpoints", lay.store_len),
+            ("records", lay.records_len),
+        ],
+    )?;
     let max_dispatch = ctx.limits.max_compute_workgroups_per_dimension as usize;
     if spec.batch > max_dispatch {
         return Err(Error::invalid(
