@@ -1623,6 +1623,18 @@ pub(crate) fn engine_bind_group(
     submitter: &Submitter,
     buffers: [&wgpu::Buffer; 7],
 ) -> wgpu::BindGroup {
+    let whole = buffers.map(|b| b.as_entire_buffer_binding());
+    engine_bind_group_ranges(ctx, label, layout, submitter, whole)
+}
+
+/// `engine_bind_group` with a range of each buffer (bindings 1 to 7).
+pub(crate) fn engine_bind_group_ranges(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    submitter: &Submitter,
+    buffers: [wgpu::BufferBinding; 7],
+) -> wgpu::BindGroup {
     let mut entries = vec![wgpu::BindGroupEntry {
         binding: 0,
         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -1633,11 +1645,11 @@ pub(crate) fn engine_bind_group(
     }];
     entries.extend(
         buffers
-            .iter()
+            .into_iter()
             .zip(1..)
             .map(|(buf, binding)| wgpu::BindGroupEntry {
                 binding,
-                resource: buf.as_entire_binding(),
+                resource: wgpu::BindingResource::Buffer(buf),
             }),
     );
     ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {

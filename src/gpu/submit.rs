@@ -137,6 +137,19 @@ impl Submitter {
         slot: usize,
         scratch: &mut Vec<u8>,
     ) -> Result<InFlight> {
+        self.submit_bound(ctx, &|_| bind_group, steps, readbacks, slot, scratch)
+    }
+
+    /// `submit` with a bind group per step (`bind_group(i)` for step i).
+    pub fn submit_bound<'g>(
+        &self,
+        ctx: &GpuContext,
+        bind_group: &dyn Fn(usize) -> &'g wgpu::BindGroup,
+        steps: &[Step],
+        readbacks: &[Readback],
+        slot: usize,
+        scratch: &mut Vec<u8>,
+    ) -> Result<InFlight> {
         let parts: Vec<&[Step]> = if steps.is_empty() {
             vec![&[]]
         } else {
@@ -174,7 +187,8 @@ impl Submitter {
                     timestamp_writes,
                 });
                 for (i, s) in part.iter().enumerate() {
-                    cpass.set_bind_group(0, bind_group, &[(i * self.params_stride) as u32]);
+                    let group = bind_group(pass * MAX_STEPS + i);
+                    cpass.set_bind_group(0, group, &[(i * self.params_stride) as u32]);
                     cpass.set_pipeline(s.pipeline);
                     cpass.dispatch_workgroups(s.groups.0, s.groups.1, s.groups.2);
                 }

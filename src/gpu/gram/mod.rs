@@ -24,7 +24,7 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::dense::{
     FLAG_AUX_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_RENORM, FLAG_ROW_RECORDS,
     GEN_WG, NO_OFFSET, NO_SCALE, Params, RECORD, STATS_WG, blocks, check_arena_bindings,
-    dispatch_1d, engine_bind_group, stride, widest_spacing_within,
+    dispatch_1d, engine_bind_group_ranges, stride, widest_spacing_within,
 };
 use crate::gpu::kernels::Reduction;
 use crate::gpu::shaders::{Module, engine_bind_group_layout};
@@ -33,6 +33,8 @@ use crate::init::Dist;
 use crate::spec::RunSpec;
 use crate::stats::{LayerSums, NetworkSums, RowSums};
 use algebra::Eigen;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 // must match shaders/gram.wgsl
 const FLAG_GRAM_BACK: u32 = 64;
@@ -40,32 +42,56 @@ const FLAG_SUB_BIAS: u32 = 128;
 const FLAG_SYMMETRIC: u32 = 256;
 const FLAG_IN_STORE: u32 = 512;
 const FLAG_SECOND_STORE: u32 = 1024;
+const FLAG_Z_PHILOX: u32 = 2048;
 const GRAM_WG: u32 = 64;
 /// Output rows per gram_combine invocation, and the side of gram_cross's
 /// tile of pairs (as in shaders/gram.wgsl).
 const COMBINE_TILE: usize = 16;
-const CROSS_TILE: usize = 8;
+const CROSS_TILE: usize = 16;
 
-/// Offsets (in f32s) of the rows, checkpoints and records. Lean, so that
-/// widths of a million fit the 128 MiB bindings of software adapters: the
-/// forward pass needs x_{l-1} only for its Gram matrix, so one x row block
-/// serves every layer; Z lives in `store` when there is no backward pass;
-/// the backward W^T delta reuses h's rows.
+/// A row block: B rows of stride(n) floats of the widest layer. `buffer`:
+/// which of the engine's row buffers holds it (ROWS, or a checkpoint
+/// store buffer), `at`: where (in f32s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Block {
+    buffer: usize,
+    at: usize,
+}
+
+/// Row blocks start at multiples of this many floats (256 bytes, the
+/// largest storage-binding offset alignment an adapter may ask).
+const BLOCK_ALIGN: usize = 64;
+/// The engine's buffers of rows: SPARE (bound where a kernel reads no
+/// rows), ROWS (h, x, Z, the backward rows), then the checkpoint store.
+const SPARE: usize = 0;
+const ROWS: usize = 1;
+const FIRST_STORE: usize = 2;
+
+/// Where everything lives. Rows are in blocks so that widths of a million
+/// fit adapters that bind at most 128 MiB at once (software adapters):
+/// each dispatch binds only windows of at most two adjacent blocks (see
+/// `GramGpu::place`), the rows in the order h, x, Z, d_0, y, d_1 so that
+/// every kernel finds its operands so. The forward pass needs x_{l-1} only
+/// for its Gram matrix, so one x block serves every layer; Gaussian layers
+/// draw Z inside the combination, so Z has a block only for orthogonal
+/// layers and the backward Z'.
 #[derive(Clone, Debug)]
 struct Layout {
     row: usize,
     batch: usize,
-    x: usize,
-    h: usize,
-    /// Z's rows, and whether they are in `store` (else `act`)
-    z: usize,
-    z_in_store: bool,
-    d: [usize; 2],
-    y: usize,
-    act_len: usize,
+    /// floats per row block
+    block: usize,
+    h: Block,
+    x: Block,
+    z: Block,
+    d: [Block; 2],
+    /// W^T delta before phi'
+    y: Block,
+    rows_len: usize,
     every: usize,
     checkpoints: usize,
-    store_len: usize,
+    /// checkpoint store blocks per buffer
+    slots_per_buffer: usize,
     /// records per row (or pair) for the blocks of the widest layer
     bs: usize,
     /// records: forward pair records, backward row records, then six
@@ -89,30 +115,29 @@ impl Layout {
     fn new(spec: &RunSpec, every: usize) -> Self {
         let batch = spec.batch;
         let row = stride(*spec.net.widths.iter().max().unwrap());
-        let rows = row * batch;
+        let block = (row * batch).next_multiple_of(BLOCK_ALIGN);
         let backward = spec.probes.needs_backward();
+        let needs_z = backward || has_orthogonal_layers(spec);
         let mut at = 0;
-        let mut region = |len: usize| {
-            let start = at;
-            at += len;
+        let mut region = |wanted: bool| {
+            let start = Block { buffer: ROWS, at };
+            if wanted {
+                at += block;
+            }
             start
         };
-        let x = region(rows);
-        let h = region(rows);
-        let z = if backward { region(rows) } else { 0 };
-        let back_rows = if backward { rows } else { 0 };
-        let d = [region(back_rows), region(back_rows)];
-        let act_len = at;
+        let h = region(true);
+        let x = region(true);
+        let z = region(needs_z);
+        let d0 = region(backward);
+        let y = region(backward);
+        let d1 = region(backward);
+        let rows_len = at;
         let depth = spec.net.depth();
         let (every, checkpoints) = if backward {
             (every, depth.div_ceil(every))
         } else {
             (1, 0)
-        };
-        let store_len = if backward {
-            (checkpoints + every) * rows
-        } else {
-            rows
         };
         let bs = blocks(row);
         let stats = 0;
@@ -123,16 +148,16 @@ impl Layout {
         Layout {
             row,
             batch,
-            x,
+            block,
             h,
+            x,
             z,
-            z_in_store: !backward,
-            d,
-            y: h,
-            act_len,
+            d: [d0, d1],
+            y,
+            rows_len,
             every,
             checkpoints,
-            store_len,
+            slots_per_buffer: usize::MAX,
             bs,
             stats,
             back,
@@ -143,12 +168,36 @@ impl Layout {
         }
     }
 
-    fn checkpoint(&self, j: usize) -> usize {
-        j * self.batch * self.row
+    /// Store blocks: the checkpoints, then the segment being recomputed.
+    fn store_slots(&self) -> usize {
+        if self.checkpoints == 0 {
+            0
+        } else {
+            self.checkpoints + self.every
+        }
     }
 
-    fn segment(&self, i: usize) -> usize {
-        (self.checkpoints + i) * self.batch * self.row
+    fn slot(&self, s: usize) -> Block {
+        Block {
+            buffer: FIRST_STORE + s / self.slots_per_buffer,
+            at: (s % self.slots_per_buffer) * self.block,
+        }
+    }
+
+    fn checkpoint(&self, j: usize) -> Block {
+        self.slot(j)
+    }
+
+    fn segment(&self, i: usize) -> Block {
+        self.slot(self.checkpoints + i)
+    }
+
+    /// Floats of each checkpoint store buffer.
+    fn store_buffers(&self) -> Vec<usize> {
+        let slots = self.store_slots();
+        (0..slots.div_ceil(self.slots_per_buffer))
+            .map(|k| (slots - k * self.slots_per_buffer).min(self.slots_per_buffer) * self.block)
+            .collect()
     }
 
     fn delta_scale(&self, l: usize) -> u32 {
@@ -157,13 +206,68 @@ impl Layout {
 
     fn bytes(&self) -> u64 {
         let coefs = (self.every + 2) * coef_slot(self.batch);
-        4 * (self.act_len
-            + self.store_len
+        4 * (self.rows_len
+            + self.store_slots() * self.block
             + self.records_len
             + 2 * (self.depth + 1)
             + coefs
             + self.row) as u64
     }
+}
+
+fn has_orthogonal_layers(spec: &RunSpec) -> bool {
+    (1..=spec.net.depth()).any(|l| spec.net.weight_law(l).dist == Dist::Orthogonal)
+}
+
+/// A window of one of the row buffers, bound as `act` or `store`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct View {
+    buffer: usize,
+    start: usize,
+    len: usize,
+}
+
+/// One row operand of a dispatch: its block, whether the kernel can find it
+/// in `act`, and the flag that makes it read or write it in `store` (None:
+/// act only).
+#[derive(Clone, Copy)]
+struct Operand {
+    block: Block,
+    act: bool,
+    store: Option<u32>,
+}
+
+impl Operand {
+    fn act(block: Block) -> Self {
+        Operand {
+            block,
+            act: true,
+            store: None,
+        }
+    }
+    fn store(block: Block) -> Self {
+        Operand {
+            block,
+            act: false,
+            store: Some(0),
+        }
+    }
+    fn either(block: Block, flag: u32) -> Self {
+        Operand {
+            block,
+            act: true,
+            store: Some(flag),
+        }
+    }
+}
+
+/// Where a dispatch finds its operands: the two windows, the flags that
+/// send operands to `store`, and each operand's offset in its window.
+struct Placed {
+    act: View,
+    store: View,
+    flags: u32,
+    at: Vec<u32>,
 }
 
 /// Floats of one coefficient matrix: B rows of stride(B).
@@ -239,13 +343,28 @@ pub struct GramGpu<'a> {
     spec: &'a RunSpec,
     lay: Layout,
     p: Pipelines,
-    bind_group: wgpu::BindGroup,
+    bind_layout: wgpu::BindGroupLayout,
+    /// SPARE, ROWS, then the checkpoint store
+    row_buffers: Vec<wgpu::Buffer>,
+    bias: wgpu::Buffer,
+    work: wgpu::Buffer,
+    /// one per pair of windows met so far
+    bind_groups: RefCell<HashMap<(View, View), wgpu::BindGroup>>,
+    /// floats one binding may span
+    max_binding: usize,
     submitter: Submitter,
     coefs: wgpu::Buffer,
     records: wgpu::Buffer,
     scales: wgpu::Buffer,
     /// Bytes of every buffer this engine allocated on the device.
     pub device_bytes: u64,
+}
+
+/// Dispatches, each with the windows it binds.
+#[derive(Default)]
+struct Job<'p> {
+    steps: Vec<Step<'p>>,
+    views: Vec<(View, View)>,
 }
 
 /// Why the gram engine cannot run `spec` (None: it can).
@@ -298,8 +417,9 @@ impl<'a> GramGpu<'a> {
             return Err(Error::invalid("--engine", format!("gram: {why}")));
         }
         let net = &spec.net;
-        let lay = Layout::new(spec, every.clamp(1, net.depth()));
+        let mut lay = Layout::new(spec, every.clamp(1, net.depth()));
         check_limits(ctx, spec, &lay)?;
+        lay.slots_per_buffer = (ctx.limits.max_buffer_size / 4) as usize / lay.block;
         let reduction = Reduction::for_adapter(ctx);
         reduction.validate(ctx)?;
         let bind_layout = engine_bind_group_layout(&ctx.device);
@@ -347,26 +467,26 @@ impl<'a> GramGpu<'a> {
         };
         let coefs = buffer("coefficients", (lay.every + 2) * coef_slot(spec.batch));
         let bias = buffer("bias", lay.row);
-        let act = buffer("act", lay.act_len);
-        let store = buffer("store", lay.store_len);
+        let mut row_buffers = vec![buffer("spare rows", 0), buffer("rows", lay.rows_len)];
+        for (k, floats) in lay.store_buffers().into_iter().enumerate() {
+            row_buffers.push(buffer(&format!("checkpoints {k}"), floats));
+        }
         let records = buffer("records", lay.records_len);
         let scales = buffer("scales", 2 * (lay.depth + 1));
         let work = buffer("unused", 0);
         let submitter = Submitter::new(ctx, lay.records_len + 2, false);
         device_bytes += submitter.device_bytes;
-        let bind_group = engine_bind_group(
-            ctx,
-            "gram engine",
-            &bind_layout,
-            &submitter,
-            [&coefs, &bias, &act, &store, &records, &scales, &work],
-        );
         Ok(GramGpu {
             ctx,
             spec,
+            max_binding: (ctx.max_binding_bytes() / 4) as usize,
             lay,
             p,
-            bind_group,
+            bind_layout,
+            row_buffers,
+            bias,
+            work,
+            bind_groups: RefCell::new(HashMap::new()),
             submitter,
             coefs,
             records,
@@ -432,82 +552,228 @@ impl<'a> GramGpu<'a> {
         }
     }
 
-    fn step<'p>(
+    /// Windows for `ops`: each operand in `act` or (where the kernel can
+    /// take it there) in `store`, each window within one buffer and at
+    /// most one binding wide. The first arrangement that fits, in a fixed
+    /// order; `check_limits` guarantees one does (two adjacent blocks fit
+    /// a binding, and the block order serves every kernel).
+    fn place(&self, ops: &[Operand]) -> Placed {
+        let spare = View {
+            buffer: SPARE,
+            start: 0,
+            len: 4,
+        };
+        for mask in 0..1u32 << ops.len() {
+            let in_store = |i: usize| mask >> i & 1 == 1;
+            let allowed = ops.iter().enumerate().all(|(i, op)| {
+                if in_store(i) {
+                    op.store.is_some()
+                } else {
+                    op.act
+                }
+            });
+            if !allowed {
+                continue;
+            }
+            let window = |store: bool| -> Option<View> {
+                let mut blocks = (0..ops.len())
+                    .filter(|&i| in_store(i) == store)
+                    .map(|i| ops[i].block);
+                let Some(first) = blocks.next() else {
+                    return Some(spare);
+                };
+                let (mut lo, mut hi) = (first.at, first.at);
+                for b in blocks {
+                    if b.buffer != first.buffer {
+                        return None;
+                    }
+                    lo = lo.min(b.at);
+                    hi = hi.max(b.at);
+                }
+                let len = hi + self.lay.block - lo;
+                (len <= self.max_binding).then_some(View {
+                    buffer: first.buffer,
+                    start: lo,
+                    len,
+                })
+            };
+            let (Some(act), Some(store)) = (window(false), window(true)) else {
+                continue;
+            };
+            let mut flags = 0;
+            let mut at = Vec::with_capacity(ops.len());
+            for (i, op) in ops.iter().enumerate() {
+                let view = if in_store(i) {
+                    flags |= op.store.unwrap_or(0);
+                    store
+                } else {
+                    act
+                };
+                at.push((op.block.at - view.start) as u32);
+            }
+            return Placed {
+                act,
+                store,
+                flags,
+                at,
+            };
+        }
+        panic!(
+            "gram engine: no binding windows for {:?} (check_limits lets this through)",
+            ops.iter().map(|o| o.block).collect::<Vec<_>>()
+        );
+    }
+
+    fn push<'p>(
         &'p self,
+        job: &mut Job<'p>,
         pipeline: &'p wgpu::ComputePipeline,
         params: Params,
         groups: (u32, u32, u32),
-    ) -> Step<'p> {
-        Step {
+        placed: &Placed,
+    ) {
+        job.steps.push(Step {
             pipeline,
             params,
             groups,
-        }
+        });
+        job.views.push((placed.act, placed.store));
     }
 
-    /// B standard normal rows of `n` units at Z's rows (forward Z of
+    /// A dispatch that reads and writes no rows (or only rows placed by hand).
+    fn push_plain<'p>(
+        &'p self,
+        job: &mut Job<'p>,
+        pipeline: &'p wgpu::ComputePipeline,
+        params: Params,
+        groups: (u32, u32, u32),
+    ) {
+        let placed = self.place(&[]);
+        self.push(job, pipeline, params, groups, &placed);
+    }
+
+    /// The bind group for a pair of windows (made once, then reused).
+    fn bind_group(&self, views: (View, View)) -> wgpu::BindGroup {
+        let mut cache = self.bind_groups.borrow_mut();
+        cache
+            .entry(views)
+            .or_insert_with(|| {
+                let range = |v: View| wgpu::BufferBinding {
+                    buffer: &self.row_buffers[v.buffer],
+                    offset: 4 * v.start as u64,
+                    size: wgpu::BufferSize::new(4 * v.len as u64),
+                };
+                engine_bind_group_ranges(
+                    self.ctx,
+                    "gram engine",
+                    &self.bind_layout,
+                    &self.submitter,
+                    [
+                        self.coefs.as_entire_buffer_binding(),
+                        self.bias.as_entire_buffer_binding(),
+                        range(views.0),
+                        range(views.1),
+                        self.records.as_entire_buffer_binding(),
+                        self.scales.as_entire_buffer_binding(),
+                        self.work.as_entire_buffer_binding(),
+                    ],
+                )
+            })
+            .clone()
+    }
+
+    /// B standard normal rows of `n` units at Z's block (the forward Z of
     /// layer `layer`, or with `back` the backward Z').
-    fn normals<'p>(&'p self, steps: &mut Vec<Step<'p>>, base: Params, n: usize, back: bool) {
-        let lay = &self.lay;
+    fn normals<'p>(&'p self, job: &mut Job<'p>, base: Params, n: usize, back: bool) {
+        let placed = self.place(&[Operand::either(self.lay.z, FLAG_OUT_STORE)]);
         let p = Params {
             n_out: n as u32,
-            out_off: lay.z as u32,
-            flags: if back { FLAG_GRAM_BACK } else { 0 }
-                | if lay.z_in_store { FLAG_OUT_STORE } else { 0 },
+            out_off: placed.at[0],
+            flags: placed.flags | if back { FLAG_GRAM_BACK } else { 0 },
             ..base
         };
         let groups = dispatch_1d(n.div_ceil(4) * self.spec.batch, GRAM_WG);
-        steps.push(self.step(&self.p.normals, p, groups));
+        self.push(job, &self.p.normals, p, groups, &placed);
     }
 
-    /// out = sum of coefficient rows times in1 (and in2) + bias, B rows of n.
-    #[allow(clippy::too_many_arguments)]
+    /// out = sum of coefficient rows times in1 (and in2) + bias, B rows of
+    /// n; in1 None: the forward Z, drawn in the kernel. Coefficients: slot
+    /// offsets.
     fn combine<'p>(
         &'p self,
-        steps: &mut Vec<Step<'p>>,
+        job: &mut Job<'p>,
         base: Params,
         n: usize,
-        in1: (usize, u32),
-        in2: Option<(usize, u32)>,
-        out: usize,
-        flags: u32,
+        in1: (Option<Block>, u32),
+        in2: Option<(Block, u32)>,
+        out: Block,
     ) {
+        let mut ops = vec![Operand::either(out, FLAG_OUT_STORE)];
+        if let Some(b) = in1.0 {
+            ops.push(Operand::either(b, FLAG_IN_STORE));
+        }
+        if let Some((b, _)) = in2 {
+            ops.push(Operand::act(b));
+        }
+        let placed = self.place(&ops);
+        let mut at = placed.at[1..].iter();
+        let in_off = if in1.0.is_some() {
+            *at.next().unwrap()
+        } else {
+            0
+        };
+        let aux_off = if in2.is_some() {
+            *at.next().unwrap()
+        } else {
+            0
+        };
         let p = Params {
             n_out: n as u32,
-            in_off: in1.0 as u32,
+            in_off,
             coef_a: in1.1,
-            aux_off: in2.map_or(0, |i| i.0 as u32),
+            aux_off,
             coef_b: in2.map_or(NO_OFFSET, |i| i.1),
-            out_off: out as u32,
-            flags,
+            out_off: placed.at[0],
+            flags: placed.flags | if in1.0.is_none() { FLAG_Z_PHILOX } else { 0 },
             ..base
         };
         let (x, y, _) = dispatch_1d(n.div_ceil(4), GRAM_WG);
         let tiles = self.spec.batch.div_ceil(COMBINE_TILE) as u32;
-        steps.push(self.step(&self.p.combine, p, (x, y, tiles)));
+        self.push(job, &self.p.combine, p, (x, y, tiles), &placed);
     }
 
     /// Records at grams[which] of (first - bias)^T second over n units.
+    #[allow(clippy::too_many_arguments)]
     fn cross<'p>(
         &'p self,
-        steps: &mut Vec<Step<'p>>,
+        job: &mut Job<'p>,
         base: Params,
         n: usize,
-        first: usize,
-        second: usize,
+        first: Block,
+        second: Block,
         which: usize,
         flags: u32,
     ) {
+        let placed = self.place(&[
+            Operand::either(first, FLAG_IN_STORE),
+            Operand::either(second, FLAG_SECOND_STORE),
+        ]);
         let p = Params {
             n_out: n as u32,
-            in_off: first as u32,
-            aux_off: second as u32,
+            in_off: placed.at[0],
+            aux_off: placed.at[1],
             rec_off: self.lay.grams[which] as u32,
-            flags,
+            flags: flags | placed.flags,
             ..base
         };
         let tiles = self.spec.batch.div_ceil(CROSS_TILE) as u32;
-        steps.push(self.step(&self.p.cross, p, (blocks(n) as u32, tiles, tiles)));
+        self.push(
+            job,
+            &self.p.cross,
+            p,
+            (blocks(n) as u32, tiles, tiles),
+            &placed,
+        );
     }
 
     fn gram_read(&self, which: usize) -> Readback<'_> {
@@ -535,12 +801,19 @@ impl<'a> GramGpu<'a> {
         m
     }
 
-    fn submit_read(&self, steps: &[Step], reads: &[Readback]) -> Result<Vec<f32>> {
+    fn submit_read(&self, job: &Job, reads: &[Readback]) -> Result<Vec<f32>> {
+        let groups: Vec<wgpu::BindGroup> = job.views.iter().map(|&v| self.bind_group(v)).collect();
         let mut scratch = Vec::new();
-        let job =
-            self.submitter
-                .submit(self.ctx, &self.bind_group, steps, reads, 0, &mut scratch)?;
-        self.submitter.read(self.ctx, job, |data, _| data.to_vec())
+        let flight = self.submitter.submit_bound(
+            self.ctx,
+            &|i| &groups[i],
+            &job.steps,
+            reads,
+            0,
+            &mut scratch,
+        )?;
+        self.submitter
+            .read(self.ctx, flight, |data, _| data.to_vec())
     }
 
     /// The B x B coefficients into slot `slot`, rows padded to stride(B)
@@ -620,49 +893,46 @@ impl<'a> GramGpu<'a> {
         for l in 0..=depth {
             let base = self.base(network, l);
             let n = net.widths[l];
-            let x = lay.x;
-            let z_flag = if lay.z_in_store { FLAG_IN_STORE } else { 0 };
-            let mut steps = Vec::new();
-            let ckpt_off = if backward && l < depth && l % lay.every == 0 {
-                lay.checkpoint(l / lay.every) as u32
-            } else {
-                NO_OFFSET
-            };
+            let mut job = Job::default();
+            // x = phi(h) with the moment records (and h checkpointed)
+            let checkpoint = (backward && l < depth && l % lay.every == 0)
+                .then(|| lay.checkpoint(l / lay.every));
+            let mut ops = vec![Operand::act(lay.h), Operand::act(lay.x)];
+            ops.extend(checkpoint.map(Operand::store));
+            let placed = self.place(&ops);
             let stats = Params {
-                in_off: lay.h as u32,
-                out_off: x as u32,
+                in_off: placed.at[0],
+                out_off: placed.at[1],
                 rec_off: lay.stats as u32,
-                ckpt_off,
+                ckpt_off: placed.at.get(2).copied().unwrap_or(NO_OFFSET),
+                flags: if l == 0 { FLAG_INPUT } else { 0 },
                 ..base
             };
             if l == 0 {
                 let p = Params {
-                    out_off: lay.h as u32,
+                    out_off: placed.at[0],
                     ..base
                 };
                 let groups = dispatch_1d(batch / 2 * n.div_ceil(4), GEN_WG);
-                steps.push(self.step(&self.p.gen_input, p, groups));
-                let p = Params {
-                    flags: FLAG_INPUT,
-                    ..stats
-                };
-                steps.push(self.step(&self.p.stats, p, (blocks(n) as u32, (batch / 2) as u32, 1)));
+                self.push(&mut job, &self.p.gen_input, p, groups, &placed);
             } else {
                 self.upload(0, &out.coefs[l]);
-                self.combine(&mut steps, base, n, (lay.z, 0), None, lay.h, z_flag);
-                steps.push(self.step(
-                    &self.p.stats,
-                    stats,
-                    (blocks(n) as u32, (batch / 2) as u32, 1),
-                ));
+                // Gaussian layers draw Z inside the combination
+                let z = match self.law(l) {
+                    Law::Gaussian { .. } => None,
+                    Law::Orthogonal { .. } => Some(lay.z),
+                };
+                self.combine(&mut job, base, n, (z, self.slot(0)), None, lay.h);
             }
+            let groups = (blocks(n) as u32, (batch / 2) as u32, 1);
+            self.push(&mut job, &self.p.stats, stats, groups, &placed);
             let p = Params {
                 rec_off: lay.stats as u32,
                 scale_out: l as u32,
                 flags: renorm,
                 ..base
             };
-            steps.push(self.step(&self.p.finalize, p, (1, 1, 1)));
+            self.push_plain(&mut job, &self.p.finalize, p, (1, 1, 1));
             let mut reads = vec![
                 Readback {
                     buffer: &self.records,
@@ -677,22 +947,17 @@ impl<'a> GramGpu<'a> {
             ];
             let orthogonal_next = l < depth && matches!(self.law(l + 1), Law::Orthogonal { .. });
             if l < depth {
-                self.cross(&mut steps, base, n, x, x, GX, FLAG_SYMMETRIC);
+                self.cross(&mut job, base, n, lay.x, lay.x, GX, FLAG_SYMMETRIC);
                 reads.push(self.gram_read(GX));
-                let next = self.base(network, l + 1);
-                self.normals(&mut steps, next, net.widths[l + 1], false);
                 if orthogonal_next {
-                    let flags = FLAG_SYMMETRIC
-                        | if lay.z_in_store {
-                            FLAG_IN_STORE | FLAG_SECOND_STORE
-                        } else {
-                            0
-                        };
-                    self.cross(&mut steps, next, net.widths[l + 1], lay.z, lay.z, GZ, flags);
+                    let next = self.base(network, l + 1);
+                    let n_next = net.widths[l + 1];
+                    self.normals(&mut job, next, n_next, false);
+                    self.cross(&mut job, next, n_next, lay.z, lay.z, GZ, FLAG_SYMMETRIC);
                     reads.push(self.gram_read(GZ));
                 }
             }
-            let data = self.submit_read(&steps, &reads)?;
+            let data = self.submit_read(&job, &reads)?;
             let r = data[pair_len];
             let mut sums = self.layer_sums(&data[..pair_len], n);
             sums.renorm = r as f64;
@@ -801,7 +1066,7 @@ impl<'a> GramGpu<'a> {
                     lay.segment(l - a - 1)
                 }
             };
-            let mut steps = Vec::new();
+            let mut job = Job::default();
             let mut reads = Vec::new();
             let mut pending: Option<usize> = None;
             // recompute h_{a+1..=b}: the same Z and coefficients (x is not
@@ -810,51 +1075,43 @@ impl<'a> GramGpu<'a> {
                 let base = self.base(network, l);
                 let slot = l - a - 1;
                 self.upload(slot, &fwd.coefs[l]);
-                self.normals(&mut steps, base, net.widths[l], false);
+                let z = match self.law(l) {
+                    Law::Gaussian { .. } => None,
+                    Law::Orthogonal { .. } => {
+                        self.normals(&mut job, base, net.widths[l], false);
+                        Some(lay.z)
+                    }
+                };
                 let coef = self.slot(slot);
-                self.combine(
-                    &mut steps,
-                    base,
-                    net.widths[l],
-                    (lay.z, coef),
-                    None,
-                    h_at(l),
-                    FLAG_OUT_STORE,
-                );
+                self.combine(&mut job, base, net.widths[l], (z, coef), None, h_at(l));
             }
             if b == depth {
                 // delta_L: Gaussian rows (the dense engine's stream), their norms
                 let base = self.base(network, depth);
-                let d = lay.d[depth % 2];
+                let placed = self.place(&[Operand::act(lay.d[depth % 2])]);
                 let p = Params {
-                    out_off: d as u32,
+                    out_off: placed.at[0],
                     ..base
                 };
                 let n = net.widths[depth];
-                steps.push(self.step(
-                    &self.p.gen_normal_rows,
-                    p,
-                    dispatch_1d(batch * n.div_ceil(4), GEN_WG),
-                ));
+                let groups = dispatch_1d(batch * n.div_ceil(4), GEN_WG);
+                self.push(&mut job, &self.p.gen_normal_rows, p, groups, &placed);
                 let p = Params {
                     flags: FLAG_NO_DERIV,
-                    in_off: d as u32,
-                    out_off: d as u32,
+                    in_off: placed.at[0],
+                    out_off: placed.at[0],
                     rec_off: lay.back as u32,
                     ..base
                 };
-                steps.push(self.step(
-                    &self.p.scale_by_deriv,
-                    p,
-                    (blocks(n) as u32, batch as u32, 1),
-                ));
+                let groups = (blocks(n) as u32, batch as u32, 1);
+                self.push(&mut job, &self.p.scale_by_deriv, p, groups, &placed);
                 let p = Params {
                     flags: FLAG_ROW_RECORDS | FLAG_RENORM,
                     rec_off: lay.back as u32,
                     scale_out: lay.delta_scale(depth),
                     ..base
                 };
-                steps.push(self.step(&self.p.finalize, p, (1, 1, 1)));
+                self.push_plain(&mut job, &self.p.finalize, p, (1, 1, 1));
                 reads.extend(back_reads(depth));
                 pending = Some(depth);
             }
@@ -862,36 +1119,33 @@ impl<'a> GramGpu<'a> {
                 let base = self.base(network, l);
                 let (n_in, n_out) = (net.widths[l - 1], net.widths[l]);
                 let d = lay.d[l % 2];
-                let x = lay.x;
                 // x_{l-1} from h_{l-1}; b_l; Z'; the Gram matrices
                 let below = self.base(network, l - 1);
+                let placed = self.place(&[
+                    Operand::either(h_at(l - 1), FLAG_AUX_STORE),
+                    Operand::act(lay.x),
+                ]);
                 let p = Params {
-                    flags: FLAG_AUX_STORE | if l - 1 == 0 { FLAG_INPUT } else { 0 },
-                    aux_off: h_at(l - 1) as u32,
-                    out_off: x as u32,
+                    flags: placed.flags | if l - 1 == 0 { FLAG_INPUT } else { 0 },
+                    aux_off: placed.at[0],
+                    out_off: placed.at[1],
                     ..below
                 };
-                steps.push(self.step(
-                    &self.p.activate,
-                    p,
-                    dispatch_1d(batch * stride(n_in), STATS_WG),
-                ));
+                let groups = dispatch_1d(batch * stride(n_in), STATS_WG);
+                self.push(&mut job, &self.p.activate, p, groups, &placed);
                 let with_bias = base.b_scale != 0.0;
                 if with_bias {
-                    steps.push(self.step(
-                        &self.p.bias,
-                        base,
-                        dispatch_1d(n_out.div_ceil(4), GRAM_WG),
-                    ));
+                    let groups = dispatch_1d(n_out.div_ceil(4), GRAM_WG);
+                    self.push_plain(&mut job, &self.p.bias, base, groups);
                 }
-                self.normals(&mut steps, base, n_in, true);
-                self.cross(&mut steps, base, n_out, d, d, GD, FLAG_SYMMETRIC);
+                self.normals(&mut job, base, n_in, true);
+                self.cross(&mut job, base, n_out, d, d, GD, FLAG_SYMMETRIC);
                 let sub = if with_bias { FLAG_SUB_BIAS } else { 0 };
-                self.cross(&mut steps, base, n_out, h_at(l), d, GM, FLAG_IN_STORE | sub);
-                self.cross(&mut steps, base, n_in, x, lay.z, GXZ, 0);
+                self.cross(&mut job, base, n_out, h_at(l), d, GM, sub);
+                self.cross(&mut job, base, n_in, lay.x, lay.z, GXZ, 0);
                 let orthogonal = matches!(self.law(l), Law::Orthogonal { .. });
                 if orthogonal {
-                    self.cross(&mut steps, base, n_in, lay.z, lay.z, GZZ, FLAG_SYMMETRIC);
+                    self.cross(&mut job, base, n_in, lay.z, lay.z, GZZ, FLAG_SYMMETRIC);
                 }
                 let first = reads.len();
                 for k in [GD, GM, GXZ] {
@@ -900,7 +1154,7 @@ impl<'a> GramGpu<'a> {
                 if orthogonal {
                     reads.push(self.gram_read(GZZ));
                 }
-                let data = self.submit_read(&steps, &reads)?;
+                let data = self.submit_read(&job, &reads)?;
                 let mut at = 0;
                 if let Some(p) = pending.take() {
                     back[p] = self.row_sums(&data[..back_len + 1], net.widths[p]);
@@ -934,51 +1188,51 @@ impl<'a> GramGpu<'a> {
                     grams[l - 1] = (fwd.grams[l - 1].clone(), dm);
                 }
                 // W^T delta_l = X a + Z' beta; delta_{l-1} = phi'(h_{l-1}) r_delta (W^T delta_l)
-                steps.clear();
+                job = Job::default();
                 reads.clear();
                 let plain = Params {
                     b_scale: 0.0,
                     ..base
                 };
                 self.combine(
-                    &mut steps,
+                    &mut job,
                     plain,
                     n_in,
-                    (x, self.slot(slot_a)),
+                    (Some(lay.x), self.slot(slot_a)),
                     Some((lay.z, self.slot(slot_b))),
                     lay.y,
-                    0,
                 );
-                let (h, flag) = if l - 1 == 0 {
-                    (0, FLAG_NO_DERIV)
-                } else {
-                    (h_at(l - 1), FLAG_AUX_STORE)
-                };
+                let mut ops = vec![Operand::act(lay.y), Operand::act(lay.d[(l - 1) % 2])];
+                if l - 1 > 0 {
+                    ops.push(Operand::either(h_at(l - 1), FLAG_AUX_STORE));
+                }
+                let placed = self.place(&ops);
                 let p = Params {
-                    flags: flag,
-                    in_off: lay.y as u32,
-                    out_off: lay.d[(l - 1) % 2] as u32,
-                    aux_off: h as u32,
+                    flags: if l - 1 == 0 {
+                        FLAG_NO_DERIV
+                    } else {
+                        placed.flags
+                    },
+                    in_off: placed.at[0],
+                    out_off: placed.at[1],
+                    aux_off: placed.at.get(2).copied().unwrap_or(0),
                     rec_off: lay.back as u32,
                     scale_a: lay.delta_scale(l),
                     ..below
                 };
-                steps.push(self.step(
-                    &self.p.scale_by_deriv,
-                    p,
-                    (blocks(n_in) as u32, batch as u32, 1),
-                ));
+                let groups = (blocks(n_in) as u32, batch as u32, 1);
+                self.push(&mut job, &self.p.scale_by_deriv, p, groups, &placed);
                 let p = Params {
                     flags: FLAG_ROW_RECORDS | FLAG_RENORM,
                     rec_off: lay.back as u32,
                     scale_out: lay.delta_scale(l - 1),
                     ..below
                 };
-                steps.push(self.step(&self.p.finalize, p, (1, 1, 1)));
+                self.push_plain(&mut job, &self.p.finalize, p, (1, 1, 1));
                 reads.extend(back_reads(l - 1));
                 pending = Some(l - 1);
             }
-            let data = self.submit_read(&steps, &reads)?;
+            let data = self.submit_read(&job, &reads)?;
             let p = pending.expect("a segment produces delta_a");
             back[p] = self.row_sums(&data[..back_len + 1], net.widths[p]);
         }
@@ -994,11 +1248,24 @@ fn check_limits(ctx: &GpuContext, spec: &RunSpec, lay: &Layout) -> Result<()> {
         "the gram engine's",
         lay.row,
         [
-            ("activation rows", lay.act_len),
-            ("checkpoints", lay.store_len),
+            ("two blocks of rows (bound together)", 2 * lay.block),
             ("records", lay.records_len),
+            ("coefficients", (lay.every + 2) * coef_slot(lay.batch)),
         ],
     )?;
+    let rows_bytes = 4 * lay.rows_len as u64;
+    if rows_bytes > ctx.limits.max_buffer_size {
+        return Err(Error::invalid(
+            "--batch",
+            format!(
+                "the gram engine's rows of batch {} at width {} need one buffer of {:.2} GiB, over this adapter's {:.2} GiB; use a smaller batch or width",
+                spec.batch,
+                lay.row,
+                rows_bytes as f64 / (1u64 << 30) as f64,
+                ctx.limits.max_buffer_size as f64 / (1u64 << 30) as f64
+            ),
+        ));
+    }
     let max_dispatch = ctx.limits.max_compute_workgroups_per_dimension as usize;
     if spec.batch > max_dispatch {
         return Err(Error::invalid(
