@@ -16,6 +16,16 @@
 //! host, so a checkpoint segment is recomputed bit for bit (same Philox Z,
 //! same coefficients, same kernels) and the backward pass uses the dense
 //! engine's checkpointing: device memory O(sqrt(L) n B).
+//!
+//! --jacobian: the tangents are B more columns of X, X~ = [r x, r_t t] =
+//! r X E with E = diag(1, .., 1, r_t / r, ..) folded into the host's f64
+//! matrices (E G E for the Gram matrix): the combination runs over K = 2B
+//! columns, rows 0..B of W X~ are h (plus b) and rows B..2B are W t (no
+//! bias; r_t is in the coefficients), and t_l = phi'(h_l) W t as the dense
+//! engine (its norms and renormalisation, stats.wgsl). The backward pass
+//! conditions on all of W X~ = H~ - b~ and carries Delta~ = [delta, vjp]
+//! (K rows, each half with its own renormalisation) through the same
+//! algebra at size K; checkpoints hold W t beside h, so t is recomputed.
 
 pub mod algebra;
 
@@ -55,6 +65,10 @@ const CROSS_TILE: usize = 8;
 struct Layout {
     row: usize,
     batch: usize,
+    /// columns of X~: B, or 2B with --jacobian (x, then the tangents; their
+    /// rows follow x's, h's (W t after h), Z's, delta's (the
+    /// vector-Jacobian rows after delta) and every checkpoint's)
+    cols: usize,
     x: usize,
     h: usize,
     /// Z's rows, and whether they are in `store` (else `act`)
@@ -68,10 +82,13 @@ struct Layout {
     store_len: usize,
     /// records per row (or pair) for the blocks of the widest layer
     bs: usize,
-    /// records: forward pair records, backward row records, then six
-    /// Gram matrices (x, z, delta, (h - b)^T delta, x^T z', z'^T z')
+    /// records: forward pair records, backward row records (K rows), the
+    /// tangent rows' records (--jacobian), then six K x K Gram matrices (x,
+    /// z, delta, (h - b)^T delta, x^T z', z'^T z')
     stats: usize,
     back: usize,
+    /// the tangent rows' records (--jacobian)
+    tangent: usize,
     grams: [usize; 6],
     gram_len: usize,
     records_len: usize,
@@ -88,8 +105,13 @@ const GZZ: usize = 5;
 impl Layout {
     fn new(spec: &RunSpec, every: usize) -> Self {
         let batch = spec.batch;
+        let cols = if spec.probes.jacobian {
+            2 * batch
+        } else {
+            batch
+        };
         let row = stride(*spec.net.widths.iter().max().unwrap());
-        let rows = row * batch;
+        let rows = row * cols;
         let backward = spec.probes.needs_backward();
         let mut at = 0;
         let mut region = |len: usize| {
@@ -117,12 +139,14 @@ impl Layout {
         let bs = blocks(row);
         let stats = 0;
         let back = batch / 2 * bs * RECORD;
-        let gram_len = batch * batch * bs;
-        let first_gram = back + batch * bs;
+        let tangent = back + cols * bs;
+        let gram_len = cols * cols * bs;
+        let first_gram = tangent + (cols - batch) * bs;
         let grams = std::array::from_fn(|k| first_gram + k * gram_len);
         Layout {
             row,
             batch,
+            cols,
             x,
             h,
             z,
@@ -136,6 +160,7 @@ impl Layout {
             bs,
             stats,
             back,
+            tangent,
             grams,
             gram_len,
             records_len: first_gram + 6 * gram_len,
@@ -144,31 +169,44 @@ impl Layout {
     }
 
     fn checkpoint(&self, j: usize) -> usize {
-        j * self.batch * self.row
+        j * self.cols * self.row
     }
 
     fn segment(&self, i: usize) -> usize {
-        (self.checkpoints + i) * self.batch * self.row
+        (self.checkpoints + i) * self.cols * self.row
     }
 
     fn delta_scale(&self, l: usize) -> u32 {
         (self.depth + 1 + l) as u32
     }
 
+    /// --jacobian: the tangent's r, and the vector-Jacobian rows' r
+    fn tangent_scale(&self, l: usize) -> u32 {
+        (2 * (self.depth + 1) + l) as u32
+    }
+
+    fn vjp_scale(&self, l: usize) -> u32 {
+        (3 * (self.depth + 1) + l) as u32
+    }
+
+    fn scales_len(&self) -> usize {
+        self.cols / self.batch * 2 * (self.depth + 1)
+    }
+
     fn bytes(&self) -> u64 {
-        let coefs = (self.every + 2) * coef_slot(self.batch);
+        let coefs = (self.every + 2) * coef_slot(self.cols);
         4 * (self.act_len
             + self.store_len
             + self.records_len
-            + 2 * (self.depth + 1)
+            + self.scales_len()
             + coefs
             + self.row) as u64
     }
 }
 
-/// Floats of one coefficient matrix: B rows of stride(B).
-fn coef_slot(batch: usize) -> usize {
-    batch * stride(batch)
+/// Floats of one coefficient matrix: K rows of stride(K) (K: the columns).
+fn coef_slot(cols: usize) -> usize {
+    cols * stride(cols)
 }
 
 /// The checkpoint interval: `every` if given, else the largest that fits
@@ -220,7 +258,10 @@ struct Forward {
     sums: Vec<LayerSums>,
     /// r_l, the factor applied to x_l (1 unless renormalised)
     r: Vec<f32>,
-    /// G_l = x_l^T x_l (stored scale), l < L
+    /// --jacobian: the tangents' norms and r_t (one per layer; else empty)
+    tangent: Vec<RowSums>,
+    /// G_l = x_l^T x_l (stored scale), l < L; with --jacobian E G E over
+    /// x~_l = [x_l, t_l] (E: `column_scales`)
     grams: Vec<Vec<f64>>,
     /// the coefficients of layer l's combination (index l; empty at 0)
     coefs: Vec<Vec<f32>>,
@@ -255,9 +296,6 @@ pub fn unsupported(spec: &RunSpec) -> Option<String> {
             "architecture files and the mean-preserving bias (--arch, --bias mean-preserving) run on the block engine".into(),
         );
     }
-    if spec.probes.jacobian {
-        return Some("--jacobian is not implemented on the gram engine (the tangents would have to join the conditioning)".into());
-    }
     let net = &spec.net;
     for l in 1..=net.depth() {
         let law = net.weight_law(l);
@@ -273,6 +311,12 @@ pub fn unsupported(spec: &RunSpec) -> Option<String> {
                 if n_in < 2 * spec.batch {
                     return Some(format!(
                         "orthogonal layers need width >= 2 B (width {n_in}, batch {})",
+                        spec.batch
+                    ));
+                }
+                if spec.probes.jacobian && n_in < 4 * spec.batch {
+                    return Some(format!(
+                        "orthogonal layers with --jacobian need width >= 4 B (2 K for the K = 2 B columns, inputs and tangents; width {n_in}, batch {})",
                         spec.batch
                     ));
                 }
@@ -345,12 +389,12 @@ impl<'a> GramGpu<'a> {
                 mapped_at_creation: false,
             })
         };
-        let coefs = buffer("coefficients", (lay.every + 2) * coef_slot(spec.batch));
+        let coefs = buffer("coefficients", (lay.every + 2) * coef_slot(lay.cols));
         let bias = buffer("bias", lay.row);
         let act = buffer("act", lay.act_len);
         let store = buffer("store", lay.store_len);
         let records = buffer("records", lay.records_len);
-        let scales = buffer("scales", 2 * (lay.depth + 1));
+        let scales = buffer("scales", lay.scales_len());
         let work = buffer("unused", 0);
         let submitter = Submitter::new(ctx, lay.records_len + 2, false);
         device_bytes += submitter.device_bytes;
@@ -445,7 +489,7 @@ impl<'a> GramGpu<'a> {
         }
     }
 
-    /// B standard normal rows of `n` units at Z's rows (forward Z of
+    /// K standard normal rows of `n` units at Z's rows (forward Z of
     /// layer `layer`, or with `back` the backward Z').
     fn normals<'p>(&'p self, steps: &mut Vec<Step<'p>>, base: Params, n: usize, back: bool) {
         let lay = &self.lay;
@@ -454,13 +498,15 @@ impl<'a> GramGpu<'a> {
             out_off: lay.z as u32,
             flags: if back { FLAG_GRAM_BACK } else { 0 }
                 | if lay.z_in_store { FLAG_OUT_STORE } else { 0 },
+            rows: lay.cols as u32,
             ..base
         };
-        let groups = dispatch_1d(n.div_ceil(4) * self.spec.batch, GRAM_WG);
+        let groups = dispatch_1d(n.div_ceil(4) * lay.cols, GRAM_WG);
         steps.push(self.step(&self.p.normals, p, groups));
     }
 
-    /// out = sum of coefficient rows times in1 (and in2) + bias, B rows of n.
+    /// out = sum of coefficient rows times in1 (and in2) + bias, base.rows
+    /// rows of n, over the K columns.
     #[allow(clippy::too_many_arguments)]
     fn combine<'p>(
         &'p self,
@@ -480,14 +526,17 @@ impl<'a> GramGpu<'a> {
             coef_b: in2.map_or(NO_OFFSET, |i| i.1),
             out_off: out as u32,
             flags,
+            cols: self.lay.cols as u32,
             ..base
         };
         let (x, y, _) = dispatch_1d(n.div_ceil(4), GRAM_WG);
-        let tiles = self.spec.batch.div_ceil(COMBINE_TILE) as u32;
+        let tiles = (base.rows as usize).div_ceil(COMBINE_TILE) as u32;
         steps.push(self.step(&self.p.combine, p, (x, y, tiles)));
     }
 
-    /// Records at grams[which] of (first - bias)^T second over n units.
+    /// Records at grams[which] of (first - bias)^T second over n units
+    /// (K rows each).
+    #[allow(clippy::too_many_arguments)]
     fn cross<'p>(
         &'p self,
         steps: &mut Vec<Step<'p>>,
@@ -498,16 +547,37 @@ impl<'a> GramGpu<'a> {
         which: usize,
         flags: u32,
     ) {
+        let all = 0..self.lay.cols;
+        self.cross_rows(steps, base, n, (first, all), second, which, flags);
+    }
+
+    /// `cross` for rows `first.1` of the first operand only (their records).
+    #[allow(clippy::too_many_arguments)]
+    fn cross_rows<'p>(
+        &'p self,
+        steps: &mut Vec<Step<'p>>,
+        base: Params,
+        n: usize,
+        first: (usize, std::ops::Range<usize>),
+        second: usize,
+        which: usize,
+        flags: u32,
+    ) {
+        let (first, rows) = first;
+        let cols = self.lay.cols;
         let p = Params {
             n_out: n as u32,
-            in_off: first as u32,
+            in_off: (first + rows.start * stride(n)) as u32,
             aux_off: second as u32,
-            rec_off: self.lay.grams[which] as u32,
+            rec_off: (self.lay.grams[which] + rows.start * cols * self.lay.bs) as u32,
             flags,
+            rows: rows.len() as u32,
+            cols: cols as u32,
             ..base
         };
-        let tiles = self.spec.batch.div_ceil(CROSS_TILE) as u32;
-        steps.push(self.step(&self.p.cross, p, (blocks(n) as u32, tiles, tiles)));
+        let tiles = |k: usize| k.div_ceil(CROSS_TILE) as u32;
+        let groups = (blocks(n) as u32, tiles(rows.len()), tiles(cols));
+        steps.push(self.step(&self.p.cross, p, groups));
     }
 
     fn gram_read(&self, which: usize) -> Readback<'_> {
@@ -522,7 +592,7 @@ impl<'a> GramGpu<'a> {
     /// over the blocks of n units in f64; `symmetric`: mirror the upper
     /// triangle.
     fn gram_matrix(&self, data: &[f32], n: usize, symmetric: bool) -> Vec<f64> {
-        let b = self.spec.batch;
+        let b = self.lay.cols;
         let bs = self.lay.bs;
         let mut m = vec![0.0; b * b];
         for a in 0..b {
@@ -543,10 +613,10 @@ impl<'a> GramGpu<'a> {
         self.submitter.read(self.ctx, job, |data, _| data.to_vec())
     }
 
-    /// The B x B coefficients into slot `slot`, rows padded to stride(B)
+    /// The K x K coefficients into slot `slot`, rows padded to stride(K)
     /// with zeros (the kernels read them as vec4).
     fn upload(&self, slot: usize, coefs: &[f32]) {
-        let b = self.spec.batch;
+        let b = self.lay.cols;
         let ld = stride(b);
         let mut padded = vec![0.0f32; b * ld];
         for (row, chunk) in coefs.chunks(b).enumerate() {
@@ -560,7 +630,66 @@ impl<'a> GramGpu<'a> {
 
     /// The offset (in f32s) of coefficient slot `slot`.
     fn slot(&self, slot: usize) -> u32 {
-        (slot * coef_slot(self.spec.batch)) as u32
+        (slot * coef_slot(self.lay.cols)) as u32
+    }
+
+    /// --jacobian: the coefficients of the rows W t in slot `slot` (rows B..2B).
+    fn tangent_slot(&self, slot: usize) -> u32 {
+        self.slot(slot) + (self.spec.batch * stride(self.lay.cols)) as u32
+    }
+
+    /// The scales e of the stored columns of X~ = r X E, E = diag(e): 1 for
+    /// x, r_t / r for the tangents (--jacobian; else all 1).
+    fn column_scales(&self, r: f32, r_t: Option<f32>) -> Vec<f64> {
+        let b = self.spec.batch;
+        let rho = r_t.map_or(1.0, |rt| rt as f64 / r as f64);
+        (0..self.lay.cols)
+            .map(|c| if c < b { 1.0 } else { rho })
+            .collect()
+    }
+
+    /// --jacobian: the stored tangent t_l (B rows at `out`, act) again from
+    /// the checkpointed h~_l at `h` (store): t_l = phi'(h_l) (W t)_l, or at
+    /// l = 0 the probes u themselves (their stream).
+    fn tangent_rows<'p>(
+        &'p self,
+        steps: &mut Vec<Step<'p>>,
+        network: usize,
+        l: usize,
+        h: usize,
+        out: usize,
+    ) {
+        let base = self.base(network, l);
+        let n = self.spec.net.widths[l];
+        let batch = self.spec.batch;
+        if l == 0 {
+            let p = Params {
+                flags: FLAG_INPUT,
+                out_off: out as u32,
+                ..base
+            };
+            let groups = dispatch_1d(batch * n.div_ceil(4), GEN_WG);
+            steps.push(self.step(&self.p.gen_normal_rows, p, groups));
+            return;
+        }
+        let p = Params {
+            flags: FLAG_AUX_STORE | FLAG_INPUT,
+            aux_off: (h + batch * stride(n)) as u32,
+            out_off: out as u32,
+            ..base
+        };
+        let groups = dispatch_1d(batch * stride(n), STATS_WG);
+        steps.push(self.step(&self.p.activate, p, groups));
+        let p = Params {
+            flags: FLAG_AUX_STORE,
+            in_off: out as u32,
+            out_off: out as u32,
+            aux_off: h as u32,
+            rec_off: self.lay.tangent as u32,
+            ..base
+        };
+        let groups = (blocks(n) as u32, batch as u32, 1);
+        steps.push(self.step(&self.p.scale_by_deriv, p, groups));
     }
 
     /// Runs one network: the forward pass, and the backward pass if asked.
@@ -580,7 +709,7 @@ impl<'a> GramGpu<'a> {
             rank_min: forward.rank_min,
             sums: NetworkSums {
                 forward: forward.sums,
-                tangent: None,
+                tangent: self.spec.probes.jacobian.then_some(forward.tangent),
                 backward,
                 grams,
                 positions: None,
@@ -610,9 +739,12 @@ impl<'a> GramGpu<'a> {
         let backward = self.spec.probes.needs_backward();
         let renorm = if net.is_homogeneous() { FLAG_RENORM } else { 0 };
         let pair_len = batch / 2 * lay.bs * RECORD;
+        let jacobian = self.spec.probes.jacobian;
+        let tangent_len = if jacobian { batch * lay.bs } else { 0 };
         let mut out = Forward {
             sums: Vec::with_capacity(depth + 1),
             r: Vec::with_capacity(depth + 1),
+            tangent: Vec::new(),
             grams: Vec::with_capacity(depth),
             coefs: vec![Vec::new()],
             rank_min: batch,
@@ -650,6 +782,21 @@ impl<'a> GramGpu<'a> {
             } else {
                 self.upload(0, &out.coefs[l]);
                 self.combine(&mut steps, base, n, (lay.z, 0), None, lay.h, z_flag);
+                if jacobian {
+                    // W t: rows B..2B of the combination, without the bias
+                    // (into the checkpoint too, for the backward pass)
+                    let plain = Params {
+                        b_scale: 0.0,
+                        ..base
+                    };
+                    let wt = (lay.z, self.tangent_slot(0));
+                    let below_h = batch * stride(n);
+                    self.combine(&mut steps, plain, n, wt, None, lay.h + below_h, z_flag);
+                    if ckpt_off != NO_OFFSET {
+                        let at = ckpt_off as usize + below_h;
+                        self.combine(&mut steps, plain, n, wt, None, at, z_flag | FLAG_OUT_STORE);
+                    }
+                }
                 steps.push(self.step(
                     &self.p.stats,
                     stats,
@@ -675,6 +822,55 @@ impl<'a> GramGpu<'a> {
                     len: 1,
                 },
             ];
+            if jacobian {
+                // t_l = phi'(h_l) (W t)_l (r_t is in the coefficients), or
+                // the probes u at l = 0; its norms and its r_t
+                let t = x + batch * stride(n);
+                let p = if l == 0 {
+                    let p = Params {
+                        flags: FLAG_INPUT,
+                        out_off: t as u32,
+                        ..base
+                    };
+                    let groups = dispatch_1d(batch * n.div_ceil(4), GEN_WG);
+                    steps.push(self.step(&self.p.gen_normal_rows, p, groups));
+                    Params {
+                        flags: FLAG_NO_DERIV,
+                        in_off: t as u32,
+                        ..base
+                    }
+                } else {
+                    Params {
+                        in_off: (lay.h + batch * stride(n)) as u32,
+                        aux_off: lay.h as u32,
+                        ..base
+                    }
+                };
+                let p = Params {
+                    out_off: t as u32,
+                    rec_off: lay.tangent as u32,
+                    ..p
+                };
+                let groups = (blocks(n) as u32, batch as u32, 1);
+                steps.push(self.step(&self.p.scale_by_deriv, p, groups));
+                let p = Params {
+                    flags: FLAG_ROW_RECORDS | FLAG_RENORM,
+                    rec_off: lay.tangent as u32,
+                    scale_out: lay.tangent_scale(l),
+                    ..base
+                };
+                steps.push(self.step(&self.p.finalize, p, (1, 1, 1)));
+                reads.push(Readback {
+                    buffer: &self.records,
+                    offset: lay.tangent,
+                    len: tangent_len,
+                });
+                reads.push(Readback {
+                    buffer: &self.scales,
+                    offset: lay.tangent_scale(l) as usize,
+                    len: 1,
+                });
+            }
             let orthogonal_next = l < depth && matches!(self.law(l + 1), Law::Orthogonal { .. });
             if l < depth {
                 self.cross(&mut steps, base, n, x, x, GX, FLAG_SYMMETRIC);
@@ -698,16 +894,39 @@ impl<'a> GramGpu<'a> {
             sums.renorm = r as f64;
             out.sums.push(sums);
             out.r.push(r);
+            let mut at = pair_len + 1;
+            let mut r_t = None;
+            if jacobian {
+                let t = self.row_sums(&data[at..at + tangent_len + 1], n, batch);
+                r_t = Some(t.renorm[0] as f32);
+                out.tangent.push(t);
+                at += tangent_len + 1;
+            }
             if l < depth {
-                let g_data = &data[pair_len + 1..];
+                let g_data = &data[at..];
                 let g = self.gram_matrix(g_data, n, true);
                 let gz = if orthogonal_next {
                     self.gram_matrix(&g_data[lay.gram_len..], net.widths[l + 1], true)
                 } else {
                     Vec::new()
                 };
-                let eigen = algebra::eigen_symmetric(&g, batch);
-                out.rank_min = out.rank_min.min(eigen.rank);
+                // X~ = r X E: the tangents' r_t relative to r
+                let g = if jacobian {
+                    algebra::scale_symmetric(&g, &self.column_scales(r, r_t))
+                } else {
+                    g
+                };
+                let eigen = algebra::eigen_symmetric(&g, lay.cols);
+                let rank = if jacobian {
+                    // the inputs' rank, as without --jacobian
+                    let x: Vec<f64> = (0..batch * batch)
+                        .map(|k| g[k / batch * lay.cols + k % batch])
+                        .collect();
+                    algebra::eigen_symmetric(&x, batch).rank
+                } else {
+                    eigen.rank
+                };
+                out.rank_min = out.rank_min.min(rank);
                 out.coefs
                     .push(self.forward_coefficients(l + 1, &eigen, r as f64, &gz)?);
                 out.grams.push(g);
@@ -745,10 +964,10 @@ impl<'a> GramGpu<'a> {
         sums
     }
 
-    /// Squared norms of the B backward rows (records), and their factor.
-    fn row_sums(&self, data: &[f32], n: usize) -> RowSums {
+    /// Squared norms of `b` rows (records), and their factor (factors: one
+    /// for the first B rows and, if read, one for the rest).
+    fn row_sums(&self, data: &[f32], n: usize, b: usize) -> RowSums {
         let bs = self.lay.bs;
-        let b = self.spec.batch;
         RowSums {
             norms: (0..b)
                 .map(|r| {
@@ -758,7 +977,31 @@ impl<'a> GramGpu<'a> {
                         .sum()
                 })
                 .collect(),
-            renorm: [data[b * bs] as f64, 1.0],
+            renorm: [
+                data[b * bs] as f64,
+                data.get(b * bs + 1).map_or(1.0, |&r| r as f64),
+            ],
+        }
+    }
+
+    /// delta_l's r and, with --jacobian, the vjp rows' r, from the row
+    /// records at `back`.
+    fn back_finalize<'p>(&'p self, steps: &mut Vec<Step<'p>>, base: Params, l: usize) {
+        let lay = &self.lay;
+        let p = Params {
+            flags: FLAG_ROW_RECORDS | FLAG_RENORM,
+            rec_off: lay.back as u32,
+            scale_out: lay.delta_scale(l),
+            ..base
+        };
+        steps.push(self.step(&self.p.finalize, p, (1, 1, 1)));
+        if self.spec.probes.jacobian {
+            let p = Params {
+                rec_off: (lay.back + self.spec.batch * lay.bs) as u32,
+                scale_out: lay.vjp_scale(l),
+                ..p
+            };
+            steps.push(self.step(&self.p.finalize, p, (1, 1, 1)));
         }
     }
 
@@ -772,12 +1015,15 @@ impl<'a> GramGpu<'a> {
         let net = &self.spec.net;
         let depth = lay.depth;
         let batch = self.spec.batch;
-        let back_len = batch * lay.bs;
+        let (cols, jacobian) = (lay.cols, self.spec.probes.jacobian);
+        let back_len = cols * lay.bs;
+        // the rows' records, delta's r, and with --jacobian the vjp rows' r
+        let back_read_len = back_len + 1 + usize::from(jacobian);
         let mut back = vec![RowSums::default(); depth + 1];
         let mut grams = vec![(Vec::new(), Vec::new()); depth];
         let (slot_a, slot_b) = (lay.every, lay.every + 1);
         let back_reads = |l: usize| {
-            [
+            let mut reads = vec![
                 Readback {
                     buffer: &self.records,
                     offset: lay.back,
@@ -788,8 +1034,17 @@ impl<'a> GramGpu<'a> {
                     offset: lay.delta_scale(l) as usize,
                     len: 1,
                 },
-            ]
+            ];
+            if jacobian {
+                reads.push(Readback {
+                    buffer: &self.scales,
+                    offset: lay.vjp_scale(l) as usize,
+                    len: 1,
+                });
+            }
+            reads
         };
+
         for j in (0..lay.checkpoints).rev() {
             let a = j * lay.every;
             let b = (a + lay.every).min(depth);
@@ -821,6 +1076,23 @@ impl<'a> GramGpu<'a> {
                     h_at(l),
                     FLAG_OUT_STORE,
                 );
+                if jacobian {
+                    let plain = Params {
+                        b_scale: 0.0,
+                        ..base
+                    };
+                    let wt = (lay.z, self.tangent_slot(slot));
+                    let at = h_at(l) + batch * stride(net.widths[l]);
+                    self.combine(
+                        &mut steps,
+                        plain,
+                        net.widths[l],
+                        wt,
+                        None,
+                        at,
+                        FLAG_OUT_STORE,
+                    );
+                }
             }
             if b == depth {
                 // delta_L: Gaussian rows (the dense engine's stream), their norms
@@ -848,13 +1120,25 @@ impl<'a> GramGpu<'a> {
                     p,
                     (blocks(n) as u32, batch as u32, 1),
                 ));
-                let p = Params {
-                    flags: FLAG_ROW_RECORDS | FLAG_RENORM,
-                    rec_off: lay.back as u32,
-                    scale_out: lay.delta_scale(depth),
-                    ..base
-                };
-                steps.push(self.step(&self.p.finalize, p, (1, 1, 1)));
+                if jacobian {
+                    // the vector-Jacobian rows start as phi'(h_L) t_L
+                    let t = lay.x + batch * stride(n);
+                    self.tangent_rows(&mut steps, network, depth, h_at(depth), t);
+                    let p = Params {
+                        flags: FLAG_AUX_STORE,
+                        in_off: t as u32,
+                        out_off: (d + batch * stride(n)) as u32,
+                        aux_off: h_at(depth) as u32,
+                        rec_off: (lay.back + batch * lay.bs) as u32,
+                        ..base
+                    };
+                    steps.push(self.step(
+                        &self.p.scale_by_deriv,
+                        p,
+                        (blocks(n) as u32, batch as u32, 1),
+                    ));
+                }
+                self.back_finalize(&mut steps, base, depth);
                 reads.extend(back_reads(depth));
                 pending = Some(depth);
             }
@@ -876,6 +1160,10 @@ impl<'a> GramGpu<'a> {
                     p,
                     dispatch_1d(batch * stride(n_in), STATS_WG),
                 ));
+                if jacobian {
+                    let t = x + batch * stride(n_in);
+                    self.tangent_rows(&mut steps, network, l - 1, h_at(l - 1), t);
+                }
                 let with_bias = base.b_scale != 0.0;
                 if with_bias {
                     steps.push(self.step(
@@ -887,7 +1175,21 @@ impl<'a> GramGpu<'a> {
                 self.normals(&mut steps, base, n_in, true);
                 self.cross(&mut steps, base, n_out, d, d, GD, FLAG_SYMMETRIC);
                 let sub = if with_bias { FLAG_SUB_BIAS } else { 0 };
-                self.cross(&mut steps, base, n_out, h_at(l), d, GM, FLAG_IN_STORE | sub);
+                let h = h_at(l);
+                self.cross_rows(
+                    &mut steps,
+                    base,
+                    n_out,
+                    (h, 0..batch),
+                    d,
+                    GM,
+                    FLAG_IN_STORE | sub,
+                );
+                if jacobian {
+                    // W t has no bias
+                    let wt = (h, batch..cols);
+                    self.cross_rows(&mut steps, base, n_out, wt, d, GM, FLAG_IN_STORE);
+                }
                 self.cross(&mut steps, base, n_in, x, lay.z, GXZ, 0);
                 let orthogonal = matches!(self.law(l), Law::Orthogonal { .. });
                 if orthogonal {
@@ -903,19 +1205,28 @@ impl<'a> GramGpu<'a> {
                 let data = self.submit_read(&steps, &reads)?;
                 let mut at = 0;
                 if let Some(p) = pending.take() {
-                    back[p] = self.row_sums(&data[..back_len + 1], net.widths[p]);
-                    at = back_len + 1;
+                    back[p] = self.row_sums(&data[..back_read_len], net.widths[p], cols);
+                    at = back_read_len;
                 }
                 debug_assert_eq!(first > 0, at > 0);
                 let gl = lay.gram_len;
                 let dm = self.gram_matrix(&data[at..], n_out, true);
                 let m = self.gram_matrix(&data[at + gl..], n_out, false);
                 let xz = self.gram_matrix(&data[at + 2 * gl..], n_in, false);
-                let g = algebra::eigen_symmetric(&fwd.grams[l - 1], batch);
+                let g = algebra::eigen_symmetric(&fwd.grams[l - 1], cols);
                 let r = fwd.r[l - 1] as f64;
+                // X~ = r X E: the conditioning is on W X~ = H~ - b~ (with
+                // --jacobian the tangents are columns too), XZ becomes E XZ
+                let r_t = jacobian.then(|| fwd.tangent[l - 1].renorm[0] as f32);
+                let e = self.column_scales(fwd.r[l - 1], r_t);
+                let xz = if jacobian {
+                    algebra::scale_rows(&xz, &e)
+                } else {
+                    xz
+                };
                 let beta = match self.law(l) {
                     Law::Gaussian { v } => {
-                        algebra::gaussian_backward_beta(&algebra::eigen_symmetric(&dm, batch), v)
+                        algebra::gaussian_backward_beta(&algebra::eigen_symmetric(&dm, cols), v)
                     }
                     Law::Orthogonal { gain } => {
                         let zz = self.gram_matrix(&data[at + 3 * gl..], n_in, true);
@@ -927,17 +1238,25 @@ impl<'a> GramGpu<'a> {
                             })?
                     }
                 };
-                let (ca, cb) = algebra::backward_coefficients(&g, r, &m, &xz, &beta);
+                let (ca, cb) = algebra::backward_coefficients(&g, r, &e, &m, &xz, &beta);
                 self.upload(slot_a, &ca);
                 self.upload(slot_b, &cb);
                 if self.spec.probes.weight_grads {
-                    grams[l - 1] = (fwd.grams[l - 1].clone(), dm);
+                    // the B x B blocks of x and delta (the tangents' scale is 1 there)
+                    let lead = |a: &[f64]| -> Vec<f64> {
+                        (0..batch * batch)
+                            .map(|k| a[k / batch * cols + k % batch])
+                            .collect()
+                    };
+                    grams[l - 1] = (lead(&fwd.grams[l - 1]), lead(&dm));
                 }
                 // W^T delta_l = X a + Z' beta; delta_{l-1} = phi'(h_{l-1}) r_delta (W^T delta_l)
+                // (all K rows: with --jacobian the vjp rows, with their r)
                 steps.clear();
                 reads.clear();
                 let plain = Params {
                     b_scale: 0.0,
+                    rows: cols as u32,
                     ..base
                 };
                 self.combine(
@@ -961,26 +1280,21 @@ impl<'a> GramGpu<'a> {
                     aux_off: h as u32,
                     rec_off: lay.back as u32,
                     scale_a: lay.delta_scale(l),
+                    scale_b: if jacobian { lay.vjp_scale(l) } else { NO_SCALE },
                     ..below
                 };
                 steps.push(self.step(
                     &self.p.scale_by_deriv,
                     p,
-                    (blocks(n_in) as u32, batch as u32, 1),
+                    (blocks(n_in) as u32, cols as u32, 1),
                 ));
-                let p = Params {
-                    flags: FLAG_ROW_RECORDS | FLAG_RENORM,
-                    rec_off: lay.back as u32,
-                    scale_out: lay.delta_scale(l - 1),
-                    ..below
-                };
-                steps.push(self.step(&self.p.finalize, p, (1, 1, 1)));
+                self.back_finalize(&mut steps, below, l - 1);
                 reads.extend(back_reads(l - 1));
                 pending = Some(l - 1);
             }
             let data = self.submit_read(&steps, &reads)?;
             let p = pending.expect("a segment produces delta_a");
-            back[p] = self.row_sums(&data[..back_len + 1], net.widths[p]);
+            back[p] = self.row_sums(&data[..back_read_len], net.widths[p], cols);
         }
         Ok((back, grams))
     }
