@@ -5,9 +5,29 @@
 mod common;
 
 use varprop::engine::{GpuOptions, RunOutput, run_gpu};
-use varprop::spec::{Probes, RunSpec};
+use varprop::spec::{EngineChoice, Probes, RunSpec};
 
 fn run(
+    widths: &str,
+    act: &str,
+    init: &str,
+    fan_mode: Option<&str>,
+    networks: usize,
+    probes: Probes,
+) -> (RunSpec, RunOutput) {
+    run_on(
+        EngineChoice::Dense,
+        widths,
+        act,
+        init,
+        fan_mode,
+        networks,
+        probes,
+    )
+}
+
+fn run_on(
+    engine: EngineChoice,
     widths: &str,
     act: &str,
     init: &str,
@@ -26,6 +46,7 @@ fn run(
     flags.init.fan_mode = fan_mode.map(String::from);
     let spec = RunSpec {
         probes,
+        engine,
         ..RunSpec::new(flags.resolve().unwrap(), 8, networks, 21)
     };
     let ctx = common::gpu();
@@ -111,6 +132,16 @@ fn linear_gaussian_moments(widths: &[usize], variances: &[f64]) -> (f64, f64) {
 /// width, Pennington et al. 2017), here with its finite-width correction.
 #[test]
 fn linear_gaussian_jacobian_spread_grows_with_depth() {
+    linear_gaussian_jacobian_moments(EngineChoice::Dense);
+}
+
+/// The same on the gram engine (the tangents are more columns of its X).
+#[test]
+fn linear_gaussian_jacobian_moments_on_gram() {
+    linear_gaussian_jacobian_moments(EngineChoice::Gram);
+}
+
+fn linear_gaussian_jacobian_moments(engine: EngineChoice) {
     let probes = Probes {
         jacobian: true,
         ..Default::default()
@@ -119,7 +150,18 @@ fn linear_gaussian_jacobian_spread_grows_with_depth() {
     let mut spreads = Vec::new();
     for depth in [2, 4, 8] {
         let widths = format!("32x{}", depth + 1);
-        let (spec, out) = run(&widths, "identity", "lecun-normal", None, 64, probes);
+        let (spec, out) = run_on(
+            engine,
+            &widths,
+            "identity",
+            "lecun-normal",
+            None,
+            64,
+            probes,
+        );
+        if engine == EngineChoice::Gram {
+            assert_eq!(out.info.engine, "gpu-gram");
+        }
         let variances: Vec<f64> = (1..=depth)
             .map(|l| spec.net.weight_law(l).variance)
             .collect();

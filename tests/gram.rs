@@ -205,6 +205,207 @@ fn gram_matches_dense_in_distribution() {
     }
 }
 
+/// --jacobian on both engines (width 20, depth 3, batch 4: K = 8 columns,
+/// and orthogonal layers need n >= 2 K), relu and identity with Gaussian
+/// weights, relu with orthogonal weights, tanh with a bias (no forward
+/// renormalisation: the tangents' r_t differs from the inputs' r, and the
+/// bias must not enter W t); S networks per engine on different seeds. Per
+/// case: for every layer and per-network statistic (log_jac_m1 per layer,
+/// the forward columns, with `backward` log_g and log_gw too) and the
+/// network's log_jac_m1 and log_jac_m2, the two means agree within their
+/// combined standard error; two-sample KS tests on the network's log_jac_m1
+/// and log_jac_m2. False-failure rate 1e-4 for the whole test, as
+/// `gram_matches_dense_in_distribution`: half to the z comparisons
+/// (Bonferroni), half to the KS tests (Bonferroni). Identity with
+/// orthogonal weights is exact (an isometry: log_jac_m1 = 0 up to rounding,
+/// where a z-test on rounding noise means nothing): see
+/// `gram_linear_orthogonal_jacobian_is_an_isometry`.
+fn gram_jacobian_matches_dense(backward: bool) {
+    let ctx = common::gpu();
+    let (width, depth, batch) = (20, 3, 4);
+    // (act, orthogonal, networks): the dense engine's orthogonal draws are
+    // slow on lavapipe (about 0.13 s a network), hence fewer there
+    let cases = [
+        ("relu", false, 200),
+        ("relu", true, 100),
+        ("identity", false, 200),
+        ("tanh", false, 200),
+    ];
+    let mut comparisons = Vec::new();
+    let mut ks = Vec::new();
+    for (act, orthogonal, networks) in cases {
+        let mut flags = NetworkFlags {
+            width: Some(width),
+            depth: Some(depth),
+            act: Some(act.into()),
+            q0: 1.0,
+            c0: 0.5,
+            ..Default::default()
+        };
+        flags.init.init = Some(if orthogonal { "orthogonal" } else { "custom" }.into());
+        if !orthogonal {
+            flags.init.sigma_w2 = Some(match act {
+                "tanh" => 1.5,
+                "identity" => 1.0,
+                _ => 2.0,
+            });
+        }
+        if act == "tanh" {
+            flags.init.sigma_b2 = Some(0.1);
+        }
+        let label = format!(
+            "{act} {} --jacobian{}",
+            if orthogonal { "orthogonal" } else { "gaussian" },
+            if backward {
+                " --backward --weight-grads"
+            } else {
+                ""
+            }
+        );
+        let spec = |seed| RunSpec {
+            probes: Probes {
+                jacobian: true,
+                backward,
+                weight_grads: backward,
+            },
+            ..RunSpec::new(flags.clone().resolve().unwrap(), batch, networks, seed)
+        };
+        // --jacobian runs the backward pass anyway: other seeds with
+        // --backward, so that the two tests are independent replicates
+        let seed = if backward { 41 } else { 31 };
+        let dense = run(&ctx, &spec(seed), EngineChoice::Dense);
+        let gram = run(&ctx, &spec(seed + 1), EngineChoice::Gram);
+        assert_eq!(gram.info.engine, "gpu-gram");
+        assert_eq!(gram.info.gram_rank_min, Some(batch), "{label}");
+        let mut compare = |name: String, a: Vec<f64>, b: Vec<f64>| {
+            if a.iter().chain(&b).any(|v| !v.is_finite()) {
+                assert!(
+                    a.iter().chain(&b).all(|v| v.is_nan()),
+                    "{label} {name}: NaN in one engine only"
+                );
+                return;
+            }
+            let ((ma, sa), (mb, sb)) = (mean_se(&a), mean_se(&b));
+            let se = (sa * sa + sb * sb).sqrt();
+            if se == 0.0 {
+                assert_eq!(ma, mb, "{label} {name}");
+                return;
+            }
+            comparisons.push((label.clone(), name, ma, mb, se, (ma - mb) / se));
+        };
+        let columns = COLUMNS
+            .iter()
+            .copied()
+            .chain([("log_jac_m1", (|s| s.log_jac_m1) as fn(&LayerSample) -> f64)]);
+        for (name, f) in columns {
+            for l in 0..=depth {
+                let a = dense.per_network.iter().map(|n| f(&n[l])).collect();
+                let b = gram.per_network.iter().map(|n| f(&n[l])).collect();
+                compare(format!("layer {l} {name}"), a, b);
+            }
+        }
+        type Top = fn(&varprop::stats::NetworkTop) -> f64;
+        let tops: [(&str, Top); 2] = [
+            ("log_jac_m1", |t| t.log_jac_m1),
+            ("log_jac_m2", |t| t.log_jac_m2),
+        ];
+        for (name, f) in tops {
+            let a: Vec<f64> = dense.tops.iter().map(f).collect();
+            let b: Vec<f64> = gram.tops.iter().map(f).collect();
+            assert!(a.iter().chain(&b).all(|v| v.is_finite()), "{label} {name}");
+            compare(format!("network {name}"), a.clone(), b.clone());
+            let d = ks_statistic(&a, &b);
+            ks.push((
+                format!("{label} {name}"),
+                d,
+                ks_p_value(d, a.len(), b.len()),
+            ));
+        }
+    }
+    let bound = common::normal_quantile_upper(5e-5 / (2.0 * comparisons.len() as f64));
+    assert!(comparisons.len() > 100, "{} comparisons", comparisons.len());
+    for (label, name, ma, mb, se, z) in &comparisons {
+        assert!(
+            z.abs() < bound,
+            "{label} {name}: dense {ma} vs gram {mb} (combined SE {se}, z = {z:.2}, bound {bound:.2})"
+        );
+    }
+    let alpha = 5e-5 / ks.len() as f64;
+    for (label, d, p) in &ks {
+        assert!(
+            *p > alpha,
+            "{label}: KS D = {d:.3}, p = {p:.2e} < {alpha:.1e}"
+        );
+    }
+    // the figures, for the record (cargo test -- --nocapture)
+    let worst = comparisons.iter().map(|c| c.5.abs()).fold(0.0, f64::max);
+    let least_p = ks.iter().map(|k| k.2).fold(1.0, f64::min);
+    println!(
+        "{} z comparisons, largest |z| {worst:.2} (bound {bound:.2}); {} KS tests, least p {least_p:.3} (alpha {alpha:.1e})",
+        comparisons.len(),
+        ks.len()
+    );
+}
+
+#[test]
+fn gram_jacobian_matches_dense_in_distribution() {
+    gram_jacobian_matches_dense(false);
+}
+
+#[test]
+fn gram_jacobian_backward_matches_dense_in_distribution() {
+    gram_jacobian_matches_dense(true);
+}
+
+/// As tests/backward.rs `linear_orthogonal_jacobian_is_an_isometry`, on the
+/// gram engine: identity with orthogonal weights is an isometry, so every
+/// probe keeps its norm forward and J^T J u = u: m1 = m2 = 1 and the spread
+/// is 0, up to f32 rounding; with and without --backward, and with a bias
+/// (sigma_b^2 = 0.5: J does not change, and J^T J u = u holds only if the
+/// backward pass conditions on W t without the bias; with the bias
+/// subtracted from those rows too, m2 came out 4.7).
+#[test]
+fn gram_linear_orthogonal_jacobian_is_an_isometry() {
+    let ctx = common::gpu();
+    for (backward, sigma_b2) in [(false, 0.0), (true, 0.0), (false, 0.5)] {
+        let probes = Probes {
+            jacobian: true,
+            backward,
+            ..Default::default()
+        };
+        let mut flags = NetworkFlags {
+            widths: Some("48x9".into()),
+            act: Some("identity".into()),
+            q0: 1.0,
+            c0: 0.5,
+            ..Default::default()
+        };
+        flags.init.init = Some("orthogonal".into());
+        flags.init.sigma_b2 = Some(sigma_b2);
+        let spec = RunSpec {
+            probes,
+            ..RunSpec::new(flags.resolve().unwrap(), 8, 4, 21)
+        };
+        let label = format!("backward {backward}, sigma_b2 {sigma_b2}");
+        let out = run(&ctx, &spec, EngineChoice::Gram);
+        assert_eq!(out.info.engine, "gpu-gram");
+        for top in &out.tops {
+            let spread = (top.log_jac_m2 - 2.0 * top.log_jac_m1).exp() - 1.0;
+            let (m1, m2) = (top.log_jac_m1.exp(), top.log_jac_m2.exp());
+            assert!(top.log_jac_m1.abs() < 1e-4, "{label}: m1 = {m1}");
+            assert!(top.log_jac_m2.abs() < 1e-4, "{label}: m2 = {m2}");
+            assert!(spread.abs() < 1e-4, "{label}: spread {spread}");
+        }
+        for s in &out.summary {
+            assert!(
+                (s.jac_m1.0 - 1.0).abs() < 1e-4,
+                "{label}: ||J_l u||^2 = {}",
+                s.jac_m1.0
+            );
+        }
+    }
+}
+
 /// At n = 65,536 (a 16 GiB weight matrix for the dense engine), batch 8:
 /// the per-input log q_post of relu/he-normal and identity/lecun-normal
 /// follows the exact finite-width law (theory::layer_table): its mean and
@@ -338,11 +539,10 @@ fn engine_flag_errors_and_auto_choice() {
         "1",
         "--engine",
     ];
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["gram", "--init", "xavier-uniform"], "uniform"),
         (&["gram", "--init", "truncated-normal"], "truncated-normal"),
         (&["gram", "--init", "siren"], "uniform"),
-        (&["gram", "--jacobian"], "--jacobian"),
         (&["gram", "--bias", "mean-preserving"], "mean-preserving"),
         (&["gram", "--device", "cpu"], "--device gpu"),
         (&["fast"], "accepted: dense, gram, auto"),
@@ -378,9 +578,32 @@ fn engine_flag_errors_and_auto_choice() {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("square"), "{err}");
+    // --jacobian runs on gram, but orthogonal layers then need n >= 4 B
+    let out = varprop(&[
+        "run",
+        "--width",
+        "12",
+        "--batch",
+        "4",
+        "--init",
+        "orthogonal",
+        "--jacobian",
+        "--engine",
+        "gram",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--jacobian") && err.contains("4 B"), "{err}");
 
-    // auto: gram at 4 B <= n, dense above; the reason is in the config block
-    for (batch, engine) in [("4", "gpu-gram"), ("16", "gpu-dense")] {
+    // auto: gram at 4 B <= n, dense above (with --jacobian too); the reason
+    // is in the config block
+    let cases = [
+        ("4", "-q", "gpu-gram"),
+        ("16", "-q", "gpu-dense"),
+        ("4", "--jacobian", "gpu-gram"),
+        ("16", "--jacobian", "gpu-dense"),
+    ];
+    for (batch, probe, engine) in cases {
         let out = varprop(&[
             "run",
             "--width",
@@ -391,6 +614,7 @@ fn engine_flag_errors_and_auto_choice() {
             batch,
             "--networks",
             "1",
+            probe,
             "--format",
             "json",
         ]);
@@ -408,4 +632,75 @@ fn engine_flag_errors_and_auto_choice() {
             engine == "gpu-dense"
         );
     }
+}
+
+/// Rows are bound through windows of at most two row blocks, and the
+/// checkpoints spread over several buffers, wherever the adapter's limits
+/// ask for it (at width 10^6 on software adapters, which bind 128 MiB at
+/// once). Here the limits are shrunk to exactly that at a small width (a
+/// binding of two blocks, buffers of six), so that every dispatch of the
+/// forward pass, the backward pass, the Jacobian probes, orthogonal layers
+/// and the bias runs through windows: the results equal those with
+/// whole-buffer bindings bit for bit. One block less than two is refused.
+#[test]
+fn narrow_bindings_change_no_bit() {
+    let wide = common::gpu();
+    let mut narrow = common::gpu();
+    let (width, batch, depth) = (40usize, 4, 12);
+    // a block: K = 2B rows (--jacobian) of 40 floats, in bytes
+    let block = (width * 2 * batch * 4).next_multiple_of(256) as u64;
+    narrow.limits.max_storage_buffer_binding_size = 2 * block;
+    narrow.limits.max_buffer_size = 6 * block;
+    let probes = Probes {
+        jacobian: true,
+        backward: true,
+        weight_grads: true,
+        ..Default::default()
+    };
+    for init in ["orthogonal", "custom"] {
+        let mut flags = NetworkFlags {
+            width: Some(width),
+            depth: Some(depth),
+            act: Some("tanh".into()),
+            q0: 1.0,
+            c0: 0.5,
+            ..Default::default()
+        };
+        flags.init.init = Some(init.into());
+        if init == "custom" {
+            flags.init.sigma_w2 = Some(1.5);
+        }
+        flags.init.sigma_b2 = Some(0.1);
+        let spec = RunSpec {
+            probes,
+            ..RunSpec::new(flags.resolve().unwrap(), batch, 2, 5)
+        };
+        let a = run(&wide, &spec, EngineChoice::Gram);
+        let b = run(&narrow, &spec, EngineChoice::Gram);
+        assert!(a.per_network[0][depth].log_jac_m1.is_finite(), "{init}");
+        assert_eq!(
+            format!("{:?}", a.per_network),
+            format!("{:?}", b.per_network),
+            "{init}"
+        );
+        assert_eq!(format!("{:?}", a.tops), format!("{:?}", b.tops), "{init}");
+    }
+    narrow.limits.max_storage_buffer_binding_size = 2 * block - 4;
+    let mut flags = NetworkFlags {
+        width: Some(width),
+        depth: Some(depth),
+        q0: 1.0,
+        c0: 0.5,
+        ..Default::default()
+    };
+    flags.init.init = Some("he-normal".into());
+    let spec = RunSpec {
+        probes,
+        engine: EngineChoice::Gram,
+        ..RunSpec::new(flags.resolve().unwrap(), batch, 1, 5)
+    };
+    let err = run_gpu(&narrow, &spec, GpuOptions::default(), &mut |_, _| {})
+        .err()
+        .expect("one block short of two is refused");
+    assert!(err.to_string().contains("two blocks of rows"), "{err}");
 }

@@ -108,7 +108,8 @@ pub const GRAM_BATCH_FACTOR: usize = 4;
 
 /// The engine the GPU runs for `spec`, and why: `--engine dense|gram`, or
 /// for auto gram where it is exact (plain stacks, normal or square
-/// orthogonal weights, no --jacobian) and cheaper (4 B <= n), dense
+/// orthogonal weights; --jacobian too, the tangents being B more columns)
+/// and cheaper (4 B <= n), dense
 /// otherwise. An explicit gram that cannot run is an error naming why.
 pub fn choose_engine(spec: &RunSpec) -> Result<(EngineChoice, String)> {
     let why_not = crate::gpu::gram::unsupported(spec);
@@ -119,7 +120,7 @@ pub fn choose_engine(spec: &RunSpec) -> Result<(EngineChoice, String)> {
             Some(why) => Err(crate::Error::invalid(
                 "--engine",
                 format!(
-                    "gram cannot run this configuration: {why}. It accepts plain dense stacks (no --arch, no --bias mean-preserving) with normal weights (he-normal, xavier-normal, lecun-normal, custom with --dist normal) or square orthogonal weights (width >= 2 B), with --backward and --weight-grads, on --device gpu; use --engine dense or auto otherwise"
+                    "gram cannot run this configuration: {why}. It accepts plain dense stacks (no --arch, no --bias mean-preserving) with normal weights (he-normal, xavier-normal, lecun-normal, custom with --dist normal) or square orthogonal weights (width >= 2 B, 4 B with --jacobian), with --backward, --weight-grads and --jacobian, on --device gpu; use --engine dense or auto otherwise"
                 ),
             )),
         },

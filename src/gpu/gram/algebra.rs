@@ -250,10 +250,15 @@ pub fn orthogonal_forward(g: &Eigen, r: f64, gain: f64, gz: &[f64]) -> Option<Ve
 /// X K^+ (H - b)^T Delta with K = r^2 G acting on r X, that is X G^+ M / r,
 /// and the rest is (I - P_X) Z' beta = Z' beta - X G^+ XZ beta, so
 ///   a = G^+ (M / r - XZ beta).
+/// Columns with scales of their own (--jacobian: X~ = [r x, r_t t] = r X E,
+/// E = diag(e)) are the same with X E for X: `g` is then the
+/// eigen-decomposition of E G E, `xz` is E X^T Z', and the coefficients of
+/// the stored X are E a (e all ones: no scaling, bit for bit).
 /// Returns the kernel's coefficients of X and of Z'.
 pub fn backward_coefficients(
     g: &Eigen,
     r: f64,
+    e: &[f64],
     m: &[f64],
     xz: &[f64],
     beta: &[f64],
@@ -262,8 +267,23 @@ pub fn backward_coefficients(
     let pinv = g.pinv();
     let xz_beta = matmul(xz, beta, b, b, b);
     let inner: Vec<f64> = m.iter().zip(&xz_beta).map(|(mi, xi)| mi / r - xi).collect();
-    let a = matmul(&pinv, &inner, b, b, b);
+    let mut a = matmul(&pinv, &inner, b, b, b);
+    for (i, row) in a.chunks_mut(b).enumerate() {
+        row.iter_mut().for_each(|v| *v *= e[i]);
+    }
     (kernel_coefficients(&a, b), kernel_coefficients(beta, b))
+}
+
+/// E A E for the symmetric b x b matrix `a` and E = diag(e).
+pub fn scale_symmetric(a: &[f64], e: &[f64]) -> Vec<f64> {
+    let b = e.len();
+    (0..b * b).map(|k| e[k / b] * a[k] * e[k % b]).collect()
+}
+
+/// E A for the b x c matrix `a` and E = diag(e) (b entries).
+pub fn scale_rows(a: &[f64], e: &[f64]) -> Vec<f64> {
+    let c = a.len() / e.len();
+    a.iter().enumerate().map(|(k, v)| e[k / c] * v).collect()
 }
 
 /// beta for Gaussian W: Y = W'^T Delta has iid rows N(0, v Delta^T Delta),
@@ -383,7 +403,8 @@ mod tests {
         let xz = matmul(&transpose(&x, n, b), &z, b, n, b);
         let d = matmul(&transpose(&delta, m_out, b), &delta, b, m_out, b);
         let beta = gaussian_backward_beta(&eigen_symmetric(&d, b), 0.3);
-        let (ca, cb) = backward_coefficients(&eigen_symmetric(&g, b), 1.0, &m, &xz, &beta);
+        let (ca, cb) =
+            backward_coefficients(&eigen_symmetric(&g, b), 1.0, &[1.0; 4], &m, &xz, &beta);
         // back to column form (kernel coefficients are transposed, in f32)
         let a = transpose(&ca.iter().map(|&v| v as f64).collect::<Vec<_>>(), b, b);
         let bt = transpose(&cb.iter().map(|&v| v as f64).collect::<Vec<_>>(), b, b);
@@ -396,6 +417,44 @@ mod tests {
         let xt = transpose(&x, n, b);
         let got_proj = matmul(&xt, &out, b, n, b);
         let want_proj = matmul(&xt, &want, b, n, b);
+        for (u, v) in got_proj.iter().zip(&want_proj) {
+            assert!((u - v).abs() < 1e-4 * v.abs().max(1.0), "{u} vs {v}");
+        }
+    }
+
+    /// The same with columns of their own scales (--jacobian: X~ = r X E):
+    /// the forward saw W X~, the stored rows are X, and X^T (X a + Z' beta)
+    /// = X^T W^T Delta exactly.
+    #[test]
+    fn backward_projection_is_exact_with_column_scales() {
+        let (n, b, m_out, r) = (12, 4, 10, 0.7);
+        let e = [1.0, 1.0, 2.5, 0.3];
+        let x = random_matrix(n, b, 8); // stored, column form
+        let w = random_matrix(m_out, n, 9);
+        let delta = random_matrix(m_out, b, 10);
+        let z = random_matrix(n, b, 11);
+        // X~ = r X E
+        let xt: Vec<f64> = (0..n * b).map(|k| r * x[k] * e[k % b]).collect();
+        let h = matmul(&w, &xt, m_out, n, b);
+        let g = matmul(&transpose(&x, n, b), &x, b, n, b);
+        let m = matmul(&transpose(&h, m_out, b), &delta, b, m_out, b);
+        let xz = matmul(&transpose(&x, n, b), &z, b, n, b);
+        let d = matmul(&transpose(&delta, m_out, b), &delta, b, m_out, b);
+        let beta = gaussian_backward_beta(&eigen_symmetric(&d, b), 0.3);
+        let gs = eigen_symmetric(&scale_symmetric(&g, &e), b);
+        let xz_e = scale_rows(&xz, &e);
+        let (ca, cb) = backward_coefficients(&gs, r, &e, &m, &xz_e, &beta);
+        let a = transpose(&ca.iter().map(|&v| v as f64).collect::<Vec<_>>(), b, b);
+        let bt = transpose(&cb.iter().map(|&v| v as f64).collect::<Vec<_>>(), b, b);
+        let out: Vec<f64> = matmul(&x, &a, n, b, b)
+            .iter()
+            .zip(matmul(&z, &bt, n, b, b))
+            .map(|(p, q)| p + q)
+            .collect();
+        let want = matmul(&transpose(&w, m_out, n), &delta, n, m_out, b);
+        let xtr = transpose(&x, n, b);
+        let got_proj = matmul(&xtr, &out, b, n, b);
+        let want_proj = matmul(&xtr, &want, b, n, b);
         for (u, v) in got_proj.iter().zip(&want_proj) {
             assert!((u - v).abs() < 1e-4 * v.abs().max(1.0), "{u} vs {v}");
         }

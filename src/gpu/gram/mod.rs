@@ -16,6 +16,16 @@
 //! host, so a checkpoint segment is recomputed bit for bit (same Philox Z,
 //! same coefficients, same kernels) and the backward pass uses the dense
 //! engine's checkpointing: device memory O(sqrt(L) n B).
+//!
+//! --jacobian: the tangents are B more columns of X, X~ = [r x, r_t t] =
+//! r X E with E = diag(1, .., 1, r_t / r, ..) folded into the host's f64
+//! matrices (E G E for the Gram matrix): the combination runs over K = 2B
+//! columns, rows 0..B of W X~ are h (plus b) and rows B..2B are W t (no
+//! bias; r_t is in the coefficients), and t_l = phi'(h_l) W t as the dense
+//! engine (its norms and renormalisation, stats.wgsl). The backward pass
+//! conditions on all of W X~ = H~ - b~ and carries Delta~ = [delta, vjp]
+//! (K rows, each half with its own renormalisation) through the same
+//! algebra at size K; checkpoints hold W t beside h, so t is recomputed.
 
 pub mod algebra;
 
@@ -49,7 +59,9 @@ const GRAM_WG: u32 = 64;
 const COMBINE_TILE: usize = 16;
 const CROSS_TILE: usize = 16;
 
-/// A row block: B rows of stride(n) floats of the widest layer. `buffer`:
+/// A row block: K rows (the columns of X~: B, or 2B with --jacobian, the
+/// tangents' rows after the inputs') of stride(n) floats of the widest
+/// layer. `buffer`:
 /// which of the engine's row buffers holds it (ROWS, or a checkpoint
 /// store buffer), `at`: where (in f32s).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -79,6 +91,8 @@ const FIRST_STORE: usize = 2;
 struct Layout {
     row: usize,
     batch: usize,
+    /// columns of X~: B, or 2B with --jacobian
+    cols: usize,
     /// floats per row block
     block: usize,
     h: Block,
@@ -94,10 +108,12 @@ struct Layout {
     slots_per_buffer: usize,
     /// records per row (or pair) for the blocks of the widest layer
     bs: usize,
-    /// records: forward pair records, backward row records, then six
-    /// Gram matrices (x, z, delta, (h - b)^T delta, x^T z', z'^T z')
+    /// records: forward pair records, backward row records (K rows), the
+    /// tangent rows' records (--jacobian), then six K x K Gram matrices (x,
+    /// z, delta, (h - b)^T delta, x^T z', z'^T z')
     stats: usize,
     back: usize,
+    tangent: usize,
     grams: [usize; 6],
     gram_len: usize,
     records_len: usize,
@@ -114,8 +130,13 @@ const GZZ: usize = 5;
 impl Layout {
     fn new(spec: &RunSpec, every: usize) -> Self {
         let batch = spec.batch;
+        let cols = if spec.probes.jacobian {
+            2 * batch
+        } else {
+            batch
+        };
         let row = stride(*spec.net.widths.iter().max().unwrap());
-        let block = (row * batch).next_multiple_of(BLOCK_ALIGN);
+        let block = (row * cols).next_multiple_of(BLOCK_ALIGN);
         let backward = spec.probes.needs_backward();
         let needs_z = backward || has_orthogonal_layers(spec);
         let mut at = 0;
@@ -142,12 +163,14 @@ impl Layout {
         let bs = blocks(row);
         let stats = 0;
         let back = batch / 2 * bs * RECORD;
-        let gram_len = batch * batch * bs;
-        let first_gram = back + batch * bs;
+        let tangent = back + cols * bs;
+        let gram_len = cols * cols * bs;
+        let first_gram = tangent + (cols - batch) * bs;
         let grams = std::array::from_fn(|k| first_gram + k * gram_len);
         Layout {
             row,
             batch,
+            cols,
             block,
             h,
             x,
@@ -161,6 +184,7 @@ impl Layout {
             bs,
             stats,
             back,
+            tangent,
             grams,
             gram_len,
             records_len: first_gram + 6 * gram_len,
@@ -204,12 +228,25 @@ impl Layout {
         (self.depth + 1 + l) as u32
     }
 
+    /// --jacobian: the tangent's r, and the vector-Jacobian rows' r
+    fn tangent_scale(&self, l: usize) -> u32 {
+        (2 * (self.depth + 1) + l) as u32
+    }
+
+    fn vjp_scale(&self, l: usize) -> u32 {
+        (3 * (self.depth + 1) + l) as u32
+    }
+
+    fn scales_len(&self) -> usize {
+        self.cols / self.batch * 2 * (self.depth + 1)
+    }
+
     fn bytes(&self) -> u64 {
-        let coefs = (self.every + 2) * coef_slot(self.batch);
+        let coefs = (self.every + 2) * coef_slot(self.cols);
         4 * (self.rows_len
             + self.store_slots() * self.block
             + self.records_len
-            + 2 * (self.depth + 1)
+            + self.scales_len()
             + coefs
             + self.row) as u64
     }
@@ -270,9 +307,9 @@ struct Placed {
     at: Vec<u32>,
 }
 
-/// Floats of one coefficient matrix: B rows of stride(B).
-fn coef_slot(batch: usize) -> usize {
-    batch * stride(batch)
+/// Floats of one coefficient matrix: K rows of stride(K) (K: the columns).
+fn coef_slot(cols: usize) -> usize {
+    cols * stride(cols)
 }
 
 /// The checkpoint interval: `every` if given, else the largest that fits
@@ -324,7 +361,10 @@ struct Forward {
     sums: Vec<LayerSums>,
     /// r_l, the factor applied to x_l (1 unless renormalised)
     r: Vec<f32>,
-    /// G_l = x_l^T x_l (stored scale), l < L
+    /// --jacobian: the tangents' norms and r_t (one per layer; else empty)
+    tangent: Vec<RowSums>,
+    /// G_l = x_l^T x_l (stored scale), l < L; with --jacobian E G E over
+    /// x~_l = [x_l, t_l] (E: `column_scales`)
     grams: Vec<Vec<f64>>,
     /// the coefficients of layer l's combination (index l; empty at 0)
     coefs: Vec<Vec<f32>>,
@@ -374,9 +414,6 @@ pub fn unsupported(spec: &RunSpec) -> Option<String> {
             "architecture files and the mean-preserving bias (--arch, --bias mean-preserving) run on the block engine".into(),
         );
     }
-    if spec.probes.jacobian {
-        return Some("--jacobian is not implemented on the gram engine (the tangents would have to join the conditioning)".into());
-    }
     let net = &spec.net;
     for l in 1..=net.depth() {
         let law = net.weight_law(l);
@@ -392,6 +429,12 @@ pub fn unsupported(spec: &RunSpec) -> Option<String> {
                 if n_in < 2 * spec.batch {
                     return Some(format!(
                         "orthogonal layers need width >= 2 B (width {n_in}, batch {})",
+                        spec.batch
+                    ));
+                }
+                if spec.probes.jacobian && n_in < 4 * spec.batch {
+                    return Some(format!(
+                        "orthogonal layers with --jacobian need width >= 4 B (2 K for the K = 2 B columns, inputs and tangents; width {n_in}, batch {})",
                         spec.batch
                     ));
                 }
@@ -465,14 +508,14 @@ impl<'a> GramGpu<'a> {
                 mapped_at_creation: false,
             })
         };
-        let coefs = buffer("coefficients", (lay.every + 2) * coef_slot(spec.batch));
+        let coefs = buffer("coefficients", (lay.every + 2) * coef_slot(lay.cols));
         let bias = buffer("bias", lay.row);
         let mut row_buffers = vec![buffer("spare rows", 0), buffer("rows", lay.rows_len)];
         for (k, floats) in lay.store_buffers().into_iter().enumerate() {
             row_buffers.push(buffer(&format!("checkpoints {k}"), floats));
         }
         let records = buffer("records", lay.records_len);
-        let scales = buffer("scales", 2 * (lay.depth + 1));
+        let scales = buffer("scales", lay.scales_len());
         let work = buffer("unused", 0);
         let submitter = Submitter::new(ctx, lay.records_len + 2, false);
         device_bytes += submitter.device_bytes;
@@ -682,7 +725,7 @@ impl<'a> GramGpu<'a> {
             .clone()
     }
 
-    /// B standard normal rows of `n` units at Z's block (the forward Z of
+    /// K standard normal rows of `n` units at Z's block (the forward Z of
     /// layer `layer`, or with `back` the backward Z').
     fn normals<'p>(&'p self, job: &mut Job<'p>, base: Params, n: usize, back: bool) {
         let placed = self.place(&[Operand::either(self.lay.z, FLAG_OUT_STORE)]);
@@ -690,15 +733,17 @@ impl<'a> GramGpu<'a> {
             n_out: n as u32,
             out_off: placed.at[0],
             flags: placed.flags | if back { FLAG_GRAM_BACK } else { 0 },
+            rows: self.lay.cols as u32,
             ..base
         };
-        let groups = dispatch_1d(n.div_ceil(4) * self.spec.batch, GRAM_WG);
+        let groups = dispatch_1d(n.div_ceil(4) * self.lay.cols, GRAM_WG);
         self.push(job, &self.p.normals, p, groups, &placed);
     }
 
-    /// out = sum of coefficient rows times in1 (and in2) + bias, B rows of
-    /// n; in1 None: the forward Z, drawn in the kernel. Coefficients: slot
-    /// offsets.
+    /// out = sum of coefficient rows times in1 (and in2) + bias, base.rows
+    /// rows of n over the K columns, written `out.1` floats into block
+    /// `out.0`; in1 None: the forward Z, drawn in the kernel. Coefficients:
+    /// slot offsets.
     fn combine<'p>(
         &'p self,
         job: &mut Job<'p>,
@@ -706,9 +751,9 @@ impl<'a> GramGpu<'a> {
         n: usize,
         in1: (Option<Block>, u32),
         in2: Option<(Block, u32)>,
-        out: Block,
+        out: (Block, usize),
     ) {
-        let mut ops = vec![Operand::either(out, FLAG_OUT_STORE)];
+        let mut ops = vec![Operand::either(out.0, FLAG_OUT_STORE)];
         if let Some(b) = in1.0 {
             ops.push(Operand::either(b, FLAG_IN_STORE));
         }
@@ -733,16 +778,18 @@ impl<'a> GramGpu<'a> {
             coef_a: in1.1,
             aux_off,
             coef_b: in2.map_or(NO_OFFSET, |i| i.1),
-            out_off: placed.at[0],
+            out_off: placed.at[0] + out.1 as u32,
             flags: placed.flags | if in1.0.is_none() { FLAG_Z_PHILOX } else { 0 },
+            cols: self.lay.cols as u32,
             ..base
         };
         let (x, y, _) = dispatch_1d(n.div_ceil(4), GRAM_WG);
-        let tiles = self.spec.batch.div_ceil(COMBINE_TILE) as u32;
+        let tiles = (base.rows as usize).div_ceil(COMBINE_TILE) as u32;
         self.push(job, &self.p.combine, p, (x, y, tiles), &placed);
     }
 
-    /// Records at grams[which] of (first - bias)^T second over n units.
+    /// Records at grams[which] of (first - bias)^T second over n units
+    /// (K rows each).
     #[allow(clippy::too_many_arguments)]
     fn cross<'p>(
         &'p self,
@@ -754,26 +801,41 @@ impl<'a> GramGpu<'a> {
         which: usize,
         flags: u32,
     ) {
+        let all = 0..self.lay.cols;
+        self.cross_rows(job, base, n, (first, all), second, which, flags);
+    }
+
+    /// `cross` for rows `first.1` of the first operand only (their records).
+    #[allow(clippy::too_many_arguments)]
+    fn cross_rows<'p>(
+        &'p self,
+        job: &mut Job<'p>,
+        base: Params,
+        n: usize,
+        first: (Block, std::ops::Range<usize>),
+        second: Block,
+        which: usize,
+        flags: u32,
+    ) {
+        let (first, rows) = first;
+        let cols = self.lay.cols;
         let placed = self.place(&[
             Operand::either(first, FLAG_IN_STORE),
             Operand::either(second, FLAG_SECOND_STORE),
         ]);
         let p = Params {
             n_out: n as u32,
-            in_off: placed.at[0],
+            in_off: placed.at[0] + (rows.start * stride(n)) as u32,
             aux_off: placed.at[1],
-            rec_off: self.lay.grams[which] as u32,
+            rec_off: (self.lay.grams[which] + rows.start * cols * self.lay.bs) as u32,
             flags: flags | placed.flags,
+            rows: rows.len() as u32,
+            cols: cols as u32,
             ..base
         };
-        let tiles = self.spec.batch.div_ceil(CROSS_TILE) as u32;
-        self.push(
-            job,
-            &self.p.cross,
-            p,
-            (blocks(n) as u32, tiles, tiles),
-            &placed,
-        );
+        let tiles = |k: usize| k.div_ceil(CROSS_TILE) as u32;
+        let groups = (blocks(n) as u32, tiles(rows.len()), tiles(cols));
+        self.push(job, &self.p.cross, p, groups, &placed);
     }
 
     fn gram_read(&self, which: usize) -> Readback<'_> {
@@ -788,7 +850,7 @@ impl<'a> GramGpu<'a> {
     /// over the blocks of n units in f64; `symmetric`: mirror the upper
     /// triangle.
     fn gram_matrix(&self, data: &[f32], n: usize, symmetric: bool) -> Vec<f64> {
-        let b = self.spec.batch;
+        let b = self.lay.cols;
         let bs = self.lay.bs;
         let mut m = vec![0.0; b * b];
         for a in 0..b {
@@ -816,10 +878,10 @@ impl<'a> GramGpu<'a> {
             .read(self.ctx, flight, |data, _| data.to_vec())
     }
 
-    /// The B x B coefficients into slot `slot`, rows padded to stride(B)
+    /// The K x K coefficients into slot `slot`, rows padded to stride(K)
     /// with zeros (the kernels read them as vec4).
     fn upload(&self, slot: usize, coefs: &[f32]) {
-        let b = self.spec.batch;
+        let b = self.lay.cols;
         let ld = stride(b);
         let mut padded = vec![0.0f32; b * ld];
         for (row, chunk) in coefs.chunks(b).enumerate() {
@@ -833,7 +895,74 @@ impl<'a> GramGpu<'a> {
 
     /// The offset (in f32s) of coefficient slot `slot`.
     fn slot(&self, slot: usize) -> u32 {
-        (slot * coef_slot(self.spec.batch)) as u32
+        (slot * coef_slot(self.lay.cols)) as u32
+    }
+
+    /// --jacobian: the coefficients of the rows W t in slot `slot` (rows B..2B).
+    fn tangent_slot(&self, slot: usize) -> u32 {
+        self.slot(slot) + (self.spec.batch * stride(self.lay.cols)) as u32
+    }
+
+    /// The scales e of the stored columns of X~ = r X E, E = diag(e): 1 for
+    /// x, r_t / r for the tangents (--jacobian; else all 1).
+    fn column_scales(&self, r: f32, r_t: Option<f32>) -> Vec<f64> {
+        let b = self.spec.batch;
+        let rho = r_t.map_or(1.0, |rt| rt as f64 / r as f64);
+        (0..self.lay.cols)
+            .map(|c| if c < b { 1.0 } else { rho })
+            .collect()
+    }
+
+    /// The offset of the tangent rows (rows B..2B) of a block at width n.
+    fn below(&self, n: usize) -> usize {
+        self.spec.batch * stride(n)
+    }
+
+    /// --jacobian: the stored tangent t_l (B rows at the start of block
+    /// `out`, or at its tangent rows with `tangent_half`) again from the
+    /// checkpointed h~_l in block `h`: t_l = phi'(h_l) (W t)_l, or at l = 0
+    /// the probes u themselves (their stream).
+    fn tangent_rows<'p>(
+        &'p self,
+        job: &mut Job<'p>,
+        network: usize,
+        l: usize,
+        h: Block,
+        out: (Block, usize),
+    ) {
+        let base = self.base(network, l);
+        let n = self.spec.net.widths[l];
+        let batch = self.spec.batch;
+        if l == 0 {
+            let placed = self.place(&[Operand::act(out.0)]);
+            let p = Params {
+                flags: FLAG_INPUT,
+                out_off: placed.at[0] + out.1 as u32,
+                ..base
+            };
+            let groups = dispatch_1d(batch * n.div_ceil(4), GEN_WG);
+            self.push(job, &self.p.gen_normal_rows, p, groups, &placed);
+            return;
+        }
+        let placed = self.place(&[Operand::either(h, FLAG_AUX_STORE), Operand::act(out.0)]);
+        let p = Params {
+            flags: placed.flags | FLAG_INPUT,
+            aux_off: placed.at[0] + self.below(n) as u32,
+            out_off: placed.at[1] + out.1 as u32,
+            ..base
+        };
+        let groups = dispatch_1d(batch * stride(n), STATS_WG);
+        self.push(job, &self.p.activate, p, groups, &placed);
+        let p = Params {
+            flags: placed.flags,
+            in_off: placed.at[1] + out.1 as u32,
+            out_off: placed.at[1] + out.1 as u32,
+            aux_off: placed.at[0],
+            rec_off: self.lay.tangent as u32,
+            ..base
+        };
+        let groups = (blocks(n) as u32, batch as u32, 1);
+        self.push(job, &self.p.scale_by_deriv, p, groups, &placed);
     }
 
     /// Runs one network: the forward pass, and the backward pass if asked.
@@ -853,7 +982,7 @@ impl<'a> GramGpu<'a> {
             rank_min: forward.rank_min,
             sums: NetworkSums {
                 forward: forward.sums,
-                tangent: None,
+                tangent: self.spec.probes.jacobian.then_some(forward.tangent),
                 backward,
                 grams,
                 positions: None,
@@ -883,9 +1012,12 @@ impl<'a> GramGpu<'a> {
         let backward = self.spec.probes.needs_backward();
         let renorm = if net.is_homogeneous() { FLAG_RENORM } else { 0 };
         let pair_len = batch / 2 * lay.bs * RECORD;
+        let jacobian = self.spec.probes.jacobian;
+        let tangent_len = if jacobian { batch * lay.bs } else { 0 };
         let mut out = Forward {
             sums: Vec::with_capacity(depth + 1),
             r: Vec::with_capacity(depth + 1),
+            tangent: Vec::new(),
             grams: Vec::with_capacity(depth),
             coefs: vec![Vec::new()],
             rank_min: batch,
@@ -922,7 +1054,21 @@ impl<'a> GramGpu<'a> {
                     Law::Gaussian { .. } => None,
                     Law::Orthogonal { .. } => Some(lay.z),
                 };
-                self.combine(&mut job, base, n, (z, self.slot(0)), None, lay.h);
+                self.combine(&mut job, base, n, (z, self.slot(0)), None, (lay.h, 0));
+                if jacobian {
+                    // W t: rows B..2B of the combination, without the bias
+                    // (into the checkpoint too, for the backward pass)
+                    let plain = Params {
+                        b_scale: 0.0,
+                        ..base
+                    };
+                    let wt = (z, self.tangent_slot(0));
+                    let below = self.below(n);
+                    self.combine(&mut job, plain, n, wt, None, (lay.h, below));
+                    if let Some(c) = checkpoint {
+                        self.combine(&mut job, plain, n, wt, None, (c, below));
+                    }
+                }
             }
             let groups = (blocks(n) as u32, (batch / 2) as u32, 1);
             self.push(&mut job, &self.p.stats, stats, groups, &placed);
@@ -945,6 +1091,55 @@ impl<'a> GramGpu<'a> {
                     len: 1,
                 },
             ];
+            if jacobian {
+                // t_l = phi'(h_l) (W t)_l (r_t is in the coefficients), or
+                // the probes u at l = 0; its norms and its r_t
+                let below = self.below(n) as u32;
+                let p = if l == 0 {
+                    let p = Params {
+                        flags: FLAG_INPUT,
+                        out_off: placed.at[1] + below,
+                        ..base
+                    };
+                    let groups = dispatch_1d(batch * n.div_ceil(4), GEN_WG);
+                    self.push(&mut job, &self.p.gen_normal_rows, p, groups, &placed);
+                    Params {
+                        flags: FLAG_NO_DERIV,
+                        in_off: placed.at[1] + below,
+                        ..base
+                    }
+                } else {
+                    Params {
+                        in_off: placed.at[0] + below,
+                        aux_off: placed.at[0],
+                        ..base
+                    }
+                };
+                let p = Params {
+                    out_off: placed.at[1] + below,
+                    rec_off: lay.tangent as u32,
+                    ..p
+                };
+                let groups = (blocks(n) as u32, batch as u32, 1);
+                self.push(&mut job, &self.p.scale_by_deriv, p, groups, &placed);
+                let p = Params {
+                    flags: FLAG_ROW_RECORDS | FLAG_RENORM,
+                    rec_off: lay.tangent as u32,
+                    scale_out: lay.tangent_scale(l),
+                    ..base
+                };
+                self.push_plain(&mut job, &self.p.finalize, p, (1, 1, 1));
+                reads.push(Readback {
+                    buffer: &self.records,
+                    offset: lay.tangent,
+                    len: tangent_len,
+                });
+                reads.push(Readback {
+                    buffer: &self.scales,
+                    offset: lay.tangent_scale(l) as usize,
+                    len: 1,
+                });
+            }
             let orthogonal_next = l < depth && matches!(self.law(l + 1), Law::Orthogonal { .. });
             if l < depth {
                 self.cross(&mut job, base, n, lay.x, lay.x, GX, FLAG_SYMMETRIC);
@@ -963,16 +1158,39 @@ impl<'a> GramGpu<'a> {
             sums.renorm = r as f64;
             out.sums.push(sums);
             out.r.push(r);
+            let mut at = pair_len + 1;
+            let mut r_t = None;
+            if jacobian {
+                let t = self.row_sums(&data[at..at + tangent_len + 1], n, batch);
+                r_t = Some(t.renorm[0] as f32);
+                out.tangent.push(t);
+                at += tangent_len + 1;
+            }
             if l < depth {
-                let g_data = &data[pair_len + 1..];
+                let g_data = &data[at..];
                 let g = self.gram_matrix(g_data, n, true);
                 let gz = if orthogonal_next {
                     self.gram_matrix(&g_data[lay.gram_len..], net.widths[l + 1], true)
                 } else {
                     Vec::new()
                 };
-                let eigen = algebra::eigen_symmetric(&g, batch);
-                out.rank_min = out.rank_min.min(eigen.rank);
+                // X~ = r X E: the tangents' r_t relative to r
+                let g = if jacobian {
+                    algebra::scale_symmetric(&g, &self.column_scales(r, r_t))
+                } else {
+                    g
+                };
+                let eigen = algebra::eigen_symmetric(&g, lay.cols);
+                let rank = if jacobian {
+                    // the inputs' rank, as without --jacobian
+                    let x: Vec<f64> = (0..batch * batch)
+                        .map(|k| g[k / batch * lay.cols + k % batch])
+                        .collect();
+                    algebra::eigen_symmetric(&x, batch).rank
+                } else {
+                    eigen.rank
+                };
+                out.rank_min = out.rank_min.min(rank);
                 out.coefs
                     .push(self.forward_coefficients(l + 1, &eigen, r as f64, &gz)?);
                 out.grams.push(g);
@@ -1010,10 +1228,10 @@ impl<'a> GramGpu<'a> {
         sums
     }
 
-    /// Squared norms of the B backward rows (records), and their factor.
-    fn row_sums(&self, data: &[f32], n: usize) -> RowSums {
+    /// Squared norms of `b` rows (records), and their factor (factors: one
+    /// for the first B rows and, if read, one for the rest).
+    fn row_sums(&self, data: &[f32], n: usize, b: usize) -> RowSums {
         let bs = self.lay.bs;
-        let b = self.spec.batch;
         RowSums {
             norms: (0..b)
                 .map(|r| {
@@ -1023,7 +1241,31 @@ impl<'a> GramGpu<'a> {
                         .sum()
                 })
                 .collect(),
-            renorm: [data[b * bs] as f64, 1.0],
+            renorm: [
+                data[b * bs] as f64,
+                data.get(b * bs + 1).map_or(1.0, |&r| r as f64),
+            ],
+        }
+    }
+
+    /// delta_l's r and, with --jacobian, the vjp rows' r, from the row
+    /// records at `back`.
+    fn back_finalize<'p>(&'p self, job: &mut Job<'p>, base: Params, l: usize) {
+        let lay = &self.lay;
+        let p = Params {
+            flags: FLAG_ROW_RECORDS | FLAG_RENORM,
+            rec_off: lay.back as u32,
+            scale_out: lay.delta_scale(l),
+            ..base
+        };
+        self.push_plain(job, &self.p.finalize, p, (1, 1, 1));
+        if self.spec.probes.jacobian {
+            let p = Params {
+                rec_off: (lay.back + self.spec.batch * lay.bs) as u32,
+                scale_out: lay.vjp_scale(l),
+                ..p
+            };
+            self.push_plain(job, &self.p.finalize, p, (1, 1, 1));
         }
     }
 
@@ -1037,12 +1279,15 @@ impl<'a> GramGpu<'a> {
         let net = &self.spec.net;
         let depth = lay.depth;
         let batch = self.spec.batch;
-        let back_len = batch * lay.bs;
+        let (cols, jacobian) = (lay.cols, self.spec.probes.jacobian);
+        let back_len = cols * lay.bs;
+        // the rows' records, delta's r, and with --jacobian the vjp rows' r
+        let back_read_len = back_len + 1 + usize::from(jacobian);
         let mut back = vec![RowSums::default(); depth + 1];
         let mut grams = vec![(Vec::new(), Vec::new()); depth];
         let (slot_a, slot_b) = (lay.every, lay.every + 1);
         let back_reads = |l: usize| {
-            [
+            let mut reads = vec![
                 Readback {
                     buffer: &self.records,
                     offset: lay.back,
@@ -1053,7 +1298,15 @@ impl<'a> GramGpu<'a> {
                     offset: lay.delta_scale(l) as usize,
                     len: 1,
                 },
-            ]
+            ];
+            if jacobian {
+                reads.push(Readback {
+                    buffer: &self.scales,
+                    offset: lay.vjp_scale(l) as usize,
+                    len: 1,
+                });
+            }
+            reads
         };
         for j in (0..lay.checkpoints).rev() {
             let a = j * lay.every;
@@ -1083,7 +1336,16 @@ impl<'a> GramGpu<'a> {
                     }
                 };
                 let coef = self.slot(slot);
-                self.combine(&mut job, base, net.widths[l], (z, coef), None, h_at(l));
+                let n = net.widths[l];
+                self.combine(&mut job, base, n, (z, coef), None, (h_at(l), 0));
+                if jacobian {
+                    let plain = Params {
+                        b_scale: 0.0,
+                        ..base
+                    };
+                    let wt = (z, self.tangent_slot(slot));
+                    self.combine(&mut job, plain, n, wt, None, (h_at(l), self.below(n)));
+                }
             }
             if b == depth {
                 // delta_L: Gaussian rows (the dense engine's stream), their norms
@@ -1105,13 +1367,26 @@ impl<'a> GramGpu<'a> {
                 };
                 let groups = (blocks(n) as u32, batch as u32, 1);
                 self.push(&mut job, &self.p.scale_by_deriv, p, groups, &placed);
-                let p = Params {
-                    flags: FLAG_ROW_RECORDS | FLAG_RENORM,
-                    rec_off: lay.back as u32,
-                    scale_out: lay.delta_scale(depth),
-                    ..base
-                };
-                self.push_plain(&mut job, &self.p.finalize, p, (1, 1, 1));
+                if jacobian {
+                    // the vector-Jacobian rows start as phi'(h_L) t_L (t_L
+                    // recomputed into y, free until the first layer below)
+                    self.tangent_rows(&mut job, network, depth, h_at(depth), (lay.y, 0));
+                    let placed = self.place(&[
+                        Operand::act(lay.y),
+                        Operand::act(lay.d[depth % 2]),
+                        Operand::either(h_at(depth), FLAG_AUX_STORE),
+                    ]);
+                    let p = Params {
+                        flags: placed.flags,
+                        in_off: placed.at[0],
+                        out_off: placed.at[1] + self.below(n) as u32,
+                        aux_off: placed.at[2],
+                        rec_off: (lay.back + batch * lay.bs) as u32,
+                        ..base
+                    };
+                    self.push(&mut job, &self.p.scale_by_deriv, p, groups, &placed);
+                }
+                self.back_finalize(&mut job, base, depth);
                 reads.extend(back_reads(depth));
                 pending = Some(depth);
             }
@@ -1133,6 +1408,10 @@ impl<'a> GramGpu<'a> {
                 };
                 let groups = dispatch_1d(batch * stride(n_in), STATS_WG);
                 self.push(&mut job, &self.p.activate, p, groups, &placed);
+                if jacobian {
+                    let t = (lay.x, self.below(n_in));
+                    self.tangent_rows(&mut job, network, l - 1, h_at(l - 1), t);
+                }
                 let with_bias = base.b_scale != 0.0;
                 if with_bias {
                     let groups = dispatch_1d(n_out.div_ceil(4), GRAM_WG);
@@ -1141,7 +1420,12 @@ impl<'a> GramGpu<'a> {
                 self.normals(&mut job, base, n_in, true);
                 self.cross(&mut job, base, n_out, d, d, GD, FLAG_SYMMETRIC);
                 let sub = if with_bias { FLAG_SUB_BIAS } else { 0 };
-                self.cross(&mut job, base, n_out, h_at(l), d, GM, sub);
+                let h = h_at(l);
+                self.cross_rows(&mut job, base, n_out, (h, 0..batch), d, GM, sub);
+                if jacobian {
+                    // W t has no bias
+                    self.cross_rows(&mut job, base, n_out, (h, batch..cols), d, GM, 0);
+                }
                 self.cross(&mut job, base, n_in, lay.x, lay.z, GXZ, 0);
                 let orthogonal = matches!(self.law(l), Law::Orthogonal { .. });
                 if orthogonal {
@@ -1157,19 +1441,28 @@ impl<'a> GramGpu<'a> {
                 let data = self.submit_read(&job, &reads)?;
                 let mut at = 0;
                 if let Some(p) = pending.take() {
-                    back[p] = self.row_sums(&data[..back_len + 1], net.widths[p]);
-                    at = back_len + 1;
+                    back[p] = self.row_sums(&data[..back_read_len], net.widths[p], cols);
+                    at = back_read_len;
                 }
                 debug_assert_eq!(first > 0, at > 0);
                 let gl = lay.gram_len;
                 let dm = self.gram_matrix(&data[at..], n_out, true);
                 let m = self.gram_matrix(&data[at + gl..], n_out, false);
                 let xz = self.gram_matrix(&data[at + 2 * gl..], n_in, false);
-                let g = algebra::eigen_symmetric(&fwd.grams[l - 1], batch);
+                let g = algebra::eigen_symmetric(&fwd.grams[l - 1], cols);
                 let r = fwd.r[l - 1] as f64;
+                // X~ = r X E: the conditioning is on W X~ = H~ - b~ (with
+                // --jacobian the tangents are columns too), XZ becomes E XZ
+                let r_t = jacobian.then(|| fwd.tangent[l - 1].renorm[0] as f32);
+                let e = self.column_scales(fwd.r[l - 1], r_t);
+                let xz = if jacobian {
+                    algebra::scale_rows(&xz, &e)
+                } else {
+                    xz
+                };
                 let beta = match self.law(l) {
                     Law::Gaussian { v } => {
-                        algebra::gaussian_backward_beta(&algebra::eigen_symmetric(&dm, batch), v)
+                        algebra::gaussian_backward_beta(&algebra::eigen_symmetric(&dm, cols), v)
                     }
                     Law::Orthogonal { gain } => {
                         let zz = self.gram_matrix(&data[at + 3 * gl..], n_in, true);
@@ -1181,17 +1474,25 @@ impl<'a> GramGpu<'a> {
                             })?
                     }
                 };
-                let (ca, cb) = algebra::backward_coefficients(&g, r, &m, &xz, &beta);
+                let (ca, cb) = algebra::backward_coefficients(&g, r, &e, &m, &xz, &beta);
                 self.upload(slot_a, &ca);
                 self.upload(slot_b, &cb);
                 if self.spec.probes.weight_grads {
-                    grams[l - 1] = (fwd.grams[l - 1].clone(), dm);
+                    // the B x B blocks of x and delta (the tangents' scale is 1 there)
+                    let lead = |a: &[f64]| -> Vec<f64> {
+                        (0..batch * batch)
+                            .map(|k| a[k / batch * cols + k % batch])
+                            .collect()
+                    };
+                    grams[l - 1] = (lead(&fwd.grams[l - 1]), lead(&dm));
                 }
                 // W^T delta_l = X a + Z' beta; delta_{l-1} = phi'(h_{l-1}) r_delta (W^T delta_l)
                 job = Job::default();
                 reads.clear();
+                // (all K rows: with --jacobian the vjp rows, with their r)
                 let plain = Params {
                     b_scale: 0.0,
+                    rows: cols as u32,
                     ..base
                 };
                 self.combine(
@@ -1200,7 +1501,7 @@ impl<'a> GramGpu<'a> {
                     n_in,
                     (Some(lay.x), self.slot(slot_a)),
                     Some((lay.z, self.slot(slot_b))),
-                    lay.y,
+                    (lay.y, 0),
                 );
                 let mut ops = vec![Operand::act(lay.y), Operand::act(lay.d[(l - 1) % 2])];
                 if l - 1 > 0 {
@@ -1218,23 +1519,18 @@ impl<'a> GramGpu<'a> {
                     aux_off: placed.at.get(2).copied().unwrap_or(0),
                     rec_off: lay.back as u32,
                     scale_a: lay.delta_scale(l),
+                    scale_b: if jacobian { lay.vjp_scale(l) } else { NO_SCALE },
                     ..below
                 };
-                let groups = (blocks(n_in) as u32, batch as u32, 1);
+                let groups = (blocks(n_in) as u32, cols as u32, 1);
                 self.push(&mut job, &self.p.scale_by_deriv, p, groups, &placed);
-                let p = Params {
-                    flags: FLAG_ROW_RECORDS | FLAG_RENORM,
-                    rec_off: lay.back as u32,
-                    scale_out: lay.delta_scale(l - 1),
-                    ..below
-                };
-                self.push_plain(&mut job, &self.p.finalize, p, (1, 1, 1));
+                self.back_finalize(&mut job, below, l - 1);
                 reads.extend(back_reads(l - 1));
                 pending = Some(l - 1);
             }
             let data = self.submit_read(&job, &reads)?;
             let p = pending.expect("a segment produces delta_a");
-            back[p] = self.row_sums(&data[..back_len + 1], net.widths[p]);
+            back[p] = self.row_sums(&data[..back_read_len], net.widths[p], cols);
         }
         Ok((back, grams))
     }
@@ -1250,7 +1546,7 @@ fn check_limits(ctx: &GpuContext, spec: &RunSpec, lay: &Layout) -> Result<()> {
         [
             ("two blocks of rows (bound together)", 2 * lay.block),
             ("records", lay.records_len),
-            ("coefficients", (lay.every + 2) * coef_slot(lay.batch)),
+            ("coefficients", (lay.every + 2) * coef_slot(lay.cols)),
         ],
     )?;
     let rows_bytes = 4 * lay.rows_len as u64;
