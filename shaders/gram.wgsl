@@ -1,8 +1,9 @@
-// The gram engine's kernels (src/gpu/gram.rs): no weight matrix exists.
-// A layer is H = Z C^T + b with Z iid standard normal rows from Philox and
-// C a B x B matrix the host computes from Gram matrices, which these
-// kernels reduce. Rows live in the `act`/`store` arenas with stride(n)
-// floats per row, as for the dense engine; B x B coefficient matrices live
+// The gram engine's kernels (src/gpu/gram/mod.rs): no weight matrix
+// exists. A layer is H = Z C^T + b with Z iid standard normal rows from
+// Philox and C a K x K matrix (K = B, or 2B with the Jacobian's tangents)
+// the host computes from Gram matrices, which these kernels reduce. Rows
+// are bound as `act` and `store`, each a window of the engine's row
+// buffers, with stride(n) floats per row; K x K coefficient matrices live
 // in the `weights` buffer, row-major.
 // Needs params.wgsl, philox.wgsl, special.wgsl and one of
 // reduce_subgroup.wgsl, reduce_tree.wgsl. Its own view of the engine's
@@ -28,10 +29,6 @@ const FLAG_IN_STORE: u32 = 512u;    // gram_cross, gram_combine: the first rows 
 const FLAG_SECOND_STORE: u32 = 1024u; // gram_cross: the second rows come from `store`
 const FLAG_Z_PHILOX: u32 = 2048u;   // gram_combine: the first rows are the forward Z, drawn here
 
-// `rows` rows of n_out iid N(0, 1) at out_off (act, or store with
-// FLAG_OUT_STORE), from STREAM_GRAM (the
-// forward Z) or STREAM_GRAM_BACK (the backward Z', FLAG_GRAM_BACK), counter
-// (network, layer, row, group of 4). One invocation per row and group.
 // Entry `at` (in vec4s) of act, or of store with `in_store`.
 fn load4(at: u32, in_store: bool) -> vec4<f32> {
     if (in_store) {
@@ -54,6 +51,10 @@ fn pad4(group: u32, v: vec4<f32>) -> vec4<f32> {
     return select(vec4<f32>(0.0), v, i < vec4<u32>(params.n_out));
 }
 
+// `rows` rows of n_out iid N(0, 1) at out_off (act, or store with
+// FLAG_OUT_STORE), from STREAM_GRAM (the forward Z) or STREAM_GRAM_BACK
+// (the backward Z', FLAG_GRAM_BACK), counter (network, layer, row, group
+// of 4). One invocation per row and group.
 @compute @workgroup_size(64)
 fn gram_normals(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = params.n_out;
@@ -136,12 +137,11 @@ fn rows4(off: u32, c: u32, group: u32, in_store: bool) -> mat4x4<f32> {
 // FLAG_OUT_STORE). The bias is drawn here (b_scale 0: none). One
 // invocation per group of 4 units and COMBINE_TILE output rows, the tile
 // of rows being the workgroup's z (dispatched as (groups folded, tiles)):
-// the coefficient loads are uniform over the workgroup (one scalar load
-// each on a CPU adapter, not one per lane), and per 4 columns it loads 4
-// vec4 of rows for 16 COMBINE_TILE multiply-adds (at B <= 16 each row is
-// read once). Every output is summed in the same order whatever the tile.
+// per 4 columns it loads (or draws) 4 vec4 of rows for 16 COMBINE_TILE
+// multiply-adds (at K <= 16 each row is read once). Every output is summed
+// in the same order whatever the tile.
 const COMBINE_TILE: u32 = 16u;
-// gram_cross's tile of pairs is CROSS_TILE x CROSS_TILE (two halves of 4).
+// gram_cross's tile of pairs is CROSS_TILE x CROSS_TILE (quads of 4).
 const CROSS_TILE: u32 = 16u;
 const CROSS_QUADS: u32 = CROSS_TILE / 4u;
 
@@ -251,7 +251,8 @@ fn write_row4(row: u32, group: u32, v: vec4<f32>) {
 // subtracted with FLAG_SUB_BIAS, B rows at aux_off (act, or store with
 // FLAG_SECOND_STORE). Each workgroup reduces a CROSS_TILE x CROSS_TILE tile
 // of pairs over one block, 4 units at a time (2 CROSS_TILE vec4 loads for
-// 4 CROSS_TILE^2 multiply-adds; the row padding is zero in every row and in
+// 4 CROSS_TILE^2 multiply-adds, the quads unrolled: a CPU adapter keeps an
+// array indexed in a loop in memory; the row padding is zero in every row and in
 // `bias`), per-invocation serial sums then the workgroup sum:
 // deterministic, and each record is summed in the same order whatever the
 // tile. With FLAG_SYMMETRIC tiles below the diagonal are skipped (the host
