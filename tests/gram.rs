@@ -222,7 +222,7 @@ fn gram_matches_dense_in_distribution() {
 /// `gram_linear_orthogonal_jacobian_is_an_isometry`.
 fn gram_jacobian_matches_dense(backward: bool) {
     let ctx = common::gpu();
-    let (width, depth, batch) = (20, 3, 4);
+    let (width, depth, batch) = (32, 3, 4);
     // (act, orthogonal, networks): the dense engine's orthogonal draws are
     // slow on lavapipe (about 0.13 s a network), hence fewer there
     let cases = [
@@ -374,7 +374,7 @@ fn gram_linear_orthogonal_jacobian_is_an_isometry() {
             ..Default::default()
         };
         let mut flags = NetworkFlags {
-            widths: Some("48x9".into()),
+            widths: Some("64x9".into()),
             act: Some("identity".into()),
             q0: 1.0,
             c0: 0.5,
@@ -578,7 +578,7 @@ fn engine_flag_errors_and_auto_choice() {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("square"), "{err}");
-    // --jacobian runs on gram, but orthogonal layers then need n >= 4 B
+    // orthogonal layers need n >= 4 K: 4 B, and 8 B with --jacobian
     let out = varprop(&[
         "run",
         "--width",
@@ -703,4 +703,48 @@ fn narrow_bindings_change_no_bit() {
         .err()
         .expect("one block short of two is refused");
     assert!(err.to_string().contains("two blocks of rows"), "{err}");
+}
+
+/// Orthogonal layers at the least width the engine accepts (n = 4K): the
+/// backward frame of span(X)^perp is well conditioned, and a linear
+/// orthogonal network stays an isometry backward (||W^T delta|| = ||delta||,
+/// so log g is the same at every layer of each network, up to f32
+/// rounding) in every one of 200 networks. At n = 2K the frame came from a
+/// nearly singular Wishart matrix: log g strayed by up to 0.18, or the run
+/// stopped; that width is refused.
+#[test]
+fn orthogonal_backward_at_width_4k_is_an_isometry() {
+    let ctx = common::gpu();
+    let (width, batch, depth) = (16, 4, 4);
+    let mut flags = NetworkFlags {
+        width: Some(width),
+        depth: Some(depth),
+        act: Some("identity".into()),
+        q0: 1.0,
+        c0: 0.5,
+        ..Default::default()
+    };
+    flags.init.init = Some("orthogonal".into());
+    let out = run(
+        &ctx,
+        &spec(flags.clone(), batch, 200, 3, true),
+        EngineChoice::Gram,
+    );
+    for (s, net) in out.per_network.iter().enumerate() {
+        let top = net[depth].log_g;
+        for (l, row) in net.iter().enumerate() {
+            assert!(
+                (row.log_g - top).abs() < 1e-5,
+                "network {s}, layer {l}: log g {} against {top} at the top",
+                row.log_g
+            );
+        }
+    }
+    flags.width = Some(2 * batch * 2 - 1);
+    let mut narrow = spec(flags, batch, 1, 3, true);
+    narrow.engine = EngineChoice::Gram;
+    let err = run_gpu(&ctx, &narrow, GpuOptions::default(), &mut |_, _| {})
+        .err()
+        .expect("n < 4 K is refused");
+    assert!(err.to_string().contains("nearly singular Wishart"), "{err}");
 }

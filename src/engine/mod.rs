@@ -120,7 +120,7 @@ pub fn choose_engine(spec: &RunSpec) -> Result<(EngineChoice, String)> {
             Some(why) => Err(crate::Error::invalid(
                 "--engine",
                 format!(
-                    "gram cannot run this configuration: {why}. It accepts plain dense stacks (no --arch, no --bias mean-preserving) with normal weights (he-normal, xavier-normal, lecun-normal, custom with --dist normal) or square orthogonal weights (width >= 2 B, 4 B with --jacobian), with --backward, --weight-grads and --jacobian, on --device gpu; use --engine dense or auto otherwise"
+                    "gram cannot run this configuration: {why}. It accepts plain dense stacks (no --arch, no --bias mean-preserving) with normal weights (he-normal, xavier-normal, lecun-normal, custom with --dist normal) or square orthogonal weights (width >= 4 B, 8 B with --jacobian), with --backward, --weight-grads and --jacobian, on --device gpu; use --engine dense or auto otherwise"
                 ),
             )),
         },
