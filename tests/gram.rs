@@ -100,6 +100,80 @@ fn mean_se(x: &[f64]) -> (f64, f64) {
     (mean, (var / n).sqrt())
 }
 
+/// One statistic's mean compared between the engines.
+struct Comparison {
+    what: String,
+    dense: f64,
+    gram: f64,
+    /// the combined standard error of the two means
+    se: f64,
+}
+
+/// The per-network values of one statistic, `a` from the dense engine and
+/// `b` from gram, as a comparison of means; None where there is nothing to
+/// compare: NaN in both (a column the run does not measure; NaN in one
+/// engine only fails) or no spread in either (the means must then be equal).
+fn compare_means(what: String, a: &[f64], b: &[f64]) -> Option<Comparison> {
+    if a.iter().chain(b).any(|v| !v.is_finite()) {
+        assert!(
+            a.iter().chain(b).all(|v| v.is_nan()),
+            "{what}: NaN in one engine only"
+        );
+        return None;
+    }
+    let ((ma, sa), (mb, sb)) = (mean_se(a), mean_se(b));
+    let se = (sa * sa + sb * sb).sqrt();
+    if se == 0.0 {
+        assert_eq!(ma, mb, "{what}");
+        return None;
+    }
+    Some(Comparison {
+        what,
+        dense: ma,
+        gram: mb,
+        se,
+    })
+}
+
+/// More than `at_least` comparisons, and a false-failure rate of 1e-4 for
+/// the lot, split evenly between the z comparisons (Bonferroni: |z| <
+/// z_{5e-5 / (2 K)}) and the KS tests (Bonferroni: p > 5e-5 / their
+/// number); prints the figures (cargo test -- --nocapture).
+fn assert_engines_agree(comparisons: &[Comparison], ks: &[(String, f64, f64)], at_least: usize) {
+    let bound = common::normal_quantile_upper(5e-5 / (2.0 * comparisons.len() as f64));
+    assert!(
+        comparisons.len() > at_least,
+        "{} comparisons",
+        comparisons.len()
+    );
+    let mut worst = 0.0f64;
+    for c in comparisons {
+        let z = (c.dense - c.gram) / c.se;
+        worst = worst.max(z.abs());
+        assert!(
+            z.abs() < bound,
+            "{}: dense {} vs gram {} (combined SE {}, z = {z:.2}, bound {bound:.2})",
+            c.what,
+            c.dense,
+            c.gram,
+            c.se
+        );
+    }
+    let alpha = 5e-5 / ks.len() as f64;
+    for (label, d, p) in ks {
+        assert!(
+            *p > alpha,
+            "{label}: KS D = {d:.3}, p = {p:.2e} < {alpha:.1e}"
+        );
+    }
+    let least_p = ks.iter().map(|k| k.2).fold(1.0, f64::min);
+    println!(
+        "{} z comparisons, largest |z| {worst:.2} (bound {bound:.2}); {} KS tests, least p {least_p:.3} (alpha {alpha:.1e})",
+        comparisons.len(),
+        ks.len()
+    );
+}
+
 /// For relu, tanh and identity, Gaussian and orthogonal weights, with and
 /// without the backward pass: S = 200 independent networks per engine
 /// (width 16, depth 3, batch 4; different seeds, so the two samples are
@@ -164,21 +238,7 @@ fn gram_matches_dense_in_distribution() {
             for (name, f) in COLUMNS {
                 let a: Vec<f64> = dense.per_network.iter().map(|n| f(&n[l])).collect();
                 let b: Vec<f64> = gram.per_network.iter().map(|n| f(&n[l])).collect();
-                if a.iter().chain(&b).any(|v| !v.is_finite()) {
-                    // columns the run does not measure are NaN in both
-                    assert!(
-                        a.iter().chain(&b).all(|v| v.is_nan()),
-                        "{label} layer {l} {name}: NaN in one engine only"
-                    );
-                    continue;
-                }
-                let ((ma, sa), (mb, sb)) = (mean_se(&a), mean_se(&b));
-                let se = (sa * sa + sb * sb).sqrt();
-                if se == 0.0 {
-                    assert_eq!(ma, mb, "{label} layer {l} {name}");
-                    continue;
-                }
-                comparisons.push((label.clone(), l, name, ma, mb, se, (ma - mb) / se));
+                comparisons.extend(compare_means(format!("{label} layer {l} {name}"), &a, &b));
             }
         }
         let last = |o: &RunOutput| -> Vec<f64> {
@@ -188,25 +248,11 @@ fn gram_matches_dense_in_distribution() {
         let d = ks_statistic(&a, &b);
         ks.push((label, d, ks_p_value(d, a.len(), b.len())));
     }
-    let bound = common::normal_quantile_upper(5e-5 / (2.0 * comparisons.len() as f64));
-    assert!(comparisons.len() > 250, "{} comparisons", comparisons.len());
-    for (label, l, name, ma, mb, se, z) in &comparisons {
-        assert!(
-            z.abs() < bound,
-            "{label} layer {l} {name}: dense {ma} vs gram {mb} (combined SE {se}, z = {z:.2}, bound {bound:.2})"
-        );
-    }
-    let alpha = 5e-5 / ks.len() as f64;
-    for (label, d, p) in &ks {
-        assert!(
-            *p > alpha,
-            "{label}: KS D = {d:.3}, p = {p:.2e} < {alpha:.1e}"
-        );
-    }
+    assert_engines_agree(&comparisons, &ks, 250);
 }
 
-/// --jacobian on both engines (width 20, depth 3, batch 4: K = 8 columns,
-/// and orthogonal layers need n >= 2 K), relu and identity with Gaussian
+/// --jacobian on both engines (width 32, depth 3, batch 4: K = 8 columns,
+/// and orthogonal layers need n >= 4 K), relu and identity with Gaussian
 /// weights, relu with orthogonal weights, tanh with a bias (no forward
 /// renormalisation: the tangents' r_t differs from the inputs' r, and the
 /// bias must not enter W t); S networks per engine on different seeds. Per
@@ -278,20 +324,7 @@ fn gram_jacobian_matches_dense(backward: bool) {
         assert_eq!(gram.info.engine, "gpu-gram");
         assert_eq!(gram.info.gram_rank_min, Some(batch), "{label}");
         let mut compare = |name: String, a: Vec<f64>, b: Vec<f64>| {
-            if a.iter().chain(&b).any(|v| !v.is_finite()) {
-                assert!(
-                    a.iter().chain(&b).all(|v| v.is_nan()),
-                    "{label} {name}: NaN in one engine only"
-                );
-                return;
-            }
-            let ((ma, sa), (mb, sb)) = (mean_se(&a), mean_se(&b));
-            let se = (sa * sa + sb * sb).sqrt();
-            if se == 0.0 {
-                assert_eq!(ma, mb, "{label} {name}");
-                return;
-            }
-            comparisons.push((label.clone(), name, ma, mb, se, (ma - mb) / se));
+            comparisons.extend(compare_means(format!("{label} {name}"), &a, &b));
         };
         let columns = COLUMNS
             .iter()
@@ -322,29 +355,7 @@ fn gram_jacobian_matches_dense(backward: bool) {
             ));
         }
     }
-    let bound = common::normal_quantile_upper(5e-5 / (2.0 * comparisons.len() as f64));
-    assert!(comparisons.len() > 100, "{} comparisons", comparisons.len());
-    for (label, name, ma, mb, se, z) in &comparisons {
-        assert!(
-            z.abs() < bound,
-            "{label} {name}: dense {ma} vs gram {mb} (combined SE {se}, z = {z:.2}, bound {bound:.2})"
-        );
-    }
-    let alpha = 5e-5 / ks.len() as f64;
-    for (label, d, p) in &ks {
-        assert!(
-            *p > alpha,
-            "{label}: KS D = {d:.3}, p = {p:.2e} < {alpha:.1e}"
-        );
-    }
-    // the figures, for the record (cargo test -- --nocapture)
-    let worst = comparisons.iter().map(|c| c.5.abs()).fold(0.0, f64::max);
-    let least_p = ks.iter().map(|k| k.2).fold(1.0, f64::min);
-    println!(
-        "{} z comparisons, largest |z| {worst:.2} (bound {bound:.2}); {} KS tests, least p {least_p:.3} (alpha {alpha:.1e})",
-        comparisons.len(),
-        ks.len()
-    );
+    assert_engines_agree(&comparisons, &ks, 100);
 }
 
 #[test]
@@ -655,7 +666,6 @@ fn narrow_bindings_change_no_bit() {
         jacobian: true,
         backward: true,
         weight_grads: true,
-        ..Default::default()
     };
     for init in ["orthogonal", "custom"] {
         let mut flags = NetworkFlags {

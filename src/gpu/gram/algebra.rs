@@ -286,6 +286,12 @@ pub fn scale_rows(a: &[f64], e: &[f64]) -> Vec<f64> {
     a.iter().enumerate().map(|(k, v)| e[k / c] * v).collect()
 }
 
+/// The leading b x b block of the cols x cols matrix `a` (with --jacobian:
+/// the inputs' part of a matrix over inputs and tangents).
+pub fn leading_block(a: &[f64], cols: usize, b: usize) -> Vec<f64> {
+    (0..b * b).map(|k| a[k / b * cols + k % b]).collect()
+}
+
 /// beta for Gaussian W: Y = W'^T Delta has iid rows N(0, v Delta^T Delta),
 /// Y = Z' C'^T with C' C'^T = v D: beta = C'^T.
 pub fn gaussian_backward_beta(d: &Eigen, v: f64) -> Vec<f64> {
@@ -392,34 +398,7 @@ mod tests {
     /// lies off span(X)).
     #[test]
     fn backward_projection_is_exact_on_span_x() {
-        let (n, b, m_out) = (12, 4, 10);
-        let x = random_matrix(n, b, 4); // column form n x b
-        let w = random_matrix(m_out, n, 5);
-        let delta = random_matrix(m_out, b, 6);
-        let z = random_matrix(n, b, 7);
-        let h = matmul(&w, &x, m_out, n, b);
-        let g = matmul(&transpose(&x, n, b), &x, b, n, b);
-        let m = matmul(&transpose(&h, m_out, b), &delta, b, m_out, b);
-        let xz = matmul(&transpose(&x, n, b), &z, b, n, b);
-        let d = matmul(&transpose(&delta, m_out, b), &delta, b, m_out, b);
-        let beta = gaussian_backward_beta(&eigen_symmetric(&d, b), 0.3);
-        let (ca, cb) =
-            backward_coefficients(&eigen_symmetric(&g, b), 1.0, &[1.0; 4], &m, &xz, &beta);
-        // back to column form (kernel coefficients are transposed, in f32)
-        let a = transpose(&ca.iter().map(|&v| v as f64).collect::<Vec<_>>(), b, b);
-        let bt = transpose(&cb.iter().map(|&v| v as f64).collect::<Vec<_>>(), b, b);
-        let out: Vec<f64> = matmul(&x, &a, n, b, b)
-            .iter()
-            .zip(matmul(&z, &bt, n, b, b))
-            .map(|(p, q)| p + q)
-            .collect();
-        let want = matmul(&transpose(&w, m_out, n), &delta, n, m_out, b);
-        let xt = transpose(&x, n, b);
-        let got_proj = matmul(&xt, &out, b, n, b);
-        let want_proj = matmul(&xt, &want, b, n, b);
-        for (u, v) in got_proj.iter().zip(&want_proj) {
-            assert!((u - v).abs() < 1e-4 * v.abs().max(1.0), "{u} vs {v}");
-        }
+        backward_projection_is_exact(1.0, [1.0; 4], 4);
     }
 
     /// The same with columns of their own scales (--jacobian: X~ = r X E):
@@ -427,12 +406,17 @@ mod tests {
     /// = X^T W^T Delta exactly.
     #[test]
     fn backward_projection_is_exact_with_column_scales() {
-        let (n, b, m_out, r) = (12, 4, 10, 0.7);
-        let e = [1.0, 1.0, 2.5, 0.3];
-        let x = random_matrix(n, b, 8); // stored, column form
-        let w = random_matrix(m_out, n, 9);
-        let delta = random_matrix(m_out, b, 10);
-        let z = random_matrix(n, b, 11);
+        backward_projection_is_exact(0.7, [1.0, 1.0, 2.5, 0.3], 8);
+    }
+
+    /// X^T (X a + Z' beta) = X^T W^T Delta for stored rows X, X~ = r X E
+    /// the forward saw (matrices drawn from seeds `seed..seed + 4`).
+    fn backward_projection_is_exact(r: f64, e: [f64; 4], seed: u32) {
+        let (n, b, m_out) = (12, 4, 10);
+        let x = random_matrix(n, b, seed); // stored, column form
+        let w = random_matrix(m_out, n, seed + 1);
+        let delta = random_matrix(m_out, b, seed + 2);
+        let z = random_matrix(n, b, seed + 3);
         // X~ = r X E
         let xt: Vec<f64> = (0..n * b).map(|k| r * x[k] * e[k % b]).collect();
         let h = matmul(&w, &xt, m_out, n, b);
@@ -444,6 +428,7 @@ mod tests {
         let gs = eigen_symmetric(&scale_symmetric(&g, &e), b);
         let xz_e = scale_rows(&xz, &e);
         let (ca, cb) = backward_coefficients(&gs, r, &e, &m, &xz_e, &beta);
+        // back to column form (kernel coefficients are transposed, in f32)
         let a = transpose(&ca.iter().map(|&v| v as f64).collect::<Vec<_>>(), b, b);
         let bt = transpose(&cb.iter().map(|&v| v as f64).collect::<Vec<_>>(), b, b);
         let out: Vec<f64> = matmul(&x, &a, n, b, b)

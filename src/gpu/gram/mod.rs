@@ -61,9 +61,8 @@ const CROSS_TILE: usize = 16;
 
 /// A row block: K rows (the columns of X~: B, or 2B with --jacobian, the
 /// tangents' rows after the inputs') of stride(n) floats of the widest
-/// layer. `buffer`:
-/// which of the engine's row buffers holds it (ROWS, or a checkpoint
-/// store buffer), `at`: where (in f32s).
+/// layer. `buffer`: which of the engine's row buffers holds it (ROWS, or a
+/// checkpoint store buffer), `at`: where (in f32s).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Block {
     buffer: usize,
@@ -1178,9 +1177,7 @@ impl<'a> GramGpu<'a> {
                 let eigen = algebra::eigen_symmetric(&g, lay.cols);
                 let rank = if jacobian {
                     // the inputs' rank, as without --jacobian
-                    let x: Vec<f64> = (0..batch * batch)
-                        .map(|k| g[k / batch * lay.cols + k % batch])
-                        .collect();
+                    let x = algebra::leading_block(&g, lay.cols, batch);
                     algebra::eigen_symmetric(&x, batch).rank
                 } else {
                     eigen.rank
@@ -1474,11 +1471,7 @@ impl<'a> GramGpu<'a> {
                 self.upload(slot_b, &cb);
                 if self.spec.probes.weight_grads {
                     // the B x B blocks of x and delta (the tangents' scale is 1 there)
-                    let lead = |a: &[f64]| -> Vec<f64> {
-                        (0..batch * batch)
-                            .map(|k| a[k / batch * cols + k % batch])
-                            .collect()
-                    };
+                    let lead = |a: &[f64]| algebra::leading_block(a, cols, batch);
                     grams[l - 1] = (lead(&fwd.grams[l - 1]), lead(&dm));
                 }
                 // W^T delta_l = X a + Z' beta; delta_{l-1} = phi'(h_{l-1}) r_delta (W^T delta_l)
