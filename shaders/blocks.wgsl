@@ -545,6 +545,7 @@ fn pair_moments(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var zeros = 0.0;
+    var diff2 = 0.0;
     let count_zeros = (params.flags & FLAG_ZEROS) != 0u;
     let end = min((block + 1u) * UNITS_PER_BLOCK, n);
     for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += REDUCE_WG) {
@@ -559,8 +560,9 @@ fn pair_moments(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
         let hb2 = hb * hb;
         acc0 += vec4<f32>(ha2, hb2, ha * hb, xa * xa);
         acc1 += vec4<f32>(xb * xb, ha + hb, ha2 * ha2 + hb2 * hb2, xa + xb);
+        diff2 += (ha - hb) * (ha - hb);
     }
-    write_pair_record(lid.x, pair, block, acc0, acc1, zeros);
+    write_pair_record(lid.x, pair, block, acc0, acc1, zeros, diff2);
 }
 
 // Sum of squares of each row (in_off) over one block of units. Dispatched

@@ -141,9 +141,6 @@ fn rows4(off: u32, c: u32, group: u32, in_store: bool) -> mat4x4<f32> {
 // multiply-adds (at K <= 16 each row is read once). Every output is summed
 // in the same order whatever the tile.
 const COMBINE_TILE: u32 = 16u;
-// gram_cross's tile of pairs is CROSS_TILE x CROSS_TILE (quads of 4).
-const CROSS_TILE: u32 = 16u;
-const CROSS_QUADS: u32 = CROSS_TILE / 4u;
 
 @compute @workgroup_size(64)
 fn gram_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -245,18 +242,34 @@ fn write_row4(row: u32, group: u32, v: vec4<f32>) {
     }
 }
 
-// Cross Gram matrix over n_out units: record ((a cols + c) block_stride +
-// block) = sum over the block of (A[a][i] - b_i) B[c][i] for a < rows, c <
-// cols; A rows at in_off (act, or store with FLAG_IN_STORE), the bias b
-// subtracted with FLAG_SUB_BIAS, B rows at aux_off (act, or store with
-// FLAG_SECOND_STORE). Each workgroup reduces a CROSS_TILE x CROSS_TILE tile
-// of pairs over one block, 4 units at a time (2 CROSS_TILE vec4 loads for
-// 4 CROSS_TILE^2 multiply-adds, the quads unrolled: a CPU adapter keeps an
-// array indexed in a loop in memory; the row padding is zero in every row and in
-// `bias`), per-invocation serial sums then the workgroup sum:
-// deterministic, and each record is summed in the same order whatever the
-// tile. With FLAG_SYMMETRIC tiles below the diagonal are skipped (the host
-// mirrors them). Dispatched as (blocks, tiles of rows, tiles of cols).
+// Cross Gram matrix over n_out units: sum over a block of units of (A[a][i]
+// - b_i) B[c][i] for a < rows, c < cols, as three records (its parts s, r,
+// e; the host adds them in f64) at ((a cols + c) block_stride + block) plus
+// 0, 1 or 2 times cols^2 block_stride. A rows at in_off (act, or store with
+// FLAG_IN_STORE), the bias b subtracted with FLAG_SUB_BIAS, B rows at
+// aux_off (act, or store with FLAG_SECOND_STORE). Each workgroup reduces one
+// quad (4 x 4 pairs) over one block, 4 units at a time; with FLAG_SYMMETRIC
+// quads below the diagonal are skipped (the host mirrors them). Dispatched
+// as (blocks, quads of rows, quads of cols).
+//
+// The sums are compensated, because the small eigenvalues of a deep
+// network's Gram matrix (those that carry 1 - c) fall far below f32's
+// rounding of the large ones (issue 12). Each product is split exactly: x =
+// xh + xl with xh the 12 leading significant bits of x (a mask; xl = x - xh
+// is exact), so xh yh is exact (24 bits) and the rest, xh yl + xl yh + xl
+// yl, is below 2^-10 |x y| and rounded twice. The exact parts are summed by
+// TwoSum into s, the rests by TwoSum into r, both TwoSums' errors into e;
+// over the workgroup a tree adds the (s, r, e) with TwoSum at every level.
+// algebra::gram_error_bound derives the bound this gives (about 1.5e-10
+// sum |x y|, against f32's 1e-6 before). A quad per workgroup keeps each
+// invocation's state small (48 floats): with 16 quads lavapipe spilled it
+// and the kernel ran 8 times slower. Every record is summed in the same
+// order whatever the dispatch.
+const CROSS_WG: u32 = 64u;
+var<workgroup> cross_s: array<mat4x4<f32>, CROSS_WG>;
+var<workgroup> cross_r: array<mat4x4<f32>, CROSS_WG>;
+var<workgroup> cross_e: array<mat4x4<f32>, CROSS_WG>;
+
 fn cross_rows(off: u32, r0: u32, count: u32, s4: u32) -> vec4<u32> {
     return min(r0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(count - 1u)) * s4 + off / 4u;
 }
@@ -270,76 +283,144 @@ fn cross_load(r: vec4<u32>, g: u32, in_store: bool, bi: vec4<f32>) -> mat4x4<f32
     );
 }
 
-@compute @workgroup_size(REDUCE_WG)
+// x with its 12 low significand bits cleared: 12 significant bits left.
+fn high12(m: mat4x4<f32>) -> mat4x4<f32> {
+    let keep = vec4<u32>(0xfffff000u);
+    return mat4x4<f32>(
+        bitcast<vec4<f32>>(bitcast<vec4<u32>>(m[0]) & keep),
+        bitcast<vec4<f32>>(bitcast<vec4<u32>>(m[1]) & keep),
+        bitcast<vec4<f32>>(bitcast<vec4<u32>>(m[2]) & keep),
+        bitcast<vec4<f32>>(bitcast<vec4<u32>>(m[3]) & keep),
+    );
+}
+
+// Knuth's TwoSum: s + e = a + b exactly (round to nearest, no
+// reassociation; tests/gram_precision.rs checks it on the adapter).
+struct Sum2 {
+    s: vec4<f32>,
+    e: vec4<f32>,
+}
+
+fn two_sum(a: vec4<f32>, b: vec4<f32>) -> Sum2 {
+    let s = a + b;
+    let bb = s - a;
+    return Sum2(s, (a - (s - bb)) + (b - bb));
+}
+
+// One quad of pairs (4 rows a x 4 rows c), its three parts; column m sums
+// the pairs with row c0 + m, entry k those with row a0 + k.
+struct Quad {
+    s: mat4x4<f32>,
+    r: mat4x4<f32>,
+    e: mat4x4<f32>,
+}
+
+struct Column {
+    s: vec4<f32>,
+    r: vec4<f32>,
+    e: vec4<f32>,
+}
+
+// The quad plus 4 units' products: x, xh columns are units (entries over
+// a), y, yh columns rows c (entries over units). Unrolled: a CPU adapter
+// keeps loop-indexed matrices in memory.
+fn quad_add(q: Quad, x: mat4x4<f32>, xh: mat4x4<f32>, y: mat4x4<f32>, yh: mat4x4<f32>) -> Quad {
+    let xl = x - xh;
+    let yl = y - yh;
+    let c0 = column_add(Column(q.s[0], q.r[0], q.e[0]), xh, xl, yh[0], yl[0]);
+    let c1 = column_add(Column(q.s[1], q.r[1], q.e[1]), xh, xl, yh[1], yl[1]);
+    let c2 = column_add(Column(q.s[2], q.r[2], q.e[2]), xh, xl, yh[2], yl[2]);
+    let c3 = column_add(Column(q.s[3], q.r[3], q.e[3]), xh, xl, yh[3], yl[3]);
+    return Quad(
+        mat4x4<f32>(c0.s, c1.s, c2.s, c3.s),
+        mat4x4<f32>(c0.r, c1.r, c2.r, c3.r),
+        mat4x4<f32>(c0.e, c1.e, c2.e, c3.e),
+    );
+}
+
+fn column_add(acc: Column, xh: mat4x4<f32>, xl: mat4x4<f32>, yh: vec4<f32>, yl: vec4<f32>) -> Column {
+    var c = column_term(acc, xh[0], xl[0], yh.x, yl.x);
+    c = column_term(c, xh[1], xl[1], yh.y, yl.y);
+    c = column_term(c, xh[2], xl[2], yh.z, yl.z);
+    return column_term(c, xh[3], xl[3], yh.w, yl.w);
+}
+
+fn column_term(acc: Column, xh: vec4<f32>, xl: vec4<f32>, yh: f32, yl: f32) -> Column {
+    let exact = two_sum(acc.s, xh * yh);
+    let rest = two_sum(acc.r, (xh * yl + xl * yh) + xl * yl);
+    return Column(exact.s, rest.s, acc.e + (exact.e + rest.e));
+}
+
+// The workgroup's sum of the quads q, by a tree in workgroup memory with
+// TwoSum at every level; lane 0 gets it.
+fn group_sum_quad(lid: u32, q: Quad) -> Quad {
+    cross_s[lid] = q.s;
+    cross_r[lid] = q.r;
+    cross_e[lid] = q.e;
+    workgroupBarrier();
+    for (var width = CROSS_WG / 2u; width > 0u; width /= 2u) {
+        if (lid < width) {
+            let a = Quad(cross_s[lid], cross_r[lid], cross_e[lid]);
+            let b = Quad(cross_s[lid + width], cross_r[lid + width], cross_e[lid + width]);
+            let c0 = column_join(Column(a.s[0], a.r[0], a.e[0]), Column(b.s[0], b.r[0], b.e[0]));
+            let c1 = column_join(Column(a.s[1], a.r[1], a.e[1]), Column(b.s[1], b.r[1], b.e[1]));
+            let c2 = column_join(Column(a.s[2], a.r[2], a.e[2]), Column(b.s[2], b.r[2], b.e[2]));
+            let c3 = column_join(Column(a.s[3], a.r[3], a.e[3]), Column(b.s[3], b.r[3], b.e[3]));
+            cross_s[lid] = mat4x4<f32>(c0.s, c1.s, c2.s, c3.s);
+            cross_r[lid] = mat4x4<f32>(c0.r, c1.r, c2.r, c3.r);
+            cross_e[lid] = mat4x4<f32>(c0.e, c1.e, c2.e, c3.e);
+        }
+        workgroupBarrier();
+    }
+    let total = Quad(cross_s[0], cross_r[0], cross_e[0]);
+    workgroupBarrier();
+    return total;
+}
+
+fn column_join(a: Column, b: Column) -> Column {
+    let s = two_sum(a.s, b.s);
+    let r = two_sum(a.r, b.r);
+    return Column(s.s, r.s, (a.e + b.e) + (s.e + r.e));
+}
+
+@compute @workgroup_size(CROSS_WG)
 fn gram_cross(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let block = wid.x;
+    // uniform: every invocation of the workgroup returns or none does
     if ((params.flags & FLAG_SYMMETRIC) != 0u && wid.y > wid.z) {
         return;
     }
     let s4 = stride(params.n_out) / 4u;
-    let a0 = CROSS_TILE * wid.y;
-    let c0 = CROSS_TILE * wid.z;
-    let ra0 = cross_rows(params.in_off, a0 + 0u, params.rows, s4);
-    let rc0 = cross_rows(params.aux_off, c0 + 0u, params.cols, s4);
-    let ra1 = cross_rows(params.in_off, a0 + 4u, params.rows, s4);
-    let rc1 = cross_rows(params.aux_off, c0 + 4u, params.cols, s4);
-    let ra2 = cross_rows(params.in_off, a0 + 8u, params.rows, s4);
-    let rc2 = cross_rows(params.aux_off, c0 + 8u, params.cols, s4);
-    let ra3 = cross_rows(params.in_off, a0 + 12u, params.rows, s4);
-    let rc3 = cross_rows(params.aux_off, c0 + 12u, params.cols, s4);
+    let a0 = 4u * wid.y;
+    let c0 = 4u * wid.z;
+    let ra = cross_rows(params.in_off, a0, params.rows, s4);
+    let rc = cross_rows(params.aux_off, c0, params.cols, s4);
     let sub_bias = (params.flags & FLAG_SUB_BIAS) != 0u;
     let first_store = (params.flags & FLAG_IN_STORE) != 0u;
     let second_store = (params.flags & FLAG_SECOND_STORE) != 0u;
     let zero = mat4x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-    var acc = array<mat4x4<f32>, 16>(zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero);
+    var q = Quad(zero, zero, zero);
     let per_block = GRAM_UNITS_PER_BLOCK / 4u;
     let end = min((block + 1u) * per_block, s4);
-    for (var g = block * per_block + lid.x; g < end; g += REDUCE_WG) {
+    for (var g = block * per_block + lid.x; g < end; g += CROSS_WG) {
         var bi = vec4<f32>(0.0);
         if (sub_bias) {
             bi = vec4<f32>(bias[4u * g], bias[4u * g + 1u], bias[4u * g + 2u], bias[4u * g + 3u]);
         }
-        let x0 = transpose(cross_load(ra0, g, first_store, bi));
-        let x1 = transpose(cross_load(ra1, g, first_store, bi));
-        let x2 = transpose(cross_load(ra2, g, first_store, bi));
-        let x3 = transpose(cross_load(ra3, g, first_store, bi));
-        let y0 = cross_load(rc0, g, second_store, vec4<f32>(0.0));
-        let y1 = cross_load(rc1, g, second_store, vec4<f32>(0.0));
-        let y2 = cross_load(rc2, g, second_store, vec4<f32>(0.0));
-        let y3 = cross_load(rc3, g, second_store, vec4<f32>(0.0));
-        acc[0] += x0 * y0;
-        acc[1] += x0 * y1;
-        acc[2] += x0 * y2;
-        acc[3] += x0 * y3;
-        acc[4] += x1 * y0;
-        acc[5] += x1 * y1;
-        acc[6] += x1 * y2;
-        acc[7] += x1 * y3;
-        acc[8] += x2 * y0;
-        acc[9] += x2 * y1;
-        acc[10] += x2 * y2;
-        acc[11] += x2 * y3;
-        acc[12] += x3 * y0;
-        acc[13] += x3 * y1;
-        acc[14] += x3 * y2;
-        acc[15] += x3 * y3;
+        let x = transpose(cross_load(ra, g, first_store, bi));
+        let y = cross_load(rc, g, second_store, vec4<f32>(0.0));
+        q = quad_add(q, x, high12(x), y, high12(y));
     }
-    for (var t = 0u; t < CROSS_QUADS * CROSS_QUADS; t++) {
-        let sums = mat4x4<f32>(
-            group_sum4(lid.x, acc[t][0]),
-            group_sum4(lid.x, acc[t][1]),
-            group_sum4(lid.x, acc[t][2]),
-            group_sum4(lid.x, acc[t][3]),
-        );
-        let ra = a0 + 4u * (t / CROSS_QUADS);
-        let rc = c0 + 4u * (t % CROSS_QUADS);
-        if (lid.x == 0u) {
-            for (var m = 0u; m < 4u; m++) {
-                for (var k = 0u; k < 4u; k++) {
-                    if (ra + k < params.rows && rc + m < params.cols) {
-                        let rec = ((ra + k) * params.cols + rc + m) * params.block_stride + block;
-                        records[params.rec_off + rec] = sums[m][k];
-                    }
+    let sum = group_sum_quad(lid.x, q);
+    if (lid.x == 0u) {
+        let part = params.cols * params.cols * params.block_stride;
+        for (var m = 0u; m < 4u; m++) {
+            for (var k = 0u; k < 4u; k++) {
+                if (a0 + k < params.rows && c0 + m < params.cols) {
+                    let rec = params.rec_off + ((a0 + k) * params.cols + c0 + m) * params.block_stride + block;
+                    records[rec] = sum.s[m][k];
+                    records[rec + part] = sum.r[m][k];
+                    records[rec + 2u * part] = sum.e[m][k];
                 }
             }
         }

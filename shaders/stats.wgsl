@@ -36,6 +36,7 @@ fn stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var zeros = 0.0;
+    var diff2 = 0.0;
     let end = min((block + 1u) * UNITS_PER_BLOCK, n);
     // the row padding of x stays zero (the products read it as vec4)
     if (block == 0u && lid.x < stride(n) - n) {
@@ -62,8 +63,9 @@ fn stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
         let hb2 = hb * hb;
         acc0 += vec4<f32>(ha2, hb2, ha * hb, xa * xa);
         acc1 += vec4<f32>(xb * xb, ha + hb, ha2 * ha2 + hb2 * hb2, xa + xb);
+        diff2 += (ha - hb) * (ha - hb);
     }
-    write_pair_record(lid.x, pair, block, acc0, acc1, zeros);
+    write_pair_record(lid.x, pair, block, acc0, acc1, zeros, diff2);
 }
 
 // Recomputation: x = phi(h) (identity with FLAG_INPUT) for `rows` rows, h

@@ -28,6 +28,8 @@ pub const MEASURED_COLUMNS: &[&str] = &[
     "log_q_post_sample_mean",
     "log_q_post_sample_se",
     "log_q_post_sample_std",
+    "log1m_c_pre_mean",
+    "log1m_c_pre_se",
 ];
 
 /// With the backward pass.
@@ -79,6 +81,8 @@ pub fn run_table(spec: &RunSpec, run: &RunOutput) -> Table {
             row.push(Cell::Num(s.sample_log_q_post_mean));
             row.push(Cell::Num(s.sample_log_q_post_se));
             row.push(Cell::Num(s.sample_log_q_post_std));
+            row.push(Cell::Num(s.log1m_c_pre.0));
+            row.push(Cell::Num(s.log1m_c_pre.1));
             if probes.backward {
                 row.extend([s.g.0, s.g.1, s.log_g.0, s.log_g.1].map(Cell::Num));
             }

@@ -9,8 +9,9 @@
 pub struct LayerSums {
     pub width: usize,
     pub batch: usize,
-    /// per pair: sum h_a^2, sum h_b^2, sum h_a h_b, sum x_a^2, sum x_b^2
-    pub pairs: Vec<[f64; 5]>,
+    /// per pair: sum h_a^2, sum h_b^2, sum h_a h_b, sum x_a^2, sum x_b^2,
+    /// sum (h_a - h_b)^2
+    pub pairs: Vec<[f64; 6]>,
     pub sum_h: f64,
     pub sum_h4: f64,
     pub sum_x: f64,
@@ -90,6 +91,9 @@ pub struct LayerSample {
     pub kurt_pre: f64,
     pub zero_frac: f64,
     pub c_pre: f64,
+    /// log(1 - c_pre), from the pairs' differences (`pair_correlation`): the
+    /// scale on which c near 1 is compared.
+    pub log1m_c_pre: f64,
     /// Mean over the batch of log(||x_b||^2 / n): the per-input log q.
     pub sample_log_q_post: f64,
     /// Mean over the batch of its square (for the spread across inputs).
@@ -112,12 +116,13 @@ impl LayerSample {
         let sum_x2: f64 = s.pairs.iter().map(|p| p[3] + p[4]).sum();
         let q_pre = sum_h2 / count;
         let scale = log_scale.exp();
-        let c_pre = s
+        let one_minus_c = s
             .pairs
             .iter()
-            .map(|p| p[2] / (p[0] * p[1]).sqrt())
+            .map(|p| 1.0 - pair_correlation(p))
             .sum::<f64>()
             / s.pairs.len() as f64;
+        let c_pre = 1.0 - one_minus_c;
         let n = s.width as f64;
         let (mut log_sum, mut log_sq) = (0.0, 0.0);
         for p in &s.pairs {
@@ -135,6 +140,7 @@ impl LayerSample {
             kurt_pre: (s.sum_h4 / count) / (q_pre * q_pre),
             zero_frac: s.zeros / count,
             c_pre,
+            log1m_c_pre: one_minus_c.ln(),
             sample_log_q_post: log_sum / s.batch as f64,
             sample_log_q_post_sq: log_sq / s.batch as f64,
             log_g: f64::NAN,
@@ -155,12 +161,22 @@ impl LayerSample {
         kurt_pre: f64::NAN,
         zero_frac: f64::NAN,
         c_pre: f64::NAN,
+        log1m_c_pre: f64::NAN,
         sample_log_q_post: f64::NAN,
         sample_log_q_post_sq: f64::NAN,
         log_g: f64::NAN,
         log_gw: f64::NAN,
         log_jac_m1: f64::NAN,
     };
+}
+
+/// The correlation of a pair from its sums: 1 - c = (sum (h_a - h_b)^2 -
+/// (|h_a| - |h_b|)^2) / (2 |h_a| |h_b|), which keeps the relative precision
+/// of 1 - c however close c is to 1 (the f32 sums of h_a h_b and h_a^2 agree
+/// to about 1e-7, and deep networks reach 1 - c ~ 1e-5 and below).
+pub fn pair_correlation(p: &[f64; 6]) -> f64 {
+    let (na, nb) = (p[0].sqrt(), p[1].sqrt());
+    1.0 - (p[5] - (na - nb) * (na - nb)) / (2.0 * na * nb)
 }
 
 /// log of the mean of exp(x) over the values, computed relative to the
@@ -320,6 +336,8 @@ pub struct LayerSummary {
     pub kurt_pre: (f64, f64),
     pub zero_frac: (f64, f64),
     pub c_pre: (f64, f64),
+    /// log(1 - c_pre): mean and standard error across networks
+    pub log1m_c_pre: (f64, f64),
     /// per-input log q_post: mean (over networks and inputs), its standard
     /// error (from the per-network means, which are independent), and the
     /// standard deviation of one input's log q across networks and inputs.
@@ -356,6 +374,7 @@ pub fn summarise(per_network: &[Vec<LayerSample>]) -> Vec<LayerSummary> {
                 kurt_pre: mean_se(col(|s| s.kurt_pre)),
                 zero_frac: mean_se(col(|s| s.zero_frac)),
                 c_pre: mean_se(col(|s| s.c_pre)),
+                log1m_c_pre: mean_se(col(|s| s.log1m_c_pre)),
                 sample_log_q_post_mean: sample_mean,
                 sample_log_q_post_se: sample_se,
                 sample_log_q_post_std: pooled_var.sqrt(),
@@ -380,7 +399,7 @@ mod tests {
         let layer = |h2: f64, renorm: f64| LayerSums {
             width: 1,
             batch: 2,
-            pairs: vec![[h2, h2, h2, h2, h2]],
+            pairs: vec![[h2, h2, h2, h2, h2, 0.0]],
             sum_h: 0.0,
             sum_h4: 2.0 * h2 * h2,
             sum_x: 0.0,
@@ -399,12 +418,12 @@ mod tests {
         let good = LayerSums {
             width: 1,
             batch: 2,
-            pairs: vec![[1.0; 5]],
+            pairs: vec![[1.0, 1.0, 1.0, 1.0, 1.0, 0.0]],
             renorm: 1.0,
             ..Default::default()
         };
         let bad = LayerSums {
-            pairs: vec![[f64::INFINITY; 5]],
+            pairs: vec![[f64::INFINITY; 6]],
             ..good.clone()
         };
         let (samples, first) = network_samples(&[good.clone(), bad, good]);

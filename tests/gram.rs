@@ -657,8 +657,10 @@ fn engine_flag_errors_and_auto_choice() {
 fn narrow_bindings_change_no_bit() {
     let wide = common::gpu();
     let mut narrow = common::gpu();
-    let (width, batch, depth) = (40usize, 4, 12);
-    // a block: K = 2B rows (--jacobian) of 40 floats, in bytes
+    // wide enough that the records (bound whole: three parts of six K x K
+    // Gram matrices, issue 12) fit the narrow binding of two blocks
+    let (width, batch, depth) = (200usize, 4, 12);
+    // a block: K = 2B rows (--jacobian) of `width` floats, in bytes
     let block = (width * 2 * batch * 4).next_multiple_of(256) as u64;
     narrow.limits.max_storage_buffer_binding_size = 2 * block;
     narrow.limits.max_buffer_size = 6 * block;

@@ -178,7 +178,7 @@ fn layer_sums(spec: &RunSpec, h: &[f64], n: usize, is_input: bool) -> (Vec<f64>,
     };
     let mut x = vec![0.0; h.len()];
     for pair in 0..spec.batch / 2 {
-        let mut p = [0.0; 5];
+        let mut p = [0.0; 6];
         for i in 0..n {
             let (a, b) = (2 * pair * n + i, (2 * pair + 1) * n + i);
             let (ha, hb) = (h[a], h[b]);
@@ -198,6 +198,7 @@ fn layer_sums(spec: &RunSpec, h: &[f64], n: usize, is_input: bool) -> (Vec<f64>,
             p[2] += ha * hb;
             p[3] += xa * xa;
             p[4] += xb * xb;
+            p[5] += (ha - hb) * (ha - hb);
             sums.sum_h += ha + hb;
             sums.sum_h4 += ha.powi(4) + hb.powi(4);
             sums.sum_x += xa + xb;

@@ -344,6 +344,7 @@ fn row_sums(pre: &[Row], post: &[Row], zeros: f64, renorm: f64) -> LayerSums {
             dot(ha, hb),
             dot(xa, xa),
             dot(xb, xb),
+            ha.iter().zip(hb).map(|(u, v)| (u - v) * (u - v)).sum(),
         ]);
         for r in [ha, hb] {
             s.sum_h += r.iter().sum::<f64>();

@@ -1353,7 +1353,7 @@ impl<'a> DenseGpu<'a> {
                     ..Default::default()
                 };
                 for pair in 0..pairs {
-                    let mut p = [0.0; 5];
+                    let mut p = [0.0; 6];
                     for block in 0..blocks(n) {
                         let r = &raw.records[(pair * bs + block) * RECORD..][..RECORD];
                         for k in 0..5 {
@@ -1363,6 +1363,7 @@ impl<'a> DenseGpu<'a> {
                         sums.sum_h4 += r[6] as f64;
                         sums.sum_x += r[7] as f64;
                         sums.zeros += r[8] as f64;
+                        p[5] += r[9] as f64;
                     }
                     sums.pairs.push(p);
                 }

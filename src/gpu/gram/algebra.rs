@@ -7,16 +7,47 @@
 //! batch as rows, so a product X A (n x B) is, row by row, out_row_j =
 //! sum_c A[c][j] x_row_c, and the kernel's coefficient matrix is A^T.
 //!
-//! Rank cut-off: the Gram matrices are reduced in f32 (per-invocation sums,
-//! then f64 over blocks), so eigenvalues below about B * eps_f32 * lambda_max
-//! are rounding noise; they are set to 0 and the rank counts the rest.
+//! Rank cut-off: an eigenvalue counts as 0 only where the error bound of
+//! the summed Gram matrix (`gram_error_bound`, from the compensated sums of
+//! shaders/gram.wgsl) cannot tell it from 0. A fixed cut-off relative to
+//! lambda_max (once B eps_f32 lambda_max) cut off the directions that carry
+//! 1 - c in deep networks (issue 12).
 
-/// Relative cut-off of an eigenvalue, times the matrix size: lambda <
-/// b * RANK_EPS * lambda_max counts as 0.
-pub const RANK_EPS: f64 = f32::EPSILON as f64;
+/// The unit roundoff of f32 and f64.
+const U32: f64 = 1.0 / (1u64 << 24) as f64;
+const U64: f64 = 1.0 / (1u64 << 53) as f64;
+
+/// Relative error bound eps of one summed entry of a Gram matrix over the
+/// f32 rows x, y: |G_hat - G| <= eps S, S = sum_i |x_i y_i| <= sqrt(G_xx
+/// G_yy), for gram_cross's sums (shaders/gram.wgsl) over `blocks` blocks of
+/// units, `chain` terms summed by one lane per block and a workgroup tree of
+/// `levels` levels, with u = 2^-24 and no underflow:
+/// - x = xh + xl exactly (xh: 12 significant bits, |xl| < 2^-11 |x|), so
+///   xh yh is exact and the rest, |xh yl + xl yh + xl yl| < 2^-10 (1 +
+///   2^-12) |x y|, is rounded twice: at most 2^-33 (1 + 2^-10) |x y|;
+/// - TwoSum sums the exact parts into s and the rests into r without error;
+///   its errors (each at most u |s| or u |r|) go into a plain f32 sum e, so
+///   |e| <= (chain + levels) u (1 + 2^-9) S, and e's 2 chain + 3 levels
+///   roundings cost at most u |e| each;
+/// - the host adds the 3 blocks parts in f64: 3 blocks 2^-53 S.
+pub fn gram_error_bound(blocks: usize, chain: usize, levels: usize) -> f64 {
+    let e_max = (chain + levels) as f64 * U32 * (1.0 + 2f64.powi(-9));
+    let e_roundings = (2 * chain + 3 * levels) as f64 * U32 * e_max;
+    2f64.powi(-33) * (1.0 + 2f64.powi(-10)) + e_roundings + 3.0 * blocks as f64 * U64
+}
+
+/// A bound on the spectral norm of the error of a summed Gram matrix `a`
+/// (b x b) whose entries are off by at most eps sqrt(a_ii a_jj): ||E||_2 <=
+/// max row sum = eps max_i sqrt(a_ii) sum_j sqrt(a_jj) (E is symmetric). By
+/// Weyl's inequality no eigenvalue moves by more.
+pub fn gram_noise(a: &[f64], b: usize, eps: f64) -> f64 {
+    let roots: Vec<f64> = (0..b).map(|i| a[i * b + i].max(0.0).sqrt()).collect();
+    let top = roots.iter().copied().fold(0.0, f64::max);
+    eps * top * roots.iter().sum::<f64>()
+}
 
 /// A = U diag(values) U^T with values in decreasing order, those under the
-/// cut-off set to 0; `vectors[i * b + k]` is entry i of eigenvector k.
+/// cut-off (`eigen_symmetric`) set to 0; `vectors[i * b + k]` is entry i of eigenvector k.
 #[derive(Clone, Debug)]
 pub struct Eigen {
     pub b: usize,
@@ -27,8 +58,11 @@ pub struct Eigen {
 }
 
 /// Eigen-decomposition of the symmetric b x b matrix `a` (its upper
-/// triangle is mirrored first) by cyclic Jacobi rotations.
-pub fn eigen_symmetric(a: &[f64], b: usize) -> Eigen {
+/// triangle is mirrored first) by cyclic Jacobi rotations. `noise` bounds
+/// the spectral norm of the error in `a`: eigenvalues at or below it, plus
+/// Jacobi's own rounding (b^2 2^-52 ||a||_F, generous for a backward-stable
+/// method), count as 0.
+pub fn eigen_symmetric(a: &[f64], b: usize, noise: f64) -> Eigen {
     let mut m = a.to_vec();
     for i in 0..b {
         for j in 0..i {
@@ -77,8 +111,7 @@ pub fn eigen_symmetric(a: &[f64], b: usize) -> Eigen {
     }
     let mut order: Vec<usize> = (0..b).collect();
     order.sort_by(|&i, &j| m[j * b + j].total_cmp(&m[i * b + i]).then(i.cmp(&j)));
-    let top = order.first().map_or(0.0, |&k| m[k * b + k]).max(0.0);
-    let cut = b as f64 * RANK_EPS * top;
+    let cut = noise.max(0.0) + (b * b) as f64 * 2.0 * U64 * scale;
     let mut values = Vec::with_capacity(b);
     let mut vectors = vec![0.0; b * b];
     for (new, &old) in order.iter().enumerate() {
@@ -102,6 +135,11 @@ pub fn eigen_symmetric(a: &[f64], b: usize) -> Eigen {
 }
 
 impl Eigen {
+    /// How many eigenvalues exceed `noise`.
+    pub fn count_above(&self, noise: f64) -> usize {
+        self.values.iter().filter(|&&v| v > noise).count()
+    }
+
     /// The pseudo-inverse U_r diag(1/lambda) U_r^T.
     pub fn pinv(&self) -> Vec<f64> {
         let b = self.b;
@@ -306,13 +344,16 @@ pub fn gaussian_backward_beta(d: &Eigen, v: f64) -> Vec<f64> {
 /// Lambda'^{1/2} U'^T (E^T E = M'^T M') and F' = (I - P_X) Z' R'^{-1} a
 /// uniform orthonormal frame there, R'^T R' = Z'^T (I - P_X) Z' = ZZ - XZ^T
 /// G^+ XZ. So beta = gain R'^{-1} M'. None when that Gram matrix is not
-/// positive definite (n - rank < B).
+/// positive definite (n - rank < B). `d_noise` bounds the error of D
+/// (`gram_noise`); E^T E <= D, so it serves as E^T E's cut-off too.
+#[allow(clippy::too_many_arguments)]
 pub fn orthogonal_backward_beta(
     g: &Eigen,
     r: f64,
     gain: f64,
     m: &[f64],
     d: &[f64],
+    d_noise: f64,
     xz: &[f64],
     zz: &[f64],
 ) -> Option<Vec<f64>> {
@@ -323,7 +364,7 @@ pub fn orthogonal_backward_beta(
     let seen = matmul(&mt, &h_pinv_m, b, b, b);
     let s2 = gain * gain * r * r;
     let e: Vec<f64> = d.iter().zip(&seen).map(|(di, si)| di - si / s2).collect();
-    let e = eigen_symmetric(&e, b);
+    let e = eigen_symmetric(&e, b, d_noise);
     let mut mp = vec![0.0; b * b];
     for k in 0..e.rank {
         for j in 0..b {
@@ -360,7 +401,8 @@ mod tests {
             x[i * b + 5] = x[i * b] + x[i * b + 1];
         }
         let g = matmul(&transpose(&x, 10, b), &x, b, 10, b);
-        let e = eigen_symmetric(&g, b);
+        // G is summed in f64 over 10 terms
+        let e = eigen_symmetric(&g, b, gram_noise(&g, b, 10.0 * U64));
         assert_eq!(e.rank, 5);
         let f = e.sqrt_factor();
         let back = matmul(&f, &transpose(&f, b, b), b, b, b);
@@ -424,8 +466,8 @@ mod tests {
         let m = matmul(&transpose(&h, m_out, b), &delta, b, m_out, b);
         let xz = matmul(&transpose(&x, n, b), &z, b, n, b);
         let d = matmul(&transpose(&delta, m_out, b), &delta, b, m_out, b);
-        let beta = gaussian_backward_beta(&eigen_symmetric(&d, b), 0.3);
-        let gs = eigen_symmetric(&scale_symmetric(&g, &e), b);
+        let beta = gaussian_backward_beta(&eigen_symmetric(&d, b, 0.0), 0.3);
+        let gs = eigen_symmetric(&scale_symmetric(&g, &e), b, 0.0);
         let xz_e = scale_rows(&xz, &e);
         let (ca, cb) = backward_coefficients(&gs, r, &e, &m, &xz_e, &beta);
         // back to column form (kernel coefficients are transposed, in f32)

@@ -55,9 +55,13 @@ const FLAG_SECOND_STORE: u32 = 1024;
 const FLAG_Z_PHILOX: u32 = 2048;
 const GRAM_WG: u32 = 64;
 /// Output rows per gram_combine invocation, and the side of gram_cross's
-/// tile of pairs (as in shaders/gram.wgsl).
+/// tile of pairs, a quad (as in shaders/gram.wgsl).
 const COMBINE_TILE: usize = 16;
-const CROSS_TILE: usize = 16;
+const CROSS_TILE: usize = 4;
+/// gram_cross's workgroup: its invocations, and the terms one lane sums per
+/// block of units (4 units per group of 4, the groups strided by CROSS_WG).
+const CROSS_WG: usize = 64;
+const CROSS_CHAIN: usize = 4 * (crate::gpu::dense::UNITS_PER_BLOCK / 4).div_ceil(CROSS_WG);
 
 /// A row block: K rows (the columns of X~: B, or 2B with --jacobian, the
 /// tangents' rows after the inputs') of stride(n) floats of the widest
@@ -109,7 +113,8 @@ struct Layout {
     bs: usize,
     /// records: forward pair records, backward row records (K rows), the
     /// tangent rows' records (--jacobian), then six K x K Gram matrices (x,
-    /// z, delta, (h - b)^T delta, x^T z', z'^T z')
+    /// z, delta, (h - b)^T delta, x^T z', z'^T z'), each as the three parts
+    /// of gram_cross's compensated sums, one after the other
     stats: usize,
     back: usize,
     tangent: usize,
@@ -163,7 +168,7 @@ impl Layout {
         let stats = 0;
         let back = batch / 2 * bs * RECORD;
         let tangent = back + cols * bs;
-        let gram_len = cols * cols * bs;
+        let gram_len = 3 * cols * cols * bs;
         let first_gram = tangent + (cols - batch) * bs;
         let grams = std::array::from_fn(|k| first_gram + k * gram_len);
         Layout {
@@ -840,21 +845,39 @@ impl<'a> GramGpu<'a> {
         }
     }
 
-    /// The B x B matrix of grams[which] as read back (at `data`), summed
-    /// over the blocks of n units in f64; `symmetric`: mirror the upper
-    /// triangle.
+    /// The B x B matrix of grams[which] as read back (at `data`), its three
+    /// parts summed over the blocks of n units in f64; `symmetric`: mirror
+    /// the upper triangle.
     fn gram_matrix(&self, data: &[f32], n: usize, symmetric: bool) -> Vec<f64> {
         let b = self.lay.cols;
         let bs = self.lay.bs;
+        let low = b * b * bs;
         let mut m = vec![0.0; b * b];
         for a in 0..b {
             for c in 0..b {
                 let (i, j) = if symmetric && a > c { (c, a) } else { (a, c) };
                 let at = (i * b + j) * bs;
-                m[a * b + c] = data[at..at + blocks(n)].iter().map(|&v| v as f64).sum();
+                m[a * b + c] = (0..3)
+                    .flat_map(|part| &data[part * low + at..][..blocks(n)])
+                    .map(|&v| v as f64)
+                    .sum();
             }
         }
         m
+    }
+
+    /// The bound on the spectral norm of the error of the symmetric Gram
+    /// matrix `g` (or E G E) summed by gram_cross over n units.
+    fn gram_noise(&self, g: &[f64], n: usize) -> f64 {
+        let eps = algebra::gram_error_bound(blocks(n), CROSS_CHAIN, CROSS_WG.ilog2() as usize);
+        algebra::gram_noise(g, (g.len() as f64).sqrt() as usize, eps)
+    }
+
+    /// The eigen-decomposition of a Gram matrix summed over n units, its
+    /// eigenvalues within the error bound counted as 0.
+    fn gram_eigen(&self, g: &[f64], n: usize) -> Eigen {
+        let b = (g.len() as f64).sqrt() as usize;
+        algebra::eigen_symmetric(g, b, self.gram_noise(g, n))
     }
 
     fn submit_read(&self, job: &Job, reads: &[Readback]) -> Result<Vec<f32>> {
@@ -1174,13 +1197,17 @@ impl<'a> GramGpu<'a> {
                 } else {
                     g
                 };
-                let eigen = algebra::eigen_symmetric(&g, lay.cols);
+                // the forward keeps every direction the sums give (as the
+                // dense engine's f32 product does): a cut there is what
+                // collapsed deep correlations (issue 12); the rank reported
+                // counts the eigenvalues above the sums' error bound
+                let eigen = algebra::eigen_symmetric(&g, lay.cols, 0.0);
                 let rank = if jacobian {
                     // the inputs' rank, as without --jacobian
                     let x = algebra::leading_block(&g, lay.cols, batch);
-                    algebra::eigen_symmetric(&x, batch).rank
+                    self.gram_eigen(&x, n).rank
                 } else {
-                    eigen.rank
+                    eigen.count_above(self.gram_noise(&g, n))
                 };
                 out.rank_min = out.rank_min.min(rank);
                 out.coefs
@@ -1204,7 +1231,7 @@ impl<'a> GramGpu<'a> {
             ..Default::default()
         };
         for pair in 0..batch / 2 {
-            let mut p = [0.0; 5];
+            let mut p = [0.0; 6];
             for block in 0..blocks(n) {
                 let r = &records[(pair * bs + block) * RECORD..][..RECORD];
                 for k in 0..5 {
@@ -1214,6 +1241,7 @@ impl<'a> GramGpu<'a> {
                 sums.sum_h4 += r[6] as f64;
                 sums.sum_x += r[7] as f64;
                 sums.zeros += r[8] as f64;
+                p[5] += r[9] as f64;
             }
             sums.pairs.push(p);
         }
@@ -1441,7 +1469,7 @@ impl<'a> GramGpu<'a> {
                 let dm = self.gram_matrix(&data[at..], n_out, true);
                 let m = self.gram_matrix(&data[at + gl..], n_out, false);
                 let xz = self.gram_matrix(&data[at + 2 * gl..], n_in, false);
-                let g = algebra::eigen_symmetric(&fwd.grams[l - 1], cols);
+                let g = self.gram_eigen(&fwd.grams[l - 1], n_in);
                 let r = fwd.r[l - 1] as f64;
                 // X~ = r X E: the conditioning is on W X~ = H~ - b~ (with
                 // --jacobian the tangents are columns too), XZ becomes E XZ
@@ -1454,16 +1482,17 @@ impl<'a> GramGpu<'a> {
                 };
                 let beta = match self.law(l) {
                     Law::Gaussian { v } => {
-                        algebra::gaussian_backward_beta(&algebra::eigen_symmetric(&dm, cols), v)
+                        algebra::gaussian_backward_beta(&self.gram_eigen(&dm, n_out), v)
                     }
                     Law::Orthogonal { gain } => {
                         let zz = self.gram_matrix(&data[at + 3 * gl..], n_in, true);
-                        algebra::orthogonal_backward_beta(&g, r, gain, &m, &dm, &xz, &zz)
+                        let d_noise = self.gram_noise(&dm, n_out);
+                        algebra::orthogonal_backward_beta(&g, r, gain, &m, &dm, d_noise, &xz, &zz)
                             .ok_or_else(|| {
-                                Error::Gpu(format!(
-                                    "layer {l}: Z'^T (I - P_X) Z' is not positive definite"
-                                ))
-                            })?
+                            Error::Gpu(format!(
+                                "layer {l}: Z'^T (I - P_X) Z' is not positive definite"
+                            ))
+                        })?
                     }
                 };
                 let (ca, cb) = algebra::backward_coefficients(&g, r, &e, &m, &xz, &beta);

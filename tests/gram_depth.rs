@@ -1,0 +1,74 @@
+//! The gram engine at depth (issue 12): the directions of X^T X that carry
+//! 1 - c in a deep network are tiny against the largest, and the engine
+//! must keep them, network by network, as the dense engine and a float64
+//! Monte Carlo do.
+
+mod common;
+
+use varprop::engine::{GpuOptions, RunOutput, run_gpu};
+use varprop::spec::{EngineChoice, NetworkFlags, RunSpec};
+
+fn relu_he(width: usize, depth: usize) -> NetworkFlags {
+    let mut flags = NetworkFlags {
+        width: Some(width),
+        depth: Some(depth),
+        act: Some("relu".into()),
+        q0: 1.0,
+        c0: 0.0,
+        ..Default::default()
+    };
+    flags.init.init = Some("he-normal".into());
+    flags
+}
+
+fn run(flags: NetworkFlags, batch: usize, networks: usize, seed: u64) -> RunOutput {
+    let spec = RunSpec {
+        engine: EngineChoice::Gram,
+        ..RunSpec::new(flags.resolve().unwrap(), batch, networks, seed)
+    };
+    run_gpu(&common::gpu(), &spec, GpuOptions::default(), &mut |_, _| {}).unwrap()
+}
+
+/// 1 - c of the pre-activations, per network and row.
+fn one_minus_c(out: &RunOutput) -> Vec<Vec<f64>> {
+    out.per_network
+        .iter()
+        .map(|rows| rows.iter().map(|r| 1.0 - r.c_pre).collect())
+        .collect()
+}
+
+/// Width 256, depth 1000, B = 16, the README's default run: before the fix
+/// the f32 Gram sums and a cut-off at B eps_f32 lambda_max dropped the small
+/// eigenvalues, and 1 - c fell by 10^2 to 10^3 in one layer in most
+/// networks (seed 5: from 2.5e-6 at row 331 to 6.3e-9 at row 332), then
+/// sat at rounding noise, even above 1. In a correct simulation 1 - c cannot
+/// drop tenfold in one layer: h = W x keeps the pair's difference as a
+/// chi-square of about n degrees of freedom, and relu keeps it on about half
+/// the units. A float64 Monte Carlo of this configuration (16 networks)
+/// shows a smallest one-layer ratio of 0.45, the issue's dense runs 0.51 to
+/// 0.64. Rows where 1 - c is below 1e-9 are left out: the f32 rows differ
+/// there by less than about 4e-5 of their size, near their own rounding.
+#[test]
+fn no_network_loses_its_correlation_in_one_layer() {
+    let out = run(relu_he(256, 1000), 16, 8, 5);
+    for (s, net) in one_minus_c(&out).iter().enumerate() {
+        for l in 2..net.len() {
+            assert!(
+                net[l] > 0.0,
+                "network {s} row {l}: c_pre = {} >= 1",
+                1.0 - net[l]
+            );
+            if net[l - 1] < 1e-9 {
+                continue;
+            }
+            let ratio = net[l] / net[l - 1];
+            assert!(
+                ratio > 0.1,
+                "network {s}: 1 - c fell from {:.3e} (row {}) to {:.3e} (row {l}), a factor {ratio:.2e}",
+                net[l - 1],
+                l - 1,
+                net[l]
+            );
+        }
+    }
+}
