@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::check::{self, FALSE_FAILURE_RATE, Prediction};
+use crate::check::{self, Prediction};
 use crate::curves::{Measure, TheoryCurves, late_slope, log_curve};
 use crate::engine::RunOutput;
 use crate::output::{Cell, Table};
@@ -116,11 +116,7 @@ impl Headline {
             max_abs_z: worst.map(|c| c.z.abs()),
             max_z_layer: worst.map(|c| c.layer),
             max_z_column: worst.map(|c| c.column.to_string()),
-            z_bound: finite(check::z_bound(
-                comparisons.len(),
-                spec.networks,
-                FALSE_FAILURE_RATE,
-            )),
+            z_bound: finite(check::theory_bound(comparisons.len(), spec.networks)),
         }
     }
 
