@@ -28,6 +28,7 @@ const FLAG_SYMMETRIC: u32 = 256u;   // gram_cross: only tiles with a <= c
 const FLAG_IN_STORE: u32 = 512u;    // gram_cross, gram_combine: the first rows come from `store`
 const FLAG_SECOND_STORE: u32 = 1024u; // gram_cross: the second rows come from `store`
 const FLAG_Z_PHILOX: u32 = 2048u;   // gram_combine: the first rows are the forward Z, drawn here
+const FLAG_COEF_LOW: u32 = 4096u;   // gram_combine: coef_b holds the low parts of coef_a's matrix
 
 // Entry `at` (in vec4s) of act, or of store with `in_store`.
 fn load4(at: u32, in_store: bool) -> vec4<f32> {
@@ -131,7 +132,9 @@ fn rows4(off: u32, c: u32, group: u32, in_store: bool) -> mat4x4<f32> {
 // out[b] = sum_c P[b][c] in1[c] + sum_c Q[b][c] in2[c] + b_l for the
 // `rows` output rows b, with c < cols; P (rows x cols, rows of stride(cols)
 // floats) at weights[coef_a], Q at weights[coef_b] (NO_OFFSET: no second
-// term); in1 rows at in_off (act, or store with FLAG_IN_STORE; with
+// term; with FLAG_COEF_LOW, Q holds the low parts of P and multiplies in1
+// too: the forward coefficients carry about 48 bits, algebra::split_f32);
+// in1 rows at in_off (act, or store with FLAG_IN_STORE; with
 // FLAG_Z_PHILOX the forward Z, drawn here), in2 rows
 // at aux_off (act), n_out units each; out at out_off (act, or store with
 // FLAG_OUT_STORE). The bias is drawn here (b_scale 0: none). One
@@ -171,6 +174,7 @@ fn gram_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     var acc15 = vec4<f32>(0.0);
     let in1_store = (params.flags & FLAG_IN_STORE) != 0u;
     let in1_philox = (params.flags & FLAG_Z_PHILOX) != 0u;
+    let coef_low = (params.flags & FLAG_COEF_LOW) != 0u;
     for (var c = 0u; c < params.cols; c += 4u) {
         var z: mat4x4<f32>;
         if (in1_philox) {
@@ -194,8 +198,26 @@ fn gram_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         acc13 += z * coef4(params.coef_a, b0 + 13u, c);
         acc14 += z * coef4(params.coef_a, b0 + 14u, c);
         acc15 += z * coef4(params.coef_a, b0 + 15u, c);
+        if (coef_low) {
+            acc0 += z * coef4(params.coef_b, b0 + 0u, c);
+            acc1 += z * coef4(params.coef_b, b0 + 1u, c);
+            acc2 += z * coef4(params.coef_b, b0 + 2u, c);
+            acc3 += z * coef4(params.coef_b, b0 + 3u, c);
+            acc4 += z * coef4(params.coef_b, b0 + 4u, c);
+            acc5 += z * coef4(params.coef_b, b0 + 5u, c);
+            acc6 += z * coef4(params.coef_b, b0 + 6u, c);
+            acc7 += z * coef4(params.coef_b, b0 + 7u, c);
+            acc8 += z * coef4(params.coef_b, b0 + 8u, c);
+            acc9 += z * coef4(params.coef_b, b0 + 9u, c);
+            acc10 += z * coef4(params.coef_b, b0 + 10u, c);
+            acc11 += z * coef4(params.coef_b, b0 + 11u, c);
+            acc12 += z * coef4(params.coef_b, b0 + 12u, c);
+            acc13 += z * coef4(params.coef_b, b0 + 13u, c);
+            acc14 += z * coef4(params.coef_b, b0 + 14u, c);
+            acc15 += z * coef4(params.coef_b, b0 + 15u, c);
+        }
     }
-    if (params.coef_b != NO_OFFSET) {
+    if (params.coef_b != NO_OFFSET && !coef_low) {
         for (var c = 0u; c < params.cols; c += 4u) {
             let z = rows4(params.aux_off, c, group, false);
             acc0 += z * coef4(params.coef_b, b0 + 0u, c);
@@ -294,17 +316,32 @@ fn high12(m: mat4x4<f32>) -> mat4x4<f32> {
     );
 }
 
-// Knuth's TwoSum: s + e = a + b exactly (round to nearest, no
-// reassociation; tests/gram_precision.rs checks it on the adapter).
+// Knuth's TwoSum: s + e = a + b exactly, with round to nearest and no
+// algebra on the way. Shader compilers treat float arithmetic as
+// reassociable unless told otherwise (Mesa's NIR rewrites (a + b) - a to b;
+// WGSL has no `precise`), and on lavapipe the plain TwoSum lost the errors:
+// the sums were off by 1.2e-8 of sum |x y|, and 3.2e-9 while b's own
+// expression could still be expanded twice. So the intermediate values pass
+// through opaque(): a multiplication by 1 that the compiler cannot see
+// (gram_cross's params.w_scale, set to 1 by the host), which no rewrite can
+// cancel and which changes no value. tests/gram_precision.rs checks the
+// sums against their bound on the adapter.
 struct Sum2 {
     s: vec4<f32>,
     e: vec4<f32>,
 }
 
-fn two_sum(a: vec4<f32>, b: vec4<f32>) -> Sum2 {
-    let s = a + b;
-    let bb = s - a;
-    return Sum2(s, (a - (s - bb)) + (b - bb));
+fn opaque(v: vec4<f32>) -> vec4<f32> {
+    return v * params.w_scale;
+}
+
+fn two_sum(a: vec4<f32>, b_in: vec4<f32>) -> Sum2 {
+    // b itself too: else the compiler may expand b's own expression where
+    // it is used twice, rounding it differently each time
+    let b = opaque(b_in);
+    let s = opaque(a + b);
+    let bb = opaque(s - a);
+    return Sum2(s, (a - opaque(s - bb)) + (b - bb));
 }
 
 // One quad of pairs (4 rows a x 4 rows c), its three parts; column m sums
@@ -324,9 +361,13 @@ struct Column {
 // The quad plus 4 units' products: x, xh columns are units (entries over
 // a), y, yh columns rows c (entries over units). Unrolled: a CPU adapter
 // keeps loop-indexed matrices in memory.
-fn quad_add(q: Quad, x: mat4x4<f32>, xh: mat4x4<f32>, y: mat4x4<f32>, yh: mat4x4<f32>) -> Quad {
-    let xl = x - xh;
-    let yl = y - yh;
+fn quad_add(q: Quad, x: mat4x4<f32>, xh_in: mat4x4<f32>, y: mat4x4<f32>, yh_in: mat4x4<f32>) -> Quad {
+    // opaque: else the compiler may distribute xh (y - yh) into the
+    // inexact xh y - xh yh
+    let xh = xh_in * params.w_scale;
+    let yh = yh_in * params.w_scale;
+    let xl = (x - xh) * params.w_scale;
+    let yl = (y - yh) * params.w_scale;
     let c0 = column_add(Column(q.s[0], q.r[0], q.e[0]), xh, xl, yh[0], yl[0]);
     let c1 = column_add(Column(q.s[1], q.r[1], q.e[1]), xh, xl, yh[1], yl[1]);
     let c2 = column_add(Column(q.s[2], q.r[2], q.e[2]), xh, xl, yh[2], yl[2]);

@@ -161,3 +161,35 @@ fn torch_default_biases_are_not_gaussian_and_check_knows_it() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// The collapse of deep correlations that the gram engine's old cut-off
+/// caused (issue 12) is caught by the log(1 - c) comparisons, and the
+/// engine as it is passes. VARPROP_TEST_GRAM_CUTOFF brings the old cut-off
+/// back (eigenvalues below K eps lambda_max dropped), here with eps = 1e-4
+/// so the collapse comes at row 40 (1 - c = B^2 eps) of a run CI affords.
+#[test]
+fn check_catches_the_collapse_of_deep_correlations() {
+    let args = [
+        "check",
+        "--c0",
+        "0",
+        "--depth",
+        "60",
+        "--width",
+        "512",
+        "--networks",
+        "32",
+        "--engine",
+        "gram",
+    ];
+    let good = varprop(&args);
+    assert_eq!(good.status.code(), Some(0), "{}", text(&good));
+    let broken = Command::new(env!("CARGO_BIN_EXE_varprop"))
+        .args(args)
+        .env("VARPROP_TEST_GRAM_CUTOFF", "1e-4")
+        .output()
+        .expect("run varprop");
+    let out = text(&broken);
+    assert_eq!(broken.status.code(), Some(1), "{out}");
+    assert!(out.contains("log1m_c_pre_mean"), "{out}");
+}

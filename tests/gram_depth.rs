@@ -46,8 +46,11 @@ fn one_minus_c(out: &RunOutput) -> Vec<Vec<f64>> {
 /// chi-square of about n degrees of freedom, and relu keeps it on about half
 /// the units. A float64 Monte Carlo of this configuration (16 networks)
 /// shows a smallest one-layer ratio of 0.45, the dense runs 0.51 to
-/// 0.64. Rows where 1 - c is below 1e-9 are left out: the f32 rows differ
-/// there by less than about 4e-5 of their size, near their own rounding.
+/// 0.64. Rows where 1 - c is below 1e-6 are left out: there the f32
+/// statistics of either engine no longer resolve a tenfold change (1 - c
+/// comes from sum (h_a - h_b)^2 less (|h_a| - |h_b|)^2, whose f32 norms are
+/// good to about 1e-7; a dense run of this configuration, 16 seeds, showed
+/// measured one-layer drops by 40x from 2.4e-8 and even c above 1).
 #[test]
 fn no_network_loses_its_correlation_in_one_layer() {
     let out = run(relu_he(256, 1000), 16, 8, 5);
@@ -58,7 +61,7 @@ fn no_network_loses_its_correlation_in_one_layer() {
                 "network {s} row {l}: c_pre = {} >= 1",
                 1.0 - net[l]
             );
-            if net[l - 1] < 1e-9 {
+            if net[l - 1] < 1e-6 {
                 continue;
             }
             let ratio = net[l] / net[l - 1];

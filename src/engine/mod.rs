@@ -196,6 +196,17 @@ pub fn run_gram(
         rank_min = rank_min.min(out.rank_min);
         sums.push(out.sums);
     }
+    let reason = if engine.sums_exact {
+        reason
+    } else {
+        format!(
+            "{reason}; this adapter's shader compiler does not keep the compensated Gram sums \
+             exact (probe error {:.1e} of sum |x y|), so the rank and the backward pass's \
+             pseudo-inverses use the plain f32 bound {:.1e}",
+            engine.sums_probe_error,
+            engine.sums_error_bound(spec.net.widths[0])
+        )
+    };
     let info = EngineInfo {
         engine: "gpu-gram",
         engine_reason: reason,

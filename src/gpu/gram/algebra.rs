@@ -135,6 +135,17 @@ pub fn eigen_symmetric(a: &[f64], b: usize, noise: f64) -> Eigen {
 }
 
 impl Eigen {
+    /// The same with the eigenvalues at or below `cut` set to 0.
+    pub fn cut_below(mut self, cut: f64) -> Eigen {
+        for v in &mut self.values {
+            if *v <= cut {
+                *v = 0.0;
+            }
+        }
+        self.rank = self.values.iter().filter(|&&x| x > 0.0).count();
+        self
+    }
+
     /// How many eigenvalues exceed `noise`.
     pub fn count_above(&self, noise: f64) -> usize {
         self.values.iter().filter(|&&v| v > noise).count()
@@ -245,13 +256,31 @@ pub fn kernel_coefficients(a: &[f64], b: usize) -> Vec<f32> {
     transpose(a, b, b).iter().map(|&x| x as f32).collect()
 }
 
+/// Coefficients in f32 as two matrices, high parts then low parts (x - high
+/// rounded): the forward combination applies both, so the coefficients
+/// carry about 48 bits. With f32 coefficients alone their rounding, the
+/// same for every unit, moved the small eigenvalues of the next Gram matrix
+/// by about eps_f32 lambda_max / B each layer (issue 12); the dense engine's
+/// rounding is per unit and moves them by about n eps_f32^2 lambda_max.
+pub fn split_f32(coefs: &[f64]) -> Vec<f32> {
+    let high: Vec<f32> = coefs.iter().map(|&x| x as f32).collect();
+    let low = coefs
+        .iter()
+        .zip(&high)
+        .map(|(&x, &h)| (x - h as f64) as f32);
+    let mut out = high.clone();
+    out.extend(low);
+    out
+}
+
 /// Forward, Gaussian W with entry variance v: H = Z C^T with C C^T =
 /// v K, K = r^2 G (G the Gram matrix of the stored rows, r the
 /// renormalisation applied to them). Returns the kernel's coefficients
-/// (C itself: out_row_b = sum_c C[b][c] z_row_c) and the rank of G.
+/// (C itself: out_row_b = sum_c C[b][c] z_row_c, `split_f32`) and the rank
+/// of G.
 pub fn gaussian_forward(g: &Eigen, r: f64, v: f64) -> (Vec<f32>, usize) {
     let c: Vec<f64> = g.sqrt_factor().iter().map(|x| x * r * v.sqrt()).collect();
-    (c.iter().map(|&x| x as f32).collect(), g.rank)
+    (split_f32(&c), g.rank)
 }
 
 /// Forward, Haar-orthogonal W (square) times `gain`: H = gain F M with
@@ -277,7 +306,7 @@ pub fn orthogonal_forward(g: &Eigen, r: f64, gain: f64, gz: &[f64]) -> Option<Ve
             full[k * b + j] = gain * a[k * b + j];
         }
     }
-    Some(kernel_coefficients(&full, b))
+    Some(split_f32(&transpose(&full, b, b)))
 }
 
 /// Backward through one layer: W^T Delta = X a + Z' beta in distribution,
@@ -413,6 +442,19 @@ mod tests {
         let ggg = matmul(&matmul(&g, &e.pinv(), b, b, b), &g, b, b, b);
         for (u, w) in ggg.iter().zip(&g) {
             assert!((u - w).abs() < 1e-8 * g[0].abs().max(1.0), "{u} vs {w}");
+        }
+    }
+
+    /// High and low f32 parts carry a coefficient to about 2^-48 of its
+    /// size (f32 alone: 2^-24).
+    #[test]
+    fn split_coefficients_carry_48_bits() {
+        let x = [std::f64::consts::PI, -1.0 / 3.0, 1e-7 / 7.0, 0.0];
+        let parts = split_f32(&x);
+        for (k, &v) in x.iter().enumerate() {
+            let back = parts[k] as f64 + parts[x.len() + k] as f64;
+            assert!((back - v).abs() <= v.abs() * 2f64.powi(-47), "{v}: {back}");
+            assert!((parts[k] as f64 - v).abs() <= v.abs() * 2f64.powi(-24));
         }
     }
 

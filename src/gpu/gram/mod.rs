@@ -53,6 +53,7 @@ const FLAG_SYMMETRIC: u32 = 256;
 const FLAG_IN_STORE: u32 = 512;
 const FLAG_SECOND_STORE: u32 = 1024;
 const FLAG_Z_PHILOX: u32 = 2048;
+const FLAG_COEF_LOW: u32 = 4096;
 const GRAM_WG: u32 = 64;
 /// Output rows per gram_combine invocation, and the side of gram_cross's
 /// tile of pairs, a quad (as in shaders/gram.wgsl).
@@ -311,9 +312,11 @@ struct Placed {
     at: Vec<u32>,
 }
 
-/// Floats of one coefficient matrix: K rows of stride(K) (K: the columns).
+/// Floats of one coefficient slot: two matrices of K rows of stride(K) (K:
+/// the columns), the forward coefficients' high and low parts
+/// (algebra::split_f32; the backward pass uses the first only).
 fn coef_slot(cols: usize) -> usize {
-    cols * stride(cols)
+    2 * cols * stride(cols)
 }
 
 /// The checkpoint interval: `every` if given, else the largest that fits
@@ -402,6 +405,11 @@ pub struct GramGpu<'a> {
     scales: wgpu::Buffer,
     /// Bytes of every buffer this engine allocated on the device.
     pub device_bytes: u64,
+    /// Whether this adapter's compiled gram_cross kept its compensated sums
+    /// within their derived bound on the probe rows (`probe_sums`).
+    pub sums_exact: bool,
+    /// The probe's largest relative error (of sum |x y|).
+    pub sums_probe_error: f64,
 }
 
 /// Dispatches, each with the windows it binds.
@@ -518,7 +526,7 @@ impl<'a> GramGpu<'a> {
         let work = buffer("unused", 0);
         let submitter = Submitter::new(ctx, lay.records_len + 2, false);
         device_bytes += submitter.device_bytes;
-        Ok(GramGpu {
+        let mut engine = GramGpu {
             ctx,
             spec,
             max_binding: (ctx.max_binding_bytes() / 4) as usize,
@@ -534,7 +542,13 @@ impl<'a> GramGpu<'a> {
             records,
             scales,
             device_bytes,
-        })
+            sums_exact: true,
+            sums_probe_error: 0.0,
+        };
+        let (error, exact) = engine.probe_sums()?;
+        engine.sums_probe_error = error;
+        engine.sums_exact = exact;
+        Ok(engine)
     }
 
     pub fn checkpoint_every(&self) -> usize {
@@ -776,9 +790,16 @@ impl<'a> GramGpu<'a> {
             in_off,
             coef_a: in1.1,
             aux_off,
-            coef_b: in2.map_or(NO_OFFSET, |i| i.1),
+            // without a second input: the forward pass, whose coefficients'
+            // low parts follow their high parts
+            coef_b: in2.map_or(
+                in1.1 + (self.lay.cols * stride(self.lay.cols)) as u32,
+                |i| i.1,
+            ),
             out_off: placed.at[0] + out.1 as u32,
-            flags: placed.flags | if in1.0.is_none() { FLAG_Z_PHILOX } else { 0 },
+            flags: placed.flags
+                | if in1.0.is_none() { FLAG_Z_PHILOX } else { 0 }
+                | if in2.is_none() { FLAG_COEF_LOW } else { 0 },
             cols: self.lay.cols as u32,
             ..base
         };
@@ -830,6 +851,8 @@ impl<'a> GramGpu<'a> {
             flags: flags | placed.flags,
             rows: rows.len() as u32,
             cols: cols as u32,
+            // 1, unknown to the compiler: gram_cross's opaque() (TwoSum)
+            w_scale: 1.0,
             ..base
         };
         let tiles = |k: usize| k.div_ceil(CROSS_TILE) as u32;
@@ -869,8 +892,66 @@ impl<'a> GramGpu<'a> {
     /// The bound on the spectral norm of the error of the symmetric Gram
     /// matrix `g` (or E G E) summed by gram_cross over n units.
     fn gram_noise(&self, g: &[f64], n: usize) -> f64 {
-        let eps = algebra::gram_error_bound(blocks(n), CROSS_CHAIN, CROSS_WG.ilog2() as usize);
-        algebra::gram_noise(g, (g.len() as f64).sqrt() as usize, eps)
+        algebra::gram_noise(
+            g,
+            (g.len() as f64).sqrt() as usize,
+            self.sums_error_bound(n),
+        )
+    }
+
+    /// The relative error bound of the Gram sums over n units on this
+    /// adapter: the derived one (`algebra::gram_error_bound`) where the
+    /// probe found the compensated sums intact, else the bound of plain f32
+    /// sums of chain + levels terms (gamma_m = m u / (1 - m u)): shader
+    /// compilers may reassociate float arithmetic (WGSL has no `precise`)
+    /// and so lose TwoSum's errors.
+    pub fn sums_error_bound(&self, n: usize) -> f64 {
+        let levels = CROSS_WG.ilog2() as usize;
+        if self.sums_exact {
+            algebra::gram_error_bound(blocks(n), CROSS_CHAIN, levels)
+        } else {
+            let m = (CROSS_CHAIN + levels) as f64 * 2f64.powi(-24);
+            m / (1.0 - m) + algebra::gram_error_bound(blocks(n), CROSS_CHAIN, levels)
+        }
+    }
+
+    /// Runs gram_cross on rows built to defeat plain f32 sums (K rows of up
+    /// to 4096 units, nearly parallel, some entries 300 times the others)
+    /// and compares with their exact Gram matrix (products of f32 are exact
+    /// in f64): (the largest relative error, whether it is within the
+    /// derived bound).
+    fn probe_sums(&self) -> Result<(f64, bool)> {
+        let n = self.spec.net.widths[0].min(4096);
+        let k = self.lay.cols;
+        let noise = |i: usize, j: usize| {
+            let b = crate::rng::bits(0x5eed, crate::rng::Stream::Gram, j as u32, 0, i as u32, 0);
+            crate::rng::normal4(b)[0]
+        };
+        let mut rows = Vec::with_capacity(k * n);
+        for j in 0..k {
+            let tilt = 2f64.powi(-10 - (j % 8) as i32);
+            rows.extend((0..n).map(|i| {
+                let big = if i % 97 == 0 { 300.0 } else { 1.0 };
+                (big * (1.0 + 0.5 * noise(i, 0)) + tilt * noise(i, j + 1)) as f32
+            }));
+        }
+        let (g, eps) = self.gram_of_rows_over(&rows, n)?;
+        let row = |a: usize| &rows[a * n..(a + 1) * n];
+        let mut worst: f64 = 0.0;
+        for a in 0..k {
+            for c in a..k {
+                let (exact, abs) = row(a)
+                    .iter()
+                    .zip(row(c))
+                    .map(|(&p, &q)| p as f64 * q as f64)
+                    .fold((0.0, 0.0), |(s, t), v| (s + v, t + v.abs()));
+                if abs > 0.0 {
+                    worst = worst.max((g[a * k + c] - exact).abs() / abs);
+                }
+            }
+        }
+        // the f64 reference's own rounding: n 2^-53
+        Ok((worst, worst <= eps + n as f64 * 2f64.powi(-53)))
     }
 
     /// The eigen-decomposition of a Gram matrix summed over n units, its
@@ -895,12 +976,13 @@ impl<'a> GramGpu<'a> {
             .read(self.ctx, flight, |data, _| data.to_vec())
     }
 
-    /// The K x K coefficients into slot `slot`, rows padded to stride(K)
-    /// with zeros (the kernels read them as vec4).
+    /// The K x K coefficients (or the two matrices of split ones) into slot
+    /// `slot`, rows padded to stride(K) with zeros (the kernels read them as
+    /// vec4).
     fn upload(&self, slot: usize, coefs: &[f32]) {
         let b = self.lay.cols;
         let ld = stride(b);
-        let mut padded = vec![0.0f32; b * ld];
+        let mut padded = vec![0.0f32; coefs.len() / b * ld];
         for (row, chunk) in coefs.chunks(b).enumerate() {
             padded[row * ld..row * ld + b].copy_from_slice(chunk);
         }
@@ -980,6 +1062,38 @@ impl<'a> GramGpu<'a> {
         };
         let groups = (blocks(n) as u32, batch as u32, 1);
         self.push(job, &self.p.scale_by_deriv, p, groups, &placed);
+    }
+
+    /// The Gram matrix the engine's compensated sums give of K given rows
+    /// of the input width (row-major, K rows of n), in f64, with the bound
+    /// on each entry's relative error the engine uses on this adapter
+    /// (`sums_error_bound`): the kernel on its own, for tests.
+    pub fn gram_of_rows(&self, rows: &[f32]) -> Result<(Vec<f64>, f64)> {
+        let n = self.spec.net.widths[0];
+        let (g, _) = self.gram_of_rows_over(rows, n)?;
+        Ok((g, self.sums_error_bound(n)))
+    }
+
+    /// The Gram matrix of rows of n <= the input width units, with the
+    /// derived bound (`algebra::gram_error_bound`).
+    fn gram_of_rows_over(&self, rows: &[f32], n: usize) -> Result<(Vec<f64>, f64)> {
+        let k = self.lay.cols;
+        assert_eq!(rows.len(), k * n, "K rows of the input width");
+        let mut padded = vec![0.0f32; k * stride(n)];
+        for (r, row) in rows.chunks(n).enumerate() {
+            padded[r * stride(n)..r * stride(n) + n].copy_from_slice(row);
+        }
+        let x = self.lay.x;
+        self.ctx.queue.write_buffer(
+            &self.row_buffers[x.buffer],
+            (x.at * 4) as u64,
+            bytemuck::cast_slice(&padded),
+        );
+        let mut job = Job::default();
+        self.cross(&mut job, self.base(0, 0), n, x, x, GX, FLAG_SYMMETRIC);
+        let data = self.submit_read(&job, &[self.gram_read(GX)])?;
+        let eps = algebra::gram_error_bound(blocks(n), CROSS_CHAIN, CROSS_WG.ilog2() as usize);
+        Ok((self.gram_matrix(&data, n, true), eps))
     }
 
     /// Runs one network: the forward pass, and the backward pass if asked.
@@ -1201,7 +1315,11 @@ impl<'a> GramGpu<'a> {
                 // dense engine's f32 product does): a cut there is what
                 // collapsed deep correlations (issue 12); the rank reported
                 // counts the eigenvalues above the sums' error bound
-                let eigen = algebra::eigen_symmetric(&g, lay.cols, 0.0);
+                let mut eigen = algebra::eigen_symmetric(&g, lay.cols, 0.0);
+                if let Some(eps) = legacy_cutoff() {
+                    let top = eigen.values[0];
+                    eigen = eigen.cut_below(lay.cols as f64 * eps * top);
+                }
                 let rank = if jacobian {
                     // the inputs' rank, as without --jacobian
                     let x = algebra::leading_block(&g, lay.cols, batch);
@@ -1551,6 +1669,19 @@ impl<'a> GramGpu<'a> {
         }
         Ok((back, grams))
     }
+}
+
+/// Test-only: VARPROP_TEST_GRAM_CUTOFF=eps cuts the forward pass's
+/// eigenvalues below K eps lambda_max, as the engine did (with eps = eps_f32)
+/// before issue 12, so that a test can show `check` catching the collapse
+/// of deep correlations this causes.
+fn legacy_cutoff() -> Option<f64> {
+    static CUTOFF: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+    *CUTOFF.get_or_init(|| {
+        std::env::var("VARPROP_TEST_GRAM_CUTOFF")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    })
 }
 
 /// Sizes beyond the adapter's limits are bad input, caught before any work.
