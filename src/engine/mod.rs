@@ -166,7 +166,30 @@ pub fn run_gpu(
     }
     let (engine, reason) = choose_engine(spec)?;
     if engine == EngineChoice::Gram {
-        return run_gram(ctx, spec, options, reason, progress);
+        let every = crate::gpu::gram::checkpoint_interval(
+            spec,
+            options.checkpoint_every,
+            options.max_memory,
+        )?;
+        let gram = crate::gpu::gram::GramGpu::new(ctx, spec, every)?;
+        if spec.engine == EngineChoice::Auto
+            && let Some(why) = gram_floor_reached(spec, &gram)
+        {
+            drop(gram);
+            let kernels = Kernels::auto(ctx, spec.batch);
+            match run_gpu_with_kernels(ctx, spec, options, kernels, progress) {
+                Ok(mut out) => {
+                    out.info.engine_reason = format!("auto: dense, since {why}");
+                    return Ok(out);
+                }
+                // the dense engine does not fit this adapter: gram after all
+                Err(crate::Error::Invalid { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            let gram = crate::gpu::gram::GramGpu::new(ctx, spec, every)?;
+            return run_gram(&gram, spec, reason, progress);
+        }
+        return run_gram(&gram, spec, reason, progress);
     }
     let kernels = Kernels::auto(ctx, spec.batch);
     let mut out = run_gpu_with_kernels(ctx, spec, options, kernels, progress)?;
@@ -175,16 +198,43 @@ pub fn run_gpu(
 }
 
 /// The gram engine on the GPU (`crate::gpu::gram`).
+/// Where the gram engine cannot match the dense engine's resolution: its
+/// compensated sums are not exact on this adapter (the probe), so the small
+/// eigenvalues of X^T X carry noise of about eps_probe lambda_max, and 1 - c
+/// a floor of about eps_probe B (2e-7 measured on lavapipe at width 256, B =
+/// 16, where the probe of other rows gives 1.2e-8), and the
+/// networks are expected to reach it: the mean-field 1 - c at the last
+/// layer, times the lower tail of its finite-width spread,
+/// exp(-3 sqrt(2.5 sum 1/n_l)) (Var[log(1 - c)] is about half of Var[log q]
+/// = 5 sum 1/n_l for relu in a float64 Monte Carlo), below 10 times that
+/// floor. The reason, or None.
+fn gram_floor_reached(spec: &RunSpec, gram: &crate::gpu::gram::GramGpu) -> Option<String> {
+    if gram.sums_exact {
+        return None;
+    }
+    let rows = crate::theory::layer_table(&spec.net);
+    let last = rows.last()?;
+    let spread: f64 = spec.net.widths[1..].iter().map(|&n| 2.5 / n as f64).sum();
+    let low = (1.0 - last.c_pre).max(0.0) * (-3.0 * spread.sqrt()).exp();
+    let floor = gram.sums_probe_error * spec.batch as f64;
+    (low < 10.0 * floor).then(|| {
+        format!(
+            "this adapter's shader compiler does not keep the gram engine's compensated sums exact \
+             (probe error {:.1e} of sum |x y|): 1 - c would floor near {floor:.0e}, and these \
+             networks reach about {low:.0e}",
+            gram.sums_probe_error
+        )
+    })
+}
+
+/// Runs the gram engine, network by network.
 pub fn run_gram(
-    ctx: &GpuContext,
+    engine: &crate::gpu::gram::GramGpu,
     spec: &RunSpec,
-    options: GpuOptions,
     reason: String,
     progress: Progress,
 ) -> Result<RunOutput> {
-    let every =
-        crate::gpu::gram::checkpoint_interval(spec, options.checkpoint_every, options.max_memory)?;
-    let engine = crate::gpu::gram::GramGpu::new(ctx, spec, every)?;
+    let ctx = engine.context();
     let rows = (spec.net.depth() + 1) as u64;
     let total = rows * spec.networks as u64;
     let mut sums = Vec::with_capacity(spec.networks);

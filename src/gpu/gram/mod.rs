@@ -551,6 +551,11 @@ impl<'a> GramGpu<'a> {
         Ok(engine)
     }
 
+    /// The GPU context the engine runs on.
+    pub fn context(&self) -> &'a GpuContext {
+        self.ctx
+    }
+
     pub fn checkpoint_every(&self) -> usize {
         self.lay.every
     }
