@@ -197,7 +197,6 @@ pub fn run_gpu(
     Ok(out)
 }
 
-/// The gram engine on the GPU (`crate::gpu::gram`).
 /// Where the gram engine cannot match the dense engine's resolution: its
 /// compensated sums are not exact on this adapter (the probe), so the small
 /// eigenvalues of X^T X carry noise of about eps_probe lambda_max, and 1 - c
@@ -227,7 +226,7 @@ fn gram_floor_reached(spec: &RunSpec, gram: &crate::gpu::gram::GramGpu) -> Optio
     })
 }
 
-/// Runs the gram engine, network by network.
+/// Runs the gram engine (`crate::gpu::gram`), network by network.
 pub fn run_gram(
     engine: &crate::gpu::gram::GramGpu,
     spec: &RunSpec,

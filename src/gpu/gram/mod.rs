@@ -897,11 +897,12 @@ impl<'a> GramGpu<'a> {
     /// The bound on the spectral norm of the error of the symmetric Gram
     /// matrix `g` (or E G E) summed by gram_cross over n units.
     fn gram_noise(&self, g: &[f64], n: usize) -> f64 {
-        algebra::gram_noise(
-            g,
-            (g.len() as f64).sqrt() as usize,
-            self.sums_error_bound(n),
-        )
+        algebra::gram_noise(g, side(g), self.sums_error_bound(n))
+    }
+
+    /// gram_cross's derived bound over n units (`algebra::gram_error_bound`).
+    fn derived_error_bound(n: usize) -> f64 {
+        algebra::gram_error_bound(blocks(n), CROSS_CHAIN, CROSS_WG.ilog2() as usize)
     }
 
     /// The relative error bound of the Gram sums over n units on this
@@ -911,12 +912,11 @@ impl<'a> GramGpu<'a> {
     /// compilers may reassociate float arithmetic (WGSL has no `precise`)
     /// and so lose TwoSum's errors.
     pub fn sums_error_bound(&self, n: usize) -> f64 {
-        let levels = CROSS_WG.ilog2() as usize;
         if self.sums_exact {
-            algebra::gram_error_bound(blocks(n), CROSS_CHAIN, levels)
+            Self::derived_error_bound(n)
         } else {
-            let m = (CROSS_CHAIN + levels) as f64 * 2f64.powi(-24);
-            m / (1.0 - m) + algebra::gram_error_bound(blocks(n), CROSS_CHAIN, levels)
+            let m = (CROSS_CHAIN + CROSS_WG.ilog2() as usize) as f64 * 2f64.powi(-24);
+            m / (1.0 - m) + Self::derived_error_bound(n)
         }
     }
 
@@ -962,8 +962,7 @@ impl<'a> GramGpu<'a> {
     /// The eigen-decomposition of a Gram matrix summed over n units, its
     /// eigenvalues within the error bound counted as 0.
     fn gram_eigen(&self, g: &[f64], n: usize) -> Eigen {
-        let b = (g.len() as f64).sqrt() as usize;
-        algebra::eigen_symmetric(g, b, self.gram_noise(g, n))
+        algebra::eigen_symmetric(g, side(g), self.gram_noise(g, n))
     }
 
     fn submit_read(&self, job: &Job, reads: &[Readback]) -> Result<Vec<f32>> {
@@ -1097,8 +1096,10 @@ impl<'a> GramGpu<'a> {
         let mut job = Job::default();
         self.cross(&mut job, self.base(0, 0), n, x, x, GX, FLAG_SYMMETRIC);
         let data = self.submit_read(&job, &[self.gram_read(GX)])?;
-        let eps = algebra::gram_error_bound(blocks(n), CROSS_CHAIN, CROSS_WG.ilog2() as usize);
-        Ok((self.gram_matrix(&data, n, true), eps))
+        Ok((
+            self.gram_matrix(&data, n, true),
+            Self::derived_error_bound(n),
+        ))
     }
 
     /// Runs one network: the forward pass, and the backward pass if asked.
@@ -1674,6 +1675,11 @@ impl<'a> GramGpu<'a> {
         }
         Ok((back, grams))
     }
+}
+
+/// The side b of a b x b matrix.
+fn side(m: &[f64]) -> usize {
+    (m.len() as f64).sqrt() as usize
 }
 
 /// Test-only: VARPROP_TEST_GRAM_CUTOFF=eps cuts the forward pass's
