@@ -28,7 +28,8 @@ record() {
         local name="$1"
         shift
         if "$VARPROP" "$@" > "$work/stdout" 2> "$work/stderr"; then rc=0; else rc=$?; fi
-        { echo "# varprop ${*//$work/WORK} (exit $rc)"; normalise < "$work/stdout" | sed "s|$work|WORK|g"; } > "$out/$name.out"
+        local shown="${*//$work/WORK}"
+        { echo "# varprop ${shown//$ARCHS\//ARCHS/} (exit $rc)"; normalise < "$work/stdout" | sed "s|$work|WORK|g"; } > "$out/$name.out"
         echo "$name: exit $rc" >&2
     }
     local small=(--width 32 --depth 6 --batch 4 --networks 2 --seed 7 --format json -q)

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use cli::args::RunArgs;
 use cli::bench::BenchArgs;
-use varprop::output::Format;
+use varprop::io::output::Format;
 
 #[derive(Parser)]
 #[command(

@@ -2,9 +2,9 @@
 //! run (batch, networks, seed), resolved from flags and validated, so that
 //! every engine and the theory see the same, checked configuration.
 
-use crate::activation::Activation;
+use crate::model::activation::Activation;
 use crate::error::{Error, Result};
-use crate::init::{InitFlags, InitSpec, WeightLaw};
+use crate::model::init::{InitFlags, InitSpec, WeightLaw};
 
 /// Default omega for `--init siren` (Sitzmann et al. 2020).
 pub const SIREN_OMEGA: f64 = 30.0;
@@ -68,7 +68,7 @@ impl Probes {
 /// mean-preserving bias): the block engines run it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ArchRun {
-    pub arch: crate::arch::Architecture,
+    pub arch: crate::model::arch::Architecture,
     pub mean_preserving: bool,
     /// the row whose per-position second moments to keep (--position-map)
     pub position_row: Option<usize>,
@@ -147,7 +147,7 @@ impl RunSpec {
 }
 
 /// The summary NetworkSpec of an architecture (see `RunSpec::net`).
-pub fn summary_of(arch: &crate::arch::Architecture, q0: f64, c0: f64) -> NetworkSpec {
+pub fn summary_of(arch: &crate::model::arch::Architecture, q0: f64, c0: f64) -> NetworkSpec {
     let first = arch.blocks[0].layers()[0];
     NetworkSpec {
         widths: (0..=arch.depth()).map(|l| arch.units(l)).collect(),

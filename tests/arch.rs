@@ -4,9 +4,9 @@
 
 mod common;
 
-use varprop::arch::Architecture;
-use varprop::engine::run_cpu;
-use varprop::settings::RunSettings;
+use varprop::model::arch::Architecture;
+use varprop::sim::run_cpu;
+use varprop::config::settings::RunSettings;
 use varprop::spec::RunSpec;
 use varprop::theory;
 
@@ -208,7 +208,7 @@ fn transposed_convolution_makes_a_checkerboard() {
     assert_eq!(out.positions.len(), 64);
     let bound = common::z_bound(q.len());
     for (p, want) in q.iter().enumerate() {
-        let (m, se) = varprop::stats::mean_se(out.positions.iter().map(|(pre, _)| pre[p]));
+        let (m, se) = varprop::sim::stats::mean_se(out.positions.iter().map(|(pre, _)| pre[p]));
         let z = (m - want) / se;
         assert!(
             z.abs() < bound,
@@ -245,7 +245,7 @@ fn residual_blocks_follow_theory() {
             &rows.iter().map(|r| r.pre.c_mean()).collect::<Vec<_>>(),
             bound,
         );
-        let preds = varprop::check::predictions(&spec, &spec.net);
+        let preds = varprop::analysis::predictions::predictions(&spec, &spec.net);
         let g = preds.iter().find(|p| p.name == "g").unwrap();
         let g_theory: Vec<f64> = g.theory.iter().map(|v| v.unwrap()).collect();
         within_se(

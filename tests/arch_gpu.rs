@@ -1,9 +1,9 @@
 //! The GPU block engine against the f64 CPU block engine (its naive loops:
-//! `engine::cpu_blocks`, the reference for convolutions, transposed
+//! `sim::cpu_blocks`, the reference for convolutions, transposed
 //! convolutions, residual and highway blocks and the mean-preserving
 //! shift) on the same seeds: every per-network, per-layer statistic,
 //! forward, backward and with the Jacobian probes, and the per-position
-//! map. And every file under examples/ through the CLI on the GPU.
+//! map. And every file under architectures/ through the CLI on the GPU.
 //!
 //! Tolerance: the GPU works in f32, on the same random draws. Each draw
 //! carries a relative error of a few 1e-7 (Box-Muller, erfinv in f32); each
@@ -22,9 +22,9 @@ mod common;
 
 use std::process::Command;
 
-use varprop::arch::{Architecture, Shape};
-use varprop::engine::{GpuOptions, RunOutput, run_cpu, run_gpu};
-use varprop::settings::RunSettings;
+use varprop::model::arch::{Architecture, Shape};
+use varprop::sim::{GpuOptions, RunOutput, run_cpu, run_gpu};
+use varprop::config::settings::RunSettings;
 use varprop::spec::RunSpec;
 
 const RTOL: f64 = 2e-4;
@@ -666,7 +666,7 @@ fn one_context_serves_both_engines_orthogonal_kernels() {
 
 #[test]
 fn every_example_runs_on_the_gpu_through_the_cli() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("architectures");
     let out_dir = std::env::temp_dir().join(format!("varprop-arch-cli-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
     let mut count = 0;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use varprop::engine::{GpuOptions, RunOutput, run_gpu};
+use varprop::sim::{GpuOptions, RunOutput, run_gpu};
 use varprop::spec::{EngineChoice, Probes, RunSpec};
 
 fn run(
@@ -166,7 +166,7 @@ fn linear_gaussian_jacobian_moments(engine: EngineChoice) {
             .map(|l| spec.net.weight_law(l).variance)
             .collect();
         let (m1, m2) = linear_gaussian_moments(&spec.net.widths, &variances);
-        let s = varprop::report::jacobian_summary(&out);
+        let s = varprop::analysis::report::jacobian_summary(&out);
         for (name, mean, se, want) in [
             ("m1", s.jac_m1_mean, s.jac_m1_se, m1),
             ("m2", s.jac_m2_mean, s.jac_m2_se, m2),

@@ -6,9 +6,9 @@
 //! the mean of S log-normal values sits below E[q] in most samples, with a
 //! standard error far below its real spread.
 
-use varprop::check::{self, Prediction};
-use varprop::engine::{RunOutput, run_cpu};
-use varprop::report;
+use varprop::analysis::predictions::{self, Prediction};
+use varprop::sim::{RunOutput, run_cpu};
+use varprop::analysis::report;
 use varprop::spec::{NetworkFlags, RunSpec};
 
 const SEEDS: u64 = 200;
@@ -30,9 +30,9 @@ fn spec(seed: u64) -> RunSpec {
 /// Whether `check`'s rule fails the run at family rate `rate`.
 fn fails(spec: &RunSpec, run: &RunOutput, preds: &[Prediction], rate: f64) -> bool {
     let mut table = report::run_table(spec, run);
-    check::add_theory_columns(&mut table, spec, preds, &spec.net);
-    let comparisons = check::comparisons_at(&table, run, preds, rate);
-    let bound = check::theory_bound_at(comparisons.len(), NETWORKS, rate);
+    predictions::add_theory_columns(&mut table, spec, preds, &spec.net);
+    let comparisons = predictions::comparisons_at(&table, run, preds, rate);
+    let bound = predictions::theory_bound_at(comparisons.len(), NETWORKS, rate);
     comparisons.iter().any(|c| c.z.abs() > bound)
 }
 
@@ -48,9 +48,9 @@ fn fails_before(spec: &RunSpec, run: &RunOutput, preds: &[Prediction], rate: f64
         })
         .collect();
     let mut table = report::run_table(spec, run);
-    check::add_theory_columns(&mut table, spec, &old, &spec.net);
-    let comparisons = check::comparisons_at(&table, run, &old, rate);
-    let bound = check::z_bound(comparisons.len(), NETWORKS, rate);
+    predictions::add_theory_columns(&mut table, spec, &old, &spec.net);
+    let comparisons = predictions::comparisons_at(&table, run, &old, rate);
+    let bound = predictions::z_bound(comparisons.len(), NETWORKS, rate);
     comparisons.iter().any(|c| c.z.abs() > bound)
 }
 
@@ -71,12 +71,12 @@ fn binomial_upper(n: u64, p: f64, tail: f64) -> u64 {
 fn check_fails_correct_deep_simulations_at_its_stated_rate() {
     // the family rate at which failures are frequent enough to count, and
     // the one check runs at
-    let (loose, nominal) = (0.1, check::FALSE_FAILURE_RATE);
+    let (loose, nominal) = (0.1, predictions::FALSE_FAILURE_RATE);
     let (mut loose_fails, mut nominal_fails, mut before_fails) = (0, 0, 0);
     for seed in 0..SEEDS {
         let spec = spec(seed);
         let run = run_cpu(&spec, &mut |_, _| {}).unwrap();
-        let preds = check::predictions(&spec, &spec.net);
+        let preds = predictions::predictions(&spec, &spec.net);
         loose_fails += fails(&spec, &run, &preds, loose) as u64;
         nominal_fails += fails(&spec, &run, &preds, nominal) as u64;
         before_fails += fails_before(&spec, &run, &preds, nominal) as u64;

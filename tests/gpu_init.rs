@@ -6,7 +6,7 @@
 mod common;
 
 use varprop::gpu::probe;
-use varprop::init::Dist;
+use varprop::model::init::Dist;
 
 /// (init flags, activation) covering every scheme and the options that change
 /// the law.

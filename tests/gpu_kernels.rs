@@ -3,10 +3,10 @@
 
 mod common;
 
-use varprop::activation::{ACTIVATION_NAMES, Activation};
+use varprop::model::activation::{ACTIVATION_NAMES, Activation};
 use varprop::gpu::probe;
-use varprop::init::Dist;
-use varprop::rng::{self, Stream};
+use varprop::model::init::Dist;
+use varprop::model::rng::{self, Stream};
 
 #[test]
 fn philox_known_answers_on_the_gpu() {

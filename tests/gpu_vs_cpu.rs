@@ -14,10 +14,10 @@
 
 mod common;
 
-use varprop::engine::{GpuOptions, run_cpu, run_gpu, run_gpu_with_kernels};
+use varprop::sim::{GpuOptions, run_cpu, run_gpu, run_gpu_with_kernels};
 use varprop::gpu::GpuContext;
-use varprop::gpu::kernels::{Kernels, ProductKernel, Reduction};
-use varprop::init::InitFlags;
+use varprop::gpu::tuning::{Kernels, ProductKernel, Reduction};
+use varprop::model::init::InitFlags;
 use varprop::spec::{NetworkFlags, Probes, RunSpec};
 
 fn check(flags: NetworkFlags, batch: usize, chunk: usize) {
@@ -165,7 +165,7 @@ fn torch_default_gelu_with_its_uniform_bias() {
 
 #[test]
 fn every_activation_forward_backward_and_jacobian() {
-    for act in varprop::activation::ACTIVATION_NAMES {
+    for act in varprop::model::activation::ACTIVATION_NAMES {
         let init = if *act == "sin" {
             "siren"
         } else {
@@ -177,7 +177,7 @@ fn every_activation_forward_backward_and_jacobian() {
 
 #[test]
 fn every_init_scheme_forward_backward_and_jacobian() {
-    for (init, _) in varprop::init::SCHEME_NAMES {
+    for (init, _) in varprop::model::init::SCHEME_NAMES {
         let mut f = flags(
             "24,36,20",
             if *init == "siren" { "sin" } else { "tanh" },

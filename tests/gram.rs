@@ -4,9 +4,9 @@
 
 mod common;
 
-use varprop::engine::{GpuOptions, RunOutput, run_gpu};
+use varprop::sim::{GpuOptions, RunOutput, run_gpu};
 use varprop::spec::{EngineChoice, NetworkFlags, Probes, RunSpec};
-use varprop::stats::LayerSample;
+use varprop::sim::stats::LayerSample;
 use varprop::theory;
 
 fn spec(flags: NetworkFlags, batch: usize, networks: usize, seed: u64, backward: bool) -> RunSpec {
@@ -337,7 +337,7 @@ fn gram_jacobian_matches_dense(backward: bool) {
                 compare(format!("layer {l} {name}"), a, b);
             }
         }
-        type Top = fn(&varprop::stats::NetworkTop) -> f64;
+        type Top = fn(&varprop::sim::stats::NetworkTop) -> f64;
         let tops: [(&str, Top); 2] = [
             ("log_jac_m1", |t| t.log_jac_m1),
             ("log_jac_m2", |t| t.log_jac_m2),

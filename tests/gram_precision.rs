@@ -12,8 +12,8 @@ use varprop::spec::{NetworkFlags, RunSpec};
 /// entries, x_j = x_0 + 2^-(10 + 3 j) noise (1 - c ~ 2^-(20 + 6 j)).
 fn rows(k: usize, n: usize) -> Vec<f32> {
     let u = |i: usize, j: usize| {
-        let b = varprop::rng::bits(11, varprop::rng::Stream::Gram, j as u32, 0, i as u32, 0);
-        varprop::rng::normal4(b)[0]
+        let b = varprop::model::rng::bits(11, varprop::model::rng::Stream::Gram, j as u32, 0, i as u32, 0);
+        varprop::model::rng::normal4(b)[0]
     };
     let base: Vec<f64> = (0..n)
         .map(|i| {

@@ -82,7 +82,7 @@ fn orthogonal_matrices_look_haar() {
             .sum::<f64>();
     }
     let bound = common::z_bound(2);
-    let (mean, se) = varprop::stats::mean_se(traces.iter().copied());
+    let (mean, se) = varprop::sim::stats::mean_se(traces.iter().copied());
     assert!((mean / se).abs() < bound, "trace mean {mean} ± {se}");
     let var = traces.iter().map(|t| t * t).sum::<f64>() / samples as f64;
     let var_se = (2.0 / samples as f64).sqrt();

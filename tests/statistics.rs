@@ -4,7 +4,7 @@
 
 mod common;
 
-use varprop::engine::{GpuOptions, run_gpu};
+use varprop::sim::{GpuOptions, run_gpu};
 
 /// Linear network with v = 1/fan_in: E[q_pre[l]] = q0 at every layer and
 /// every finite width (E ||W x||^2 = n_out v ||x||^2).
@@ -136,7 +136,7 @@ fn xavier_relu_halves_q_for_ten_thousand_layers() {
     }
     let bound = common::z_bound(2);
     for (name, slopes) in [("per-input", per_input), ("batch-level", batch_level)] {
-        let (mean, se) = varprop::stats::mean_se(slopes.iter().copied());
+        let (mean, se) = varprop::sim::stats::mean_se(slopes.iter().copied());
         let z = (mean - slope_theory) / se;
         assert!(
             z.abs() < bound,

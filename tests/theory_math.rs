@@ -14,8 +14,8 @@ use std::f64::consts::PI;
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use varprop::activation::Activation;
-use varprop::init::{InitFlags, InitSpec};
+use varprop::model::activation::Activation;
+use varprop::model::init::{InitFlags, InitSpec};
 use varprop::spec::NetworkSpec;
 use varprop::theory::finite_width::{log_chi_squared, log_chi_squared_binomial};
 use varprop::theory::fixed_point::{CRITICAL_TOL, EDGE_TOL, chi1, fixed_point, q_star};

@@ -4,8 +4,8 @@
 
 mod common;
 
-use varprop::check;
-use varprop::engine::{GpuOptions, run_cpu, run_gpu};
+use varprop::analysis::predictions;
+use varprop::sim::{GpuOptions, run_cpu, run_gpu};
 use varprop::spec::RunSpec;
 use varprop::theory;
 
@@ -85,16 +85,16 @@ fn wide_networks_follow_mean_field_theory() {
             ..RunSpec::new(flags.resolve().unwrap(), 8, 32, 5)
         };
         let run = run_gpu(&ctx, &spec, GpuOptions::default(), &mut |_, _| {}).unwrap();
-        let mut table = varprop::report::run_table(&spec, &run);
-        let preds = check::predictions(&spec, &spec.net);
-        check::add_theory_columns(&mut table, &spec, &preds, &spec.net);
-        let comparisons = check::comparisons(&table, &run, &preds);
+        let mut table = varprop::analysis::report::run_table(&spec, &run);
+        let preds = predictions::predictions(&spec, &spec.net);
+        predictions::add_theory_columns(&mut table, &spec, &preds, &spec.net);
+        let comparisons = predictions::comparisons(&table, &run, &preds);
         assert!(
             comparisons.len() >= 30,
             "{act}: only {} comparisons",
             comparisons.len()
         );
-        let bound = check::z_bound(comparisons.len(), spec.networks, check::FALSE_FAILURE_RATE);
+        let bound = predictions::z_bound(comparisons.len(), spec.networks, predictions::FALSE_FAILURE_RATE);
         for c in &comparisons {
             assert!(
                 c.z.abs() < bound,
@@ -114,8 +114,8 @@ fn wide_networks_follow_mean_field_theory() {
 /// with the number of networks, and is the normal quantile for many.
 #[test]
 fn z_bound_is_the_t_quantile() {
-    let b = check::z_bound(100, 1_000_000, 1e-4);
+    let b = predictions::z_bound(100, 1_000_000, 1e-4);
     assert!((b - common::z_bound(100)).abs() < 1e-3, "{b}");
-    assert!(check::z_bound(1000, 32, 1e-4) > check::z_bound(10, 32, 1e-4));
-    assert!(check::z_bound(10, 4, 1e-4) > check::z_bound(10, 32, 1e-4));
+    assert!(predictions::z_bound(1000, 32, 1e-4) > predictions::z_bound(10, 32, 1e-4));
+    assert!(predictions::z_bound(10, 4, 1e-4) > predictions::z_bound(10, 32, 1e-4));
 }

@@ -14,8 +14,8 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::gpu::dense::{DenseGpu, KernelProbe};
-use crate::gpu::kernels::Kernels;
-use crate::init::InitFlags;
+use crate::gpu::tuning::Kernels;
+use crate::model::init::InitFlags;
 use crate::spec::{NetworkFlags, Probes, RunSpec};
 
 mod baselines;

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use varprop::engine::{self, RunOutput};
+use varprop::sim::{self, RunOutput};
 use varprop::gpu::GpuContext;
-use varprop::output::Format;
-use varprop::settings::RunSettings;
+use varprop::io::output::Format;
+use varprop::config::settings::RunSettings;
 use varprop::spec::RunSpec;
 use varprop::{Error, Result};
 
@@ -77,7 +77,7 @@ pub struct NetArgs {
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub c0: f64,
     /// An architecture file (TOML: dense, conv, conv-transpose, residual and highway blocks;
-    /// see examples/) instead of --width/--widths/--act/--init
+    /// see architectures/) instead of --width/--widths/--act/--init
     #[arg(long)]
     pub arch: Option<String>,
     /// normal, or mean-preserving: each layer's post-activation is shifted by minus the analytic
@@ -190,7 +190,7 @@ pub struct RunArgs {
     pub plot: Option<PathBuf>,
     /// The q the plot shows: pre (h) or post (phi(h)) [default: post]
     #[arg(long = "plot-quantity", value_enum)]
-    pub plot_quantity: Option<varprop::plot::Quantity>,
+    pub plot_quantity: Option<varprop::io::plot::Quantity>,
 }
 
 fn progress_bar(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
@@ -218,14 +218,14 @@ pub fn simulate(args: &RunArgs, spec: &RunSpec) -> Result<RunOutput> {
     let out = match args.device {
         DeviceKind::Gpu => {
             let ctx = GpuContext::new(args.adapter.as_deref())?;
-            let options = engine::GpuOptions {
+            let options = sim::GpuOptions {
                 chunk: args.chunk,
                 checkpoint_every: args.checkpoint_every,
                 max_memory: args.max_memory,
             };
-            engine::run_gpu(&ctx, spec, options, &mut progress)
+            sim::run_gpu(&ctx, spec, options, &mut progress)
         }
-        DeviceKind::Cpu => engine::run_cpu(spec, &mut progress),
+        DeviceKind::Cpu => sim::run_cpu(spec, &mut progress),
     };
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -278,7 +278,7 @@ pub fn run_spec(args: &RunArgs, default_networks: usize) -> Result<RunSpec> {
                 format!("must lie in 0..={}", a.arch.depth()),
             ));
         }
-        if !matches!(a.arch.shape(row), varprop::arch::Shape::Image(..)) {
+        if !matches!(a.arch.shape(row), varprop::model::arch::Shape::Image(..)) {
             return Err(Error::invalid(
                 "--position-layer",
                 format!("row {row} is a vector; positions need an image row"),

@@ -6,7 +6,7 @@ use clap::Args;
 
 use varprop::bench::{self, BenchOptions};
 use varprop::gpu::GpuContext;
-use varprop::output::{self, Format};
+use varprop::io::output::{self, Format};
 use varprop::{Error, Result};
 
 #[derive(Args)]

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use varprop::check::{self, Comparison, FALSE_FAILURE_RATE};
-use varprop::engine::RunOutput;
-use varprop::output::{self, Format};
-use varprop::report;
-use varprop::settings::{RunSettings, parse_toml};
+use varprop::analysis::predictions::{self, Comparison, FALSE_FAILURE_RATE};
+use varprop::sim::RunOutput;
+use varprop::io::output::{self, Format};
+use varprop::analysis::report;
+use varprop::config::settings::{RunSettings, parse_toml};
 use varprop::spec::RunSpec;
 use varprop::{Error, Result};
 
@@ -120,10 +120,10 @@ fn run_case(
         eprintln!("warning: {name}: {w}");
     }
     let mut table = report::run_table(&spec, &run);
-    let preds = check::predictions(&spec, &theory_net);
-    check::add_theory_columns(&mut table, &spec, &preds, &theory_net);
-    let comparisons = check::comparisons(&table, &run, &preds);
-    let bound = max_z.unwrap_or_else(|| check::theory_bound(comparisons.len(), spec.networks));
+    let preds = predictions::predictions(&spec, &theory_net);
+    predictions::add_theory_columns(&mut table, &spec, &preds, &theory_net);
+    let comparisons = predictions::comparisons(&table, &run, &preds);
+    let bound = max_z.unwrap_or_else(|| predictions::theory_bound(comparisons.len(), spec.networks));
     let failures: Vec<Comparison> = comparisons
         .iter()
         .filter(|c| c.z.abs() > bound)
@@ -149,7 +149,7 @@ fn run_case(
 }
 
 /// The measured (mean, se) columns a golden file keeps.
-fn golden_columns(table: &varprop::output::Table) -> Vec<(String, String)> {
+fn golden_columns(table: &varprop::io::output::Table) -> Vec<(String, String)> {
     table
         .columns
         .iter()
@@ -166,7 +166,7 @@ fn golden(
     name: &str,
     spec: &RunSpec,
     run: &RunOutput,
-    table: &varprop::output::Table,
+    table: &varprop::io::output::Table,
     bless: bool,
     max_z: Option<f64>,
 ) -> Result<GoldenVerdict> {
@@ -249,7 +249,7 @@ fn golden(
         }
     }
     let bound = max_z.unwrap_or_else(|| {
-        check::z_bound(
+        predictions::z_bound(
             zs.len(),
             spec.networks.min(golden_networks),
             FALSE_FAILURE_RATE,

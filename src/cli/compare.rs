@@ -5,13 +5,13 @@
 use clap::Args;
 
 use varprop::Result;
-use varprop::compare::{
+use varprop::analysis::compare::{
     ACTS_FLAG, INITS_FLAG, SIGMA_W2S_FLAG, SchemeLists, parse_names, parse_numbers, schemes,
 };
-use varprop::headline::{Headline, headline_table, table_with_theory};
-use varprop::output::{self, Format, LabelledTable};
-use varprop::report;
-use varprop::settings::DEFAULT_NETWORKS;
+use varprop::analysis::headline::{Headline, headline_table, table_with_theory};
+use varprop::io::output::{self, Format, LabelledTable};
+use varprop::analysis::report;
+use varprop::config::settings::DEFAULT_NETWORKS;
 
 use super::args::RunArgs;
 use super::runner::{Runner, WorkBar, check_plot_args, save_layer_plot, work};
@@ -155,7 +155,7 @@ pub fn cmd_compare(args: CompareArgs) -> Result<()> {
                 info.adapter
                     .as_ref()
                     .map_or("cpu".into(), |a| a.name.clone()),
-                varprop::plot::layers::run_shape(first_spec),
+                varprop::io::plot::layers::run_shape(first_spec),
                 first_spec.net.depth(),
             ) + &summary.to_text(&shown(first_spec.probes.backward))
         }

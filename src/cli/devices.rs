@@ -1,7 +1,7 @@
 //! `varprop devices`: the adapters wgpu sees.
 
 use varprop::gpu::list_adapters;
-use varprop::output::{self, Format};
+use varprop::io::output::{self, Format};
 use varprop::{Error, Result};
 
 pub fn cmd_devices(format: Option<Format>) -> Result<()> {

@@ -5,9 +5,9 @@
 
 use clap::Args;
 
-use varprop::output::{self, Format};
-use varprop::phase::{self, PHASE_COLUMNS};
-use varprop::settings::DEFAULT_NETWORKS;
+use varprop::io::output::{self, Format};
+use varprop::analysis::phase::{self, PHASE_COLUMNS};
+use varprop::config::settings::DEFAULT_NETWORKS;
 use varprop::{Error, Result};
 
 use super::args::RunArgs;
@@ -73,7 +73,7 @@ pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
     let points = phase::phase_points(&grid, &runs);
     let table = phase::phase_table(&points);
     let spec = &grid[0].2;
-    let shape = varprop::plot::layers::run_shape(spec)
+    let shape = varprop::io::plot::layers::run_shape(spec)
         .split(", ")
         .filter(|p| !p.starts_with("sigma_b2"))
         .collect::<Vec<_>>()
@@ -118,7 +118,7 @@ pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
             &sigma_b2s,
             &points,
         );
-        varprop::plot::save(&figure, path, "--plot")?;
+        varprop::io::plot::save(&figure, path, "--plot")?;
     }
     Ok(())
 }

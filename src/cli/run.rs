@@ -1,8 +1,8 @@
 //! `varprop run`: simulate one configuration, one row per layer.
 
 use varprop::Result;
-use varprop::output::{self, Format};
-use varprop::report;
+use varprop::io::output::{self, Format};
+use varprop::analysis::report;
 
 use super::args::{RunArgs, run_spec, simulate};
 use super::runner::{check_plot_args, save_layer_plot};
@@ -25,7 +25,7 @@ const RUN_TABLE: &[(&str, &str, Option<&str>)] = &[
 ];
 
 pub fn cmd_run(args: RunArgs) -> Result<()> {
-    let spec = run_spec(&args, varprop::settings::DEFAULT_NETWORKS)?;
+    let spec = run_spec(&args, varprop::config::settings::DEFAULT_NETWORKS)?;
     check_plot_args(&args)?;
     let format = output::pick_format(args.format, args.out.as_deref());
     let run = simulate(&args, &spec)?;
@@ -38,8 +38,8 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
         output::write_atomic(path, text.as_bytes())?;
     }
     let mut table = report::run_table(&spec, &run);
-    let predictions = varprop::check::predictions(&spec, &spec.net);
-    varprop::check::add_theory_columns(&mut table, &spec, &predictions, &spec.net);
+    let predictions = varprop::analysis::predictions::predictions(&spec, &spec.net);
+    varprop::analysis::predictions::add_theory_columns(&mut table, &spec, &predictions, &spec.net);
     let text = match format {
         Format::Csv => table.to_csv(),
         Format::Json => {
@@ -94,7 +94,7 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
             let mut text = header + &table.to_text(&shown, every);
             if spec.probes.jacobian {
                 let j = report::jacobian_summary(&run);
-                let theory = varprop::check::jacobian_spread_theory(&spec)
+                let theory = varprop::analysis::predictions::jacobian_spread_theory(&spec)
                     .map_or("-".into(), output::format_num);
                 text += &format!(
                     "# whole network: m1 = {} ± {}, m2 = {} ± {}, spread m2/m1^2 - 1 = {} ± {} (infinite-width theory {theory})\n",

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use varprop::Result;
-use varprop::engine::{self, GpuOptions, RunOutput};
+use varprop::sim::{self, GpuOptions, RunOutput};
 use varprop::gpu::GpuContext;
 use varprop::spec::RunSpec;
 
@@ -99,8 +99,8 @@ impl Runner {
         let offset = bar.done;
         let mut progress = |done: u64, _total: u64| bar.set(offset + done);
         let out = match self.device {
-            DeviceKind::Gpu => engine::run_gpu(self.context()?, spec, self.options, &mut progress),
-            DeviceKind::Cpu => engine::run_cpu(spec, &mut progress),
+            DeviceKind::Gpu => sim::run_gpu(self.context()?, spec, self.options, &mut progress),
+            DeviceKind::Cpu => sim::run_cpu(spec, &mut progress),
         };
         bar.done = offset + work(spec);
         bar.set(bar.done);
@@ -165,7 +165,7 @@ impl WorkBar {
 /// Where a plot goes, checked before anything runs.
 pub fn check_plot_path(plot: Option<&PathBuf>) -> Result<()> {
     if let Some(p) = plot {
-        varprop::plot::ImageFormat::from_path(p, "--plot")?;
+        varprop::io::plot::ImageFormat::from_path(p, "--plot")?;
     }
     Ok(())
 }
@@ -189,7 +189,7 @@ pub fn save_layer_plot(
     command: &str,
     runs: &[(Option<&str>, &RunSpec, &RunOutput)],
 ) -> Result<()> {
-    use varprop::plot::layers::{LabelledRun, LayerFigure, run_shape, scheme_name};
+    use varprop::io::plot::layers::{LabelledRun, LayerFigure, run_shape, scheme_name};
     let (Some(path), Some((_, first, _))) = (&args.plot, runs.first()) else {
         return Ok(());
     };
@@ -203,5 +203,5 @@ pub fn save_layer_plot(
         .collect();
     let title = format!("varprop {command}: {}", run_shape(first));
     let figure = LayerFigure::new(title, &labelled, args.plot_quantity.unwrap_or_default());
-    varprop::plot::save(&figure, path, "--plot")
+    varprop::io::plot::save(&figure, path, "--plot")
 }

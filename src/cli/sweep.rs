@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use varprop::headline::{Headline, table_with_theory};
-use varprop::report;
-use varprop::settings::DEFAULT_NETWORKS;
-use varprop::sweep::{self, ResultSummary, Shard};
+use varprop::analysis::headline::{Headline, table_with_theory};
+use varprop::analysis::report;
+use varprop::config::settings::DEFAULT_NETWORKS;
+use varprop::io::sweep::{self, ResultSummary, Shard};
 use varprop::{Error, Result};
 
 use super::runner::{EngineArgs, Runner, WorkBar, work};
@@ -123,7 +123,7 @@ pub fn cmd_sweep(args: SweepArgs) -> Result<()> {
             report::config_json(spec, &run),
             table.rows_json(),
         );
-        varprop::output::write_atomic(&result_path(&args.out_dir, &config.id), doc.as_bytes())?;
+        varprop::io::output::write_atomic(&result_path(&args.out_dir, &config.id), doc.as_bytes())?;
     }
     bar.finish();
 
@@ -137,7 +137,7 @@ pub fn cmd_sweep(args: SweepArgs) -> Result<()> {
             .join(format!("summary-shard-{}-of-{}.csv", s.index, s.count)),
         None => args.out_dir.join("summary.csv"),
     };
-    varprop::output::write_atomic(&summary, sweep::summary_csv(&results).as_bytes())?;
+    varprop::io::output::write_atomic(&summary, sweep::summary_csv(&results).as_bytes())?;
     let shard_text = match shard {
         Some((s, source)) => format!(
             ", shard {}/{} (from {source}): {} of them",
@@ -203,7 +203,7 @@ pub fn cmd_merge(args: MergeArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| args.dirs[0].join("summary.csv"));
-    varprop::output::write_atomic(&out, sweep::summary_csv(&results).as_bytes())?;
+    varprop::io::output::write_atomic(&out, sweep::summary_csv(&results).as_bytes())?;
     eprintln!(
         "merge: {} configurations from {files} result files in {} directories; summary {}",
         results.len(),

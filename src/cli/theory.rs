@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use varprop::output::{self, Cell, Format, Table};
+use varprop::io::output::{self, Cell, Format, Table};
 use varprop::theory;
 use varprop::{Error, Result};
 
@@ -177,7 +177,7 @@ pub fn cmd_theory(args: TheoryArgs) -> Result<()> {
                     THEORY_COLUMNS.iter().map(|c| (*c, *c, None)).collect();
                 format!(
                     "# mean-field theory: widths {}, {} / {}\n",
-                    varprop::report::widths_text(&net.widths),
+                    varprop::analysis::report::widths_text(&net.widths),
                     net.act,
                     net.init.scheme.name()
                 ) + &table.to_text(&shown, every)

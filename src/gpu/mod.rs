@@ -1,14 +1,16 @@
-//! The GPU side: context, WGSL sources and pipelines, the dense engine's
-//! kernels, and small probes that expose the shared WGSL to tests.
+//! The GPU side: the context, the WGSL sources and pipelines, the launch
+//! tuning, the submitter, and the three GPU engines (dense/, gram/,
+//! blocks/) with the orthogonal weights they share; probes expose the shared
+//! WGSL to tests. See ARCHITECTURE.md.
 
 pub mod blocks;
 pub mod context;
 pub mod dense;
 pub mod gram;
-pub mod kernels;
 pub mod orthogonal;
+pub mod pipelines;
 pub mod probe;
-pub mod shaders;
 pub mod submit;
+pub mod tuning;
 
 pub use context::{AdapterSummary, GpuContext, list_adapters};

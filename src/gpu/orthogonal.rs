@@ -3,14 +3,14 @@
 //! a matrix of any shape, on the weight stream of any (network, layer), and
 //! leave gain * Q D in an output buffer (rows of stride(n_in), zero
 //! padded) that the block engine then places into its weight layout. The
-//! CPU twin is `engine::cpu::orthogonal_matrix`.
+//! CPU twin is `sim::cpu::orthogonal_matrix`.
 
-use crate::activation::Activation;
+use crate::model::activation::Activation;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::dense::{Params, stride};
-use crate::gpu::shaders::{Module, engine_bind_group_layout};
-use crate::init::Dist;
+use crate::gpu::pipelines::{Module, engine_bind_group_layout};
+use crate::model::init::Dist;
 
 const ORTHO_WG: usize = 256;
 const MAX_DISPATCH: usize = 65_535;

@@ -26,8 +26,8 @@
 //! H = phi(h) driven by independent weights.
 
 use super::gauss;
-use crate::activation::{Activation, sigmoid};
-use crate::arch::{Architecture, Block, Layer, LayerKind, Padding, Shape};
+use crate::model::activation::{Activation, sigmoid};
+use crate::model::arch::{Architecture, Block, Layer, LayerKind, Padding, Shape};
 
 /// Per-position moments of one input's units (and of a pair).
 #[derive(Clone, Debug, PartialEq)]

@@ -26,8 +26,8 @@ use std::collections::HashMap;
 use std::f64::consts::LN_2;
 
 use super::special::{digamma, trigamma};
-use crate::activation::Activation;
-use crate::init::Dist;
+use crate::model::activation::Activation;
+use crate::model::init::Dist;
 use crate::spec::NetworkSpec;
 
 /// Mean and variance of a logarithm.

@@ -15,7 +15,7 @@ use super::gauss::{
     cross_moment, deriv_cross_moment, deriv_second_moment, one_sided_slopes, second_moment,
     second_moment_slope,
 };
-use crate::activation::Activation;
+use crate::model::activation::Activation;
 use crate::error::{Error, Result};
 use crate::spec::NetworkSpec;
 

@@ -42,7 +42,7 @@ use std::sync::OnceLock;
 
 use super::quadrature::{self, Feature, NormalRule};
 use super::special::{erfcx, normal_cdf, normal_pdf, normal_sf};
-use crate::activation::{Activation, SELU_ALPHA, SELU_SCALE};
+use crate::model::activation::{Activation, SELU_ALPHA, SELU_SCALE};
 
 /// Gauss-Hermite orders, and for each the largest sqrt(q) / reach at which
 /// it is used.

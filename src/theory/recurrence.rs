@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use super::finite_width::{ExactRow, exact_rows};
 use super::gauss::{cross_moment, deriv_second_moment, mean, one_sided_slopes, second_moment};
-use crate::activation::Activation;
+use crate::model::activation::Activation;
 use crate::spec::NetworkSpec;
 
 /// One row of the table.

@@ -8,7 +8,7 @@ pub const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 
 /// Standard normal density.
 pub fn normal_pdf(z: f64) -> f64 {
-    crate::activation::standard_normal_pdf(z)
+    crate::model::activation::standard_normal_pdf(z)
 }
 
 /// P(Z <= x) for Z ~ N(0,1), through erfc so that the lower tail keeps its

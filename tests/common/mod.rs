@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use varprop::gpu::GpuContext;
-use varprop::init::InitFlags;
+use varprop::model::init::InitFlags;
 use varprop::spec::{NetworkFlags, NetworkSpec, RunSpec};
 
 /// The GPU context for a test. A machine without an adapter fails the test

@@ -3,7 +3,7 @@
 //! pass finds them at, and the choice of the checkpoint interval.
 
 use super::{MAX_DISPATCH, RECORD, UNITS_PER_BLOCK, WG};
-use crate::arch::{Layer, LayerKind, Shape};
+use crate::model::arch::{Layer, LayerKind, Shape};
 use crate::error::{Error, Result};
 use crate::gpu::dense::widest_spacing_within;
 use crate::spec::RunSpec;
@@ -63,7 +63,7 @@ pub(super) fn orthogonal_shape(layer: &Layer) -> (usize, usize) {
 
 /// The largest weight tensor, and the floats of one weight slot (that
 /// tensor and the largest bias).
-pub(super) fn weight_slot(arch: &crate::arch::Architecture) -> (usize, usize) {
+pub(super) fn weight_slot(arch: &crate::model::arch::Architecture) -> (usize, usize) {
     let layers: Vec<&Layer> = arch.blocks.iter().flat_map(|b| b.layers()).collect();
     let max_tensor = layers
         .iter()
@@ -78,7 +78,7 @@ pub(super) fn weight_slot(arch: &crate::arch::Architecture) -> (usize, usize) {
 }
 
 /// Device bytes of the plan with checkpoints every `every` blocks.
-pub(super) fn plan_bytes(spec: &RunSpec, arch: &crate::arch::Architecture, every: usize) -> u64 {
+pub(super) fn plan_bytes(spec: &RunSpec, arch: &crate::model::arch::Architecture, every: usize) -> u64 {
     let lay = Layout::new(spec, arch, every);
     let (_, slot_len) = weight_slot(arch);
     4 * (lay.arena_len + lay.records_len + lay.scales_len() + 2 * slot_len) as u64
@@ -158,7 +158,7 @@ pub(super) struct Places {
 
 impl Layout {
     /// `every`: the checkpoint interval (used with the backward pass).
-    pub(super) fn new(spec: &RunSpec, arch: &crate::arch::Architecture, every: usize) -> Self {
+    pub(super) fn new(spec: &RunSpec, arch: &crate::model::arch::Architecture, every: usize) -> Self {
         let batch = spec.batch;
         let depth = arch.depth();
         let probes = spec.probes;

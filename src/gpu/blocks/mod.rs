@@ -1,7 +1,7 @@
 //! The block engine on the GPU: architecture files (dense, convolution and
 //! transposed-convolution layers, residual and highway blocks) and the
 //! mean-preserving shift, forward, with tangents and backward. It computes
-//! what `engine::cpu_blocks` computes, step for step and on the same Philox
+//! what `sim::cpu_blocks` computes, step for step and on the same Philox
 //! counters, with the plain kernels of shaders/blocks.wgsl (one invocation
 //! per output value; performance is the dense engine's business).
 //!
@@ -25,16 +25,16 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::activation::Activation;
-use crate::arch::{Layer, LayerKind, Padding};
-use crate::engine::cpu_blocks::Program;
+use crate::model::activation::Activation;
+use crate::model::arch::{Layer, LayerKind, Padding};
+use crate::sim::cpu::blocks::Program;
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::orthogonal::OrthogonalQr;
-use crate::gpu::shaders::Module;
-use crate::init::Dist;
+use crate::gpu::pipelines::Module;
+use crate::model::init::Dist;
 use crate::spec::RunSpec;
-use crate::stats::{LayerSums, NetworkSums, PositionSums, RowSums};
+use crate::sim::stats::{LayerSums, NetworkSums, PositionSums, RowSums};
 
 mod layout;
 mod passes;
@@ -345,7 +345,7 @@ impl<'a> BlocksGpu<'a> {
         self.layout.every
     }
 
-    fn arch(&self) -> &crate::arch::Architecture {
+    fn arch(&self) -> &crate::model::arch::Architecture {
         self.program.arch
     }
 

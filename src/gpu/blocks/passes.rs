@@ -6,8 +6,8 @@ use super::layout::Places;
 use super::{
     BlockParams, BlocksGpu, FLAG_NO_DERIV, NO_SCALE, Pending, STREAM_DELTA, STREAM_TANGENT,
 };
-use crate::activation::Activation;
-use crate::arch::Block;
+use crate::model::activation::Activation;
+use crate::model::arch::Block;
 use crate::error::Result;
 
 impl BlocksGpu<'_> {

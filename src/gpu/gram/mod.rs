@@ -36,12 +36,12 @@ use crate::gpu::dense::{
     GEN_WG, NO_OFFSET, NO_SCALE, Params, RECORD, STATS_WG, blocks, check_arena_bindings,
     dispatch_1d, engine_bind_group_ranges, stride, widest_spacing_within,
 };
-use crate::gpu::kernels::Reduction;
-use crate::gpu::shaders::{Module, engine_bind_group_layout};
+use crate::gpu::tuning::Reduction;
+use crate::gpu::pipelines::{Module, engine_bind_group_layout};
 use crate::gpu::submit::{Readback, Step, Submitter};
-use crate::init::Dist;
+use crate::model::init::Dist;
 use crate::spec::RunSpec;
-use crate::stats::{LayerSums, NetworkSums, RowSums};
+use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
 use algebra::Eigen;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -929,8 +929,8 @@ impl<'a> GramGpu<'a> {
         let n = self.spec.net.widths[0].min(4096);
         let k = self.lay.cols;
         let noise = |i: usize, j: usize| {
-            let b = crate::rng::bits(0x5eed, crate::rng::Stream::Gram, j as u32, 0, i as u32, 0);
-            crate::rng::normal4(b)[0]
+            let b = crate::model::rng::bits(0x5eed, crate::model::rng::Stream::Gram, j as u32, 0, i as u32, 0);
+            crate::model::rng::normal4(b)[0]
         };
         let mut rows = Vec::with_capacity(k * n);
         for j in 0..k {

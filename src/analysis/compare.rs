@@ -3,7 +3,7 @@
 //! is the base run's settings with some of act, init and sigma_w2 replaced.
 
 use crate::error::{Error, Result};
-use crate::settings::RunSettings;
+use crate::config::settings::RunSettings;
 use crate::spec::RunSpec;
 
 /// One scheme: its name (the `scheme` column) and its settings.

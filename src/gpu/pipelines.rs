@@ -6,29 +6,29 @@
 //!
 //! `VARPROP_DUMP_WGSL=DIR` writes every assembled module to DIR.
 
-use crate::activation::Activation;
+use crate::model::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 
-const PARAMS: &str = include_str!("../../shaders/params.wgsl");
-const BINDINGS: &str = include_str!("../../shaders/bindings.wgsl");
-const PHILOX: &str = include_str!("../../shaders/philox.wgsl");
-const SPECIAL: &str = include_str!("../../shaders/special.wgsl");
-const ACTIVATION: &str = include_str!("../../shaders/activation.wgsl");
-const GENERATE: &str = include_str!("../../shaders/generate.wgsl");
-const PRODUCT: &str = include_str!("../../shaders/product.wgsl");
-const STATS: &str = include_str!("../../shaders/stats.wgsl");
-const PROBE: &str = include_str!("../../shaders/probe.wgsl");
-const ORTHOGONAL: &str = include_str!("../../shaders/orthogonal.wgsl");
-const GRAM: &str = include_str!("../../shaders/gram.wgsl");
-const SHARE_SUBGROUP: &str = include_str!("../../shaders/share_subgroup.wgsl");
-const SHARE_NONE: &str = include_str!("../../shaders/share_none.wgsl");
-const REDUCE_SUBGROUP: &str = include_str!("../../shaders/reduce_subgroup.wgsl");
-const REDUCE_TREE: &str = include_str!("../../shaders/reduce_tree.wgsl");
-const FMA_PEAK: &str = include_str!("../../shaders/fma_peak.wgsl");
-const NAIVE_PRODUCT: &str = include_str!("../../shaders/naive_product.wgsl");
-const BLOCKS: &str = include_str!("../../shaders/blocks.wgsl");
-const PAIR_RECORD: &str = include_str!("../../shaders/pair_record.wgsl");
+const PARAMS: &str = include_str!("../../shaders/common/params.wgsl");
+const BINDINGS: &str = include_str!("../../shaders/common/bindings.wgsl");
+const PHILOX: &str = include_str!("../../shaders/common/philox.wgsl");
+const SPECIAL: &str = include_str!("../../shaders/common/special.wgsl");
+const ACTIVATION: &str = include_str!("../../shaders/common/activation.wgsl");
+const GENERATE: &str = include_str!("../../shaders/common/generate.wgsl");
+const PRODUCT: &str = include_str!("../../shaders/dense/product.wgsl");
+const STATS: &str = include_str!("../../shaders/common/stats.wgsl");
+const PROBE: &str = include_str!("../../shaders/common/probe.wgsl");
+const ORTHOGONAL: &str = include_str!("../../shaders/common/orthogonal.wgsl");
+const GRAM: &str = include_str!("../../shaders/gram/gram.wgsl");
+const SHARE_SUBGROUP: &str = include_str!("../../shaders/common/share_subgroup.wgsl");
+const SHARE_NONE: &str = include_str!("../../shaders/common/share_none.wgsl");
+const REDUCE_SUBGROUP: &str = include_str!("../../shaders/common/reduce_subgroup.wgsl");
+const REDUCE_TREE: &str = include_str!("../../shaders/common/reduce_tree.wgsl");
+const FMA_PEAK: &str = include_str!("../../shaders/bench/fma_peak.wgsl");
+const NAIVE_PRODUCT: &str = include_str!("../../shaders/bench/naive_product.wgsl");
+const BLOCKS: &str = include_str!("../../shaders/blocks/blocks.wgsl");
+const PAIR_RECORD: &str = include_str!("../../shaders/common/pair_record.wgsl");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Module {

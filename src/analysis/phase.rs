@@ -6,13 +6,13 @@
 //! as a heatmap, the mean-field one beside it, and the edge of chaos
 //! chi_1 = 1 (`theory::edge_of_chaos_sigma_w2` along sigma_b^2) over both.
 
-use crate::activation::Activation;
-use crate::engine::RunOutput;
+use crate::model::activation::Activation;
+use crate::sim::RunOutput;
 use crate::error::{Error, Result};
-use crate::headline::Headline;
-use crate::output::{Cell, Table};
-use crate::plot::heatmap::{HeatmapFigure, HeatmapPanel};
-use crate::settings::RunSettings;
+use crate::analysis::headline::Headline;
+use crate::io::output::{Cell, Table};
+use crate::io::plot::heatmap::{HeatmapFigure, HeatmapPanel};
+use crate::config::settings::RunSettings;
 use crate::spec::RunSpec;
 use crate::theory;
 
@@ -143,7 +143,7 @@ impl PhasePoint {
             c_last: headline.c_last,
             c_last_se: headline.c_last_se,
             c_last_theory: headline.c_last_theory,
-            c_last_z: crate::check::z_score(
+            c_last_z: crate::analysis::predictions::z_score(
                 headline.c_last,
                 headline.c_last_se,
                 headline.c_last_theory,
@@ -252,8 +252,8 @@ pub fn phase_figure(
         .flat_map(|p| [p.c_last, p.c_last_theory])
         .flatten()
         .fold(0.0f64, f64::min);
-    let edges_w = crate::plot::heatmap::cell_edges(sigma_w2s);
-    let edges_b = crate::plot::heatmap::cell_edges(sigma_b2s);
+    let edges_w = crate::io::plot::heatmap::cell_edges(sigma_w2s);
+    let edges_b = crate::io::plot::heatmap::cell_edges(sigma_b2s);
     let b_range = (edges_b[0].max(0.0), edges_b[edges_b.len() - 1]);
     HeatmapFigure {
         title: format!("varprop phase: {act}, correlation c at layer L = {depth}; {shape}"),
@@ -283,7 +283,7 @@ pub fn phase_points(grid: &[(f64, f64, RunSpec)], runs: &[RunOutput]) -> Vec<Pha
     grid.iter()
         .zip(runs)
         .map(|((w, b, spec), run)| {
-            let (table, predictions) = crate::headline::table_with_theory(spec, run);
+            let (table, predictions) = crate::analysis::headline::table_with_theory(spec, run);
             let headline = Headline::of(spec, run, &table, &predictions);
             PhasePoint::new(*w, *b, spec, &headline)
         })

@@ -38,7 +38,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::{Error, Result};
-use crate::settings::RunSettings;
+use crate::config::settings::RunSettings;
 use crate::spec::RunSpec;
 
 /// A parsed sweep file.

@@ -17,13 +17,13 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::output::write_atomic;
+use crate::io::output::write_atomic;
 
 pub use heatmap::HeatmapFigure;
 pub use layers::{LayerFigure, Quantity};
 
 /// The font every plot uses, registered as "sans-serif".
-const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans-subset.ttf");
+const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans-subset.ttf");
 pub(crate) const FONT_FAMILY: &str = "sans-serif";
 
 fn register_font() {

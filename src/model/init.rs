@@ -3,7 +3,7 @@
 //! draw from these laws and the theory reads v_l from them, so the two cannot
 //! drift apart.
 
-use crate::activation::Activation;
+use crate::model::activation::Activation;
 use crate::error::{Error, Result};
 
 /// Flax's correction: the standard normal truncated to [-2, 2] has standard
@@ -116,7 +116,7 @@ impl Dist {
                 // E[z^4 | |z|<a] / E[z^2 | |z|<a]^2 for the standard normal:
                 // E[z^2 1{|z|<a}] = P - 2 a phi(a), E[z^4 1{|z|<a}] = 3 P - 2 (a^3 + 3a) phi(a).
                 let a = TRUNCATION;
-                let phi = crate::activation::standard_normal_pdf(a);
+                let phi = crate::model::activation::standard_normal_pdf(a);
                 let p = libm::erf(a / std::f64::consts::SQRT_2);
                 let m2 = (p - 2.0 * a * phi) / p;
                 let m4 = (3.0 * p - 2.0 * (a * a * a + 3.0 * a) * phi) / p;
@@ -444,7 +444,7 @@ mod tests {
         // Var of N(0,1) truncated to [-2,2] = 1 - 2*2*phi(2)/P(|z|<2)
         let a = TRUNCATION;
         let p = libm::erf(a / std::f64::consts::SQRT_2);
-        let var = 1.0 - 2.0 * a * crate::activation::standard_normal_pdf(a) / p;
+        let var = 1.0 - 2.0 * a * crate::model::activation::standard_normal_pdf(a) / p;
         assert!((var.sqrt() - TRUNCATED_NORMAL_STD).abs() < 1e-15);
     }
 

@@ -6,19 +6,19 @@
 
 use serde::Serialize;
 
-use crate::check::{self, Prediction};
-use crate::curves::{Measure, TheoryCurves, late_slope, log_curve};
-use crate::engine::RunOutput;
-use crate::output::{Cell, Table};
-use crate::report;
+use crate::analysis::predictions::{self, Prediction};
+use crate::analysis::curves::{Measure, TheoryCurves, late_slope, log_curve};
+use crate::sim::RunOutput;
+use crate::io::output::{Cell, Table};
+use crate::analysis::report;
 use crate::spec::RunSpec;
 
 /// The run's per-layer table with the theory columns `run` prints, and the
 /// predictions behind them.
 pub fn table_with_theory(spec: &RunSpec, run: &RunOutput) -> (Table, Vec<Prediction>) {
     let mut table = report::run_table(spec, run);
-    let predictions = check::predictions(spec, &spec.net);
-    check::add_theory_columns(&mut table, spec, &predictions, &spec.net);
+    let predictions = predictions::predictions(spec, &spec.net);
+    predictions::add_theory_columns(&mut table, spec, &predictions, &spec.net);
     (table, predictions)
 }
 
@@ -92,7 +92,7 @@ impl Headline {
             (None, None)
         };
         let top = &run.summary[depth];
-        let comparisons = check::comparisons(table, run, predictions);
+        let comparisons = predictions::comparisons(table, run, predictions);
         let worst = comparisons
             .iter()
             .max_by(|a, b| a.z.abs().total_cmp(&b.z.abs()));
@@ -116,7 +116,7 @@ impl Headline {
             max_abs_z: worst.map(|c| c.z.abs()),
             max_z_layer: worst.map(|c| c.layer),
             max_z_column: worst.map(|c| c.column.to_string()),
-            z_bound: finite(check::theory_bound(comparisons.len(), spec.networks)),
+            z_bound: finite(predictions::theory_bound(comparisons.len(), spec.networks)),
         }
     }
 

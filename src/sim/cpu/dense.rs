@@ -2,16 +2,16 @@
 //! same Philox streams, in f64, written as plainly as possible. It exists to
 //! check the kernels; it is O(B n^2) per layer and meant for small sizes.
 
-use crate::rng::{self, Stream};
+use crate::model::rng::{self, Stream};
 use crate::spec::RunSpec;
-use crate::stats::{LayerSums, NetworkSums, RowSums};
+use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
 
 /// W_l of network `network` (row-major n_out x n_in), in f64.
 pub fn weights(spec: &RunSpec, network: usize, layer: usize) -> Vec<f64> {
     let net = &spec.net;
     let (n_in, n_out) = (net.widths[layer - 1], net.widths[layer]);
     let law = net.weight_law(layer);
-    if law.dist == crate::init::Dist::Orthogonal {
+    if law.dist == crate::model::init::Dist::Orthogonal {
         let gain = (law.variance * n_in.max(n_out) as f64).sqrt();
         return orthogonal(spec, network, layer, gain);
     }

@@ -7,9 +7,9 @@
 //! itself under- or overflows f64 (a 10,000-layer relu net whose q halves
 //! every layer), and so is the log of their mean.
 
-use crate::engine::RunOutput;
+use crate::sim::RunOutput;
 use crate::spec::RunSpec;
-use crate::stats::{LayerSample, mean_se};
+use crate::sim::stats::{LayerSample, mean_se};
 use crate::theory;
 
 /// Which per-layer quantity.
@@ -128,7 +128,7 @@ impl TheoryCurves {
 
     /// The same predictions `run` and `check` print beside the measurement.
     fn from_predictions(spec: &RunSpec) -> TheoryCurves {
-        let predictions = crate::check::predictions(spec, &spec.net);
+        let predictions = crate::analysis::predictions::predictions(spec, &spec.net);
         let rows = spec.net.depth() + 1;
         let column = |name: &str, ln: bool| -> Vec<Option<f64>> {
             match predictions.iter().find(|p| p.name == name) {

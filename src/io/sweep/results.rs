@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{Configuration, config_id};
 use crate::error::{Error, Result};
-use crate::headline::Headline;
+use crate::analysis::headline::Headline;
 
 /// The result file of one configuration: `{id, settings, headline,
 /// config, layers}` as pretty JSON.

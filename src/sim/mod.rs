@@ -3,13 +3,13 @@
 //! `stats` does the rest for both.
 
 pub mod cpu;
-pub mod cpu_blocks;
+pub mod stats;
 
 use crate::error::Result;
-use crate::gpu::kernels::Kernels;
+use crate::gpu::tuning::Kernels;
 use crate::gpu::{AdapterSummary, GpuContext};
 use crate::spec::{EngineChoice, RunSpec};
-use crate::stats::{
+use crate::sim::stats::{
     LayerSample, LayerSummary, NetworkSums, NetworkTop, network_results, summarise,
 };
 
@@ -80,7 +80,7 @@ fn finish(
     let mut positions = Vec::new();
     for (s, sums) in per_network_sums.enumerate() {
         let sums = sums?;
-        positions.extend(crate::stats::network_positions(&sums));
+        positions.extend(crate::sim::stats::network_positions(&sums));
         let (samples, top, first_bad) = network_results(&sums);
         if let Some(l) = first_bad {
             warnings.push(format!(
@@ -428,11 +428,11 @@ pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
     let program = spec
         .arch
         .as_ref()
-        .map(|a| cpu_blocks::Program::new(&a.arch, spec.net.q0, spec.net.c0, a.mean_preserving));
+        .map(|a| cpu::blocks::Program::new(&a.arch, spec.net.q0, spec.net.c0, a.mean_preserving));
     let sums = (0..spec.networks).map(|s| {
         let sums = match (&program, &spec.arch) {
-            (Some(program), Some(a)) => cpu_blocks::run_network(spec, program, s, a.position_row),
-            _ => cpu::run_network(spec, s),
+            (Some(program), Some(a)) => cpu::blocks::run_network(spec, program, s, a.position_row),
+            _ => cpu::dense::run_network(spec, s),
         };
         progress((s as u64 + 1) * rows, total);
         Ok(sums)

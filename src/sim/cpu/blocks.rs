@@ -18,10 +18,10 @@
 //! residual and highway blocks pre = post = the block's output, and the
 //! gradient is with respect to it.
 
-use crate::arch::{Architecture, Block, Layer, LayerKind, Padding, Shape};
-use crate::rng::{self, Stream};
+use crate::model::arch::{Architecture, Block, Layer, LayerKind, Padding, Shape};
+use crate::model::rng::{self, Stream};
 use crate::spec::RunSpec;
-use crate::stats::{LayerSums, NetworkSums, RowSums};
+use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
 
 /// One sample's units, channel-major ([c][y][x] for images).
 type Row = Vec<f64>;
@@ -60,16 +60,16 @@ fn draw_weights(spec: &RunSpec, network: usize, number: usize, layer: &Layer) ->
             unreachable!()
         };
         let gain = (law.variance * c_in.max(rows) as f64).sqrt();
-        let q = super::cpu::orthogonal_matrix(spec.seed, network, number, rows, c_in, gain);
+        let q = super::dense::orthogonal_matrix(spec.seed, network, number, rows, c_in, gain);
         let centre = (kernel / 2) * kernel + kernel / 2;
         for co in 0..rows {
             for ci in 0..c_in {
                 w[co * per_row + ci * kernel * kernel + centre] = q[co * c_in + ci];
             }
         }
-    } else if law.dist == crate::init::Dist::Orthogonal {
+    } else if law.dist == crate::model::init::Dist::Orthogonal {
         let gain = (law.variance * rows.max(per_row) as f64).sqrt();
-        w = super::cpu::orthogonal_matrix(spec.seed, network, number, rows, per_row, gain);
+        w = super::dense::orthogonal_matrix(spec.seed, network, number, rows, per_row, gain);
     } else {
         for r in 0..rows {
             for g in 0..per_row.div_ceil(4) {
@@ -291,7 +291,7 @@ enum Saved {
 }
 
 fn sigmoid(z: f64) -> f64 {
-    crate::activation::sigmoid(z)
+    crate::model::activation::sigmoid(z)
 }
 
 /// An architecture run: the blocks, and per weight layer the analytic
@@ -379,7 +379,7 @@ fn position_sums(
     pre: &[Row],
     post: &[Row],
     shape: Shape,
-) -> crate::stats::PositionSums {
+) -> crate::sim::stats::PositionSums {
     let (c, h, w) = dims(shape);
     let mut p_pre = vec![0.0; h * w];
     let mut p_post = vec![0.0; h * w];
@@ -391,7 +391,7 @@ fn position_sums(
             }
         }
     }
-    crate::stats::PositionSums {
+    crate::sim::stats::PositionSums {
         row,
         count: c * pre.len(),
         pre: p_pre,
@@ -412,7 +412,7 @@ pub fn run_network(
     let batch = spec.batch;
     let act_of = |l: &Layer| l.act;
     let n0 = arch.input.units();
-    let flat = super::cpu::inputs(spec, network);
+    let flat = super::dense::inputs(spec, network);
     let mut x: Vec<Row> = flat.chunks(n0).map(|c| c.to_vec()).collect();
     let mut forward = Vec::with_capacity(depth + 1);
     let first = row_sums(

@@ -9,8 +9,8 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use super::{FONT_FAMILY, Figure, PALETTE, log_tick_label, short_number};
-use crate::curves::{LogCurve, Measure, log_curve};
-use crate::engine::RunOutput;
+use crate::analysis::curves::{LogCurve, Measure, log_curve};
+use crate::sim::RunOutput;
 use crate::spec::RunSpec;
 
 /// Which q the first panel shows (`--plot-quantity`).
@@ -70,7 +70,7 @@ impl LayerFigure {
         let mut q_curves = Vec::new();
         let mut g_curves = Vec::new();
         for r in runs {
-            let rows = crate::curves::TheoryCurves::of(r.spec);
+            let rows = crate::analysis::curves::TheoryCurves::of(r.spec);
             q_curves.push(Curve {
                 label: r.label.clone(),
                 curve: log_curve(r.spec, r.run, &rows, measure),
@@ -360,7 +360,7 @@ fn draw_panel<DB: DrawingBackend>(
 pub fn scheme_name(spec: &RunSpec) -> String {
     let init = &spec.net.init;
     let mut name = format!("{} / {}", spec.net.act, init.scheme.name());
-    if init.scheme == crate::init::Scheme::Custom {
+    if init.scheme == crate::model::init::Scheme::Custom {
         name += &format!(" sigma_w2={}", init.sigma_w2);
     }
     name
@@ -372,9 +372,9 @@ pub fn run_shape(spec: &RunSpec) -> String {
     let sigma_b2 = spec.net.bias_law(1).variance;
     format!(
         "widths {}{}, batch {}, {} networks, seed {}",
-        crate::report::widths_text(&spec.net.widths),
+        crate::analysis::report::widths_text(&spec.net.widths),
         if sigma_b2 > 0.0 {
-            format!(", sigma_b2 {}", crate::plot::short_number(sigma_b2))
+            format!(", sigma_b2 {}", crate::io::plot::short_number(sigma_b2))
         } else {
             String::new()
         },

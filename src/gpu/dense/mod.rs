@@ -16,12 +16,12 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::{Kernels, ProductKernel};
-use crate::gpu::shaders::{Module, engine_bind_group_layout};
+use crate::gpu::tuning::{Kernels, ProductKernel};
+use crate::gpu::pipelines::{Module, engine_bind_group_layout};
 use crate::gpu::submit::{InFlight, Readback, Step, Submitter};
-use crate::init::WeightLaw;
+use crate::model::init::WeightLaw;
 use crate::spec::RunSpec;
-use crate::stats::{LayerSums, NetworkSums, RowSums};
+use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
 
 /// Mirrors `struct Params` in shaders/params.wgsl.
 #[repr(C)]
@@ -517,7 +517,7 @@ impl<'a> DenseGpu<'a> {
         let scales = buffer("scales", layout.scales_len(), storage);
         // the orthogonal workspace: A and Q (m x n each), beta and alpha
         let orthogonal =
-            (1..=net.depth()).any(|l| net.weight_law(l).dist == crate::init::Dist::Orthogonal);
+            (1..=net.depth()).any(|l| net.weight_law(l).dist == crate::model::init::Dist::Orthogonal);
         let work_len = if orthogonal {
             net.widths
                 .windows(2)
@@ -566,7 +566,7 @@ impl<'a> DenseGpu<'a> {
         let net = &self.spec.net;
         let seed = self.spec.seed;
         let none = WeightLaw {
-            dist: crate::init::Dist::Normal,
+            dist: crate::model::init::Dist::Normal,
             variance: 0.0,
         };
         let (n_in, n_out, w, b) = if layer == 0 {
@@ -589,7 +589,7 @@ impl<'a> DenseGpu<'a> {
             seed_hi: (seed >> 32) as u32,
             w_dist: w.dist.code(),
             // the orthogonal kernels multiply Q by the gain
-            w_scale: if w.dist == crate::init::Dist::Orthogonal {
+            w_scale: if w.dist == crate::model::init::Dist::Orthogonal {
                 (w.variance * n_in.max(n_out) as f64).sqrt()
             } else {
                 w.scale()
@@ -618,7 +618,7 @@ impl<'a> DenseGpu<'a> {
 
     /// Whether the product kernel draws this layer's W (and b) itself.
     fn weights_in_product(&self, p: &Params) -> bool {
-        self.kernel.weights_from_rng && p.w_dist != crate::init::Dist::Orthogonal.code()
+        self.kernel.weights_from_rng && p.w_dist != crate::model::init::Dist::Orthogonal.code()
     }
 
     /// W (and b) into their buffers, unless the product draws them itself.
@@ -636,14 +636,14 @@ impl<'a> DenseGpu<'a> {
         } else {
             0
         };
-        if p.w_dist == crate::init::Dist::Orthogonal.code() {
+        if p.w_dist == crate::model::init::Dist::Orthogonal.code() {
             self.orthogonal_steps(steps, p);
             if bias_groups == 0 {
                 return;
             }
         }
         // gen_weights draws the bias in the invocations past W's
-        let weight_groups = if p.w_dist == crate::init::Dist::Orthogonal.code() {
+        let weight_groups = if p.w_dist == crate::model::init::Dist::Orthogonal.code() {
             0
         } else {
             n_out * n_in.div_ceil(4)

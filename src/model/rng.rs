@@ -147,8 +147,8 @@ pub fn erfinv_giles(x: f64) -> f64 {
 /// Standard draws of a distribution (variance 1 before scaling for the
 /// normal; the uniform and truncated normal are on their unscaled supports,
 /// (-1, 1) and [-2, 2], and `WeightLaw::scale` fixes the variance).
-pub fn standard4(dist: crate::init::Dist, b: [u32; 4]) -> [f64; 4] {
-    use crate::init::Dist;
+pub fn standard4(dist: crate::model::init::Dist, b: [u32; 4]) -> [f64; 4] {
+    use crate::model::init::Dist;
     match dist {
         Dist::Normal | Dist::Orthogonal => normal4(b),
         Dist::Uniform => symmetric_uniform4(b),

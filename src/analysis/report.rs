@@ -1,8 +1,8 @@
 //! From a run to its table and its config block: the column names here are
 //! the stable contract of `varprop run` (extend, never rename).
 
-use crate::engine::RunOutput;
-use crate::output::{Cell, Table};
+use crate::sim::RunOutput;
+use crate::io::output::{Cell, Table};
 use crate::spec::RunSpec;
 
 /// The measured columns, in order, after `layer,width`.
@@ -118,7 +118,7 @@ pub struct JacobianSummary {
 }
 
 pub fn jacobian_summary(run: &RunOutput) -> JacobianSummary {
-    use crate::stats::{mean_se, mean_se_of_exp};
+    use crate::sim::stats::{mean_se, mean_se_of_exp};
     let logs1 = run.tops.iter().map(|t| t.log_jac_m1);
     let logs2 = run.tops.iter().map(|t| t.log_jac_m2);
     let (m1, m1_se) = mean_se_of_exp(logs1);
@@ -148,14 +148,14 @@ pub fn position_map_csv(
 ) -> String {
     let theory =
         crate::theory::arch::arch_table(&a.arch, spec.net.q0, spec.net.c0, a.mean_preserving);
-    let crate::arch::Shape::Image(_, _, w) = a.arch.shape(row) else {
+    let crate::model::arch::Shape::Image(_, _, w) = a.arch.shape(row) else {
         return String::new();
     };
     let mut out =
         String::from("y,x,q_pre_mean,q_pre_se,q_pre_theory,q_post_mean,q_post_se,q_post_theory\n");
     for p in 0..theory[row].pre.q.len() {
-        let (pre, pre_se) = crate::stats::mean_se(run.positions.iter().map(|(pre, _)| pre[p]));
-        let (post, post_se) = crate::stats::mean_se(run.positions.iter().map(|(_, post)| post[p]));
+        let (pre, pre_se) = crate::sim::stats::mean_se(run.positions.iter().map(|(pre, _)| pre[p]));
+        let (post, post_se) = crate::sim::stats::mean_se(run.positions.iter().map(|(_, post)| post[p]));
         out += &format!(
             "{},{},{pre:?},{pre_se:?},{:?},{post:?},{post_se:?},{:?}\n",
             p / w,

@@ -22,9 +22,9 @@
 //!   quantity is compared on a log scale instead: one input's log q against
 //!   its exact law (relu, identity), and log(1 - c) near c = 1.
 
-use crate::engine::RunOutput;
-use crate::init::Dist;
-use crate::output::{Cell, Table};
+use crate::sim::RunOutput;
+use crate::model::init::Dist;
+use crate::io::output::{Cell, Table};
 use crate::spec::RunSpec;
 use crate::theory::{self, LayerTheory};
 
@@ -89,7 +89,7 @@ pub fn log_normal_mean(m: f64, se: f64, networks: usize) -> (f64, f64) {
 /// width: phi(h)^2 and phi'(h)^2 are even in h times a fixed multiple of
 /// h^2 (resp. a constant), and h is symmetric given the layer below.
 fn exact_in_expectation(spec: &RunSpec) -> bool {
-    use crate::activation::Activation::*;
+    use crate::model::activation::Activation::*;
     matches!(spec.net.act, Identity | Relu | LeakyRelu { .. } | Abs)
 }
 
@@ -175,7 +175,7 @@ fn arch_predictions(spec: &RunSpec, a: &crate::spec::ArchRun) -> Vec<Prediction>
             scale: rows.iter().map(|r| r.post.q_mean().sqrt()).collect(),
         },
     ];
-    let plain = |l: usize| l > 0 && matches!(a.arch.blocks[l - 1], crate::arch::Block::Layer(_));
+    let plain = |l: usize| l > 0 && matches!(a.arch.blocks[l - 1], crate::model::arch::Block::Layer(_));
     if spec.probes.backward {
         // the gradient with respect to h for plain rows, to the block's output otherwise
         let mut g = vec![1.0; depth + 1];
@@ -288,7 +288,7 @@ pub fn predictions(spec: &RunSpec, theory_net: &crate::spec::NetworkSpec) -> Vec
     ];
     // the zero fraction: relu's is 1/2 exactly (h is symmetric), relu6's is
     // 1/2 + P(h >= 6) at infinite width; row 0 has none
-    use crate::activation::Activation;
+    use crate::model::activation::Activation;
     let zero = match spec.net.act {
         Activation::Relu => Some((true, rows.iter().map(|_| 0.5).collect::<Vec<_>>())),
         Activation::Relu6 => Some((

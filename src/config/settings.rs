@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::init::InitFlags;
+use crate::model::init::InitFlags;
 use crate::spec::{self, NetworkFlags, Probes, RunSpec};
 
 /// Every setting of a run, all optional: what is absent takes the
@@ -159,7 +159,7 @@ impl RunSettings {
                         "is set per block in the --arch file; drop one of the two",
                     ));
                 }
-                let arch = crate::arch::Architecture::load(std::path::Path::new(path))?;
+                let arch = crate::model::arch::Architecture::load(std::path::Path::new(path))?;
                 let flags = self.network_flags();
                 if !(flags.q0.is_finite() && flags.q0 > 0.0) {
                     return Err(Error::invalid("--q0", "must be a finite number > 0"));
@@ -181,7 +181,7 @@ impl RunSettings {
                 let net = self.network_flags().resolve()?;
                 // the mean-preserving bias runs on the block engine
                 let arch = mean_preserving.then(|| spec::ArchRun {
-                    arch: crate::arch::Architecture::plain(&net),
+                    arch: crate::model::arch::Architecture::plain(&net),
                     mean_preserving,
                     position_row: None,
                 });
@@ -198,10 +198,10 @@ impl RunSettings {
         let batch = self.batch.unwrap_or(DEFAULT_BATCH);
         let networks = self.networks.unwrap_or(default_networks);
         spec::check_run(batch, networks)?;
-        if networks > crate::rng::MAX_NETWORKS {
+        if networks > crate::model::rng::MAX_NETWORKS {
             return Err(Error::invalid(
                 "--networks",
-                format!("at most {}", crate::rng::MAX_NETWORKS),
+                format!("at most {}", crate::model::rng::MAX_NETWORKS),
             ));
         }
         let probes = Probes {

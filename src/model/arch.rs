@@ -18,9 +18,9 @@
 
 use serde::Deserialize;
 
-use crate::activation::Activation;
+use crate::model::activation::Activation;
 use crate::error::{Error, Result};
-use crate::init::{Dist, InitFlags, InitSpec, Scheme, WeightLaw};
+use crate::model::init::{Dist, InitFlags, InitSpec, Scheme, WeightLaw};
 
 /// The shape of the signal between blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -519,7 +519,7 @@ impl Architecture {
 
     /// Parses and validates an architecture file's text.
     pub fn parse(path: &str, text: &str) -> Result<Architecture> {
-        let file: File = crate::settings::parse_toml(path, text)?;
+        let file: File = crate::config::settings::parse_toml(path, text)?;
         let input = match file.input {
             InputFile::Units(0) => {
                 return Err(Error::invalid(

@@ -1,0 +1,10 @@
+//! What is made of a run's output: the theory predictions and the z-tests
+//! of `check` (predictions), the tables (report), headline numbers,
+//! curves, scheme comparisons and the phase diagram.
+
+pub mod compare;
+pub mod curves;
+pub mod headline;
+pub mod phase;
+pub mod predictions;
+pub mod report;

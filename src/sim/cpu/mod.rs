@@ -1,0 +1,5 @@
+//! The f64 CPU reference engines: plain stacks (dense) and architecture
+//! files (blocks), on the same RNG streams as the GPU engines.
+
+pub mod blocks;
+pub mod dense;
