@@ -34,6 +34,21 @@ impl Error {
         }
     }
 
+    /// The same error with a flag's name written as the library's field
+    /// name (`--sigma-w2` -> `sigma_w2`), for callers of the library.
+    pub fn with_field_names(self) -> Self {
+        match self {
+            Error::Invalid { flag, message } => Error::Invalid {
+                flag: match flag.strip_prefix("--") {
+                    Some(name) => name.replace('-', "_"),
+                    None => flag,
+                },
+                message,
+            },
+            other => other,
+        }
+    }
+
     /// Exit code for the binary: 2 for bad input and a missing adapter (the
     /// user can fix both), 1 for everything else.
     pub fn exit_code(&self) -> i32 {

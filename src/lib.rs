@@ -19,3 +19,8 @@ pub mod spec;
 pub mod theory;
 
 pub use error::{Error, Result};
+pub use model::activation::Activation;
+pub use model::init::Scheme as Init;
+pub use sim::RunOutput;
+pub use sim::simulator::{Device, RunSpecBuilder, Simulator};
+pub use spec::RunSpec;

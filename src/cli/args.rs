@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use varprop::sim::{self, RunOutput};
-use varprop::gpu::GpuContext;
+use varprop::sim::{GpuOptions, RunOutput};
+use varprop::{Device, Simulator};
 use varprop::io::output::Format;
 use varprop::config::settings::RunSettings;
 use varprop::spec::RunSpec;
@@ -208,32 +208,41 @@ fn progress_bar(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
 }
 
 pub fn simulate(args: &RunArgs, spec: &RunSpec) -> Result<RunOutput> {
+    let simulator = Simulator::with_options(args.device.device(args.adapter.clone()), args.gpu_options())?;
     let total = (spec.net.depth() as u64 + 1) * spec.networks as u64;
     let bar = progress_bar(total, args.quiet);
-    let mut progress = |done: u64, _total: u64| {
+    let out = simulator.run(spec, |done: u64, _total: u64| {
         if let Some(b) = &bar {
             b.set_position(done);
         }
-    };
-    let out = match args.device {
-        DeviceKind::Gpu => {
-            let ctx = GpuContext::new(args.adapter.as_deref())?;
-            let options = sim::GpuOptions {
-                chunk: args.chunk,
-                checkpoint_every: args.checkpoint_every,
-                max_memory: args.max_memory,
-            };
-            sim::run_gpu(&ctx, spec, options, &mut progress)
-        }
-        DeviceKind::Cpu => sim::run_cpu(spec, &mut progress),
-    };
+    });
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     out
 }
 
+impl DeviceKind {
+    /// The library's device for `--device` and `--adapter`.
+    pub fn device(self, adapter: Option<String>) -> Device {
+        match (self, adapter) {
+            (DeviceKind::Cpu, _) => Device::Cpu,
+            (DeviceKind::Gpu, None) => Device::Gpu,
+            (DeviceKind::Gpu, Some(name)) => Device::Adapter(name),
+        }
+    }
+}
+
 impl RunArgs {
+    /// The GPU options of the flags (they do not change what is computed).
+    pub fn gpu_options(&self) -> GpuOptions {
+        GpuOptions {
+            chunk: self.chunk,
+            checkpoint_every: self.checkpoint_every,
+            max_memory: self.max_memory,
+        }
+    }
+
     /// The run's settings as the record files use (settings.rs).
     pub fn settings(&self) -> RunSettings {
         RunSettings {

@@ -37,9 +37,7 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
         let text = report::position_map_csv(&spec, a, row, &run);
         output::write_atomic(path, text.as_bytes())?;
     }
-    let mut table = report::run_table(&spec, &run);
-    let predictions = varprop::analysis::predictions::predictions(&spec, &spec.net);
-    varprop::analysis::predictions::add_theory_columns(&mut table, &spec, &predictions, &spec.net);
+    let table = run.table_with_theory();
     let text = match format {
         Format::Csv => table.to_csv(),
         Format::Json => {

@@ -2,15 +2,14 @@
 //! for all of them, created on the first run, and one progress bar over
 //! all of them.
 
-use std::cell::OnceCell;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
 
 use varprop::Result;
-use varprop::sim::{self, GpuOptions, RunOutput};
-use varprop::gpu::GpuContext;
+use varprop::Simulator;
+use varprop::sim::{GpuOptions, RunOutput};
 use varprop::spec::RunSpec;
 
 use super::args::{DeviceKind, RunArgs, parse_bytes};
@@ -39,37 +38,20 @@ pub struct EngineArgs {
     pub quiet: bool,
 }
 
-/// Runs specs on one engine.
+/// Runs specs on one engine: the library's `Simulator`, with a bar.
 pub struct Runner {
-    device: DeviceKind,
-    adapter: Option<String>,
-    options: GpuOptions,
-    context: OnceCell<GpuContext>,
+    simulator: Simulator,
 }
 
 impl Runner {
     pub fn new(device: DeviceKind, adapter: Option<String>, options: GpuOptions) -> Result<Runner> {
-        if options.chunk == 0 {
-            return Err(varprop::Error::invalid("--chunk", "must be >= 1"));
-        }
         Ok(Runner {
-            device,
-            adapter,
-            options,
-            context: OnceCell::new(),
+            simulator: Simulator::with_options(device.device(adapter), options)?,
         })
     }
 
     pub fn from_run_args(args: &RunArgs) -> Result<Runner> {
-        Runner::new(
-            args.device,
-            args.adapter.clone(),
-            GpuOptions {
-                chunk: args.chunk,
-                checkpoint_every: args.checkpoint_every,
-                max_memory: args.max_memory,
-            },
-        )
+        Runner::new(args.device, args.adapter.clone(), args.gpu_options())
     }
 
     pub fn from_engine_args(args: &EngineArgs) -> Result<Runner> {
@@ -84,24 +66,14 @@ impl Runner {
         )
     }
 
-    fn context(&self) -> Result<&GpuContext> {
-        if let Some(ctx) = self.context.get() {
-            return Ok(ctx);
-        }
-        let ctx = GpuContext::new(self.adapter.as_deref())?;
-        Ok(self.context.get_or_init(|| ctx))
-    }
-
     /// One run; the bar advances as the engine reports (after each chunk of
     /// layers it reads back anyway: no extra device sync).
     pub fn run(&self, spec: &RunSpec, bar: &mut WorkBar, message: &str) -> Result<RunOutput> {
         bar.start(message);
         let offset = bar.done;
-        let mut progress = |done: u64, _total: u64| bar.set(offset + done);
-        let out = match self.device {
-            DeviceKind::Gpu => sim::run_gpu(self.context()?, spec, self.options, &mut progress),
-            DeviceKind::Cpu => sim::run_cpu(spec, &mut progress),
-        };
+        let out = self
+            .simulator
+            .run(spec, |done: u64, _total: u64| bar.set(offset + done));
         bar.done = offset + work(spec);
         bar.set(bar.done);
         out

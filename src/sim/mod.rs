@@ -3,6 +3,7 @@
 //! `stats` does the rest for both.
 
 pub mod cpu;
+pub mod simulator;
 pub mod stats;
 
 use crate::error::Result;
@@ -32,6 +33,8 @@ pub struct EngineInfo {
 }
 
 pub struct RunOutput {
+    /// The spec that ran.
+    pub spec: RunSpec,
     /// per_network[s][l], rows l = 0..=L
     pub per_network: Vec<Vec<LayerSample>>,
     /// Jacobian moments per network (NaN without --jacobian)
@@ -71,6 +74,7 @@ impl Default for GpuOptions {
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
 fn finish(
+    spec: &RunSpec,
     per_network_sums: impl Iterator<Item = Result<NetworkSums>>,
     info: EngineInfo,
 ) -> Result<RunOutput> {
@@ -92,6 +96,7 @@ fn finish(
     }
     let summary = summarise(&per_network);
     Ok(RunOutput {
+        spec: spec.clone(),
         per_network,
         tops,
         summary,
@@ -339,7 +344,7 @@ pub fn run_gram(
             .needs_backward()
             .then(|| engine.checkpoint_every()),
     };
-    finish(sums.into_iter().map(Ok), info)
+    finish(spec, sums.into_iter().map(Ok), info)
 }
 
 /// Architecture files and the mean-preserving bias on the GPU: the block
@@ -375,7 +380,7 @@ fn run_gpu_blocks(
             .needs_backward()
             .then(|| engine.checkpoint_every()),
     };
-    finish(sums, info)
+    finish(spec, sums, info)
 }
 
 /// `run_gpu` with given shapes of the kernels (tests, benchmark).
@@ -412,7 +417,7 @@ pub fn run_gpu_with_kernels(
             .needs_backward()
             .then(|| engine.checkpoint_every()),
     };
-    finish(sums.into_iter().map(Ok), info)
+    finish(spec, sums.into_iter().map(Ok), info)
 }
 
 /// The f64 CPU reference: deliberately naive, for small sizes and tests.
@@ -446,7 +451,7 @@ pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
         chunk: None,
         checkpoint_every: None,
     };
-    finish(sums, info)
+    finish(spec, sums, info)
 }
 
 #[cfg(test)]

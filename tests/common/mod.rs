@@ -54,3 +54,11 @@ pub fn net(widths: &str, act: &str, init: &str) -> NetworkSpec {
 pub fn run_spec(net: NetworkSpec, batch: usize, networks: usize, seed: u64) -> RunSpec {
     RunSpec::new(net, batch, networks, seed)
 }
+
+/// Runs the binary with these arguments.
+pub fn varprop(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_varprop"))
+        .args(args)
+        .output()
+        .expect("run varprop")
+}
