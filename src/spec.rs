@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::init::{InitFlags, InitSpec, WeightLaw};
 
 /// Default omega for `--init siren` (Sitzmann et al. 2020).
-pub const SIREN_OMEGA: f64 = 30.0;
+pub use crate::model::activation::SIREN_OMEGA;
 
 /// A network: n_0 inputs and L layers of widths n_1..n_L.
 #[derive(Clone, Debug, PartialEq)]

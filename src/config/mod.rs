@@ -1,3 +1,4 @@
 //! Settings: the flags of run/check/compare/sweep/phase and their TOML form.
 
 pub mod settings;
+pub mod toml;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::init::InitFlags;
 use crate::spec::{self, NetworkFlags, Probes, RunSpec};
+pub use super::toml::parse_toml;
 
 /// Every setting of a run, all optional: what is absent takes the
 /// command line's default.
@@ -181,7 +182,7 @@ impl RunSettings {
                 let net = self.network_flags().resolve()?;
                 // the mean-preserving bias runs on the block engine
                 let arch = mean_preserving.then(|| spec::ArchRun {
-                    arch: crate::model::arch::Architecture::plain(&net),
+                    arch: crate::model::arch::Architecture::plain(&net.widths, net.act, net.init),
                     mean_preserving,
                     position_row: None,
                 });
@@ -246,22 +247,6 @@ impl RunSettings {
         };
         defaults.overlay(self)
     }
-}
-
-/// Parses TOML text into `T`, with errors that name the file, the line and
-/// the key.
-pub fn parse_toml<T: for<'de> Deserialize<'de>>(path: &str, text: &str) -> Result<T> {
-    toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
-        let message = e.message().trim().to_string();
-        Error::invalid(
-            path.to_string(),
-            match line {
-                Some(line) => format!("line {line}: {message}"),
-                None => message,
-            },
-        )
-    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,10 @@ use crate::error::{Error, Result};
 pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
 pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 
+/// SIREN's frequency omega_0 (Sitzmann et al. 2020), the default of sin with
+/// the siren init.
+pub const SIREN_OMEGA: f64 = 30.0;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Activation {
     Identity,

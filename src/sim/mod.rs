@@ -3,6 +3,7 @@
 //! `stats` does the rest for both.
 
 pub mod cpu;
+pub mod plan;
 pub mod simulator;
 pub mod stats;
 
@@ -433,7 +434,7 @@ pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
     let program = spec
         .arch
         .as_ref()
-        .map(|a| cpu::blocks::Program::new(&a.arch, spec.net.q0, spec.net.c0, a.mean_preserving));
+        .map(|a| plan::Program::new(&a.arch, spec.net.q0, spec.net.c0, a.mean_preserving));
     let sums = (0..spec.networks).map(|s| {
         let sums = match (&program, &spec.arch) {
             (Some(program), Some(a)) => cpu::blocks::run_network(spec, program, s, a.position_row),

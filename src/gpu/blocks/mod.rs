@@ -27,7 +27,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::model::activation::Activation;
 use crate::model::arch::{Layer, LayerKind, Padding};
-use crate::sim::cpu::blocks::Program;
+use crate::sim::plan::Program;
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::orthogonal::OrthogonalQr;

@@ -18,9 +18,10 @@
 //! residual and highway blocks pre = post = the block's output, and the
 //! gradient is with respect to it.
 
-use crate::model::arch::{Architecture, Block, Layer, LayerKind, Padding, Shape};
+use crate::model::arch::{Block, Layer, LayerKind, Padding, Shape};
 use crate::model::rng::{self, Stream};
 use crate::spec::RunSpec;
+use crate::sim::plan::Program;
 use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
 
 /// One sample's units, channel-major ([c][y][x] for images).
@@ -292,32 +293,6 @@ enum Saved {
 
 fn sigmoid(z: f64) -> f64 {
     crate::model::activation::sigmoid(z)
-}
-
-/// An architecture run: the blocks, and per weight layer the analytic
-/// E[phi] the mean-preserving bias subtracts (0 without it).
-pub struct Program<'a> {
-    pub arch: &'a Architecture,
-    pub shifts: Vec<f64>,
-    /// renormalise the stream after every block (positively homogeneous
-    /// activations, no bias, no highway, no mean shift)
-    pub renormalise: bool,
-}
-
-impl<'a> Program<'a> {
-    pub fn new(arch: &'a Architecture, q0: f64, c0: f64, mean_preserving: bool) -> Self {
-        let rows = crate::theory::arch::arch_table(arch, q0, c0, mean_preserving);
-        let shifts = rows[1..]
-            .iter()
-            .flat_map(|r| r.shifts.iter().copied())
-            .collect();
-        let renormalise = !mean_preserving && arch.is_homogeneous();
-        Program {
-            arch,
-            shifts,
-            renormalise,
-        }
-    }
 }
 
 /// Pair sums of a row: pre rows and post rows, `zeros` units with phi' = 0.

@@ -1,0 +1,288 @@
+//! Architectures beyond the plain stack, described in a TOML file: dense,
+//! convolution and transposed-convolution layers, residual and highway
+//! blocks, each with its own activation and initialisation, with repeat
+//! counts. This file holds the model the engines and the theory walk (shapes,
+//! layers, blocks, and each layer's fans and weight law); `file` parses and
+//! validates the TOML (shapes must chain) and expands repeats.
+//!
+//! ```toml
+//! input = { channels = 4, size = 16 }   # or input = 784 for vectors
+//!
+//! [[block]]
+//! type = "conv"          # dense | conv | conv-transpose | residual | highway
+//! channels = 8
+//! kernel = 3
+//! act = "relu"
+//! init = "he-normal"
+//! repeat = 10
+//! ```
+
+use crate::model::activation::Activation;
+use crate::model::init::{Dist, InitSpec, Scheme, WeightLaw};
+
+/// The shape of the signal between blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Shape {
+    Vector(usize),
+    /// channels, height, width
+    Image(usize, usize, usize),
+}
+
+impl Shape {
+    pub fn units(&self) -> usize {
+        match *self {
+            Shape::Vector(n) => n,
+            Shape::Image(c, h, w) => c * h * w,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Padding {
+    /// What the mean-field theory of CNNs assumes (Xiao et al. 2018).
+    Circular,
+    Zero,
+}
+
+/// Fan-in convention of a transposed convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransposedFan {
+    /// PyTorch's: the weight is (C_in, C_out, k, k), so fan_in = C_out k^2.
+    Pytorch,
+    /// The true per-position fan-in in the interior: C_in (k/s)^2.
+    True,
+}
+
+/// A layer with weights.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LayerKind {
+    Dense {
+        width: usize,
+    },
+    /// stride 1, "same" output size (odd kernel)
+    Conv {
+        channels: usize,
+        kernel: usize,
+        padding: Padding,
+    },
+    /// output size (H - 1) s + k, no padding
+    ConvTranspose {
+        channels: usize,
+        kernel: usize,
+        stride: usize,
+        fan: TransposedFan,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    pub kind: LayerKind,
+    pub act: Activation,
+    pub init: InitSpec,
+    /// `delta-orthogonal` convolutions (Xiao et al. 2018): an orthogonal
+    /// C_out x C_in matrix at the kernel's centre, zero elsewhere.
+    pub delta_orthogonal: bool,
+    /// Multiplies the weights' standard deviation (Fixup's branch scaling);
+    /// 0 zeroes the layer.
+    pub scale: f64,
+    pub input: Shape,
+    pub output: Shape,
+}
+
+/// How much of the residual branch is added.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub enum Alpha {
+    Value(f64),
+    /// 1/sqrt(L), L the number of residual blocks
+    InverseSqrtDepth,
+    /// branch weights scaled by L^(-1/(2m-2)), last layer zero (Zhang et al. 2019)
+    Fixup,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Block {
+    Layer(Layer),
+    /// x + alpha F(x), F one or two layers
+    Residual {
+        branch: Vec<Layer>,
+        alpha: f64,
+    },
+    /// T H(x) + (1 - T) x, T = sigmoid(W_T x + gate_bias)
+    Highway {
+        transform: Layer,
+        gate: Layer,
+        gate_bias: f64,
+    },
+}
+
+impl Block {
+    pub fn output(&self) -> Shape {
+        match self {
+            Block::Layer(l) => l.output,
+            Block::Residual { branch, .. } => branch.last().unwrap().output,
+            Block::Highway { transform, .. } => transform.output,
+        }
+    }
+
+    /// Its weight layers, in the order their random streams are numbered.
+    pub fn layers(&self) -> Vec<&Layer> {
+        match self {
+            Block::Layer(l) => vec![l],
+            Block::Residual { branch, .. } => branch.iter().collect(),
+            Block::Highway {
+                transform, gate, ..
+            } => vec![transform, gate],
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Architecture {
+    pub input: Shape,
+    pub blocks: Vec<Block>,
+}
+
+impl Architecture {
+    pub fn depth(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Units of row l (row 0 is the input).
+    pub fn units(&self, row: usize) -> usize {
+        if row == 0 {
+            self.input.units()
+        } else {
+            self.blocks[row - 1].output().units()
+        }
+    }
+
+    /// Positively homogeneous throughout (activations, no biases, no
+    /// highway gates): the engines renormalise every block and carry the
+    /// scale as a log (unless the mean-preserving shift is on).
+    pub fn is_homogeneous(&self) -> bool {
+        self.blocks.iter().all(|b| {
+            !matches!(b, Block::Highway { .. })
+                && b.layers()
+                    .iter()
+                    .all(|l| l.act.is_positively_homogeneous() && l.init.has_no_bias())
+        })
+    }
+
+    /// The shape of row l.
+    pub fn shape(&self, row: usize) -> Shape {
+        if row == 0 {
+            self.input
+        } else {
+            self.blocks[row - 1].output()
+        }
+    }
+}
+
+impl Architecture {
+    /// A plain stack of dense layers (for the mean-preserving bias, which
+    /// runs on the block engine).
+    pub fn plain(widths: &[usize], act: Activation, init: InitSpec) -> Architecture {
+        let blocks = widths
+            .windows(2)
+            .map(|w| {
+                Block::Layer(Layer {
+                    kind: LayerKind::Dense { width: w[1] },
+                    act,
+                    init,
+                    delta_orthogonal: false,
+                    scale: 1.0,
+                    input: Shape::Vector(w[0]),
+                    output: Shape::Vector(w[1]),
+                })
+            })
+            .collect();
+        Architecture {
+            input: Shape::Vector(widths[0]),
+            blocks,
+        }
+    }
+}
+
+impl Layer {
+    /// fan_in and fan_out of the init conventions.
+    pub fn fans(&self) -> (usize, usize) {
+        match (&self.kind, self.input) {
+            (LayerKind::Dense { width }, input) => (input.units(), *width),
+            (
+                LayerKind::Conv {
+                    channels, kernel, ..
+                },
+                Shape::Image(c, ..),
+            ) => (c * kernel * kernel, channels * kernel * kernel),
+            (
+                LayerKind::ConvTranspose {
+                    channels,
+                    kernel,
+                    stride,
+                    fan,
+                },
+                Shape::Image(c, ..),
+            ) => match fan {
+                TransposedFan::Pytorch => (channels * kernel * kernel, c * kernel * kernel),
+                TransposedFan::True => {
+                    let per_position = (*kernel as f64 / *stride as f64).powi(2);
+                    (
+                        (c as f64 * per_position).round().max(1.0) as usize,
+                        channels * kernel * kernel,
+                    )
+                }
+            },
+            _ => unreachable!("convolutions have image inputs"),
+        }
+    }
+
+    /// The law of this layer's weights (`layer_number` 1-based, for siren's
+    /// first-layer rule), Fixup's scale included.
+    pub fn weight_law(&self, layer_number: usize) -> WeightLaw {
+        let (fan_in, fan_out) = self.fans();
+        let mut law = if self.delta_orthogonal {
+            // only the centre tap is nonzero: an orthogonal C_out x C_in matrix times the gain
+            let (c_in, c_out) = match (&self.kind, self.input) {
+                (LayerKind::Conv { channels, .. }, Shape::Image(c, ..)) => (c, *channels),
+                _ => unreachable!(),
+            };
+            WeightLaw {
+                dist: Dist::Orthogonal,
+                variance: self.init.gain * self.init.gain / c_in.max(c_out) as f64,
+            }
+        } else {
+            self.init
+                .weight_law(&self.act, layer_number, fan_in, fan_out)
+        };
+        law.variance *= self.scale * self.scale;
+        law
+    }
+
+    pub fn bias_law(&self) -> WeightLaw {
+        self.init.bias_law(self.fans().0)
+    }
+
+    /// sigma_w^2 as the mean-field theory sees it: the number of inputs that
+    /// reach an output unit in the interior times v.
+    pub fn sigma_w2(&self, layer_number: usize) -> f64 {
+        let v = self.weight_law(layer_number).variance;
+        match (&self.kind, self.input) {
+            (LayerKind::Dense { .. }, input) => input.units() as f64 * v,
+            (LayerKind::Conv { kernel, .. }, Shape::Image(c, ..)) => {
+                if self.delta_orthogonal {
+                    c as f64 * v
+                } else {
+                    (c * kernel * kernel) as f64 * v
+                }
+            }
+            (LayerKind::ConvTranspose { kernel, stride, .. }, Shape::Image(c, ..)) => {
+                c as f64 * (*kernel as f64 / *stride as f64).powi(2) * v
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+mod file;
