@@ -49,7 +49,7 @@ fn within_se(name: &str, means: &[(f64, f64)], theory: &[f64], bound: f64) {
 
 #[test]
 fn every_example_parses_and_runs() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("architectures");
     let mut count = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

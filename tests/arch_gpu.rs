@@ -1,5 +1,5 @@
 //! The GPU block engine against the f64 CPU block engine (its naive loops:
-//! `sim::cpu_blocks`, the reference for convolutions, transposed
+//! `sim::cpu::blocks`, the reference for convolutions, transposed
 //! convolutions, residual and highway blocks and the mean-preserving
 //! shift) on the same seeds: every per-network, per-layer statistic,
 //! forward, backward and with the Jacobian probes, and the per-position

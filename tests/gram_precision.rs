@@ -36,7 +36,7 @@ fn rows(k: usize, n: usize) -> Vec<f32> {
 /// it is the derived bound; the rows defeat a plain f32 sum. On lavapipe the
 /// compensated sums come out 1.2e-9 of sum |x y| off, over the derived
 /// 1.5e-10 (Mesa's compiler rewrites float arithmetic; see two_sum in
-/// shaders/gram.wgsl), and the engine says so and uses the plain bound.
+/// shaders/gram/gram.wgsl), and the engine says so and uses the plain bound.
 #[test]
 fn gram_sums_are_within_the_bound_the_engine_uses() {
     let ctx = common::gpu();

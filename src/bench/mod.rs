@@ -5,7 +5,7 @@
 //! GPU's busy time from the same timestamps (`host_idle_fraction`). Every
 //! figure is the median of a few trials; the in-run baselines are a pure
 //! FMA kernel (the arithmetic ceiling) and a textbook 16 x 16
-//! shared-memory product (shaders/fma_peak.wgsl, naive_product.wgsl).
+//! shared-memory product (shaders/bench/fma_peak.wgsl, naive_product.wgsl).
 
 use std::time::Instant;
 

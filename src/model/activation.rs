@@ -1,5 +1,5 @@
 //! Activations phi: value and derivative in f64 (the twin of the WGSL bodies in
-//! `shaders/activation.wgsl`), PyTorch's gain, and the properties the engines
+//! `shaders/common/activation.wgsl`), PyTorch's gain, and the properties the engines
 //! and the theory need (positive homogeneity, closed forms).
 
 use crate::error::{Error, Result};
@@ -133,7 +133,7 @@ impl Activation {
         }
     }
 
-    /// The case number of the `switch` in `shaders/activation.wgsl`.
+    /// The case number of the `switch` in `shaders/common/activation.wgsl`.
     pub fn id(&self) -> u32 {
         match self {
             Activation::Identity => 0,

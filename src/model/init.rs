@@ -96,7 +96,7 @@ impl Dist {
         }
     }
 
-    /// Code used by the WGSL kernels (`shaders/weights.wgsl`).
+    /// Code used by the WGSL kernels (`standard4` in `shaders/common/philox.wgsl`).
     pub fn code(&self) -> u32 {
         match self {
             Dist::Normal => 0,

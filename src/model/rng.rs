@@ -1,4 +1,4 @@
-//! The counter-based RNG, Rust twin of `shaders/philox.wgsl`.
+//! The counter-based RNG, Rust twin of `shaders/common/philox.wgsl`.
 //!
 //! Philox4x32-10 (Salmon et al. 2011). Every random number is a pure function
 //! of (seed, network, layer, stream, row, index): the key is the seed, the
