@@ -1,14 +1,18 @@
-//! The simulators: the dense GPU engine and the naive f64 CPU reference.
-//! Both turn a `RunSpec` into per-network sums on the same RNG streams;
-//! `stats` does the rest for both.
+//! The simulators' common front: which engine runs a spec and why
+//! (`choose_engine`, `choose_gpu_engine`), the `Engine` trait the dense, gram
+//! and block GPU engines and the f64 CPU reference implement (engine.rs),
+//! and `RunOutput`. Every engine turns a `RunSpec` into per-network sums on
+//! the same RNG streams; `stats` does the rest for all of them.
 
 pub mod cpu;
+pub mod engine;
 pub mod plan;
 pub mod simulator;
 pub mod stats;
 
 use crate::error::Result;
 use crate::gpu::tuning::Kernels;
+use crate::sim::engine::{BlockEngine, CpuEngine, DenseEngine, Engine, GramEngine, run_engine};
 use crate::gpu::{AdapterSummary, GpuContext};
 use crate::spec::{EngineChoice, RunSpec};
 use crate::sim::stats::{
@@ -157,63 +161,96 @@ pub fn choose_engine(spec: &RunSpec) -> Result<(EngineChoice, String)> {
 }
 
 /// The GPU engines: the block engine for architecture files and the
-/// mean-preserving bias, else dense or gram as `choose_engine` says.
+/// mean-preserving bias, else dense or gram as `choose_gpu_engine` says.
 pub fn run_gpu(
     ctx: &GpuContext,
     spec: &RunSpec,
     options: GpuOptions,
     progress: Progress,
 ) -> Result<RunOutput> {
+    let (mut engine, reason) = choose_gpu_engine(ctx, spec, options)?;
+    run_engine(engine.as_mut(), spec, reason, progress)
+}
+
+/// The GPU engine for `spec` and why, built: the one place the choice is
+/// made. The block engine for architecture files and the mean-preserving
+/// bias; else `choose_engine`'s dense or gram; and for auto, dense where the
+/// gram engine's inexact sums cannot resolve the last layer's 1 - c
+/// (`gram_floor_reached`), unless dense does not fit the adapter or would
+/// need more than `DENSE_WORK_LIMIT` multiply-adds.
+pub fn choose_gpu_engine<'a>(
+    ctx: &'a GpuContext,
+    spec: &'a RunSpec,
+    options: GpuOptions,
+) -> Result<(Box<dyn Engine + 'a>, String)> {
     if spec.arch.is_some() {
         if spec.engine == EngineChoice::Gram {
             choose_engine(spec)?; // the error that names why gram cannot
         }
-        return run_gpu_blocks(ctx, spec, options, progress);
-    }
-    let (engine, reason) = choose_engine(spec)?;
-    if engine == EngineChoice::Gram {
-        let every = crate::gpu::gram::checkpoint_interval(
+        let every = crate::gpu::blocks::checkpoint_interval(
             spec,
             options.checkpoint_every,
             options.max_memory,
         )?;
-        let gram = crate::gpu::gram::GramGpu::new(ctx, spec, every)?;
-        let floor = if spec.engine == EngineChoice::Auto {
-            gram_floor_reached(spec, gram.sums_exact, gram.sums_probe_error)
-        } else {
-            None
-        };
-        let work = dense_work(spec);
-        if let Some(why) = &floor
-            && work > DENSE_WORK_LIMIT
-        {
-            let reason = format!(
-                "{reason}; kept although {why}: the dense engine would need {work:.1e} \
-                 multiply-adds (above {DENSE_WORK_LIMIT:.0e}); `--engine dense` runs it anyway"
-            );
-            return run_gram(&gram, spec, reason, progress);
-        }
-        if let Some(why) = floor {
-            drop(gram);
-            let kernels = Kernels::auto(ctx, spec.batch);
-            match run_gpu_with_kernels(ctx, spec, options, kernels, progress) {
-                Ok(mut out) => {
-                    out.info.engine_reason = format!("auto: dense, since {why}");
-                    return Ok(out);
-                }
-                // the dense engine does not fit this adapter: gram after all
-                Err(crate::Error::Invalid { .. }) => {}
-                Err(e) => return Err(e),
-            }
-            let gram = crate::gpu::gram::GramGpu::new(ctx, spec, every)?;
-            return run_gram(&gram, spec, reason, progress);
-        }
-        return run_gram(&gram, spec, reason, progress);
+        let gpu = crate::gpu::blocks::BlocksGpu::new(ctx, spec, every)?;
+        let reason = "architecture file or mean-preserving bias: the block engine".to_string();
+        return Ok((Box::new(BlockEngine { ctx, gpu, spec }), reason));
     }
-    let kernels = Kernels::auto(ctx, spec.batch);
-    let mut out = run_gpu_with_kernels(ctx, spec, options, kernels, progress)?;
-    out.info.engine_reason = reason;
-    Ok(out)
+    let (choice, reason) = choose_engine(spec)?;
+    if choice == EngineChoice::Dense {
+        return Ok((Box::new(dense_engine(ctx, spec, options, Kernels::auto(ctx, spec.batch))?), reason));
+    }
+    let every =
+        crate::gpu::gram::checkpoint_interval(spec, options.checkpoint_every, options.max_memory)?;
+    let gram = crate::gpu::gram::GramGpu::new(ctx, spec, every)?;
+    let floor = if spec.engine == EngineChoice::Auto {
+        gram_floor_reached(spec, gram.sums_exact, gram.sums_probe_error)
+    } else {
+        None
+    };
+    let Some(why) = floor else {
+        return Ok((Box::new(GramEngine::new(gram, spec)), reason));
+    };
+    let work = dense_work(spec);
+    if work > DENSE_WORK_LIMIT {
+        let reason = format!(
+            "{reason}; kept although {why}: the dense engine would need {work:.1e} \
+             multiply-adds (above {DENSE_WORK_LIMIT:.0e}); `--engine dense` runs it anyway"
+        );
+        return Ok((Box::new(GramEngine::new(gram, spec)), reason));
+    }
+    drop(gram);
+    match dense_engine(ctx, spec, options, Kernels::auto(ctx, spec.batch)) {
+        Ok(dense) => Ok((Box::new(dense), format!("auto: dense, since {why}"))),
+        // the dense engine does not fit this adapter: gram after all
+        Err(crate::Error::Invalid { .. }) => {
+            let gram = crate::gpu::gram::GramGpu::new(ctx, spec, every)?;
+            Ok((Box::new(GramEngine::new(gram, spec)), reason))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The dense engine with given shapes of the kernels.
+fn dense_engine<'a>(
+    ctx: &'a GpuContext,
+    spec: &'a RunSpec,
+    options: GpuOptions,
+    kernels: Kernels,
+) -> Result<DenseEngine<'a>> {
+    let every = crate::gpu::dense::checkpoint_interval(
+        spec,
+        options.chunk,
+        options.checkpoint_every,
+        options.max_memory,
+    )?;
+    let gpu = crate::gpu::dense::DenseGpu::with_kernels(ctx, spec, options.chunk, every, kernels)?;
+    Ok(DenseEngine {
+        ctx,
+        gpu,
+        spec,
+        chunk: options.chunk,
+    })
 }
 
 /// Where the gram engine cannot match the dense engine's resolution: its
@@ -303,88 +340,8 @@ fn gram_bias_bound(
     batch as f64 * probe_error * sum
 }
 
-/// Runs the gram engine (`crate::gpu::gram`), network by network.
-pub fn run_gram(
-    engine: &crate::gpu::gram::GramGpu,
-    spec: &RunSpec,
-    reason: String,
-    progress: Progress,
-) -> Result<RunOutput> {
-    let ctx = engine.context();
-    let rows = (spec.net.depth() + 1) as u64;
-    let total = rows * spec.networks as u64;
-    let mut sums = Vec::with_capacity(spec.networks);
-    let mut rank_min = spec.batch;
-    for s in 0..spec.networks {
-        let out = engine.run_network(s, &mut |done| {
-            progress(s as u64 * rows + done as u64, total)
-        })?;
-        rank_min = rank_min.min(out.rank_min);
-        sums.push(out.sums);
-    }
-    let reason = if engine.sums_exact {
-        reason
-    } else {
-        format!(
-            "{reason}; this adapter's shader compiler does not keep the compensated Gram sums \
-             exact (probe error {:.1e} of sum |x y|), so the rank and the backward pass's \
-             pseudo-inverses use the plain f32 bound {:.1e}",
-            engine.sums_probe_error,
-            engine.sums_error_bound(spec.net.widths[0])
-        )
-    };
-    let info = EngineInfo {
-        engine: "gpu-gram",
-        engine_reason: reason,
-        gram_rank_min: Some(rank_min),
-        adapter: Some(ctx.adapter.clone()),
-        device_bytes_peak: engine.device_bytes,
-        chunk: None,
-        checkpoint_every: spec
-            .probes
-            .needs_backward()
-            .then(|| engine.checkpoint_every()),
-    };
-    finish(spec, sums.into_iter().map(Ok), info)
-}
-
-/// Architecture files and the mean-preserving bias on the GPU: the block
-/// engine, network by network.
-fn run_gpu_blocks(
-    ctx: &GpuContext,
-    spec: &RunSpec,
-    options: GpuOptions,
-    progress: Progress,
-) -> Result<RunOutput> {
-    let every = crate::gpu::blocks::checkpoint_interval(
-        spec,
-        options.checkpoint_every,
-        options.max_memory,
-    )?;
-    let engine = crate::gpu::blocks::BlocksGpu::new(ctx, spec, every)?;
-    let rows = (spec.net.depth() + 1) as u64;
-    let total = rows * spec.networks as u64;
-    let sums = (0..spec.networks).map(|s| {
-        let sums = engine.run_network(s);
-        progress((s as u64 + 1) * rows, total);
-        sums
-    });
-    let info = EngineInfo {
-        engine: "gpu-blocks",
-        engine_reason: "architecture file or mean-preserving bias: the block engine".into(),
-        gram_rank_min: None,
-        adapter: Some(ctx.adapter.clone()),
-        device_bytes_peak: engine.device_bytes,
-        chunk: None,
-        checkpoint_every: spec
-            .probes
-            .needs_backward()
-            .then(|| engine.checkpoint_every()),
-    };
-    finish(spec, sums, info)
-}
-
-/// `run_gpu` with given shapes of the kernels (tests, benchmark).
+/// `run_gpu` on the dense engine with given shapes of the kernels (tests,
+/// benchmark).
 pub fn run_gpu_with_kernels(
     ctx: &GpuContext,
     spec: &RunSpec,
@@ -392,33 +349,8 @@ pub fn run_gpu_with_kernels(
     kernels: Kernels,
     progress: Progress,
 ) -> Result<RunOutput> {
-    let every = crate::gpu::dense::checkpoint_interval(
-        spec,
-        options.chunk,
-        options.checkpoint_every,
-        options.max_memory,
-    )?;
-    let engine =
-        crate::gpu::dense::DenseGpu::with_kernels(ctx, spec, options.chunk, every, kernels)?;
-    let rows = (spec.net.depth() + 1) as u64;
-    let total = rows * spec.networks as u64;
-    // all networks in one pipelined sequence of jobs (no idle GPU between them)
-    let sums = engine.run_networks(0..spec.networks, &mut |s, done| {
-        progress(s as u64 * rows + done as u64, total)
-    })?;
-    let info = EngineInfo {
-        engine: "gpu-dense",
-        engine_reason: "dense".into(),
-        gram_rank_min: None,
-        adapter: Some(ctx.adapter.clone()),
-        device_bytes_peak: engine.device_bytes,
-        chunk: Some(options.chunk.clamp(1, rows as usize)),
-        checkpoint_every: spec
-            .probes
-            .needs_backward()
-            .then(|| engine.checkpoint_every()),
-    };
-    finish(spec, sums.into_iter().map(Ok), info)
+    let mut engine = dense_engine(ctx, spec, options, kernels)?;
+    run_engine(&mut engine, spec, "dense".into(), progress)
 }
 
 /// The f64 CPU reference: deliberately naive, for small sizes and tests.
@@ -429,30 +361,8 @@ pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
             "gram runs on the GPU only (--device gpu); the CPU reference engine is dense (use --engine dense or auto with --device cpu)",
         ));
     }
-    let rows = (spec.net.depth() + 1) as u64;
-    let total = rows * spec.networks as u64;
-    let program = spec
-        .arch
-        .as_ref()
-        .map(|a| plan::Program::new(&a.arch, spec.net.q0, spec.net.c0, a.mean_preserving));
-    let sums = (0..spec.networks).map(|s| {
-        let sums = match (&program, &spec.arch) {
-            (Some(program), Some(a)) => cpu::blocks::run_network(spec, program, s, a.position_row),
-            _ => cpu::dense::run_network(spec, s),
-        };
-        progress((s as u64 + 1) * rows, total);
-        Ok(sums)
-    });
-    let info = EngineInfo {
-        engine: "cpu-reference",
-        engine_reason: "--device cpu: the f64 reference engine".into(),
-        gram_rank_min: None,
-        adapter: None,
-        device_bytes_peak: 0,
-        chunk: None,
-        checkpoint_every: None,
-    };
-    finish(spec, sums, info)
+    let reason = "--device cpu: the f64 reference engine".to_string();
+    run_engine(&mut CpuEngine { spec }, spec, reason, progress)
 }
 
 #[cfg(test)]
