@@ -7,20 +7,29 @@
 //! and GPU engines, `theory` the recurrences, `analysis` predictions and
 //! reports, `io` tables, plots and sweeps, `config` the settings.
 
-pub mod analysis;
-pub mod bench;
+// The API: the facade below, what a spec is made of, the theory, tables.
 pub mod config;
 pub mod error;
-pub mod gpu;
 pub mod io;
 pub mod model;
-pub mod sim;
 pub mod spec;
 pub mod theory;
+
+// Not the API: the engines, kernels, reports and benchmarks, public only
+// for the binary, the benches and the tests; they change without notice.
+#[doc(hidden)]
+pub mod analysis;
+#[doc(hidden)]
+pub mod bench;
+#[doc(hidden)]
+pub mod gpu;
+#[doc(hidden)]
+pub mod sim;
 
 pub use error::{Error, Result};
 pub use model::activation::Activation;
 pub use model::init::Scheme as Init;
-pub use sim::RunOutput;
+pub use sim::stats::{LayerSample, LayerSummary};
+pub use sim::{EngineInfo, GpuOptions, RunOutput};
 pub use sim::simulator::{Device, RunSpecBuilder, Simulator};
 pub use spec::RunSpec;
