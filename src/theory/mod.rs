@@ -13,6 +13,8 @@
 //! - [`quadrature`], [`special`]: the rules and functions under them.
 
 pub mod arch;
+pub mod edge_of_chaos;
+pub mod expectation;
 pub mod finite_width;
 pub mod fixed_point;
 pub mod gauss;
@@ -20,8 +22,6 @@ pub mod quadrature;
 pub mod recurrence;
 pub mod special;
 
-pub use fixed_point::{
-    EdgeOfChaos, FixedPoint, Phase, Summary, edge_of_chaos_sigma_b2, edge_of_chaos_sigma_w2,
-    fixed_point, summary,
-};
+pub use edge_of_chaos::{EdgeOfChaos, edge_of_chaos_sigma_b2, edge_of_chaos_sigma_w2};
+pub use fixed_point::{FixedPoint, Phase, Summary, fixed_point, summary};
 pub use recurrence::{LayerTheory, layer_table};
