@@ -3,6 +3,7 @@
 //! blocks/) with the orthogonal weights they share; probes expose the shared
 //! WGSL to tests. See ARCHITECTURE.md.
 
+pub mod abi;
 pub mod blocks;
 pub mod context;
 pub mod dense;

@@ -12,7 +12,7 @@ use crate::gpu::dense::{Params, stride};
 use crate::gpu::pipelines::{Module, engine_bind_group_layout};
 use crate::model::init::Dist;
 
-const ORTHO_WG: usize = 256;
+use crate::gpu::abi::ORTHO_WG;
 const MAX_DISPATCH: usize = 65_535;
 
 fn groups(invocations: usize) -> (u32, u32, u32) {

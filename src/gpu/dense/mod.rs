@@ -12,8 +12,6 @@
 //! passed per dispatch, so one bind group serves every kernel; every buffer
 //! is allocated once per run.
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::tuning::{Kernels, ProductKernel};
@@ -23,54 +21,11 @@ use crate::model::init::WeightLaw;
 use crate::spec::RunSpec;
 use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
 
-/// Mirrors `struct Params` in shaders/params.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct Params {
-    pub n_in: u32,
-    pub n_out: u32,
-    pub batch: u32,
-    pub layer: u32,
-    pub network: u32,
-    pub seed_lo: u32,
-    pub seed_hi: u32,
-    pub w_dist: u32,
-    pub w_scale: f32,
-    pub b_scale: f32,
-    pub b_dist: u32,
-    pub flags: u32,
-    pub in_off: u32,
-    pub out_off: u32,
-    pub aux_off: u32,
-    pub rec_off: u32,
-    pub rows: u32,
-    pub block_stride: u32,
-    pub scale_a: u32,
-    pub scale_b: u32,
-    pub scale_out: u32,
-    pub ckpt_off: u32,
-    pub q0: f32,
-    pub c0: f32,
-    pub step: u32,
-    /// The gram engine's: columns, and offsets of coefficient matrices.
-    pub cols: u32,
-    pub coef_a: u32,
-    pub coef_b: u32,
-}
-
-pub(crate) const FLAG_INPUT: u32 = 1;
-pub(crate) const FLAG_RENORM: u32 = 2;
-pub(crate) const FLAG_OUT_STORE: u32 = 4;
-pub(crate) const FLAG_AUX_STORE: u32 = 8;
-pub(crate) const FLAG_NO_DERIV: u32 = 16;
-pub(crate) const FLAG_ROW_RECORDS: u32 = 32;
-pub(crate) const NO_SCALE: u32 = u32::MAX;
-pub(crate) const NO_OFFSET: u32 = u32::MAX;
-/// Must match shaders/stats.wgsl.
-pub(crate) const RECORD: usize = 10;
-pub(crate) const UNITS_PER_BLOCK: usize = 4096;
-pub(crate) const GEN_WG: u32 = 64;
-pub(crate) const STATS_WG: u32 = 256;
+pub use crate::gpu::abi::Params;
+pub(crate) use crate::gpu::abi::{
+    ELEMENTWISE_WG, FLAG_AUX_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_RENORM,
+    FLAG_ROW_RECORDS, GEN_WG, NO_OFFSET, NO_SCALE, RECORD, UNITS_PER_BLOCK,
+};
 const MAX_DISPATCH: u32 = 65_535;
 
 /// Default number of layers per submission.
@@ -697,7 +652,7 @@ impl<'a> DenseGpu<'a> {
         steps.push(Step {
             pipeline: &pl.ortho_init,
             params: p,
-            groups: dispatch_1d(m * n, STATS_WG),
+            groups: dispatch_1d(m * n, ELEMENTWISE_WG),
         });
         for k in 0..n {
             let pk = Params {
@@ -731,7 +686,7 @@ impl<'a> DenseGpu<'a> {
         steps.push(Step {
             pipeline: &pl.ortho_write,
             params: p,
-            groups: dispatch_1d(n_out * stride(n_in), STATS_WG),
+            groups: dispatch_1d(n_out * stride(n_in), ELEMENTWISE_WG),
         });
     }
 
@@ -1119,7 +1074,7 @@ impl<'a> DenseGpu<'a> {
         steps.push(Step {
             pipeline: &self.pipelines.activate,
             params: p,
-            groups: dispatch_1d(batch * stride(net.widths[a]), STATS_WG),
+            groups: dispatch_1d(batch * stride(net.widths[a]), ELEMENTWISE_WG),
         });
         for l in a + 1..=b {
             let base = self.base(network, l);
@@ -1157,7 +1112,7 @@ impl<'a> DenseGpu<'a> {
                 steps.push(Step {
                     pipeline: &self.pipelines.activate,
                     params: p,
-                    groups: dispatch_1d(batch * stride(net.widths[l]), STATS_WG),
+                    groups: dispatch_1d(batch * stride(net.widths[l]), ELEMENTWISE_WG),
                 });
             }
         }

@@ -31,10 +31,15 @@ pub mod algebra;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
+use crate::gpu::abi::{
+    COMBINE_TILE, CROSS_WG, ELEMENTWISE_WG, FLAG_AUX_STORE, FLAG_COEF_LOW, FLAG_GRAM_BACK,
+    FLAG_IN_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_RENORM, FLAG_ROW_RECORDS,
+    FLAG_SECOND_STORE, FLAG_SUB_BIAS, FLAG_SYMMETRIC, FLAG_Z_PHILOX, GEN_WG, GRAM_WG, NO_OFFSET,
+    NO_SCALE, Params, RECORD, UNITS_PER_BLOCK,
+};
 use crate::gpu::dense::{
-    FLAG_AUX_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_RENORM, FLAG_ROW_RECORDS,
-    GEN_WG, NO_OFFSET, NO_SCALE, Params, RECORD, STATS_WG, blocks, check_arena_bindings,
-    dispatch_1d, engine_bind_group_ranges, stride, widest_spacing_within,
+    blocks, check_arena_bindings, dispatch_1d, engine_bind_group_ranges, stride,
+    widest_spacing_within,
 };
 use crate::gpu::tuning::Reduction;
 use crate::gpu::pipelines::{Module, engine_bind_group_layout};
@@ -46,23 +51,11 @@ use algebra::Eigen;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-// must match shaders/gram.wgsl
-const FLAG_GRAM_BACK: u32 = 64;
-const FLAG_SUB_BIAS: u32 = 128;
-const FLAG_SYMMETRIC: u32 = 256;
-const FLAG_IN_STORE: u32 = 512;
-const FLAG_SECOND_STORE: u32 = 1024;
-const FLAG_Z_PHILOX: u32 = 2048;
-const FLAG_COEF_LOW: u32 = 4096;
-const GRAM_WG: u32 = 64;
-/// Output rows per gram_combine invocation, and the side of gram_cross's
-/// tile of pairs, a quad (as in shaders/gram.wgsl).
-const COMBINE_TILE: usize = 16;
+/// The side of gram_cross's tile of pairs, a quad (shaders/gram.wgsl).
 const CROSS_TILE: usize = 4;
-/// gram_cross's workgroup: its invocations, and the terms one lane sums per
-/// block of units (4 units per group of 4, the groups strided by CROSS_WG).
-const CROSS_WG: usize = 64;
-const CROSS_CHAIN: usize = 4 * (crate::gpu::dense::UNITS_PER_BLOCK / 4).div_ceil(CROSS_WG);
+/// The terms one lane of gram_cross sums per block of units (4 units per
+/// group of 4, the groups strided by CROSS_WG).
+const CROSS_CHAIN: usize = 4 * (UNITS_PER_BLOCK / 4).div_ceil(CROSS_WG);
 
 /// A row block: K rows (the columns of X~: B, or 2B with --jacobian, the
 /// tangents' rows after the inputs') of stride(n) floats of the widest
@@ -1054,7 +1047,7 @@ impl<'a> GramGpu<'a> {
             out_off: placed.at[1] + out.1 as u32,
             ..base
         };
-        let groups = dispatch_1d(batch * stride(n), STATS_WG);
+        let groups = dispatch_1d(batch * stride(n), ELEMENTWISE_WG);
         self.push(job, &self.p.activate, p, groups, &placed);
         let p = Params {
             flags: placed.flags,
@@ -1550,7 +1543,7 @@ impl<'a> GramGpu<'a> {
                     out_off: placed.at[1],
                     ..below
                 };
-                let groups = dispatch_1d(batch * stride(n_in), STATS_WG);
+                let groups = dispatch_1d(batch * stride(n_in), ELEMENTWISE_WG);
                 self.push(&mut job, &self.p.activate, p, groups, &placed);
                 if jacobian {
                     let t = (lay.x, self.below(n_in));
