@@ -5,6 +5,7 @@
 
 pub mod abi;
 pub mod blocks;
+pub mod checkpoint;
 pub mod context;
 pub mod dense;
 pub mod gram;

@@ -48,7 +48,6 @@ use crate::gpu::abi::{
     KIND_CONV, KIND_CONV_TRANSPOSE, KIND_DENSE, NO_SCALE, PAD_CIRCULAR, PAD_ZERO, RECORD,
     STREAM_DELTA, STREAM_TANGENT, UNITS_PER_BLOCK,
 };
-const MAX_DISPATCH: u32 = 65_535;
 /// Dispatches per submission at most (the parameter buffer's slots).
 const MAX_STEPS: usize = 1024;
 

@@ -136,17 +136,6 @@ pub fn checkpoint_interval(
     every: Option<usize>,
     max_memory: Option<u64>,
 ) -> Result<usize> {
-    let depth = spec.net.depth();
-    let sqrt = (depth as f64).sqrt().ceil().max(1.0) as usize;
-    if let Some(k) = every {
-        if k == 0 {
-            return Err(Error::invalid("--checkpoint-every", "must be >= 1"));
-        }
-        return Ok(k.min(depth));
-    }
-    let Some(budget) = max_memory else {
-        return Ok(sqrt);
-    };
     let weights = |spec: &RunSpec| {
         let w = spec
             .net
@@ -158,7 +147,7 @@ pub fn checkpoint_interval(
         4 * (w + spec.net.widths.iter().max().unwrap()) as u64
     };
     let bytes = |k: usize| Layout::new(spec, chunk, k).bytes() + weights(spec);
-    widest_spacing_within(budget, sqrt, depth, "layers", bytes)
+    crate::gpu::checkpoint::interval(spec.net.depth(), every, max_memory, "layers", bytes)
 }
 
 /// Backward segment j: layers a+1..=b recomputed from the checkpoint of

@@ -32,7 +32,6 @@ pub(crate) use crate::gpu::abi::{
     ELEMENTWISE_WG, FLAG_AUX_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_RENORM,
     FLAG_ROW_RECORDS, GEN_WG, NO_OFFSET, NO_SCALE, RECORD, UNITS_PER_BLOCK,
 };
-const MAX_DISPATCH: u32 = 65_535;
 
 mod backward;
 mod bench;
@@ -45,7 +44,7 @@ mod steps;
 pub use decode::read_staging;
 pub use layout::checkpoint_interval;
 use layout::{Layout, SegmentPlan};
-pub(crate) use setup::{check_arena_bindings, engine_bind_group_ranges, widest_spacing_within};
+pub(crate) use setup::{check_arena_bindings, engine_bind_group_ranges};
 
 /// Default number of layers per submission.
 pub const DEFAULT_CHUNK: usize = 128;
@@ -60,16 +59,7 @@ pub(crate) fn blocks(n: usize) -> usize {
     n.div_ceil(UNITS_PER_BLOCK)
 }
 
-/// Workgroup counts for `invocations` folded into 2-D (shaders use flat_index).
-pub(crate) fn dispatch_1d(invocations: usize, wg: u32) -> (u32, u32, u32) {
-    let groups = invocations.div_ceil(wg as usize).max(1) as u64;
-    if groups <= MAX_DISPATCH as u64 {
-        (groups as u32, 1, 1)
-    } else {
-        let y = groups.div_ceil(MAX_DISPATCH as u64);
-        (groups.div_ceil(y) as u32, y as u32, 1)
-    }
-}
+pub(crate) use crate::gpu::submit::dispatch_1d;
 
 struct Pipelines {
     gen_weights: wgpu::ComputePipeline,

@@ -226,37 +226,6 @@ pub(crate) fn check_arena_bindings(
     Ok(())
 }
 
-/// The checkpoint spacing for a `--max-memory` budget: sqrt(L) (`sqrt`)
-/// must fit, and since memory grows with the spacing beyond it, the largest
-/// spacing up to `depth` that fits. `unit` names what is checkpointed.
-pub(crate) fn widest_spacing_within(
-    budget: u64,
-    sqrt: usize,
-    depth: usize,
-    unit: &str,
-    bytes: impl Fn(usize) -> u64,
-) -> Result<usize> {
-    if bytes(sqrt) > budget {
-        return Err(Error::invalid(
-            "--max-memory",
-            format!(
-                "the run needs at least {} bytes (checkpoints every {sqrt} {unit})",
-                bytes(sqrt)
-            ),
-        ));
-    }
-    let (mut lo, mut hi) = (sqrt, depth.max(sqrt));
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
-        if bytes(mid) <= budget {
-            lo = mid
-        } else {
-            hi = mid - 1
-        }
-    }
-    Ok(lo)
-}
-
 /// The bind group of `engine_bind_group_layout`: the parameters' dynamic
 /// window in `submitter`, then bindings 1..=7 whole.
 pub(crate) fn engine_bind_group(

@@ -219,19 +219,8 @@ pub fn checkpoint_interval(
     every: Option<usize>,
     max_memory: Option<u64>,
 ) -> Result<usize> {
-    let depth = spec.net.depth();
-    let sqrt = (depth as f64).sqrt().ceil().max(1.0) as usize;
-    if let Some(k) = every {
-        if k == 0 {
-            return Err(Error::invalid("--checkpoint-every", "must be >= 1"));
-        }
-        return Ok(k.min(depth));
-    }
-    let Some(budget) = max_memory else {
-        return Ok(sqrt);
-    };
     let bytes = |k: usize| Layout::new(spec, k).bytes();
-    widest_spacing_within(budget, sqrt, depth, "layers", bytes)
+    crate::gpu::checkpoint::interval(spec.net.depth(), every, max_memory, "layers", bytes)
 }
 
 /// Sizes beyond the adapter's limits are bad input, caught before any work.

@@ -59,7 +59,6 @@ use crate::gpu::abi::{
 };
 use crate::gpu::dense::{
     blocks, check_arena_bindings, dispatch_1d, engine_bind_group_ranges, stride,
-    widest_spacing_within,
 };
 use crate::gpu::tuning::Reduction;
 use crate::gpu::pipelines::{Module, engine_bind_group_layout};
