@@ -12,6 +12,7 @@ pub mod gram;
 pub mod orthogonal;
 pub mod pipelines;
 pub mod probe;
+pub mod readback;
 pub mod submit;
 pub mod tuning;
 

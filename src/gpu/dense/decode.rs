@@ -62,21 +62,7 @@ impl<'a> DenseGpu<'a> {
                     renorm: raw.scales[0] as f64,
                     ..Default::default()
                 };
-                for pair in 0..pairs {
-                    let mut p = [0.0; 6];
-                    for block in 0..blocks(n) {
-                        let r = &raw.records[(pair * bs + block) * RECORD..][..RECORD];
-                        for k in 0..5 {
-                            p[k] += r[k] as f64;
-                        }
-                        sums.sum_h += r[5] as f64;
-                        sums.sum_h4 += r[6] as f64;
-                        sums.sum_x += r[7] as f64;
-                        sums.zeros += r[8] as f64;
-                        p[5] += r[9] as f64;
-                    }
-                    sums.pairs.push(p);
-                }
+                crate::gpu::readback::add_pair_records(&mut sums, &raw.records, pairs, n, bs);
                 sums
             })
             .collect();

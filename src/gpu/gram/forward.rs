@@ -231,21 +231,7 @@ impl<'a> GramGpu<'a> {
             renorm: 1.0,
             ..Default::default()
         };
-        for pair in 0..batch / 2 {
-            let mut p = [0.0; 6];
-            for block in 0..blocks(n) {
-                let r = &records[(pair * bs + block) * RECORD..][..RECORD];
-                for k in 0..5 {
-                    p[k] += r[k] as f64;
-                }
-                sums.sum_h += r[5] as f64;
-                sums.sum_h4 += r[6] as f64;
-                sums.sum_x += r[7] as f64;
-                sums.zeros += r[8] as f64;
-                p[5] += r[9] as f64;
-            }
-            sums.pairs.push(p);
-        }
+        crate::gpu::readback::add_pair_records(&mut sums, records, batch / 2, n, bs);
         sums
     }
 
