@@ -3,7 +3,8 @@
 // blocks, and the mean-preserving shift. Plain kernels, one invocation per
 // output value, each a direct transcription of its sum; the CPU twin is
 // src/engine/cpu_blocks.rs.
-// Needs philox.wgsl, special.wgsl, activation.wgsl, reduce_tree.wgsl.
+// Needs index.wgsl, scale_of.wgsl, philox.wgsl, special.wgsl, activation.wgsl,
+// reduce_tree.wgsl, pair_record.wgsl.
 //
 // Rows (one per sample, tangent or backward vector) live in `arena`, each
 // `units` floats long, channel-major ([c][y][x]) for images, at offsets
@@ -11,96 +12,18 @@
 // B rows; kernels over 2B rows (the backward rows with the vector-Jacobian
 // rows) read it at row r mod B.
 
-struct Params {
-    kind: u32,        // KIND_*: the layer of linear / linear_t
-    c_in: u32,
-    h_in: u32,
-    w_in: u32,
-    c_out: u32,
-    h_out: u32,
-    w_out: u32,
-    kernel: u32,
-    stride: u32,
-    padding: u32,     // PAD_*
-    rows: u32,        // rows to process
-    batch: u32,       // B: saved state is indexed by row mod B
-    units: u32,       // units per row of the elementwise kernels
-    per_row: u32,     // draw_weights: entries per row of W
-    in_off: u32,
-    out_off: u32,
-    h_off: u32,       // saved pre-activation (h, or the highway's transform h)
-    g_off: u32,       // saved gate pre-activation (highway)
-    x_off: u32,       // saved block input (highway)
-    u_off: u32,       // extra operand rows
-    v_off: u32,       // extra operand rows
-    w_off: u32,       // W in `weights`
-    b_off: u32,       // b in `weights`
-    rec_off: u32,     // first record in `records`
-    block_stride: u32,// records per row (or pair): blocks of units
-    seed_lo: u32,
-    seed_hi: u32,
-    network: u32,
-    layer: u32,       // the Philox `layer` of the draw
-    dist: u32,        // draws: Dist code
-    stream: u32,      // draw_normal: STREAM_DELTA or STREAM_TANGENT
-    flags: u32,       // FLAG_*
-    scale_a: u32,     // index into `scales` for rows < B (NO_SCALE: 1)
-    scale_b: u32,     // ... for rows >= B
-    scale_out: u32,   // finalize writes here
-    w_scale: f32,     // draws: std or half-width (WeightLaw::scale)
-    alpha: f32,       // axpy, mul_deriv: the factor
-    shift: f32,       // activate: subtracted from phi(h) (mean-preserving)
-    offset: f32,      // linear: a constant added (the highway gate bias)
-    q0: f32,
-    c0: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-const KIND_DENSE: u32 = 0u;
-const KIND_CONV: u32 = 1u;
-const KIND_CONV_TRANSPOSE: u32 = 2u;
-const PAD_CIRCULAR: u32 = 0u;
-const PAD_ZERO: u32 = 1u;
-
-const FLAG_BIAS: u32 = 1u;       // linear: + b[channel]
-const FLAG_ZEROS: u32 = 2u;      // pair_moments: count phi'(pre) = 0
-const FLAG_RENORM: u32 = 4u;     // finalize: r = 1/sqrt(mean v^2), else 1
-const FLAG_ROW_RECORDS: u32 = 8u;// finalize: per-row records, not pair records
-const FLAG_NO_DERIV: u32 = 16u;  // mul_deriv: phi' = 1 (a scaled copy)
-const NO_SCALE: u32 = 0xffffffffu;
-
-const WG: u32 = 64u;
+// `struct BlockParams` and the constants (KIND_*, PAD_*, FLAG_*, NO_SCALE,
+// BLOCKS_WG, UNITS_PER_BLOCK, RECORD) are generated from src/gpu/abi.rs
+// and prepended (src/gpu/pipelines.rs).
 const REDUCE_WG: u32 = 256u;
-const UNITS_PER_BLOCK: u32 = 4096u;
-// Pair record, as shaders/stats.wgsl: 0 sum h_a^2, 1 sum h_b^2, 2 sum h_a h_b,
-// 3 sum x_a^2, 4 sum x_b^2, 5 sum h, 6 sum h^4, 7 sum x, 8 count phi' = 0, 9 unused
-const RECORD: u32 = 10u;
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<uniform> params: BlockParams;
 @group(0) @binding(1) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(2) var<storage, read_write> arena: array<f32>;
 @group(0) @binding(3) var<storage, read_write> records: array<f32>;
 @group(0) @binding(4) var<storage, read_write> scales: array<f32>;
 // gain * Q D of an orthogonal layer, rows of stride 4 (src/gpu/orthogonal.rs)
 @group(0) @binding(5) var<storage, read_write> orthogonal: array<f32>;
-
-fn seed_key() -> vec2<u32> {
-    return vec2<u32>(params.seed_lo, params.seed_hi);
-}
-
-// Invocation number of a 1-D launch folded into 2-D (dispatch x <= 65535).
-fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG;
-}
-
-fn scale_of(index: u32) -> f32 {
-    if (index == NO_SCALE) {
-        return 1.0;
-    }
-    return scales[index];
-}
 
 fn units_in() -> u32 {
     return params.c_in * params.h_in * params.w_in;
@@ -118,7 +41,7 @@ fn units_out() -> u32 {
 @compute @workgroup_size(64)
 fn draw_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let groups = (params.per_row + 3u) / 4u;
-    let idx = flat_index(gid, nwg);
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= groups * params.rows) {
         return;
     }
@@ -137,7 +60,7 @@ fn draw_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
 // w_scale, for c < rows (0 everywhere when w_scale is 0).
 @compute @workgroup_size(64)
 fn draw_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let c = flat_index(gid, nwg);
+    let c = flat_index(gid, nwg, BLOCKS_WG);
     if (c >= params.rows) {
         return;
     }
@@ -155,7 +78,7 @@ fn draw_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 // t, 0 at the others. One invocation per entry of W.
 @compute @workgroup_size(64)
 fn place_orthogonal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = flat_index(gid, nwg);
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= params.rows * params.per_row) {
         return;
     }
@@ -178,7 +101,7 @@ fn place_orthogonal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
 @compute @workgroup_size(64)
 fn draw_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = params.units;
-    let idx = flat_index(gid, nwg);
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= n * (params.rows / 2u)) {
         return;
     }
@@ -195,7 +118,7 @@ fn draw_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 @compute @workgroup_size(64)
 fn draw_normal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = params.units;
-    let idx = flat_index(gid, nwg);
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= n * params.rows) {
         return;
     }
@@ -375,7 +298,7 @@ fn dense_adjoint(d_row: u32, j: u32) -> f32 {
 @compute @workgroup_size(64)
 fn linear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = units_out();
-    let idx = flat_index(gid, nwg);
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= params.rows * n) {
         return;
     }
@@ -398,7 +321,7 @@ fn linear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 @compute @workgroup_size(64)
 fn linear_t(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = units_in();
-    let idx = flat_index(gid, nwg);
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= params.rows * n) {
         return;
     }
@@ -420,7 +343,7 @@ fn linear_t(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // x = phi(h) - shift (the mean-preserving shift; 0 without it)
 @compute @workgroup_size(64)
 fn activate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = flat_index(gid, nwg);
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= params.rows * params.units) {
         return;
     }
@@ -430,7 +353,7 @@ fn activate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // out = in + alpha v (the residual sum x + alpha F(x))
 @compute @workgroup_size(64)
 fn axpy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = flat_index(gid, nwg);
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= params.rows * params.units) {
         return;
     }
@@ -446,7 +369,7 @@ fn saved(off: u32, idx: u32) -> f32 {
 // out = alpha phi'(h) in (phi' = 1 with FLAG_NO_DERIV); in place allowed.
 @compute @workgroup_size(64)
 fn mul_deriv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = flat_index(gid, nwg);
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= params.rows * params.units) {
         return;
     }
@@ -460,7 +383,7 @@ fn mul_deriv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 // v *= r, r = scales[scale_a] for rows < B, scales[scale_b] beyond; in place at out_off.
 @compute @workgroup_size(64)
 fn scale_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = flat_index(gid, nwg);
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= params.rows * params.units) {
         return;
     }
@@ -472,7 +395,7 @@ fn scale_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 // g_off, hh at h_off (B rows).
 @compute @workgroup_size(64)
 fn highway_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = flat_index(gid, nwg);
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= params.rows * params.units) {
         return;
     }
@@ -485,7 +408,7 @@ fn highway_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 // W_H t at u_off, W_T t at v_off; saved g, hh, x.
 @compute @workgroup_size(64)
 fn highway_tangent(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = flat_index(gid, nwg);
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= params.rows * params.units) {
         return;
     }
@@ -501,7 +424,7 @@ fn highway_tangent(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 // to_h = T phi'(hh) d (u_off), to_g = T (1 - T) (phi(hh) - x) d (v_off).
 @compute @workgroup_size(64)
 fn highway_back_split(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = flat_index(gid, nwg);
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= params.rows * params.units) {
         return;
     }
@@ -517,7 +440,7 @@ fn highway_back_split(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
 // the two products at u_off and v_off.
 @compute @workgroup_size(64)
 fn highway_back_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let idx = flat_index(gid, nwg);
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= params.rows * params.units) {
         return;
     }
@@ -527,10 +450,6 @@ fn highway_back_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
 
 // ---------------------------------------------------------------------------
 // Moments: fixed-order partial sums, added on the host in f64
-
-fn unit_blocks(n: u32) -> u32 {
-    return (n + UNITS_PER_BLOCK - 1u) / UNITS_PER_BLOCK;
-}
 
 // The pair record of rows (2p, 2p+1) over one block of units: pre at in_off,
 // post at u_off (the same rows for residual and highway blocks), phi'(pre)
@@ -621,7 +540,7 @@ fn finalize(@builtin(local_invocation_id) lid: vec3<u32>) {
 @compute @workgroup_size(64)
 fn position_moments(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let positions = params.h_out * params.w_out;
-    let p = flat_index(gid, nwg);
+    let p = flat_index(gid, nwg, BLOCKS_WG);
     if (p >= positions) {
         return;
     }

@@ -8,13 +8,6 @@
 @group(0) @binding(5) var<storage, read_write> records: array<f32>;
 @group(0) @binding(6) var<storage, read_write> scales: array<f32>;
 
-fn scale_of(index: u32) -> f32 {
-    if (index == NO_SCALE) {
-        return 1.0;
-    }
-    return scales[index];
-}
-
 // h for phi': from act or store.
 fn aux(i: u32) -> f32 {
     if ((params.flags & FLAG_AUX_STORE) != 0u) {

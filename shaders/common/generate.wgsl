@@ -1,10 +1,8 @@
 // Weights, biases, inputs and the random vectors of the backward pass and
 // the Jacobian probes, from the Philox streams: generated on the GPU, never
-// sent over the bus. Needs params.wgsl, bindings.wgsl, philox.wgsl,
+// sent over the bus. Needs params.wgsl, index.wgsl, bindings.wgsl, philox.wgsl,
 // special.wgsl.
 
-const GEN_WG: u32 = 64u;
-const DIST_ORTHOGONAL: u32 = 3u;
 
 // One invocation per group of 4 entries of a row of W (n_out x n_in); the
 // row's padding gets zeros. The invocations past W's draw b, 4 entries

@@ -4,15 +4,13 @@
 // factored matrix A is tall, m x n) and D = sign(diag R) makes R's diagonal
 // positive, which makes Q Haar-distributed (as PyTorch's orthogonal_).
 // Cost O(m n^2) per layer, about 3n dispatches (one Householder step each).
-// Needs params.wgsl, philox.wgsl, special.wgsl.
+// Needs params.wgsl, index.wgsl, philox.wgsl, special.wgsl.
 //
 // Workspace (column-major): A at 0 (m x n, overwritten by the Householder
 // vectors), Q at m n, beta at 2 m n, alpha (R's diagonal) at 2 m n + n.
 
 @group(0) @binding(1) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(7) var<storage, read_write> work: array<f32>;
-
-const ORTHO_WG: u32 = 256u;
 
 var<workgroup> partial: array<f32, 256>;
 

@@ -6,13 +6,7 @@ const PHILOX_M1: u32 = 0xCD9E8D57u;
 const PHILOX_W0: u32 = 0x9E3779B9u;
 const PHILOX_W1: u32 = 0xBB67AE85u;
 
-const STREAM_WEIGHT: u32 = 0u;
-const STREAM_BIAS: u32 = 1u;
-const STREAM_INPUT: u32 = 2u;
-const STREAM_DELTA: u32 = 3u;
-const STREAM_TANGENT: u32 = 4u;
-const STREAM_GRAM: u32 = 5u;
-const STREAM_GRAM_BACK: u32 = 6u;
+// STREAM_* are generated from src/model/rng.rs's Stream (src/gpu/abi.rs).
 
 const PI: f32 = 3.14159265358979;
 

@@ -3,22 +3,14 @@
 // sums in a fixed order (per-invocation serial sums, then group_sum4: a
 // subgroup reduction or a tree), so results are deterministic; the host
 // adds the records in f64.
-// Needs params.wgsl, bindings.wgsl, special.wgsl, activation.wgsl, and one
+// Needs params.wgsl, index.wgsl, bindings.wgsl, scale_of.wgsl, special.wgsl, activation.wgsl, and one
 // of reduce_subgroup.wgsl, reduce_tree.wgsl.
 
 // Invocations per reducing workgroup (src/gpu/kernels.rs picks it).
 override REDUCE_WG: u32 = 256u;
-// Invocations per workgroup of the plain elementwise kernels.
-const ELEMENTWISE_WG: u32 = 256u;
-const UNITS_PER_BLOCK: u32 = 4096u;
-// Pair record layout, one per (pair, block); src/gpu/dense.rs reads it.
-const RECORD: u32 = 10u;
-// 0: sum h_a^2   1: sum h_b^2   2: sum h_a h_b   3: sum x_a^2   4: sum x_b^2
-// 5: sum h       6: sum h^4     7: sum x         8: count phi'(h) = 0   9: unused
-
-fn unit_blocks(n: u32) -> u32 {
-    return (n + UNITS_PER_BLOCK - 1u) / UNITS_PER_BLOCK;
-}
+// ELEMENTWISE_WG (the plain elementwise kernels' workgroup), UNITS_PER_BLOCK
+// and RECORD (the pair record, one per (pair, block), its layout in
+// pair_record.wgsl) are generated from src/gpu/abi.rs.
 
 // Forward: x = phi(h) for the pair (2p, 2p+1) of rows at in_off, written at
 // out_off (and h copied to store at ckpt_off when asked), with the pair

@@ -5,7 +5,7 @@
 // are bound as `act` and `store`, each a window of the engine's row
 // buffers, with stride(n) floats per row; K x K coefficient matrices live
 // in the `weights` buffer, row-major.
-// Needs params.wgsl, philox.wgsl, special.wgsl and one of
+// Needs params.wgsl, index.wgsl, philox.wgsl, special.wgsl and one of
 // reduce_subgroup.wgsl, reduce_tree.wgsl. Its own view of the engine's
 // bindings: rows as vec4 (one load per 4 units: on a CPU adapter a storage
 // load is a loop over the SIMD lanes, so loads, not arithmetic, bound these
@@ -19,16 +19,8 @@
 @group(0) @binding(5) var<storage, read_write> records: array<f32>;
 
 override REDUCE_WG: u32 = 256u;
-const GRAM_WG: u32 = 64u;
-// as stats.wgsl: records are per block of this many units
-const GRAM_UNITS_PER_BLOCK: u32 = 4096u;
-const FLAG_GRAM_BACK: u32 = 64u;    // gram_normals: the backward stream
-const FLAG_SUB_BIAS: u32 = 128u;    // gram_cross: subtract `bias` from the first rows
-const FLAG_SYMMETRIC: u32 = 256u;   // gram_cross: only tiles with a <= c
-const FLAG_IN_STORE: u32 = 512u;    // gram_cross, gram_combine: the first rows come from `store`
-const FLAG_SECOND_STORE: u32 = 1024u; // gram_cross: the second rows come from `store`
-const FLAG_Z_PHILOX: u32 = 2048u;   // gram_combine: the first rows are the forward Z, drawn here
-const FLAG_COEF_LOW: u32 = 4096u;   // gram_combine: coef_b holds the low parts of coef_a's matrix
+// GRAM_WG, CROSS_WG, COMBINE_TILE, UNITS_PER_BLOCK and the FLAG_* of the
+// gram kernels are generated from src/gpu/abi.rs.
 
 // Entry `at` (in vec4s) of act, or of store with `in_store`.
 fn load4(at: u32, in_store: bool) -> vec4<f32> {
@@ -143,7 +135,6 @@ fn rows4(off: u32, c: u32, group: u32, in_store: bool) -> mat4x4<f32> {
 // per 4 columns it loads (or draws) 4 vec4 of rows for 16 COMBINE_TILE
 // multiply-adds (at K <= 16 each row is read once). Every output is summed
 // in the same order whatever the tile.
-const COMBINE_TILE: u32 = 16u;
 
 @compute @workgroup_size(64)
 fn gram_combine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -287,7 +278,6 @@ fn write_row4(row: u32, group: u32, v: vec4<f32>) {
 // invocation's state small (48 floats): with 16 quads lavapipe spilled it
 // and the kernel ran 8 times slower. Every record is summed in the same
 // order whatever the dispatch.
-const CROSS_WG: u32 = 64u;
 var<workgroup> cross_s: array<mat4x4<f32>, CROSS_WG>;
 var<workgroup> cross_r: array<mat4x4<f32>, CROSS_WG>;
 var<workgroup> cross_e: array<mat4x4<f32>, CROSS_WG>;
@@ -441,7 +431,7 @@ fn gram_cross(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
     let second_store = (params.flags & FLAG_SECOND_STORE) != 0u;
     let zero = mat4x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     var q = Quad(zero, zero, zero);
-    let per_block = GRAM_UNITS_PER_BLOCK / 4u;
+    let per_block = UNITS_PER_BLOCK / 4u;
     let end = min((block + 1u) * per_block, s4);
     for (var g = block * per_block + lid.x; g < end; g += CROSS_WG) {
         var bi = vec4<f32>(0.0);

@@ -104,7 +104,7 @@ pub struct GpuContext {
     pub subgroup_min_size: u32,
     /// The largest (0 without the SUBGROUP feature).
     pub subgroup_max_size: u32,
-    pub(crate) pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
+    pub(crate) pipelines: Mutex<HashMap<crate::gpu::pipelines::PipelineKey, wgpu::ComputePipeline>>,
 }
 
 impl GpuContext {

@@ -3,13 +3,16 @@
 //! blocks/) with the orthogonal weights they share; probes expose the shared
 //! WGSL to tests. See ARCHITECTURE.md.
 
+pub mod abi;
 pub mod blocks;
+pub mod checkpoint;
 pub mod context;
 pub mod dense;
 pub mod gram;
 pub mod orthogonal;
 pub mod pipelines;
 pub mod probe;
+pub mod readback;
 pub mod submit;
 pub mod tuning;
 

@@ -12,17 +12,11 @@ use crate::gpu::dense::{Params, stride};
 use crate::gpu::pipelines::{Module, engine_bind_group_layout};
 use crate::model::init::Dist;
 
-const ORTHO_WG: usize = 256;
-const MAX_DISPATCH: usize = 65_535;
+use crate::gpu::abi::ORTHO_WG;
+use crate::gpu::submit::dispatch_1d;
 
 fn groups(invocations: usize) -> (u32, u32, u32) {
-    let groups = invocations.div_ceil(ORTHO_WG).max(1);
-    if groups <= MAX_DISPATCH {
-        (groups as u32, 1, 1)
-    } else {
-        let y = groups.div_ceil(MAX_DISPATCH);
-        (groups.div_ceil(y) as u32, y as u32, 1)
-    }
+    dispatch_1d(invocations, ORTHO_WG as u32)
 }
 
 /// The kernels, their parameter buffer and workspace, for matrices up to

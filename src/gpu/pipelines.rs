@@ -1,16 +1,21 @@
 //! WGSL sources and compiled pipelines. Shared WGSL (the RNG, the special
 //! functions, the activations, the bindings) lives in one file each and is
-//! prepended to the kernels that need it; specialisation is by WGSL
-//! `override` constants. Pipelines are cached in the context by
-//! (module, entry point, specialisation), never built per layer.
+//! prepended to the kernels that need it, after the prelude generated from
+//! src/gpu/abi.rs (the constants, and the parameter struct of the module's
+//! engine); specialisation is by WGSL `override` constants. Pipelines are
+//! cached in the context by `PipelineKey` (module, entry point,
+//! specialisation, pipeline layout), never built per layer.
 //!
 //! `VARPROP_DUMP_WGSL=DIR` writes every assembled module to DIR.
 
 use crate::model::activation::Activation;
 use crate::error::{Error, Result};
+use crate::gpu::abi;
 use crate::gpu::context::GpuContext;
 
 const PARAMS: &str = include_str!("../../shaders/common/params.wgsl");
+const INDEX: &str = include_str!("../../shaders/common/index.wgsl");
+const SCALE_OF: &str = include_str!("../../shaders/common/scale_of.wgsl");
 const BINDINGS: &str = include_str!("../../shaders/common/bindings.wgsl");
 const PHILOX: &str = include_str!("../../shaders/common/philox.wgsl");
 const SPECIAL: &str = include_str!("../../shaders/common/special.wgsl");
@@ -61,12 +66,16 @@ impl Module {
     /// SUBGROUP feature (only the product kernel's prelude depends on it).
     fn parts(&self, subgroups: bool) -> &'static [&'static str] {
         match self {
-            Module::Generate => &[PARAMS, BINDINGS, PHILOX, SPECIAL, GENERATE],
-            Module::Product if subgroups => &[PARAMS, PHILOX, SPECIAL, SHARE_SUBGROUP, PRODUCT],
-            Module::Product => &[PARAMS, PHILOX, SPECIAL, SHARE_NONE, PRODUCT],
+            Module::Generate => &[PARAMS, INDEX, BINDINGS, SCALE_OF, PHILOX, SPECIAL, GENERATE],
+            Module::Product if subgroups => {
+                &[PARAMS, INDEX, PHILOX, SPECIAL, SHARE_SUBGROUP, PRODUCT]
+            }
+            Module::Product => &[PARAMS, INDEX, PHILOX, SPECIAL, SHARE_NONE, PRODUCT],
             Module::Stats { subgroup_sum: true } => &[
                 PARAMS,
+                INDEX,
                 BINDINGS,
+                SCALE_OF,
                 SPECIAL,
                 ACTIVATION,
                 REDUCE_SUBGROUP,
@@ -77,7 +86,9 @@ impl Module {
                 subgroup_sum: false,
             } => &[
                 PARAMS,
+                INDEX,
                 BINDINGS,
+                SCALE_OF,
                 SPECIAL,
                 ACTIVATION,
                 REDUCE_TREE,
@@ -85,16 +96,18 @@ impl Module {
                 STATS,
             ],
             Module::Probe => &[PHILOX, SPECIAL, ACTIVATION, PROBE],
-            Module::Orthogonal => &[PARAMS, PHILOX, SPECIAL, ORTHOGONAL],
+            Module::Orthogonal => &[PARAMS, INDEX, PHILOX, SPECIAL, ORTHOGONAL],
             Module::Gram { subgroup_sum: true } => {
-                &[PARAMS, PHILOX, SPECIAL, REDUCE_SUBGROUP, GRAM]
+                &[PARAMS, INDEX, PHILOX, SPECIAL, REDUCE_SUBGROUP, GRAM]
             }
             Module::Gram {
                 subgroup_sum: false,
-            } => &[PARAMS, PHILOX, SPECIAL, REDUCE_TREE, GRAM],
+            } => &[PARAMS, INDEX, PHILOX, SPECIAL, REDUCE_TREE, GRAM],
             Module::FmaPeak => &[FMA_PEAK],
             Module::NaiveProduct => &[NAIVE_PRODUCT],
             Module::Blocks => &[
+                INDEX,
+                SCALE_OF,
                 PHILOX,
                 SPECIAL,
                 ACTIVATION,
@@ -115,8 +128,47 @@ impl Module {
     }
 
     pub fn source_for(&self, subgroups: bool) -> String {
-        self.parts(subgroups).join("\n")
+        let mut source = self.prelude();
+        source += &self.parts(subgroups).join("\n");
+        source
     }
+
+    /// The WGSL generated from src/gpu/abi.rs that the module's files
+    /// assume: the constants (all modules but the benchmark's), and the
+    /// parameter struct of the module's engine.
+    pub fn prelude(&self) -> String {
+        match self {
+            Module::FmaPeak | Module::NaiveProduct => String::new(),
+            Module::Probe => abi::wgsl_constants() + "\n",
+            Module::Blocks => abi::wgsl_constants() + "\n" + &abi::wgsl_block_params() + "\n",
+            _ => abi::wgsl_constants() + "\n" + &abi::wgsl_params() + "\n",
+        }
+    }
+
+    /// Every module, each with and without subgroups where that differs.
+    pub fn all() -> Vec<Module> {
+        let mut all = vec![Module::Generate, Module::Product, Module::Probe, Module::Orthogonal];
+        for subgroup_sum in [false, true] {
+            all.push(Module::Stats { subgroup_sum });
+            all.push(Module::Gram { subgroup_sum });
+        }
+        all.extend([Module::FmaPeak, Module::NaiveProduct, Module::Blocks]);
+        all
+    }
+}
+
+/// What a compiled pipeline is cached by: everything that goes into
+/// building it. `activation`: the activation's id and f32 parameter bits,
+/// for modules that use it; `constants`: the override constants (value
+/// bits); `layout`: the explicit pipeline layout (wgpu compares layouts by
+/// identity), None for the layout derived from the shader.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    module: Module,
+    entry: String,
+    activation: Option<(u32, u32)>,
+    constants: Vec<(String, u64)>,
+    layout: Option<wgpu::PipelineLayout>,
 }
 
 /// Binding types of the engine's bind group (shaders/bindings.wgsl).
@@ -138,7 +190,7 @@ pub fn engine_bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout 
             ty: wgpu::BufferBindingType::Uniform,
             has_dynamic_offset: true,
             min_binding_size: wgpu::BufferSize::new(
-                std::mem::size_of::<crate::gpu::dense::Params>() as u64,
+                std::mem::size_of::<abi::Params>() as u64,
             ),
         },
         count: None,
@@ -174,18 +226,18 @@ impl GpuContext {
         layout: Option<&wgpu::PipelineLayout>,
         constants: &[(&str, f64)],
     ) -> Result<wgpu::ComputePipeline> {
-        let mut key = if module.uses_activation() {
-            format!(
-                "{module:?}/{entry}/{}/{:x}",
-                act.id(),
-                (act.param() as f32).to_bits()
-            )
-        } else {
-            format!("{module:?}/{entry}")
+        let key = PipelineKey {
+            module,
+            entry: entry.to_string(),
+            activation: module
+                .uses_activation()
+                .then(|| (act.id(), (act.param() as f32).to_bits())),
+            constants: constants
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_bits()))
+                .collect(),
+            layout: layout.cloned(),
         };
-        for (name, value) in constants {
-            key += &format!("/{name}={value}");
-        }
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return Ok(p.clone());
         }
@@ -242,5 +294,76 @@ impl GpuContext {
         }
         self.pipelines.lock().unwrap().insert(key, pipeline.clone());
         Ok(pipeline)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every .wgsl file the modules are assembled from.
+    const FILES: &[&str] = &[
+        PARAMS, INDEX, SCALE_OF, BINDINGS, PHILOX, SPECIAL, ACTIVATION, GENERATE, PRODUCT, STATS,
+        PROBE, ORTHOGONAL, GRAM, SHARE_SUBGROUP, SHARE_NONE, REDUCE_SUBGROUP, REDUCE_TREE,
+        FMA_PEAK, NAIVE_PRODUCT, BLOCKS, PAIR_RECORD,
+    ];
+
+    fn words(text: &str) -> impl Iterator<Item = &str> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty())
+    }
+
+    #[test]
+    fn no_wgsl_file_defines_an_abi_constant_or_struct() {
+        for file in FILES {
+            for line in file.lines() {
+                let line = line.split("//").next().unwrap().trim_start();
+                let mut w = words(line);
+                if let (Some(kind @ ("const" | "override" | "struct")), Some(name)) =
+                    (w.next(), w.next())
+                {
+                    assert!(
+                        !abi::CONSTANTS.iter().any(|(c, _, _)| *c == name),
+                        "{kind} {name} defined by hand: {line}"
+                    );
+                    assert!(
+                        name != "Params" && name != "BlockParams",
+                        "{kind} {name} defined by hand"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_flag_a_module_uses_is_in_its_prelude() {
+        for module in Module::all() {
+            for subgroups in [false, true] {
+                let prelude = module.prelude();
+                let defined: Vec<&str> = prelude
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("const "))
+                    .filter_map(|l| l.split(':').next())
+                    .collect();
+                let body: String = module
+                    .parts(subgroups)
+                    .iter()
+                    .flat_map(|file| file.lines())
+                    .map(|line| line.split("//").next().unwrap())
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                for word in words(&body) {
+                    if word.starts_with("FLAG_") || abi::CONSTANTS.iter().any(|(c, _, _)| *c == word)
+                    {
+                        assert!(defined.contains(&word), "{module:?} uses {word}");
+                    }
+                }
+                for name in ["Params", "BlockParams"] {
+                    if words(&body).any(|w| w == name) {
+                        assert!(prelude.contains(&format!("struct {name} {{")), "{module:?} {name}");
+                    }
+                }
+            }
+        }
     }
 }

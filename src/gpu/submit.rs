@@ -283,3 +283,17 @@ impl Submitter {
         Ok(out)
     }
 }
+
+/// Workgroups per dimension at most.
+const MAX_DISPATCH: u32 = 65_535;
+
+/// Workgroup counts for `invocations` folded into 2-D (shaders use flat_index).
+pub(crate) fn dispatch_1d(invocations: usize, wg: u32) -> (u32, u32, u32) {
+    let groups = invocations.div_ceil(wg as usize).max(1) as u64;
+    if groups <= MAX_DISPATCH as u64 {
+        (groups as u32, 1, 1)
+    } else {
+        let y = groups.div_ceil(MAX_DISPATCH as u64);
+        (groups.div_ceil(y) as u32, y as u32, 1)
+    }
+}

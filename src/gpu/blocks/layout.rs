@@ -2,10 +2,9 @@
 //! (rows in turn, checkpoints, a recomputed segment, records), the places a
 //! pass finds them at, and the choice of the checkpoint interval.
 
-use super::{MAX_DISPATCH, RECORD, UNITS_PER_BLOCK, WG};
+use super::{RECORD, UNITS_PER_BLOCK, WG};
 use crate::model::arch::{Layer, LayerKind, Shape};
-use crate::error::{Error, Result};
-use crate::gpu::dense::widest_spacing_within;
+use crate::error::Result;
 use crate::spec::RunSpec;
 
 pub(super) fn unit_blocks(n: usize) -> usize {
@@ -14,13 +13,7 @@ pub(super) fn unit_blocks(n: usize) -> usize {
 
 /// Workgroups of 64 for `invocations`, folded into 2-D (shaders use flat_index).
 pub(super) fn groups_1d(invocations: usize) -> (u32, u32, u32) {
-    let groups = invocations.div_ceil(WG as usize).max(1) as u64;
-    if groups <= MAX_DISPATCH as u64 {
-        (groups as u32, 1, 1)
-    } else {
-        let y = groups.div_ceil(MAX_DISPATCH as u64);
-        (groups.div_ceil(y) as u32, y as u32, 1)
-    }
+    crate::gpu::submit::dispatch_1d(invocations, WG)
 }
 
 pub(super) fn dims(shape: Shape) -> (usize, usize, usize) {
@@ -97,19 +90,8 @@ pub fn checkpoint_interval(
         .as_ref()
         .expect("the block engine runs architecture runs")
         .arch;
-    let depth = arch.depth();
-    let sqrt = (depth as f64).sqrt().ceil().max(1.0) as usize;
-    if let Some(k) = every {
-        if k == 0 {
-            return Err(Error::invalid("--checkpoint-every", "must be >= 1"));
-        }
-        return Ok(k.min(depth));
-    }
-    let Some(budget) = max_memory else {
-        return Ok(sqrt);
-    };
     let bytes = |k: usize| plan_bytes(spec, arch, k);
-    widest_spacing_within(budget, sqrt, depth, "blocks", bytes)
+    crate::gpu::checkpoint::interval(arch.depth(), every, max_memory, "blocks", bytes)
 }
 
 /// Device memory of one run, offsets in f32s.

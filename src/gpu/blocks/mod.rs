@@ -23,8 +23,6 @@
 //! the forward pass's renormalisation factors: bit for bit the same rows)
 //! and walked down: O(sqrt(L) B n).
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::model::activation::Activation;
 use crate::model::arch::{Layer, LayerKind, Padding};
 use crate::sim::plan::Program;
@@ -44,72 +42,12 @@ use layout::{
     Layout, dims, groups_1d, orthogonal_shape, out_channels, tensor_shape, unit_blocks, weight_slot,
 };
 
-/// Mirrors `struct Params` in shaders/blocks.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct BlockParams {
-    kind: u32,
-    c_in: u32,
-    h_in: u32,
-    w_in: u32,
-    c_out: u32,
-    h_out: u32,
-    w_out: u32,
-    kernel: u32,
-    stride: u32,
-    padding: u32,
-    rows: u32,
-    batch: u32,
-    units: u32,
-    per_row: u32,
-    in_off: u32,
-    out_off: u32,
-    h_off: u32,
-    g_off: u32,
-    x_off: u32,
-    u_off: u32,
-    v_off: u32,
-    w_off: u32,
-    b_off: u32,
-    rec_off: u32,
-    block_stride: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    network: u32,
-    layer: u32,
-    dist: u32,
-    stream: u32,
-    flags: u32,
-    scale_a: u32,
-    scale_b: u32,
-    scale_out: u32,
-    w_scale: f32,
-    alpha: f32,
-    shift: f32,
-    offset: f32,
-    q0: f32,
-    c0: f32,
-    _pad: [u32; 3],
-}
-
-const KIND_DENSE: u32 = 0;
-const KIND_CONV: u32 = 1;
-const KIND_CONV_TRANSPOSE: u32 = 2;
-const PAD_CIRCULAR: u32 = 0;
-const PAD_ZERO: u32 = 1;
-const FLAG_BIAS: u32 = 1;
-const FLAG_ZEROS: u32 = 2;
-const FLAG_RENORM: u32 = 4;
-const FLAG_ROW_RECORDS: u32 = 8;
-const FLAG_NO_DERIV: u32 = 16;
-const NO_SCALE: u32 = u32::MAX;
-const STREAM_DELTA: u32 = 3;
-const STREAM_TANGENT: u32 = 4;
-/// Must match shaders/blocks.wgsl.
-const RECORD: usize = 10;
-const UNITS_PER_BLOCK: usize = 4096;
-const WG: u32 = 64;
-const MAX_DISPATCH: u32 = 65_535;
+pub use crate::gpu::abi::BlockParams;
+use crate::gpu::abi::{
+    BLOCKS_WG as WG, FLAG_BIAS, FLAG_NO_DERIV, FLAG_RENORM, FLAG_ROW_RECORDS, FLAG_ZEROS,
+    KIND_CONV, KIND_CONV_TRANSPOSE, KIND_DENSE, NO_SCALE, PAD_CIRCULAR, PAD_ZERO, RECORD,
+    STREAM_DELTA, STREAM_TANGENT, UNITS_PER_BLOCK,
+};
 /// Dispatches per submission at most (the parameter buffer's slots).
 const MAX_STEPS: usize = 1024;
 
@@ -734,21 +672,7 @@ impl<'a> BlocksGpu<'a> {
                     renorm: scales[lay.fwd_scale(l) as usize] as f64,
                     ..Default::default()
                 };
-                for pair in 0..batch / 2 {
-                    let mut p = [0.0; 6];
-                    for block in 0..unit_blocks(n) {
-                        let r = &records[lay.fwd_rec[l] + (pair * bs + block) * RECORD..][..RECORD];
-                        for k in 0..5 {
-                            p[k] += r[k] as f64;
-                        }
-                        sums.sum_h += r[5] as f64;
-                        sums.sum_h4 += r[6] as f64;
-                        sums.sum_x += r[7] as f64;
-                        sums.zeros += r[8] as f64;
-                        p[5] += r[9] as f64;
-                    }
-                    sums.pairs.push(p);
-                }
+                crate::gpu::readback::add_pair_records(&mut sums, &records[lay.fwd_rec[l]..], batch / 2, n, bs);
                 sums
             })
             .collect();

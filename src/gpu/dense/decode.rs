@@ -1,0 +1,132 @@
+//! Submission and readback of the dense engine's jobs, and the decode of a
+//! network's records into its sums (assemble).
+
+use super::*;
+
+impl<'a> DenseGpu<'a> {
+    pub(super) fn readbacks(&self, ranges: &[Range]) -> Vec<Readback<'_>> {
+        ranges
+            .iter()
+            .map(|range| match *range {
+                Range::Records(offset, len) => Readback {
+                    buffer: &self.records,
+                    offset,
+                    len,
+                },
+                Range::Scale(index) => Readback {
+                    buffer: &self.scales,
+                    offset: index as usize,
+                    len: 1,
+                },
+            })
+            .collect()
+    }
+
+    /// Submits `steps` and waits for the values of `ranges` (one job alone).
+    pub(super) fn submit(&self, steps: &[Step], ranges: &[Range]) -> Result<Vec<f32>> {
+        let mut scratch = Vec::new();
+        let reads = self.readbacks(ranges);
+        let job =
+            self.submitter
+                .submit(self.ctx, &self.bind_group, steps, &reads, 0, &mut scratch)?;
+        self.submitter.read(self.ctx, job, |data, _| data.to_vec())
+    }
+
+    /// Sums the raw records of a network in f64.
+    pub(super) fn assemble(
+        &self,
+        forward_raw: Vec<Raw>,
+        tangent_raw: Vec<Raw>,
+        backward_raw: Vec<Raw>,
+        grams: Vec<(Vec<f32>, Vec<f32>)>,
+    ) -> NetworkSums {
+        let lay = &self.layout;
+        let net = &self.spec.net;
+        let batch = self.spec.batch;
+        let pairs = batch / 2;
+        let bs = lay.block_stride;
+        let row_norms = |raw: &[f32], rows: usize, n: usize| -> Vec<f64> {
+            (0..rows)
+                .map(|r| (0..blocks(n)).map(|k| raw[r * bs + k] as f64).sum())
+                .collect()
+        };
+        let forward = forward_raw
+            .iter()
+            .enumerate()
+            .map(|(l, raw)| {
+                let n = net.widths[l];
+                let mut sums = LayerSums {
+                    width: n,
+                    batch,
+                    pairs: Vec::with_capacity(pairs),
+                    renorm: raw.scales[0] as f64,
+                    ..Default::default()
+                };
+                crate::gpu::readback::add_pair_records(&mut sums, &raw.records, pairs, n, bs);
+                sums
+            })
+            .collect();
+        let tangent = self.spec.probes.jacobian.then(|| {
+            tangent_raw
+                .iter()
+                .enumerate()
+                .map(|(l, raw)| RowSums {
+                    norms: row_norms(&raw.records, batch, net.widths[l]),
+                    renorm: [raw.scales[0] as f64, 1.0],
+                })
+                .collect()
+        });
+        let backward = self.spec.probes.needs_backward().then(|| {
+            backward_raw
+                .iter()
+                .enumerate()
+                .map(|(l, raw)| RowSums {
+                    norms: row_norms(&raw.records, lay.back_rows, net.widths[l]),
+                    renorm: raw.scales.map(|r| r as f64),
+                })
+                .collect()
+        });
+        let grams = self.spec.probes.weight_grads.then(|| {
+            grams
+                .iter()
+                .enumerate()
+                .map(|(i, (gx, gd))| {
+                    let l = i + 1;
+                    (
+                        row_norms(gx, batch * batch, net.widths[l - 1]),
+                        row_norms(gd, batch * batch, net.widths[l]),
+                    )
+                })
+                .collect()
+        });
+        NetworkSums {
+            positions: None,
+            forward,
+            tangent,
+            backward,
+            grams,
+        }
+    }
+
+}
+
+/// Maps `bytes` of a staging buffer, copies them out as f32 and unmaps.
+pub fn read_staging(ctx: &GpuContext, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<f32>> {
+    let slice = staging.slice(0..bytes);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.wait()?;
+    rx.recv()
+        .map_err(|_| Error::Gpu("the readback was dropped".into()))?
+        .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
+    let out = {
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("reading the readback buffer: {e:?}")))?;
+        bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+    };
+    staging.unmap();
+    Ok(out)
+}

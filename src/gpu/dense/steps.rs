@@ -1,0 +1,198 @@
+//! The dense engine's dispatches, one builder a kernel: the base parameters
+//! of a layer, weight generation (iid or orthogonal), the products, the row
+//! kernels and finalize.
+
+use super::*;
+
+impl<'a> DenseGpu<'a> {
+    /// Parameters every step of layer `layer` shares.
+    pub(super) fn base(&self, network: usize, layer: usize) -> Params {
+        let net = &self.spec.net;
+        let seed = self.spec.seed;
+        let none = WeightLaw {
+            dist: crate::model::init::Dist::Normal,
+            variance: 0.0,
+        };
+        let (n_in, n_out, w, b) = if layer == 0 {
+            (0, net.widths[0], none, none)
+        } else {
+            (
+                net.widths[layer - 1],
+                net.widths[layer],
+                net.weight_law(layer),
+                net.bias_law(layer),
+            )
+        };
+        Params {
+            n_in: n_in as u32,
+            n_out: n_out as u32,
+            batch: self.spec.batch as u32,
+            layer: layer as u32,
+            network: network as u32,
+            seed_lo: seed as u32,
+            seed_hi: (seed >> 32) as u32,
+            w_dist: w.dist.code(),
+            // the orthogonal kernels multiply Q by the gain
+            w_scale: if w.dist == crate::model::init::Dist::Orthogonal {
+                (w.variance * n_in.max(n_out) as f64).sqrt()
+            } else {
+                w.scale()
+            } as f32,
+            b_scale: b.scale() as f32,
+            b_dist: b.dist.code(),
+            flags: 0,
+            in_off: 0,
+            out_off: 0,
+            aux_off: 0,
+            rec_off: 0,
+            rows: self.spec.batch as u32,
+            block_stride: self.layout.block_stride as u32,
+            scale_a: NO_SCALE,
+            scale_b: NO_SCALE,
+            scale_out: 0,
+            ckpt_off: NO_OFFSET,
+            q0: net.q0 as f32,
+            c0: net.c0 as f32,
+            step: 0,
+            cols: 0,
+            coef_a: NO_OFFSET,
+            coef_b: NO_OFFSET,
+        }
+    }
+
+    /// Whether the product kernel draws this layer's W (and b) itself.
+    pub(super) fn weights_in_product(&self, p: &Params) -> bool {
+        self.kernel.weights_from_rng && p.w_dist != crate::model::init::Dist::Orthogonal.code()
+    }
+
+    /// W (and b) into their buffers, unless the product draws them itself.
+    pub(super) fn weights_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params, with_bias: bool) {
+        if !self.weights_in_product(&p) {
+            self.generate_steps(steps, p, with_bias);
+        }
+    }
+
+    /// W (and b) into their buffers.
+    pub(super) fn generate_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params, with_bias: bool) {
+        let (n_in, n_out) = (p.n_in as usize, p.n_out as usize);
+        let bias_groups = if with_bias && p.b_scale != 0.0 {
+            n_out.div_ceil(4)
+        } else {
+            0
+        };
+        if p.w_dist == crate::model::init::Dist::Orthogonal.code() {
+            self.orthogonal_steps(steps, p);
+            if bias_groups == 0 {
+                return;
+            }
+        }
+        // gen_weights draws the bias in the invocations past W's
+        let weight_groups = if p.w_dist == crate::model::init::Dist::Orthogonal.code() {
+            0
+        } else {
+            n_out * n_in.div_ceil(4)
+        };
+        steps.push(Step {
+            pipeline: &self.pipelines.gen_weights,
+            params: p,
+            groups: dispatch_1d(weight_groups + bias_groups, GEN_WG),
+        });
+    }
+
+    /// The product W in (+ b) or, `transposed`, W^T in, for `p.rows` rows.
+    pub(super) fn product_step<'p>(&'p self, p: Params, transposed: bool) -> Step<'p> {
+        let pl = &self.pipelines;
+        let pipeline = match (transposed, self.weights_in_product(&p)) {
+            (false, false) => &pl.product,
+            (true, false) => &pl.product_t,
+            (false, true) => pl
+                .product_rng
+                .as_ref()
+                .expect("built with weights_from_rng"),
+            (true, true) => pl
+                .product_t_rng
+                .as_ref()
+                .expect("built with weights_from_rng"),
+        };
+        let outputs = if transposed { p.n_in } else { p.n_out };
+        // the kernel reads its reduction length from n_in (shaders/product.wgsl)
+        let params = if transposed {
+            Params {
+                n_in: p.n_out,
+                n_out: p.n_in,
+                ..p
+            }
+        } else {
+            p
+        };
+        Step {
+            pipeline,
+            params,
+            groups: self.kernel.groups(outputs as usize, p.rows as usize),
+        }
+    }
+
+    /// Householder QR of the layer's Gaussian matrix, Q formed by backward
+    /// accumulation, then W = gain * Q D: about 3 min(n_in, n_out) dispatches.
+    pub(super) fn orthogonal_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params) {
+        let (n_in, n_out) = (p.n_in as usize, p.n_out as usize);
+        let (m, n) = (n_in.max(n_out), n_in.min(n_out));
+        let pl = &self.pipelines;
+        steps.push(Step {
+            pipeline: &pl.ortho_init,
+            params: p,
+            groups: dispatch_1d(m * n, ELEMENTWISE_WG),
+        });
+        for k in 0..n {
+            let pk = Params {
+                step: k as u32,
+                ..p
+            };
+            steps.push(Step {
+                pipeline: &pl.ortho_vector,
+                params: pk,
+                groups: (1, 1, 1),
+            });
+            if k + 1 < n {
+                steps.push(Step {
+                    pipeline: &pl.ortho_apply,
+                    params: pk,
+                    groups: ((n - k - 1) as u32, 1, 1),
+                });
+            }
+        }
+        for k in (0..n).rev() {
+            let pk = Params {
+                step: k as u32,
+                ..p
+            };
+            steps.push(Step {
+                pipeline: &pl.ortho_accumulate,
+                params: pk,
+                groups: ((n - k) as u32, 1, 1),
+            });
+        }
+        steps.push(Step {
+            pipeline: &pl.ortho_write,
+            params: p,
+            groups: dispatch_1d(n_out * stride(n_in), ELEMENTWISE_WG),
+        });
+    }
+
+    pub(super) fn row_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params) {
+        let groups = (blocks(p.n_out as usize) as u32, p.rows, 1);
+        steps.push(Step {
+            pipeline: &self.pipelines.scale_by_deriv,
+            params: p,
+            groups,
+        });
+    }
+
+    pub(super) fn finalize_step<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params) {
+        steps.push(Step {
+            pipeline: &self.pipelines.finalize,
+            params: p,
+            groups: (1, 1, 1),
+        });
+    }
+}
