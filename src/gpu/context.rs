@@ -3,10 +3,10 @@
 //! `--adapter` honoured), the device asks for the adapter's own limits, and
 //! compiled pipelines are cached by specialisation.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::gpu::pipelines::{Module, PipelineCache};
+use crate::model::activation::Activation;
 
 /// What `varprop devices` prints about an adapter.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -104,7 +104,7 @@ pub struct GpuContext {
     pub subgroup_min_size: u32,
     /// The largest (0 without the SUBGROUP feature).
     pub subgroup_max_size: u32,
-    pub(crate) pipelines: Mutex<HashMap<crate::gpu::pipelines::PipelineKey, wgpu::ComputePipeline>>,
+    pub(crate) pipelines: PipelineCache,
 }
 
 impl GpuContext {
@@ -175,7 +175,7 @@ impl GpuContext {
             features,
             subgroup_min_size,
             subgroup_max_size,
-            pipelines: Mutex::new(HashMap::new()),
+            pipelines: PipelineCache::default(),
         })
     }
 
@@ -190,5 +190,34 @@ impl GpuContext {
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
             .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
+    }
+}
+
+impl GpuContext {
+    /// The compiled pipeline for `entry` of `module`, specialised for `act`
+    /// where the module uses the activation. `layout` None means the layout
+    /// derived from the shader (probes).
+    pub fn pipeline(
+        &self,
+        module: Module,
+        entry: &str,
+        act: &Activation,
+        layout: Option<&wgpu::PipelineLayout>,
+    ) -> Result<wgpu::ComputePipeline> {
+        self.specialised_pipeline(module, entry, act, layout, &[])
+    }
+
+    /// `pipeline` with override `constants` of the module's own besides
+    /// the activation's (the product kernel's shape).
+    pub fn specialised_pipeline(
+        &self,
+        module: Module,
+        entry: &str,
+        act: &Activation,
+        layout: Option<&wgpu::PipelineLayout>,
+        constants: &[(&str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        self.pipelines
+            .get_or_compile(&self.device, self.features, module, entry, act, layout, constants)
     }
 }

@@ -11,7 +11,8 @@
 use crate::model::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::abi;
-use crate::gpu::context::GpuContext;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 const PARAMS: &str = include_str!("../../shaders/common/params.wgsl");
 const INDEX: &str = include_str!("../../shaders/common/index.wgsl");
@@ -202,24 +203,21 @@ pub fn engine_bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout 
     })
 }
 
-impl GpuContext {
-    /// The compiled pipeline for `entry` of `module`, specialised for `act`
-    /// where the module uses the activation. `layout` None means the layout
-    /// derived from the shader (probes).
-    pub fn pipeline(
-        &self,
-        module: Module,
-        entry: &str,
-        act: &Activation,
-        layout: Option<&wgpu::PipelineLayout>,
-    ) -> Result<wgpu::ComputePipeline> {
-        self.specialised_pipeline(module, entry, act, layout, &[])
-    }
+/// Compiled pipelines by their `PipelineKey`, for one device: a pipeline
+/// is compiled once per specialisation and shared by every engine.
+#[derive(Default)]
+pub struct PipelineCache {
+    compiled: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+}
 
-    /// `pipeline` with override `constants` of the module's own besides
-    /// the activation's (the product kernel's shape).
-    pub fn specialised_pipeline(
+impl PipelineCache {
+    /// The pipeline for `entry` of `module` on `device`, specialised for
+    /// `act` where the module uses the activation and by the override
+    /// `constants`; compiled on first use.
+    pub fn get_or_compile(
         &self,
+        device: &wgpu::Device,
+        features: wgpu::Features,
         module: Module,
         entry: &str,
         act: &Activation,
@@ -238,17 +236,17 @@ impl GpuContext {
                 .collect(),
             layout: layout.cloned(),
         };
-        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
+        if let Some(p) = self.compiled.lock().unwrap().get(&key) {
             return Ok(p.clone());
         }
-        let source = module.source_for(self.features.contains(wgpu::Features::SUBGROUP));
+        let source = module.source_for(features.contains(wgpu::Features::SUBGROUP));
         if let Ok(dir) = std::env::var("VARPROP_DUMP_WGSL") {
             let name = format!("{module:?}").replace([' ', '{', '}', ':'], "");
             let path = std::path::Path::new(&dir).join(format!("{name}.wgsl"));
             let _ = std::fs::create_dir_all(&dir);
             let _ = std::fs::write(path, &source);
         }
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let descriptor = wgpu::ShaderModuleDescriptor {
             label: Some(entry),
             source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -261,13 +259,13 @@ impl GpuContext {
             // the host allocated (row indices clamped to `rows`/`cols`,
             // which the host sizes) and guard every store (gram.wgsl).
             unsafe {
-                self.device.create_shader_module_trusted(
+                device.create_shader_module_trusted(
                     descriptor,
                     wgpu::ShaderRuntimeChecks::unchecked(),
                 )
             }
         } else {
-            self.device.create_shader_module(descriptor)
+            device.create_shader_module(descriptor)
         };
         let mut all_constants: Vec<(&str, f64)> = if module.uses_activation() {
             vec![("ACT", act.id() as f64), ("ACT_PARAM", act.param())]
@@ -276,8 +274,7 @@ impl GpuContext {
         };
         all_constants.extend_from_slice(constants);
         let constants = all_constants;
-        let pipeline = self
-            .device
+        let pipeline = device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(entry),
                 layout,
@@ -292,7 +289,7 @@ impl GpuContext {
         if let Some(err) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("compiling {module:?}/{entry}: {err}")));
         }
-        self.pipelines.lock().unwrap().insert(key, pipeline.clone());
+        self.compiled.lock().unwrap().insert(key, pipeline.clone());
         Ok(pipeline)
     }
 }

@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::dense::Params;
+use crate::gpu::abi::Params;
 
 /// Dispatches encoded per pass at most (the parameter buffer's slots).
 pub const MAX_STEPS: usize = 2048;

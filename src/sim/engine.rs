@@ -9,7 +9,8 @@ use crate::gpu::dense::DenseGpu;
 use crate::gpu::gram::GramGpu;
 use crate::sim::plan::Program;
 use crate::sim::stats::NetworkSums;
-use crate::sim::{EngineInfo, Progress, RunOutput, cpu, finish};
+use crate::sim::cpu;
+use crate::sim::output::{EngineInfo, Progress, RunOutput, finish};
 use crate::spec::RunSpec;
 
 /// A simulator of one spec: networks 0..S in order, on the RNG streams

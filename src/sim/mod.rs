@@ -6,6 +6,7 @@
 
 pub mod cpu;
 pub mod engine;
+pub mod output;
 pub mod plan;
 pub mod simulator;
 pub mod stats;
@@ -13,45 +14,9 @@ pub mod stats;
 use crate::error::Result;
 use crate::gpu::tuning::Kernels;
 use crate::sim::engine::{BlockEngine, CpuEngine, DenseEngine, Engine, GramEngine, run_engine};
-use crate::gpu::{AdapterSummary, GpuContext};
+use crate::gpu::GpuContext;
 use crate::spec::{EngineChoice, RunSpec};
-use crate::sim::stats::{
-    LayerSample, LayerSummary, NetworkSums, NetworkTop, network_results, summarise,
-};
-
-/// Which engine ran, on what, with how much device memory.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct EngineInfo {
-    pub engine: &'static str,
-    /// Why this engine ran (`--engine auto` says what it weighed).
-    pub engine_reason: String,
-    /// Gram engine: the least rank of X^T X over layers and networks (B
-    /// when no layer lost rank).
-    pub gram_rank_min: Option<usize>,
-    pub adapter: Option<AdapterSummary>,
-    /// Bytes of device buffers the engine allocated (0 on the CPU).
-    pub device_bytes_peak: u64,
-    /// Layers per submission (GPU).
-    pub chunk: Option<usize>,
-    /// Checkpoint interval of the backward pass (GPU, with the backward pass).
-    pub checkpoint_every: Option<usize>,
-}
-
-pub struct RunOutput {
-    /// The spec that ran.
-    pub spec: RunSpec,
-    /// per_network[s][l], rows l = 0..=L
-    pub per_network: Vec<Vec<LayerSample>>,
-    /// Jacobian moments per network (NaN without --jacobian)
-    pub tops: Vec<NetworkTop>,
-    pub summary: Vec<LayerSummary>,
-    /// per network, the position row's per-position second moments (pre,
-    /// post) with --position-map
-    pub positions: Vec<(Vec<f64>, Vec<f64>)>,
-    pub info: EngineInfo,
-    /// Messages for stderr (non-finite layers).
-    pub warnings: Vec<String>,
-}
+pub use output::{EngineInfo, Progress, RunOutput};
 
 /// Options of the GPU engine that do not change what is computed.
 #[derive(Clone, Copy, Debug)]
@@ -72,43 +37,6 @@ impl Default for GpuOptions {
             max_memory: None,
         }
     }
-}
-
-/// Progress: called with (rows done, rows in all) after each chunk; never
-/// adds a device sync of its own.
-pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
-
-fn finish(
-    spec: &RunSpec,
-    per_network_sums: impl Iterator<Item = Result<NetworkSums>>,
-    info: EngineInfo,
-) -> Result<RunOutput> {
-    let mut per_network = Vec::new();
-    let mut tops = Vec::new();
-    let mut warnings = Vec::new();
-    let mut positions = Vec::new();
-    for (s, sums) in per_network_sums.enumerate() {
-        let sums = sums?;
-        positions.extend(crate::sim::stats::network_positions(&sums));
-        let (samples, top, first_bad) = network_results(&sums);
-        if let Some(l) = first_bad {
-            warnings.push(format!(
-                "network {s}: values became non-finite at layer {l} (overflow in f32); its rows from layer {l} on are NaN"
-            ));
-        }
-        per_network.push(samples);
-        tops.push(top);
-    }
-    let summary = summarise(&per_network);
-    Ok(RunOutput {
-        spec: spec.clone(),
-        per_network,
-        tops,
-        summary,
-        positions,
-        info,
-        warnings,
-    })
 }
 
 /// Auto picks the gram engine when 4 B <= n for every width n: its
