@@ -473,7 +473,8 @@ fn edge_of_chaos(settings_json: &str) -> PyResult<String> {
         },
         _ => {
             return Err(PyValueError::new_err(
-                "give exactly one of sigma_b2 (to find sigma_w2) or sigma_w2 (to find sigma_b2)",
+                "sigma_w2, sigma_b2: give exactly one (sigma_b2 to find the critical sigma_w2, \
+                 sigma_w2 to find sigma_b2)",
             ));
         }
     };

@@ -257,6 +257,11 @@ def run(
     rather than an entry of ``df.attrs``: pandas copies and compares attrs
     on every operation.)
 
+    ``width``, ``depth``, ``act``, ``init`` and ``networks`` left out (or
+    None) take the command line's defaults, including those that depend on
+    other settings (``init="siren"`` implies ``act="sin"``, ``sigma_w2``
+    implies ``init="custom"``, ``widths`` and ``arch`` set the shape).
+
     ``arch``: an architecture (dense, conv, residual, highway blocks; see
     architectures/*.toml) as a path, as TOML text, or as a dict of the same
     schema; it sets the widths, activations and inits itself.
@@ -421,7 +426,9 @@ def check(
     Returns a :class:`CheckResult` (``.passed``, ``.max_z`` the largest
     |z| measured, ``.bound``, ``.table``, ``bool(result)``).
     ``theory_sigma_w2``: test-only, computes the theory with this sigma_w2
-    instead of the simulated one (a wrong theory that check must catch).
+    instead of the simulated one (a wrong theory that check must catch;
+    with ``init="custom"``, i.e. ``sigma_w2`` given, as the CLI's hidden
+    ``--theory-sigma-w2``).
     """
     sim = default_simulator(device, adapter)
     args = dict(locals())

@@ -159,11 +159,12 @@ def network_settings(
 ) -> dict:
     """The network's keys (kebab-case, as RunSettings reads them); defaults
     left out so that the library applies the command line's."""
+    # None, as the default, leaves a setting to the library
     s = {}
     if not is_default(width):
-        s["width"] = as_int("width", width)
+        s["width"] = as_int("width", width, optional=True)
     if not is_default(depth):
-        s["depth"] = as_int("depth", depth)
+        s["depth"] = as_int("depth", depth, optional=True)
     if widths is not None:
         s["widths"] = as_widths(widths)
     if not is_default(act):
@@ -195,8 +196,9 @@ def run_settings(
 ) -> dict:
     s = network_settings(**net)
     s["batch"] = as_int("batch", batch)
+    s = {k: v for k, v in s.items() if v is not None}
     if not is_default(networks):
-        s["networks"] = as_int("networks", networks)
+        s["networks"] = as_int("networks", networks, optional=True)
     s["seed"] = as_int("seed", seed)
     s["engine"] = as_str("engine", engine, optional=False)
     s["backward"] = as_bool("backward", backward)
