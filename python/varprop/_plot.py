@@ -7,8 +7,8 @@ from __future__ import annotations
 def plot(df, quantity: str = "q_post", ax=None, label=None):
     """Draws ``quantity`` (``"q_post"``, ``"q_pre"``, ``"g"``, ...) of a
     :func:`varprop.run` DataFrame against the layer on a log scale: the
-    measured mean with a band of +- 2 standard errors (clipped at a tiny
-    positive value), and the theory (``<quantity>_theory``) dashed.
+    measured mean with a band of +- 2 standard errors (on the log axis mean / (1 + 2 SE/mean) where
+    mean - 2 SE <= 0), and the theory (``<quantity>_theory``) dashed.
     Returns the matplotlib Axes."""
     try:
         import matplotlib.pyplot as plt
@@ -29,15 +29,16 @@ def plot(df, quantity: str = "q_post", ax=None, label=None):
     line = ax.plot(layer, mean, label=label or f"{quantity} (measured)")[0]
     if se_col in df.columns:
         se = df[se_col].to_numpy(dtype=float)
-        tiny = np.nanmin(mean[mean > 0]) * 1e-3 if np.any(mean > 0) else 1e-300
-        ax.fill_between(
-            layer, np.maximum(mean - 2 * se, tiny), mean + 2 * se,
-            color=line.get_color(), alpha=0.25, linewidth=0,
-        )
+        # mean - 2 SE where positive, else mean / (1 + 2 SE/mean): on the log
+        # axis the band stays around the mean instead of falling to zero
+        lower = np.where(mean - 2 * se > 0, mean - 2 * se, mean / (1 + 2 * se / mean))
+        ax.fill_between(layer, lower, mean + 2 * se, color=line.get_color(),
+                        alpha=0.25, linewidth=0)
     theory_col = f"{quantity}_theory"
     if theory_col in df.columns:
+        shown = any(l.get_label() == "theory" for l in ax.get_lines())
         ax.plot(layer, df[theory_col], "--", color="k", linewidth=1,
-                label=f"{quantity} (theory)")
+                label="_nolegend_" if shown else "theory")
     ax.set_yscale("log")
     ax.set_xlabel("layer")
     ax.set_ylabel(quantity)
