@@ -8,3 +8,5 @@ pub mod headline;
 pub mod phase;
 pub mod predictions;
 pub mod report;
+pub mod checking;
+pub mod theory_table;

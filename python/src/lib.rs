@@ -1,0 +1,503 @@
+//! varprop._native: the Rust half of the Python package. It takes the run's
+//! settings as JSON (the keys of `varprop::config::settings::RunSettings`,
+//! which the Python half builds from keyword arguments), runs through the
+//! library exactly as the command line does, and hands back text (the CSV
+//! `varprop run --format csv` writes, the JSON config block), so that the
+//! DataFrame built from it equals `pd.read_csv` of the CLI's output.
+
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use varprop::analysis::{checking, report, theory_table};
+use varprop::config::settings::{DEFAULT_NETWORKS, RunSettings};
+use varprop::gpu::GpuContext;
+use varprop::sim::{GpuOptions, RunOutput};
+use varprop::spec::RunSpec;
+use varprop::{Error, theory};
+
+/// A flag as the Python keyword: `--sigma-w2` -> `sigma_w2`; text after the
+/// flag's name (`--arch FILE, key 'input'`) is kept as written.
+fn keyword(flag: &str) -> String {
+    match flag.strip_prefix("--") {
+        Some(rest) => {
+            let (name, tail) = match rest.find([' ', ',']) {
+                Some(i) => rest.split_at(i),
+                None => (rest, ""),
+            };
+            name.replace('-', "_") + tail
+        }
+        None => flag.to_string(),
+    }
+}
+
+/// The library's errors as Python exceptions: bad input is a ValueError
+/// naming the keyword (`width: must be >= 1`), a missing adapter a
+/// RuntimeError saying what to install.
+fn py_err(e: Error) -> PyErr {
+    match e {
+        Error::Invalid { flag, message } => {
+            PyValueError::new_err(format!("{}: {}", keyword(&flag), message))
+        }
+        Error::NoAdapter => PyRuntimeError::new_err(
+            "no GPU adapter found: install a GPU driver, or the software Vulkan adapter \
+             (Debian/Ubuntu: apt-get install mesa-vulkan-drivers); device=\"cpu\" runs the \
+             CPU reference engine",
+        ),
+        e @ Error::Io { .. } => PyOSError::new_err(e.to_string()),
+        other => PyRuntimeError::new_err(other.to_string()),
+    }
+}
+
+/// The settings record from the JSON the Python half writes. Unknown keys
+/// are TypeErrors (as an unknown keyword is); the Python half checks types
+/// first, so a type error here is a bug of ours, reported as TypeError.
+fn settings(json: &str) -> PyResult<RunSettings> {
+    serde_json::from_str(json).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("unknown field") {
+            PyTypeError::new_err(format!("unexpected keyword: {text}"))
+        } else {
+            PyTypeError::new_err(format!("bad settings: {text}"))
+        }
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("json")
+}
+
+/// An architecture given as a Python dict (as JSON) written as TOML text,
+/// the schema of architectures/*.toml.
+#[pyfunction]
+fn arch_toml_from_json(json: &str) -> PyResult<String> {
+    let value: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| PyTypeError::new_err(format!("arch: {e}")))?;
+    toml::to_string(&value).map_err(|e| PyTypeError::new_err(format!("arch: {e}")))
+}
+
+/// Validates an architecture's TOML text (labelled `label` in errors)
+/// without running it.
+#[pyfunction]
+fn parse_arch(label: &str, text: &str) -> PyResult<usize> {
+    varprop::model::arch::Architecture::parse(label, text)
+        .map(|a| a.depth())
+        .map_err(py_err)
+}
+
+/// The device one `Simulator` runs on, with its GPU context created once
+/// (on the first run) and kept.
+struct Engine {
+    /// None: the CPU reference; Some(selector): a GPU adapter.
+    adapter: Option<Option<String>>,
+    context: OnceLock<GpuContext>,
+    /// One run at a time on one context.
+    busy: Mutex<()>,
+}
+
+impl Engine {
+    fn context(&self) -> varprop::Result<Option<&GpuContext>> {
+        let Some(selector) = &self.adapter else {
+            return Ok(None);
+        };
+        if let Some(ctx) = self.context.get() {
+            return Ok(Some(ctx));
+        }
+        let ctx = GpuContext::new(selector.as_deref())?;
+        Ok(Some(self.context.get_or_init(|| ctx)))
+    }
+
+    /// The same two calls `varprop::Simulator::run` makes, with the GPU
+    /// options per run (they do not change what is computed).
+    fn run(
+        &self,
+        spec: &RunSpec,
+        options: GpuOptions,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> varprop::Result<RunOutput> {
+        match self.context()? {
+            Some(ctx) => varprop::sim::run_gpu(ctx, spec, options, progress),
+            None => varprop::sim::run_cpu(spec, progress),
+        }
+    }
+}
+
+/// The payload of the unwind that stops a cancelled run.
+struct Cancelled;
+
+enum Outcome {
+    Done(varprop::Result<RunOutput>),
+    Cancelled,
+    Panicked(String),
+}
+
+/// The native simulator: `varprop.Simulator` wraps it.
+#[pyclass(module = "varprop._native", frozen)]
+struct NativeSimulator {
+    engine: Arc<Engine>,
+}
+
+#[pymethods]
+impl NativeSimulator {
+    /// device: "gpu", "cpu" or "auto" (a GPU when wgpu finds one, else the
+    /// CPU reference); adapter: an index from `devices()` or part of a name.
+    #[new]
+    #[pyo3(signature = (device = "gpu", adapter = None))]
+    fn new(py: Python<'_>, device: &str, adapter: Option<String>) -> PyResult<Self> {
+        let adapter = match device {
+            "cpu" => {
+                if adapter.is_some() {
+                    return Err(PyValueError::new_err(
+                        "adapter: is a GPU adapter; device=\"cpu\" runs the CPU reference",
+                    ));
+                }
+                None
+            }
+            "gpu" | "auto" => Some(adapter),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "device: unknown '{other}'; accepted: gpu, cpu, auto"
+                )));
+            }
+        };
+        let engine = Engine {
+            adapter,
+            context: OnceLock::new(),
+            busy: Mutex::new(()),
+        };
+        let engine = if device == "auto" {
+            // as varprop::Device::Auto: look now, fall back to the CPU
+            py.detach(move || match engine.context().map(|_| ()) {
+                Ok(()) => Ok(engine),
+                Err(Error::NoAdapter) => Ok(Engine {
+                    adapter: None,
+                    ..engine
+                }),
+                Err(e) => Err(e),
+            })
+            .map_err(py_err)?
+        } else {
+            engine
+        };
+        Ok(NativeSimulator {
+            engine: Arc::new(engine),
+        })
+    }
+
+    /// Whether runs go to the CPU reference engine.
+    #[getter]
+    fn is_cpu(&self) -> bool {
+        self.engine.adapter.is_none()
+    }
+
+    /// Whether the GPU context exists yet (it is created on the first run).
+    #[getter]
+    fn has_context(&self) -> bool {
+        self.engine.context.get().is_some()
+    }
+
+    /// One run. Returns a dict: csv (the CLI's CSV), config (JSON text),
+    /// summary (JSON text or None), per_network (CSV text or None),
+    /// warnings (list of str).
+    #[pyo3(signature = (settings_json, chunk, checkpoint_every = None, max_memory = None, per_network = false, progress = None))]
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        settings_json: &str,
+        chunk: usize,
+        checkpoint_every: Option<usize>,
+        max_memory: Option<u64>,
+        per_network: bool,
+        progress: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let spec = resolve(settings_json, DEFAULT_NETWORKS, chunk)?;
+        let options = GpuOptions {
+            chunk,
+            checkpoint_every,
+            max_memory,
+        };
+        let run = self.execute(py, spec, options, progress.as_ref())?;
+        let spec = &run.spec;
+        let table = run.table_with_theory();
+        let out = pyo3::types::PyDict::new(py);
+        out.set_item("csv", table.to_csv())?;
+        out.set_item("config", to_json(&report::config_json(spec, &run)))?;
+        out.set_item(
+            "summary",
+            spec.probes
+                .jacobian
+                .then(|| to_json(&report::jacobian_summary(&run))),
+        )?;
+        out.set_item("per_network", per_network.then(|| per_network_csv(&run)))?;
+        out.set_item("warnings", run.warnings.clone())?;
+        Ok(out)
+    }
+
+    /// `check` for one configuration: the run compared with theory (with
+    /// `theory_sigma_w2`, the test-only wrong theory). Returns a dict:
+    /// passed, bound, comparisons (JSON text), csv, config.
+    #[pyo3(signature = (settings_json, chunk, checkpoint_every = None, max_memory = None, max_z = None, theory_sigma_w2 = None, progress = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn check<'py>(
+        &self,
+        py: Python<'py>,
+        settings_json: &str,
+        chunk: usize,
+        checkpoint_every: Option<usize>,
+        max_memory: Option<u64>,
+        max_z: Option<f64>,
+        theory_sigma_w2: Option<f64>,
+        progress: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let spec = resolve(settings_json, checking::CHECK_NETWORKS, chunk)?;
+        if spec.networks < 2 {
+            return Err(PyValueError::new_err(
+                "networks: check needs at least 2 networks (standard errors come from them)",
+            ));
+        }
+        if let Some(z) = max_z
+            && !(z.is_finite() && z > 0.0)
+        {
+            return Err(PyValueError::new_err("max_z: must be a finite number > 0"));
+        }
+        let mut theory_net = spec.net.clone();
+        if let Some(w) = theory_sigma_w2 {
+            theory_net.init.sigma_w2 = w;
+        }
+        let options = GpuOptions {
+            chunk,
+            checkpoint_every,
+            max_memory,
+        };
+        let run = self.execute(py, spec, options, progress.as_ref())?;
+        let outcome = checking::check_run(&run, &theory_net, max_z);
+        let out = pyo3::types::PyDict::new(py);
+        out.set_item("passed", outcome.passed())?;
+        out.set_item("bound", outcome.bound)?;
+        out.set_item("comparisons", to_json(&outcome.comparisons))?;
+        out.set_item("csv", outcome.table.to_csv())?;
+        out.set_item("config", to_json(&report::config_json(&run.spec, &run)))?;
+        out.set_item("warnings", run.warnings.clone())?;
+        Ok(out)
+    }
+}
+
+/// The validated spec, as `varprop run` resolves it (`chunk` checked as
+/// the command line checks it).
+fn resolve(settings_json: &str, default_networks: usize, chunk: usize) -> PyResult<RunSpec> {
+    if chunk == 0 {
+        return Err(PyValueError::new_err("chunk: must be >= 1"));
+    }
+    settings(settings_json)?
+        .resolve(default_networks)
+        .map_err(py_err)
+}
+
+impl NativeSimulator {
+    /// Runs `spec` on a worker thread and waits with the GIL released,
+    /// checking for signals every 100 ms. On KeyboardInterrupt (or an
+    /// exception from `progress`) it returns at once; the worker stops at
+    /// the engine's next progress report (after the chunk of layers in
+    /// flight: dense and gram engines report per chunk, the block and CPU
+    /// engines per network) by unwinding out of the engine, which drops its
+    /// device buffers; the context stays usable. Nothing is written to disk
+    /// by a run, so nothing is left half-written.
+    fn execute(
+        &self,
+        py: Python<'_>,
+        spec: RunSpec,
+        options: GpuOptions,
+        progress: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<RunOutput> {
+        let engine = Arc::clone(&self.engine);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let total = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = mpsc::channel();
+        {
+            let (cancel, done, total) = (cancel.clone(), done.clone(), total.clone());
+            std::thread::Builder::new()
+                .name("varprop-run".into())
+                .spawn(move || {
+                    let result = catch_unwind(AssertUnwindSafe(|| {
+                        let _busy = engine.busy.lock().unwrap_or_else(|e| e.into_inner());
+                        if cancel.load(Ordering::Relaxed) {
+                            resume_unwind(Box::new(Cancelled));
+                        }
+                        engine.run(&spec, options, &mut |d, t| {
+                            done.store(d, Ordering::Relaxed);
+                            total.store(t, Ordering::Relaxed);
+                            if cancel.load(Ordering::Relaxed) {
+                                // resume_unwind does not run the panic hook: no message
+                                resume_unwind(Box::new(Cancelled));
+                            }
+                        })
+                    }));
+                    let outcome = match result {
+                        Ok(r) => Outcome::Done(r),
+                        Err(p) if p.is::<Cancelled>() => Outcome::Cancelled,
+                        Err(p) => Outcome::Panicked(
+                            p.downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_else(|| "a panic".into()),
+                        ),
+                    };
+                    // the receiver is gone when the caller was interrupted
+                    let _ = tx.send(outcome);
+                })
+                .map_err(|e| PyRuntimeError::new_err(format!("cannot start the run's thread: {e}")))?;
+        }
+        let mut shown = (u64::MAX, 0);
+        let mut report = || -> PyResult<()> {
+            let now = (done.load(Ordering::Relaxed), total.load(Ordering::Relaxed));
+            if let Some(cb) = progress
+                && now != shown
+                && now.1 > 0
+            {
+                shown = now;
+                cb.call1((now.0, now.1))?;
+            }
+            Ok(())
+        };
+        // a Receiver is not Sync: the closure that waits without the GIL borrows it
+        let rx = Mutex::new(rx);
+        loop {
+            let wait = || {
+                let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+                rx.recv_timeout(Duration::from_millis(100))
+            };
+            match py.detach(wait) {
+                Ok(Outcome::Done(r)) => {
+                    report()?;
+                    return r.map_err(py_err);
+                }
+                Ok(Outcome::Cancelled) => {
+                    return Err(PyRuntimeError::new_err("the run was cancelled"));
+                }
+                Ok(Outcome::Panicked(msg)) => {
+                    return Err(PyRuntimeError::new_err(format!("the run panicked: {msg}")));
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(e) = py.check_signals().and_then(|_| report()) {
+                        cancel.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(PyRuntimeError::new_err("the run's thread ended without a result"));
+                }
+            }
+        }
+    }
+}
+
+/// Every network's per-layer values, long format: one row per (network,
+/// layer); the logs are natural logs on the true scale.
+fn per_network_csv(run: &RunOutput) -> String {
+    let mut text = String::from(
+        "network,layer,width,log_q_pre,log_q_post,mean_pre,mean_post,kurt_pre,zero_frac,c_pre,\
+         log1m_c_pre,sample_log_q_post,sample_log_q_post_sq,log_g,log_gw,log_jac_m1\n",
+    );
+    let widths = &run.spec.net.widths;
+    for (s, layers) in run.per_network.iter().enumerate() {
+        for (l, x) in layers.iter().enumerate() {
+            let w = widths.get(l).map_or(String::new(), |w| w.to_string());
+            text += &format!(
+                "{s},{l},{w},{:?},{:?},{:?},{:?},{:?},{:?},{:?},{:?},{:?},{:?},{:?},{:?},{:?}\n",
+                x.log_q_pre,
+                x.log_q_post,
+                x.mean_pre,
+                x.mean_post,
+                x.kurt_pre,
+                x.zero_frac,
+                x.c_pre,
+                x.log1m_c_pre,
+                x.sample_log_q_post,
+                x.sample_log_q_post_sq,
+                x.log_g,
+                x.log_gw,
+                x.log_jac_m1
+            );
+        }
+    }
+    text
+}
+
+/// `varprop theory`'s CSV for these settings.
+#[pyfunction]
+fn theory_csv(settings_json: &str) -> PyResult<String> {
+    let net = settings(settings_json)?
+        .network_flags()
+        .resolve()
+        .map_err(py_err)?;
+    Ok(theory_table::theory_table(&theory::layer_table(&net)).to_csv())
+}
+
+/// `varprop theory --summary` as JSON text.
+#[pyfunction]
+fn fixed_point(settings_json: &str) -> PyResult<String> {
+    let net = settings(settings_json)?
+        .network_flags()
+        .resolve()
+        .map_err(py_err)?;
+    Ok(to_json(&theory::summary(&net).map_err(py_err)?))
+}
+
+/// `varprop theory --edge-of-chaos` as JSON text: with sigma_b2 the
+/// critical sigma_w2, with sigma_w2 the sigma_b2 (exactly one is set).
+#[pyfunction]
+fn edge_of_chaos(settings_json: &str) -> PyResult<String> {
+    let s = settings(settings_json)?;
+    let net = s.network_flags().resolve().map_err(py_err)?;
+    let value = match (s.sigma_w2, s.sigma_b2) {
+        (None, Some(b)) => {
+            let e = theory::edge_of_chaos_sigma_w2(&net.act, b).map_err(py_err)?;
+            serde_json::json!({"sigma_b2": b, "sigma_w2": e.sigma_w2, "q_star": e.q_star})
+        }
+        (Some(w), None) => match theory::edge_of_chaos_sigma_b2(&net.act, w).map_err(py_err)? {
+            Some(e) => {
+                serde_json::json!({"sigma_w2": w, "sigma_b2": e.sigma_b2, "q_star": e.q_star})
+            }
+            None => {
+                return Err(PyValueError::new_err(format!(
+                    "sigma_w2: no sigma_b2 >= 0 puts {} at chi_1 = 1 with sigma_w2 = {w}",
+                    net.act
+                )));
+            }
+        },
+        _ => {
+            return Err(PyValueError::new_err(
+                "sigma_w2, sigma_b2: give exactly one (sigma_b2 to find the critical sigma_w2, \
+                 sigma_w2 to find sigma_b2)",
+            ));
+        }
+    };
+    Ok(to_json(&value))
+}
+
+/// The adapters wgpu sees, as JSON text (`varprop devices --format json`).
+#[pyfunction]
+fn devices(py: Python<'_>) -> String {
+    py.detach(|| to_json(&varprop::gpu::list_adapters()))
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeSimulator>()?;
+    m.add_function(wrap_pyfunction!(theory_csv, m)?)?;
+    m.add_function(wrap_pyfunction!(fixed_point, m)?)?;
+    m.add_function(wrap_pyfunction!(edge_of_chaos, m)?)?;
+    m.add_function(wrap_pyfunction!(devices, m)?)?;
+    m.add_function(wrap_pyfunction!(arch_toml_from_json, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_arch, m)?)?;
+    m.add("DEFAULT_CHUNK", varprop::gpu::dense::DEFAULT_CHUNK)?;
+    m.add("CHECK_NETWORKS", checking::CHECK_NETWORKS)?;
+    m.add("VERSION", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,552 @@
+"""The Python API: run, check, theory, fixed_point, edge_of_chaos, devices
+and the Simulator that keeps one GPU context across them."""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import sys
+import threading
+import warnings
+
+import pandas as pd
+
+from . import _native
+from ._args import (
+    ArchFile,
+    _DefaultInt,
+    _DefaultStr,
+    as_device,
+    as_float,
+    as_int,
+    as_str,
+    network_settings,
+    run_settings,
+)
+
+DEFAULT_CHUNK = _native.DEFAULT_CHUNK
+CHECK_NETWORKS = _native.CHECK_NETWORKS
+
+# The shared defaults: shown by help() as their values, not sent to the
+# library (which applies them, and the defaults that depend on others).
+_WIDTH = _DefaultInt(256)
+_DEPTH = _DefaultInt(100)
+_ACT = _DefaultStr("relu")
+_INIT = _DefaultStr("he-normal")
+_NETWORKS = _DefaultInt(4)
+_CHECK_NETWORKS = _DefaultInt(CHECK_NETWORKS)
+
+
+# --------------------------------------------------------------------------
+# progress
+
+
+def _in_notebook() -> bool:
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:
+        return False
+    return shell is not None and hasattr(shell, "kernel")
+
+
+_warned_no_tqdm = False
+
+
+class _Progress:
+    """A tqdm bar over rows (layers times networks), or a user callback
+    ``progress(done, total)``, or nothing."""
+
+    def __init__(self, progress, desc):
+        self.bar = None
+        self.callback = None
+        if callable(progress) and not isinstance(progress, bool):
+            self.callback = progress
+            return
+        if progress is None:
+            progress = _in_notebook() or (
+                hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+            )
+        elif not isinstance(progress, bool):
+            raise TypeError(
+                f"progress: expected None, a bool or a callable, got {type(progress).__name__}"
+            )
+        if not progress:
+            return
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            global _warned_no_tqdm
+            if not _warned_no_tqdm:
+                _warned_no_tqdm = True
+                warnings.warn("progress=True needs tqdm (pip install tqdm); no bar shown")
+            return
+        self._tqdm = tqdm
+        self.desc = desc
+
+    def __call__(self, done, total):
+        if self.callback is not None:
+            self.callback(done, total)
+            return
+        if self.bar is None:
+            self.bar = self._tqdm(total=total, desc=self.desc, unit="rows", leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def native(self):
+        """What the native side calls (None: nothing to report)."""
+        return self if (self.callback is not None or hasattr(self, "_tqdm")) else None
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+# --------------------------------------------------------------------------
+# the simulator
+
+
+class Simulator:
+    """Runs on one device, creating its GPU context (adapter, device and
+    compiled pipelines) once, on the first run, and reusing it.
+
+    ``device``: ``"gpu"`` (the best wgpu adapter, the software Vulkan one
+    included; RuntimeError when there is none), ``"cpu"`` (the f64 reference
+    engine: small sizes) or ``"auto"`` (a GPU when wgpu finds one, else the
+    CPU). ``adapter``: an index from :func:`devices` or part of its name
+    (else ``WGPU_ADAPTER_NAME``, else the best).
+
+    Its methods are the module's functions: ``run``, ``check``; the theory
+    functions need no device and are the module's.
+    """
+
+    def __init__(self, device: str = "gpu", adapter: str | int | None = None):
+        device = as_device(device)
+        if adapter is not None and not isinstance(adapter, (str, int)) or isinstance(adapter, bool):
+            raise TypeError(f"adapter: expected a str or an int, got {type(adapter).__name__}")
+        self.device = device
+        self.adapter = None if adapter is None else str(adapter)
+        self._native = _native.NativeSimulator(device, self.adapter)
+
+    @property
+    def is_cpu(self) -> bool:
+        """Whether runs go to the CPU reference engine."""
+        return self._native.is_cpu
+
+    @property
+    def has_context(self) -> bool:
+        """Whether the GPU context exists yet (created on the first run)."""
+        return self._native.has_context
+
+    def __repr__(self):
+        where = "cpu" if self.is_cpu else f"gpu, adapter {self.adapter or 'best'}"
+        return f"varprop.Simulator({where})"
+
+    def run(self, **kwargs):  # signature and docstring: set below from run()
+        bound = _RUN_SIGNATURE.bind(**kwargs)
+        bound.apply_defaults()
+        return _run(self, dict(bound.arguments))
+
+    def check(self, **kwargs):  # signature and docstring: set below from check()
+        bound = _CHECK_SIGNATURE.bind(**kwargs)
+        bound.apply_defaults()
+        return _check(self, dict(bound.arguments))
+
+
+_shared: dict = {}
+_shared_lock = threading.Lock()
+
+
+def default_simulator(device: str = "gpu", adapter=None) -> Simulator:
+    """The shared Simulator the module-level functions use for this device
+    and adapter, created on first use."""
+    key = (as_device(device), None if adapter is None else str(adapter))
+    with _shared_lock:
+        sim = _shared.get(key)
+        if sim is None:
+            sim = _shared[key] = Simulator(*key)
+        return sim
+
+
+# --------------------------------------------------------------------------
+# run
+
+
+def run(
+    width=_WIDTH,
+    depth=_DEPTH,
+    act=_ACT,
+    init=_INIT,
+    sigma_w2=None,
+    sigma_b2=None,
+    batch=16,
+    networks=_NETWORKS,
+    seed=0,
+    engine="auto",
+    device="gpu",
+    backward=False,
+    jacobian=False,
+    weight_grads=False,
+    arch=None,
+    widths=None,
+    q0=1.0,
+    c0=0.5,
+    alpha=None,
+    omega=None,
+    dist=None,
+    gain=None,
+    fan_mode=None,
+    bias=None,
+    adapter=None,
+    chunk=DEFAULT_CHUNK,
+    checkpoint_every=None,
+    max_memory=None,
+    progress=None,
+    per_network=False,
+):
+    r"""Simulate one configuration: S = ``networks`` independent random
+    networks, each pushing ``batch`` inputs through its layers; one row per
+    layer (row 0 is the input itself). The same run, and the same numbers,
+    as ``varprop run --format csv`` with the same flags (keyword ``x_y`` is
+    flag ``--x-y``).
+
+    The network: x_0 has ``width`` (or ``widths[0]``) units, entries with
+    second moment ``q0``; inputs come in pairs (2k, 2k+1) with correlation
+    ``c0``. Layer l: h_l = W_l x_{l-1} + b_l, x_l = phi(h_l), with
+    Var[W_ij] = sigma_w2 / fan_in (the ``init`` scheme's variance:
+    he-normal 2/fan_in for relu, xavier-normal 2/(fan_in + fan_out), ...)
+    and Var[b_i] = sigma_b2.
+
+    Returns a pandas DataFrame with the columns of the CLI's CSV:
+
+    - ``layer``, ``width``;
+    - ``q_pre_mean``, ``q_pre_se``: q_pre = sum_i h_i^2 / n averaged over the
+      batch, its mean over the S networks and the standard error;
+      ``q_post_*`` the same for x = phi(h);
+    - ``log_q_post_mean``, ``log_q_post_std``: the mean and the standard
+      deviation across networks of log q_post (natural log; carried
+      exactly in f64 for homogeneous stacks, so deep vanishing stays
+      finite);
+    - ``c_pre_*``: the correlation of each input pair's h;
+      ``zero_frac_mean`` the fraction of exact zeros of phi(h);
+      ``kurt_pre_mean`` the kurtosis of h;
+    - with ``backward``: ``g_*``, the mean square of delta_l =
+      phi'(h_l) W_{l+1}^T delta_{l+1} (delta_L ~ N(0, I));
+      with ``weight_grads``: ``gw_*``; with ``jacobian``: ``jac_m1_*``,
+      ||J_l u||^2 / ||u||^2;
+    - every column with a prediction has ``<name>_theory`` (the mean-field
+      recurrence q_l = sigma_w2 E[phi(sqrt(q_{l-1}) z)^2] + sigma_b2,
+      c-map likewise, exact finite-width corrections where known) and
+      ``<name>_z`` = (mean - theory) / se.
+
+    ``df.attrs["config"]``: the resolved configuration (the JSON config
+    block of ``--format json``: engine, adapter, widths, variances, ...);
+    ``df.attrs["summary"]``: with ``jacobian=True`` the whole-network
+    Jacobian moments (m1, m2, spread m2/m1^2 - 1, with standard errors),
+    else None; ``df.attrs["warnings"]``: messages about non-finite layers
+    (also issued as RuntimeWarning).
+
+    ``per_network=True`` returns a tuple ``(df, per_network_df)``: the
+    second is long format, one row per (``network``, ``layer``), with
+    ``width`` and every network's own values (``log_q_pre``,
+    ``log_q_post``, ``q_pre``, ``q_post``, ``mean_pre``, ``mean_post``,
+    ``kurt_pre``, ``zero_frac``, ``c_pre``, ``log1m_c_pre``, ``log_g``,
+    ``log_gw``, ``log_jac_m1``, ...), for statistics of your own. (A tuple
+    rather than an entry of ``df.attrs``: pandas copies and compares attrs
+    on every operation.)
+
+    ``width``, ``depth``, ``act``, ``init`` and ``networks`` left out (or
+    None) take the command line's defaults, including those that depend on
+    other settings (``init="siren"`` implies ``act="sin"``, ``sigma_w2``
+    implies ``init="custom"``, ``widths`` and ``arch`` set the shape).
+
+    ``arch``: an architecture (dense, conv, residual, highway blocks; see
+    architectures/*.toml) as a path, as TOML text, or as a dict of the same
+    schema; it sets the widths, activations and inits itself.
+    ``engine``: ``"auto"``, ``"dense"`` or ``"gram"`` (GPU). ``device``:
+    ``"gpu"``, ``"cpu"`` (f64 reference, small sizes) or ``"auto"``.
+    ``chunk``, ``checkpoint_every``, ``max_memory``: GPU options that do
+    not change what is computed. ``progress``: a tqdm bar (True; default
+    on in a terminal or a notebook, when tqdm is installed), False, or a
+    callable ``progress(done, total)`` over rows (layers times networks).
+
+    The GIL is released during the run; Ctrl-C raises KeyboardInterrupt at
+    once and stops the engine after the chunk of layers in flight.
+    Bad values raise ValueError naming the keyword (``width: must be >=
+    1``), wrong types TypeError; no GPU adapter raises RuntimeError.
+    """
+    sim = default_simulator(device, adapter)
+    args = dict(locals())
+    del args["sim"], args["device"], args["adapter"]
+    return _run(sim, args)
+
+
+def _settings(a: dict, arch_path) -> dict:
+    return run_settings(
+        width=a["width"], depth=a["depth"], widths=a["widths"], act=a["act"],
+        alpha=a["alpha"], omega=a["omega"], init=a["init"], sigma_w2=a["sigma_w2"],
+        sigma_b2=a["sigma_b2"], dist=a["dist"], gain=a["gain"], fan_mode=a["fan_mode"],
+        q0=a["q0"], c0=a["c0"], batch=a["batch"], networks=a["networks"],
+        seed=a["seed"], engine=a["engine"], backward=a["backward"],
+        jacobian=a["jacobian"], weight_grads=a["weight_grads"], bias=a["bias"],
+        arch_path=arch_path,
+    )
+
+
+def _gpu_options(a: dict) -> dict:
+    return dict(
+        chunk=as_int("chunk", a["chunk"]),
+        checkpoint_every=as_int("checkpoint_every", a["checkpoint_every"], optional=True),
+        max_memory=as_int("max_memory", a["max_memory"], optional=True),
+    )
+
+
+def _issue_warnings(ws):
+    for w in ws:
+        warnings.warn(w, RuntimeWarning, stacklevel=3)
+
+
+def _run(sim: Simulator, a: dict):
+    per_network = a["per_network"]
+    if not isinstance(per_network, bool):
+        raise TypeError(f"per_network: expected a bool, got {type(per_network).__name__}")
+    with ArchFile(a["arch"]) as arch:
+        settings = json.dumps(_settings(a, arch.path))
+        options = _gpu_options(a)
+        bar = _Progress(a["progress"], "varprop run")
+        try:
+            out = sim._native.run(
+                settings, per_network=per_network, progress=bar.native(), **options
+            )
+        except ValueError as e:
+            raise arch.rewrite(e) from None
+        finally:
+            bar.close()
+    df = pd.read_csv(io.StringIO(out["csv"]))
+    df.attrs["config"] = json.loads(out["config"])
+    df.attrs["summary"] = None if out["summary"] is None else json.loads(out["summary"])
+    df.attrs["warnings"] = list(out["warnings"])
+    _issue_warnings(out["warnings"])
+    if not per_network:
+        return df
+    per = pd.read_csv(io.StringIO(out["per_network"]))
+    import numpy as np
+
+    per.insert(5, "q_pre", np.exp(per["log_q_pre"]))
+    per.insert(6, "q_post", np.exp(per["log_q_post"]))
+    return df, per
+
+
+# --------------------------------------------------------------------------
+# check
+
+
+class CheckResult:
+    """The outcome of :func:`check`: ``passed``; ``max_z``, the largest |z|
+    of the comparisons made; ``bound``, the |z| beyond which a comparison
+    fails; ``table``, a DataFrame of every comparison (layer, column,
+    measured, se, theory, z, exact, failed); ``run``, the run's DataFrame
+    (as :func:`run` returns it); ``bool(result)`` is ``passed``."""
+
+    def __init__(self, out):
+        self.passed = bool(out["passed"])
+        self.bound = float(out["bound"])
+        comps = json.loads(out["comparisons"])
+        cols = ["layer", "column", "measured", "se", "theory", "z", "exact"]
+        table = pd.DataFrame(comps, columns=cols)
+        table["failed"] = table["z"].abs() > self.bound
+        self.table = table
+        self.max_z = float(table["z"].abs().max()) if len(table) else 0.0
+        self.run = pd.read_csv(io.StringIO(out["csv"]))
+        self.run.attrs["config"] = json.loads(out["config"])
+        self.config = self.run.attrs["config"]
+        self.warnings = list(out["warnings"])
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        return self.table[self.table["failed"]]
+
+    def __bool__(self):
+        return self.passed
+
+    def __repr__(self):
+        verdict = "passed" if self.passed else f"FAILED ({len(self.failures)} comparisons)"
+        return (
+            f"CheckResult({verdict}: {len(self.table)} comparisons, "
+            f"max |z| = {self.max_z:.3g}, bound {self.bound:.3g})"
+        )
+
+
+def check(
+    width=_WIDTH,
+    depth=_DEPTH,
+    act=_ACT,
+    init=_INIT,
+    sigma_w2=None,
+    sigma_b2=None,
+    batch=16,
+    networks=_CHECK_NETWORKS,
+    seed=0,
+    engine="auto",
+    device="gpu",
+    backward=False,
+    jacobian=False,
+    weight_grads=False,
+    arch=None,
+    widths=None,
+    q0=1.0,
+    c0=0.5,
+    alpha=None,
+    omega=None,
+    dist=None,
+    gain=None,
+    fan_mode=None,
+    bias=None,
+    adapter=None,
+    chunk=DEFAULT_CHUNK,
+    checkpoint_every=None,
+    max_memory=None,
+    progress=None,
+    max_z=None,
+    theory_sigma_w2=None,
+):
+    r"""Simulate (as :func:`run`, with 32 networks unless told) and compare
+    every layer with theory, as ``varprop check`` does: z = (mean - theory)
+    / se for every comparison the rules allow (exact finite-width
+    statements always; infinite-width predictions where their finite-width
+    bias |m| Var[log q] is below the SE; means of positive quantities only
+    where the log-normal skewness keeps the SE honest; near c = 1 on the
+    log(1 - c) scale). The run fails when any |z| exceeds the bound:
+    ``max_z`` when given (the ``--max-z`` flag), else Bonferroni over the K
+    comparisons with Student-t(S - 1) tails at half the family rate 1e-4,
+    so that a correct simulator fails less than once in 10,000 runs.
+
+    Returns a :class:`CheckResult` (``.passed``, ``.max_z`` the largest
+    |z| measured, ``.bound``, ``.table``, ``bool(result)``).
+    ``theory_sigma_w2``: test-only, computes the theory with this sigma_w2
+    instead of the simulated one (a wrong theory that check must catch;
+    with ``init="custom"``, i.e. ``sigma_w2`` given, as the CLI's hidden
+    ``--theory-sigma-w2``).
+    """
+    sim = default_simulator(device, adapter)
+    args = dict(locals())
+    del args["sim"], args["device"], args["adapter"]
+    return _check(sim, args)
+
+
+def _check(sim: Simulator, a: dict) -> CheckResult:
+    with ArchFile(a["arch"]) as arch:
+        settings = json.dumps(_settings(a, arch.path))
+        options = _gpu_options(a)
+        bar = _Progress(a["progress"], "varprop check")
+        try:
+            out = sim._native.check(
+                settings,
+                max_z=as_float("max_z", a["max_z"]),
+                theory_sigma_w2=as_float("theory_sigma_w2", a["theory_sigma_w2"]),
+                progress=bar.native(),
+                **options,
+            )
+        except ValueError as e:
+            raise arch.rewrite(e) from None
+        finally:
+            bar.close()
+    _issue_warnings(out["warnings"])
+    return CheckResult(out)
+
+
+def _method_signature(fn):
+    sig = inspect.signature(fn)
+    params = [p for p in sig.parameters.values() if p.name not in ("device", "adapter")]
+    return sig.replace(parameters=params)
+
+
+_RUN_SIGNATURE = _method_signature(run)
+_CHECK_SIGNATURE = _method_signature(check)
+Simulator.run.__signature__ = inspect.Signature(
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in _RUN_SIGNATURE.parameters.values()]
+)
+Simulator.run.__doc__ = "As :func:`varprop.run`, on this simulator's device.\n\n" + run.__doc__
+Simulator.check.__signature__ = inspect.Signature(
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in _CHECK_SIGNATURE.parameters.values()]
+)
+Simulator.check.__doc__ = "As :func:`varprop.check`, on this simulator's device.\n\n" + check.__doc__
+
+
+# --------------------------------------------------------------------------
+# theory
+
+
+def _net(width, depth, act, init, sigma_w2, sigma_b2, widths, q0, c0, alpha,
+         omega, dist, gain, fan_mode) -> str:
+    return json.dumps(network_settings(
+        width=width, depth=depth, widths=widths, act=act, alpha=alpha, omega=omega,
+        init=init, sigma_w2=sigma_w2, sigma_b2=sigma_b2, dist=dist, gain=gain,
+        fan_mode=fan_mode, q0=q0, c0=c0,
+    ))
+
+
+def theory(
+    width=_WIDTH, depth=_DEPTH, act=_ACT, init=_INIT, sigma_w2=None, sigma_b2=None,
+    widths=None, q0=1.0, c0=0.5, alpha=None, omega=None, dist=None, gain=None,
+    fan_mode=None,
+) -> pd.DataFrame:
+    r"""The mean-field recurrences alone (no device), one row per layer: the
+    DataFrame of ``varprop theory --format csv``. Columns: ``q_pre`` (q_l
+    = sigma_w2 E[phi(sqrt(q_{l-1}) z)^2] + sigma_b2, z ~ N(0, 1)),
+    ``q_post`` (E[phi(h)^2]), ``c_pre`` (the c-map: c_l = (sigma_w2
+    E[phi(u1) phi(u2)] + sigma_b2) / q_l with (u1, u2) of correlation
+    c_{l-1}), ``mean_post`` (E[phi(h)]), ``log_q_post_mean``,
+    ``log_q_post_std`` (the law of one input's log q at finite width where
+    it is known), ``backward_factor`` (chi = sigma_w2 E[phi'(h)^2], the
+    per-layer factor of the mean square gradient)."""
+    text = _native.theory_csv(_net(width, depth, act, init, sigma_w2, sigma_b2, widths,
+                                   q0, c0, alpha, omega, dist, gain, fan_mode))
+    return pd.read_csv(io.StringIO(text))
+
+
+def fixed_point(
+    act=_ACT, sigma_w2=None, sigma_b2=None, init=_INIT, width=_WIDTH, depth=_DEPTH,
+    widths=None, q0=1.0, c0=0.5, alpha=None, omega=None, dist=None, gain=None,
+    fan_mode=None,
+) -> dict:
+    r"""The fixed-point summary of a constant-width stack (``varprop theory
+    --summary``): ``q_star`` (q* = sigma_w2 E[phi(sqrt(q*) z)^2] +
+    sigma_b2), ``c_star``, ``chi1`` (chi_1 = sigma_w2 E[phi'(sqrt(q*)
+    z)^2]), the depth scales ``xi_q`` and ``xi_c`` (xi_c = -1 / log chi_c at
+    c*), ``phase`` (``"ordered"`` chi_1 < 1, ``"chaotic"`` > 1, or
+    ``"critical"``), with ``sigma_w2``, ``sigma_b2`` and ``note``."""
+    text = _native.fixed_point(_net(width, depth, act, init, sigma_w2, sigma_b2, widths,
+                                    q0, c0, alpha, omega, dist, gain, fan_mode))
+    return json.loads(text)
+
+
+def edge_of_chaos(sigma_b2=None, act=_ACT, sigma_w2=None, alpha=None, omega=None,
+                  full=False):
+    r"""The edge of chaos, chi_1 = sigma_w2 E[phi'(sqrt(q*) z)^2] = 1, for
+    ``act`` (``varprop theory --edge-of-chaos``): given ``sigma_b2``, the
+    critical sigma_w2; given ``sigma_w2`` instead, the sigma_b2 (ValueError
+    when none >= 0 exists). Returns a float, or with ``full=True`` the dict
+    ``{sigma_w2, sigma_b2, q_star}``."""
+    as_float("sigma_b2", sigma_b2)
+    as_float("sigma_w2", sigma_w2)
+    s = {"act": as_str("act", act) if not isinstance(act, _DefaultStr) else None,
+         "alpha": as_float("alpha", alpha), "omega": as_float("omega", omega),
+         "sigma-w2": sigma_w2, "sigma-b2": sigma_b2, "q0": 1.0, "c0": 0.5}
+    s = {k: v for k, v in s.items() if v is not None}
+    out = json.loads(_native.edge_of_chaos(json.dumps(s)))
+    if full:
+        return out
+    return out["sigma_w2"] if sigma_w2 is None else out["sigma_b2"]
+
+
+def devices() -> list:
+    """The adapters wgpu sees, best first (``varprop devices --format
+    json``): dicts with index, name, backend, device_type, driver,
+    driver_info, max_buffer_size, max_storage_buffer_binding_size. Empty
+    when there is none (``device="cpu"`` still runs)."""
+    return json.loads(_native.devices())
