@@ -6,6 +6,7 @@
 //! the mean of S log-normal values sits below E[q] in most samples, with a
 //! standard error far below its real spread.
 
+use varprop::analysis::comparisons;
 use varprop::analysis::predictions::{self, Prediction};
 use varprop::sim::{RunOutput, run_cpu};
 use varprop::analysis::report;
@@ -30,9 +31,9 @@ fn spec(seed: u64) -> RunSpec {
 /// Whether `check`'s rule fails the run at family rate `rate`.
 fn fails(spec: &RunSpec, run: &RunOutput, preds: &[Prediction], rate: f64) -> bool {
     let mut table = report::run_table(spec, run);
-    predictions::add_theory_columns(&mut table, spec, preds, &spec.net);
-    let comparisons = predictions::comparisons_at(&table, run, preds, rate);
-    let bound = predictions::theory_bound_at(comparisons.len(), NETWORKS, rate);
+    comparisons::add_theory_columns(&mut table, spec, preds, &spec.net);
+    let comparisons = comparisons::comparisons_at(&table, run, preds, rate);
+    let bound = comparisons::theory_bound_at(comparisons.len(), NETWORKS, rate);
     comparisons.iter().any(|c| c.z.abs() > bound)
 }
 
@@ -48,9 +49,9 @@ fn fails_before(spec: &RunSpec, run: &RunOutput, preds: &[Prediction], rate: f64
         })
         .collect();
     let mut table = report::run_table(spec, run);
-    predictions::add_theory_columns(&mut table, spec, &old, &spec.net);
-    let comparisons = predictions::comparisons_at(&table, run, &old, rate);
-    let bound = predictions::z_bound(comparisons.len(), NETWORKS, rate);
+    comparisons::add_theory_columns(&mut table, spec, &old, &spec.net);
+    let comparisons = comparisons::comparisons_at(&table, run, &old, rate);
+    let bound = comparisons::z_bound(comparisons.len(), NETWORKS, rate);
     comparisons.iter().any(|c| c.z.abs() > bound)
 }
 
@@ -71,7 +72,7 @@ fn binomial_upper(n: u64, p: f64, tail: f64) -> u64 {
 fn check_fails_correct_deep_simulations_at_its_stated_rate() {
     // the family rate at which failures are frequent enough to count, and
     // the one check runs at
-    let (loose, nominal) = (0.1, predictions::FALSE_FAILURE_RATE);
+    let (loose, nominal) = (0.1, comparisons::FALSE_FAILURE_RATE);
     let (mut loose_fails, mut nominal_fails, mut before_fails) = (0, 0, 0);
     for seed in 0..SEEDS {
         let spec = spec(seed);

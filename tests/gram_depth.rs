@@ -98,12 +98,12 @@ fn deep_correlations_follow_the_c_map_at_width_4096() {
         let var = logs.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (s - 1.0);
         (m, (var / s).sqrt())
     };
-    let (estimate, se) = varprop::analysis::predictions::log_normal_mean(mean, se, networks);
+    let (estimate, se) = varprop::analysis::comparisons::log_normal_mean(mean, se, networks);
     let spec = RunSpec::new(relu_he(4096, 1000).resolve().unwrap(), 16, networks, 3);
     let c_map = varprop::theory::layer_table(&spec.net)[1000].c_pre;
     let want = (1.0 - c_map).ln();
     let z = (estimate - want) / se;
-    let bound = varprop::analysis::predictions::z_bound(1, networks, 1e-3);
+    let bound = varprop::analysis::comparisons::z_bound(1, networks, 1e-3);
     assert!(
         z.abs() < bound,
         "row 1000: log E[1 - c] = {estimate:.4} ± {se:.4} against the c-map's {want:.4} (z = {z:.2}, bound {bound:.2})"

@@ -4,6 +4,7 @@
 
 mod common;
 
+use varprop::analysis::comparisons;
 use varprop::analysis::predictions;
 use varprop::sim::{GpuOptions, run_cpu, run_gpu};
 use varprop::spec::RunSpec;
@@ -87,14 +88,14 @@ fn wide_networks_follow_mean_field_theory() {
         let run = run_gpu(&ctx, &spec, GpuOptions::default(), &mut |_, _| {}).unwrap();
         let mut table = varprop::analysis::report::run_table(&spec, &run);
         let preds = predictions::predictions(&spec, &spec.net);
-        predictions::add_theory_columns(&mut table, &spec, &preds, &spec.net);
-        let comparisons = predictions::comparisons(&table, &run, &preds);
+        comparisons::add_theory_columns(&mut table, &spec, &preds, &spec.net);
+        let comparisons = comparisons::comparisons(&table, &run, &preds);
         assert!(
             comparisons.len() >= 30,
             "{act}: only {} comparisons",
             comparisons.len()
         );
-        let bound = predictions::z_bound(comparisons.len(), spec.networks, predictions::FALSE_FAILURE_RATE);
+        let bound = comparisons::z_bound(comparisons.len(), spec.networks, comparisons::FALSE_FAILURE_RATE);
         for c in &comparisons {
             assert!(
                 c.z.abs() < bound,
@@ -114,8 +115,8 @@ fn wide_networks_follow_mean_field_theory() {
 /// with the number of networks, and is the normal quantile for many.
 #[test]
 fn z_bound_is_the_t_quantile() {
-    let b = predictions::z_bound(100, 1_000_000, 1e-4);
+    let b = comparisons::z_bound(100, 1_000_000, 1e-4);
     assert!((b - common::z_bound(100)).abs() < 1e-3, "{b}");
-    assert!(predictions::z_bound(1000, 32, 1e-4) > predictions::z_bound(10, 32, 1e-4));
-    assert!(predictions::z_bound(10, 4, 1e-4) > predictions::z_bound(10, 32, 1e-4));
+    assert!(comparisons::z_bound(1000, 32, 1e-4) > comparisons::z_bound(10, 32, 1e-4));
+    assert!(comparisons::z_bound(10, 4, 1e-4) > comparisons::z_bound(10, 32, 1e-4));
 }

@@ -3,7 +3,8 @@
 //! steps as `varprop check` (src/cli/check.rs) takes for one case, for
 //! callers of the library (the Python package's `varprop.check`).
 
-use crate::analysis::predictions::{self, Comparison};
+use crate::analysis::comparisons::{self, Comparison};
+use crate::analysis::predictions;
 use crate::analysis::report;
 use crate::io::output::Table;
 use crate::sim::RunOutput;
@@ -46,10 +47,10 @@ pub fn check_run(run: &RunOutput, theory_net: &NetworkSpec, max_z: Option<f64>) 
     let spec = &run.spec;
     let mut table = report::run_table(spec, run);
     let preds = predictions::predictions(spec, theory_net);
-    predictions::add_theory_columns(&mut table, spec, &preds, theory_net);
-    let comparisons = predictions::comparisons(&table, run, &preds);
+    comparisons::add_theory_columns(&mut table, spec, &preds, theory_net);
+    let comparisons = comparisons::comparisons(&table, run, &preds);
     let bound =
-        max_z.unwrap_or_else(|| predictions::theory_bound(comparisons.len(), spec.networks));
+        max_z.unwrap_or_else(|| comparisons::theory_bound(comparisons.len(), spec.networks));
     CheckOutcome {
         table,
         comparisons,

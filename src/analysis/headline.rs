@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::analysis::comparisons;
 use crate::analysis::predictions::{self, Prediction};
 use crate::analysis::curves::{Measure, TheoryCurves, late_slope, log_curve};
 use crate::sim::RunOutput;
@@ -18,7 +19,7 @@ use crate::spec::RunSpec;
 pub fn table_with_theory(spec: &RunSpec, run: &RunOutput) -> (Table, Vec<Prediction>) {
     let mut table = report::run_table(spec, run);
     let predictions = predictions::predictions(spec, &spec.net);
-    predictions::add_theory_columns(&mut table, spec, &predictions, &spec.net);
+    comparisons::add_theory_columns(&mut table, spec, &predictions, &spec.net);
     (table, predictions)
 }
 
@@ -92,7 +93,7 @@ impl Headline {
             (None, None)
         };
         let top = &run.summary[depth];
-        let comparisons = predictions::comparisons(table, run, predictions);
+        let comparisons = comparisons::comparisons(table, run, predictions);
         let worst = comparisons
             .iter()
             .max_by(|a, b| a.z.abs().total_cmp(&b.z.abs()));
@@ -116,7 +117,7 @@ impl Headline {
             max_abs_z: worst.map(|c| c.z.abs()),
             max_z_layer: worst.map(|c| c.layer),
             max_z_column: worst.map(|c| c.column.to_string()),
-            z_bound: finite(predictions::theory_bound(comparisons.len(), spec.networks)),
+            z_bound: finite(comparisons::theory_bound(comparisons.len(), spec.networks)),
         }
     }
 

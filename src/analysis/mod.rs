@@ -3,6 +3,7 @@
 //! curves, scheme comparisons and the phase diagram.
 
 pub mod compare;
+pub mod comparisons;
 pub mod curves;
 pub mod headline;
 pub mod phase;

@@ -143,7 +143,7 @@ impl PhasePoint {
             c_last: headline.c_last,
             c_last_se: headline.c_last_se,
             c_last_theory: headline.c_last_theory,
-            c_last_z: crate::analysis::predictions::z_score(
+            c_last_z: crate::analysis::comparisons::z_score(
                 headline.c_last,
                 headline.c_last_se,
                 headline.c_last_theory,

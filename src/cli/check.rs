@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use varprop::analysis::predictions::{self, Comparison, FALSE_FAILURE_RATE};
+use varprop::analysis::comparisons::{self, Comparison, FALSE_FAILURE_RATE};
+use varprop::analysis::predictions;
 use varprop::sim::RunOutput;
 use varprop::io::output::{self, Format};
 use varprop::analysis::report;
@@ -43,7 +44,7 @@ pub const CHECK_NETWORKS: usize = 32;
 The default bound on |z| is Bonferroni over the K comparisons made, each z being Student-t with
 S - 1 degrees of freedom, at half the family rate (the other half covers the tails the skewness
 rule lets double): a correct simulator fails the whole table less than once in 10,000 runs
-(measured: 0 of 200 deep relu runs, and 9 of 200 at a family rate of 0.1; tests/check_rate.rs).
+(measured: 0 of 200 deep relu runs, and 11 of 200 at a family rate of 0.1; tests/check_rate.rs).
 Exit codes: 0 pass, 1 a comparison failed, 2 bad input.")]
 pub struct CheckArgs {
     #[command(flatten)]
@@ -121,9 +122,9 @@ fn run_case(
     }
     let mut table = report::run_table(&spec, &run);
     let preds = predictions::predictions(&spec, &theory_net);
-    predictions::add_theory_columns(&mut table, &spec, &preds, &theory_net);
-    let comparisons = predictions::comparisons(&table, &run, &preds);
-    let bound = max_z.unwrap_or_else(|| predictions::theory_bound(comparisons.len(), spec.networks));
+    comparisons::add_theory_columns(&mut table, &spec, &preds, &theory_net);
+    let comparisons = comparisons::comparisons(&table, &run, &preds);
+    let bound = max_z.unwrap_or_else(|| comparisons::theory_bound(comparisons.len(), spec.networks));
     let failures: Vec<Comparison> = comparisons
         .iter()
         .filter(|c| c.z.abs() > bound)
@@ -249,7 +250,7 @@ fn golden(
         }
     }
     let bound = max_z.unwrap_or_else(|| {
-        predictions::z_bound(
+        comparisons::z_bound(
             zs.len(),
             spec.networks.min(golden_networks),
             FALSE_FAILURE_RATE,

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use varprop::io::output::{self, Cell, Format, Table};
+use varprop::io::output::{self, Format};
 use varprop::theory;
 use varprop::{Error, Result};
 
@@ -31,40 +31,7 @@ pub struct TheoryArgs {
     pub every: Option<usize>,
 }
 
-pub const THEORY_COLUMNS: &[&str] = &[
-    "layer",
-    "width",
-    "q_pre",
-    "q_post",
-    "c_pre",
-    "mean_post",
-    "log_q_post_mean",
-    "log_q_post_std",
-    "backward_factor",
-];
-
-pub fn theory_table(rows: &[theory::LayerTheory]) -> Table {
-    let rows = rows
-        .iter()
-        .map(|r| {
-            vec![
-                Cell::Int(r.layer as u64),
-                Cell::Int(r.width as u64),
-                Cell::Num(r.q_pre_ln.exp()),
-                Cell::Num(r.q_post_ln.exp()),
-                Cell::Num(r.c_pre),
-                Cell::Num(r.mean_post),
-                Cell::from(r.log_q_post_mean),
-                Cell::from(r.log_q_post_std),
-                Cell::from(r.backward_factor),
-            ]
-        })
-        .collect();
-    Table {
-        columns: THEORY_COLUMNS.iter().map(|c| c.to_string()).collect(),
-        rows,
-    }
-}
+pub use varprop::analysis::theory_table::{THEORY_COLUMNS, theory_table};
 
 fn key_values(pairs: &[(&str, f64)], format: Format) -> String {
     match format {

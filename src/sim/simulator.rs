@@ -5,6 +5,7 @@
 //! defaults; `RunOutput::table_with_theory` gives the rows `varprop run`
 //! prints. See ARCHITECTURE.md for the flow behind `run`.
 
+use crate::analysis::comparisons;
 use std::cell::OnceCell;
 
 use crate::analysis::{predictions, report};
@@ -111,7 +112,7 @@ impl RunOutput {
         let spec = &self.spec;
         let mut table = report::run_table(spec, self);
         let preds = predictions::predictions(spec, &spec.net);
-        predictions::add_theory_columns(&mut table, spec, &preds, &spec.net);
+        comparisons::add_theory_columns(&mut table, spec, &preds, &spec.net);
         table
     }
 }
