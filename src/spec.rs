@@ -4,7 +4,7 @@
 
 use crate::model::activation::Activation;
 use crate::error::{Error, Result};
-use crate::model::init::{InitFlags, InitSpec, WeightLaw};
+use crate::model::init::{InitSpec, WeightLaw};
 
 /// Default omega for `--init siren` (Sitzmann et al. 2020).
 pub use crate::model::activation::SIREN_OMEGA;
@@ -158,19 +158,6 @@ pub fn summary_of(arch: &crate::model::arch::Architecture, q0: f64, c0: f64) -> 
     }
 }
 
-/// The raw network flags, as the command line gives them.
-#[derive(Clone, Debug, Default)]
-pub struct NetworkFlags {
-    pub width: Option<usize>,
-    pub depth: Option<usize>,
-    pub widths: Option<String>,
-    pub act: Option<String>,
-    pub alpha: Option<f64>,
-    pub omega: Option<f64>,
-    pub init: InitFlags,
-    pub q0: f64,
-    pub c0: f64,
-}
 
 pub const DEFAULT_WIDTH: usize = 256;
 pub const DEFAULT_DEPTH: usize = 100;
@@ -214,64 +201,6 @@ pub fn parse_widths(text: &str) -> Result<Vec<usize>> {
     Ok(widths)
 }
 
-impl NetworkFlags {
-    pub fn resolve(&self) -> Result<NetworkSpec> {
-        let widths = match (&self.widths, self.width, self.depth) {
-            (Some(_), Some(_), _) => {
-                return Err(Error::invalid(
-                    "--widths",
-                    "give either --widths or --width/--depth, not both",
-                ));
-            }
-            (Some(_), None, Some(_)) => {
-                return Err(Error::invalid(
-                    "--depth",
-                    "is fixed by --widths (one layer per width after the first)",
-                ));
-            }
-            (Some(text), None, None) => parse_widths(text)?,
-            (None, width, depth) => {
-                let width = width.unwrap_or(DEFAULT_WIDTH);
-                let depth = depth.unwrap_or(DEFAULT_DEPTH);
-                if width == 0 {
-                    return Err(Error::invalid("--width", "must be >= 1"));
-                }
-                if depth == 0 {
-                    return Err(Error::invalid("--depth", "must be >= 1"));
-                }
-                vec![width; depth + 1]
-            }
-        };
-        let siren = self.init.init.as_deref() == Some("siren");
-        let act_name = self
-            .act
-            .as_deref()
-            .unwrap_or(if siren { "sin" } else { "relu" });
-        let omega = self.omega.or(if siren { Some(SIREN_OMEGA) } else { None });
-        let omega = if act_name == "sin" { omega } else { self.omega };
-        let act = Activation::parse(act_name, self.alpha, omega)?;
-        let init = InitSpec::resolve(&self.init, &act)?;
-        if !(self.q0.is_finite() && self.q0 > 0.0) {
-            return Err(Error::invalid(
-                "--q0",
-                format!("must be a finite number > 0 (got {})", self.q0),
-            ));
-        }
-        if !(self.c0.is_finite() && (-1.0..=1.0).contains(&self.c0)) {
-            return Err(Error::invalid(
-                "--c0",
-                format!("must lie in [-1, 1] (got {})", self.c0),
-            ));
-        }
-        Ok(NetworkSpec {
-            widths,
-            act,
-            init,
-            q0: self.q0,
-            c0: self.c0,
-        })
-    }
-}
 
 /// Checks the run-level numbers.
 pub fn check_run(batch: usize, networks: usize) -> Result<()> {
@@ -292,6 +221,7 @@ pub fn check_run(batch: usize, networks: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::settings::NetworkSettings;
 
     #[test]
     fn widths_with_repeats() {
@@ -305,24 +235,24 @@ mod tests {
 
     #[test]
     fn defaults_and_conflicts() {
-        let flags = NetworkFlags {
-            q0: 1.0,
-            c0: 0.5,
+        let flags = NetworkSettings {
+            q0: Some(1.0),
+            c0: Some(0.5),
             ..Default::default()
         };
         let net = flags.resolve().unwrap();
         assert_eq!(net.depth(), DEFAULT_DEPTH);
         assert!(net.is_homogeneous());
-        let both = NetworkFlags {
+        let both = NetworkSettings {
             width: Some(8),
             widths: Some("8,8".into()),
-            q0: 1.0,
+            q0: Some(1.0),
             ..Default::default()
         };
         assert!(both.resolve().is_err());
-        let c0 = NetworkFlags {
-            c0: 1.5,
-            q0: 1.0,
+        let c0 = NetworkSettings {
+            c0: Some(1.5),
+            q0: Some(1.0),
             ..Default::default()
         };
         assert!(c0.resolve().is_err());

@@ -4,9 +4,10 @@
 
 mod common;
 
+use varprop::model::init::InitFlags;
 use varprop::model::arch::Architecture;
 use varprop::sim::run_cpu;
-use varprop::config::settings::RunSettings;
+use varprop::config::settings::{NetworkSettings, RunSettings};
 use varprop::spec::RunSpec;
 use varprop::theory;
 
@@ -26,10 +27,13 @@ fn arch_spec(
     let path = dir.join("arch.toml");
     std::fs::write(&path, text).unwrap();
     let mut s = RunSettings {
-        arch: Some(path.display().to_string()),
         batch: Some(batch),
         networks: Some(networks),
         seed: Some(seed),
+        net: NetworkSettings {
+            arch: Some(path.display().to_string()),
+            ..Default::default()
+        },
         ..Default::default()
     };
     extra(&mut s);
@@ -58,11 +62,14 @@ fn every_example_parses_and_runs() {
         }
         Architecture::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let s = RunSettings {
-            arch: Some(path.display().to_string()),
             batch: Some(2),
             networks: Some(2),
             backward: Some(true),
             jacobian: Some(true),
+            net: NetworkSettings {
+                arch: Some(path.display().to_string()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let spec = s.resolve(2).unwrap();
@@ -131,11 +138,11 @@ fn circular_convolution_follows_the_dense_recurrence() {
     let a = &spec.arch.as_ref().unwrap().arch;
     let rows = theory::arch::arch_table(a, 1.0, 0.5, false);
     // v = sigma_w2 / fan_in with fan_in = C_in k^2: the dense stack with the same sigma_w^2
-    let mut flags = varprop::spec::NetworkFlags {
+    let mut flags = varprop::config::settings::NetworkSettings {
         widths: Some("64x7".into()),
         act: Some("tanh".into()),
-        q0: 1.0,
-        c0: 0.5,
+        q0: Some(1.0),
+        c0: Some(0.5),
         ..Default::default()
     };
     flags.init.sigma_w2 = Some(1.6);
@@ -291,14 +298,20 @@ fn highway_and_mean_preserving_bias_follow_theory() {
     // relu with the mean-preserving bias: the mean of x stays at 0 and q
     // follows Var[phi] in place of E[phi^2]
     let settings = RunSettings {
-        width: Some(256),
-        depth: Some(6),
-        act: Some("relu".into()),
-        init: Some("he-normal".into()),
-        bias: Some("mean-preserving".into()),
         batch: Some(4),
         networks: Some(32),
         seed: Some(19),
+        net: NetworkSettings {
+            width: Some(256),
+            depth: Some(6),
+            act: Some("relu".into()),
+            bias: Some("mean-preserving".into()),
+            init: InitFlags {
+                init: Some("he-normal".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
         ..Default::default()
     };
     let spec = settings.resolve(32).unwrap();

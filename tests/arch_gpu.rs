@@ -20,6 +20,8 @@
 
 mod common;
 
+use varprop::model::init::InitFlags;
+use varprop::config::settings::NetworkSettings;
 use std::process::Command;
 
 use varprop::model::arch::{Architecture, Shape};
@@ -41,14 +43,17 @@ fn write_arch(name: &str, text: &str) -> String {
 /// run the forward pass, the tangents and the transposed products).
 fn spec_of(name: &str, text: &str, probes: bool, edit: impl FnOnce(&mut RunSettings)) -> RunSpec {
     let mut s = RunSettings {
-        arch: Some(write_arch(name, text)),
         batch: Some(4),
         networks: Some(2),
         seed: Some(7),
-        q0: Some(1.3),
-        c0: Some(0.3),
         backward: Some(probes),
         jacobian: Some(probes),
+        net: NetworkSettings {
+            arch: Some(write_arch(name, text)),
+            q0: Some(1.3),
+            c0: Some(0.3),
+            ..Default::default()
+        },
         ..Default::default()
     };
     edit(&mut s);
@@ -492,16 +497,22 @@ fn mean_preserving_bias_matches_the_cpu_reference() {
     // a plain stack (--width/--depth with --bias mean-preserving) ...
     for probes in [false, true] {
         let s = RunSettings {
-            width: Some(24),
-            depth: Some(5),
-            act: Some("relu".into()),
-            init: Some("he-normal".into()),
-            bias: Some("mean-preserving".into()),
             batch: Some(4),
             networks: Some(2),
             seed: Some(3),
             backward: Some(probes),
             jacobian: Some(probes),
+            net: NetworkSettings {
+                width: Some(24),
+                depth: Some(5),
+                act: Some("relu".into()),
+                bias: Some("mean-preserving".into()),
+                init: InitFlags {
+                    init: Some("he-normal".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
             ..Default::default()
         };
         let spec = s.resolve(2).unwrap();
@@ -534,7 +545,7 @@ act = "relu"
 init = "he-normal"
 "#;
     let spec = spec_of("mean-preserving", text, true, |s| {
-        s.bias = Some("mean-preserving".into())
+        s.net.bias = Some("mean-preserving".into())
     });
     compare("mean-preserving arch", &spec);
 }
@@ -645,13 +656,19 @@ fn one_context_serves_both_engines_orthogonal_kernels() {
         |_| {},
     );
     let dense = RunSettings {
-        width: Some(8),
-        depth: Some(2),
-        act: Some("tanh".into()),
-        init: Some("orthogonal".into()),
         batch: Some(4),
         networks: Some(2),
         seed: Some(7),
+        net: NetworkSettings {
+            width: Some(8),
+            depth: Some(2),
+            act: Some("tanh".into()),
+            init: InitFlags {
+                init: Some("orthogonal".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
         ..Default::default()
     }
     .resolve(2)

@@ -35,11 +35,11 @@ fn run_on(
     networks: usize,
     probes: Probes,
 ) -> (RunSpec, RunOutput) {
-    let mut flags = varprop::spec::NetworkFlags {
+    let mut flags = varprop::config::settings::NetworkSettings {
         widths: Some(widths.into()),
         act: Some(act.into()),
-        q0: 1.0,
-        c0: 0.5,
+        q0: Some(1.0),
+        c0: Some(0.5),
         ..Default::default()
     };
     flags.init.init = Some(init.into());
@@ -222,11 +222,11 @@ fn backward_memory_follows_the_checkpoint_rule() {
         backward: true,
         ..Default::default()
     };
-    let mut flags = varprop::spec::NetworkFlags {
+    let mut flags = varprop::config::settings::NetworkSettings {
         width: Some(n),
         depth: Some(depth),
-        q0: 1.0,
-        c0: 0.5,
+        q0: Some(1.0),
+        c0: Some(0.5),
         ..Default::default()
     };
     flags.act = Some("tanh".into());
@@ -265,11 +265,11 @@ fn backward_memory_follows_the_checkpoint_rule() {
 fn forward_memory_is_flat_in_depth() {
     let ctx = common::gpu();
     let peak = |depth: usize| {
-        let flags = varprop::spec::NetworkFlags {
+        let flags = varprop::config::settings::NetworkSettings {
             width: Some(32),
             depth: Some(depth),
-            q0: 1.0,
-            c0: 0.5,
+            q0: Some(1.0),
+            c0: Some(0.5),
             ..Default::default()
         };
         let spec = RunSpec::new(flags.resolve().unwrap(), 4, 1, 0);

@@ -10,18 +10,19 @@ use varprop::analysis::comparisons;
 use varprop::analysis::predictions::{self, Prediction};
 use varprop::sim::{RunOutput, run_cpu};
 use varprop::analysis::report;
-use varprop::spec::{NetworkFlags, RunSpec};
+use varprop::config::settings::NetworkSettings;
+use varprop::spec::{RunSpec};
 
 const SEEDS: u64 = 200;
 const NETWORKS: usize = 32;
 
 fn spec(seed: u64) -> RunSpec {
-    let mut flags = NetworkFlags {
+    let mut flags = NetworkSettings {
         width: Some(32),
         depth: Some(30),
         act: Some("relu".into()),
-        q0: 1.0,
-        c0: 0.0,
+        q0: Some(1.0),
+        c0: Some(0.0),
         ..Default::default()
     };
     flags.init.init = Some("he-normal".into());

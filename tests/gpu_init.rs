@@ -35,11 +35,11 @@ fn generated_weights_have_the_scheme_law() {
     let comparisons = CASES.len() * 2 * 2;
     let bound = common::z_bound(comparisons);
     for (init, act, opts) in CASES {
-        let mut flags = varprop::spec::NetworkFlags {
+        let mut flags = varprop::config::settings::NetworkSettings {
             widths: Some(widths.into()),
             act: Some(act.to_string()),
-            q0: 1.0,
-            c0: 0.0,
+            q0: Some(1.0),
+            c0: Some(0.0),
             ..Default::default()
         };
         if let Some(dist) = init.strip_prefix("custom-") {

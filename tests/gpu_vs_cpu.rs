@@ -18,14 +18,15 @@ use varprop::sim::{GpuOptions, run_cpu, run_gpu, run_gpu_with_kernels};
 use varprop::gpu::GpuContext;
 use varprop::gpu::tuning::{Kernels, ProductKernel, Reduction};
 use varprop::model::init::InitFlags;
-use varprop::spec::{NetworkFlags, Probes, RunSpec};
+use varprop::config::settings::NetworkSettings;
+use varprop::spec::{Probes, RunSpec};
 
-fn check(flags: NetworkFlags, batch: usize, chunk: usize) {
+fn check(flags: NetworkSettings, batch: usize, chunk: usize) {
     check_probes(flags, batch, chunk, Probes::default(), None);
 }
 
 fn check_probes(
-    flags: NetworkFlags,
+    flags: NetworkSettings,
     batch: usize,
     chunk: usize,
     probes: Probes,
@@ -38,7 +39,7 @@ fn check_probes(
 
 fn check_kernels(
     ctx: &GpuContext,
-    flags: NetworkFlags,
+    flags: NetworkSettings,
     batch: usize,
     chunk: usize,
     probes: Probes,
@@ -123,16 +124,16 @@ const ALL_PROBES: Probes = Probes {
     weight_grads: true,
 };
 
-fn flags(widths: &str, act: &str, init: &str) -> NetworkFlags {
-    NetworkFlags {
+fn flags(widths: &str, act: &str, init: &str) -> NetworkSettings {
+    NetworkSettings {
         widths: Some(widths.into()),
         act: Some(act.into()),
         init: InitFlags {
             init: Some(init.into()),
             ..Default::default()
         },
-        q0: 1.3,
-        c0: 0.3,
+        q0: Some(1.3),
+        c0: Some(0.3),
         ..Default::default()
     }
 }
@@ -196,9 +197,9 @@ fn custom_leaky_relu_and_c0_extremes() {
     f.init.init = None;
     f.init.sigma_w2 = Some(2.0);
     f.alpha = Some(0.2);
-    f.c0 = 1.0;
+    f.c0 = Some(1.0);
     check(f.clone(), 2, 2);
-    f.c0 = -1.0;
+    f.c0 = Some(-1.0);
     check(f, 4, 2);
 }
 

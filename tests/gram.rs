@@ -5,11 +5,12 @@
 mod common;
 
 use varprop::sim::{GpuOptions, RunOutput, run_gpu};
-use varprop::spec::{EngineChoice, NetworkFlags, Probes, RunSpec};
+use varprop::config::settings::NetworkSettings;
+use varprop::spec::{EngineChoice, Probes, RunSpec};
 use varprop::sim::stats::LayerSample;
 use varprop::theory;
 
-fn spec(flags: NetworkFlags, batch: usize, networks: usize, seed: u64, backward: bool) -> RunSpec {
+fn spec(flags: NetworkSettings, batch: usize, networks: usize, seed: u64, backward: bool) -> RunSpec {
     RunSpec {
         probes: Probes {
             backward,
@@ -202,12 +203,12 @@ fn gram_matches_dense_in_distribution() {
     let mut comparisons = Vec::new();
     let mut ks = Vec::new();
     for &(act, orthogonal, backward) in &cases {
-        let mut flags = NetworkFlags {
+        let mut flags = NetworkSettings {
             width: Some(width),
             depth: Some(depth),
             act: Some(act.into()),
-            q0: 1.0,
-            c0: 0.5,
+            q0: Some(1.0),
+            c0: Some(0.5),
             ..Default::default()
         };
         flags.init.init = Some(if orthogonal { "orthogonal" } else { "custom" }.into());
@@ -280,12 +281,12 @@ fn gram_jacobian_matches_dense(backward: bool) {
     let mut comparisons = Vec::new();
     let mut ks = Vec::new();
     for (act, orthogonal, networks) in cases {
-        let mut flags = NetworkFlags {
+        let mut flags = NetworkSettings {
             width: Some(width),
             depth: Some(depth),
             act: Some(act.into()),
-            q0: 1.0,
-            c0: 0.5,
+            q0: Some(1.0),
+            c0: Some(0.5),
             ..Default::default()
         };
         flags.init.init = Some(if orthogonal { "orthogonal" } else { "custom" }.into());
@@ -384,11 +385,11 @@ fn gram_linear_orthogonal_jacobian_is_an_isometry() {
             backward,
             ..Default::default()
         };
-        let mut flags = NetworkFlags {
+        let mut flags = NetworkSettings {
             widths: Some("64x9".into()),
             act: Some("identity".into()),
-            q0: 1.0,
-            c0: 0.5,
+            q0: Some(1.0),
+            c0: Some(0.5),
             ..Default::default()
         };
         flags.init.init = Some("orthogonal".into());
@@ -430,12 +431,12 @@ fn gram_follows_the_exact_finite_width_law_at_width_65536() {
     let cases = [("relu", "he-normal"), ("identity", "lecun-normal")];
     let bound = common::z_bound(2 * (depth + 1) * cases.len());
     for (act, init) in cases {
-        let mut flags = NetworkFlags {
+        let mut flags = NetworkSettings {
             width: Some(width),
             depth: Some(depth),
             act: Some(act.into()),
-            q0: 1.0,
-            c0: 0.5,
+            q0: Some(1.0),
+            c0: Some(0.5),
             ..Default::default()
         };
         flags.init.init = Some(init.into());
@@ -477,12 +478,12 @@ fn gram_follows_the_exact_finite_width_law_at_width_65536() {
 #[test]
 fn rank_deficient_inputs_run_and_report_the_rank() {
     let ctx = common::gpu();
-    let mut flags = NetworkFlags {
+    let mut flags = NetworkSettings {
         width: Some(64),
         depth: Some(20),
         act: Some("relu".into()),
-        q0: 1.0,
-        c0: 1.0,
+        q0: Some(1.0),
+        c0: Some(1.0),
         ..Default::default()
     };
     flags.init.init = Some("he-normal".into());
@@ -501,12 +502,12 @@ fn rank_deficient_inputs_run_and_report_the_rank() {
             );
         }
     }
-    let mut flags = NetworkFlags {
+    let mut flags = NetworkSettings {
         width: Some(64),
         depth: Some(60),
         act: Some("tanh".into()),
-        q0: 1.0,
-        c0: 0.5,
+        q0: Some(1.0),
+        c0: Some(0.5),
         ..Default::default()
     };
     flags.init.sigma_w2 = Some(0.5);
@@ -670,12 +671,12 @@ fn narrow_bindings_change_no_bit() {
         weight_grads: true,
     };
     for init in ["orthogonal", "custom"] {
-        let mut flags = NetworkFlags {
+        let mut flags = NetworkSettings {
             width: Some(width),
             depth: Some(depth),
             act: Some("tanh".into()),
-            q0: 1.0,
-            c0: 0.5,
+            q0: Some(1.0),
+            c0: Some(0.5),
             ..Default::default()
         };
         flags.init.init = Some(init.into());
@@ -698,11 +699,11 @@ fn narrow_bindings_change_no_bit() {
         assert_eq!(format!("{:?}", a.tops), format!("{:?}", b.tops), "{init}");
     }
     narrow.limits.max_storage_buffer_binding_size = 2 * block - 4;
-    let mut flags = NetworkFlags {
+    let mut flags = NetworkSettings {
         width: Some(width),
         depth: Some(depth),
-        q0: 1.0,
-        c0: 0.5,
+        q0: Some(1.0),
+        c0: Some(0.5),
         ..Default::default()
     };
     flags.init.init = Some("he-normal".into());
@@ -728,12 +729,12 @@ fn narrow_bindings_change_no_bit() {
 fn orthogonal_backward_at_width_4k_is_an_isometry() {
     let ctx = common::gpu();
     let (width, batch, depth) = (16, 4, 4);
-    let mut flags = NetworkFlags {
+    let mut flags = NetworkSettings {
         width: Some(width),
         depth: Some(depth),
         act: Some("identity".into()),
-        q0: 1.0,
-        c0: 0.5,
+        q0: Some(1.0),
+        c0: Some(0.5),
         ..Default::default()
     };
     flags.init.init = Some("orthogonal".into());

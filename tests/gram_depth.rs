@@ -6,22 +6,23 @@
 mod common;
 
 use varprop::sim::{GpuOptions, RunOutput, run_gpu};
-use varprop::spec::{EngineChoice, NetworkFlags, RunSpec};
+use varprop::config::settings::NetworkSettings;
+use varprop::spec::{EngineChoice, RunSpec};
 
-fn relu_he(width: usize, depth: usize) -> NetworkFlags {
-    let mut flags = NetworkFlags {
+fn relu_he(width: usize, depth: usize) -> NetworkSettings {
+    let mut flags = NetworkSettings {
         width: Some(width),
         depth: Some(depth),
         act: Some("relu".into()),
-        q0: 1.0,
-        c0: 0.0,
+        q0: Some(1.0),
+        c0: Some(0.0),
         ..Default::default()
     };
     flags.init.init = Some("he-normal".into());
     flags
 }
 
-fn run(flags: NetworkFlags, batch: usize, networks: usize, seed: u64) -> RunOutput {
+fn run(flags: NetworkSettings, batch: usize, networks: usize, seed: u64) -> RunOutput {
     let spec = RunSpec {
         engine: EngineChoice::Gram,
         ..RunSpec::new(flags.resolve().unwrap(), batch, networks, seed)

@@ -6,7 +6,8 @@
 mod common;
 
 use varprop::gpu::gram::GramGpu;
-use varprop::spec::{NetworkFlags, RunSpec};
+use varprop::config::settings::NetworkSettings;
+use varprop::spec::{RunSpec};
 
 /// Rows x_0..x_{k-1} of n f32 values: x_0 ~ 1 +- 0.5 with a few large
 /// entries, x_j = x_0 + 2^-(10 + 3 j) noise (1 - c ~ 2^-(20 + 6 j)).
@@ -41,11 +42,11 @@ fn rows(k: usize, n: usize) -> Vec<f32> {
 fn gram_sums_are_within_the_bound_the_engine_uses() {
     let ctx = common::gpu();
     let (k, n) = (4usize, 20_000usize);
-    let flags = NetworkFlags {
+    let flags = NetworkSettings {
         width: Some(n),
         depth: Some(1),
         act: Some("relu".into()),
-        q0: 1.0,
+        q0: Some(1.0),
         ..Default::default()
     };
     let spec = RunSpec::new(flags.resolve().unwrap(), k, 1, 0);

@@ -6,11 +6,11 @@ mod common;
 use varprop::gpu::probe;
 
 fn orthogonal_net(widths: &str, gain: Option<f64>) -> varprop::spec::NetworkSpec {
-    let mut flags = varprop::spec::NetworkFlags {
+    let mut flags = varprop::config::settings::NetworkSettings {
         widths: Some(widths.into()),
         act: Some("identity".into()),
-        q0: 1.0,
-        c0: 0.0,
+        q0: Some(1.0),
+        c0: Some(0.0),
         ..Default::default()
     };
     flags.init.init = Some("orthogonal".into());

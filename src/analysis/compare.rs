@@ -3,7 +3,8 @@
 //! is the base run's settings with some of act, init and sigma_w2 replaced.
 
 use crate::error::{Error, Result};
-use crate::config::settings::RunSettings;
+use crate::config::settings::{NetworkSettings, RunSettings};
+use crate::model::init::InitFlags;
 use crate::spec::RunSpec;
 
 /// One scheme: its name (the `scheme` column) and its settings.
@@ -75,17 +76,17 @@ pub fn schemes(
     }
     let clashes = [
         (
-            !lists.acts.is_empty() && base.act.is_some(),
+            !lists.acts.is_empty() && base.net.act.is_some(),
             "--act",
             ACTS_FLAG,
         ),
         (
-            !lists.inits.is_empty() && base.init.is_some(),
+            !lists.inits.is_empty() && base.net.init.init.is_some(),
             "--init",
             INITS_FLAG,
         ),
         (
-            !lists.sigma_w2s.is_empty() && base.sigma_w2.is_some(),
+            !lists.sigma_w2s.is_empty() && base.net.init.sigma_w2.is_some(),
             "--sigma-w2",
             SIGMA_W2S_FLAG,
         ),
@@ -120,9 +121,15 @@ pub fn schemes(
                 parts.extend(sigma_w2.map(|s| format!("sigma_w2={s}")));
                 let label = parts.join("/");
                 let point = RunSettings {
-                    act: act.clone(),
-                    init: init.clone(),
-                    sigma_w2: *sigma_w2,
+                    net: NetworkSettings {
+                        act: act.clone(),
+                        init: InitFlags {
+                            init: init.clone(),
+                            sigma_w2: *sigma_w2,
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    },
                     ..Default::default()
                 };
                 let settings = base.overlay(&point);
@@ -169,8 +176,11 @@ mod tests {
     #[test]
     fn schemes_are_the_product_and_errors_name_the_list() {
         let base = RunSettings {
-            width: Some(8),
-            depth: Some(2),
+            net: NetworkSettings {
+                width: Some(8),
+                depth: Some(2),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let lists = SchemeLists {

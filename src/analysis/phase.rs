@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 use crate::analysis::headline::Headline;
 use crate::io::output::{Cell, Table};
 use crate::io::plot::heatmap::{HeatmapFigure, HeatmapPanel};
-use crate::config::settings::RunSettings;
+use crate::config::settings::{NetworkSettings, RunSettings};
+use crate::model::init::InitFlags;
 use crate::spec::RunSpec;
 use crate::theory;
 
@@ -73,19 +74,19 @@ pub fn grid(
     sigma_b2s: &[f64],
     default_networks: usize,
 ) -> Result<Vec<(f64, f64, RunSpec)>> {
-    if base.init.as_deref().is_some_and(|i| i != "custom") {
+    if base.net.init.init.as_deref().is_some_and(|i| i != "custom") {
         return Err(Error::invalid(
             "--init",
             "phase runs --init custom (v = sigma_w2/fan_in); leave --init out",
         ));
     }
-    if base.sigma_w2.is_some() {
+    if base.net.init.sigma_w2.is_some() {
         return Err(Error::invalid(
             "--sigma-w2",
             "phase takes --sigma-w2-range instead",
         ));
     }
-    if base.sigma_b2.is_some() {
+    if base.net.init.sigma_b2.is_some() {
         return Err(Error::invalid(
             "--sigma-b2",
             "phase takes --sigma-b2-range instead",
@@ -95,9 +96,15 @@ pub fn grid(
     for &b in sigma_b2s {
         for &w in sigma_w2s {
             let point = RunSettings {
-                init: Some("custom".into()),
-                sigma_w2: Some(w),
-                sigma_b2: Some(b),
+                net: NetworkSettings {
+                    init: InitFlags {
+                        init: Some("custom".into()),
+                        sigma_w2: Some(w),
+                        sigma_b2: Some(b),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             let spec = base.overlay(&point).resolve(default_networks)?;
@@ -310,15 +317,24 @@ mod tests {
     #[test]
     fn the_base_leaves_the_grid_to_the_grid() {
         let base = RunSettings {
-            sigma_w2: Some(1.0),
+            net: NetworkSettings {
+                init: InitFlags {
+                    sigma_w2: Some(1.0),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
             ..Default::default()
         };
         let e = grid(&base, &[1.0], &[0.0], 4).unwrap_err().to_string();
         assert!(e.starts_with("--sigma-w2:"), "{e}");
         let ok = RunSettings {
-            act: Some("erf".into()),
-            width: Some(8),
-            depth: Some(2),
+            net: NetworkSettings {
+                act: Some("erf".into()),
+                width: Some(8),
+                depth: Some(2),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let g = grid(&ok, &[1.0, 2.0], &[0.0, 0.1], 4).unwrap();

@@ -16,7 +16,8 @@ use crate::gpu::GpuContext;
 use crate::gpu::dense::{DenseGpu, KernelProbe};
 use crate::gpu::tuning::Kernels;
 use crate::model::init::InitFlags;
-use crate::spec::{NetworkFlags, Probes, RunSpec};
+use crate::config::settings::NetworkSettings;
+use crate::spec::{Probes, RunSpec};
 
 mod baselines;
 mod table;
@@ -377,7 +378,7 @@ fn skipped(batch: usize, width: usize, why: String) -> ProductPoint {
 }
 
 fn spec(batch: usize, width: usize, depth: usize, probes: Probes, init: &str) -> RunSpec {
-    let net = NetworkFlags {
+    let net = NetworkSettings {
         width: Some(width),
         depth: Some(depth),
         act: Some("relu".into()),
@@ -385,8 +386,8 @@ fn spec(batch: usize, width: usize, depth: usize, probes: Probes, init: &str) ->
             init: Some(init.into()),
             ..Default::default()
         },
-        q0: 1.0,
-        c0: 0.5,
+        q0: Some(1.0),
+        c0: Some(0.5),
         ..Default::default()
     }
     .resolve()

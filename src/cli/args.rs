@@ -8,108 +8,13 @@ use clap::{Args, ValueEnum};
 use varprop::sim::{GpuOptions, RunOutput};
 use varprop::{Device, Simulator};
 use varprop::io::output::Format;
-use varprop::config::settings::RunSettings;
+use varprop::config::settings::{NetworkSettings, RunSettings};
 use varprop::spec::RunSpec;
 use varprop::{Error, Result};
 
-const INIT_HELP: &str = "Weight initialisation (PyTorch/Flax conventions; v = variance of one entry):
-  xavier-normal, xavier-uniform   v = gain^2 * 2/(fan_in+fan_out), gain 1 unless --gain
-  he-normal, he-uniform           v = gain^2/fan (--fan-mode, fan_in by default), gain = PyTorch's
-                                  calculate_gain(act) (sqrt 2 for activations it does not know)
-  lecun-normal, lecun-uniform     v = gain^2/fan_in (plain normal; Flax's lecun_normal is truncated:
-                                  use truncated-normal for that)
-  truncated-normal                Flax variance_scaling: N(0, v/0.8796^2) truncated at +-2 std, so the
-                                  variance is exactly v = gain^2/fan
-  siren                           layer 1 U(+-1/fan_in), then U(+-sqrt(6/fan_in)/omega); needs --act sin
-                                  (the default with siren, omega 30)
-  torch-default                   nn.Linear's default: U(+-1/sqrt(fan_in)), v = 1/(3 fan_in), and its
-                                  bias U(+-1/sqrt(fan_in)) unless --sigma-b2 is given
-  custom                          v = sigma_w2/fan_in (--sigma-w2, --dist)
-  orthogonal                      Haar-random orthogonal (semi-orthogonal when not square) times gain (1 unless
-                                  --gain), as PyTorch's orthogonal_; generated on the GPU by Householder QR of a
-                                  Gaussian matrix: O(n^3) per layer (about 3n dispatches), regenerated in the
-                                  backward pass
-Aliases: kaiming-*, glorot-*. Default: he-normal, or custom when --sigma-w2 is given.";
-
-const ACT_HELP: &str = "Activation: identity, relu, leaky-relu (--alpha, default 0.01), tanh, sigmoid, relu6, \
-sin (sin(omega z), --omega, default 1), selu, gelu (exact), elu, silu, erf, softplus, abs. Default relu";
-
-#[derive(Args, Clone)]
-pub struct NetArgs {
-    /// Constant width n of the input and of every layer [default: 256]
-    #[arg(long)]
-    pub width: Option<usize>,
-    /// Number of layers L with --width [default: 100]
-    #[arg(long)]
-    pub depth: Option<usize>,
-    /// Widths n_0,n_1,...,n_L; NxK repeats N K times (e.g. 784,1024x998,10)
-    #[arg(long, conflicts_with_all = ["width", "depth"])]
-    pub widths: Option<String>,
-    #[arg(long, help = ACT_HELP)]
-    pub act: Option<String>,
-    /// Negative slope of leaky-relu
-    #[arg(long, allow_negative_numbers = true)]
-    pub alpha: Option<f64>,
-    /// Frequency of sin (default 1; 30 with --init siren)
-    #[arg(long, allow_negative_numbers = true)]
-    pub omega: Option<f64>,
-    #[arg(long, long_help = INIT_HELP, help = "Weight initialisation (see --help for the list and formulas)")]
-    pub init: Option<String>,
-    /// Weight variance times fan_in for --init custom (implies it)
-    #[arg(long = "sigma-w2", allow_negative_numbers = true)]
-    pub sigma_w2: Option<f64>,
-    /// Bias variance sigma_b^2 (normal biases) [default: 0]
-    #[arg(long = "sigma-b2", allow_negative_numbers = true)]
-    pub sigma_b2: Option<f64>,
-    /// Distribution for --init custom: normal, uniform, truncated-normal
-    #[arg(long)]
-    pub dist: Option<String>,
-    /// Gain multiplying the scheme's standard deviation
-    #[arg(long, allow_negative_numbers = true)]
-    pub gain: Option<f64>,
-    /// fan_in or fan_out for he-* and truncated-normal
-    #[arg(long = "fan-mode")]
-    pub fan_mode: Option<String>,
-    /// Second moment of each input entry
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub q0: f64,
-    /// Correlation of the two inputs of each pair (2k, 2k+1), in [-1, 1]
-    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
-    pub c0: f64,
-    /// An architecture file (TOML: dense, conv, conv-transpose, residual and highway blocks;
-    /// see architectures/) instead of --width/--widths/--act/--init
-    #[arg(long)]
-    pub arch: Option<String>,
-    /// normal, or mean-preserving: each layer's post-activation is shifted by minus the analytic
-    /// E[phi(sqrt(q_pre) z)], so that the mean stays at zero
-    #[arg(long)]
-    pub bias: Option<String>,
-}
-
-impl NetArgs {
-    /// The network's settings as the record files use (settings.rs).
-    pub fn settings(&self) -> RunSettings {
-        RunSettings {
-            width: self.width,
-            depth: self.depth,
-            widths: self.widths.clone(),
-            act: self.act.clone(),
-            alpha: self.alpha,
-            omega: self.omega,
-            init: self.init.clone(),
-            sigma_w2: self.sigma_w2,
-            sigma_b2: self.sigma_b2,
-            dist: self.dist.clone(),
-            gain: self.gain,
-            fan_mode: self.fan_mode.clone(),
-            q0: Some(self.q0),
-            c0: Some(self.c0),
-            arch: self.arch.clone(),
-            bias: self.bias.clone(),
-            ..Default::default()
-        }
-    }
-}
+/// The network flags: the settings record's (config::settings), declared
+/// once for clap and for files.
+pub type NetArgs = NetworkSettings;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DeviceKind {
@@ -122,42 +27,16 @@ pub enum DeviceKind {
 #[derive(Args)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub net: NetArgs,
-    /// Inputs per network B (even: inputs come in correlated pairs)
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
-    /// Independent networks S: means and standard errors are across them [default: 4; 32 for check]
-    #[arg(long)]
-    pub networks: Option<usize>,
-    /// Seed: every random number is a function of (seed, network, layer, stream, index)
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    pub settings: RunSettings,
     /// Engine
     #[arg(long, value_enum, default_value_t = DeviceKind::Gpu)]
     pub device: DeviceKind,
-    /// GPU engine: dense (explicit weights, O(n^2 B) per layer), gram (exact in distribution from
-    /// B x B Gram matrices, O(n B^2): normal or square orthogonal weights, plain stacks), or auto
-    /// (gram where it is exact and 4 B <= n, else dense) [default: auto]
-    #[arg(long)]
-    pub engine: Option<String>,
     /// Adapter: an index from `varprop devices` or part of its name (else WGPU_ADAPTER_NAME, else the best)
     #[arg(long)]
     pub adapter: Option<String>,
     /// Layers per GPU submission (statistics are read back once per chunk)
     #[arg(long, default_value_t = varprop::gpu::dense::DEFAULT_CHUNK)]
     pub chunk: usize,
-    /// Backward pass: delta_L ~ N(0, I) at the top, delta_l = phi'(h_l) W^T delta_{l+1} down to
-    /// the input (columns g_*); memory stays O(sqrt(L) B n) by checkpointing
-    #[arg(long)]
-    pub backward: bool,
-    /// Jacobian probes: ||J_l u||^2 per layer (jac_m1_*), and one vector-Jacobian product for the
-    /// spread of the squared singular values (summary); runs the backward pass too
-    #[arg(long)]
-    pub jacobian: bool,
-    /// Mean square entry of each weight gradient, sum_b delta_b x_b^T / B (gw_*); runs the
-    /// backward pass too
-    #[arg(long = "weight-grads")]
-    pub weight_grads: bool,
     /// Checkpoint h every K layers in the backward pass [default: about sqrt(L)]
     #[arg(long = "checkpoint-every")]
     pub checkpoint_every: Option<usize>,
@@ -245,16 +124,7 @@ impl RunArgs {
 
     /// The run's settings as the record files use (settings.rs).
     pub fn settings(&self) -> RunSettings {
-        RunSettings {
-            batch: Some(self.batch),
-            networks: self.networks,
-            seed: Some(self.seed),
-            backward: Some(self.backward),
-            jacobian: Some(self.jacobian),
-            weight_grads: Some(self.weight_grads),
-            engine: self.engine.clone(),
-            ..self.net.settings()
-        }
+        self.settings.clone()
     }
 
     /// Checks the flags that are not part of the run's settings.

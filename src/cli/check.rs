@@ -70,7 +70,7 @@ pub struct CheckArgs {
     pub theory_sigma_w2: Option<f64>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Suite {
     #[serde(default, alias = "max_z")]

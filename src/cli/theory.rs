@@ -65,10 +65,13 @@ fn key_values(pairs: &[(&str, f64)], format: Format) -> String {
 
 pub fn cmd_theory(args: TheoryArgs) -> Result<()> {
     let format = output::pick_format(args.format, args.out.as_deref());
-    let settings = args.net.settings();
-    let net = settings.network_flags().resolve()?;
+    let settings = varprop::config::settings::RunSettings {
+        net: args.net.clone(),
+        ..Default::default()
+    };
+    let net = settings.net.resolve()?;
     let text = if args.edge_of_chaos {
-        let (b, w) = (args.net.sigma_b2, args.net.sigma_w2);
+        let (b, w) = (args.net.init.sigma_b2, args.net.init.sigma_w2);
         match (w, b) {
             (None, Some(b)) => {
                 let e = theory::edge_of_chaos_sigma_w2(&net.act, b)?;

@@ -7,65 +7,114 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::init::InitFlags;
-use crate::spec::{self, NetworkFlags, Probes, RunSpec};
+use crate::model::activation::Activation;
+use crate::model::init::InitSpec;
+use crate::spec::{self, NetworkSpec, Probes, RunSpec};
 pub use super::toml::parse_toml;
 
-/// Every setting of a run, all optional: what is absent takes the
-/// command line's default.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+/// The keys of a network, declared once for the command line (clap) and
+/// for files (serde): `--width` is `width` in a suite, a sweep or a
+/// Python call. All optional but q0 and c0, whose command-line defaults
+/// clap writes in; what is absent takes the defaults `resolve` applies.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(rename_all = "kebab-case")]
+pub struct NetworkSettings {
+    /// Constant width n of the input and of every layer [default: 256]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
+    /// Number of layers L with --width [default: 100]
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<usize>,
+    /// Widths n_0,n_1,...,n_L; NxK repeats N K times (e.g. 784,1024x998,10)
+    #[arg(long, conflicts_with_all = ["width", "depth"])]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub widths: Option<String>,
+    #[arg(long, help = ACT_HELP)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<String>,
+    /// Negative slope of leaky-relu
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// Frequency of sin (default 1; 30 with --init siren)
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub omega: Option<f64>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub init: InitFlags,
+    /// Second moment of each input entry
+    #[arg(long, default_value = "1", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub q0: Option<f64>,
+    /// Correlation of the two inputs of each pair (2k, 2k+1), in [-1, 1]
+    #[arg(long, default_value = "0.5", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub c0: Option<f64>,
+    /// An architecture file (TOML: dense, conv, conv-transpose, residual and highway blocks;
+    /// see architectures/) instead of --width/--widths/--act/--init
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    /// normal, or mean-preserving: each layer's post-activation is shifted by minus the analytic
+    /// E[phi(sqrt(q_pre) z)], so that the mean stays at zero
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bias: Option<String>,
+}
+
+const ACT_HELP: &str = "Activation: identity, relu, leaky-relu (--alpha, default 0.01), tanh, sigmoid, relu6, \
+sin (sin(omega z), --omega, default 1), selu, gelu (exact), elu, silu, erf, softplus, abs. Default relu";
+
+/// Every setting of a run, declared once for the command line and for
+/// files: a `check` regression suite lists cases of them, a sweep lists
+/// fixed settings and a grid. The names are the flags of `varprop run`
+/// (with `_` or `-`); unknown keys are errors that name the key and its
+/// line (`config::toml`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(rename_all = "kebab-case")]
 pub struct RunSettings {
     /// A label for a case of a suite or a sweep; not a setting of the
     /// simulation.
+    #[arg(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub width: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub depth: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub widths: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub act: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alpha: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub omega: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub init: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", alias = "sigma_w2")]
-    pub sigma_w2: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", alias = "sigma_b2")]
-    pub sigma_b2: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dist: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gain: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", alias = "fan_mode")]
-    pub fan_mode: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub q0: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub c0: Option<f64>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub net: NetworkSettings,
+    /// Inputs per network B (even: inputs come in correlated pairs)
+    #[arg(long, default_value = "16")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch: Option<usize>,
+    /// Independent networks S: means and standard errors are across them [default: 4; 32 for check]
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub networks: Option<usize>,
+    /// Seed: every random number is a function of (seed, network, layer, stream, index)
+    #[arg(long, default_value = "0")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Backward pass: delta_L ~ N(0, I) at the top, delta_l = phi'(h_l) W^T delta_{l+1} down to
+    /// the input (columns g_*); memory stays O(sqrt(L) B n) by checkpointing
+    #[arg(long, action = clap::ArgAction::SetTrue)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backward: Option<bool>,
+    /// Jacobian probes: ||J_l u||^2 per layer (jac_m1_*), and one vector-Jacobian product for the
+    /// spread of the squared singular values (summary); runs the backward pass too
+    #[arg(long, action = clap::ArgAction::SetTrue)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jacobian: Option<bool>,
+    /// Mean square entry of each weight gradient, sum_b delta_b x_b^T / B (gw_*); runs the
+    /// backward pass too
+    #[arg(long = "weight-grads", action = clap::ArgAction::SetTrue)]
     #[serde(skip_serializing_if = "Option::is_none", alias = "weight_grads")]
     pub weight_grads: Option<bool>,
-    /// An architecture file (instead of width, depth, widths, act, init).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub arch: Option<String>,
-    /// "normal" or "mean-preserving".
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub bias: Option<String>,
-    /// "dense", "gram" or "auto" (the default).
+    /// GPU engine: dense (explicit weights, O(n^2 B) per layer), gram (exact in distribution from
+    /// B x B Gram matrices, O(n B^2): normal or square orthogonal weights, plain stacks), or auto
+    /// (gram where it is exact and 4 B <= n, else dense) [default: auto]
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
 }
@@ -75,64 +124,121 @@ pub const DEFAULT_C0: f64 = 0.5;
 pub const DEFAULT_BATCH: usize = 16;
 pub const DEFAULT_NETWORKS: usize = 4;
 
+impl NetworkSettings {
+    /// q0 and c0, with their defaults.
+    pub fn q0_c0(&self) -> (f64, f64) {
+        (self.q0.unwrap_or(DEFAULT_Q0), self.c0.unwrap_or(DEFAULT_C0))
+    }
+
+    /// The validated network: widths, activation, init and inputs.
+    pub fn resolve(&self) -> Result<NetworkSpec> {
+        let widths = match (&self.widths, self.width, self.depth) {
+            (Some(_), Some(_), _) => {
+                return Err(Error::invalid(
+                    "--widths",
+                    "give either --widths or --width/--depth, not both",
+                ));
+            }
+            (Some(_), None, Some(_)) => {
+                return Err(Error::invalid(
+                    "--depth",
+                    "is fixed by --widths (one layer per width after the first)",
+                ));
+            }
+            (Some(text), None, None) => spec::parse_widths(text)?,
+            (None, width, depth) => {
+                let width = width.unwrap_or(spec::DEFAULT_WIDTH);
+                let depth = depth.unwrap_or(spec::DEFAULT_DEPTH);
+                if width == 0 {
+                    return Err(Error::invalid("--width", "must be >= 1"));
+                }
+                if depth == 0 {
+                    return Err(Error::invalid("--depth", "must be >= 1"));
+                }
+                vec![width; depth + 1]
+            }
+        };
+        let siren = self.init.init.as_deref() == Some("siren");
+        let act_name = self
+            .act
+            .as_deref()
+            .unwrap_or(if siren { "sin" } else { "relu" });
+        let omega = self.omega.or(if siren { Some(spec::SIREN_OMEGA) } else { None });
+        let omega = if act_name == "sin" { omega } else { self.omega };
+        let act = Activation::parse(act_name, self.alpha, omega)?;
+        let init = InitSpec::resolve(&self.init, &act)?;
+        let (q0, c0) = self.q0_c0();
+        if !(q0.is_finite() && q0 > 0.0) {
+            return Err(Error::invalid(
+                "--q0",
+                format!("must be a finite number > 0 (got {q0})"),
+            ));
+        }
+        if !(c0.is_finite() && (-1.0..=1.0).contains(&c0)) {
+            return Err(Error::invalid(
+                "--c0",
+                format!("must lie in [-1, 1] (got {c0})"),
+            ));
+        }
+        Ok(NetworkSpec {
+            widths,
+            act,
+            init,
+            q0,
+            c0,
+        })
+    }
+}
+
 impl RunSettings {
     /// `other`'s settings where it has them, ours elsewhere.
     pub fn overlay(&self, other: &RunSettings) -> RunSettings {
         macro_rules! pick {
-            ($($f:ident),*) => { RunSettings { $($f: other.$f.clone().or_else(|| self.$f.clone()),)* } };
+            ($ours:expr, $theirs:expr; $($f:ident),*) => {
+                $(let $f = $theirs.$f.clone().or_else(|| $ours.$f.clone());)*
+            };
         }
-        pick!(
+        pick!(self, other; name, batch, networks, seed, backward, jacobian, weight_grads, engine);
+        let (a, b) = (&self.net, &other.net);
+        pick!(a, b; width, depth, widths, act, alpha, omega, q0, c0, arch, bias);
+        let (ai, bi) = (&a.init, &b.init);
+        pick!(ai, bi; init, sigma_w2, sigma_b2, dist, gain, fan_mode);
+        RunSettings {
             name,
-            width,
-            depth,
-            widths,
-            act,
-            alpha,
-            omega,
-            init,
-            sigma_w2,
-            sigma_b2,
-            dist,
-            gain,
-            fan_mode,
-            q0,
-            c0,
+            net: NetworkSettings {
+                width,
+                depth,
+                widths,
+                act,
+                alpha,
+                omega,
+                init: InitFlags {
+                    init,
+                    sigma_w2,
+                    sigma_b2,
+                    dist,
+                    gain,
+                    fan_mode,
+                },
+                q0,
+                c0,
+                arch,
+                bias,
+            },
             batch,
             networks,
             seed,
             backward,
             jacobian,
             weight_grads,
-            arch,
-            bias,
-            engine
-        )
-    }
-
-    pub fn network_flags(&self) -> NetworkFlags {
-        NetworkFlags {
-            width: self.width,
-            depth: self.depth,
-            widths: self.widths.clone(),
-            act: self.act.clone(),
-            alpha: self.alpha,
-            omega: self.omega,
-            init: InitFlags {
-                init: self.init.clone(),
-                sigma_w2: self.sigma_w2,
-                sigma_b2: self.sigma_b2,
-                dist: self.dist.clone(),
-                gain: self.gain,
-                fan_mode: self.fan_mode.clone(),
-            },
-            q0: self.q0.unwrap_or(DEFAULT_Q0),
-            c0: self.c0.unwrap_or(DEFAULT_C0),
+            engine,
         }
     }
 
     /// The validated run; `default_networks` is the command's default.
     pub fn resolve(&self, default_networks: usize) -> Result<RunSpec> {
-        let mean_preserving = match self.bias.as_deref() {
+        let net_keys = &self.net;
+        let mean_preserving = match net_keys.bias.as_deref() {
             None | Some("normal") => false,
             Some("mean-preserving") => true,
             Some(other) => {
@@ -142,17 +248,17 @@ impl RunSettings {
                 ));
             }
         };
-        let (net, arch) = match &self.arch {
+        let (net, arch) = match &net_keys.arch {
             Some(path) => {
                 let plain_flags = [
-                    ("--width", self.width.is_some()),
-                    ("--depth", self.depth.is_some()),
-                    ("--widths", self.widths.is_some()),
-                    ("--act", self.act.is_some()),
-                    ("--init", self.init.is_some()),
-                    ("--sigma-w2", self.sigma_w2.is_some()),
-                    ("--sigma-b2", self.sigma_b2.is_some()),
-                    ("--gain", self.gain.is_some()),
+                    ("--width", net_keys.width.is_some()),
+                    ("--depth", net_keys.depth.is_some()),
+                    ("--widths", net_keys.widths.is_some()),
+                    ("--act", net_keys.act.is_some()),
+                    ("--init", net_keys.init.init.is_some()),
+                    ("--sigma-w2", net_keys.init.sigma_w2.is_some()),
+                    ("--sigma-b2", net_keys.init.sigma_b2.is_some()),
+                    ("--gain", net_keys.init.gain.is_some()),
                 ];
                 if let Some((flag, _)) = plain_flags.iter().find(|(_, given)| *given) {
                     return Err(Error::invalid(
@@ -161,14 +267,14 @@ impl RunSettings {
                     ));
                 }
                 let arch = crate::model::arch::Architecture::load(std::path::Path::new(path))?;
-                let flags = self.network_flags();
-                if !(flags.q0.is_finite() && flags.q0 > 0.0) {
+                let (q0, c0) = net_keys.q0_c0();
+                if !(q0.is_finite() && q0 > 0.0) {
                     return Err(Error::invalid("--q0", "must be a finite number > 0"));
                 }
-                if !(-1.0..=1.0).contains(&flags.c0) {
+                if !(-1.0..=1.0).contains(&c0) {
                     return Err(Error::invalid("--c0", "must lie in [-1, 1]"));
                 }
-                let net = spec::summary_of(&arch, flags.q0, flags.c0);
+                let net = spec::summary_of(&arch, q0, c0);
                 (
                     net,
                     Some(spec::ArchRun {
@@ -179,7 +285,7 @@ impl RunSettings {
                 )
             }
             None => {
-                let net = self.network_flags().resolve()?;
+                let net = net_keys.resolve()?;
                 // the mean-preserving bias runs on the block engine
                 let arch = mean_preserving.then(|| spec::ArchRun {
                     arch: crate::model::arch::Architecture::plain(&net.widths, net.act, net.init),
@@ -231,12 +337,15 @@ impl RunSettings {
     /// sigma_b2, ...) stay as given.
     pub fn with_defaults(&self, default_networks: usize) -> RunSettings {
         // an architecture file sets the shape itself: no width or depth to default
-        let shape_from_flags = self.widths.is_none() && self.arch.is_none();
+        let shape_from_flags = self.net.widths.is_none() && self.net.arch.is_none();
         let defaults = RunSettings {
-            width: shape_from_flags.then_some(spec::DEFAULT_WIDTH),
-            depth: shape_from_flags.then_some(spec::DEFAULT_DEPTH),
-            q0: Some(DEFAULT_Q0),
-            c0: Some(DEFAULT_C0),
+            net: NetworkSettings {
+                width: shape_from_flags.then_some(spec::DEFAULT_WIDTH),
+                depth: shape_from_flags.then_some(spec::DEFAULT_DEPTH),
+                q0: Some(DEFAULT_Q0),
+                c0: Some(DEFAULT_C0),
+                ..Default::default()
+            },
             batch: Some(DEFAULT_BATCH),
             networks: Some(default_networks),
             seed: Some(0),

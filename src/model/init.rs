@@ -189,14 +189,54 @@ pub struct InitSpec {
     pub sigma_b2: Option<f64>,
 }
 
-/// The raw flags of an initialisation, as the command line gives them.
-#[derive(Clone, Debug, Default)]
+pub const INIT_HELP: &str = "Weight initialisation (PyTorch/Flax conventions; v = variance of one entry):
+  xavier-normal, xavier-uniform   v = gain^2 * 2/(fan_in+fan_out), gain 1 unless --gain
+  he-normal, he-uniform           v = gain^2/fan (--fan-mode, fan_in by default), gain = PyTorch's
+                                  calculate_gain(act) (sqrt 2 for activations it does not know)
+  lecun-normal, lecun-uniform     v = gain^2/fan_in (plain normal; Flax's lecun_normal is truncated:
+                                  use truncated-normal for that)
+  truncated-normal                Flax variance_scaling: N(0, v/0.8796^2) truncated at +-2 std, so the
+                                  variance is exactly v = gain^2/fan
+  siren                           layer 1 U(+-1/fan_in), then U(+-sqrt(6/fan_in)/omega); needs --act sin
+                                  (the default with siren, omega 30)
+  torch-default                   nn.Linear's default: U(+-1/sqrt(fan_in)), v = 1/(3 fan_in), and its
+                                  bias U(+-1/sqrt(fan_in)) unless --sigma-b2 is given
+  custom                          v = sigma_w2/fan_in (--sigma-w2, --dist)
+  orthogonal                      Haar-random orthogonal (semi-orthogonal when not square) times gain (1 unless
+                                  --gain), as PyTorch's orthogonal_; generated on the GPU by Householder QR of a
+                                  Gaussian matrix: O(n^3) per layer (about 3n dispatches), regenerated in the
+                                  backward pass
+Aliases: kaiming-*, glorot-*. Default: he-normal, or custom when --sigma-w2 is given.";
+
+/// The keys of an initialisation, declared once: the command line's flags
+/// (`--init`, `--sigma-w2`, ...), and the keys of settings records, sweep
+/// and suite files and each layer of an architecture file (`init`,
+/// `sigma-w2` or `sigma_w2`, ...). `InitSpec::resolve` checks them.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, clap::Args)]
+#[serde(rename_all = "kebab-case")]
 pub struct InitFlags {
+    #[arg(long, long_help = INIT_HELP, help = "Weight initialisation (see --help for the list and formulas)")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<String>,
+    /// Weight variance times fan_in for --init custom (implies it)
+    #[arg(long = "sigma-w2", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none", alias = "sigma_w2")]
     pub sigma_w2: Option<f64>,
+    /// Bias variance sigma_b^2 (normal biases) [default: 0]
+    #[arg(long = "sigma-b2", allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none", alias = "sigma_b2")]
     pub sigma_b2: Option<f64>,
+    /// Distribution for --init custom: normal, uniform, truncated-normal
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dist: Option<String>,
+    /// Gain multiplying the scheme's standard deviation
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gain: Option<f64>,
+    /// fan_in or fan_out for he-* and truncated-normal
+    #[arg(long = "fan-mode")]
+    #[serde(skip_serializing_if = "Option::is_none", alias = "fan_mode")]
     pub fan_mode: Option<String>,
 }
 

@@ -296,14 +296,15 @@ pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{NetworkFlags, RunSpec};
+    use crate::config::settings::NetworkSettings;
+use crate::spec::{RunSpec};
 
     fn relu_he(width: usize, depth: usize, sigma_b2: Option<f64>) -> RunSpec {
-        let mut flags = NetworkFlags {
+        let mut flags = NetworkSettings {
             width: Some(width),
             depth: Some(depth),
-            q0: 1.0,
-            c0: 0.0,
+            q0: Some(1.0),
+            c0: Some(0.0),
             ..Default::default()
         };
         flags.init.init = Some("he-normal".into());
@@ -365,12 +366,12 @@ mod tests {
         // tanh at sigma_w^2 = 1, sigma_b^2 = 0.1 is ordered: c -> 1 with
         // chi_c(1) = chi_1 < 1, so the shifts stop adding up and the sum
         // stays below 1 / (1 - chi_1) + 1
-        let mut flags = NetworkFlags {
+        let mut flags = NetworkSettings {
             width: Some(512),
             depth: Some(2000),
             act: Some("tanh".into()),
-            q0: 1.0,
-            c0: 0.0,
+            q0: Some(1.0),
+            c0: Some(0.0),
             ..Default::default()
         };
         flags.init.sigma_w2 = Some(1.0);

@@ -9,7 +9,7 @@ use crate::analysis::comparisons;
 use std::cell::OnceCell;
 
 use crate::analysis::{predictions, report};
-use crate::config::settings::{DEFAULT_NETWORKS, RunSettings};
+use crate::config::settings::{DEFAULT_NETWORKS, NetworkSettings, RunSettings};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::io::output::Table;
@@ -132,8 +132,11 @@ impl RunSpec {
     pub fn dense(width: usize, depth: usize) -> RunSpecBuilder {
         RunSpecBuilder {
             settings: RunSettings {
-                width: Some(width),
-                depth: Some(depth),
+                net: NetworkSettings {
+                    width: Some(width),
+                    depth: Some(depth),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         }
@@ -144,7 +147,10 @@ impl RunSpec {
         let text: Vec<String> = widths.iter().map(usize::to_string).collect();
         RunSpecBuilder {
             settings: RunSettings {
-                widths: Some(text.join(",")),
+                net: NetworkSettings {
+                    widths: Some(text.join(",")),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         }
@@ -154,7 +160,10 @@ impl RunSpec {
     pub fn architecture(path: impl Into<String>) -> RunSpecBuilder {
         RunSpecBuilder {
             settings: RunSettings {
-                arch: Some(path.into()),
+                net: NetworkSettings {
+                    arch: Some(path.into()),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
         }
@@ -168,38 +177,38 @@ impl RunSpec {
 
 impl RunSpecBuilder {
     pub fn act(mut self, act: Activation) -> Self {
-        self.settings.act = Some(act.name().to_string());
+        self.settings.net.act = Some(act.name().to_string());
         match act {
-            Activation::LeakyRelu { alpha } => self.settings.alpha = Some(alpha),
-            Activation::Sin { omega } => self.settings.omega = Some(omega),
+            Activation::LeakyRelu { alpha } => self.settings.net.alpha = Some(alpha),
+            Activation::Sin { omega } => self.settings.net.omega = Some(omega),
             _ => {}
         }
         self
     }
     pub fn init(mut self, init: Scheme) -> Self {
-        self.settings.init = Some(init.name().to_string());
+        self.settings.net.init.init = Some(init.name().to_string());
         self
     }
     /// sigma_w^2: the weight variance times fan_in (implies `Scheme::Custom`
     /// unless another scheme is set, which is then an error).
     pub fn sigma_w2(mut self, v: f64) -> Self {
-        self.settings.sigma_w2 = Some(v);
+        self.settings.net.init.sigma_w2 = Some(v);
         self
     }
     pub fn sigma_b2(mut self, v: f64) -> Self {
-        self.settings.sigma_b2 = Some(v);
+        self.settings.net.init.sigma_b2 = Some(v);
         self
     }
     pub fn gain(mut self, g: f64) -> Self {
-        self.settings.gain = Some(g);
+        self.settings.net.init.gain = Some(g);
         self
     }
     pub fn q0(mut self, q0: f64) -> Self {
-        self.settings.q0 = Some(q0);
+        self.settings.net.q0 = Some(q0);
         self
     }
     pub fn c0(mut self, c0: f64) -> Self {
-        self.settings.c0 = Some(c0);
+        self.settings.net.c0 = Some(c0);
         self
     }
     pub fn batch(mut self, b: usize) -> Self {

@@ -3,7 +3,8 @@
 
 use varprop::gpu::GpuContext;
 use varprop::model::init::InitFlags;
-use varprop::spec::{NetworkFlags, NetworkSpec, RunSpec};
+use varprop::config::settings::NetworkSettings;
+use varprop::spec::{NetworkSpec, RunSpec};
 
 /// The GPU context for a test. A machine without an adapter fails the test
 /// (never skips it) and says what to install.
@@ -36,15 +37,15 @@ pub fn z_bound(comparisons: usize) -> f64 {
 }
 
 pub fn net(widths: &str, act: &str, init: &str) -> NetworkSpec {
-    NetworkFlags {
+    NetworkSettings {
         widths: Some(widths.into()),
         act: Some(act.into()),
         init: InitFlags {
             init: Some(init.into()),
             ..Default::default()
         },
-        q0: 1.0,
-        c0: 0.5,
+        q0: Some(1.0),
+        c0: Some(0.5),
         ..Default::default()
     }
     .resolve()

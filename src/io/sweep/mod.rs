@@ -32,13 +32,14 @@ pub use shard::Shard;
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::{Error, Result};
 use crate::config::settings::RunSettings;
+use crate::config::toml::{line_of, toml_error, unknown_key};
+use serde::Deserialize;
 use crate::spec::RunSpec;
 
 /// A parsed sweep file.
@@ -50,26 +51,30 @@ pub struct SweepFile {
     pub axes: Vec<(String, Vec<RunSettings>)>,
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-fn toml_error(path: &str, text: &str, e: toml::de::Error) -> Error {
-    let message = e.message().trim().to_string();
-    Error::invalid(
-        path,
-        match e.span() {
-            Some(span) => format!("line {}: {message}", line_of(text, span.start)),
-            None => message,
-        },
-    )
-}
-
 /// The settings' JSON object (only the settings that are set).
 fn settings_object(settings: &RunSettings) -> serde_json::Map<String, serde_json::Value> {
     match serde_json::to_value(settings).expect("settings serialise") {
         serde_json::Value::Object(map) => map,
         _ => unreachable!("a struct serialises to an object"),
+    }
+}
+
+/// An error naming the first of `keys` that `settings` did not take (the
+/// records flatten groups of keys, through which serde cannot deny unknown
+/// ones; see `config::toml`).
+fn refuse_unknown<'a>(
+    path: &str,
+    text: &str,
+    settings: &RunSettings,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Result<()> {
+    let taken = settings_object(settings);
+    match keys
+        .into_iter()
+        .find(|k| !taken.contains_key(*k) && !taken.contains_key(&k.replace('_', "-")))
+    {
+        Some(key) => Err(unknown_key(path, text, key)),
+        None => Ok(()),
     }
 }
 
@@ -86,11 +91,13 @@ pub fn parse_sweep(path: &str, text: &str) -> Result<SweepFile> {
             fixed_table.insert(key, value);
         }
     }
+    let given_keys: Vec<String> = fixed_table.keys().map(|k| k.get_ref().to_string()).collect();
     let fixed = RunSettings::deserialize(toml::de::Deserializer::from(Spanned::new(
         span,
         fixed_table,
     )))
     .map_err(|e| toml_error(path, text, e))?;
+    refuse_unknown(path, text, &fixed, given_keys.iter().map(String::as_str))?;
     let at = |offset: usize, message: String| {
         Error::invalid(path, format!("line {}: {message}", line_of(text, offset)))
     };
@@ -129,8 +136,12 @@ pub fn parse_sweep(path: &str, text: &str) -> Result<SweepFile> {
                     value_span.clone(),
                     one,
                 )))
+                .map_err(|e| toml_error(path, text, e))
+                .and_then(|s| {
+                    refuse_unknown(path, text, &s, [key.get_ref().as_ref()])?;
+                    Ok(s)
+                })
                 .map_err(|e| {
-                    let e = toml_error(path, text, e);
                     match e {
                         Error::Invalid { flag, message } => {
                             Error::invalid(flag, format!("{message} (grid.{})", key.get_ref()))

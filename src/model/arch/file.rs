@@ -8,7 +8,7 @@ use super::*;
 use crate::error::{Error, Result};
 use crate::model::init::InitFlags;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     input: InputFile,
@@ -16,14 +16,14 @@ struct File {
     blocks: Vec<BlockFile>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 #[serde(untagged)]
 enum InputFile {
     Units(usize),
     Image(ImageFile),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct ImageFile {
     channels: usize,
@@ -35,8 +35,8 @@ struct ImageFile {
     width: Option<usize>,
 }
 
-#[derive(Deserialize, Clone, Default)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Deserialize, serde::Serialize, Clone, Default)]
+#[serde(rename_all = "kebab-case")]
 struct LayerFile {
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -49,19 +49,12 @@ struct LayerFile {
     act: Option<String>,
     alpha: Option<f64>,
     omega: Option<f64>,
-    init: Option<String>,
-    #[serde(alias = "sigma_w2")]
-    sigma_w2: Option<f64>,
-    #[serde(alias = "sigma_b2")]
-    sigma_b2: Option<f64>,
-    dist: Option<String>,
-    gain: Option<f64>,
-    #[serde(alias = "fan_mode")]
-    fan_mode: Option<String>,
+    #[serde(flatten)]
+    init: InitFlags,
 }
 
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[derive(Deserialize, serde::Serialize, Clone)]
+#[serde(rename_all = "kebab-case")]
 struct BlockFile {
     #[serde(rename = "type")]
     kind: String,
@@ -78,15 +71,8 @@ struct BlockFile {
     #[serde(rename = "leaky-alpha", alias = "leaky_alpha")]
     leaky_alpha: Option<f64>,
     omega: Option<f64>,
-    init: Option<String>,
-    #[serde(alias = "sigma_w2")]
-    sigma_w2: Option<f64>,
-    #[serde(alias = "sigma_b2")]
-    sigma_b2: Option<f64>,
-    dist: Option<String>,
-    gain: Option<f64>,
-    #[serde(alias = "fan_mode")]
-    fan_mode: Option<String>,
+    #[serde(flatten)]
+    init: InitFlags,
     // residual
     alpha: Option<toml::Value>,
     #[serde(default, rename = "layer")]
@@ -121,11 +107,6 @@ impl BlockFile {
             alpha: self.leaky_alpha,
             omega: self.omega,
             init: self.init.clone(),
-            sigma_w2: self.sigma_w2,
-            sigma_b2: self.sigma_b2,
-            dist: self.dist.clone(),
-            gain: self.gain,
-            fan_mode: self.fan_mode.clone(),
         }
     }
 }
@@ -249,7 +230,7 @@ fn layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
             ));
         }
     };
-    let delta_orthogonal = f.init.as_deref() == Some("delta-orthogonal");
+    let delta_orthogonal = f.init.init.as_deref() == Some("delta-orthogonal");
     if delta_orthogonal && !matches!(kind, LayerKind::Conv { .. }) {
         return Err(err(
             block,
@@ -257,7 +238,7 @@ fn layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
             "delta-orthogonal applies to conv layers only",
         ));
     }
-    let siren = f.init.as_deref() == Some("siren");
+    let siren = f.init.init.as_deref() == Some("siren");
     let act_name = f
         .act
         .as_deref()
@@ -276,13 +257,9 @@ fn layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
         init: if delta_orthogonal {
             Some("orthogonal".into())
         } else {
-            f.init.clone()
+            f.init.init.clone()
         },
-        sigma_w2: f.sigma_w2,
-        sigma_b2: f.sigma_b2,
-        dist: f.dist.clone(),
-        gain: f.gain,
-        fan_mode: f.fan_mode.clone(),
+        ..f.init.clone()
     };
     let init = InitSpec::resolve(&flags, &act).map_err(|e| retag(block, e))?;
     if init.scheme == Scheme::Orthogonal
@@ -422,7 +399,7 @@ fn residual(number: usize, b: &BlockFile, input: Shape, residual_count: usize) -
         ("channels", b.channels.is_some()),
         ("kernel", b.kernel.is_some()),
         ("act", b.act.is_some()),
-        ("init", b.init.is_some()),
+        ("init", b.init.init.is_some()),
     ];
     if let Some((key, _)) = plain_keys.iter().find(|(_, present)| *present) {
         return Err(err(
@@ -543,8 +520,11 @@ fn highway(number: usize, b: &BlockFile, input: Shape) -> Result<Block> {
         kind: Some("dense".into()),
         width: Some(n),
         act: Some("sigmoid".into()),
-        init: b.gate_init.clone().or(b.init.clone()),
-        gain: b.gain,
+        init: InitFlags {
+            init: b.gate_init.clone().or(b.init.init.clone()),
+            gain: b.init.gain,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut gate = layer(number, &gate_flags, input)?;
