@@ -432,20 +432,14 @@ fn per_network_csv(run: &RunOutput) -> String {
 /// `varprop theory`'s CSV for these settings.
 #[pyfunction]
 fn theory_csv(settings_json: &str) -> PyResult<String> {
-    let net = settings(settings_json)?
-        .network_flags()
-        .resolve()
-        .map_err(py_err)?;
+    let net = settings(settings_json)?.net.resolve().map_err(py_err)?;
     Ok(theory_table::theory_table(&theory::layer_table(&net)).to_csv())
 }
 
 /// `varprop theory --summary` as JSON text.
 #[pyfunction]
 fn fixed_point(settings_json: &str) -> PyResult<String> {
-    let net = settings(settings_json)?
-        .network_flags()
-        .resolve()
-        .map_err(py_err)?;
+    let net = settings(settings_json)?.net.resolve().map_err(py_err)?;
     Ok(to_json(&theory::summary(&net).map_err(py_err)?))
 }
 
@@ -454,8 +448,8 @@ fn fixed_point(settings_json: &str) -> PyResult<String> {
 #[pyfunction]
 fn edge_of_chaos(settings_json: &str) -> PyResult<String> {
     let s = settings(settings_json)?;
-    let net = s.network_flags().resolve().map_err(py_err)?;
-    let value = match (s.sigma_w2, s.sigma_b2) {
+    let net = s.net.resolve().map_err(py_err)?;
+    let value = match (s.net.init.sigma_w2, s.net.init.sigma_b2) {
         (None, Some(b)) => {
             let e = theory::edge_of_chaos_sigma_w2(&net.act, b).map_err(py_err)?;
             serde_json::json!({"sigma_b2": b, "sigma_w2": e.sigma_w2, "q_star": e.q_star})
