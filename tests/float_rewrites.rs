@@ -5,7 +5,11 @@
 //! through an XOR with a 0 the compiler cannot see); reassociation of
 //! (a + b) - a; contraction of a * b - p into an FMA; and denormals.
 //! An experiment: it prints what it finds and asserts only what the gram
-//! engine relies on (integer arithmetic and bitcasts are exact).
+//! engine relies on: integer arithmetic and bitcasts are exact, and TwoSum
+//! through the barrier (gram_cross's opaque()) is exact on normal-range
+//! inputs. Found on lavapipe (Mesa 22.3.6, LLVM 15): the plain TwoSum loses
+//! its error on every pair where it has one ((a + b) - a comes out as b),
+//! no FMA contraction, denormals kept.
 
 mod common;
 
@@ -168,5 +172,9 @@ fn float_rewrites_of_the_adapter() {
         );
         // integer arithmetic wraps exactly
         assert_eq!(r[12].to_bits(), 0);
+        // the engine's TwoSum (the barrier) is exact in the normal range
+        if a.abs() >= f32::MIN_POSITIVE && b.abs() >= f32::MIN_POSITIVE {
+            assert!(two_sum_exact(a, b, r[4], r[5]), "TwoSum through the barrier on {a:e} + {b:e}: {:e} + {:e}", r[4], r[5]);
+        }
     }
 }

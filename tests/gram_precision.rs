@@ -56,6 +56,14 @@ fn gram_sums_are_within_the_bound_the_engine_uses() {
     let (g, eps) = engine.gram_of_rows(&x).unwrap();
     let derived = varprop::gpu::gram::algebra::gram_error_bound(5, 64, 6);
     assert_eq!(engine.sums_exact, eps == derived, "bound {eps:.2e}");
+    // lavapipe, the CI adapter, keeps them intact since the XOR barrier
+    if ctx.adapter.driver == "llvmpipe" {
+        assert!(
+            engine.sums_exact,
+            "probe error {:.2e} on llvmpipe",
+            engine.sums_probe_error
+        );
+    }
     let row = |a: usize| &x[a * n..(a + 1) * n];
     let mut worst_gpu: f64 = 0.0;
     let mut worst_f32: f64 = 0.0;
