@@ -57,14 +57,17 @@ fn no_network_loses_its_correlation_in_one_layer() {
     let out = run(relu_he(256, 1000), 16, 8, 5);
     for (s, net) in one_minus_c(&out).iter().enumerate() {
         for l in 2..net.len() {
+            // below 1e-6 the f32 statistics may give c >= 1 (the dense
+            // engine's do too); with exact Gram sums the gram engine's 1 - c
+            // goes there as the Monte Carlo's does (no more 2e-7 floor)
+            if net[l - 1] < 1e-6 {
+                continue;
+            }
             assert!(
                 net[l] > 0.0,
                 "network {s} row {l}: c_pre = {} >= 1",
                 1.0 - net[l]
             );
-            if net[l - 1] < 1e-6 {
-                continue;
-            }
             let ratio = net[l] / net[l - 1];
             assert!(
                 ratio > 0.1,

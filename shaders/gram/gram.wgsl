@@ -308,21 +308,32 @@ fn high12(m: mat4x4<f32>) -> mat4x4<f32> {
 
 // Knuth's TwoSum: s + e = a + b exactly, with round to nearest and no
 // algebra on the way. Shader compilers treat float arithmetic as
-// reassociable unless told otherwise (Mesa's NIR rewrites (a + b) - a to b;
-// WGSL has no `precise`), and on lavapipe the plain TwoSum lost the errors:
-// the sums were off by 1.2e-8 of sum |x y|, and 3.2e-9 while b's own
-// expression could still be expanded twice. So the intermediate values pass
-// through opaque(): a multiplication by 1 that the compiler cannot see
-// (gram_cross's params.w_scale, set to 1 by the host), which no rewrite can
-// cancel and which changes no value. tests/gram_precision.rs checks the
-// sums against their bound on the adapter.
+// reassociable unless told otherwise (WGSL has no `precise`, and naga's
+// SPIR-V carries no NoContraction): on lavapipe (Mesa 22.3, LLVM 15) a plain
+// (a + b) - a comes out as b (tests/float_rewrites.rs), so a plain TwoSum
+// returns e = 0. So the intermediate values pass through opaque(): their
+// bits XORed with 0 taken from params (the bits of gram_cross's
+// params.w_scale, which the host sets to 1, XOR those of 1.0). The result
+// is an integer the float optimiser knows nothing about, so no rewrite can
+// relate it to the values it came from, and it is the value itself. (An
+// earlier opaque(), a multiplication by that unseen 1, was not enough: a
+// float optimiser can still rewrite around a product (presumably by
+// distributing or factoring it), and on lavapipe the sums came out 1.2e-8 of sum |x y| off, 8e-8
+// on the engine's probe rows; with the XOR they are within the derived
+// bound, 6e-12 on the probe.) tests/gram_precision.rs and the engine's probe
+// check the sums against their bound on the adapter.
 struct Sum2 {
     s: vec4<f32>,
     e: vec4<f32>,
 }
 
 fn opaque(v: vec4<f32>) -> vec4<f32> {
-    return v * params.w_scale;
+    let zero = bitcast<u32>(params.w_scale) ^ 0x3f800000u;
+    return bitcast<vec4<f32>>(bitcast<vec4<u32>>(v) ^ vec4<u32>(zero));
+}
+
+fn opaque_m(m: mat4x4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(opaque(m[0]), opaque(m[1]), opaque(m[2]), opaque(m[3]));
 }
 
 fn two_sum(a: vec4<f32>, b_in: vec4<f32>) -> Sum2 {
@@ -353,11 +364,11 @@ struct Column {
 // keeps loop-indexed matrices in memory.
 fn quad_add(q: Quad, x: mat4x4<f32>, xh_in: mat4x4<f32>, y: mat4x4<f32>, yh_in: mat4x4<f32>) -> Quad {
     // opaque: else the compiler may distribute xh (y - yh) into the
-    // inexact xh y - xh yh
-    let xh = xh_in * params.w_scale;
-    let yh = yh_in * params.w_scale;
-    let xl = (x - xh) * params.w_scale;
-    let yl = (y - yh) * params.w_scale;
+    // inexact xh y - xh yh (xl = x - xh itself is exact: one subtraction)
+    let xh = opaque_m(xh_in);
+    let yh = opaque_m(yh_in);
+    let xl = opaque_m(x - xh);
+    let yl = opaque_m(y - yh);
     let c0 = column_add(Column(q.s[0], q.r[0], q.e[0]), xh, xl, yh[0], yl[0]);
     let c1 = column_add(Column(q.s[1], q.r[1], q.e[1]), xh, xl, yh[1], yl[1]);
     let c2 = column_add(Column(q.s[2], q.r[2], q.e[2]), xh, xl, yh[2], yl[2]);

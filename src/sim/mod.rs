@@ -312,10 +312,13 @@ use crate::spec::{RunSpec};
         RunSpec::new(flags.resolve().unwrap(), 16, 8, 0)
     }
 
-    /// lavapipe's probe error (`GramGpu::probe_sums`): at depth 1,000 the
-    /// gram engine's 1 - c sat 17-35% below a float64 Monte Carlo at widths
-    /// 4096 and 16384, where the old rule (each layer's floor against the
-    /// last 1 - c) kept gram; the accumulated bound sends both to dense.
+    /// lavapipe's probe error (`GramGpu::probe_sums`) while gram_cross's
+    /// opaque() was a multiplication by an unseen 1 (an adapter whose
+    /// compiler breaks TwoSum; lavapipe's probe passes since the XOR
+    /// barrier): at depth 1,000 the gram engine's 1 - c sat 17-35% below a
+    /// float64 Monte Carlo at widths 4096 and 16384, where the old rule
+    /// (each layer's floor against the last 1 - c) kept gram; the
+    /// accumulated bound sends both to dense.
     const LAVAPIPE_PROBE_ERROR: f64 = 1.2e-8;
 
     #[test]

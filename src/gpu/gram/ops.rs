@@ -170,7 +170,8 @@ impl<'a> GramGpu<'a> {
             flags: flags | placed.flags,
             rows: rows.len() as u32,
             cols: cols as u32,
-            // 1, unknown to the compiler: gram_cross's opaque() (TwoSum)
+            // 1, unknown to the compiler: its bits XOR those of 1.0 are the 0
+            // that gram_cross's opaque() XORs with (TwoSum)
             w_scale: 1.0,
             ..base
         };
