@@ -4,6 +4,7 @@
 
 mod common;
 
+use varprop::spec::EngineChoice;
 use varprop::{Activation, Device, Init, RunSpec, Simulator};
 
 #[test]
@@ -28,6 +29,27 @@ fn the_simulator_gives_the_tables_the_command_line_writes() {
         .unwrap();
     assert!(calls > 0);
     assert_eq!(first, second.table_with_theory().to_csv());
+    // and compiles nothing the first run compiled: every engine takes its
+    // layouts from the context, so the pipeline cache (keyed by layout) hits
+    let ctx = sim.context().unwrap().expect("a GPU simulator");
+    let compiled = ctx.compiled_pipelines();
+    assert!(compiled > 0);
+    for engine in [EngineChoice::Dense, EngineChoice::Gram] {
+        let spec = RunSpec::dense(64, 4).batch(4).networks(2).engine(engine).backward(true).build().unwrap();
+        sim.run(&spec, |_, _| ()).unwrap();
+        let after_first = ctx.compiled_pipelines();
+        sim.run(&spec, |_, _| ()).unwrap();
+        assert_eq!(ctx.compiled_pipelines(), after_first, "{engine:?}: recompiled on the second run");
+    }
+    let arch = RunSpec::architecture(concat!(env!("CARGO_MANIFEST_DIR"), "/architectures/residual.toml"))
+        .batch(4)
+        .networks(1)
+        .build()
+        .unwrap();
+    sim.run(&arch, |_, _| ()).unwrap();
+    let after_first = ctx.compiled_pipelines();
+    sim.run(&arch, |_, _| ()).unwrap();
+    assert_eq!(ctx.compiled_pipelines(), after_first, "blocks: recompiled on the second run");
     let cli = common::varprop(&[
         "run", "--width", "32", "--depth", "6", "--act", "tanh", "--init", "xavier-normal",
         "--batch", "4", "--networks", "2", "--seed", "3", "--format", "csv", "-q",

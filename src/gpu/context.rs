@@ -4,6 +4,9 @@
 //! compiled pipelines are cached by specialisation.
 
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use crate::error::{Error, Result};
 use crate::gpu::pipelines::{Module, PipelineCache};
 use crate::model::activation::Activation;
@@ -105,6 +108,10 @@ pub struct GpuContext {
     /// The largest (0 without the SUBGROUP feature).
     pub subgroup_max_size: u32,
     pub(crate) pipelines: PipelineCache,
+    /// Bind group and pipeline layouts by name, made once: the pipeline
+    /// cache is keyed by the layout, so an engine that made its own on
+    /// every run would recompile every pipeline.
+    layouts: Mutex<HashMap<&'static str, (wgpu::BindGroupLayout, wgpu::PipelineLayout)>>,
 }
 
 impl GpuContext {
@@ -176,6 +183,7 @@ impl GpuContext {
             subgroup_min_size,
             subgroup_max_size,
             pipelines: PipelineCache::default(),
+            layouts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -194,6 +202,36 @@ impl GpuContext {
 }
 
 impl GpuContext {
+    /// The bind group layout `name` (made by `bind` on first use) and its
+    /// pipeline layout, the same objects for every run on this context.
+    pub fn layouts(
+        &self,
+        name: &'static str,
+        bind: impl FnOnce(&wgpu::Device) -> wgpu::BindGroupLayout,
+    ) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+        let mut layouts = self.layouts.lock().unwrap();
+        layouts
+            .entry(name)
+            .or_insert_with(|| {
+                let bind_layout = bind(&self.device);
+                let pipeline_layout =
+                    self.device
+                        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                            label: Some(name),
+                            bind_group_layouts: &[Some(&bind_layout)],
+                            immediate_size: 0,
+                        });
+                (bind_layout, pipeline_layout)
+            })
+            .clone()
+    }
+
+    /// How many pipelines this context has compiled (each specialisation
+    /// once, whatever the number of runs).
+    pub fn compiled_pipelines(&self) -> usize {
+        self.pipelines.len()
+    }
+
     /// The compiled pipeline for `entry` of `module`, specialised for `act`
     /// where the module uses the activation. `layout` None means the layout
     /// derived from the shader (probes).

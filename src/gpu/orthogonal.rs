@@ -40,12 +40,7 @@ impl OrthogonalQr {
     pub fn new(ctx: &GpuContext, shapes: &[(usize, usize)], out: &wgpu::Buffer) -> Result<Self> {
         let device = &ctx.device;
         // the dense engine's layout, so that the cached pipelines fit both
-        let layout = engine_bind_group_layout(device);
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("orthogonal"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
+        let (layout, pipeline_layout) = ctx.layouts("engine", engine_bind_group_layout);
         let p = |entry| {
             ctx.pipeline(
                 Module::Orthogonal,

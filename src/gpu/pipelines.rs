@@ -211,6 +211,15 @@ pub struct PipelineCache {
 }
 
 impl PipelineCache {
+    /// How many pipelines have been compiled.
+    pub fn len(&self) -> usize {
+        self.compiled.lock().unwrap().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The pipeline for `entry` of `module` on `device`, specialised for
     /// `act` where the module uses the activation and by the override
     /// `constants`; compiled on first use.

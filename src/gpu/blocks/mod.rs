@@ -180,14 +180,11 @@ impl<'a> BlocksGpu<'a> {
             count: None,
         }];
         entries.extend((1..=5).map(storage));
-        let bind_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("blocks"),
-            entries: &entries,
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("blocks"),
-            bind_group_layouts: &[Some(&bind_layout)],
-            immediate_size: 0,
+        let (bind_layout, pipeline_layout) = ctx.layouts("blocks", |device| {
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("blocks"),
+                entries: &entries,
+            })
         });
         let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
         let params_stride = (params_size as usize).next_multiple_of(align);

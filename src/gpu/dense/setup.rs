@@ -30,14 +30,7 @@ impl<'a> DenseGpu<'a> {
             .unwrap();
         check_limits(ctx, spec, max_weights, &layout)?;
 
-        let bind_layout = engine_bind_group_layout(&ctx.device);
-        let pipeline_layout = ctx
-            .device
-            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some("engine"),
-                bind_group_layouts: &[Some(&bind_layout)],
-                immediate_size: 0,
-            });
+        let (bind_layout, pipeline_layout) = ctx.layouts("engine", engine_bind_group_layout);
         let p = |module, entry| ctx.pipeline(module, entry, &net.act, Some(&pipeline_layout));
         let stats = Module::Stats {
             subgroup_sum: kernels.reduction.subgroup,

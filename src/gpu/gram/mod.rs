@@ -165,14 +165,7 @@ impl<'a> GramGpu<'a> {
         lay.slots_per_buffer = (ctx.limits.max_buffer_size / 4) as usize / lay.panel;
         let reduction = Reduction::for_adapter(ctx);
         reduction.validate(ctx)?;
-        let bind_layout = engine_bind_group_layout(&ctx.device);
-        let pipeline_layout = ctx
-            .device
-            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some("gram engine"),
-                bind_group_layouts: &[Some(&bind_layout)],
-                immediate_size: 0,
-            });
+        let (bind_layout, pipeline_layout) = ctx.layouts("engine", engine_bind_group_layout);
         let layout = Some(&pipeline_layout);
         let reduce = [("REDUCE_WG", reduction.workgroup as f64)];
         let stats = Module::Stats {
