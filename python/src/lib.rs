@@ -202,8 +202,9 @@ impl NativeSimulator {
     }
 
     /// One run. Returns a dict: csv (the CLI's CSV), config (JSON text),
-    /// summary (JSON text or None), per_network (CSV text or None),
-    /// warnings (list of str).
+    /// summary (JSON text or None), per_network (CSV text or None), tops
+    /// (per network: log m1, log m2 of the whole-network Jacobian), warnings
+    /// (list of str).
     #[pyo3(signature = (settings_json, chunk, checkpoint_every = None, max_memory = None, per_network = false, progress = None))]
     fn run<'py>(
         &self,
@@ -234,6 +235,9 @@ impl NativeSimulator {
                 .then(|| to_json(&report::jacobian_summary(&run))),
         )?;
         out.set_item("per_network", per_network.then(|| per_network_csv(&run)))?;
+        // every network's whole-network Jacobian moments (NaN without jacobian)
+        let tops: Vec<(f64, f64)> = run.tops.iter().map(|t| (t.log_jac_m1, t.log_jac_m2)).collect();
+        out.set_item("tops", tops)?;
         out.set_item("warnings", run.warnings.clone())?;
         Ok(out)
     }

@@ -206,6 +206,7 @@ def run(
     max_memory=None,
     progress=None,
     per_network=False,
+    arrays=False,
 ):
     r"""Simulate one configuration: S = ``networks`` independent random
     networks, each pushing ``batch`` inputs through its layers; one row per
@@ -257,6 +258,18 @@ def run(
     ``log_gw``, ``log_jac_m1``, ...), for statistics of your own. (A tuple
     rather than an entry of ``df.attrs``: pandas copies and compares attrs
     on every operation.)
+
+    ``arrays=True`` appends a dict of numpy arrays to what is returned
+    (``(df, arrays)``, or ``(df, per_network_df, arrays)``), for what a
+    table does not fit: every per-network value of the long format as an
+    (S, L + 1) array (``arrays["log_q_post"][s, l]``: network s, layer l;
+    keys as the long format's columns), ``layer`` and ``width`` (L + 1,);
+    the whole-network Jacobian per network, ``jac_log_m1`` (log of the mean
+    over probes of ||J u||^2 / ||u||^2), ``jac_log_m2`` (the same of
+    ||J^T J u||^2 / ||u||^2) and ``jac_spread`` (m2 / m1^2 - 1), each (S,),
+    NaN without ``jacobian=True``; and ``jac_summary``, the summary as a
+    (3, 2) array: rows m1, m2, spread, columns mean over networks and its
+    standard error (NaN without ``jacobian=True``).
 
     ``width``, ``depth``, ``act``, ``init`` and ``networks`` left out (or
     None) take the command line's defaults, including those that depend on
@@ -310,16 +323,16 @@ def _issue_warnings(ws):
 
 
 def _run(sim: Simulator, a: dict):
-    per_network = a["per_network"]
-    if not isinstance(per_network, bool):
-        raise TypeError(f"per_network: expected a bool, got {type(per_network).__name__}")
+    per_network = as_bool("per_network", a["per_network"])
+    want_arrays = as_bool("arrays", a["arrays"])
     with ArchFile(a["arch"]) as arch:
         settings = json.dumps(_settings(a, arch.path))
         options = _gpu_options(a)
         bar = _Progress(a["progress"], "varprop run")
         try:
             out = sim._native.run(
-                settings, per_network=per_network, progress=bar.native(), **options
+                settings, per_network=per_network or want_arrays, progress=bar.native(),
+                **options
             )
         except ValueError as e:
             raise arch.rewrite(e) from None
@@ -330,14 +343,40 @@ def _run(sim: Simulator, a: dict):
     df.attrs["summary"] = None if out["summary"] is None else json.loads(out["summary"])
     df.attrs["warnings"] = list(out["warnings"])
     _issue_warnings(out["warnings"])
-    if not per_network:
+    if not (per_network or want_arrays):
         return df
     per = pd.read_csv(io.StringIO(out["per_network"]))
     import numpy as np
 
     per.insert(5, "q_pre", np.exp(per["log_q_pre"]))
     per.insert(6, "q_post", np.exp(per["log_q_post"]))
-    return df, per
+    if not want_arrays:
+        return df, per
+    arrays = _arrays(df, per, out["tops"])
+    return (df, per, arrays) if per_network else (df, arrays)
+
+
+def _arrays(df, per, tops) -> dict:
+    """The numpy arrays of ``run(arrays=True)``."""
+    import numpy as np
+
+    rows = len(df)
+    networks = len(per) // rows if rows else 0
+    out = {"layer": df["layer"].to_numpy(), "width": df["width"].to_numpy()}
+    # the long format is network-major, layer-minor
+    for col in per.columns:
+        if col not in ("network", "layer", "width"):
+            out[col] = per[col].to_numpy(dtype=float).reshape(networks, rows)
+    t = np.asarray(tops, dtype=float).reshape(-1, 2)
+    out["jac_log_m1"] = t[:, 0].copy()
+    out["jac_log_m2"] = t[:, 1].copy()
+    out["jac_spread"] = np.exp(t[:, 1] - 2 * t[:, 0]) - 1
+    s = df.attrs["summary"] or {}
+    out["jac_summary"] = np.array(
+        [[s.get(f"jac_{k}_{m}", np.nan) for m in ("mean", "se")] for k in ("m1", "m2", "spread")],
+        dtype=float,
+    )
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -561,7 +600,7 @@ def _base_settings(kwargs: dict, forbidden=()):
     """The run keywords of a many-run function as the base settings (the
     CLI's run flags): checked against ``run``'s signature, so that an
     unknown keyword is a TypeError. Returns (settings args, bound args)."""
-    for name in ("per_network",) + tuple(forbidden):
+    for name in ("per_network", "arrays") + tuple(forbidden):
         if name in kwargs:
             raise TypeError(f"unexpected keyword argument '{name}'")
     bound = _RUN_SIGNATURE.bind(**kwargs)
