@@ -202,8 +202,9 @@ impl NativeSimulator {
     }
 
     /// One run. Returns a dict: csv (the CLI's CSV), config (JSON text),
-    /// summary (JSON text or None), per_network (CSV text or None),
-    /// warnings (list of str).
+    /// summary (JSON text or None), per_network (CSV text or None), tops
+    /// (per network: log m1, log m2 of the whole-network Jacobian), warnings
+    /// (list of str).
     #[pyo3(signature = (settings_json, chunk, checkpoint_every = None, max_memory = None, per_network = false, progress = None))]
     fn run<'py>(
         &self,
@@ -221,7 +222,7 @@ impl NativeSimulator {
             checkpoint_every,
             max_memory,
         };
-        let run = self.execute(py, spec, options, progress.as_ref())?;
+        let run = self.execute(py, spec, options, &mut callback(progress.as_ref()))?;
         let spec = &run.spec;
         let table = run.table_with_theory();
         let out = pyo3::types::PyDict::new(py);
@@ -234,6 +235,9 @@ impl NativeSimulator {
                 .then(|| to_json(&report::jacobian_summary(&run))),
         )?;
         out.set_item("per_network", per_network.then(|| per_network_csv(&run)))?;
+        // every network's whole-network Jacobian moments (NaN without jacobian)
+        let tops: Vec<(f64, f64)> = run.tops.iter().map(|t| (t.log_jac_m1, t.log_jac_m2)).collect();
+        out.set_item("tops", tops)?;
         out.set_item("warnings", run.warnings.clone())?;
         Ok(out)
     }
@@ -274,7 +278,7 @@ impl NativeSimulator {
             checkpoint_every,
             max_memory,
         };
-        let run = self.execute(py, spec, options, progress.as_ref())?;
+        let run = self.execute(py, spec, options, &mut callback(progress.as_ref()))?;
         let outcome = checking::check_run(&run, &theory_net, max_z);
         let out = pyo3::types::PyDict::new(py);
         out.set_item("passed", outcome.passed())?;
@@ -285,17 +289,307 @@ impl NativeSimulator {
         out.set_item("warnings", run.warnings.clone())?;
         Ok(out)
     }
+
+    /// `varprop compare`: one run per scheme (the product of the lists,
+    /// given as the CLI's comma-separated text). Returns a dict: csv (the
+    /// CLI's CSV: every layer of every scheme with a `scheme` column),
+    /// schemes (JSON text: the `schemes` of `--format json`), warnings.
+    #[pyo3(signature = (settings_json, inits, acts, sigma_w2s, chunk, checkpoint_every = None, max_memory = None, progress = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn compare<'py>(
+        &self,
+        py: Python<'py>,
+        settings_json: &str,
+        inits: Option<&str>,
+        acts: Option<&str>,
+        sigma_w2s: Option<&str>,
+        chunk: usize,
+        checkpoint_every: Option<usize>,
+        max_memory: Option<u64>,
+        progress: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        use varprop::analysis::compare::{
+            ACTS_FLAG, INITS_FLAG, SIGMA_W2S_FLAG, SchemeLists, parse_names, parse_numbers,
+            schemes,
+        };
+        use varprop::analysis::headline::{Headline, table_with_theory};
+        use varprop::io::output::LabelledTable;
+        check_chunk(chunk)?;
+        let names = |flag: &str, t: Option<&str>| -> PyResult<Vec<String>> {
+            Ok(t.map(|t| parse_names(flag, t)).transpose().map_err(py_err)?.unwrap_or_default())
+        };
+        let lists = SchemeLists {
+            acts: names(ACTS_FLAG, acts)?,
+            inits: names(INITS_FLAG, inits)?,
+            sigma_w2s: sigma_w2s
+                .map(|t| parse_numbers(SIGMA_W2S_FLAG, t))
+                .transpose()
+                .map_err(py_err)?
+                .unwrap_or_default(),
+        };
+        let schemes =
+            schemes(&settings(settings_json)?, &lists, DEFAULT_NETWORKS).map_err(py_err)?;
+        let options = GpuOptions {
+            chunk,
+            checkpoint_every,
+            max_memory,
+        };
+        let specs: Vec<&RunSpec> = schemes.iter().map(|(_, s)| s).collect();
+        let runs = self.execute_all(py, &specs, options, progress.as_ref())?;
+        let mut parts = Vec::new();
+        let mut docs = Vec::new();
+        let mut warnings = Vec::new();
+        for ((scheme, spec), run) in schemes.iter().zip(&runs) {
+            let (table, predictions) = table_with_theory(spec, run);
+            let headline = Headline::of(spec, run, &table, &predictions);
+            docs.push(serde_json::json!({
+                "scheme": scheme.label,
+                "config": report::config_json(spec, run),
+                "headline": headline,
+            }));
+            parts.push((vec![scheme.label.clone()], table));
+            warnings.extend(run.warnings.iter().map(|w| format!("{}: {w}", scheme.label)));
+        }
+        let out = pyo3::types::PyDict::new(py);
+        out.set_item(
+            "csv",
+            LabelledTable::stack(vec!["scheme".into()], parts).to_csv(),
+        )?;
+        out.set_item("schemes", to_json(&docs))?;
+        out.set_item("warnings", warnings)?;
+        Ok(out)
+    }
+
+    /// `varprop phase`: one run per grid point (ranges as the CLI's A:B:N
+    /// text). Returns a dict: csv (the CLI's CSV), act, depth, warnings.
+    #[pyo3(signature = (settings_json, sigma_w2_range, sigma_b2_range, chunk, checkpoint_every = None, max_memory = None, progress = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn phase<'py>(
+        &self,
+        py: Python<'py>,
+        settings_json: &str,
+        sigma_w2_range: &str,
+        sigma_b2_range: &str,
+        chunk: usize,
+        checkpoint_every: Option<usize>,
+        max_memory: Option<u64>,
+        progress: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        use varprop::analysis::phase;
+        check_chunk(chunk)?;
+        let sigma_w2s = phase::parse_range("--sigma-w2-range", sigma_w2_range).map_err(py_err)?;
+        let sigma_b2s = phase::parse_range("--sigma-b2-range", sigma_b2_range).map_err(py_err)?;
+        let grid = phase::grid(&settings(settings_json)?, &sigma_w2s, &sigma_b2s, DEFAULT_NETWORKS)
+            .map_err(py_err)?;
+        if grid[0].2.networks < 2 {
+            return Err(PyValueError::new_err(
+                "networks: phase needs at least 2 networks (standard errors come from them)",
+            ));
+        }
+        let options = GpuOptions {
+            chunk,
+            checkpoint_every,
+            max_memory,
+        };
+        let specs: Vec<&RunSpec> = grid.iter().map(|(_, _, s)| s).collect();
+        let runs = self.execute_all(py, &specs, options, progress.as_ref())?;
+        let mut warnings = Vec::new();
+        for ((w, b, _), run) in grid.iter().zip(&runs) {
+            warnings.extend(
+                run.warnings
+                    .iter()
+                    .map(|x| format!("sigma_w2 {w}, sigma_b2 {b}: {x}")),
+            );
+        }
+        let points = phase::phase_points(&grid, &runs);
+        let spec = &grid[0].2;
+        let out = pyo3::types::PyDict::new(py);
+        out.set_item("csv", phase::phase_table(&points).to_csv())?;
+        out.set_item("act", spec.net.act.to_string())?;
+        out.set_item("depth", spec.net.depth())?;
+        out.set_item("warnings", warnings)?;
+        Ok(out)
+    }
+
+    /// `varprop sweep FILE --out-dir DIR [--shard I/N] [--force]`: the
+    /// result files and the summary exactly as the command writes them.
+    /// Returns a dict: summary (its path), configurations, computed,
+    /// skipped, message (the command's last line), warnings.
+    #[pyo3(signature = (path, out_dir, shard, force, chunk, checkpoint_every = None, max_memory = None, progress = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn sweep<'py>(
+        &self,
+        py: Python<'py>,
+        path: std::path::PathBuf,
+        out_dir: std::path::PathBuf,
+        shard: Option<&str>,
+        force: bool,
+        chunk: usize,
+        checkpoint_every: Option<usize>,
+        max_memory: Option<u64>,
+        progress: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        use varprop::io::sweep::driver;
+        check_chunk(chunk)?;
+        let configs = driver::load(&path).map_err(py_err)?;
+        let shard = driver::shard(shard, "--shard").map_err(py_err)?;
+        let plan = driver::plan(&configs, shard.map(|(s, _)| s), &out_dir, force).map_err(py_err)?;
+        let options = GpuOptions {
+            chunk,
+            checkpoint_every,
+            max_memory,
+        };
+        let specs: Vec<&RunSpec> = plan.todo.iter().map(|&k| &configs[k].1).collect();
+        let mut warnings = Vec::new();
+        // each result is written as its run finishes: an interrupted sweep
+        // keeps what it computed
+        self.execute_each(py, &specs, options, progress.as_ref(), |i, run| {
+            let (config, spec) = &configs[plan.todo[i]];
+            warnings.extend(
+                run.warnings
+                    .iter()
+                    .map(|w| format!("{} ({}): {w}", config.id, config.point)),
+            );
+            driver::write_result(&out_dir, config, spec, &run).map_err(py_err)?;
+            Ok(())
+        })?;
+        let summary =
+            driver::write_summary(&out_dir, &configs, &plan, shard.map(|(s, _)| s)).map_err(py_err)?;
+        let out = pyo3::types::PyDict::new(py);
+        out.set_item("summary", summary.display().to_string())?;
+        out.set_item("configurations", configs.len())?;
+        out.set_item("computed", plan.todo.len())?;
+        out.set_item("skipped", plan.mine.len() - plan.todo.len())?;
+        out.set_item(
+            "message",
+            driver::summary_line(configs.len(), &plan, shard, &out_dir, &summary),
+        )?;
+        out.set_item("warnings", warnings)?;
+        Ok(out)
+    }
+
+    /// `varprop check --config FILE [--golden DIR] [--bless]`: `suite` is
+    /// the suite's TOML text, `label` its name in errors and reports,
+    /// `settings_json` the defaults of every case. Returns a dict: passed,
+    /// text (the report `check` prints), json (`--format json`'s), cases
+    /// (one dict per case: name, passed, bound, comparisons, csv, config,
+    /// warnings, golden).
+    #[pyo3(signature = (suite, label, settings_json, golden, bless, chunk, checkpoint_every = None, max_memory = None, max_z = None, theory_sigma_w2 = None, progress = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn check_suite<'py>(
+        &self,
+        py: Python<'py>,
+        suite: &str,
+        label: &str,
+        settings_json: &str,
+        golden: Option<std::path::PathBuf>,
+        bless: bool,
+        chunk: usize,
+        checkpoint_every: Option<usize>,
+        max_memory: Option<u64>,
+        max_z: Option<f64>,
+        theory_sigma_w2: Option<f64>,
+        progress: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        use varprop::analysis::suite as s;
+        check_chunk(chunk)?;
+        if let Some(z) = max_z
+            && !(z.is_finite() && z > 0.0)
+        {
+            return Err(PyValueError::new_err("max_z: must be a finite number > 0"));
+        }
+        let base = settings(settings_json)?;
+        let parsed = s::parse_suite(label, suite).map_err(py_err)?;
+        let max_z = max_z.or(parsed.max_z);
+        let mut cases = Vec::new();
+        for (i, case) in parsed.cases.iter().enumerate() {
+            let name = s::case_name(i, case);
+            let prepared = s::prepare_case(&base.overlay(case), theory_sigma_w2)
+                .map_err(|e| py_err(s::case_error(label, &name, e)))?;
+            cases.push((name, prepared));
+        }
+        let options = GpuOptions {
+            chunk,
+            checkpoint_every,
+            max_memory,
+        };
+        let specs: Vec<&RunSpec> = cases.iter().map(|(_, (spec, _))| spec).collect();
+        let runs = self.execute_all(py, &specs, options, progress.as_ref())?;
+        let mut verdicts = Vec::new();
+        let case_dicts = pyo3::types::PyList::empty(py);
+        for ((name, (_, theory_net)), run) in cases.iter().zip(&runs) {
+            let (verdict, outcome) = s::judge_case(
+                name,
+                run,
+                theory_net,
+                max_z,
+                golden.as_deref().map(|d| (d, bless)),
+            )
+            .map_err(|e| py_err(s::case_error(label, name, e)))?;
+            let d = pyo3::types::PyDict::new(py);
+            d.set_item("name", name)?;
+            d.set_item("passed", verdict.passed())?;
+            d.set_item("bound", outcome.bound)?;
+            d.set_item("comparisons", to_json(&outcome.comparisons))?;
+            d.set_item("csv", outcome.table.to_csv())?;
+            d.set_item("config", to_json(&report::config_json(&run.spec, run)))?;
+            d.set_item("warnings", run.warnings.clone())?;
+            match &verdict.golden {
+                None => d.set_item("golden", py.None())?,
+                Some(g) => {
+                    let gd = pyo3::types::PyDict::new(py);
+                    gd.set_item("comparisons", g.comparisons)?;
+                    gd.set_item("bound", g.bound)?;
+                    gd.set_item("failures", g.failures.clone())?;
+                    gd.set_item(
+                        "written",
+                        g.written.as_ref().map(|p| p.display().to_string()),
+                    )?;
+                    d.set_item("golden", gd)?;
+                }
+            }
+            case_dicts.append(d)?;
+            verdicts.push(verdict);
+        }
+        let out = pyo3::types::PyDict::new(py);
+        out.set_item("passed", verdicts.iter().all(|v| v.passed()))?;
+        out.set_item("text", s::report_text(&verdicts))?;
+        out.set_item("json", s::report_json(&verdicts))?;
+        out.set_item("cases", case_dicts)?;
+        Ok(out)
+    }
 }
 
 /// The validated spec, as `varprop run` resolves it (`chunk` checked as
 /// the command line checks it).
 fn resolve(settings_json: &str, default_networks: usize, chunk: usize) -> PyResult<RunSpec> {
-    if chunk == 0 {
-        return Err(PyValueError::new_err("chunk: must be >= 1"));
-    }
+    check_chunk(chunk)?;
     settings(settings_json)?
         .resolve(default_networks)
         .map_err(py_err)
+}
+
+fn check_chunk(chunk: usize) -> PyResult<()> {
+    if chunk == 0 {
+        return Err(PyValueError::new_err("chunk: must be >= 1"));
+    }
+    Ok(())
+}
+
+/// A Python progress callable `progress(done, total)` as the closure
+/// `execute` reports to (nothing without one).
+fn callback<'a, 'py>(
+    progress: Option<&'a Bound<'py, PyAny>>,
+) -> impl FnMut(u64, u64) -> PyResult<()> + use<'a, 'py> {
+    move |done, total| match progress {
+        Some(cb) => cb.call1((done, total)).map(|_| ()),
+        None => Ok(()),
+    }
+}
+
+/// The work of a run in the progress unit: rows (layers + 1) times networks.
+fn work(spec: &RunSpec) -> u64 {
+    (spec.net.depth() as u64 + 1) * spec.networks as u64
 }
 
 impl NativeSimulator {
@@ -312,7 +606,7 @@ impl NativeSimulator {
         py: Python<'_>,
         spec: RunSpec,
         options: GpuOptions,
-        progress: Option<&Bound<'_, PyAny>>,
+        progress: &mut dyn FnMut(u64, u64) -> PyResult<()>,
     ) -> PyResult<RunOutput> {
         let engine = Arc::clone(&self.engine);
         let cancel = Arc::new(AtomicBool::new(false));
@@ -356,12 +650,9 @@ impl NativeSimulator {
         let mut shown = (u64::MAX, 0);
         let mut report = || -> PyResult<()> {
             let now = (done.load(Ordering::Relaxed), total.load(Ordering::Relaxed));
-            if let Some(cb) = progress
-                && now != shown
-                && now.1 > 0
-            {
+            if now != shown && now.1 > 0 {
                 shown = now;
-                cb.call1((now.0, now.1))?;
+                progress(now.0, now.1)?;
             }
             Ok(())
         };
@@ -394,6 +685,47 @@ impl NativeSimulator {
                 }
             }
         }
+    }
+}
+
+impl NativeSimulator {
+    /// Runs several specs one after another on this simulator, with one
+    /// progress count over all of them, handing each output to `each` as
+    /// it finishes (Ctrl-C between or during runs stops at once).
+    fn execute_each(
+        &self,
+        py: Python<'_>,
+        specs: &[&RunSpec],
+        options: GpuOptions,
+        progress: Option<&Bound<'_, PyAny>>,
+        mut each: impl FnMut(usize, RunOutput) -> PyResult<()>,
+    ) -> PyResult<()> {
+        let total: u64 = specs.iter().map(|s| work(s)).sum();
+        let mut cb = callback(progress);
+        let mut offset = 0;
+        for (i, spec) in specs.iter().enumerate() {
+            py.check_signals()?;
+            let run = self.execute(py, (*spec).clone(), options, &mut |d, _| cb(offset + d, total))?;
+            offset += work(spec);
+            cb(offset, total)?;
+            each(i, run)?;
+        }
+        Ok(())
+    }
+
+    fn execute_all(
+        &self,
+        py: Python<'_>,
+        specs: &[&RunSpec],
+        options: GpuOptions,
+        progress: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<RunOutput>> {
+        let mut runs = Vec::with_capacity(specs.len());
+        self.execute_each(py, specs, options, progress, |_, run| {
+            runs.push(run);
+            Ok(())
+        })?;
+        Ok(runs)
     }
 }
 

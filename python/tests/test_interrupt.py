@@ -44,3 +44,33 @@ def test_sigint_returns_within_2_s(how):
     df = sim.run(width=8, depth=2, batch=2, networks=2, progress=False)
     assert len(df) == 3
     print(f"next run done {time.perf_counter() - t:.3f} s later")
+
+
+def test_sigint_during_a_sweep_keeps_what_it_computed(tmp_path):
+    """Ctrl-C in a sweep's long configuration: KeyboardInterrupt within 2 s,
+    the configurations done are in DIR (whole files, nothing half-written),
+    and the next call computes only what is missing."""
+    file = tmp_path / "grid.toml"
+    file.write_text("width = 128\nbatch = 8\nnetworks = 2\nengine = \"dense\"\n"
+                    "[grid]\ndepth = [2, 1000000]\n")
+    sim = varprop.Simulator(device="gpu")
+    main = threading.main_thread().ident
+    sent = {}
+
+    def interrupt():
+        sent["at"] = time.perf_counter()
+        signal.pthread_kill(main, signal.SIGINT)
+
+    timer = threading.Timer(2.0, interrupt)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        sim.sweep(file, tmp_path / "out", chunk=64, progress=False)
+    assert time.perf_counter() - sent["at"] < 2.0
+    timer.join()
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert len(files) == 1 and files[0].endswith(".json"), files  # the depth-2 result only
+    # what is missing is computed next time (the long one replaced by a short grid)
+    file.write_text("width = 128\nbatch = 8\nnetworks = 2\nengine = \"dense\"\n"
+                    "[grid]\ndepth = [2, 3]\n")
+    df = sim.sweep(file, tmp_path / "out", progress=False)
+    assert df.attrs["computed"] == 1 and df.attrs["skipped"] == 1

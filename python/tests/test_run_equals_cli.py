@@ -95,3 +95,26 @@ def test_devices():
     ds = varprop.devices()
     assert isinstance(ds, list) and ds, "lavapipe or a GPU is expected in CI"
     assert {"index", "name", "backend", "device_type"} <= set(ds[0])
+
+
+def test_arrays_are_the_per_network_values_and_the_jacobian():
+    import numpy as np
+
+    df, per, arrays = varprop.run(width=16, depth=5, networks=3, jacobian=True,
+                                  per_network=True, arrays=True, progress=False)
+    assert arrays["log_q_post"].shape == (3, 6) and arrays["layer"].tolist() == list(range(6))
+    for col in ["log_q_post", "q_pre", "c_pre", "log_jac_m1"]:
+        np.testing.assert_array_equal(
+            arrays[col], per.pivot(index="network", columns="layer", values=col).to_numpy())
+    # the Jacobian summary is the mean (and SE) of the per-network values
+    s = df.attrs["summary"]
+    assert arrays["jac_summary"].shape == (3, 2)
+    assert arrays["jac_summary"][0, 0] == s["jac_m1_mean"]
+    assert arrays["jac_summary"][2, 1] == s["jac_spread_se"]
+    np.testing.assert_allclose(np.exp(arrays["jac_log_m1"]).mean(), s["jac_m1_mean"], rtol=1e-9)
+    np.testing.assert_allclose(arrays["jac_spread"].mean(), s["jac_spread_mean"], rtol=1e-9)
+    # without the Jacobian probes: NaN, and (df, arrays) alone
+    df2, a2 = varprop.run(width=16, depth=5, networks=3, arrays=True, progress=False)
+    assert np.isnan(a2["jac_log_m1"]).all() and np.isnan(a2["jac_summary"]).all()
+    pd.testing.assert_frame_equal(df2, varprop.run(width=16, depth=5, networks=3,
+                                                   progress=False), check_exact=True)

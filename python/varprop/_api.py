@@ -17,6 +17,7 @@ from ._args import (
     ArchFile,
     _DefaultInt,
     _DefaultStr,
+    as_bool,
     as_device,
     as_float,
     as_int,
@@ -205,6 +206,7 @@ def run(
     max_memory=None,
     progress=None,
     per_network=False,
+    arrays=False,
 ):
     r"""Simulate one configuration: S = ``networks`` independent random
     networks, each pushing ``batch`` inputs through its layers; one row per
@@ -256,6 +258,18 @@ def run(
     ``log_gw``, ``log_jac_m1``, ...), for statistics of your own. (A tuple
     rather than an entry of ``df.attrs``: pandas copies and compares attrs
     on every operation.)
+
+    ``arrays=True`` appends a dict of numpy arrays to what is returned
+    (``(df, arrays)``, or ``(df, per_network_df, arrays)``), for what a
+    table does not fit: every per-network value of the long format as an
+    (S, L + 1) array (``arrays["log_q_post"][s, l]``: network s, layer l;
+    keys as the long format's columns), ``layer`` and ``width`` (L + 1,);
+    the whole-network Jacobian per network, ``jac_log_m1`` (log of the mean
+    over probes of ||J u||^2 / ||u||^2), ``jac_log_m2`` (the same of
+    ||J^T J u||^2 / ||u||^2) and ``jac_spread`` (m2 / m1^2 - 1), each (S,),
+    NaN without ``jacobian=True``; and ``jac_summary``, the summary as a
+    (3, 2) array: rows m1, m2, spread, columns mean over networks and its
+    standard error (NaN without ``jacobian=True``).
 
     ``width``, ``depth``, ``act``, ``init`` and ``networks`` left out (or
     None) take the command line's defaults, including those that depend on
@@ -309,16 +323,16 @@ def _issue_warnings(ws):
 
 
 def _run(sim: Simulator, a: dict):
-    per_network = a["per_network"]
-    if not isinstance(per_network, bool):
-        raise TypeError(f"per_network: expected a bool, got {type(per_network).__name__}")
+    per_network = as_bool("per_network", a["per_network"])
+    want_arrays = as_bool("arrays", a["arrays"])
     with ArchFile(a["arch"]) as arch:
         settings = json.dumps(_settings(a, arch.path))
         options = _gpu_options(a)
         bar = _Progress(a["progress"], "varprop run")
         try:
             out = sim._native.run(
-                settings, per_network=per_network, progress=bar.native(), **options
+                settings, per_network=per_network or want_arrays, progress=bar.native(),
+                **options
             )
         except ValueError as e:
             raise arch.rewrite(e) from None
@@ -329,14 +343,40 @@ def _run(sim: Simulator, a: dict):
     df.attrs["summary"] = None if out["summary"] is None else json.loads(out["summary"])
     df.attrs["warnings"] = list(out["warnings"])
     _issue_warnings(out["warnings"])
-    if not per_network:
+    if not (per_network or want_arrays):
         return df
     per = pd.read_csv(io.StringIO(out["per_network"]))
     import numpy as np
 
     per.insert(5, "q_pre", np.exp(per["log_q_pre"]))
     per.insert(6, "q_post", np.exp(per["log_q_post"]))
-    return df, per
+    if not want_arrays:
+        return df, per
+    arrays = _arrays(df, per, out["tops"])
+    return (df, per, arrays) if per_network else (df, arrays)
+
+
+def _arrays(df, per, tops) -> dict:
+    """The numpy arrays of ``run(arrays=True)``."""
+    import numpy as np
+
+    rows = len(df)
+    networks = len(per) // rows if rows else 0
+    out = {"layer": df["layer"].to_numpy(), "width": df["width"].to_numpy()}
+    # the long format is network-major, layer-minor
+    for col in per.columns:
+        if col not in ("network", "layer", "width"):
+            out[col] = per[col].to_numpy(dtype=float).reshape(networks, rows)
+    t = np.asarray(tops, dtype=float).reshape(-1, 2)
+    out["jac_log_m1"] = t[:, 0].copy()
+    out["jac_log_m2"] = t[:, 1].copy()
+    out["jac_spread"] = np.exp(t[:, 1] - 2 * t[:, 0]) - 1
+    s = df.attrs["summary"] or {}
+    out["jac_summary"] = np.array(
+        [[s.get(f"jac_{k}_{m}", np.nan) for m in ("mean", "se")] for k in ("m1", "m2", "spread")],
+        dtype=float,
+    )
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -550,3 +590,346 @@ def devices() -> list:
     driver_info, max_buffer_size, max_storage_buffer_binding_size. Empty
     when there is none (``device="cpu"`` still runs)."""
     return json.loads(_native.devices())
+
+
+# --------------------------------------------------------------------------
+# compare, phase, sweep, check_suite: many runs on one simulator
+
+
+def _base_settings(kwargs: dict, forbidden=()):
+    """The run keywords of a many-run function as the base settings (the
+    CLI's run flags): checked against ``run``'s signature, so that an
+    unknown keyword is a TypeError. Returns (settings args, bound args)."""
+    for name in ("per_network", "arrays") + tuple(forbidden):
+        if name in kwargs:
+            raise TypeError(f"unexpected keyword argument '{name}'")
+    bound = _RUN_SIGNATURE.bind(**kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def _base_json(a: dict, arch_path) -> str:
+    s = _settings(a, arch_path)
+    # the command line leaves --engine unset unless given: auto
+    if s.get("engine") == "auto":
+        del s["engine"]
+    return json.dumps(s)
+
+
+def _names(name: str, value):
+    """A list keyword as the CLI's comma-separated text."""
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        items = list(value)
+    except TypeError:
+        raise TypeError(
+            f"{name}: expected a list of str (or comma-separated text), "
+            f"got {type(value).__name__} {value!r}"
+        ) from None
+    return ",".join(as_str(name, v, optional=False) for v in items)
+
+
+def _numbers(name: str, value):
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        items = list(value)
+    except TypeError:
+        raise TypeError(
+            f"{name}: expected a list of numbers (or comma-separated text), "
+            f"got {type(value).__name__} {value!r}"
+        ) from None
+    return ",".join(repr(as_float(name, v, optional=False)) for v in items)
+
+
+def _range(name: str, value) -> str:
+    """``"A:B:N"``, ``(A, B, N)`` or one number, as the CLI's text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (tuple, list)):
+        if len(value) != 3:
+            raise ValueError(f"{name}: expected (A, B, N), got {len(value)} items")
+        a, b, n = value
+        return (f"{as_float(name, a, optional=False)!r}:"
+                f"{as_float(name, b, optional=False)!r}:{as_int(name, n)}")
+    return repr(as_float(name, value, optional=False))
+
+
+def _many(sim: Simulator, method: str, a: dict, desc: str, **call):
+    """Runs a native many-run method with the base settings of ``a``."""
+    with ArchFile(a["arch"]) as arch:
+        settings = _base_json(a, arch.path)
+        options = _gpu_options(a)
+        bar = _Progress(a["progress"], desc)
+        try:
+            out = getattr(sim._native, method)(
+                settings_json=settings, progress=bar.native(), **call, **options
+            )
+        except ValueError as e:
+            raise arch.rewrite(e) from None
+        finally:
+            bar.close()
+    _issue_warnings(out.get("warnings", []))
+    return out
+
+
+def _compare(sim: Simulator, inits, acts, sigma_w2s, kwargs) -> pd.DataFrame:
+    a = _base_settings(kwargs)
+    out = _many(sim, "compare", a, "varprop compare",
+                inits=_names("inits", inits), acts=_names("acts", acts),
+                sigma_w2s=_numbers("sigma_w2s", sigma_w2s))
+    df = pd.read_csv(io.StringIO(out["csv"]))
+    df.attrs["schemes"] = json.loads(out["schemes"])
+    df.attrs["warnings"] = list(out["warnings"])
+    return df
+
+
+def _phase(sim: Simulator, sigma_w2_range, sigma_b2_range, kwargs) -> pd.DataFrame:
+    a = _base_settings(kwargs)
+    out = _many(sim, "phase", a, "varprop phase",
+                sigma_w2_range=_range("sigma_w2_range", sigma_w2_range),
+                sigma_b2_range=_range("sigma_b2_range", sigma_b2_range))
+    df = pd.read_csv(io.StringIO(out["csv"]))
+    df.attrs["act"] = out["act"]
+    df.attrs["depth"] = out["depth"]
+    df.attrs["warnings"] = list(out["warnings"])
+    return df
+
+
+def _shard(value):
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return f"{as_int('shard', value[0])}/{as_int('shard', value[1])}"
+    raise TypeError(f"shard: expected 'I/N' or (I, N), got {type(value).__name__} {value!r}")
+
+
+def _path(name: str, value) -> str:
+    import os
+
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    raise TypeError(f"{name}: expected a path, got {type(value).__name__} {value!r}")
+
+
+def _sweep(sim: Simulator, path, out_dir, shard, force, chunk, checkpoint_every,
+           max_memory, progress) -> pd.DataFrame:
+    options = _gpu_options(dict(chunk=chunk, checkpoint_every=checkpoint_every,
+                                max_memory=max_memory))
+    bar = _Progress(progress, "varprop sweep")
+    try:
+        out = sim._native.sweep(
+            _path("path", path), _path("out_dir", out_dir), _shard(shard),
+            as_bool("force", force), progress=bar.native(), **options,
+        )
+    finally:
+        bar.close()
+    _issue_warnings(out["warnings"])
+    df = pd.read_csv(out["summary"])
+    for k in ("summary", "configurations", "computed", "skipped", "message"):
+        df.attrs[k] = out[k]
+    return df
+
+
+class CaseResult(CheckResult):
+    """One case of :func:`check_suite`: a :class:`CheckResult` (its
+    ``passed`` includes the golden comparison) with ``name`` and
+    ``golden``: None without ``golden=``, else a dict with
+    ``comparisons``, ``bound``, ``failures`` (a DataFrame of layer, column,
+    z of the measurements that moved) and ``written`` (the file recorded,
+    with ``bless=True``)."""
+
+    def __init__(self, out):
+        super().__init__(out)
+        self.name = out["name"]
+        g = out["golden"]
+        if g is not None:
+            g = dict(g)
+            g["failures"] = pd.DataFrame(list(g["failures"]), columns=["layer", "column", "z"])
+        self.golden = g
+
+    def __repr__(self):
+        return f"CaseResult({self.name!r}: " + super().__repr__()[len("CheckResult("):]
+
+
+class SuiteResult:
+    """The outcome of :func:`check_suite`: a sequence of
+    :class:`CaseResult` (index by position or by case name), ``passed``
+    (every case, theory and golden), ``bool(result)``, ``report`` (the
+    text ``varprop check --config`` prints) and ``report_json`` (the dict
+    of its ``--format json``)."""
+
+    def __init__(self, out):
+        self.cases = [CaseResult(c) for c in out["cases"]]
+        self.passed = bool(out["passed"])
+        self.report = out["text"]
+        self.report_json = json.loads(out["json"])
+
+    def __bool__(self):
+        return self.passed
+
+    def __len__(self):
+        return len(self.cases)
+
+    def __iter__(self):
+        return iter(self.cases)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            for c in self.cases:
+                if c.name == key:
+                    return c
+            raise KeyError(key)
+        return self.cases[key]
+
+    def __repr__(self):
+        return "SuiteResult(\n" + self.report.rstrip("\n") + "\n)"
+
+
+def _suite_source(suite):
+    """(TOML text, label) of a suite given as a path, TOML text, a dict of
+    the file's schema ({"case": [...], "max_z": ...}) or a list of cases."""
+    import os
+
+    if isinstance(suite, os.PathLike) or (isinstance(suite, str) and "\n" not in suite):
+        path = os.fspath(suite)
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read(), path
+        except OSError as e:
+            raise OSError(f"{path}: {e.strerror or e}") from None
+    if isinstance(suite, str):
+        return suite, "<suite text>"
+    if isinstance(suite, (list, tuple)):
+        suite = {"case": list(suite)}
+    if isinstance(suite, dict):
+        try:
+            text = _native.arch_toml_from_json(json.dumps(suite))
+        except TypeError as e:
+            raise TypeError("suite: " + str(e).removeprefix("arch: ")) from None
+        return text, "<suite dict>"
+    raise TypeError(
+        "suite: expected a path, TOML text, a dict ({'case': [...]}) or a list of cases, "
+        f"got {type(suite).__name__}"
+    )
+
+
+def _check_suite(sim: Simulator, suite, golden, bless, max_z, theory_sigma_w2,
+                 kwargs) -> SuiteResult:
+    text, label = _suite_source(suite)
+    golden = None if golden is None else _path("golden", golden)
+    if as_bool("bless", bless) and golden is None:
+        raise ValueError("bless: records golden outputs: needs golden=DIR")
+    a = _base_settings(kwargs, forbidden=("max_z", "theory_sigma_w2"))
+    out = _many(sim, "check_suite", a, "varprop check", suite=text, label=label,
+                golden=golden, bless=bless, max_z=as_float("max_z", max_z),
+                theory_sigma_w2=as_float("theory_sigma_w2", theory_sigma_w2))
+    for c in out["cases"]:
+        _issue_warnings([f"{c['name']}: {w}" for w in c["warnings"]])
+    return SuiteResult(out)
+
+
+def compare(inits=None, acts=None, sigma_w2s=None, **run_kwargs) -> pd.DataFrame:
+    r"""Several schemes on one shape, one seed and one batch, side by side
+    (``varprop compare``): every combination of ``acts``, ``inits`` and
+    ``sigma_w2s`` (lists, or the CLI's comma-separated text; activations
+    outermost), each run with the other keywords of :func:`run` (its
+    defaults). Returns the DataFrame of ``varprop compare --format csv``:
+    every layer of every scheme, with a ``scheme`` column first (e.g.
+    ``"he-normal"``, ``"tanh/xavier-normal"``, ``"sigma_w2=1.5"``), then the
+    columns of :func:`run`. ``df.attrs["schemes"]``: per scheme its
+    ``config`` and ``headline`` (log q at layer L and its theory, the
+    late slope d log q / d layer, g_1/g_L, c_L, the largest |z| against
+    theory and its bound): the ``schemes`` of ``--format json``;
+    ``pd.DataFrame([s["headline"] for s in df.attrs["schemes"]])`` is
+    the CLI's summary table."""
+    sim = default_simulator(run_kwargs.pop("device", "gpu"), run_kwargs.pop("adapter", None))
+    return _compare(sim, inits, acts, sigma_w2s, run_kwargs)
+
+
+def phase(act=_ACT, sigma_w2_range="0.5:4:8", sigma_b2_range="0:0.2:5",
+          **run_kwargs) -> pd.DataFrame:
+    r"""The order-to-chaos diagram of ``act`` (``varprop phase``): one run
+    per point of the grid (sigma_b2 outermost), weights of variance
+    sigma_w2/fan_in and biases of variance sigma_b2, with the other
+    keywords of :func:`run` (not ``init``, ``sigma_w2``, ``sigma_b2``).
+    Ranges: ``"A:B:N"`` or ``(A, B, N)`` (N points from A to B) or one
+    number. Returns the DataFrame of ``varprop phase --format csv``, one
+    row per point: ``sigma_w2``, ``sigma_b2``, the mean-field fixed point
+    ``chi1`` (chi_1 = sigma_w2 E[phi'(sqrt(q*) z)^2]), ``q_star``,
+    ``c_star``, ``xi_c``; ``c_last`` (c at layer L, mean over networks),
+    ``c_last_se``, ``c_last_theory``, ``c_last_z``; ``log_q_last``,
+    ``log_q_last_se``, ``log_q_last_theory``. Deep enough, c_last is 1
+    where chi_1 < 1 (ordered) and c* where chi_1 > 1 (chaotic)."""
+    sim = default_simulator(run_kwargs.pop("device", "gpu"), run_kwargs.pop("adapter", None))
+    run_kwargs["act"] = act
+    return _phase(sim, sigma_w2_range, sigma_b2_range, run_kwargs)
+
+
+def sweep(path, out_dir, shard=None, force=False, device="gpu", adapter=None,
+          chunk=DEFAULT_CHUNK, checkpoint_every=None, max_memory=None,
+          progress=None) -> pd.DataFrame:
+    r"""Every configuration of a sweep file (``varprop sweep FILE --out-dir
+    DIR``): fixed settings at the top, lists under ``[grid]``. Writes
+    DIR/ID.json per configuration (ID: the first 16 hex digits of the
+    SHA-256 of its canonical settings) exactly as the command does,
+    atomically, and skips those already there (``force=True``
+    recomputes): an interrupted sweep resumes. ``shard``: ``"I/N"`` or
+    ``(I, N)``, configuration k belonging to shard k mod N (default: the
+    array job's, from SLURM_ARRAY_* or SGE_TASK_*, else the whole grid).
+    Returns the summary (DIR/summary.csv, or a shard's
+    DIR/summary-shard-I-of-N.csv) as a DataFrame: ``id``, the settings,
+    the headline numbers. ``df.attrs``: ``summary`` (its path),
+    ``configurations``, ``computed``, ``skipped``, ``message``."""
+    sim = default_simulator(device, adapter)
+    return _sweep(sim, path, out_dir, shard, force, chunk, checkpoint_every,
+                  max_memory, progress)
+
+
+def check_suite(suite, golden=None, bless=False, max_z=None, theory_sigma_w2=None,
+                **run_kwargs) -> SuiteResult:
+    r"""A regression suite (``varprop check --config FILE [--golden DIR]
+    [--bless]``): every case is a :func:`check` (32 networks unless told),
+    compared with theory; with ``golden=DIR`` also with its recorded output
+    DIR/NAME.json (each measured mean against the recorded one, z =
+    difference / sqrt(se_now^2 + se_then^2), Bonferroni bound), or, with
+    ``bless=True``, recorded there (the same bytes the CLI writes).
+    ``suite``: a path, TOML text, a dict of the file's schema
+    (``{"max_z": 8.0, "case": [{"name": "tanh", "act": "tanh", ...}]}``)
+    or a list of cases. Other keywords (those of :func:`run`) are the
+    defaults of every case, as the CLI's flags are. Returns a
+    :class:`SuiteResult` (``.passed``, ``bool()``, ``.report``, and a
+    :class:`CaseResult` per case)."""
+    sim = default_simulator(run_kwargs.pop("device", "gpu"), run_kwargs.pop("adapter", None))
+    return _check_suite(sim, suite, golden, bless, max_z, theory_sigma_w2, run_kwargs)
+
+
+def _sim_compare(self, inits=None, acts=None, sigma_w2s=None, **run_kwargs):
+    return _compare(self, inits, acts, sigma_w2s, run_kwargs)
+
+
+def _sim_phase(self, act=_ACT, sigma_w2_range="0.5:4:8", sigma_b2_range="0:0.2:5",
+               **run_kwargs):
+    run_kwargs["act"] = act
+    return _phase(self, sigma_w2_range, sigma_b2_range, run_kwargs)
+
+
+def _sim_sweep(self, path, out_dir, shard=None, force=False, chunk=DEFAULT_CHUNK,
+               checkpoint_every=None, max_memory=None, progress=None):
+    return _sweep(self, path, out_dir, shard, force, chunk, checkpoint_every,
+                  max_memory, progress)
+
+
+def _sim_check_suite(self, suite, golden=None, bless=False, max_z=None,
+                     theory_sigma_w2=None, **run_kwargs):
+    return _check_suite(self, suite, golden, bless, max_z, theory_sigma_w2, run_kwargs)
+
+
+for _name, _fn, _public in [("compare", _sim_compare, compare), ("phase", _sim_phase, phase),
+                            ("sweep", _sim_sweep, sweep),
+                            ("check_suite", _sim_check_suite, check_suite)]:
+    _fn.__name__ = _name
+    _fn.__qualname__ = f"Simulator.{_name}"
+    _fn.__doc__ = f"As :func:`varprop.{_name}`, on this simulator's device.\n\n" + _public.__doc__
+    setattr(Simulator, _name, _fn)

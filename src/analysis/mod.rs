@@ -9,5 +9,6 @@ pub mod headline;
 pub mod phase;
 pub mod predictions;
 pub mod report;
+pub mod suite;
 pub mod checking;
 pub mod theory_table;

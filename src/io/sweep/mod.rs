@@ -26,6 +26,7 @@
 
 mod results;
 mod shard;
+pub mod driver;
 
 pub use results::{ResultSummary, read_result, result_document, summary_csv};
 pub use shard::Shard;
