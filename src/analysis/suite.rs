@@ -18,7 +18,7 @@ use crate::sim::RunOutput;
 use crate::spec::{NetworkSpec, RunSpec};
 
 /// A suite file: an optional bound and the cases.
-#[derive(Clone, Debug, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Suite {
     #[serde(default, alias = "max_z")]
