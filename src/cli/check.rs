@@ -2,25 +2,20 @@
 //! (exit 1) when a measurement leaves the statistical tolerance; or run a
 //! suite of cases from a TOML file, and record or compare golden outputs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
-use varprop::analysis::comparisons::{self, Comparison, FALSE_FAILURE_RATE};
-use varprop::analysis::predictions;
-use varprop::sim::RunOutput;
+use varprop::analysis::suite::{self, Verdict};
+use varprop::config::settings::RunSettings;
 use varprop::io::output::{self, Format};
-use varprop::analysis::report;
-use varprop::config::settings::{RunSettings, parse_toml};
+use varprop::sim::RunOutput;
 use varprop::spec::RunSpec;
 use varprop::{Error, Result};
 
 use super::args::{RunArgs, simulate};
 use super::runner::{check_plot_args, save_layer_plot};
 
-/// Networks when `check` is not told: enough for the t statistics to be
-/// tight (the bound for S = 4 would be enormous).
-pub const CHECK_NETWORKS: usize = 32;
 
 #[derive(Args)]
 #[command(after_long_help = "Which comparisons are made:
@@ -70,274 +65,22 @@ pub struct CheckArgs {
     pub theory_sigma_w2: Option<f64>,
 }
 
-#[derive(serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct Suite {
-    #[serde(default, alias = "max_z")]
-    max_z: Option<f64>,
-    #[serde(rename = "case")]
-    cases: Vec<RunSettings>,
-}
-
-/// The outcome of one case.
-struct Verdict {
-    name: String,
-    comparisons: usize,
-    bound: f64,
-    failures: Vec<Comparison>,
-    worst: Option<Comparison>,
-    golden: Option<GoldenVerdict>,
-    /// The run, kept for --plot.
-    plotted: Option<(RunSpec, RunOutput)>,
-}
-
-struct GoldenVerdict {
-    comparisons: usize,
-    bound: f64,
-    failures: Vec<(usize, String, f64)>,
-    written: Option<PathBuf>,
-}
-
+/// One case run and judged; the run is kept for --plot.
 fn run_case(
     args: &CheckArgs,
     settings: &RunSettings,
     name: &str,
     max_z: Option<f64>,
-) -> Result<Verdict> {
+) -> Result<(Verdict, Option<(RunSpec, RunOutput)>)> {
     args.run.check_engine_flags()?;
-    let spec = settings.resolve(CHECK_NETWORKS)?;
-    if spec.networks < 2 {
-        return Err(Error::invalid(
-            "--networks",
-            "check needs at least 2 networks (standard errors come from them)",
-        ));
-    }
-    let mut theory_net = spec.net.clone();
-    if let Some(w) = args.theory_sigma_w2 {
-        theory_net.init.sigma_w2 = w;
-    }
+    let (spec, theory_net) = suite::prepare_case(settings, args.theory_sigma_w2)?;
     let run = simulate(&args.run, &spec)?;
     for w in &run.warnings {
         eprintln!("warning: {name}: {w}");
     }
-    let mut table = report::run_table(&spec, &run);
-    let preds = predictions::predictions(&spec, &theory_net);
-    comparisons::add_theory_columns(&mut table, &spec, &preds, &theory_net);
-    let comparisons = comparisons::comparisons(&table, &run, &preds);
-    let bound = max_z.unwrap_or_else(|| comparisons::theory_bound(comparisons.len(), spec.networks));
-    let failures: Vec<Comparison> = comparisons
-        .iter()
-        .filter(|c| c.z.abs() > bound)
-        .cloned()
-        .collect();
-    let worst = comparisons
-        .iter()
-        .max_by(|a, b| a.z.abs().total_cmp(&b.z.abs()))
-        .cloned();
-    let golden = match &args.golden {
-        Some(dir) => Some(golden(dir, name, &spec, &run, &table, args.bless, max_z)?),
-        None => None,
-    };
-    Ok(Verdict {
-        name: name.to_string(),
-        comparisons: comparisons.len(),
-        bound,
-        failures,
-        worst,
-        golden,
-        plotted: args.run.plot.is_some().then(|| (spec.clone(), run)),
-    })
-}
-
-/// The measured (mean, se) columns a golden file keeps.
-fn golden_columns(table: &varprop::io::output::Table) -> Vec<(String, String)> {
-    table
-        .columns
-        .iter()
-        .filter_map(|c| {
-            let base = c.strip_suffix("_mean")?;
-            let se = format!("{base}_se");
-            table.column(&se).map(|_| (c.clone(), se))
-        })
-        .collect()
-}
-
-fn golden(
-    dir: &Path,
-    name: &str,
-    spec: &RunSpec,
-    run: &RunOutput,
-    table: &varprop::io::output::Table,
-    bless: bool,
-    max_z: Option<f64>,
-) -> Result<GoldenVerdict> {
-    let path = dir.join(format!("{name}.json"));
-    let columns = golden_columns(table);
-    let layers: Vec<serde_json::Value> = table
-        .rows
-        .iter()
-        .map(|row| {
-            let mut map = serde_json::Map::new();
-            map.insert("layer".into(), row[0].as_f64().map(|v| v as u64).into());
-            for (m, s) in &columns {
-                for c in [m, s] {
-                    let v = row[table.column(c).unwrap()]
-                        .as_f64()
-                        .filter(|v| v.is_finite());
-                    map.insert(c.clone(), v.map_or(serde_json::Value::Null, Into::into));
-                }
-            }
-            serde_json::Value::Object(map)
-        })
-        .collect();
-    if bless {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-            path: dir.display().to_string(),
-            source: e,
-        })?;
-        let doc = serde_json::json!({ "config": report::config_json(spec, run), "layers": layers });
-        output::write_atomic(
-            &path,
-            (serde_json::to_string_pretty(&doc).expect("json") + "\n").as_bytes(),
-        )?;
-        return Ok(GoldenVerdict {
-            comparisons: 0,
-            bound: f64::NAN,
-            failures: Vec::new(),
-            written: Some(path),
-        });
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        Error::invalid(
-            "--golden",
-            format!("{}: {e} (record it first with --bless)", path.display()),
-        )
-    })?;
-    let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        Error::invalid(
-            "--golden",
-            format!("{}: not a golden file: {e}", path.display()),
-        )
-    })?;
-    let golden_layers = doc["layers"]
-        .as_array()
-        .ok_or_else(|| Error::invalid("--golden", format!("{}: no layers", path.display())))?;
-    if golden_layers.len() != layers.len() {
-        return Err(Error::invalid(
-            "--golden",
-            format!(
-                "{}: {} layers recorded, {} simulated",
-                path.display(),
-                golden_layers.len(),
-                layers.len()
-            ),
-        ));
-    }
-    let golden_networks = doc["config"]["networks"].as_u64().unwrap_or(2) as usize;
-    let mut zs = Vec::new();
-    for (l, (now, then)) in layers.iter().zip(golden_layers).enumerate() {
-        for (m, s) in &columns {
-            let get = |v: &serde_json::Value, c: &str| v[c].as_f64();
-            if let (Some(a), Some(sa), Some(b), Some(sb)) =
-                (get(now, m), get(now, s), get(then, m), get(then, s))
-            {
-                let se = (sa * sa + sb * sb).sqrt();
-                let z = if a == b { 0.0 } else { (a - b) / se };
-                if z.is_finite() {
-                    zs.push((l, m.clone(), z));
-                }
-            }
-        }
-    }
-    let bound = max_z.unwrap_or_else(|| {
-        comparisons::z_bound(
-            zs.len(),
-            spec.networks.min(golden_networks),
-            FALSE_FAILURE_RATE,
-        )
-    });
-    let failures = zs
-        .iter()
-        .filter(|(_, _, z)| z.abs() > bound)
-        .cloned()
-        .collect();
-    Ok(GoldenVerdict {
-        comparisons: zs.len(),
-        bound,
-        failures,
-        written: None,
-    })
-}
-
-fn report_text(verdicts: &[Verdict]) -> String {
-    let mut text = String::new();
-    for v in verdicts {
-        let status =
-            if v.failures.is_empty() && v.golden.as_ref().is_none_or(|g| g.failures.is_empty()) {
-                "pass"
-            } else {
-                "FAIL"
-            };
-        let worst = v.worst.as_ref().map_or("no comparison".into(), |w| {
-            format!(
-                "max |z| {:.2} at layer {} ({})",
-                w.z.abs(),
-                w.layer,
-                w.column
-            )
-        });
-        text += &format!(
-            "{status} {}: {} comparisons with theory, {worst}, bound {:.2}\n",
-            v.name, v.comparisons, v.bound
-        );
-        for f in &v.failures {
-            text += &format!(
-                "  layer {:>5} {:<24} measured {} ± {}  theory {}  z = {:.2}\n",
-                f.layer,
-                f.column,
-                output::format_num(f.measured),
-                output::format_num(f.se),
-                output::format_num(f.theory),
-                f.z
-            );
-        }
-        if let Some(g) = &v.golden {
-            match &g.written {
-                Some(path) => text += &format!("  golden output recorded in {}\n", path.display()),
-                None => {
-                    text += &format!(
-                        "  golden: {} comparisons, bound {:.2}, {} failed\n",
-                        g.comparisons,
-                        g.bound,
-                        g.failures.len()
-                    );
-                    for (l, c, z) in &g.failures {
-                        text += &format!(
-                            "  layer {l:>5} {c:<24} moved from the golden output: z = {z:.2}\n"
-                        );
-                    }
-                }
-            }
-        }
-    }
-    text
-}
-
-fn report_json(verdicts: &[Verdict]) -> String {
-    let cases: Vec<serde_json::Value> = verdicts
-        .iter()
-        .map(|v| {
-            serde_json::json!({
-                "name": v.name,
-                "comparisons": v.comparisons,
-                "bound": v.bound,
-                "failures": v.failures,
-                "worst": v.worst,
-                "golden_failures": v.golden.as_ref().map(|g| g.failures.len()),
-            })
-        })
-        .collect();
-    serde_json::to_string_pretty(&serde_json::json!({ "cases": cases })).expect("json") + "\n"
+    let golden = args.golden.as_deref().map(|dir| (dir, args.bless));
+    let (verdict, _) = suite::judge_case(name, &run, &theory_net, max_z, golden)?;
+    Ok((verdict, args.run.plot.is_some().then(|| (spec, run))))
 }
 
 /// Returns whether every case passed.
@@ -345,57 +88,44 @@ pub fn cmd_check(args: CheckArgs) -> Result<bool> {
     check_plot_args(&args.run)?;
     let base = args.run.settings();
     let mut verdicts = Vec::new();
+    let mut plotted = Vec::new();
     match &args.config {
         Some(path) => {
+            let label = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-                path: path.display().to_string(),
+                path: label.clone(),
                 source: e,
             })?;
-            let suite: Suite = parse_toml(&path.display().to_string(), &text)?;
-            if suite.cases.is_empty() {
-                return Err(Error::invalid(
-                    path.display().to_string(),
-                    "no [[case]] tables",
-                ));
-            }
+            let suite = suite::parse_suite(&label, &text)?;
             for (i, case) in suite.cases.iter().enumerate() {
-                let name = case
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("case{}", i + 1));
+                let name = suite::case_name(i, case);
                 let settings = base.overlay(case);
-                verdicts.push(
-                    run_case(&args, &settings, &name, args.max_z.or(suite.max_z)).map_err(|e| {
-                        match e {
-                            Error::Invalid { flag, message } => Error::invalid(
-                                format!("{} case '{name}': {flag}", path.display()),
-                                message,
-                            ),
-                            other => other,
-                        }
-                    })?,
-                );
+                let (verdict, run) = run_case(&args, &settings, &name, args.max_z.or(suite.max_z))
+                    .map_err(|e| suite::case_error(&label, &name, e))?;
+                verdicts.push(verdict);
+                plotted.push(run);
             }
         }
         None => {
             let name = args.name.clone().unwrap_or_else(|| "check".into());
-            verdicts.push(run_case(&args, &base, &name, args.max_z)?);
+            let (verdict, run) = run_case(&args, &base, &name, args.max_z)?;
+            verdicts.push(verdict);
+            plotted.push(run);
         }
     }
-    let passed = verdicts
-        .iter()
-        .all(|v| v.failures.is_empty() && v.golden.as_ref().is_none_or(|g| g.failures.is_empty()));
+    let passed = verdicts.iter().all(Verdict::passed);
     let text = match output::pick_format(args.run.format, args.run.out.as_deref()) {
-        Format::Json => report_json(&verdicts),
-        _ => report_text(&verdicts),
+        Format::Json => suite::report_json(&verdicts),
+        _ => suite::report_text(&verdicts),
     };
     output::write_output(args.run.out.as_deref(), &text)?;
     // one curve per case, named by the case with a suite
     let runs: Vec<(Option<&str>, &RunSpec, &RunOutput)> = verdicts
         .iter()
-        .filter_map(|v| {
+        .zip(&plotted)
+        .filter_map(|(v, run)| {
             let label = args.config.is_some().then_some(v.name.as_str());
-            v.plotted.as_ref().map(|(spec, run)| (label, spec, run))
+            run.as_ref().map(|(spec, run)| (label, spec, run))
         })
         .collect();
     save_layer_plot(&args.run, "check", &runs)?;
