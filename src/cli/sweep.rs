@@ -7,10 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use varprop::analysis::headline::{Headline, table_with_theory};
-use varprop::analysis::report;
-use varprop::config::settings::DEFAULT_NETWORKS;
-use varprop::io::sweep::{self, ResultSummary, Shard};
+use varprop::io::sweep::{self, ResultSummary, driver};
 use varprop::{Error, Result};
 
 use super::runner::{EngineArgs, Runner, WorkBar, work};
@@ -69,92 +66,29 @@ pub struct MergeArgs {
     pub out: Option<PathBuf>,
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |e| Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    }
-}
-
-fn result_path(dir: &Path, id: &str) -> PathBuf {
-    dir.join(format!("{id}.json"))
-}
-
 pub fn cmd_sweep(args: SweepArgs) -> Result<()> {
-    let path = args.file.display().to_string();
-    let text = std::fs::read_to_string(&args.file).map_err(io_error(&args.file))?;
-    let file = sweep::parse_sweep(&path, &text)?;
-    let configs = sweep::configurations(&path, &file, DEFAULT_NETWORKS)?;
-    let shard = match &args.shard {
-        Some(s) => Some((Shard::parse("--shard", s)?, "--shard")),
-        None => Shard::from_env(|k| std::env::var(k).ok())?,
-    };
+    let configs = driver::load(&args.file)?;
+    let shard = driver::shard(args.shard.as_deref(), "--shard")?;
     let runner = Runner::from_engine_args(&args.engine)?;
-    std::fs::create_dir_all(&args.out_dir).map_err(io_error(&args.out_dir))?;
-
-    let mine: Vec<usize> = (0..configs.len())
-        .filter(|k| shard.is_none_or(|(s, _)| s.contains(*k)))
-        .collect();
-    let mut todo = Vec::new();
-    for &k in &mine {
-        let (config, _) = &configs[k];
-        let existing = result_path(&args.out_dir, &config.id);
-        let done = !args.force && existing.exists() && sweep::read_result(&existing).is_ok();
-        if !done {
-            todo.push(k);
-        }
-    }
+    let plan = driver::plan(&configs, shard.map(|(s, _)| s), &args.out_dir, args.force)?;
     let mut bar = WorkBar::new(
-        todo.iter().map(|&k| work(&configs[k].1)).sum(),
+        plan.todo.iter().map(|&k| work(&configs[k].1)).sum(),
         args.engine.quiet,
     );
-    for (n, &k) in todo.iter().enumerate() {
+    for (n, &k) in plan.todo.iter().enumerate() {
         let (config, spec) = &configs[k];
-        let message = format!("{}/{} {}", n + 1, todo.len(), config.point);
+        let message = format!("{}/{} {}", n + 1, plan.todo.len(), config.point);
         let run = runner.run(spec, &mut bar, &message)?;
         for w in &run.warnings {
             bar.println(&format!("warning: {} ({}): {w}", config.id, config.point));
         }
-        let (table, predictions) = table_with_theory(spec, &run);
-        let headline = Headline::of(spec, &run, &table, &predictions);
-        let doc = sweep::result_document(
-            config,
-            &headline,
-            report::config_json(spec, &run),
-            table.rows_json(),
-        );
-        varprop::io::output::write_atomic(&result_path(&args.out_dir, &config.id), doc.as_bytes())?;
+        driver::write_result(&args.out_dir, config, spec, &run)?;
     }
     bar.finish();
-
-    let results: Vec<ResultSummary> = mine
-        .iter()
-        .map(|&k| sweep::read_result(&result_path(&args.out_dir, &configs[k].0.id)))
-        .collect::<Result<_>>()?;
-    let summary = match shard {
-        Some((s, _)) => args
-            .out_dir
-            .join(format!("summary-shard-{}-of-{}.csv", s.index, s.count)),
-        None => args.out_dir.join("summary.csv"),
-    };
-    varprop::io::output::write_atomic(&summary, sweep::summary_csv(&results).as_bytes())?;
-    let shard_text = match shard {
-        Some((s, source)) => format!(
-            ", shard {}/{} (from {source}): {} of them",
-            s.index,
-            s.count,
-            mine.len()
-        ),
-        None => String::new(),
-    };
+    let summary = driver::write_summary(&args.out_dir, &configs, &plan, shard.map(|(s, _)| s))?;
     eprintln!(
-        "sweep: {} configuration{}{shard_text}; {} computed, {} already in {}; summary {}",
-        configs.len(),
-        if configs.len() == 1 { "" } else { "s" },
-        todo.len(),
-        mine.len() - todo.len(),
-        args.out_dir.display(),
-        summary.display()
+        "{}",
+        driver::summary_line(configs.len(), &plan, shard, &args.out_dir, &summary)
     );
     Ok(())
 }
@@ -163,7 +97,7 @@ pub fn cmd_sweep(args: SweepArgs) -> Result<()> {
 /// of atomic writes are), sorted by name.
 fn result_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io_error(dir))?
+        .map_err(driver::io_error(dir))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.extension().is_some_and(|e| e == "json")

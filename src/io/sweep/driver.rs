@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::sim::RunOutput;
 use crate::spec::RunSpec;
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+/// An I/O error that names the file.
+pub fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::Io {
         path: path.display().to_string(),
         source: e,
