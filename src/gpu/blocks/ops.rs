@@ -1,0 +1,345 @@
+//! The block engine's dispatch builders: the pipelines it uses, the
+//! parameters of a layer's kernels, the queue of pending dispatches and its
+//! flush, and the steps that draw weights, apply a layer (forward and
+//! transposed), apply elementwise maps and record a row's moments.
+
+use super::*;
+
+impl<'a> BlocksGpu<'a> {
+    pub(super) fn arch(&self) -> &crate::model::arch::Architecture {
+        self.program.arch
+    }
+
+    /// The pipeline of `entry`, specialised for `act` (cached in the context).
+    pub(super) fn pipeline(&self, entry: &str, act: &Activation) -> Result<wgpu::ComputePipeline> {
+        self.ctx
+            .pipeline(Module::Blocks, entry, act, Some(&self.pipeline_layout))
+    }
+
+    /// A kernel that does not use the activation.
+    pub(super) fn plain(&self, entry: &str) -> Result<wgpu::ComputePipeline> {
+        self.pipeline(entry, &Activation::Identity)
+    }
+
+    pub(super) fn base(&self, network: usize) -> BlockParams {
+        let seed = self.spec.seed;
+        BlockParams {
+            batch: self.spec.batch as u32,
+            rows: self.spec.batch as u32,
+            block_stride: self.layout.block_stride as u32,
+            seed_lo: seed as u32,
+            seed_hi: (seed >> 32) as u32,
+            network: network as u32,
+            scale_a: NO_SCALE,
+            scale_b: NO_SCALE,
+            q0: self.spec.net.q0 as f32,
+            c0: self.spec.net.c0 as f32,
+            ..Default::default()
+        }
+    }
+
+    pub(super) fn slot_offsets(&self, slot: usize) -> (u32, u32) {
+        let w = slot * self.slot_len;
+        (w as u32, (w + self.max_tensor) as u32)
+    }
+
+    /// The parameters of `layer` (in weight slot `slot`) for linear and linear_t.
+    pub(super) fn layer_params(&self, mut p: BlockParams, layer: &Layer, slot: usize) -> BlockParams {
+        let (c_in, h_in, w_in) = dims(layer.input);
+        let (c_out, h_out, w_out) = dims(layer.output);
+        (p.c_in, p.h_in, p.w_in) = (c_in as u32, h_in as u32, w_in as u32);
+        (p.c_out, p.h_out, p.w_out) = (c_out as u32, h_out as u32, w_out as u32);
+        (p.w_off, p.b_off) = self.slot_offsets(slot);
+        match &layer.kind {
+            LayerKind::Dense { .. } => p.kind = KIND_DENSE,
+            LayerKind::Conv {
+                kernel, padding, ..
+            } => {
+                p.kind = KIND_CONV;
+                p.kernel = *kernel as u32;
+                p.stride = 1;
+                p.padding = match padding {
+                    Padding::Circular => PAD_CIRCULAR,
+                    Padding::Zero => PAD_ZERO,
+                };
+            }
+            LayerKind::ConvTranspose { kernel, stride, .. } => {
+                p.kind = KIND_CONV_TRANSPOSE;
+                p.kernel = *kernel as u32;
+                p.stride = *stride as u32;
+            }
+        }
+        p
+    }
+
+    pub(super) fn push(
+        &self,
+        q: &mut Pending,
+        pipeline: wgpu::ComputePipeline,
+        params: BlockParams,
+        groups: (u32, u32, u32),
+    ) -> Result<()> {
+        q.steps.push(Step {
+            pipeline,
+            params,
+            groups,
+        });
+        if q.steps.len() == MAX_STEPS {
+            self.flush(q)?;
+        }
+        Ok(())
+    }
+
+    /// Submits the queued dispatches (in order, one compute pass).
+    pub(super) fn flush(&self, q: &mut Pending) -> Result<()> {
+        if q.steps.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = vec![0u8; self.params_stride * q.steps.len()];
+        for (i, s) in q.steps.iter().enumerate() {
+            let at = i * self.params_stride;
+            bytes[at..at + std::mem::size_of::<BlockParams>()]
+                .copy_from_slice(bytemuck::bytes_of(&s.params));
+        }
+        self.ctx.queue.write_buffer(&self.params, 0, &bytes);
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for (i, s) in q.steps.iter().enumerate() {
+                pass.set_pipeline(&s.pipeline);
+                pass.set_bind_group(0, &self.bind_group, &[(i * self.params_stride) as u32]);
+                pass.dispatch_workgroups(s.groups.0, s.groups.1, s.groups.2);
+            }
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+        q.steps.clear();
+        Ok(())
+    }
+
+    /// W and b of weight layer `number` into weight slot `slot`, on the
+    /// Philox counters the CPU reference draws: iid laws drawn in place,
+    /// orthogonal ones from the Householder QR of the Gaussian drawn the
+    /// same way (submitted after the queued work that still reads the
+    /// slot), then placed into the layer's layout.
+    pub(super) fn weights(
+        &self,
+        q: &mut Pending,
+        network: usize,
+        number: usize,
+        layer: &Layer,
+        slot: usize,
+    ) -> Result<()> {
+        let law = layer.weight_law(number);
+        let (w_off, b_off) = self.slot_offsets(slot);
+        let (rows, per_row) = tensor_shape(layer);
+        let mut p = self.base(network);
+        p.layer = number as u32;
+        p.rows = rows as u32;
+        p.per_row = per_row as u32;
+        p.w_off = w_off;
+        if law.dist == Dist::Orthogonal {
+            let (n_out, n_in) = orthogonal_shape(layer);
+            let gain = (law.variance * n_out.max(n_in) as f64).sqrt();
+            self.flush(q)?;
+            let qr = self
+                .orthogonal
+                .as_ref()
+                .expect("made for orthogonal layers");
+            qr.submit(self.ctx, self.spec.seed, network, number, n_out, n_in, gain);
+            p.kernel = match &layer.kind {
+                LayerKind::Conv { kernel, .. } if layer.delta_orthogonal => *kernel as u32,
+                _ => 1,
+            };
+            let entries = rows * per_row;
+            self.push(q, self.plain("place_orthogonal")?, p, groups_1d(entries))?;
+        } else {
+            p.dist = law.dist.code();
+            p.w_scale = law.scale() as f32;
+            let groups = groups_1d(rows * per_row.div_ceil(4));
+            self.push(q, self.plain("draw_weights")?, p, groups)?;
+        }
+        let bias = layer.bias_law();
+        let channels = out_channels(layer);
+        p.rows = channels as u32;
+        p.b_off = b_off;
+        p.dist = bias.dist.code();
+        p.w_scale = if bias.variance == 0.0 {
+            0.0
+        } else {
+            bias.scale() as f32
+        };
+        self.push(q, self.plain("draw_bias")?, p, groups_1d(channels))
+    }
+
+    /// out = W in (+ b) + offset over `rows` rows.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn linear(
+        &self,
+        q: &mut Pending,
+        network: usize,
+        layer: &Layer,
+        slot: usize,
+        input: usize,
+        out: usize,
+        rows: usize,
+        bias: bool,
+        offset: f64,
+    ) -> Result<()> {
+        let mut p = self.layer_params(self.base(network), layer, slot);
+        p.rows = rows as u32;
+        p.in_off = input as u32;
+        p.out_off = out as u32;
+        p.flags = if bias { FLAG_BIAS } else { 0 };
+        p.offset = offset as f32;
+        self.push(
+            q,
+            self.plain("linear")?,
+            p,
+            groups_1d(rows * layer.output.units()),
+        )
+    }
+
+    /// out = W^T in over `rows` rows.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn linear_t(
+        &self,
+        q: &mut Pending,
+        network: usize,
+        layer: &Layer,
+        slot: usize,
+        input: usize,
+        out: usize,
+        rows: usize,
+    ) -> Result<()> {
+        let mut p = self.layer_params(self.base(network), layer, slot);
+        p.rows = rows as u32;
+        p.in_off = input as u32;
+        p.out_off = out as u32;
+        self.push(
+            q,
+            self.plain("linear_t")?,
+            p,
+            groups_1d(rows * layer.input.units()),
+        )
+    }
+
+    /// An elementwise kernel over `rows` rows of `units`, its operands set by `set`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn elementwise(
+        &self,
+        q: &mut Pending,
+        network: usize,
+        entry: &str,
+        act: &Activation,
+        rows: usize,
+        units: usize,
+        set: impl FnOnce(&mut BlockParams),
+    ) -> Result<()> {
+        let mut p = self.base(network);
+        p.rows = rows as u32;
+        p.units = units as u32;
+        set(&mut p);
+        self.push(q, self.pipeline(entry, act)?, p, groups_1d(rows * units))
+    }
+
+    /// The pair records of row `l` (pre at `pre`, post at `post`), its
+    /// position sums when it is the position row, and its renormalisation.
+    /// A `recompute` (of a backward segment) only renormalises, by the
+    /// factor the forward pass found: so its rows are those of the forward
+    /// pass bit for bit.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record_forward(
+        &self,
+        q: &mut Pending,
+        network: usize,
+        l: usize,
+        pre: usize,
+        post: usize,
+        zeros_of: Option<&Activation>,
+        recompute: bool,
+    ) -> Result<()> {
+        let lay = &self.layout;
+        let units = self.arch().units(l);
+        if recompute {
+            if self.program.renormalise {
+                let id = Activation::Identity;
+                self.elementwise(q, network, "scale_rows", &id, self.spec.batch, units, |s| {
+                    s.out_off = post as u32;
+                    s.scale_a = lay.fwd_scale(l);
+                })?;
+            }
+            return Ok(());
+        }
+        let mut p = self.base(network);
+        p.units = units as u32;
+        p.in_off = pre as u32;
+        p.u_off = post as u32;
+        p.rec_off = lay.fwd_rec[l] as u32;
+        p.flags = if zeros_of.is_some() { FLAG_ZEROS } else { 0 };
+        let act = zeros_of.copied().unwrap_or(Activation::Identity);
+        let groups = (unit_blocks(units) as u32, (self.spec.batch / 2) as u32, 1);
+        self.push(q, self.pipeline("pair_moments", &act)?, p, groups)?;
+        let position_row = self.spec.arch.as_ref().and_then(|a| a.position_row);
+        if position_row == Some(l) {
+            let (c, h, w) = dims(self.arch().shape(l));
+            let mut pp = p;
+            (pp.c_out, pp.h_out, pp.w_out) = (c as u32, h as u32, w as u32);
+            pp.rec_off = lay.pos_rec as u32;
+            self.push(q, self.plain("position_moments")?, pp, groups_1d(h * w))?;
+        }
+        let mut f = p;
+        f.flags = if self.program.renormalise {
+            FLAG_RENORM
+        } else {
+            0
+        };
+        f.scale_out = lay.fwd_scale(l);
+        self.push(q, self.plain("finalize")?, f, (1, 1, 1))?;
+        if self.program.renormalise {
+            self.elementwise(
+                q,
+                network,
+                "scale_rows",
+                &Activation::Identity,
+                self.spec.batch,
+                units,
+                |s| {
+                    s.out_off = post as u32;
+                    s.scale_a = lay.fwd_scale(l);
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Norms of `rows` rows of `units` at `at` into `rec`, and the
+    /// renormalisation factor of rows first..first+count into `scale_out`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record_rows(
+        &self,
+        q: &mut Pending,
+        network: usize,
+        at: usize,
+        rows: usize,
+        units: usize,
+        rec: usize,
+        factors: &[(usize, u32)],
+    ) -> Result<()> {
+        let mut p = self.base(network);
+        p.units = units as u32;
+        p.in_off = at as u32;
+        p.rec_off = rec as u32;
+        p.rows = rows as u32;
+        let groups = (unit_blocks(units) as u32, rows as u32, 1);
+        self.push(q, self.plain("row_norms")?, p, groups)?;
+        for &(first, scale_out) in factors {
+            let mut f = p;
+            f.rows = self.spec.batch as u32;
+            f.rec_off = (rec + first * self.layout.block_stride) as u32;
+            f.flags = FLAG_ROW_RECORDS | FLAG_RENORM;
+            f.scale_out = scale_out;
+            self.push(q, self.plain("finalize")?, f, (1, 1, 1))?;
+        }
+        Ok(())
+    }
+}
