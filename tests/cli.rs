@@ -64,6 +64,16 @@ fn bad_input_names_the_flag_and_exits_2() {
             &["--widths", "100,6000,6000", "--engine", "dense"],
             "--widths",
         ),
+        // an explicit engine that would not run (issue 13's review found
+        // dense silently ignored with an architecture)
+        (
+            &["--arch", "architectures/dense.toml", "--engine", "dense"],
+            "--engine",
+        ),
+        (
+            &["--width", "16", "--depth", "2", "--bias", "mean-preserving", "--engine", "dense"],
+            "--engine",
+        ),
     ];
     for (args, flag) in cases {
         let mut all = vec!["run", "--out", out_path];

@@ -302,6 +302,14 @@ impl RunSettings {
             ));
         }
         let engine = spec::EngineChoice::parse(self.engine.as_deref().unwrap_or("auto"))?;
+        // an explicit dense is not run as if it were absent: the block
+        // engine runs architecture files and the mean-preserving bias
+        if arch.is_some() && engine == spec::EngineChoice::Dense {
+            return Err(Error::invalid(
+                "--engine",
+                "dense runs plain stacks; an --arch file or --bias mean-preserving runs on the block engine (leave --engine out, or give auto)",
+            ));
+        }
         let batch = self.batch.unwrap_or(DEFAULT_BATCH);
         let networks = self.networks.unwrap_or(default_networks);
         spec::check_run(batch, networks)?;
