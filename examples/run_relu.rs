@@ -23,7 +23,10 @@ fn main() -> varprop::Result<()> {
         }
     }
     // and a relu net on the same simulator: no second context
-    let relu = RunSpec::dense(256, 100).act(Activation::Relu).init(Init::HeNormal).build()?;
+    let relu = RunSpec::dense(256, 100)
+        .act(Activation::Relu)
+        .init(Init::HeNormal)
+        .build()?;
     let out = sim.run(&relu, |_, _| ())?;
     let last = out.summary.last().expect("rows");
     println!(

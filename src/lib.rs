@@ -29,7 +29,7 @@ pub mod sim;
 pub use error::{Error, Result};
 pub use model::activation::Activation;
 pub use model::init::Scheme as Init;
+pub use sim::simulator::{Device, RunSpecBuilder, Simulator};
 pub use sim::stats::{LayerSample, LayerSummary};
 pub use sim::{EngineInfo, GpuOptions, RunOutput};
-pub use sim::simulator::{Device, RunSpecBuilder, Simulator};
 pub use spec::RunSpec;

@@ -2,8 +2,8 @@
 //! run (batch, networks, seed), resolved from flags and validated, so that
 //! every engine and the theory see the same, checked configuration.
 
-use crate::model::activation::Activation;
 use crate::error::{Error, Result};
+use crate::model::activation::Activation;
 use crate::model::init::{InitSpec, WeightLaw};
 
 /// Default omega for `--init siren` (Sitzmann et al. 2020).
@@ -158,7 +158,6 @@ pub fn summary_of(arch: &crate::model::arch::Architecture, q0: f64, c0: f64) -> 
     }
 }
 
-
 pub const DEFAULT_WIDTH: usize = 256;
 pub const DEFAULT_DEPTH: usize = 100;
 
@@ -200,7 +199,6 @@ pub fn parse_widths(text: &str) -> Result<Vec<usize>> {
     }
     Ok(widths)
 }
-
 
 /// Checks the run-level numbers.
 pub fn check_run(batch: usize, networks: usize) -> Result<()> {

@@ -4,10 +4,10 @@
 
 mod common;
 
-use varprop::model::init::InitFlags;
-use varprop::model::arch::Architecture;
-use varprop::sim::run_cpu;
 use varprop::config::settings::{NetworkSettings, RunSettings};
+use varprop::model::arch::Architecture;
+use varprop::model::init::InitFlags;
+use varprop::sim::run_cpu;
 use varprop::spec::RunSpec;
 use varprop::theory;
 

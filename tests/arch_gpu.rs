@@ -20,13 +20,13 @@
 
 mod common;
 
-use varprop::model::init::InitFlags;
-use varprop::config::settings::NetworkSettings;
 use std::process::Command;
+use varprop::config::settings::NetworkSettings;
+use varprop::model::init::InitFlags;
 
+use varprop::config::settings::RunSettings;
 use varprop::model::arch::{Architecture, Shape};
 use varprop::sim::{GpuOptions, RunOutput, run_cpu, run_gpu};
-use varprop::config::settings::RunSettings;
 use varprop::spec::RunSpec;
 
 const RTOL: f64 = 2e-4;

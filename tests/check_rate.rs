@@ -8,10 +8,10 @@
 
 use varprop::analysis::comparisons;
 use varprop::analysis::predictions::{self, Prediction};
-use varprop::sim::{RunOutput, run_cpu};
 use varprop::analysis::report;
 use varprop::config::settings::NetworkSettings;
-use varprop::spec::{RunSpec};
+use varprop::sim::{RunOutput, run_cpu};
+use varprop::spec::RunSpec;
 
 const SEEDS: u64 = 200;
 const NETWORKS: usize = 32;

@@ -71,7 +71,16 @@ fn bad_input_names_the_flag_and_exits_2() {
             "--engine",
         ),
         (
-            &["--width", "16", "--depth", "2", "--bias", "mean-preserving", "--engine", "dense"],
+            &[
+                "--width",
+                "16",
+                "--depth",
+                "2",
+                "--bias",
+                "mean-preserving",
+                "--engine",
+                "dense",
+            ],
             "--engine",
         ),
     ];

@@ -368,7 +368,11 @@ fn phase_measures_order_and_chaos_for_erf() {
         r[c].parse().unwrap_or_else(|_| panic!("{c}: {:?}", r[c]))
     };
     // Bonferroni over the 4 points, Student t with 15 degrees of freedom
-    let bound = varprop::analysis::comparisons::z_bound(4, 16, varprop::analysis::comparisons::FALSE_FAILURE_RATE);
+    let bound = varprop::analysis::comparisons::z_bound(
+        4,
+        16,
+        varprop::analysis::comparisons::FALSE_FAILURE_RATE,
+    );
     for r in &rows {
         let (chi1, c, se) = (num(r, "chi1"), num(r, "c_last"), num(r, "c_last_se"));
         let c_layer = num(r, "c_last_theory");

@@ -18,7 +18,11 @@ fn the_simulator_gives_the_tables_the_command_line_writes() {
         .seed(3)
         .build()
         .unwrap();
-    let first = sim.run(&spec, |_, _| ()).unwrap().table_with_theory().to_csv();
+    let first = sim
+        .run(&spec, |_, _| ())
+        .unwrap()
+        .table_with_theory()
+        .to_csv();
     // the second run reuses the context and gives the same bytes
     let mut calls = 0;
     let second = sim
@@ -35,26 +39,63 @@ fn the_simulator_gives_the_tables_the_command_line_writes() {
     let compiled = ctx.compiled_pipelines();
     assert!(compiled > 0);
     for engine in [EngineChoice::Dense, EngineChoice::Gram] {
-        let spec = RunSpec::dense(64, 4).batch(4).networks(2).engine(engine).backward(true).build().unwrap();
+        let spec = RunSpec::dense(64, 4)
+            .batch(4)
+            .networks(2)
+            .engine(engine)
+            .backward(true)
+            .build()
+            .unwrap();
         sim.run(&spec, |_, _| ()).unwrap();
         let after_first = ctx.compiled_pipelines();
         sim.run(&spec, |_, _| ()).unwrap();
-        assert_eq!(ctx.compiled_pipelines(), after_first, "{engine:?}: recompiled on the second run");
+        assert_eq!(
+            ctx.compiled_pipelines(),
+            after_first,
+            "{engine:?}: recompiled on the second run"
+        );
     }
-    let arch = RunSpec::architecture(concat!(env!("CARGO_MANIFEST_DIR"), "/architectures/residual.toml"))
-        .batch(4)
-        .networks(1)
-        .build()
-        .unwrap();
+    let arch = RunSpec::architecture(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/architectures/residual.toml"
+    ))
+    .batch(4)
+    .networks(1)
+    .build()
+    .unwrap();
     sim.run(&arch, |_, _| ()).unwrap();
     let after_first = ctx.compiled_pipelines();
     sim.run(&arch, |_, _| ()).unwrap();
-    assert_eq!(ctx.compiled_pipelines(), after_first, "blocks: recompiled on the second run");
+    assert_eq!(
+        ctx.compiled_pipelines(),
+        after_first,
+        "blocks: recompiled on the second run"
+    );
     let cli = common::varprop(&[
-        "run", "--width", "32", "--depth", "6", "--act", "tanh", "--init", "xavier-normal",
-        "--batch", "4", "--networks", "2", "--seed", "3", "--format", "csv", "-q",
+        "run",
+        "--width",
+        "32",
+        "--depth",
+        "6",
+        "--act",
+        "tanh",
+        "--init",
+        "xavier-normal",
+        "--batch",
+        "4",
+        "--networks",
+        "2",
+        "--seed",
+        "3",
+        "--format",
+        "csv",
+        "-q",
     ]);
-    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
     assert_eq!(first, String::from_utf8(cli.stdout).unwrap());
 }
 
@@ -66,5 +107,8 @@ fn the_cpu_device_is_the_reference_engine() {
     let via_sim = sim.run(&spec, |_, _| ()).unwrap();
     let direct = varprop::sim::run_cpu(&spec, &mut |_, _| ()).unwrap();
     assert_eq!(via_sim.info.engine, "cpu-reference");
-    assert_eq!(via_sim.table_with_theory().to_csv(), direct.table_with_theory().to_csv());
+    assert_eq!(
+        via_sim.table_with_theory().to_csv(),
+        direct.table_with_theory().to_csv()
+    );
 }

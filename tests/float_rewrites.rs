@@ -93,7 +93,12 @@ fn float_rewrites_of_the_adapter() {
     let n = 64usize;
     let mut input = vec![[0f32; 2]; n];
     input[..pairs.len()].copy_from_slice(&pairs);
-    let knobs: [u32; 4] = [1f32.to_bits(), 0, 2f32.powi(-100).to_bits(), 2f32.powi(-40).to_bits()];
+    let knobs: [u32; 4] = [
+        1f32.to_bits(),
+        0,
+        2f32.powi(-100).to_bits(),
+        2f32.powi(-40).to_bits(),
+    ];
     use wgpu::util::DeviceExt;
     let buf_in = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: None,
@@ -134,9 +139,18 @@ fn float_rewrites_of_the_adapter() {
         label: None,
         layout: &pipeline.get_bind_group_layout(0),
         entries: &[
-            wgpu::BindGroupEntry { binding: 0, resource: buf_in.as_entire_binding() },
-            wgpu::BindGroupEntry { binding: 1, resource: buf_k.as_entire_binding() },
-            wgpu::BindGroupEntry { binding: 2, resource: buf_out.as_entire_binding() },
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: buf_in.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: buf_k.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: buf_out.as_entire_binding(),
+            },
         ],
     });
     let mut enc = dev.create_command_encoder(&Default::default());
@@ -174,7 +188,12 @@ fn float_rewrites_of_the_adapter() {
         assert_eq!(r[12].to_bits(), 0);
         // the engine's TwoSum (the barrier) is exact in the normal range
         if a.abs() >= f32::MIN_POSITIVE && b.abs() >= f32::MIN_POSITIVE {
-            assert!(two_sum_exact(a, b, r[4], r[5]), "TwoSum through the barrier on {a:e} + {b:e}: {:e} + {:e}", r[4], r[5]);
+            assert!(
+                two_sum_exact(a, b, r[4], r[5]),
+                "TwoSum through the barrier on {a:e} + {b:e}: {:e} + {:e}",
+                r[4],
+                r[5]
+            );
         }
     }
 }

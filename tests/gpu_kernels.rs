@@ -3,8 +3,8 @@
 
 mod common;
 
-use varprop::model::activation::{ACTIVATION_NAMES, Activation};
 use varprop::gpu::probe;
+use varprop::model::activation::{ACTIVATION_NAMES, Activation};
 use varprop::model::init::Dist;
 use varprop::model::rng::{self, Stream};
 

@@ -14,11 +14,11 @@
 
 mod common;
 
-use varprop::sim::{GpuOptions, run_cpu, run_gpu, run_gpu_with_kernels};
+use varprop::config::settings::NetworkSettings;
 use varprop::gpu::GpuContext;
 use varprop::gpu::tuning::{Kernels, ProductKernel, Reduction};
 use varprop::model::init::InitFlags;
-use varprop::config::settings::NetworkSettings;
+use varprop::sim::{GpuOptions, run_cpu, run_gpu, run_gpu_with_kernels};
 use varprop::spec::{Probes, RunSpec};
 
 fn check(flags: NetworkSettings, batch: usize, chunk: usize) {

@@ -4,13 +4,19 @@
 
 mod common;
 
-use varprop::sim::{GpuOptions, RunOutput, run_gpu};
 use varprop::config::settings::NetworkSettings;
-use varprop::spec::{EngineChoice, Probes, RunSpec};
 use varprop::sim::stats::LayerSample;
+use varprop::sim::{GpuOptions, RunOutput, run_gpu};
+use varprop::spec::{EngineChoice, Probes, RunSpec};
 use varprop::theory;
 
-fn spec(flags: NetworkSettings, batch: usize, networks: usize, seed: u64, backward: bool) -> RunSpec {
+fn spec(
+    flags: NetworkSettings,
+    batch: usize,
+    networks: usize,
+    seed: u64,
+    backward: bool,
+) -> RunSpec {
     RunSpec {
         probes: Probes {
             backward,

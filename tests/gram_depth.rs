@@ -5,8 +5,8 @@
 
 mod common;
 
-use varprop::sim::{GpuOptions, RunOutput, run_gpu};
 use varprop::config::settings::NetworkSettings;
+use varprop::sim::{GpuOptions, RunOutput, run_gpu};
 use varprop::spec::{EngineChoice, RunSpec};
 
 fn relu_he(width: usize, depth: usize) -> NetworkSettings {

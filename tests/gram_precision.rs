@@ -5,15 +5,22 @@
 
 mod common;
 
-use varprop::gpu::gram::GramGpu;
 use varprop::config::settings::NetworkSettings;
-use varprop::spec::{RunSpec};
+use varprop::gpu::gram::GramGpu;
+use varprop::spec::RunSpec;
 
 /// Rows x_0..x_{k-1} of n f32 values: x_0 ~ 1 +- 0.5 with a few large
 /// entries, x_j = x_0 + 2^-(10 + 3 j) noise (1 - c ~ 2^-(20 + 6 j)).
 fn rows(k: usize, n: usize) -> Vec<f32> {
     let u = |i: usize, j: usize| {
-        let b = varprop::model::rng::bits(11, varprop::model::rng::Stream::Gram, j as u32, 0, i as u32, 0);
+        let b = varprop::model::rng::bits(
+            11,
+            varprop::model::rng::Stream::Gram,
+            j as u32,
+            0,
+            i as u32,
+            0,
+        );
         varprop::model::rng::normal4(b)[0]
     };
     let base: Vec<f64> = (0..n)

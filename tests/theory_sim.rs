@@ -95,7 +95,11 @@ fn wide_networks_follow_mean_field_theory() {
             "{act}: only {} comparisons",
             comparisons.len()
         );
-        let bound = comparisons::z_bound(comparisons.len(), spec.networks, comparisons::FALSE_FAILURE_RATE);
+        let bound = comparisons::z_bound(
+            comparisons.len(),
+            spec.networks,
+            comparisons::FALSE_FAILURE_RATE,
+        );
         for c in &comparisons {
             assert!(
                 c.z.abs() < bound,

@@ -236,7 +236,11 @@ impl NativeSimulator {
         )?;
         out.set_item("per_network", per_network.then(|| per_network_csv(&run)))?;
         // every network's whole-network Jacobian moments (NaN without jacobian)
-        let tops: Vec<(f64, f64)> = run.tops.iter().map(|t| (t.log_jac_m1, t.log_jac_m2)).collect();
+        let tops: Vec<(f64, f64)> = run
+            .tops
+            .iter()
+            .map(|t| (t.log_jac_m1, t.log_jac_m2))
+            .collect();
         out.set_item("tops", tops)?;
         out.set_item("warnings", run.warnings.clone())?;
         Ok(out)
@@ -309,14 +313,16 @@ impl NativeSimulator {
         progress: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
         use varprop::analysis::compare::{
-            ACTS_FLAG, INITS_FLAG, SIGMA_W2S_FLAG, SchemeLists, parse_names, parse_numbers,
-            schemes,
+            ACTS_FLAG, INITS_FLAG, SIGMA_W2S_FLAG, SchemeLists, parse_names, parse_numbers, schemes,
         };
         use varprop::analysis::headline::{Headline, table_with_theory};
         use varprop::io::output::LabelledTable;
         check_chunk(chunk)?;
         let names = |flag: &str, t: Option<&str>| -> PyResult<Vec<String>> {
-            Ok(t.map(|t| parse_names(flag, t)).transpose().map_err(py_err)?.unwrap_or_default())
+            Ok(t.map(|t| parse_names(flag, t))
+                .transpose()
+                .map_err(py_err)?
+                .unwrap_or_default())
         };
         let lists = SchemeLists {
             acts: names(ACTS_FLAG, acts)?,
@@ -348,7 +354,11 @@ impl NativeSimulator {
                 "headline": headline,
             }));
             parts.push((vec![scheme.label.clone()], table));
-            warnings.extend(run.warnings.iter().map(|w| format!("{}: {w}", scheme.label)));
+            warnings.extend(
+                run.warnings
+                    .iter()
+                    .map(|w| format!("{}: {w}", scheme.label)),
+            );
         }
         let out = pyo3::types::PyDict::new(py);
         out.set_item(
@@ -379,8 +389,13 @@ impl NativeSimulator {
         check_chunk(chunk)?;
         let sigma_w2s = phase::parse_range("--sigma-w2-range", sigma_w2_range).map_err(py_err)?;
         let sigma_b2s = phase::parse_range("--sigma-b2-range", sigma_b2_range).map_err(py_err)?;
-        let grid = phase::grid(&settings(settings_json)?, &sigma_w2s, &sigma_b2s, DEFAULT_NETWORKS)
-            .map_err(py_err)?;
+        let grid = phase::grid(
+            &settings(settings_json)?,
+            &sigma_w2s,
+            &sigma_b2s,
+            DEFAULT_NETWORKS,
+        )
+        .map_err(py_err)?;
         if grid[0].2.networks < 2 {
             return Err(PyValueError::new_err(
                 "networks: phase needs at least 2 networks (standard errors come from them)",
@@ -433,7 +448,8 @@ impl NativeSimulator {
         check_chunk(chunk)?;
         let configs = driver::load(&path).map_err(py_err)?;
         let shard = driver::shard(shard, "--shard").map_err(py_err)?;
-        let plan = driver::plan(&configs, shard.map(|(s, _)| s), &out_dir, force).map_err(py_err)?;
+        let plan =
+            driver::plan(&configs, shard.map(|(s, _)| s), &out_dir, force).map_err(py_err)?;
         let options = GpuOptions {
             chunk,
             checkpoint_every,
@@ -453,8 +469,8 @@ impl NativeSimulator {
             driver::write_result(&out_dir, config, spec, &run).map_err(py_err)?;
             Ok(())
         })?;
-        let summary =
-            driver::write_summary(&out_dir, &configs, &plan, shard.map(|(s, _)| s)).map_err(py_err)?;
+        let summary = driver::write_summary(&out_dir, &configs, &plan, shard.map(|(s, _)| s))
+            .map_err(py_err)?;
         let out = pyo3::types::PyDict::new(py);
         out.set_item("summary", summary.display().to_string())?;
         out.set_item("configurations", configs.len())?;
@@ -645,7 +661,9 @@ impl NativeSimulator {
                     // the receiver is gone when the caller was interrupted
                     let _ = tx.send(outcome);
                 })
-                .map_err(|e| PyRuntimeError::new_err(format!("cannot start the run's thread: {e}")))?;
+                .map_err(|e| {
+                    PyRuntimeError::new_err(format!("cannot start the run's thread: {e}"))
+                })?;
         }
         let mut shown = (u64::MAX, 0);
         let mut report = || -> PyResult<()> {
@@ -681,7 +699,9 @@ impl NativeSimulator {
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(PyRuntimeError::new_err("the run's thread ended without a result"));
+                    return Err(PyRuntimeError::new_err(
+                        "the run's thread ended without a result",
+                    ));
                 }
             }
         }
@@ -705,7 +725,9 @@ impl NativeSimulator {
         let mut offset = 0;
         for (i, spec) in specs.iter().enumerate() {
             py.check_signals()?;
-            let run = self.execute(py, (*spec).clone(), options, &mut |d, _| cb(offset + d, total))?;
+            let run = self.execute(py, (*spec).clone(), options, &mut |d, _| {
+                cb(offset + d, total)
+            })?;
             offset += work(spec);
             cb(offset, total)?;
             each(i, run)?;

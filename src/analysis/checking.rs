@@ -26,7 +26,9 @@ pub struct CheckOutcome {
 
 impl CheckOutcome {
     pub fn failures(&self) -> impl Iterator<Item = &Comparison> {
-        self.comparisons.iter().filter(move |c| c.z.abs() > self.bound)
+        self.comparisons
+            .iter()
+            .filter(move |c| c.z.abs() > self.bound)
     }
 
     pub fn passed(&self) -> bool {

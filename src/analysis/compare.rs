@@ -2,8 +2,8 @@
 //! variances) on one shape, one seed and one batch, side by side. A scheme
 //! is the base run's settings with some of act, init and sigma_w2 replaced.
 
-use crate::error::{Error, Result};
 use crate::config::settings::{NetworkSettings, RunSettings};
+use crate::error::{Error, Result};
 use crate::model::init::InitFlags;
 use crate::spec::RunSpec;
 

@@ -5,9 +5,9 @@
 
 use super::predictions::Prediction;
 use crate::io::output::{Cell, Table};
+use crate::sim::RunOutput;
 use crate::spec::RunSpec;
 use crate::theory;
-use crate::sim::RunOutput;
 
 /// log(1 - c) is compared where the spread of one input's log q across
 /// networks (the finite-width scale: 5 sum 1/n_l for relu, and a collapse

@@ -8,8 +8,8 @@
 //! every layer), and so is the log of their mean.
 
 use crate::sim::RunOutput;
-use crate::spec::RunSpec;
 use crate::sim::stats::{LayerSample, mean_se};
+use crate::spec::RunSpec;
 use crate::theory;
 
 /// Which per-layer quantity.

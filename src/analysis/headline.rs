@@ -7,11 +7,11 @@
 use serde::Serialize;
 
 use crate::analysis::comparisons;
-use crate::analysis::predictions::{self, Prediction};
 use crate::analysis::curves::{Measure, TheoryCurves, late_slope, log_curve};
-use crate::sim::RunOutput;
-use crate::io::output::{Cell, Table};
+use crate::analysis::predictions::{self, Prediction};
 use crate::analysis::report;
+use crate::io::output::{Cell, Table};
+use crate::sim::RunOutput;
 use crate::spec::RunSpec;
 
 /// The run's per-layer table with the theory columns `run` prints, and the

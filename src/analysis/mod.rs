@@ -2,6 +2,7 @@
 //! of `check` (predictions), the tables (report), headline numbers,
 //! curves, scheme comparisons and the phase diagram.
 
+pub mod checking;
 pub mod compare;
 pub mod comparisons;
 pub mod curves;
@@ -10,5 +11,4 @@ pub mod phase;
 pub mod predictions;
 pub mod report;
 pub mod suite;
-pub mod checking;
 pub mod theory_table;

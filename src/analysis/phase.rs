@@ -6,14 +6,14 @@
 //! as a heatmap, the mean-field one beside it, and the edge of chaos
 //! chi_1 = 1 (`theory::edge_of_chaos_sigma_w2` along sigma_b^2) over both.
 
-use crate::model::activation::Activation;
-use crate::sim::RunOutput;
-use crate::error::{Error, Result};
 use crate::analysis::headline::Headline;
+use crate::config::settings::{NetworkSettings, RunSettings};
+use crate::error::{Error, Result};
 use crate::io::output::{Cell, Table};
 use crate::io::plot::heatmap::{HeatmapFigure, HeatmapPanel};
-use crate::config::settings::{NetworkSettings, RunSettings};
+use crate::model::activation::Activation;
 use crate::model::init::InitFlags;
+use crate::sim::RunOutput;
 use crate::spec::RunSpec;
 use crate::theory;
 

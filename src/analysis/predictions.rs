@@ -145,7 +145,8 @@ fn arch_predictions(spec: &RunSpec, a: &crate::spec::ArchRun) -> Vec<Prediction>
             scale: rows.iter().map(|r| r.post.q_mean().sqrt()).collect(),
         },
     ];
-    let plain = |l: usize| l > 0 && matches!(a.arch.blocks[l - 1], crate::model::arch::Block::Layer(_));
+    let plain =
+        |l: usize| l > 0 && matches!(a.arch.blocks[l - 1], crate::model::arch::Block::Layer(_));
     if spec.probes.backward {
         // the gradient with respect to h for plain rows, to the block's output otherwise
         let mut g = vec![1.0; depth + 1];

@@ -1,8 +1,8 @@
 //! From a run to its table and its config block: the column names here are
 //! the stable contract of `varprop run` (extend, never rename).
 
-use crate::sim::RunOutput;
 use crate::io::output::{Cell, Table};
+use crate::sim::RunOutput;
 use crate::spec::RunSpec;
 
 /// The measured columns, in order, after `layer,width`.
@@ -155,7 +155,8 @@ pub fn position_map_csv(
         String::from("y,x,q_pre_mean,q_pre_se,q_pre_theory,q_post_mean,q_post_se,q_post_theory\n");
     for p in 0..theory[row].pre.q.len() {
         let (pre, pre_se) = crate::sim::stats::mean_se(run.positions.iter().map(|(pre, _)| pre[p]));
-        let (post, post_se) = crate::sim::stats::mean_se(run.positions.iter().map(|(_, post)| post[p]));
+        let (post, post_se) =
+            crate::sim::stats::mean_se(run.positions.iter().map(|(_, post)| post[p]));
         out += &format!(
             "{},{},{pre:?},{pre_se:?},{:?},{post:?},{post_se:?},{:?}\n",
             p / w,

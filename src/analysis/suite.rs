@@ -38,7 +38,9 @@ pub fn parse_suite(label: &str, text: &str) -> Result<Suite> {
 
 /// The name of the i-th case (0-based): its `name`, else `case{i+1}`.
 pub fn case_name(i: usize, case: &RunSettings) -> String {
-    case.name.clone().unwrap_or_else(|| format!("case{}", i + 1))
+    case.name
+        .clone()
+        .unwrap_or_else(|| format!("case{}", i + 1))
 }
 
 /// An error of a case, as the CLI reports it: the flag prefixed with the

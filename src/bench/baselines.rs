@@ -5,11 +5,11 @@
 use std::time::Instant;
 
 use super::{median, product_flops};
-use crate::model::activation::Activation;
 use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::gpu::dense::stride;
 use crate::gpu::pipelines::Module;
+use crate::model::activation::Activation;
 
 /// One compute pass of `dispatch` on `ctx`, timed on the GPU where it can
 /// be; returns seconds.

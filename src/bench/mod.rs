@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::config::settings::NetworkSettings;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::gpu::dense::{DenseGpu, KernelProbe};
 use crate::gpu::tuning::Kernels;
 use crate::model::init::InitFlags;
-use crate::config::settings::NetworkSettings;
 use crate::spec::{Probes, RunSpec};
 
 mod baselines;

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use varprop::sim::{GpuOptions, RunOutput};
-use varprop::{Device, Simulator};
-use varprop::io::output::Format;
 use varprop::config::settings::{NetworkSettings, RunSettings};
+use varprop::io::output::Format;
+use varprop::sim::{GpuOptions, RunOutput};
 use varprop::spec::RunSpec;
+use varprop::{Device, Simulator};
 use varprop::{Error, Result};
 
 /// The network flags: the settings record's (config::settings), declared
@@ -87,7 +87,8 @@ fn progress_bar(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
 }
 
 pub fn simulate(args: &RunArgs, spec: &RunSpec) -> Result<RunOutput> {
-    let simulator = Simulator::with_options(args.device.device(args.adapter.clone()), args.gpu_options())?;
+    let simulator =
+        Simulator::with_options(args.device.device(args.adapter.clone()), args.gpu_options())?;
     let total = (spec.net.depth() as u64 + 1) * spec.networks as u64;
     let bar = progress_bar(total, args.quiet);
     let out = simulator.run(spec, |done: u64, _total: u64| {

@@ -16,7 +16,6 @@ use varprop::{Error, Result};
 use super::args::{RunArgs, simulate};
 use super::runner::{check_plot_args, save_layer_plot};
 
-
 #[derive(Args)]
 #[command(after_long_help = "Which comparisons are made:
   - exact finite-width statements are always compared: E[q_pre], E[q_post], E[g] and E[||J u||^2]

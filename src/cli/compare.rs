@@ -9,9 +9,9 @@ use varprop::analysis::compare::{
     ACTS_FLAG, INITS_FLAG, SIGMA_W2S_FLAG, SchemeLists, parse_names, parse_numbers, schemes,
 };
 use varprop::analysis::headline::{Headline, headline_table, table_with_theory};
-use varprop::io::output::{self, Format, LabelledTable};
 use varprop::analysis::report;
 use varprop::config::settings::DEFAULT_NETWORKS;
+use varprop::io::output::{self, Format, LabelledTable};
 
 use super::args::RunArgs;
 use super::runner::{Runner, WorkBar, check_plot_args, save_layer_plot, work};

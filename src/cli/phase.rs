@@ -5,9 +5,9 @@
 
 use clap::Args;
 
-use varprop::io::output::{self, Format};
 use varprop::analysis::phase::{self, PHASE_COLUMNS};
 use varprop::config::settings::DEFAULT_NETWORKS;
+use varprop::io::output::{self, Format};
 use varprop::{Error, Result};
 
 use super::args::RunArgs;

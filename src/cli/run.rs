@@ -1,8 +1,8 @@
 //! `varprop run`: simulate one configuration, one row per layer.
 
 use varprop::Result;
-use varprop::io::output::{self, Format};
 use varprop::analysis::report;
+use varprop::io::output::{self, Format};
 
 use super::args::{RunArgs, run_spec, simulate};
 use super::runner::{check_plot_args, save_layer_plot};

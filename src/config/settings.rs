@@ -5,12 +5,12 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::toml::parse_toml;
 use crate::error::{Error, Result};
-use crate::model::init::InitFlags;
 use crate::model::activation::Activation;
+use crate::model::init::InitFlags;
 use crate::model::init::InitSpec;
 use crate::spec::{self, NetworkSpec, Probes, RunSpec};
-pub use super::toml::parse_toml;
 
 /// The keys of a network, declared once for the command line (clap) and
 /// for files (serde): `--width` is `width` in a suite, a sweep or a
@@ -163,7 +163,9 @@ impl NetworkSettings {
             .act
             .as_deref()
             .unwrap_or(if siren { "sin" } else { "relu" });
-        let omega = self.omega.or(if siren { Some(spec::SIREN_OMEGA) } else { None });
+        let omega = self
+            .omega
+            .or(if siren { Some(spec::SIREN_OMEGA) } else { None });
         let omega = if act_name == "sin" { omega } else { self.omega };
         let act = Activation::parse(act_name, self.alpha, omega)?;
         let init = InitSpec::resolve(&self.init, &act)?;

@@ -3,7 +3,6 @@
 //! `--adapter` honoured), the device asks for the adapter's own limits, and
 //! compiled pipelines are cached by specialisation.
 
-
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -255,7 +254,14 @@ impl GpuContext {
         layout: Option<&wgpu::PipelineLayout>,
         constants: &[(&str, f64)],
     ) -> Result<wgpu::ComputePipeline> {
-        self.pipelines
-            .get_or_compile(&self.device, self.features, module, entry, act, layout, constants)
+        self.pipelines.get_or_compile(
+            &self.device,
+            self.features,
+            module,
+            entry,
+            act,
+            layout,
+            constants,
+        )
     }
 }

@@ -5,11 +5,11 @@
 //! padded) that the block engine then places into its weight layout. The
 //! CPU twin is `sim::cpu::orthogonal_matrix`.
 
-use crate::model::activation::Activation;
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::dense::{Params, stride};
 use crate::gpu::pipelines::{Module, engine_bind_group_layout};
+use crate::model::activation::Activation;
 use crate::model::init::Dist;
 
 use crate::gpu::abi::ORTHO_WG;

@@ -8,9 +8,9 @@
 //!
 //! `VARPROP_DUMP_WGSL=DIR` writes every assembled module to DIR.
 
-use crate::model::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::abi;
+use crate::model::activation::Activation;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -148,7 +148,12 @@ impl Module {
 
     /// Every module, each with and without subgroups where that differs.
     pub fn all() -> Vec<Module> {
-        let mut all = vec![Module::Generate, Module::Product, Module::Probe, Module::Orthogonal];
+        let mut all = vec![
+            Module::Generate,
+            Module::Product,
+            Module::Probe,
+            Module::Orthogonal,
+        ];
         for subgroup_sum in [false, true] {
             all.push(Module::Stats { subgroup_sum });
             all.push(Module::Gram { subgroup_sum });
@@ -190,9 +195,7 @@ pub fn engine_bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout 
         ty: wgpu::BindingType::Buffer {
             ty: wgpu::BufferBindingType::Uniform,
             has_dynamic_offset: true,
-            min_binding_size: wgpu::BufferSize::new(
-                std::mem::size_of::<abi::Params>() as u64,
-            ),
+            min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<abi::Params>() as u64),
         },
         count: None,
     }];
@@ -283,18 +286,17 @@ impl PipelineCache {
         };
         all_constants.extend_from_slice(constants);
         let constants = all_constants;
-        let pipeline = device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout,
-                module: &shader,
-                entry_point: Some(entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout,
+            module: &shader,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
         if let Some(err) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("compiling {module:?}/{entry}: {err}")));
         }
@@ -309,9 +311,27 @@ mod tests {
 
     /// Every .wgsl file the modules are assembled from.
     const FILES: &[&str] = &[
-        PARAMS, INDEX, SCALE_OF, BINDINGS, PHILOX, SPECIAL, ACTIVATION, GENERATE, PRODUCT, STATS,
-        PROBE, ORTHOGONAL, GRAM, SHARE_SUBGROUP, SHARE_NONE, REDUCE_SUBGROUP, REDUCE_TREE,
-        FMA_PEAK, NAIVE_PRODUCT, BLOCKS, PAIR_RECORD,
+        PARAMS,
+        INDEX,
+        SCALE_OF,
+        BINDINGS,
+        PHILOX,
+        SPECIAL,
+        ACTIVATION,
+        GENERATE,
+        PRODUCT,
+        STATS,
+        PROBE,
+        ORTHOGONAL,
+        GRAM,
+        SHARE_SUBGROUP,
+        SHARE_NONE,
+        REDUCE_SUBGROUP,
+        REDUCE_TREE,
+        FMA_PEAK,
+        NAIVE_PRODUCT,
+        BLOCKS,
+        PAIR_RECORD,
     ];
 
     fn words(text: &str) -> impl Iterator<Item = &str> {
@@ -359,14 +379,18 @@ mod tests {
                     .collect::<Vec<_>>()
                     .join("\n");
                 for word in words(&body) {
-                    if word.starts_with("FLAG_") || abi::CONSTANTS.iter().any(|(c, _, _)| *c == word)
+                    if word.starts_with("FLAG_")
+                        || abi::CONSTANTS.iter().any(|(c, _, _)| *c == word)
                     {
                         assert!(defined.contains(&word), "{module:?} uses {word}");
                     }
                 }
                 for name in ["Params", "BlockParams"] {
                     if words(&body).any(|w| w == name) {
-                        assert!(prelude.contains(&format!("struct {name} {{")), "{module:?} {name}");
+                        assert!(
+                            prelude.contains(&format!("struct {name} {{")),
+                            "{module:?} {name}"
+                        );
                     }
                 }
             }

@@ -2,11 +2,11 @@
 //! weight generator on given inputs and read the results back, so tests can
 //! hold them against their Rust twins.
 
-use crate::model::activation::Activation;
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dense::read_staging;
 use crate::gpu::pipelines::Module;
+use crate::model::activation::Activation;
 use crate::model::init::Dist;
 use crate::spec::{NetworkSpec, RunSpec};
 

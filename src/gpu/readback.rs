@@ -10,7 +10,13 @@ use crate::sim::stats::LayerSums;
 /// `sums`: per pair, its blocks of units in order, the five second moments
 /// and the sum of (h_a - h_b)^2 into a pair entry, the other sums into
 /// `sums` itself.
-pub(crate) fn add_pair_records(sums: &mut LayerSums, records: &[f32], pairs: usize, n: usize, bs: usize) {
+pub(crate) fn add_pair_records(
+    sums: &mut LayerSums,
+    records: &[f32],
+    pairs: usize,
+    n: usize,
+    bs: usize,
+) {
     for pair in 0..pairs {
         let mut p = [0.0; 6];
         for block in 0..n.div_ceil(UNITS_PER_BLOCK) {

@@ -8,8 +8,8 @@
 //! times ride back in the same staging buffer, so timing adds no sync.
 
 use crate::error::{Error, Result};
-use crate::gpu::context::GpuContext;
 use crate::gpu::abi::Params;
+use crate::gpu::context::GpuContext;
 
 /// Dispatches encoded per pass at most (the parameter buffer's slots).
 pub const MAX_STEPS: usize = 2048;

@@ -3,8 +3,8 @@
 //! draw from these laws and the theory reads v_l from them, so the two cannot
 //! drift apart.
 
-use crate::model::activation::Activation;
 use crate::error::{Error, Result};
+use crate::model::activation::Activation;
 
 /// Flax's correction: the standard normal truncated to [-2, 2] has standard
 /// deviation 0.87962566103423978, so the std is divided by it.

@@ -3,14 +3,14 @@
 //! engine's per-network sums into a `RunOutput` with its `EngineInfo`.
 
 use crate::error::Result;
-use crate::gpu::{AdapterSummary, GpuContext};
 use crate::gpu::blocks::BlocksGpu;
 use crate::gpu::dense::DenseGpu;
 use crate::gpu::gram::GramGpu;
-use crate::sim::plan::Program;
-use crate::sim::stats::NetworkSums;
+use crate::gpu::{AdapterSummary, GpuContext};
 use crate::sim::cpu;
 use crate::sim::output::{EngineInfo, Progress, RunOutput, finish};
+use crate::sim::plan::Program;
+use crate::sim::stats::NetworkSums;
 use crate::spec::RunSpec;
 
 /// A simulator of one spec: networks 0..S in order, on the RNG streams
@@ -88,9 +88,10 @@ impl Engine for DenseEngine<'_> {
     }
     fn run(&mut self, progress: &mut dyn FnMut(u64)) -> Result<Vec<NetworkSums>> {
         let rows = rows(self.spec);
-        self.gpu.run_networks(0..self.spec.networks, &mut |s, done| {
-            progress(s as u64 * rows + done as u64)
-        })
+        self.gpu
+            .run_networks(0..self.spec.networks, &mut |s, done| {
+                progress(s as u64 * rows + done as u64)
+            })
     }
     fn adapter(&self) -> Option<AdapterSummary> {
         Some(self.ctx.adapter.clone())

@@ -12,9 +12,9 @@ pub mod simulator;
 pub mod stats;
 
 use crate::error::Result;
+use crate::gpu::GpuContext;
 use crate::gpu::tuning::Kernels;
 use crate::sim::engine::{BlockEngine, CpuEngine, DenseEngine, Engine, GramEngine, run_engine};
-use crate::gpu::GpuContext;
 use crate::spec::{EngineChoice, RunSpec};
 pub use output::{EngineInfo, Progress, RunOutput};
 
@@ -126,7 +126,15 @@ pub fn choose_gpu_engine<'a>(
     }
     let (choice, reason) = choose_engine(spec)?;
     if choice == EngineChoice::Dense {
-        return Ok((Box::new(dense_engine(ctx, spec, options, Kernels::auto(ctx, spec.batch))?), reason));
+        return Ok((
+            Box::new(dense_engine(
+                ctx,
+                spec,
+                options,
+                Kernels::auto(ctx, spec.batch),
+            )?),
+            reason,
+        ));
     }
     let every =
         crate::gpu::gram::checkpoint_interval(spec, options.checkpoint_every, options.max_memory)?;
@@ -216,7 +224,12 @@ fn gram_floor_reached(spec: &RunSpec, sums_exact: bool, probe_error: f64) -> Opt
 
 /// The dense engine's multiply-adds for the whole run, sum_l n_{l-1} n_l B S.
 fn dense_work(spec: &RunSpec) -> f64 {
-    let layers: f64 = spec.net.widths.windows(2).map(|w| w[0] as f64 * w[1] as f64).sum();
+    let layers: f64 = spec
+        .net
+        .widths
+        .windows(2)
+        .map(|w| w[0] as f64 * w[1] as f64)
+        .sum();
     layers * spec.batch as f64 * spec.networks as f64
 }
 
@@ -260,8 +273,12 @@ fn gram_bias_bound(
         if l >= 1 {
             let sigma_w2 = net.widths[l] as f64 * net.weight_law(l + 1).variance;
             let row = &rows[l];
-            let slope =
-                crate::theory::fixed_point::chi_c(&net.act, sigma_w2, row.q_pre, row.c_pre.clamp(-1.0, 1.0));
+            let slope = crate::theory::fixed_point::chi_c(
+                &net.act,
+                sigma_w2,
+                row.q_pre,
+                row.c_pre.clamp(-1.0, 1.0),
+            );
             carried *= slope.abs();
         }
     }
@@ -297,7 +314,7 @@ pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
 mod tests {
     use super::*;
     use crate::config::settings::NetworkSettings;
-use crate::spec::{RunSpec};
+    use crate::spec::RunSpec;
 
     fn relu_he(width: usize, depth: usize, sigma_b2: Option<f64>) -> RunSpec {
         let mut flags = NetworkSettings {
@@ -384,7 +401,10 @@ use crate::spec::{RunSpec};
         let sum = gram_bias_bound(&spec.net, &rows, 1, 1.0);
         let last = rows.last().unwrap();
         let chi = crate::theory::fixed_point::chi1(&spec.net.act, 1.0, last.q_pre);
-        assert!(chi < 1.0 && sum < 1.0 / (1.0 - chi) + 1.0, "sum {sum}, chi_1 {chi}");
+        assert!(
+            chi < 1.0 && sum < 1.0 / (1.0 - chi) + 1.0,
+            "sum {sum}, chi_1 {chi}"
+        );
         // but 1 - c itself falls as chi_1^l, far below any f32 floor: dense
         assert!(gram_floor_reached(&spec, false, LAVAPIPE_PROBE_ERROR).is_some());
     }

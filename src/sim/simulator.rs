@@ -249,7 +249,9 @@ impl RunSpecBuilder {
 
     /// The validated spec; errors name the field.
     pub fn build(self) -> Result<RunSpec> {
-        self.settings.resolve(DEFAULT_NETWORKS).map_err(Error::with_field_names)
+        self.settings
+            .resolve(DEFAULT_NETWORKS)
+            .map_err(Error::with_field_names)
     }
 }
 
@@ -295,6 +297,9 @@ mod tests {
         };
         assert_eq!(field(RunSpec::dense(0, 10)), "width");
         assert_eq!(field(RunSpec::dense(8, 10).batch(3)), "batch");
-        assert_eq!(field(RunSpec::dense(8, 10).init(Scheme::HeNormal).sigma_w2(2.0)), "sigma_w2");
+        assert_eq!(
+            field(RunSpec::dense(8, 10).init(Scheme::HeNormal).sigma_w2(2.0)),
+            "sigma_w2"
+        );
     }
 }

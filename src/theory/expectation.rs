@@ -204,7 +204,12 @@ pub fn expect_1d_panels(f: impl Fn(f64) -> f64, q: f64, kinks: &[f64], smooth: b
 /// breakpoints at the kinks of f and where the kinks of g sit once smoothed
 /// over b/|a| by the inner integral (z1 = k/a; a smooth feature keeps its
 /// width (1 + b)/|a|).
-pub(super) fn outer_panels(p: Pair, f_kinks: &[f64], g_points: &[f64], smooth: bool) -> Vec<(f64, f64)> {
+pub(super) fn outer_panels(
+    p: Pair,
+    f_kinks: &[f64],
+    g_points: &[f64],
+    smooth: bool,
+) -> Vec<(f64, f64)> {
     let mut outer = features_1d(p.s1, f_kinks, smooth);
     if p.a != 0.0 {
         let width = if smooth { 1.0 + p.b } else { p.b.min(1.0) };

@@ -15,8 +15,8 @@ use super::gauss::{
     cross_moment, deriv_cross_moment, deriv_second_moment, one_sided_slopes, second_moment,
     second_moment_slope,
 };
-use crate::model::activation::Activation;
 use crate::error::{Error, Result};
+use crate::model::activation::Activation;
 use crate::spec::NetworkSpec;
 
 /// |chi_1 - 1| <= CRITICAL_TOL is critical. The moments are accurate to
@@ -477,4 +477,3 @@ pub fn summary(net: &NetworkSpec) -> Result<Summary> {
         note: fp.note,
     })
 }
-

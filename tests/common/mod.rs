@@ -1,9 +1,9 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+use varprop::config::settings::NetworkSettings;
 use varprop::gpu::GpuContext;
 use varprop::model::init::InitFlags;
-use varprop::config::settings::NetworkSettings;
 use varprop::spec::{NetworkSpec, RunSpec};
 
 /// The GPU context for a test. A machine without an adapter fails the test

@@ -3,8 +3,8 @@
 //! pass finds them at, and the choice of the checkpoint interval.
 
 use super::{RECORD, UNITS_PER_BLOCK, WG};
-use crate::model::arch::{Layer, LayerKind, Shape};
 use crate::error::Result;
+use crate::model::arch::{Layer, LayerKind, Shape};
 use crate::spec::RunSpec;
 
 pub(super) fn unit_blocks(n: usize) -> usize {
@@ -71,7 +71,11 @@ pub(super) fn weight_slot(arch: &crate::model::arch::Architecture) -> (usize, us
 }
 
 /// Device bytes of the plan with checkpoints every `every` blocks.
-pub(super) fn plan_bytes(spec: &RunSpec, arch: &crate::model::arch::Architecture, every: usize) -> u64 {
+pub(super) fn plan_bytes(
+    spec: &RunSpec,
+    arch: &crate::model::arch::Architecture,
+    every: usize,
+) -> u64 {
     let lay = Layout::new(spec, arch, every);
     let (_, slot_len) = weight_slot(arch);
     4 * (lay.arena_len + lay.records_len + lay.scales_len() + 2 * slot_len) as u64
@@ -140,7 +144,11 @@ pub(super) struct Places {
 
 impl Layout {
     /// `every`: the checkpoint interval (used with the backward pass).
-    pub(super) fn new(spec: &RunSpec, arch: &crate::model::arch::Architecture, every: usize) -> Self {
+    pub(super) fn new(
+        spec: &RunSpec,
+        arch: &crate::model::arch::Architecture,
+        every: usize,
+    ) -> Self {
         let batch = spec.batch;
         let depth = arch.depth();
         let probes = spec.probes;

@@ -23,16 +23,16 @@
 //! the forward pass's renormalisation factors: bit for bit the same rows)
 //! and walked down: O(sqrt(L) B n).
 
-use crate::model::activation::Activation;
-use crate::model::arch::{Layer, LayerKind, Padding};
-use crate::sim::plan::Program;
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::orthogonal::OrthogonalQr;
 use crate::gpu::pipelines::Module;
+use crate::model::activation::Activation;
+use crate::model::arch::{Layer, LayerKind, Padding};
 use crate::model::init::Dist;
-use crate::spec::RunSpec;
+use crate::sim::plan::Program;
 use crate::sim::stats::{LayerSums, NetworkSums, PositionSums, RowSums};
+use crate::spec::RunSpec;
 
 mod layout;
 mod ops;
@@ -333,7 +333,13 @@ impl<'a> BlocksGpu<'a> {
                     renorm: scales[lay.fwd_scale(l) as usize] as f64,
                     ..Default::default()
                 };
-                crate::gpu::readback::add_pair_records(&mut sums, &records[lay.fwd_rec[l]..], batch / 2, n, bs);
+                crate::gpu::readback::add_pair_records(
+                    &mut sums,
+                    &records[lay.fwd_rec[l]..],
+                    batch / 2,
+                    n,
+                    bs,
+                );
                 sums
             })
             .collect();

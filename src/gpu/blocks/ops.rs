@@ -44,7 +44,12 @@ impl<'a> BlocksGpu<'a> {
     }
 
     /// The parameters of `layer` (in weight slot `slot`) for linear and linear_t.
-    pub(super) fn layer_params(&self, mut p: BlockParams, layer: &Layer, slot: usize) -> BlockParams {
+    pub(super) fn layer_params(
+        &self,
+        mut p: BlockParams,
+        layer: &Layer,
+        slot: usize,
+    ) -> BlockParams {
         let (c_in, h_in, w_in) = dims(layer.input);
         let (c_out, h_out, w_out) = dims(layer.output);
         (p.c_in, p.h_in, p.w_in) = (c_in as u32, h_in as u32, w_in as u32);

@@ -6,9 +6,9 @@ use super::layout::Places;
 use super::{
     BlockParams, BlocksGpu, FLAG_NO_DERIV, NO_SCALE, Pending, STREAM_DELTA, STREAM_TANGENT,
 };
+use crate::error::Result;
 use crate::model::activation::Activation;
 use crate::model::arch::Block;
-use crate::error::Result;
 
 impl BlocksGpu<'_> {
     /// The forward pass through blocks `blocks` (numbered from 1) with

@@ -107,7 +107,6 @@ impl<'a> DenseGpu<'a> {
             grams,
         }
     }
-
 }
 
 /// Maps `bytes` of a staging buffer, copies them out as f32 and unmaps.

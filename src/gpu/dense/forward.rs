@@ -157,7 +157,12 @@ impl<'a> DenseGpu<'a> {
     }
 
     /// The raw pair records (and tangent records) of `layers`, as read back.
-    pub(super) fn take_forward(&self, layers: std::ops::Range<usize>, data: &[f32], raw: &mut NetworkRaw) {
+    pub(super) fn take_forward(
+        &self,
+        layers: std::ops::Range<usize>,
+        data: &[f32],
+        raw: &mut NetworkRaw,
+    ) {
         let (pair_len, tangent_len) = self.forward_record_lens();
         let per_layer = pair_len + tangent_len;
         debug_assert_eq!(data.len(), layers.len() * (per_layer + 2));

@@ -20,12 +20,12 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::tuning::{Kernels, ProductKernel};
 use crate::gpu::pipelines::{Module, engine_bind_group_layout};
 use crate::gpu::submit::{InFlight, Readback, Step, Submitter};
+use crate::gpu::tuning::{Kernels, ProductKernel};
 use crate::model::init::WeightLaw;
-use crate::spec::RunSpec;
 use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
+use crate::spec::RunSpec;
 
 pub use crate::gpu::abi::Params;
 pub(crate) use crate::gpu::abi::{
@@ -300,4 +300,3 @@ impl<'a> DenseGpu<'a> {
         self.gpu_seconds.get()
     }
 }
-

@@ -95,8 +95,8 @@ impl<'a> DenseGpu<'a> {
         let records = buffer("records", layout.records_len, storage);
         let scales = buffer("scales", layout.scales_len(), storage);
         // the orthogonal workspace: A and Q (m x n each), beta and alpha
-        let orthogonal =
-            (1..=net.depth()).any(|l| net.weight_law(l).dist == crate::model::init::Dist::Orthogonal);
+        let orthogonal = (1..=net.depth())
+            .any(|l| net.weight_law(l).dist == crate::model::init::Dist::Orthogonal);
         let work_len = if orthogonal {
             net.widths
                 .windows(2)
@@ -134,7 +134,6 @@ impl<'a> DenseGpu<'a> {
             device_bytes,
         })
     }
-
 }
 
 /// Sizes beyond the adapter's limits are bad input, caught before any work.

@@ -66,14 +66,24 @@ impl<'a> DenseGpu<'a> {
     }
 
     /// W (and b) into their buffers, unless the product draws them itself.
-    pub(super) fn weights_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params, with_bias: bool) {
+    pub(super) fn weights_steps<'p>(
+        &'p self,
+        steps: &mut Vec<Step<'p>>,
+        p: Params,
+        with_bias: bool,
+    ) {
         if !self.weights_in_product(&p) {
             self.generate_steps(steps, p, with_bias);
         }
     }
 
     /// W (and b) into their buffers.
-    pub(super) fn generate_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params, with_bias: bool) {
+    pub(super) fn generate_steps<'p>(
+        &'p self,
+        steps: &mut Vec<Step<'p>>,
+        p: Params,
+        with_bias: bool,
+    ) {
         let (n_in, n_out) = (p.n_in as usize, p.n_out as usize);
         let bias_groups = if with_bias && p.b_scale != 0.0 {
             n_out.div_ceil(4)

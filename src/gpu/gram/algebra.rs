@@ -415,7 +415,14 @@ mod tests {
     fn random_matrix(r: usize, c: usize, seed: u32) -> Vec<f64> {
         (0..r * c)
             .map(|i| {
-                let b = crate::model::rng::bits(7, crate::model::rng::Stream::Gram, seed, 0, i as u32, 0);
+                let b = crate::model::rng::bits(
+                    7,
+                    crate::model::rng::Stream::Gram,
+                    seed,
+                    0,
+                    i as u32,
+                    0,
+                );
                 crate::model::rng::normal4(b)[0]
             })
             .collect()

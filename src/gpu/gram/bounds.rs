@@ -33,7 +33,14 @@ impl<'a> GramGpu<'a> {
         let n = self.spec.net.widths[0].min(4096);
         let k = self.lay.cols;
         let noise = |i: usize, j: usize| {
-            let b = crate::model::rng::bits(0x5eed, crate::model::rng::Stream::Gram, j as u32, 0, i as u32, 0);
+            let b = crate::model::rng::bits(
+                0x5eed,
+                crate::model::rng::Stream::Gram,
+                j as u32,
+                0,
+                i as u32,
+                0,
+            );
             crate::model::rng::normal4(b)[0]
         };
         let mut rows = Vec::with_capacity(k * n);

@@ -5,7 +5,13 @@ use super::*;
 
 impl<'a> GramGpu<'a> {
     /// Layer l's coefficients from x_{l-1}'s Gram matrix (and Z's).
-    pub(super) fn forward_coefficients(&self, l: usize, g: &Eigen, r: f64, gz: &[f64]) -> Result<Vec<f32>> {
+    pub(super) fn forward_coefficients(
+        &self,
+        l: usize,
+        g: &Eigen,
+        r: f64,
+        gz: &[f64],
+    ) -> Result<Vec<f32>> {
         match self.law(l) {
             Law::Gaussian { v } => Ok(algebra::gaussian_forward(g, r, v).0),
             Law::Orthogonal { gain } => {
@@ -18,7 +24,11 @@ impl<'a> GramGpu<'a> {
         }
     }
 
-    pub(super) fn forward(&self, network: usize, on_layer: &mut dyn FnMut(usize)) -> Result<Forward> {
+    pub(super) fn forward(
+        &self,
+        network: usize,
+        on_layer: &mut dyn FnMut(usize),
+    ) -> Result<Forward> {
         let lay = &self.lay;
         let net = &self.spec.net;
         let depth = lay.depth;

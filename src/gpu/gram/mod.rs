@@ -44,28 +44,28 @@ mod ops;
 mod support;
 
 use bindings::*;
-use layout::*;
 pub use layout::checkpoint_interval;
-use support::*;
+use layout::*;
 pub use support::unsupported;
+use support::*;
 
 use crate::error::{Error, Result};
-use crate::gpu::context::GpuContext;
 use crate::gpu::abi::{
     COMBINE_TILE, CROSS_WG, ELEMENTWISE_WG, FLAG_AUX_STORE, FLAG_COEF_LOW, FLAG_GRAM_BACK,
     FLAG_IN_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_RENORM, FLAG_ROW_RECORDS,
     FLAG_SECOND_STORE, FLAG_SUB_BIAS, FLAG_SYMMETRIC, FLAG_Z_PHILOX, GEN_WG, GRAM_WG, NO_OFFSET,
     NO_SCALE, Params, RECORD, UNITS_PER_BLOCK,
 };
+use crate::gpu::context::GpuContext;
 use crate::gpu::dense::{
     blocks, check_arena_bindings, dispatch_1d, engine_bind_group_ranges, stride,
 };
-use crate::gpu::tuning::Reduction;
 use crate::gpu::pipelines::{Module, engine_bind_group_layout};
 use crate::gpu::submit::{Readback, Step, Submitter};
+use crate::gpu::tuning::Reduction;
 use crate::model::init::Dist;
-use crate::spec::RunSpec;
 use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
+use crate::spec::RunSpec;
 use algebra::Eigen;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -276,4 +276,3 @@ impl<'a> GramGpu<'a> {
 fn side(m: &[f64]) -> usize {
     (m.len() as f64).sqrt() as usize
 }
-

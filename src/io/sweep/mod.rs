@@ -24,9 +24,9 @@
 //! Shards: configuration k (in grid order) belongs to shard k mod N
 //! ([`Shard`]); [`results`] has the result files and the summary.
 
+pub mod driver;
 mod results;
 mod shard;
-pub mod driver;
 
 pub use results::{ResultSummary, read_result, result_document, summary_csv};
 pub use shard::Shard;
@@ -37,11 +37,11 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::error::{Error, Result};
 use crate::config::settings::RunSettings;
 use crate::config::toml::{line_of, toml_error, unknown_key};
-use serde::Deserialize;
+use crate::error::{Error, Result};
 use crate::spec::RunSpec;
+use serde::Deserialize;
 
 /// A parsed sweep file.
 #[derive(Clone, Debug, PartialEq)]
@@ -92,7 +92,10 @@ pub fn parse_sweep(path: &str, text: &str) -> Result<SweepFile> {
             fixed_table.insert(key, value);
         }
     }
-    let given_keys: Vec<String> = fixed_table.keys().map(|k| k.get_ref().to_string()).collect();
+    let given_keys: Vec<String> = fixed_table
+        .keys()
+        .map(|k| k.get_ref().to_string())
+        .collect();
     let fixed = RunSettings::deserialize(toml::de::Deserializer::from(Spanned::new(
         span,
         fixed_table,
@@ -142,13 +145,11 @@ pub fn parse_sweep(path: &str, text: &str) -> Result<SweepFile> {
                     refuse_unknown(path, text, &s, [key.get_ref().as_ref()])?;
                     Ok(s)
                 })
-                .map_err(|e| {
-                    match e {
-                        Error::Invalid { flag, message } => {
-                            Error::invalid(flag, format!("{message} (grid.{})", key.get_ref()))
-                        }
-                        other => other,
+                .map_err(|e| match e {
+                    Error::Invalid { flag, message } => {
+                        Error::invalid(flag, format!("{message} (grid.{})", key.get_ref()))
                     }
+                    other => other,
                 })?;
                 let name = settings_object(&s).keys().next().cloned();
                 canonical = canonical.or(name);

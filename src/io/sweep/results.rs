@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{Configuration, config_id};
-use crate::error::{Error, Result};
 use crate::analysis::headline::Headline;
+use crate::error::{Error, Result};
 
 /// The result file of one configuration: `{id, settings, headline,
 /// config, layers}` as pretty JSON.

@@ -16,7 +16,12 @@ pub(super) struct Weights {
     pub(super) b: Vec<f64>,
 }
 
-pub(super) fn draw_weights(spec: &RunSpec, network: usize, number: usize, layer: &Layer) -> Weights {
+pub(super) fn draw_weights(
+    spec: &RunSpec,
+    network: usize,
+    number: usize,
+    layer: &Layer,
+) -> Weights {
     let law = layer.weight_law(number);
     let scale = law.scale();
     let (rows, per_row) = match (&layer.kind, layer.input, layer.output) {
@@ -278,9 +283,13 @@ pub(super) fn sigmoid(z: f64) -> f64 {
     crate::model::activation::sigmoid(z)
 }
 
-
 /// d(block output) along t: the forward-mode derivative.
-pub(super) fn tangent_step(block: &Block, saved: &Saved, weights: &[Weights], t: &[Row]) -> Vec<Row> {
+pub(super) fn tangent_step(
+    block: &Block,
+    saved: &Saved,
+    weights: &[Weights],
+    t: &[Row],
+) -> Vec<Row> {
     match (block, saved) {
         (Block::Layer(layer), Saved::Plain { h, .. }) => t
             .iter()
@@ -339,7 +348,12 @@ pub(super) fn tangent_step(block: &Block, saved: &Saved, weights: &[Weights], t:
 
 /// The gradient with respect to the block's input from the one with respect
 /// to its output (for a plain layer: with respect to its h).
-pub(super) fn backward_step(block: &Block, saved: &Saved, weights: &[Weights], d: &[Row]) -> Vec<Row> {
+pub(super) fn backward_step(
+    block: &Block,
+    saved: &Saved,
+    weights: &[Weights],
+    d: &[Row],
+) -> Vec<Row> {
     match (block, saved) {
         (Block::Layer(layer), Saved::Plain { .. }) => d
             .iter()

@@ -20,9 +20,9 @@
 
 use crate::model::arch::{Block, Layer, Shape};
 use crate::model::rng::{self, Stream};
-use crate::spec::RunSpec;
 use crate::sim::plan::Program;
 use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
+use crate::spec::RunSpec;
 
 use super::block_steps::*;
 

@@ -3,8 +3,8 @@
 //! check the kernels; it is O(B n^2) per layer and meant for small sizes.
 
 use crate::model::rng::{self, Stream};
-use crate::spec::RunSpec;
 use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
+use crate::spec::RunSpec;
 
 /// W_l of network `network` (row-major n_out x n_in), in f64.
 pub fn weights(spec: &RunSpec, network: usize, layer: usize) -> Vec<f64> {
