@@ -96,6 +96,70 @@ abi_struct! {
     }
 }
 
+impl Params {
+    /// What every step of layer `layer` (0: the input row) of `network`
+    /// shares: the shape, the seed, the weight and bias laws (the orthogonal
+    /// kernels multiply Q by the gain) and the inputs' q0 and c0; records
+    /// `block_stride` apart. The engines set the rest per dispatch.
+    pub fn for_layer(
+        spec: &crate::spec::RunSpec,
+        network: usize,
+        layer: usize,
+        block_stride: usize,
+    ) -> Params {
+        use crate::model::init::{Dist, WeightLaw};
+        let net = &spec.net;
+        let none = WeightLaw {
+            dist: Dist::Normal,
+            variance: 0.0,
+        };
+        let (n_in, n_out, w, b) = if layer == 0 {
+            (0, net.widths[0], none, none)
+        } else {
+            (
+                net.widths[layer - 1],
+                net.widths[layer],
+                net.weight_law(layer),
+                net.bias_law(layer),
+            )
+        };
+        Params {
+            n_in: n_in as u32,
+            n_out: n_out as u32,
+            batch: spec.batch as u32,
+            layer: layer as u32,
+            network: network as u32,
+            seed_lo: spec.seed as u32,
+            seed_hi: (spec.seed >> 32) as u32,
+            w_dist: w.dist.code(),
+            w_scale: if w.dist == Dist::Orthogonal {
+                (w.variance * n_in.max(n_out) as f64).sqrt()
+            } else {
+                w.scale()
+            } as f32,
+            b_scale: b.scale() as f32,
+            b_dist: b.dist.code(),
+            flags: 0,
+            in_off: 0,
+            out_off: 0,
+            aux_off: 0,
+            rec_off: 0,
+            rows: spec.batch as u32,
+            block_stride: block_stride as u32,
+            scale_a: NO_SCALE,
+            scale_b: NO_SCALE,
+            scale_out: 0,
+            ckpt_off: NO_OFFSET,
+            q0: net.q0 as f32,
+            c0: net.c0 as f32,
+            step: 0,
+            cols: 0,
+            coef_a: NO_OFFSET,
+            coef_b: NO_OFFSET,
+        }
+    }
+}
+
 abi_struct! {
     /// Per-dispatch parameters of the block engine (shaders/blocks/).
     pub struct BlockParams {

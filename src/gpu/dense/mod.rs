@@ -23,7 +23,6 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::pipelines::{Module, engine_bind_group_layout};
 use crate::gpu::submit::{InFlight, Readback, Step, Submitter};
 use crate::gpu::tuning::{Kernels, ProductKernel};
-use crate::model::init::WeightLaw;
 use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
 use crate::spec::RunSpec;
 

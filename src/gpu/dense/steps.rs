@@ -7,57 +7,7 @@ use super::*;
 impl<'a> DenseGpu<'a> {
     /// Parameters every step of layer `layer` shares.
     pub(super) fn base(&self, network: usize, layer: usize) -> Params {
-        let net = &self.spec.net;
-        let seed = self.spec.seed;
-        let none = WeightLaw {
-            dist: crate::model::init::Dist::Normal,
-            variance: 0.0,
-        };
-        let (n_in, n_out, w, b) = if layer == 0 {
-            (0, net.widths[0], none, none)
-        } else {
-            (
-                net.widths[layer - 1],
-                net.widths[layer],
-                net.weight_law(layer),
-                net.bias_law(layer),
-            )
-        };
-        Params {
-            n_in: n_in as u32,
-            n_out: n_out as u32,
-            batch: self.spec.batch as u32,
-            layer: layer as u32,
-            network: network as u32,
-            seed_lo: seed as u32,
-            seed_hi: (seed >> 32) as u32,
-            w_dist: w.dist.code(),
-            // the orthogonal kernels multiply Q by the gain
-            w_scale: if w.dist == crate::model::init::Dist::Orthogonal {
-                (w.variance * n_in.max(n_out) as f64).sqrt()
-            } else {
-                w.scale()
-            } as f32,
-            b_scale: b.scale() as f32,
-            b_dist: b.dist.code(),
-            flags: 0,
-            in_off: 0,
-            out_off: 0,
-            aux_off: 0,
-            rec_off: 0,
-            rows: self.spec.batch as u32,
-            block_stride: self.layout.block_stride as u32,
-            scale_a: NO_SCALE,
-            scale_b: NO_SCALE,
-            scale_out: 0,
-            ckpt_off: NO_OFFSET,
-            q0: net.q0 as f32,
-            c0: net.c0 as f32,
-            step: 0,
-            cols: 0,
-            coef_a: NO_OFFSET,
-            coef_b: NO_OFFSET,
-        }
+        Params::for_layer(self.spec, network, layer, self.layout.block_stride)
     }
 
     /// Whether the product kernel draws this layer's W (and b) itself.

@@ -17,43 +17,14 @@ impl<'a> GramGpu<'a> {
 
     /// Parameters every step of layer `layer` shares (n_out: its width).
     pub(super) fn base(&self, network: usize, layer: usize) -> Params {
-        let net = &self.spec.net;
-        let seed = self.spec.seed;
-        let (b_scale, b_dist) = if layer == 0 {
-            (0.0, 0)
-        } else {
-            let b = net.bias_law(layer);
-            (b.scale() as f32, b.dist.code())
-        };
+        // no weights are drawn (w zero); the combinations read their
+        // coefficients from slot 0, over all B columns
         Params {
-            n_in: if layer == 0 { 0 } else { net.widths[layer - 1] } as u32,
-            n_out: net.widths[layer] as u32,
-            batch: self.spec.batch as u32,
-            layer: layer as u32,
-            network: network as u32,
-            seed_lo: seed as u32,
-            seed_hi: (seed >> 32) as u32,
             w_dist: 0,
             w_scale: 0.0,
-            b_scale,
-            b_dist,
-            flags: 0,
-            in_off: 0,
-            out_off: 0,
-            aux_off: 0,
-            rec_off: 0,
-            rows: self.spec.batch as u32,
-            block_stride: self.lay.bs as u32,
-            scale_a: NO_SCALE,
-            scale_b: NO_SCALE,
-            scale_out: 0,
-            ckpt_off: NO_OFFSET,
-            q0: net.q0 as f32,
-            c0: net.c0 as f32,
-            step: 0,
             cols: self.spec.batch as u32,
             coef_a: 0,
-            coef_b: NO_OFFSET,
+            ..Params::for_layer(self.spec, network, layer, self.lay.bs)
         }
     }
 
