@@ -8,15 +8,15 @@
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
+use varprop::Device;
 use varprop::analysis::{checking, report, theory_table};
 use varprop::config::settings::{DEFAULT_NETWORKS, RunSettings};
-use varprop::gpu::GpuContext;
 use varprop::sim::{GpuOptions, RunOutput};
 use varprop::spec::RunSpec;
 use varprop::{Error, theory};
@@ -90,41 +90,11 @@ fn parse_arch(label: &str, text: &str) -> PyResult<usize> {
         .map_err(py_err)
 }
 
-/// The device one `Simulator` runs on, with its GPU context created once
-/// (on the first run) and kept.
+/// The library's `Simulator` (one GPU context, made once and kept), with
+/// one run at a time on it.
 struct Engine {
-    /// None: the CPU reference; Some(selector): a GPU adapter.
-    adapter: Option<Option<String>>,
-    context: OnceLock<GpuContext>,
-    /// One run at a time on one context.
+    simulator: varprop::Simulator,
     busy: Mutex<()>,
-}
-
-impl Engine {
-    fn context(&self) -> varprop::Result<Option<&GpuContext>> {
-        let Some(selector) = &self.adapter else {
-            return Ok(None);
-        };
-        if let Some(ctx) = self.context.get() {
-            return Ok(Some(ctx));
-        }
-        let ctx = GpuContext::new(selector.as_deref())?;
-        Ok(Some(self.context.get_or_init(|| ctx)))
-    }
-
-    /// The same two calls `varprop::Simulator::run` makes, with the GPU
-    /// options per run (they do not change what is computed).
-    fn run(
-        &self,
-        spec: &RunSpec,
-        options: GpuOptions,
-        progress: &mut dyn FnMut(u64, u64),
-    ) -> varprop::Result<RunOutput> {
-        match self.context()? {
-            Some(ctx) => varprop::sim::run_gpu(ctx, spec, options, progress),
-            None => varprop::sim::run_cpu(spec, progress),
-        }
-    }
 }
 
 /// The payload of the unwind that stops a cancelled run.
@@ -165,24 +135,31 @@ impl NativeSimulator {
                 )));
             }
         };
-        let engine = Engine {
-            adapter,
-            context: OnceLock::new(),
-            busy: Mutex::new(()),
-        };
-        let engine = if device == "auto" {
-            // as varprop::Device::Auto: look now, fall back to the CPU
-            py.detach(move || match engine.context().map(|_| ()) {
-                Ok(()) => Ok(engine),
-                Err(Error::NoAdapter) => Ok(Engine {
-                    adapter: None,
-                    ..engine
-                }),
-                Err(e) => Err(e),
+        let auto = device == "auto";
+        let simulator = py
+            .detach(move || -> varprop::Result<varprop::Simulator> {
+                let device = match adapter {
+                    None => Device::Cpu,
+                    Some(None) if auto => Device::Auto,
+                    Some(None) => Device::Gpu,
+                    Some(Some(name)) => Device::Adapter(name),
+                };
+                let simulator = varprop::Simulator::new(device)?;
+                // auto with a named adapter: look now, as Device::Auto does,
+                // and fall back to the CPU reference when there is none
+                if auto && !simulator.is_cpu() {
+                    match simulator.context() {
+                        Err(Error::NoAdapter) => return varprop::Simulator::new(Device::Cpu),
+                        Err(e) => return Err(e),
+                        Ok(_) => {}
+                    }
+                }
+                Ok(simulator)
             })
-            .map_err(py_err)?
-        } else {
-            engine
+            .map_err(py_err)?;
+        let engine = Engine {
+            simulator,
+            busy: Mutex::new(()),
         };
         Ok(NativeSimulator {
             engine: Arc::new(engine),
@@ -192,13 +169,13 @@ impl NativeSimulator {
     /// Whether runs go to the CPU reference engine.
     #[getter]
     fn is_cpu(&self) -> bool {
-        self.engine.adapter.is_none()
+        self.engine.simulator.is_cpu()
     }
 
     /// Whether the GPU context exists yet (it is created on the first run).
     #[getter]
     fn has_context(&self) -> bool {
-        self.engine.context.get().is_some()
+        self.engine.simulator.has_context()
     }
 
     /// One run. Returns a dict: csv (the CLI's CSV), config (JSON text),
@@ -639,7 +616,7 @@ impl NativeSimulator {
                         if cancel.load(Ordering::Relaxed) {
                             resume_unwind(Box::new(Cancelled));
                         }
-                        engine.run(&spec, options, &mut |d, t| {
+                        engine.simulator.run_with(&spec, options, |d, t| {
                             done.store(d, Ordering::Relaxed);
                             total.store(t, Ordering::Relaxed);
                             if cancel.load(Ordering::Relaxed) {

@@ -6,7 +6,7 @@
 //! prints. See ARCHITECTURE.md for the flow behind `run`.
 
 use crate::analysis::comparisons;
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 
 use crate::analysis::{predictions, report};
 use crate::config::settings::{DEFAULT_NETWORKS, NetworkSettings, RunSettings};
@@ -40,7 +40,7 @@ pub struct Simulator {
     /// None: the CPU reference.
     adapter: Option<Option<String>>,
     options: GpuOptions,
-    context: OnceCell<GpuContext>,
+    context: OnceLock<GpuContext>,
 }
 
 impl Simulator {
@@ -56,7 +56,7 @@ impl Simulator {
         if options.chunk == 0 {
             return Err(Error::invalid("--chunk", "must be >= 1"));
         }
-        let context = OnceCell::new();
+        let context = OnceLock::new();
         let adapter = match device {
             Device::Cpu => None,
             Device::Gpu => Some(None),
@@ -75,6 +75,12 @@ impl Simulator {
             options,
             context,
         })
+    }
+
+    /// Whether the GPU context exists yet (it is made on the first GPU run,
+    /// or by `Device::Auto` when looking for an adapter).
+    pub fn has_context(&self) -> bool {
+        self.context.get().is_some()
     }
 
     /// Whether runs go to the CPU reference engine.
@@ -97,9 +103,20 @@ impl Simulator {
     /// One run. `progress(done, total)` is called with rows done (layers
     /// times networks) after each chunk the engine reads back anyway: it
     /// adds no device sync.
-    pub fn run(&self, spec: &RunSpec, mut progress: impl FnMut(u64, u64)) -> Result<RunOutput> {
+    pub fn run(&self, spec: &RunSpec, progress: impl FnMut(u64, u64)) -> Result<RunOutput> {
+        self.run_with(spec, self.options, progress)
+    }
+
+    /// `run` with other GPU options for this run (they do not change what
+    /// is computed).
+    pub fn run_with(
+        &self,
+        spec: &RunSpec,
+        options: GpuOptions,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<RunOutput> {
         match self.context()? {
-            Some(ctx) => sim::run_gpu(ctx, spec, self.options, &mut progress),
+            Some(ctx) => sim::run_gpu(ctx, spec, options, &mut progress),
             None => sim::run_cpu(spec, &mut progress),
         }
     }
