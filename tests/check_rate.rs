@@ -45,7 +45,7 @@ fn fails_before(spec: &RunSpec, run: &RunOutput, preds: &[Prediction], rate: f64
         .iter()
         .filter(|p| !p.log_normal)
         .map(|p| Prediction {
-            log_columns: None,
+            log_scale: false,
             ..p.clone()
         })
         .collect();

@@ -46,7 +46,8 @@ pub fn add_theory_columns(
     theory_net: &crate::spec::NetworkSpec,
 ) {
     for p in preds {
-        let (Some(means), Some(ses)) = (table.values(p.mean_column), table.values(p.se_column))
+        let (Some(means), Some(ses)) =
+            (table.values(&p.mean_column()), table.values(&p.se_column()))
         else {
             continue;
         };
@@ -100,7 +101,7 @@ pub fn z_score(mean: Option<f64>, se: Option<f64>, theory: Option<f64>) -> Optio
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Comparison {
     pub layer: usize,
-    pub column: &'static str,
+    pub column: String,
     pub measured: f64,
     pub se: f64,
     pub theory: f64,
@@ -126,21 +127,23 @@ pub fn comparisons_at(
     // (the mean's comparison, the log scale's and the spread deciding)
     let mut candidates = Vec::new();
     for p in preds {
-        let (Some(means), Some(ses)) = (table.values(p.mean_column), table.values(p.se_column))
+        let (Some(means), Some(ses)) =
+            (table.values(&p.mean_column()), table.values(&p.se_column()))
         else {
             continue;
         };
+        let mean_column = p.mean_column();
         let logs = p
-            .log_columns
-            .and_then(|(m, s)| Some((m, table.values(m)?, table.values(s)?)));
+            .log_columns()
+            .and_then(|(m, s)| Some((table.values(&m)?, table.values(&s)?, m)));
         for l in 0..table.rows.len() {
             let (Some(m), Some(s), Some(t)) = (means[l], ses[l], p.theory[l]) else {
                 continue;
             };
-            let compare = |column, m: f64, s: f64, t: f64| {
+            let compare = |column: &str, m: f64, s: f64, t: f64| {
                 z_score(Some(m), Some(s), Some(t)).map(|z| Comparison {
                     layer: l,
-                    column,
+                    column: column.to_string(),
                     measured: m,
                     se: s,
                     theory: t,
@@ -155,13 +158,13 @@ pub fn comparisons_at(
                     continue;
                 }
                 let (m, s) = log_normal_mean(m, s, networks);
-                if let Some(c) = compare(p.mean_column, m, s, t) {
+                if let Some(c) = compare(&mean_column, m, s, t) {
                     candidates.push((Some(c), None, None));
                 }
                 continue;
             }
-            let plain = compare(p.mean_column, m, s, t).filter(|_| bias_ok(p.scale[l].abs(), s));
-            let Some((log_column, log_means, log_stds)) = &logs else {
+            let plain = compare(&mean_column, m, s, t).filter(|_| bias_ok(p.scale[l].abs(), s));
+            let Some((log_means, log_stds, log_column)) = &logs else {
                 candidates.push((plain, None, None));
                 continue;
             };

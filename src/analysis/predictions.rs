@@ -26,30 +26,78 @@ use crate::model::init::Dist;
 use crate::spec::RunSpec;
 use crate::theory::{self, LayerTheory};
 
-/// A prediction for one measured column, per layer.
+/// A prediction for one measured column, per layer: the column
+/// `<name>_mean` with its standard error `<name>_se`.
 #[derive(Clone, Debug)]
 pub struct Prediction {
     /// `<name>_theory` and `<name>_z` are the columns it adds.
     pub name: &'static str,
-    /// The measured mean and its standard error.
-    pub mean_column: &'static str,
-    pub se_column: &'static str,
     pub theory: Vec<Option<f64>>,
     /// Holds exactly in expectation at the simulated width.
     pub exact: bool,
     /// Scale of the quantity for the finite-width bias bound (|m| for q,
     /// 1 for a correlation, ...), per layer.
     pub scale: Vec<f64>,
-    /// For a mean of a positive quantity X: the columns with the mean and
-    /// the standard deviation of log X across networks. Where the spread
-    /// leaves the mean's standard error honest (`mean_is_honest`) the mean
-    /// is compared; else, up to a spread of LOG_NORMAL_MAX_LOG_STD, the
-    /// log-normal estimate of log E[X] from them (`log_normal_mean`).
-    pub log_columns: Option<(&'static str, &'static str)>,
+    /// For a mean of a positive quantity X: the table also has the mean and
+    /// the standard deviation of log X across networks (`log_columns`).
+    /// Where the spread leaves the mean's standard error honest
+    /// (`mean_is_honest`) the mean is compared; else, up to a spread of
+    /// LOG_NORMAL_MAX_LOG_STD, the log-normal estimate of log E[X] from them
+    /// (`log_normal_mean`).
+    pub log_scale: bool,
     /// The measured mean and SE are of log X across networks (X = 1 - c):
     /// compared is the log-normal estimate of log E[X] (`log_normal_mean`),
     /// where the one input's log q spread is at most LOG_NORMAL_MAX_LOG_Q_STD.
     pub log_normal: bool,
+}
+
+impl Prediction {
+    /// A prediction of a mean.
+    fn mean(name: &'static str, theory: Vec<Option<f64>>, scale: Vec<f64>, exact: bool) -> Self {
+        let (log_scale, log_normal) = (false, false);
+        Prediction {
+            name,
+            theory,
+            exact,
+            scale,
+            log_scale,
+            log_normal,
+        }
+    }
+
+    /// A prediction of a positive quantity's mean, also read on a log scale.
+    fn positive(
+        name: &'static str,
+        theory: Vec<Option<f64>>,
+        scale: Vec<f64>,
+        exact: bool,
+    ) -> Self {
+        Prediction {
+            log_scale: true,
+            ..Self::mean(name, theory, scale, exact)
+        }
+    }
+
+    /// A positive quantity predicted at every layer, its own scale.
+    fn positive_everywhere(name: &'static str, values: Vec<f64>, exact: bool) -> Self {
+        let theory = values.iter().copied().map(Some).collect();
+        Self::positive(name, theory, values, exact)
+    }
+
+    pub fn mean_column(&self) -> String {
+        format!("{}_mean", self.name)
+    }
+
+    pub fn se_column(&self) -> String {
+        format!("{}_se", self.name)
+    }
+
+    /// The mean and the standard deviation of log X across networks.
+    pub fn log_columns(&self) -> Option<(String, String)> {
+        let name = self.name;
+        self.log_scale
+            .then(|| (format!("log_{name}_mean"), format!("log_{name}_std")))
+    }
 }
 
 /// c_pre at least this (mean field) is also compared as log(1 - c).
@@ -99,51 +147,19 @@ fn arch_predictions(spec: &RunSpec, a: &crate::spec::ArchRun) -> Vec<Prediction>
     let col = |f: &dyn Fn(&theory::arch::ArchRow) -> f64| {
         rows.iter().map(|r| Some(f(r))).collect::<Vec<_>>()
     };
-    let scale_of = |v: &Vec<Option<f64>>| v.iter().map(|x| x.unwrap_or(1.0)).collect::<Vec<_>>();
     let ones = vec![1.0; depth + 1];
-    let q_pre = col(&|r| r.pre.q_mean());
-    let q_post = col(&|r| r.post.q_mean());
+    let q_pre = rows.iter().map(|r| r.pre.q_mean()).collect();
+    let q_post = rows.iter().map(|r| r.post.q_mean()).collect();
     let mut out = vec![
-        Prediction {
-            name: "q_pre",
-            log_columns: Some(("log_q_pre_mean", "log_q_pre_std")),
-            log_normal: false,
-            mean_column: "q_pre_mean",
-            se_column: "q_pre_se",
-            scale: scale_of(&q_pre),
-            theory: q_pre,
-            exact: false,
-        },
-        Prediction {
-            name: "q_post",
-            log_columns: Some(("log_q_post_mean", "log_q_post_std")),
-            log_normal: false,
-            mean_column: "q_post_mean",
-            se_column: "q_post_se",
-            scale: scale_of(&q_post),
-            theory: q_post,
-            exact: false,
-        },
-        Prediction {
-            name: "c_pre",
-            log_columns: None,
-            log_normal: false,
-            mean_column: "c_pre_mean",
-            se_column: "c_pre_se",
-            theory: col(&|r| r.pre.c_mean()),
-            exact: false,
-            scale: ones.clone(),
-        },
-        Prediction {
-            name: "mean_post",
-            log_columns: None,
-            log_normal: false,
-            mean_column: "mean_post_mean",
-            se_column: "mean_post_se",
-            theory: col(&|r| r.post.m_mean()),
-            exact: false,
-            scale: rows.iter().map(|r| r.post.q_mean().sqrt()).collect(),
-        },
+        Prediction::positive_everywhere("q_pre", q_pre, false),
+        Prediction::positive_everywhere("q_post", q_post, false),
+        Prediction::mean("c_pre", col(&|r| r.pre.c_mean()), ones.clone(), false),
+        Prediction::mean(
+            "mean_post",
+            col(&|r| r.post.m_mean()),
+            rows.iter().map(|r| r.post.q_mean().sqrt()).collect(),
+            false,
+        ),
     ];
     let plain =
         |l: usize| l > 0 && matches!(a.arch.blocks[l - 1], crate::model::arch::Block::Layer(_));
@@ -162,32 +178,14 @@ fn arch_predictions(spec: &RunSpec, a: &crate::spec::ArchRun) -> Vec<Prediction>
             };
             g[below] = cur;
         }
-        out.push(Prediction {
-            name: "g",
-            log_columns: Some(("log_g_mean", "log_g_std")),
-            log_normal: false,
-            mean_column: "g_mean",
-            se_column: "g_se",
-            scale: g.clone(),
-            theory: g.into_iter().map(Some).collect(),
-            exact: false,
-        });
+        out.push(Prediction::positive_everywhere("g", g, false));
     }
     if spec.probes.jacobian {
         let mut m1 = vec![1.0; depth + 1];
         for l in 1..=depth {
             m1[l] = m1[l - 1] * rows[l].forward_factor;
         }
-        out.push(Prediction {
-            name: "jac_m1",
-            log_columns: Some(("log_jac_m1_mean", "log_jac_m1_std")),
-            log_normal: false,
-            mean_column: "jac_m1_mean",
-            se_column: "jac_m1_se",
-            scale: m1.clone(),
-            theory: m1.into_iter().map(Some).collect(),
-            exact: false,
-        });
+        out.push(Prediction::positive_everywhere("jac_m1", m1, false));
     }
     out
 }
@@ -203,59 +201,24 @@ pub fn predictions(spec: &RunSpec, theory_net: &crate::spec::NetworkSpec) -> Vec
     let exact = exact_in_expectation(spec);
     let all = |f: &dyn Fn(&LayerTheory) -> f64| rows.iter().map(|r| Some(f(r))).collect::<Vec<_>>();
     let ones = vec![1.0; depth + 1];
-    let q_pre = all(&|r| r.q_pre_ln.exp());
-    let q_post = all(&|r| r.q_post_ln.exp());
+    let q_pre = rows.iter().map(|r| r.q_pre_ln.exp()).collect();
+    let q_post = rows.iter().map(|r| r.q_post_ln.exp()).collect();
     let mut out = vec![
-        Prediction {
-            name: "q_pre",
-            log_columns: Some(("log_q_pre_mean", "log_q_pre_std")),
-            log_normal: false,
-            mean_column: "q_pre_mean",
-            se_column: "q_pre_se",
-            scale: q_pre.iter().map(|q| q.unwrap()).collect(),
-            theory: q_pre,
-            exact,
-        },
-        Prediction {
-            name: "q_post",
-            log_columns: Some(("log_q_post_mean", "log_q_post_std")),
-            log_normal: false,
-            mean_column: "q_post_mean",
-            se_column: "q_post_se",
-            scale: q_post.iter().map(|q| q.unwrap()).collect(),
-            theory: q_post,
-            exact,
-        },
-        Prediction {
-            name: "c_pre",
-            log_columns: None,
-            log_normal: false,
-            mean_column: "c_pre_mean",
-            se_column: "c_pre_se",
-            theory: all(&|r| r.c_pre),
-            exact: false,
-            scale: ones.clone(),
-        },
-        Prediction {
-            name: "mean_post",
-            log_columns: None,
-            log_normal: false,
-            mean_column: "mean_post_mean",
-            se_column: "mean_post_se",
-            theory: all(&|r| r.mean_post),
-            exact: false,
-            scale: rows.iter().map(|r| r.q_post_ln.exp().sqrt()).collect(),
-        },
-        Prediction {
-            name: "kurt_pre",
-            log_columns: None,
-            log_normal: false,
-            mean_column: "kurt_pre_mean",
-            se_column: "kurt_pre_se",
-            theory: all(&|r| kurtosis_pre(theory_net, r)),
-            exact: false,
-            scale: vec![3.0; depth + 1],
-        },
+        Prediction::positive_everywhere("q_pre", q_pre, exact),
+        Prediction::positive_everywhere("q_post", q_post, exact),
+        Prediction::mean("c_pre", all(&|r| r.c_pre), ones.clone(), false),
+        Prediction::mean(
+            "mean_post",
+            all(&|r| r.mean_post),
+            rows.iter().map(|r| r.q_post_ln.exp().sqrt()).collect(),
+            false,
+        ),
+        Prediction::mean(
+            "kurt_pre",
+            all(&|r| kurtosis_pre(theory_net, r)),
+            vec![3.0; depth + 1],
+            false,
+        ),
     ];
     // the zero fraction: relu's is 1/2 exactly (h is symmetric), relu6's is
     // 1/2 + P(h >= 6) at infinite width; row 0 has none
@@ -276,43 +239,25 @@ pub fn predictions(spec: &RunSpec, theory_net: &crate::spec::NetworkSpec) -> Vec
             .enumerate()
             .map(|(l, v)| (l > 0).then_some(*v))
             .collect();
-        out.push(Prediction {
-            name: "zero_frac",
-            log_columns: None,
-            log_normal: false,
-            mean_column: "zero_frac_mean",
-            se_column: "zero_frac_se",
-            theory,
-            exact,
-            scale: ones.clone(),
-        });
+        out.push(Prediction::mean("zero_frac", theory, ones.clone(), exact));
     }
     // 1 - c near 1, on a log scale (where c_pre's own comparison is gated out)
+    let log1m_c = rows
+        .iter()
+        .map(|r| (r.c_pre >= NEAR_ONE && r.c_pre < 1.0).then(|| (1.0 - r.c_pre).ln()))
+        .collect();
     out.push(Prediction {
-        name: "log1m_c_pre",
-        log_columns: None,
         log_normal: true,
-        mean_column: "log1m_c_pre_mean",
-        se_column: "log1m_c_pre_se",
-        theory: rows
-            .iter()
-            .map(|r| (r.c_pre >= NEAR_ONE && r.c_pre < 1.0).then(|| (1.0 - r.c_pre).ln()))
-            .collect(),
-        exact: false,
-        scale: ones.clone(),
+        ..Prediction::mean("log1m_c_pre", log1m_c, ones.clone(), false)
     });
     // one input's log q at finite width, where the exact law applies
     if rows.iter().all(|r| r.log_q_post_mean.is_some()) {
-        out.push(Prediction {
-            name: "log_q_post_sample",
-            log_columns: None,
-            log_normal: false,
-            mean_column: "log_q_post_sample_mean",
-            se_column: "log_q_post_sample_se",
-            theory: rows.iter().map(|r| r.log_q_post_mean).collect(),
-            exact: true,
-            scale: ones.clone(),
-        });
+        out.push(Prediction::mean(
+            "log_q_post_sample",
+            rows.iter().map(|r| r.log_q_post_mean).collect(),
+            ones.clone(),
+            true,
+        ));
     }
     if spec.probes.backward {
         // g_L = 1 (delta_L is standard normal), g_l = factor_l g_{l+1}
@@ -320,32 +265,14 @@ pub fn predictions(spec: &RunSpec, theory_net: &crate::spec::NetworkSpec) -> Vec
         for l in (0..depth).rev() {
             g[l] = rows[l].backward_factor.unwrap_or(f64::NAN) * g[l + 1];
         }
-        out.push(Prediction {
-            name: "g",
-            log_columns: Some(("log_g_mean", "log_g_std")),
-            log_normal: false,
-            mean_column: "g_mean",
-            se_column: "g_se",
-            scale: g.clone(),
-            theory: g.into_iter().map(Some).collect(),
-            exact,
-        });
+        out.push(Prediction::positive_everywhere("g", g, exact));
     }
     if spec.probes.jacobian {
         let mut m1 = vec![1.0; depth + 1];
         for l in 1..=depth {
             m1[l] = m1[l - 1] * chi_factor(spec, &rows, l);
         }
-        out.push(Prediction {
-            name: "jac_m1",
-            log_columns: Some(("log_jac_m1_mean", "log_jac_m1_std")),
-            log_normal: false,
-            mean_column: "jac_m1_mean",
-            se_column: "jac_m1_se",
-            scale: m1.clone(),
-            theory: m1.into_iter().map(Some).collect(),
-            exact,
-        });
+        out.push(Prediction::positive_everywhere("jac_m1", m1, exact));
     }
     out
 }
