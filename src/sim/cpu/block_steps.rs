@@ -116,16 +116,19 @@ pub(super) fn dims(shape: Shape) -> (usize, usize, usize) {
     }
 }
 
-/// W x (+ b when `with_bias`).
-pub(super) fn apply(layer: &Layer, wt: &Weights, x: &Row, with_bias: bool) -> Row {
+/// Every connection of a layer as (output index, input index, weight
+/// index), in one fixed order per kind: `apply` and `apply_transposed` both
+/// walk it, so each sum is accumulated in the same order.
+fn for_each_connection(layer: &Layer, mut connect: impl FnMut(usize, usize, usize)) {
     let (c_in, h_in, w_in) = dims(layer.input);
     let (c_out, h_out, w_out) = dims(layer.output);
-    let mut out = vec![0.0; c_out * h_out * w_out];
     match &layer.kind {
         LayerKind::Dense { .. } => {
-            let n_in = x.len();
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = (0..n_in).map(|j| wt.w[i * n_in + j] * x[j]).sum();
+            let (n_out, n_in) = (c_out * h_out * w_out, c_in * h_in * w_in);
+            for i in 0..n_out {
+                for j in 0..n_in {
+                    connect(i, j, i * n_in + j);
+                }
             }
         }
         LayerKind::Conv {
@@ -135,19 +138,18 @@ pub(super) fn apply(layer: &Layer, wt: &Weights, x: &Row, with_bias: bool) -> Ro
             for co in 0..c_out {
                 for y in 0..h_out {
                     for xx in 0..w_out {
-                        let mut sum = 0.0;
+                        let o = (co * h_out + y) * w_out + xx;
                         for ci in 0..c_in {
                             for ty in 0..k {
                                 for tx in 0..k {
                                     if let Some(p) = source(y, xx, ty, tx, r, h_in, w_in, *padding)
                                     {
-                                        sum += wt.w[(co * c_in + ci) * k * k + ty * k + tx]
-                                            * x[ci * h_in * w_in + p];
+                                        let tap = (co * c_in + ci) * k * k + ty * k + tx;
+                                        connect(o, ci * h_in * w_in + p, tap);
                                     }
                                 }
                             }
                         }
-                        out[(co * h_out + y) * w_out + xx] = sum;
                     }
                 }
             }
@@ -157,13 +159,13 @@ pub(super) fn apply(layer: &Layer, wt: &Weights, x: &Row, with_bias: bool) -> Ro
             for ci in 0..c_in {
                 for y in 0..h_in {
                     for xx in 0..w_in {
-                        let v = x[(ci * h_in + y) * w_in + xx];
+                        let i = (ci * h_in + y) * w_in + xx;
                         for co in 0..c_out {
                             for ty in 0..k {
                                 for tx in 0..k {
                                     let o =
                                         (co * h_out + y * stride + ty) * w_out + xx * stride + tx;
-                                    out[o] += wt.w[(ci * c_out + co) * k * k + ty * k + tx] * v;
+                                    connect(o, i, (ci * c_out + co) * k * k + ty * k + tx);
                                 }
                             }
                         }
@@ -172,12 +174,26 @@ pub(super) fn apply(layer: &Layer, wt: &Weights, x: &Row, with_bias: bool) -> Ro
             }
         }
     }
+}
+
+/// W x (+ b when `with_bias`).
+pub(super) fn apply(layer: &Layer, wt: &Weights, x: &Row, with_bias: bool) -> Row {
+    let mut out = vec![0.0; layer.output.units()];
+    for_each_connection(layer, |o, i, w| out[o] += wt.w[w] * x[i]);
     if with_bias {
+        let (_, h_out, w_out) = dims(layer.output);
         let per_channel = h_out * w_out;
         for (i, o) in out.iter_mut().enumerate() {
             *o += wt.b[i / per_channel];
         }
     }
+    out
+}
+
+/// W^T d: the adjoint of `apply` without bias.
+pub(super) fn apply_transposed(layer: &Layer, wt: &Weights, d: &Row) -> Row {
+    let mut out = vec![0.0; layer.input.units()];
+    for_each_connection(layer, |o, i, w| out[i] += wt.w[w] * d[o]);
     out
 }
 
@@ -201,67 +217,6 @@ pub(super) fn source(
         Padding::Zero => (yy >= 0 && xx >= 0 && yy < h as isize && xx < w as isize)
             .then(|| yy as usize * w + xx as usize),
     }
-}
-
-/// W^T d: the adjoint of `apply` without bias.
-pub(super) fn apply_transposed(layer: &Layer, wt: &Weights, d: &Row) -> Row {
-    let (c_in, h_in, w_in) = dims(layer.input);
-    let (c_out, h_out, w_out) = dims(layer.output);
-    let mut out = vec![0.0; c_in * h_in * w_in];
-    match &layer.kind {
-        LayerKind::Dense { .. } => {
-            let n_in = out.len();
-            for (i, di) in d.iter().enumerate() {
-                for j in 0..n_in {
-                    out[j] += wt.w[i * n_in + j] * di;
-                }
-            }
-        }
-        LayerKind::Conv {
-            kernel, padding, ..
-        } => {
-            let (k, r) = (*kernel, (*kernel / 2) as isize);
-            for co in 0..c_out {
-                for y in 0..h_out {
-                    for xx in 0..w_out {
-                        let g = d[(co * h_out + y) * w_out + xx];
-                        for ci in 0..c_in {
-                            for ty in 0..k {
-                                for tx in 0..k {
-                                    if let Some(p) = source(y, xx, ty, tx, r, h_in, w_in, *padding)
-                                    {
-                                        out[ci * h_in * w_in + p] +=
-                                            wt.w[(co * c_in + ci) * k * k + ty * k + tx] * g;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        LayerKind::ConvTranspose { kernel, stride, .. } => {
-            let k = *kernel;
-            for ci in 0..c_in {
-                for y in 0..h_in {
-                    for xx in 0..w_in {
-                        let mut sum = 0.0;
-                        for co in 0..c_out {
-                            for ty in 0..k {
-                                for tx in 0..k {
-                                    let o =
-                                        (co * h_out + y * stride + ty) * w_out + xx * stride + tx;
-                                    sum += wt.w[(ci * c_out + co) * k * k + ty * k + tx] * d[o];
-                                }
-                            }
-                        }
-                        out[(ci * h_in + y) * w_in + xx] = sum;
-                    }
-                }
-            }
-        }
-    }
-    out
 }
 
 /// What the backward pass and the tangents need of a block's forward pass.
