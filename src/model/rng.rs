@@ -72,6 +72,44 @@ pub fn bits(seed: u64, stream: Stream, network: u32, layer: u32, row: u32, group
     philox4x32_10(counter(stream, network, layer, row, group), key(seed))
 }
 
+/// Entry `i` of a row of standard normals: lane i % 4 of group i / 4.
+pub fn normal_entry(
+    seed: u64,
+    stream: Stream,
+    network: usize,
+    layer: usize,
+    row: usize,
+    i: usize,
+) -> f64 {
+    let b = bits(
+        seed,
+        stream,
+        network as u32,
+        layer as u32,
+        row as u32,
+        (i / 4) as u32,
+    );
+    normal4(b)[i % 4]
+}
+
+/// `rows` rows of `n` standard normals of one stream's layer.
+pub fn normal_rows(
+    seed: u64,
+    stream: Stream,
+    network: usize,
+    layer: usize,
+    rows: usize,
+    n: usize,
+) -> Vec<Vec<f64>> {
+    (0..rows)
+        .map(|r| {
+            (0..n)
+                .map(|i| normal_entry(seed, stream, network, layer, r, i))
+                .collect()
+        })
+        .collect()
+}
+
 /// Uniform on (0, 1), never 0 or 1: (top 23 bits + 1/2) * 2^-23, exact in f32.
 pub fn uniform01(x: u32) -> f64 {
     ((x >> 9) as f64 + 0.5) * (1.0 / 8_388_608.0)

@@ -25,6 +25,7 @@ use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
 use crate::spec::RunSpec;
 
 use super::block_steps::*;
+use super::{norm_sums, renorm_of};
 
 /// Pair sums of a row: pre rows and post rows, `zeros` units with phi' = 0.
 fn row_sums(pre: &[Row], post: &[Row], zeros: f64, renorm: f64) -> LayerSums {
@@ -59,16 +60,6 @@ fn row_sums(pre: &[Row], post: &[Row], zeros: f64, renorm: f64) -> LayerSums {
         s.sum_x += xa.iter().chain(xb).sum::<f64>();
     }
     s
-}
-
-fn renorm_of(rows: &[Row]) -> f64 {
-    let count: usize = rows.iter().map(Vec::len).sum();
-    let mean = rows.iter().flatten().map(|v| v * v).sum::<f64>() / count as f64;
-    if mean > 0.0 && mean.is_finite() {
-        1.0 / mean.sqrt()
-    } else {
-        1.0
-    }
 }
 
 fn scale_rows(rows: &mut [Row], r: f64) {
@@ -239,26 +230,8 @@ pub fn run_network(
     let mut tangent = None;
     let mut t_top = Vec::new();
     if probes.jacobian {
-        let mut t: Vec<Row> = (0..batch)
-            .map(|r| {
-                (0..n0)
-                    .map(|i| {
-                        rng::normal4(rng::bits(
-                            spec.seed,
-                            Stream::Tangent,
-                            network as u32,
-                            0,
-                            r as u32,
-                            (i / 4) as u32,
-                        ))[i % 4]
-                    })
-                    .collect()
-            })
-            .collect();
-        let mut out = vec![RowSums {
-            norms: norms(&t),
-            renorm: [renorm_of(&t), 1.0],
-        }];
+        let mut t: Vec<Row> = rng::normal_rows(spec.seed, Stream::Tangent, network, 0, batch, n0);
+        let mut out = vec![norm_sums(&t, None)];
         let mut number = 0;
         for (l, block) in arch.blocks.iter().enumerate() {
             let r = out[l].renorm[0];
@@ -266,10 +239,7 @@ pub fn run_network(
             let w0 = number;
             number += block.layers().len();
             t = tangent_step(block, &saved[l], &weights[w0..number], &t);
-            out.push(RowSums {
-                norms: norms(&t),
-                renorm: [renorm_of(&t), 1.0],
-            });
+            out.push(norm_sums(&t, None));
         }
         t_top = t;
         tangent = Some(out);
@@ -280,22 +250,8 @@ pub fn run_network(
     let mut backward = None;
     if probes.needs_backward() {
         let n_top = arch.units(depth);
-        let mut d: Vec<Row> = (0..batch)
-            .map(|r| {
-                (0..n_top)
-                    .map(|i| {
-                        rng::normal4(rng::bits(
-                            spec.seed,
-                            Stream::Delta,
-                            network as u32,
-                            depth as u32,
-                            r as u32,
-                            (i / 4) as u32,
-                        ))[i % 4]
-                    })
-                    .collect()
-            })
-            .collect();
+        let mut d: Vec<Row> =
+            rng::normal_rows(spec.seed, Stream::Delta, network, depth, batch, n_top);
         // the vector-Jacobian rows start as t_L, through phi' for a plain top
         let mut v: Option<Vec<Row>> = probes.jacobian.then(|| match &saved[depth - 1] {
             Saved::Plain { h, .. } => {
@@ -315,18 +271,7 @@ pub fn run_network(
             }
             _ => t_top.clone(),
         });
-        let record = |d: &[Row], v: &Option<Vec<Row>>| {
-            let mut n = norms(d);
-            let mut r = [renorm_of(d), 1.0];
-            if let Some(v) = v {
-                n.extend(norms(v));
-                r[1] = renorm_of(v);
-            }
-            RowSums {
-                norms: n,
-                renorm: r,
-            }
-        };
+        let record = |d: &[Row], v: &Option<Vec<Row>>| norm_sums(d, v.as_deref());
         let mut out = vec![RowSums::default(); depth + 1];
         out[depth] = record(&d, &v);
         let mut number = weights.len();
@@ -370,8 +315,4 @@ pub fn run_network(
         grams: None,
         positions,
     }
-}
-
-fn norms(rows: &[Row]) -> Vec<f64> {
-    rows.iter().map(|r| r.iter().map(|v| v * v).sum()).collect()
 }

@@ -6,6 +6,8 @@ use crate::model::rng::{self, Stream};
 use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
 use crate::spec::RunSpec;
 
+use super::norm_sums;
+
 /// W_l of network `network` (row-major n_out x n_in), in f64.
 pub fn weights(spec: &RunSpec, network: usize, layer: usize) -> Vec<f64> {
     let net = &spec.net;
@@ -58,16 +60,7 @@ pub fn orthogonal_matrix(
     n_in: usize,
     gain: f64,
 ) -> Vec<f64> {
-    let g = |i: usize, j: usize| {
-        rng::normal4(rng::bits(
-            seed,
-            Stream::Weight,
-            network as u32,
-            layer as u32,
-            i as u32,
-            (j / 4) as u32,
-        ))[j % 4]
-    };
+    let g = |i: usize, j: usize| rng::normal_entry(seed, Stream::Weight, network, layer, i, j);
     let tall = n_out >= n_in;
     let (m, n) = (n_in.max(n_out), n_in.min(n_out));
     // a[c][r]: column-major A (m x n)
@@ -144,17 +137,7 @@ fn bias(spec: &RunSpec, network: usize, layer: usize) -> Vec<f64> {
 pub fn inputs(spec: &RunSpec, network: usize) -> Vec<f64> {
     let n = spec.net.widths[0];
     let (q0, c0) = (spec.net.q0, spec.net.c0);
-    let z = |row: usize, i: usize| {
-        let b = rng::bits(
-            spec.seed,
-            Stream::Input,
-            network as u32,
-            0,
-            row as u32,
-            (i / 4) as u32,
-        );
-        rng::normal4(b)[i % 4]
-    };
+    let z = |row: usize, i: usize| rng::normal_entry(spec.seed, Stream::Input, network, 0, row, i);
     let mut x = vec![0.0; spec.batch * n];
     for pair in 0..spec.batch / 2 {
         for i in 0..n {
@@ -214,22 +197,6 @@ fn layer_sums(spec: &RunSpec, h: &[f64], n: usize, is_input: bool) -> (Vec<f64>,
     (x, sums)
 }
 
-/// r = 1/sqrt(mean v^2) over `rows` (1 for a dead or overflowed layer), as
-/// the GPU's finalize.
-fn renorm_of(rows: &[Vec<f64>]) -> f64 {
-    let count: usize = rows.iter().map(Vec::len).sum();
-    let mean = rows.iter().flatten().map(|v| v * v).sum::<f64>() / count as f64;
-    if mean > 0.0 && mean.is_finite() {
-        1.0 / mean.sqrt()
-    } else {
-        1.0
-    }
-}
-
-fn norms(rows: &[Vec<f64>]) -> Vec<f64> {
-    rows.iter().map(|r| r.iter().map(|v| v * v).sum()).collect()
-}
-
 /// W x for each row x (W row-major n_out x n_in).
 fn times(w: &[f64], n_out: usize, rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
     rows.iter()
@@ -267,33 +234,6 @@ fn gram(rows: &[Vec<f64>]) -> Vec<f64> {
         .flat_map(|a| {
             rows.iter()
                 .map(move |b| a.iter().zip(b).map(|(x, y)| x * y).sum())
-        })
-        .collect()
-}
-
-/// Standard normal rows from `stream` (delta_L, or the probes u).
-fn normal_rows(
-    spec: &RunSpec,
-    network: usize,
-    stream: Stream,
-    layer: usize,
-    rows: usize,
-    n: usize,
-) -> Vec<Vec<f64>> {
-    (0..rows)
-        .map(|r| {
-            (0..n)
-                .map(|i| {
-                    rng::normal4(rng::bits(
-                        spec.seed,
-                        stream,
-                        network as u32,
-                        layer as u32,
-                        r as u32,
-                        (i / 4) as u32,
-                    ))[i % 4]
-                })
-                .collect()
         })
         .collect()
 }
@@ -351,7 +291,7 @@ pub fn run_network(spec: &RunSpec, network: usize) -> NetworkSums {
     let mut tangent = None;
     let mut t_top = Vec::new();
     if probes.jacobian {
-        let mut t = normal_rows(spec, network, Stream::Tangent, 0, batch, net.widths[0]);
+        let mut t = rng::normal_rows(spec.seed, Stream::Tangent, network, 0, batch, net.widths[0]);
         let mut out = Vec::new();
         for layer in 0..=depth {
             if layer > 0 {
@@ -359,10 +299,7 @@ pub fn run_network(spec: &RunSpec, network: usize) -> NetworkSums {
                 let r = out.last().map(|s: &RowSums| s.renorm[0]).unwrap();
                 t = deriv_times(&hs[layer], times(&w, net.widths[layer], &t), r);
             }
-            out.push(RowSums {
-                norms: norms(&t),
-                renorm: [renorm_of(&t), 1.0],
-            });
+            out.push(norm_sums(&t, None));
         }
         t_top = t;
         tangent = Some(out);
@@ -372,10 +309,10 @@ pub fn run_network(spec: &RunSpec, network: usize) -> NetworkSums {
     let mut backward = None;
     let mut grams = None;
     if probes.needs_backward() {
-        let mut d = normal_rows(
-            spec,
-            network,
+        let mut d = rng::normal_rows(
+            spec.seed,
             Stream::Delta,
+            network,
             depth,
             batch,
             net.widths[depth],
@@ -385,18 +322,7 @@ pub fn run_network(spec: &RunSpec, network: usize) -> NetworkSums {
             .then(|| deriv_times(&hs[depth], t_top.clone(), 1.0));
         let mut out = vec![RowSums::default(); depth + 1];
         let mut g = vec![(Vec::new(), Vec::new()); depth];
-        let record = |d: &[Vec<f64>], v: &Option<Vec<Vec<f64>>>| {
-            let mut n = norms(d);
-            let mut r = [renorm_of(d), 1.0];
-            if let Some(v) = v {
-                n.extend(norms(v));
-                r[1] = renorm_of(v);
-            }
-            RowSums {
-                norms: n,
-                renorm: r,
-            }
-        };
+        let record = |d: &[Vec<f64>], v: &Option<Vec<Vec<f64>>>| norm_sums(d, v.as_deref());
         out[depth] = record(&d, &v);
         for layer in (1..=depth).rev() {
             let w = weights(spec, network, layer);
