@@ -24,17 +24,19 @@ pub enum DeviceKind {
     Cpu,
 }
 
+/// The engine flags of `run`, shared by every command that runs networks:
+/// where they run and how, never what is computed.
 #[derive(Args)]
-pub struct RunArgs {
-    #[command(flatten)]
-    pub settings: RunSettings,
+pub struct EngineArgs {
     /// Engine
     #[arg(long, value_enum, default_value_t = DeviceKind::Gpu)]
     pub device: DeviceKind,
-    /// Adapter: an index from `varprop devices` or part of its name (else WGPU_ADAPTER_NAME, else the best)
+    /// Adapter: an index from `varprop devices` or part of its name (else WGPU_ADAPTER_NAME, else the
+    /// best); lets several processes share a multi-GPU machine
     #[arg(long)]
     pub adapter: Option<String>,
-    /// Layers per GPU submission (statistics are read back once per chunk)
+    /// Layers per GPU submission (statistics are read back once per chunk; results do not depend
+    /// on it)
     #[arg(long, default_value_t = varprop::gpu::dense::DEFAULT_CHUNK)]
     pub chunk: usize,
     /// Checkpoint h every K layers in the backward pass [default: about sqrt(L)]
@@ -44,6 +46,17 @@ pub struct RunArgs {
     /// spaced as widely as it allows
     #[arg(long = "max-memory", value_parser = parse_bytes)]
     pub max_memory: Option<u64>,
+    /// No progress bar
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub settings: RunSettings,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Output format [default: table on a terminal, else csv; or from --out's extension]
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -53,9 +66,6 @@ pub struct RunArgs {
     /// Show every K-th layer in the table (default: about 30 rows); csv/json keep every row
     #[arg(long)]
     pub every: Option<usize>,
-    /// No progress bar
-    #[arg(long, short)]
-    pub quiet: bool,
     /// Write the measured second moment per spatial position of one row (averaged over
     /// channels, batch and networks) and the theory's per-position prediction, as CSV
     #[arg(long = "position-map")]
@@ -87,10 +97,12 @@ fn progress_bar(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
 }
 
 pub fn simulate(args: &RunArgs, spec: &RunSpec) -> Result<RunOutput> {
-    let simulator =
-        Simulator::with_options(args.device.device(args.adapter.clone()), args.gpu_options())?;
+    let simulator = Simulator::with_options(
+        args.engine.device.device(args.engine.adapter.clone()),
+        args.engine.gpu_options(),
+    )?;
     let total = (spec.net.depth() as u64 + 1) * spec.networks as u64;
-    let bar = progress_bar(total, args.quiet);
+    let bar = progress_bar(total, args.engine.quiet);
     let out = simulator.run(spec, |done: u64, _total: u64| {
         if let Some(b) = &bar {
             b.set_position(done);
@@ -113,7 +125,7 @@ impl DeviceKind {
     }
 }
 
-impl RunArgs {
+impl EngineArgs {
     /// The GPU options of the flags (they do not change what is computed).
     pub fn gpu_options(&self) -> GpuOptions {
         GpuOptions {
@@ -122,7 +134,9 @@ impl RunArgs {
             max_memory: self.max_memory,
         }
     }
+}
 
+impl RunArgs {
     /// The run's settings as the record files use (settings.rs).
     pub fn settings(&self) -> RunSettings {
         self.settings.clone()
@@ -130,7 +144,7 @@ impl RunArgs {
 
     /// Checks the flags that are not part of the run's settings.
     pub fn check_engine_flags(&self) -> Result<()> {
-        if self.chunk == 0 {
+        if self.engine.chunk == 0 {
             return Err(Error::invalid("--chunk", "must be >= 1"));
         }
         if self.every == Some(0) {

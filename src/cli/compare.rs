@@ -92,8 +92,11 @@ pub fn cmd_compare(args: CompareArgs) -> Result<()> {
     };
     let schemes = schemes(&args.run.settings(), &lists, DEFAULT_NETWORKS)?;
     let format = output::pick_format(args.run.format, args.run.out.as_deref());
-    let runner = Runner::from_run_args(&args.run)?;
-    let mut bar = WorkBar::new(schemes.iter().map(|(_, s)| work(s)).sum(), args.run.quiet);
+    let runner = Runner::new(&args.run.engine)?;
+    let mut bar = WorkBar::new(
+        schemes.iter().map(|(_, s)| work(s)).sum(),
+        args.run.engine.quiet,
+    );
     let mut runs = Vec::new();
     for (scheme, spec) in &schemes {
         let run = runner.run(spec, &mut bar, &scheme.label)?;

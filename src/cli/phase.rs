@@ -58,8 +58,11 @@ pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
         ));
     }
     let format = output::pick_format(args.run.format, args.run.out.as_deref());
-    let runner = Runner::from_run_args(&args.run)?;
-    let mut bar = WorkBar::new(grid.iter().map(|(_, _, s)| work(s)).sum(), args.run.quiet);
+    let runner = Runner::new(&args.run.engine)?;
+    let mut bar = WorkBar::new(
+        grid.iter().map(|(_, _, s)| work(s)).sum(),
+        args.run.engine.quiet,
+    );
     let mut runs = Vec::new();
     for (k, (w, b, spec)) in grid.iter().enumerate() {
         let message = format!("{}/{} sigma_w2 {w} sigma_b2 {b}", k + 1, grid.len());

@@ -5,38 +5,13 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::Args;
 
 use varprop::Result;
 use varprop::Simulator;
-use varprop::sim::{GpuOptions, RunOutput};
+use varprop::sim::RunOutput;
 use varprop::spec::RunSpec;
 
-use super::args::{DeviceKind, RunArgs, parse_bytes};
-
-/// The engine flags of `run`, for commands that take no network flags.
-#[derive(Args)]
-pub struct EngineArgs {
-    /// Engine
-    #[arg(long, value_enum, default_value_t = DeviceKind::Gpu)]
-    pub device: DeviceKind,
-    /// Adapter: an index from `varprop devices` or part of its name (else WGPU_ADAPTER_NAME, else the
-    /// best); lets several processes share a multi-GPU machine
-    #[arg(long)]
-    pub adapter: Option<String>,
-    /// Layers per GPU submission (results do not depend on it)
-    #[arg(long, default_value_t = varprop::gpu::dense::DEFAULT_CHUNK)]
-    pub chunk: usize,
-    /// Checkpoint h every K layers in the backward pass [default: about sqrt(L)]
-    #[arg(long = "checkpoint-every")]
-    pub checkpoint_every: Option<usize>,
-    /// Device memory budget for the backward pass (bytes; K, M, G suffixes)
-    #[arg(long = "max-memory", value_parser = parse_bytes)]
-    pub max_memory: Option<u64>,
-    /// No progress bar
-    #[arg(long, short)]
-    pub quiet: bool,
-}
+use super::args::{EngineArgs, RunArgs};
 
 /// Runs specs on one engine: the library's `Simulator`, with a bar.
 pub struct Runner {
@@ -44,26 +19,11 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(device: DeviceKind, adapter: Option<String>, options: GpuOptions) -> Result<Runner> {
+    pub fn new(args: &EngineArgs) -> Result<Runner> {
+        let device = args.device.device(args.adapter.clone());
         Ok(Runner {
-            simulator: Simulator::with_options(device.device(adapter), options)?,
+            simulator: Simulator::with_options(device, args.gpu_options())?,
         })
-    }
-
-    pub fn from_run_args(args: &RunArgs) -> Result<Runner> {
-        Runner::new(args.device, args.adapter.clone(), args.gpu_options())
-    }
-
-    pub fn from_engine_args(args: &EngineArgs) -> Result<Runner> {
-        Runner::new(
-            args.device,
-            args.adapter.clone(),
-            GpuOptions {
-                chunk: args.chunk,
-                checkpoint_every: args.checkpoint_every,
-                max_memory: args.max_memory,
-            },
-        )
     }
 
     /// One run; the bar advances as the engine reports (after each chunk of

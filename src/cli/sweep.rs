@@ -10,7 +10,8 @@ use clap::Args;
 use varprop::io::sweep::{self, ResultSummary, driver};
 use varprop::{Error, Result};
 
-use super::runner::{EngineArgs, Runner, WorkBar, work};
+use super::args::EngineArgs;
+use super::runner::{Runner, WorkBar, work};
 
 #[derive(Args)]
 #[command(
@@ -69,7 +70,7 @@ pub struct MergeArgs {
 pub fn cmd_sweep(args: SweepArgs) -> Result<()> {
     let configs = driver::load(&args.file)?;
     let shard = driver::shard(args.shard.as_deref(), "--shard")?;
-    let runner = Runner::from_engine_args(&args.engine)?;
+    let runner = Runner::new(&args.engine)?;
     let plan = driver::plan(&configs, shard.map(|(s, _)| s), &args.out_dir, args.force)?;
     let mut bar = WorkBar::new(
         plan.todo.iter().map(|&k| work(&configs[k].1)).sum(),
