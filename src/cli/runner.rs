@@ -5,7 +5,6 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-
 use varprop::Result;
 use varprop::Simulator;
 use varprop::sim::RunOutput;

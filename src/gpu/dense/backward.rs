@@ -34,11 +34,7 @@ impl<'a> DenseGpu<'a> {
             out_off: lay.x[a % 2] as u32,
             ..base_a
         };
-        steps.push(Step {
-            pipeline: &self.pipelines.activate,
-            params: p,
-            groups: dispatch_1d(batch * stride(net.widths[a]), ELEMENTWISE_WG),
-        });
+        steps.push(self.activate_step(net.widths[a], p));
         for l in a + 1..=b {
             let base = self.base(network, l);
             self.weights_steps(steps, base, true);
@@ -72,11 +68,7 @@ impl<'a> DenseGpu<'a> {
                     out_off: lay.x[l % 2] as u32,
                     ..base
                 };
-                steps.push(Step {
-                    pipeline: &self.pipelines.activate,
-                    params: p,
-                    groups: dispatch_1d(batch * stride(net.widths[l]), ELEMENTWISE_WG),
-                });
+                steps.push(self.activate_step(net.widths[l], p));
             }
         }
 

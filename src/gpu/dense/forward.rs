@@ -38,7 +38,6 @@ impl<'a> DenseGpu<'a> {
             let base = self.base(network, l);
             let n = net.widths[l];
             let rec = slot * (pair_len + tangent_len);
-            let stats_groups = (blocks(n) as u32, (batch / 2) as u32, 1);
             let ckpt_off = if backward && l < lay.depth && l % lay.every == 0 {
                 lay.checkpoint(l / lay.every) as u32
             } else {
@@ -68,11 +67,7 @@ impl<'a> DenseGpu<'a> {
                     ckpt_off,
                     ..base
                 };
-                steps.push(Step {
-                    pipeline: &self.pipelines.stats,
-                    params: p,
-                    groups: stats_groups,
-                });
+                steps.push(self.stats_step(n, p));
                 self.finalize_step(steps, finalize);
                 if jacobian {
                     // the probes u: Gaussian rows; their norms are row 0's records
@@ -114,11 +109,7 @@ impl<'a> DenseGpu<'a> {
                 ckpt_off,
                 ..base
             };
-            steps.push(Step {
-                pipeline: &self.pipelines.stats,
-                params: p,
-                groups: stats_groups,
-            });
+            steps.push(self.stats_step(n, p));
             self.finalize_step(steps, finalize);
             if jacobian {
                 // t_l = phi'(h_l) * r_t (W t_{l-1}); the product without bias

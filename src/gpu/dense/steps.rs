@@ -59,6 +59,26 @@ impl<'a> DenseGpu<'a> {
         });
     }
 
+    /// The moments of the B/2 pairs of rows of width `n` (pair records at
+    /// `p.rec_off`) and phi of them, with the checkpoint copy if any.
+    pub(super) fn stats_step<'p>(&'p self, n: usize, p: Params) -> Step<'p> {
+        Step {
+            pipeline: &self.pipelines.stats,
+            params: p,
+            groups: (blocks(n) as u32, (self.spec.batch / 2) as u32, 1),
+        }
+    }
+
+    /// The elementwise activation kernel over the B rows of width `n` (what
+    /// it reads and stores: `p.flags`).
+    pub(super) fn activate_step<'p>(&'p self, n: usize, p: Params) -> Step<'p> {
+        Step {
+            pipeline: &self.pipelines.activate,
+            params: p,
+            groups: dispatch_1d(self.spec.batch * stride(n), ELEMENTWISE_WG),
+        }
+    }
+
     /// The product W in (+ b) or, `transposed`, W^T in, for `p.rows` rows.
     pub(super) fn product_step<'p>(&'p self, p: Params, transposed: bool) -> Step<'p> {
         let pl = &self.pipelines;
