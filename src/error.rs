@@ -49,6 +49,31 @@ impl Error {
         }
     }
 
+    /// The same error with a field's name written as the command line's
+    /// flag (`checkpoint_every` -> `--checkpoint-every`): the engines name
+    /// the field they were given, the binary shows the flag that set it.
+    /// Names that are not a bare field (a file, a key in it, an environment
+    /// variable, a flag already) are left as they are.
+    pub fn with_flag_names(self) -> Self {
+        match self {
+            Error::Invalid { flag, message } => {
+                let is_field = !flag.is_empty()
+                    && flag
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                Error::Invalid {
+                    flag: if is_field {
+                        format!("--{}", flag.replace('_', "-"))
+                    } else {
+                        flag
+                    },
+                    message,
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Exit code for the binary: 2 for bad input and a missing adapter (the
     /// user can fix both), 1 for everything else.
     pub fn exit_code(&self) -> i32 {

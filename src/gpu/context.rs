@@ -125,7 +125,7 @@ impl GpuContext {
         }
         let env_name = std::env::var("WGPU_ADAPTER_NAME").ok();
         let (flag, wanted) = match (selector, env_name.as_deref()) {
-            (Some(s), _) => ("--adapter", Some(s)),
+            (Some(s), _) => ("adapter", Some(s)),
             (None, Some(s)) => ("WGPU_ADAPTER_NAME", Some(s)),
             (None, None) => ("", None),
         };

@@ -145,9 +145,9 @@ pub(super) fn check_limits(
 ) -> Result<()> {
     let limit = ctx.max_binding_bytes();
     let flag = if spec.net.widths.windows(2).all(|w| w[0] == w[1]) {
-        "--width"
+        "width"
     } else {
-        "--widths"
+        "widths"
     };
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
     let weight_bytes = max_weights as u64 * 4;
@@ -177,7 +177,7 @@ pub(super) fn check_limits(
     let max_dispatch = ctx.limits.max_compute_workgroups_per_dimension as usize;
     if spec.batch / 2 > max_dispatch || 2 * spec.batch > max_dispatch {
         return Err(Error::invalid(
-            "--batch",
+            "batch",
             format!("at most {} (one dispatch)", max_dispatch / 2),
         ));
     }
@@ -185,7 +185,8 @@ pub(super) fn check_limits(
 }
 
 /// Each arena (`(what, f32 count)`) must fit one binding of this adapter
-/// and be indexable by u32; else an error naming --batch (`whose`: "the" or
+/// and be indexable by u32; else an error naming the batch, or the
+/// checkpoint interval for the checkpoints (`whose`: "the" or
 /// "the gram engine's").
 pub(crate) fn check_arena_bindings(
     ctx: &GpuContext,
@@ -199,18 +200,19 @@ pub(crate) fn check_arena_bindings(
     for (what, floats) in arenas {
         let bytes = floats as u64 * 4;
         if bytes > limit || floats > u32::MAX as usize {
+            // more checkpoints than fit: the interval is what to change
+            let (field, or_else) = if what == "checkpoints" {
+                ("checkpoint_every", ", or a longer checkpoint interval")
+            } else {
+                ("batch", "")
+            };
             return Err(Error::invalid(
-                "--batch",
+                field,
                 format!(
-                    "{whose} {what} of batch {} at width {row} need {:.2} GiB, over the {:.2} GiB this adapter can bind; use a smaller batch or width{}",
+                    "{whose} {what} of batch {} at width {row} need {:.2} GiB, over the {:.2} GiB this adapter can bind; use a smaller batch or width{or_else}",
                     spec.batch,
                     gib(bytes),
                     gib(limit),
-                    if what == "checkpoints" {
-                        " (or --checkpoint-every)"
-                    } else {
-                        ""
-                    }
                 ),
             ));
         }

@@ -239,7 +239,7 @@ pub(super) fn check_limits(ctx: &GpuContext, spec: &RunSpec, lay: &Layout) -> Re
     let rows_bytes = 4 * lay.rows_len as u64;
     if rows_bytes > ctx.limits.max_buffer_size {
         return Err(Error::invalid(
-            "--batch",
+            "batch",
             format!(
                 "the gram engine's rows of batch {} at width {} need one buffer of {:.2} GiB, over this adapter's {:.2} GiB; use a smaller batch or width",
                 spec.batch,
@@ -252,7 +252,7 @@ pub(super) fn check_limits(ctx: &GpuContext, spec: &RunSpec, lay: &Layout) -> Re
     let max_dispatch = ctx.limits.max_compute_workgroups_per_dimension as usize;
     if spec.batch > max_dispatch {
         return Err(Error::invalid(
-            "--batch",
+            "batch",
             format!("at most {max_dispatch} (one dispatch)"),
         ));
     }

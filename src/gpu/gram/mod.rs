@@ -157,7 +157,7 @@ struct Job<'p> {
 impl<'a> GramGpu<'a> {
     pub fn new(ctx: &'a GpuContext, spec: &'a RunSpec, every: usize) -> Result<Self> {
         if let Some(why) = unsupported(spec) {
-            return Err(Error::invalid("--engine", format!("gram: {why}")));
+            return Err(Error::invalid("engine", format!("gram: {why}")));
         }
         let net = &spec.net;
         let mut lay = Layout::new(spec, every.clamp(1, net.depth()));
