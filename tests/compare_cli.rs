@@ -89,23 +89,32 @@ fn texts(svg: &roxmltree::Document) -> Vec<String> {
         .collect()
 }
 
+/// Runs `command` on SHAPE with `flags`, its plot written to
+/// `dir`/`name`.svg (and its table beside it), and returns the SVG.
+fn plot_of(dir: &Path, name: &str, command: &str, flags: &str) -> String {
+    let (svg, csv) = (
+        dir.join(format!("{name}.svg")),
+        dir.join(format!("{name}.csv")),
+    );
+    let (svg_arg, csv_arg) = (svg.to_str().unwrap(), csv.to_str().unwrap());
+    ok_with(command, flags, &["--plot", svg_arg, "--out", csv_arg]);
+    std::fs::read_to_string(&svg).unwrap()
+}
+
+/// The legend of each of the two panels has an entry `label`.
+fn assert_in_each_panel(labels: &[String], label: &str) {
+    assert_eq!(
+        labels.iter().filter(|t| *t == label).count(),
+        2,
+        "legend entry {label} in each panel: {labels:?}"
+    );
+}
+
 #[test]
 fn run_and_check_plots_are_valid_svg_and_png() {
     let dir = temp_dir("plots");
     // run with the backward pass: two panels, one curve each
-    let svg_path = dir.join("run.svg");
-    let csv = dir.join("r.csv");
-    ok_with(
-        "run",
-        "--backward",
-        &[
-            "--plot",
-            svg_path.to_str().unwrap(),
-            "--out",
-            csv.to_str().unwrap(),
-        ],
-    );
-    let content = std::fs::read_to_string(&svg_path).unwrap();
+    let content = plot_of(&dir, "run", "run", "--backward");
     let svg = roxmltree::Document::parse(&content).expect("well-formed SVG");
     let root = svg.root_element();
     assert!(root.has_tag_name("svg"));
@@ -118,11 +127,7 @@ fn run_and_check_plots_are_valid_svg_and_png() {
     assert_eq!(curves_with(&svg, 7).len(), 2, "q and g, one curve each");
     let labels = texts(&svg);
     for label in ["relu / he-normal", "mean-field theory (dashed)"] {
-        assert_eq!(
-            labels.iter().filter(|t| *t == label).count(),
-            2,
-            "legend entry {label} in each panel: {labels:?}"
-        );
+        assert_in_each_panel(&labels, label);
     }
     assert!(labels.iter().any(|t| t == "layer l"), "axis label");
     assert!(
@@ -131,19 +136,7 @@ fn run_and_check_plots_are_valid_svg_and_png() {
     );
 
     // q_pre, without the backward pass: one panel
-    let pre = dir.join("pre.svg");
-    let csv = dir.join("p.csv");
-    ok_with(
-        "run",
-        "--plot-quantity pre",
-        &[
-            "--plot",
-            pre.to_str().unwrap(),
-            "--out",
-            csv.to_str().unwrap(),
-        ],
-    );
-    let content = std::fs::read_to_string(&pre).unwrap();
+    let content = plot_of(&dir, "pre", "run", "--plot-quantity pre");
     let svg = roxmltree::Document::parse(&content).unwrap();
     assert_eq!(svg.root_element().attribute("height"), Some("540"));
     assert_eq!(curves_with(&svg, 7).len(), 1);
@@ -236,19 +229,8 @@ fn compare_gives_the_numbers_of_separate_runs() {
 #[test]
 fn the_compare_plot_has_one_series_per_scheme_in_each_panel() {
     let dir = temp_dir("compare-plot");
-    let svg_path = dir.join("compare.svg");
-    let csv = dir.join("c.csv");
-    ok_with(
-        "compare",
-        "--inits xavier-normal,he-normal --backward",
-        &[
-            "--plot",
-            svg_path.to_str().unwrap(),
-            "--out",
-            csv.to_str().unwrap(),
-        ],
-    );
-    let content = std::fs::read_to_string(&svg_path).unwrap();
+    let flags = "--inits xavier-normal,he-normal --backward";
+    let content = plot_of(&dir, "compare", "compare", flags);
     let svg = roxmltree::Document::parse(&content).expect("well-formed SVG");
     assert_eq!(svg.root_element().attribute("height"), Some("1040"));
     let curves = curves_with(&svg, 7);
@@ -264,11 +246,7 @@ fn the_compare_plot_has_one_series_per_scheme_in_each_panel() {
     assert_ne!(curves[0], curves[1], "schemes have their own colours");
     let labels = texts(&svg);
     for label in ["xavier-normal", "he-normal", "mean-field theory (dashed)"] {
-        assert_eq!(
-            labels.iter().filter(|t| *t == label).count(),
-            2,
-            "legend entry {label} in each panel: {labels:?}"
-        );
+        assert_in_each_panel(&labels, label);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
