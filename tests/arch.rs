@@ -6,10 +6,10 @@ mod common;
 
 use varprop::config::settings::{NetworkSettings, RunSettings};
 use varprop::model::arch::Architecture;
-use varprop::model::init::InitFlags;
-use varprop::sim::run_cpu;
+use varprop::sim::{RunOutput, run_cpu};
 use varprop::spec::RunSpec;
 use varprop::theory;
+use varprop::theory::arch::ArchRow;
 
 fn arch_spec(
     text: &str,
@@ -26,16 +26,11 @@ fn arch_spec(
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("arch.toml");
     std::fs::write(&path, text).unwrap();
-    let mut s = RunSettings {
-        batch: Some(batch),
-        networks: Some(networks),
-        seed: Some(seed),
-        net: NetworkSettings {
-            arch: Some(path.display().to_string()),
-            ..Default::default()
-        },
+    let net = NetworkSettings {
+        arch: Some(path.display().to_string()),
         ..Default::default()
     };
+    let mut s = common::run_settings(net, batch, networks, seed);
     extra(&mut s);
     s.resolve(networks).unwrap()
 }
@@ -49,6 +44,22 @@ fn within_se(name: &str, means: &[(f64, f64)], theory: &[f64], bound: f64) {
             "{name} row {l}: {m} ± {se} vs theory {t} (z = {z:.2}, bound {bound:.2})"
         );
     }
+}
+
+/// The measured q_post and c_pre against the theory's rows, within SE.
+fn q_post_and_c_pre_follow(name: &str, out: &RunOutput, rows: &[ArchRow], bound: f64) {
+    within_se(
+        &format!("{name} q"),
+        &out.summary.iter().map(|s| s.q_post).collect::<Vec<_>>(),
+        &rows.iter().map(|r| r.post.q_mean()).collect::<Vec<_>>(),
+        bound,
+    );
+    within_se(
+        &format!("{name} c"),
+        &out.summary.iter().map(|s| s.c_pre).collect::<Vec<_>>(),
+        &rows.iter().map(|r| r.pre.c_mean()).collect::<Vec<_>>(),
+        bound,
+    );
 }
 
 #[test]
@@ -138,13 +149,7 @@ fn circular_convolution_follows_the_dense_recurrence() {
     let a = &spec.arch.as_ref().unwrap().arch;
     let rows = theory::arch::arch_table(a, 1.0, 0.5, false);
     // v = sigma_w2 / fan_in with fan_in = C_in k^2: the dense stack with the same sigma_w^2
-    let mut flags = varprop::config::settings::NetworkSettings {
-        widths: Some("64x7".into()),
-        act: Some("tanh".into()),
-        q0: Some(1.0),
-        c0: Some(0.5),
-        ..Default::default()
-    };
+    let mut flags = common::flags("64x7", "tanh", "custom");
     flags.init.sigma_w2 = Some(1.6);
     flags.init.sigma_b2 = Some(0.05);
     let dense = flags.resolve().unwrap();
@@ -240,18 +245,7 @@ fn residual_blocks_follow_theory() {
         let rows = theory::arch::arch_table(a, 1.0, 0.5, false);
         let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
         let bound = common::z_bound(3 * 8);
-        within_se(
-            &format!("alpha {alpha} q"),
-            &out.summary.iter().map(|s| s.q_post).collect::<Vec<_>>(),
-            &rows.iter().map(|r| r.post.q_mean()).collect::<Vec<_>>(),
-            bound,
-        );
-        within_se(
-            &format!("alpha {alpha} c"),
-            &out.summary.iter().map(|s| s.c_pre).collect::<Vec<_>>(),
-            &rows.iter().map(|r| r.pre.c_mean()).collect::<Vec<_>>(),
-            bound,
-        );
+        q_post_and_c_pre_follow(&format!("alpha {alpha}"), &out, &rows, bound);
         let preds = varprop::analysis::predictions::predictions(&spec, &spec.net);
         let g = preds.iter().find(|p| p.name == "g").unwrap();
         let g_theory: Vec<f64> = g.theory.iter().map(|v| v.unwrap()).collect();
@@ -282,38 +276,15 @@ fn highway_and_mean_preserving_bias_follow_theory() {
     let rows = theory::arch::arch_table(&spec.arch.as_ref().unwrap().arch, 1.0, 0.5, false);
     let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
     let bound = common::z_bound(2 * 6 + 2 * 6);
-    within_se(
-        "highway q",
-        &out.summary.iter().map(|s| s.q_post).collect::<Vec<_>>(),
-        &rows.iter().map(|r| r.post.q_mean()).collect::<Vec<_>>(),
-        bound,
-    );
-    within_se(
-        "highway c",
-        &out.summary.iter().map(|s| s.c_pre).collect::<Vec<_>>(),
-        &rows.iter().map(|r| r.pre.c_mean()).collect::<Vec<_>>(),
-        bound,
-    );
+    q_post_and_c_pre_follow("highway", &out, &rows, bound);
 
     // relu with the mean-preserving bias: the mean of x stays at 0 and q
     // follows Var[phi] in place of E[phi^2]
-    let settings = RunSettings {
-        batch: Some(4),
-        networks: Some(32),
-        seed: Some(19),
-        net: NetworkSettings {
-            width: Some(256),
-            depth: Some(6),
-            act: Some("relu".into()),
-            bias: Some("mean-preserving".into()),
-            init: InitFlags {
-                init: Some("he-normal".into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        ..Default::default()
+    let net = NetworkSettings {
+        bias: Some("mean-preserving".into()),
+        ..common::stack(256, 6, "relu", "he-normal")
     };
+    let settings = common::run_settings(net, 4, 32, 19);
     let spec = settings.resolve(32).unwrap();
     let rows = theory::arch::arch_table(&spec.arch.as_ref().unwrap().arch, 1.0, 0.5, true);
     let out = run_cpu(&spec, &mut |_, _| {}).unwrap();

@@ -22,7 +22,6 @@ mod common;
 
 use std::process::Command;
 use varprop::config::settings::NetworkSettings;
-use varprop::model::init::InitFlags;
 
 use varprop::config::settings::RunSettings;
 use varprop::model::arch::{Architecture, Shape};
@@ -42,19 +41,16 @@ fn write_arch(name: &str, text: &str) -> String {
 /// A run of `text` with the backward pass and the Jacobian probes (which
 /// run the forward pass, the tangents and the transposed products).
 fn spec_of(name: &str, text: &str, probes: bool, edit: impl FnOnce(&mut RunSettings)) -> RunSpec {
+    let net = NetworkSettings {
+        arch: Some(write_arch(name, text)),
+        q0: Some(1.3),
+        c0: Some(0.3),
+        ..Default::default()
+    };
     let mut s = RunSettings {
-        batch: Some(4),
-        networks: Some(2),
-        seed: Some(7),
         backward: Some(probes),
         jacobian: Some(probes),
-        net: NetworkSettings {
-            arch: Some(write_arch(name, text)),
-            q0: Some(1.3),
-            c0: Some(0.3),
-            ..Default::default()
-        },
-        ..Default::default()
+        ..common::run_settings(net, 4, 2, 7)
     };
     edit(&mut s);
     s.resolve(2).unwrap()
@@ -67,6 +63,15 @@ fn close(what: &str, a: f64, b: f64, scale: f64) {
         "{what}: gpu {a} vs cpu {b} (tolerance {})",
         RTOL * scale
     );
+}
+
+/// Compares the engines on `text` without and with the backward pass and
+/// the Jacobian probes (the architecture written to `file`.toml).
+fn compare_without_and_with_probes(name: &str, file: &str, text: &str) {
+    for probes in [false, true] {
+        let spec = spec_of(file, text, probes, |_| {});
+        compare(&format!("{name}, probes {probes}"), &spec);
+    }
 }
 
 /// Runs `spec` on both engines and compares every per-network value.
@@ -155,59 +160,16 @@ fn convolutions_match_the_cpu_reference() {
     // not multiples of 4; a non-square image (a swapped axis shows); biases
     let text = r#"
 input = { channels = 3, height = 7, width = 5 }
-
-[[block]]
-type = "conv"
-channels = 5
-kernel = 3
-padding = "circular"
-act = "relu"
-init = "he-normal"
-sigma-b2 = 0.1
-
-[[block]]
-type = "conv"
-channels = 6
-kernel = 5
-padding = "zero"
-act = "tanh"
-init = "xavier-uniform"
-
-[[block]]
-type = "conv"
-channels = 7
-kernel = 3
-padding = "zero"
-act = "identity"
-init = "delta-orthogonal"
-
-[[block]]
-type = "conv"
-channels = 3
-kernel = 1
-act = "relu"
-init = "truncated-normal"
-
-[[block]]
-type = "conv"
-channels = 5
-kernel = 5
-padding = "circular"
-act = "identity"
-init = "lecun-normal"
-
-[[block]]
-type = "dense"
-width = 9
-act = "tanh"
-init = "xavier-normal"
+block = [
+  { type = "conv", channels = 5, kernel = 3, padding = "circular", act = "relu", init = "he-normal", sigma-b2 = 0.1 },
+  { type = "conv", channels = 6, kernel = 5, padding = "zero", act = "tanh", init = "xavier-uniform" },
+  { type = "conv", channels = 7, kernel = 3, padding = "zero", act = "identity", init = "delta-orthogonal" },
+  { type = "conv", channels = 3, kernel = 1, act = "relu", init = "truncated-normal" },
+  { type = "conv", channels = 5, kernel = 5, padding = "circular", act = "identity", init = "lecun-normal" },
+  { type = "dense", width = 9, act = "tanh", init = "xavier-normal" },
+]
 "#;
-    for probes in [false, true] {
-        compare(
-            &format!("conv, probes {probes}"),
-            &spec_of("conv", text, probes, |_| {}),
-        );
-    }
+    compare_without_and_with_probes("conv", "conv", text);
 }
 
 #[test]
@@ -215,53 +177,15 @@ fn transposed_convolutions_match_the_cpu_reference() {
     // strides 1, 2, 3; kernels 1, 2, 3, 5; both fan conventions
     let text = r#"
 input = { channels = 3, height = 4, width = 3 }
-
-[[block]]
-type = "conv-transpose"
-channels = 5
-kernel = 3
-stride = 2
-act = "relu"
-init = "he-normal"
-sigma-b2 = 0.05
-
-[[block]]
-type = "conv-transpose"
-channels = 2
-kernel = 5
-stride = 3
-fan = "true"
-act = "identity"
-init = "he-normal"
-
-[[block]]
-type = "conv-transpose"
-channels = 3
-kernel = 1
-stride = 1
-act = "tanh"
-init = "xavier-normal"
-
-[[block]]
-type = "conv"
-channels = 2
-kernel = 3
-padding = "zero"
-act = "relu"
-init = "he-uniform"
-
-[[block]]
-type = "conv-transpose"
-channels = 1
-kernel = 2
-stride = 2
-act = "identity"
-init = "lecun-normal"
+block = [
+  { type = "conv-transpose", channels = 5, kernel = 3, stride = 2, act = "relu", init = "he-normal", sigma-b2 = 0.05 },
+  { type = "conv-transpose", channels = 2, kernel = 5, stride = 3, fan = "true", act = "identity", init = "he-normal" },
+  { type = "conv-transpose", channels = 3, kernel = 1, stride = 1, act = "tanh", init = "xavier-normal" },
+  { type = "conv", channels = 2, kernel = 3, padding = "zero", act = "relu", init = "he-uniform" },
+  { type = "conv-transpose", channels = 1, kernel = 2, stride = 2, act = "identity", init = "lecun-normal" },
+]
 "#;
-    for probes in [false, true] {
-        let spec = spec_of("convt", text, probes, |_| {});
-        compare(&format!("conv-transpose, probes {probes}"), &spec);
-    }
+    compare_without_and_with_probes("conv-transpose", "convt", text);
 }
 
 #[test]
@@ -269,22 +193,10 @@ fn position_map_matches_the_cpu_reference() {
     // the k = 3, s = 2 checkerboard, and a row inside the stack
     let text = r#"
 input = { channels = 6, size = 5 }
-
-[[block]]
-type = "conv-transpose"
-channels = 4
-kernel = 3
-stride = 2
-act = "relu"
-init = "he-normal"
-
-[[block]]
-type = "conv"
-channels = 3
-kernel = 3
-padding = "zero"
-act = "identity"
-init = "he-normal"
+block = [
+  { type = "conv-transpose", channels = 4, kernel = 3, stride = 2, act = "relu", init = "he-normal" },
+  { type = "conv", channels = 3, kernel = 3, padding = "zero", act = "identity", init = "he-normal" },
+]
 "#;
     for row in [1, 2] {
         let mut spec = spec_of("positions", text, false, |_| {});
@@ -301,104 +213,61 @@ fn residual_blocks_match_the_cpu_reference() {
             "alpha 1, one layer",
             r#"
 input = 16
-[[block]]
-type = "residual"
-alpha = 1.0
-repeat = 3
-  [[block.layer]]
-  width = 16
-  act = "relu"
-  init = "he-normal"
+block = [
+  { type = "residual", alpha = 1.0, repeat = 3, layer = [{ width = 16, act = "relu", init = "he-normal" }] },
+]
 "#,
         ),
         (
             "1/sqrt(L), two layers of other widths, bias",
             r#"
 input = 12
-[[block]]
-type = "dense"
-width = 18
-act = "tanh"
-init = "xavier-normal"
-[[block]]
-type = "residual"
-alpha = "1/sqrt(L)"
-repeat = 3
-  [[block.layer]]
-  width = 23
-  act = "tanh"
-  init = "xavier-normal"
-  sigma-b2 = 0.05
-  [[block.layer]]
-  width = 18
-  act = "relu"
-  init = "he-normal"
-[[block]]
-type = "dense"
-width = 7
-act = "identity"
+block = [
+  { type = "dense", width = 18, act = "tanh", init = "xavier-normal" },
+  { type = "residual", alpha = "1/sqrt(L)", repeat = 3, layer = [
+    { width = 23, act = "tanh", init = "xavier-normal", sigma-b2 = 0.05 },
+    { width = 18, act = "relu", init = "he-normal" },
+  ] },
+  { type = "dense", width = 7, act = "identity" },
+]
 "#,
         ),
         (
             "fixup",
             r#"
 input = 10
-[[block]]
-type = "residual"
-alpha = "fixup"
-repeat = 4
-  [[block.layer]]
-  width = 10
-  act = "relu"
-  init = "he-normal"
-  [[block.layer]]
-  width = 10
-  act = "relu"
-  init = "he-normal"
+block = [
+  { type = "residual", alpha = "fixup", repeat = 4, layer = [
+    { width = 10, act = "relu", init = "he-normal" },
+    { width = 10, act = "relu", init = "he-normal" },
+  ] },
+]
 "#,
         ),
         (
             "skipinit",
             r#"
 input = 10
-[[block]]
-type = "residual"
-alpha = "0"
-repeat = 2
-  [[block.layer]]
-  width = 10
-  act = "tanh"
+block = [
+  { type = "residual", alpha = "0", repeat = 2, layer = [{ width = 10, act = "tanh" }] },
+]
 "#,
         ),
         (
             "conv branch",
             r#"
 input = { channels = 3, height = 5, width = 6 }
-[[block]]
-type = "residual"
-alpha = 0.5
-repeat = 2
-  [[block.layer]]
-  type = "conv"
-  channels = 5
-  kernel = 3
-  act = "relu"
-  init = "he-normal"
-  [[block.layer]]
-  type = "conv"
-  channels = 3
-  kernel = 3
-  padding = "zero"
-  act = "identity"
-  init = "he-normal"
+block = [
+  { type = "residual", alpha = 0.5, repeat = 2, layer = [
+    { type = "conv", channels = 5, kernel = 3, act = "relu", init = "he-normal" },
+    { type = "conv", channels = 3, kernel = 3, padding = "zero", act = "identity", init = "he-normal" },
+  ] },
+]
 "#,
         ),
     ];
     for (i, (name, text)) in cases.iter().enumerate() {
-        for probes in [false, true] {
-            let spec = spec_of(&format!("residual{i}"), text, probes, |_| {});
-            compare(&format!("{name}, probes {probes}"), &spec);
-        }
+        compare_without_and_with_probes(name, &format!("residual{i}"), text);
     }
 }
 
@@ -409,38 +278,24 @@ fn highway_blocks_match_the_cpu_reference() {
             "tanh, gate bias -1",
             r#"
 input = 14
-[[block]]
-type = "highway"
-act = "tanh"
-init = "lecun-normal"
-gate-bias = -1.0
-repeat = 3
+block = [
+  { type = "highway", act = "tanh", init = "lecun-normal", gate-bias = -1.0, repeat = 3 },
+]
 "#,
         ),
         (
             "relu after a dense layer, gate init xavier",
             r#"
 input = 9
-[[block]]
-type = "dense"
-width = 13
-act = "relu"
-init = "he-normal"
-sigma-b2 = 0.1
-[[block]]
-type = "highway"
-act = "relu"
-init = "he-normal"
-gate-init = "xavier-normal"
-repeat = 2
+block = [
+  { type = "dense", width = 13, act = "relu", init = "he-normal", sigma-b2 = 0.1 },
+  { type = "highway", act = "relu", init = "he-normal", gate-init = "xavier-normal", repeat = 2 },
+]
 "#,
         ),
     ];
     for (i, (name, text)) in cases.iter().enumerate() {
-        for probes in [false, true] {
-            let spec = spec_of(&format!("highway{i}"), text, probes, |_| {});
-            compare(&format!("{name}, probes {probes}"), &spec);
-        }
+        compare_without_and_with_probes(name, &format!("highway{i}"), text);
     }
 }
 
@@ -450,43 +305,15 @@ fn siren_and_other_activations_match_the_cpu_reference() {
     // the activation-specialised kernels for several activations
     let text = r#"
 input = { channels = 2, size = 5 }
-[[block]]
-type = "conv"
-channels = 3
-kernel = 3
-init = "siren"
-omega = 3.0
-[[block]]
-type = "dense"
-width = 12
-init = "siren"
-omega = 3.0
-[[block]]
-type = "residual"
-  [[block.layer]]
-  width = 12
-  act = "leaky-relu"
-  alpha = 0.2
-  init = "he-normal"
-[[block]]
-type = "dense"
-width = 12
-act = "gelu"
-init = "he-uniform"
-[[block]]
-type = "highway"
-act = "selu"
-init = "lecun-normal"
-[[block]]
-type = "dense"
-width = 7
-act = "tanh"
-init = "orthogonal"
-[[block]]
-type = "dense"
-width = 9
-act = "tanh"
-init = "orthogonal"
+block = [
+  { type = "conv", channels = 3, kernel = 3, init = "siren", omega = 3.0 },
+  { type = "dense", width = 12, init = "siren", omega = 3.0 },
+  { type = "residual", layer = [{ width = 12, act = "leaky-relu", alpha = 0.2, init = "he-normal" }] },
+  { type = "dense", width = 12, act = "gelu", init = "he-uniform" },
+  { type = "highway", act = "selu", init = "lecun-normal" },
+  { type = "dense", width = 7, act = "tanh", init = "orthogonal" },
+  { type = "dense", width = 9, act = "tanh", init = "orthogonal" },
+]
 "#;
     // (and orthogonal layers, wide then tall, from the GPU's QR)
     compare("activations", &spec_of("siren", text, true, |_| {}));
@@ -496,24 +323,14 @@ init = "orthogonal"
 fn mean_preserving_bias_matches_the_cpu_reference() {
     // a plain stack (--width/--depth with --bias mean-preserving) ...
     for probes in [false, true] {
+        let net = NetworkSettings {
+            bias: Some("mean-preserving".into()),
+            ..common::stack(24, 5, "relu", "he-normal")
+        };
         let s = RunSettings {
-            batch: Some(4),
-            networks: Some(2),
-            seed: Some(3),
             backward: Some(probes),
             jacobian: Some(probes),
-            net: NetworkSettings {
-                width: Some(24),
-                depth: Some(5),
-                act: Some("relu".into()),
-                bias: Some("mean-preserving".into()),
-                init: InitFlags {
-                    init: Some("he-normal".into()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-            ..Default::default()
+            ..common::run_settings(net, 4, 2, 3)
         };
         let spec = s.resolve(2).unwrap();
         let (gpu, _) = compare(&format!("mean-preserving plain, probes {probes}"), &spec);
@@ -524,25 +341,11 @@ fn mean_preserving_bias_matches_the_cpu_reference() {
     // ... and an architecture file with convolutions and a residual block
     let text = r#"
 input = { channels = 2, size = 5 }
-[[block]]
-type = "conv"
-channels = 3
-kernel = 3
-act = "tanh"
-init = "xavier-normal"
-[[block]]
-type = "residual"
-  [[block.layer]]
-  type = "conv"
-  channels = 3
-  kernel = 3
-  act = "gelu"
-  init = "he-normal"
-[[block]]
-type = "dense"
-width = 11
-act = "relu"
-init = "he-normal"
+block = [
+  { type = "conv", channels = 3, kernel = 3, act = "tanh", init = "xavier-normal" },
+  { type = "residual", layer = [{ type = "conv", channels = 3, kernel = 3, act = "gelu", init = "he-normal" }] },
+  { type = "dense", width = 11, act = "relu", init = "he-normal" },
+]
 "#;
     let spec = spec_of("mean-preserving", text, true, |s| {
         s.net.bias = Some("mean-preserving".into())
@@ -556,14 +359,9 @@ fn renormalised_deep_stacks_match_the_cpu_reference() {
     // carry the scale as a log; the signal grows over 24 blocks
     let text = r#"
 input = 8
-[[block]]
-type = "residual"
-alpha = 1.5
-repeat = 24
-  [[block.layer]]
-  width = 8
-  act = "relu"
-  init = "he-normal"
+block = [
+  { type = "residual", alpha = 1.5, repeat = 24, layer = [{ width = 8, act = "relu", init = "he-normal" }] },
+]
 "#;
     compare("renormalised", &spec_of("renorm", text, true, |_| {}));
 }
@@ -575,43 +373,14 @@ fn checkpoint_intervals_do_not_change_the_result() {
     // below a border needs its h in the segment above), for k = 1, 2, 4, L
     let text = r#"
 input = { channels = 2, size = 4 }
-[[block]]
-type = "conv"
-channels = 3
-kernel = 3
-act = "tanh"
-init = "xavier-normal"
-[[block]]
-type = "residual"
-alpha = 0.7
-  [[block.layer]]
-  type = "conv"
-  channels = 3
-  kernel = 3
-  act = "relu"
-  init = "he-normal"
-[[block]]
-type = "dense"
-width = 10
-act = "relu"
-init = "he-normal"
-[[block]]
-type = "highway"
-act = "tanh"
-init = "lecun-normal"
-[[block]]
-type = "dense"
-width = 10
-act = "tanh"
-init = "orthogonal"
-repeat = 2
-[[block]]
-type = "residual"
-repeat = 2
-  [[block.layer]]
-  width = 10
-  act = "relu"
-  init = "he-normal"
+block = [
+  { type = "conv", channels = 3, kernel = 3, act = "tanh", init = "xavier-normal" },
+  { type = "residual", alpha = 0.7, layer = [{ type = "conv", channels = 3, kernel = 3, act = "relu", init = "he-normal" }] },
+  { type = "dense", width = 10, act = "relu", init = "he-normal" },
+  { type = "highway", act = "tanh", init = "lecun-normal" },
+  { type = "dense", width = 10, act = "tanh", init = "orthogonal", repeat = 2 },
+  { type = "residual", repeat = 2, layer = [{ width = 10, act = "relu", init = "he-normal" }] },
+]
 "#;
     let spec = spec_of("checkpoints", text, true, |_| {});
     let depth = spec.net.depth();
@@ -655,24 +424,9 @@ fn one_context_serves_both_engines_orthogonal_kernels() {
         false,
         |_| {},
     );
-    let dense = RunSettings {
-        batch: Some(4),
-        networks: Some(2),
-        seed: Some(7),
-        net: NetworkSettings {
-            width: Some(8),
-            depth: Some(2),
-            act: Some("tanh".into()),
-            init: InitFlags {
-                init: Some("orthogonal".into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .resolve(2)
-    .unwrap();
+    let dense = common::run_settings(common::stack(8, 2, "tanh", "orthogonal"), 4, 2, 7)
+        .resolve(2)
+        .unwrap();
     for spec in [&arch, &dense, &arch] {
         let gpu = run_gpu(&ctx, spec, GpuOptions::default(), &mut |_, _| {}).unwrap();
         let cpu = run_cpu(spec, &mut |_, _| {}).unwrap();
@@ -697,23 +451,10 @@ fn every_example_runs_on_the_gpu_through_the_cli() {
         let name = path.file_stem().unwrap().to_str().unwrap().to_string();
         let csv = out_dir.join(format!("{name}.csv"));
         let map = out_dir.join(format!("{name}-positions.csv"));
-        let mut args = vec![
-            "run".to_string(),
-            "--arch".into(),
-            path.display().to_string(),
-            "--batch".into(),
-            "2".into(),
-            "--networks".into(),
-            "2".into(),
-            "--backward".into(),
-            "--jacobian".into(),
-            "--device".into(),
-            "gpu".into(),
-            "--format".into(),
-            "csv".into(),
-            "--out".into(),
-            csv.display().to_string(),
-        ];
+        let flags = "run --batch 2 --networks 2 --backward --jacobian --device gpu --format csv";
+        let mut args: Vec<String> = flags.split_whitespace().map(String::from).collect();
+        args.extend(["--arch".into(), path.display().to_string()]);
+        args.extend(["--out".into(), csv.display().to_string()]);
         let image = matches!(Architecture::load(&path).unwrap().input, Shape::Image(..));
         if image {
             args.extend(["--position-map".into(), map.display().to_string()]);

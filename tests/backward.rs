@@ -4,53 +4,35 @@
 
 mod common;
 
+use varprop::config::settings::NetworkSettings;
 use varprop::sim::{GpuOptions, RunOutput, run_gpu};
 use varprop::spec::{EngineChoice, Probes, RunSpec};
 
-fn run(
-    widths: &str,
-    act: &str,
-    init: &str,
-    fan_mode: Option<&str>,
-    networks: usize,
-    probes: Probes,
-) -> (RunSpec, RunOutput) {
-    run_on(
-        EngineChoice::Dense,
-        widths,
-        act,
-        init,
-        fan_mode,
-        networks,
-        probes,
-    )
-}
+const BACKWARD: Probes = Probes {
+    backward: true,
+    jacobian: false,
+    weight_grads: false,
+};
 
+const JACOBIAN: Probes = Probes {
+    backward: false,
+    jacobian: true,
+    weight_grads: false,
+};
+
+/// Runs `flags` on the GPU's `engine` with `probes`: batch 8, seed 21.
 fn run_on(
     engine: EngineChoice,
-    widths: &str,
-    act: &str,
-    init: &str,
-    fan_mode: Option<&str>,
+    flags: NetworkSettings,
     networks: usize,
     probes: Probes,
 ) -> (RunSpec, RunOutput) {
-    let mut flags = varprop::config::settings::NetworkSettings {
-        widths: Some(widths.into()),
-        act: Some(act.into()),
-        q0: Some(1.0),
-        c0: Some(0.5),
-        ..Default::default()
-    };
-    flags.init.init = Some(init.into());
-    flags.init.fan_mode = fan_mode.map(String::from);
     let spec = RunSpec {
         probes,
         engine,
         ..RunSpec::new(flags.resolve().unwrap(), 8, networks, 21)
     };
-    let ctx = common::gpu();
-    let out = run_gpu(&ctx, &spec, GpuOptions::default(), &mut |_, _| {}).unwrap();
+    let out = run_gpu(&common::gpu(), &spec, GpuOptions::default(), &mut |_, _| {}).unwrap();
     (spec, out)
 }
 
@@ -70,11 +52,9 @@ fn relu_gradient_variance_follows_the_backward_recurrence() {
         ("he-normal", Some("fan_out")),
         ("xavier-normal", None),
     ] {
-        let probes = Probes {
-            backward: true,
-            ..Default::default()
-        };
-        let (spec, out) = run(widths, "relu", init, fan, 96, probes);
+        let mut flags = common::flags(widths, "relu", init);
+        flags.init.fan_mode = fan.map(String::from);
+        let (spec, out) = run_on(EngineChoice::Dense, flags, 96, BACKWARD);
         let net = &spec.net;
         let depth = net.depth();
         let mut g = vec![1.0; depth + 1];
@@ -142,23 +122,12 @@ fn linear_gaussian_jacobian_moments_on_gram() {
 }
 
 fn linear_gaussian_jacobian_moments(engine: EngineChoice) {
-    let probes = Probes {
-        jacobian: true,
-        ..Default::default()
-    };
     let bound = common::z_bound(3 * 2);
     let mut spreads = Vec::new();
     for depth in [2, 4, 8] {
         let widths = format!("32x{}", depth + 1);
-        let (spec, out) = run_on(
-            engine,
-            &widths,
-            "identity",
-            "lecun-normal",
-            None,
-            64,
-            probes,
-        );
+        let flags = common::flags(&widths, "identity", "lecun-normal");
+        let (spec, out) = run_on(engine, flags, 64, JACOBIAN);
         if engine == EngineChoice::Gram {
             assert_eq!(out.info.engine, "gpu-gram");
         }
@@ -192,23 +161,9 @@ fn linear_gaussian_jacobian_moments(engine: EngineChoice) {
 /// keeps its norm, so m1 = m2 = 1 and the spread is 0, up to f32 rounding.
 #[test]
 fn linear_orthogonal_jacobian_is_an_isometry() {
-    let probes = Probes {
-        jacobian: true,
-        ..Default::default()
-    };
-    let (_, out) = run("48x9", "identity", "orthogonal", None, 4, probes);
-    for top in &out.tops {
-        let spread = (top.log_jac_m2 - 2.0 * top.log_jac_m1).exp() - 1.0;
-        assert!(top.log_jac_m1.abs() < 1e-4, "m1 = {}", top.log_jac_m1.exp());
-        assert!(spread.abs() < 1e-4, "spread {spread}");
-    }
-    for s in &out.summary {
-        assert!(
-            (s.jac_m1.0 - 1.0).abs() < 1e-4,
-            "||J_l u||^2 = {}",
-            s.jac_m1.0
-        );
-    }
+    let flags = common::flags("48x9", "identity", "orthogonal");
+    let (_, out) = run_on(EngineChoice::Dense, flags, 4, JACOBIAN);
+    common::assert_jacobian_isometry("48x9 orthogonal", &out);
 }
 
 /// The backward pass at depth 2,000 keeps h at ceil(L/k) checkpoints and k
@@ -218,20 +173,9 @@ fn linear_orthogonal_jacobian_is_an_isometry() {
 #[test]
 fn backward_memory_follows_the_checkpoint_rule() {
     let (n, batch, depth) = (64usize, 8usize, 2000usize);
-    let probes = Probes {
-        backward: true,
-        ..Default::default()
-    };
-    let mut flags = varprop::config::settings::NetworkSettings {
-        width: Some(n),
-        depth: Some(depth),
-        q0: Some(1.0),
-        c0: Some(0.5),
-        ..Default::default()
-    };
-    flags.act = Some("tanh".into());
+    let flags = common::stack(n, depth, "tanh", "he-normal");
     let spec = RunSpec {
-        probes,
+        probes: BACKWARD,
         ..RunSpec::new(flags.resolve().unwrap(), batch, 1, 1)
     };
     let ctx = common::gpu();
@@ -265,13 +209,7 @@ fn backward_memory_follows_the_checkpoint_rule() {
 fn forward_memory_is_flat_in_depth() {
     let ctx = common::gpu();
     let peak = |depth: usize| {
-        let flags = varprop::config::settings::NetworkSettings {
-            width: Some(32),
-            depth: Some(depth),
-            q0: Some(1.0),
-            c0: Some(0.5),
-            ..Default::default()
-        };
+        let flags = common::stack(32, depth, "relu", "he-normal");
         let spec = RunSpec::new(flags.resolve().unwrap(), 4, 1, 0);
         varprop::gpu::dense::DenseGpu::new(&ctx, &spec, varprop::gpu::dense::DEFAULT_CHUNK, 1)
             .unwrap()

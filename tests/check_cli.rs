@@ -1,70 +1,28 @@
 //! `varprop check` as a user's CI would run it: exit codes, the test-only
 //! theory hook, golden outputs and regression suites.
 
+mod common;
+
+use common::{temp_dir, text, varprop, varprop_line};
 use std::process::Command;
 
-fn varprop(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_varprop"))
-        .args(args)
-        .output()
-        .expect("run varprop")
-}
+/// A small network and its sample: the sample these assertions were
+/// written for (auto would run the gram engine: equal in distribution,
+/// another sample).
+const SMALL: &str = "--width 64 --depth 6 --batch 8 --networks 16 --act tanh --sigma-w2 1.5 --sigma-b2 0.05 --engine dense";
 
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-const SMALL: &[&str] = &[
-    "--width",
-    "64",
-    "--depth",
-    "6",
-    "--batch",
-    "8",
-    "--networks",
-    "16",
-    "--act",
-    "tanh",
-    "--sigma-w2",
-    "1.5",
-    "--sigma-b2",
-    "0.05",
-    // the sample these assertions were written for (auto would run the
-    // gram engine: equal in distribution, another sample)
-    "--engine",
-    "dense",
-];
-
-fn with(extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = vec!["check".into()];
-    v.extend(SMALL.iter().map(|s| s.to_string()));
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v
-}
-
-fn run(args: &[String]) -> std::process::Output {
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    varprop(&refs)
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("varprop-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// `varprop check` on the SMALL network, then `extra`.
+fn check_small(extra: &[&str]) -> std::process::Output {
+    varprop_line(&format!("check {SMALL}"), extra)
 }
 
 #[test]
 fn check_passes_the_right_theory_and_fails_a_wrong_one() {
-    let right = run(&with(&[]));
+    let right = check_small(&[]);
     assert_eq!(right.status.code(), Some(0), "{}", text(&right));
     assert!(text(&right).contains("pass check"), "{}", text(&right));
     // the theory computed with sigma_w2 = 2.5 while 1.5 is simulated
-    let wrong = run(&with(&["--theory-sigma-w2", "2.5"]));
+    let wrong = check_small(&["--theory-sigma-w2", "2.5"]);
     assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
     assert!(
         text(&wrong).contains("FAIL") && text(&wrong).contains("layer"),
@@ -77,10 +35,10 @@ fn check_passes_the_right_theory_and_fails_a_wrong_one() {
 fn golden_outputs_are_reproduced_exactly_and_compared() {
     let dir = temp_dir("golden");
     let d = dir.to_str().unwrap();
-    let bless = run(&with(&["--golden", d, "--bless", "--name", "tanh"]));
+    let bless = check_small(&["--golden", d, "--bless", "--name", "tanh"]);
     assert_eq!(bless.status.code(), Some(0), "{}", text(&bless));
     let first = std::fs::read(dir.join("tanh.json")).unwrap();
-    let again = run(&with(&["--golden", d, "--bless", "--name", "tanh"]));
+    let again = check_small(&["--golden", d, "--bless", "--name", "tanh"]);
     assert_eq!(again.status.code(), Some(0));
     assert_eq!(
         first,
@@ -88,19 +46,19 @@ fn golden_outputs_are_reproduced_exactly_and_compared() {
         "same seed and engine reproduce the golden file byte for byte"
     );
     // compared: the same seed agrees; another seed agrees within the combined SE
-    let same = run(&with(&["--golden", d, "--name", "tanh"]));
+    let same = check_small(&["--golden", d, "--name", "tanh"]);
     assert_eq!(same.status.code(), Some(0), "{}", text(&same));
-    let other = run(&with(&["--golden", d, "--name", "tanh", "--seed", "9"]));
+    let other = check_small(&["--golden", d, "--name", "tanh", "--seed", "9"]);
     assert_eq!(other.status.code(), Some(0), "{}", text(&other));
     // a different network moves away from the golden output
-    let moved = run(&with(&["--golden", d, "--name", "tanh", "--q0", "3.0"]));
+    let moved = check_small(&["--golden", d, "--name", "tanh", "--q0", "3.0"]);
     assert_eq!(moved.status.code(), Some(1), "{}", text(&moved));
     assert!(
         text(&moved).contains("moved from the golden output"),
         "{}",
         text(&moved)
     );
-    let missing = run(&with(&["--golden", d, "--name", "nothing-here"]));
+    let missing = check_small(&["--golden", d, "--name", "nothing-here"]);
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -148,17 +106,10 @@ fn suites_run_every_case_and_name_bad_keys() {
 fn torch_default_biases_are_not_gaussian_and_check_knows_it() {
     // nn.Linear's uniform bias dominates h at the fixed point, so h has the
     // kurtosis of a Gaussian plus a uniform term (about 2.17), not 3
-    let out = varprop(&[
-        "check",
-        "--init",
-        "torch-default",
-        "--width",
-        "64",
-        "--depth",
-        "20",
-        "--networks",
-        "32",
-    ]);
+    let out = varprop_line(
+        "check --init torch-default --width 64 --depth 20 --networks 32",
+        &[],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
@@ -169,23 +120,11 @@ fn torch_default_biases_are_not_gaussian_and_check_knows_it() {
 /// so the collapse comes at row 40 (1 - c = B^2 eps) of a run CI affords.
 #[test]
 fn check_catches_the_collapse_of_deep_correlations() {
-    let args = [
-        "check",
-        "--c0",
-        "0",
-        "--depth",
-        "60",
-        "--width",
-        "512",
-        "--networks",
-        "32",
-        "--engine",
-        "gram",
-    ];
-    let good = varprop(&args);
+    let args = "check --c0 0 --depth 60 --width 512 --networks 32 --engine gram";
+    let good = varprop_line(args, &[]);
     assert_eq!(good.status.code(), Some(0), "{}", text(&good));
     let broken = Command::new(env!("CARGO_BIN_EXE_varprop"))
-        .args(args)
+        .args(args.split_whitespace())
         .env("VARPROP_TEST_GRAM_CUTOFF", "1e-4")
         .output()
         .expect("run varprop");

@@ -6,6 +6,8 @@
 //! the mean of S log-normal values sits below E[q] in most samples, with a
 //! standard error far below its real spread.
 
+mod common;
+
 use varprop::analysis::comparisons;
 use varprop::analysis::predictions::{self, Prediction};
 use varprop::analysis::report;
@@ -17,15 +19,10 @@ const SEEDS: u64 = 200;
 const NETWORKS: usize = 32;
 
 fn spec(seed: u64) -> RunSpec {
-    let mut flags = NetworkSettings {
-        width: Some(32),
-        depth: Some(30),
-        act: Some("relu".into()),
-        q0: Some(1.0),
+    let flags = NetworkSettings {
         c0: Some(0.0),
-        ..Default::default()
+        ..common::stack(32, 30, "relu", "he-normal")
     };
-    flags.init.init = Some("he-normal".into());
     RunSpec::new(flags.resolve().unwrap(), 4, NETWORKS, seed)
 }
 

@@ -1,14 +1,10 @@
 //! The binary: bad input gets one line naming the flag and exit code 2, and
 //! leaves no output file; good input writes CSV and JSON a script can load.
 
-use std::process::Command;
+mod common;
 
-fn varprop(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_varprop"))
-        .args(args)
-        .output()
-        .expect("run varprop")
-}
+use common::{varprop, varprop_line};
+use std::process::Command;
 
 fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -25,68 +21,47 @@ fn error_line(out: &std::process::Output) -> String {
 
 #[test]
 fn bad_input_names_the_flag_and_exits_2() {
-    let dir = std::env::temp_dir().join(format!("varprop-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::temp_dir("cli");
     let out_file = dir.join("result.csv");
     let out_path = out_file.to_str().unwrap();
-    let cases: &[(&[&str], &str)] = &[
-        (&["--width", "0"], "--width"),
-        (&["--depth", "0"], "--depth"),
-        (&["--batch", "0"], "--batch"),
-        (&["--batch", "3"], "--batch"),
-        (&["--networks", "0"], "--networks"),
-        (&["--act", "swish2"], "--act"),
-        (&["--init", "kaiming-magic"], "--init"),
-        (&["--sigma-w2", "-1"], "--sigma-w2"),
-        (&["--sigma-b2", "-0.5"], "--sigma-b2"),
-        (&["--init", "he-normal", "--sigma-w2", "2"], "--sigma-w2"),
-        (&["--c0", "1.5"], "--c0"),
-        (&["--c0", "-2"], "--c0"),
-        (&["--q0", "0"], "--q0"),
-        (&["--widths", "10"], "--widths"),
-        (&["--widths", "10,0"], "--widths"),
-        (&["--widths", "10,abc"], "--widths"),
-        (&["--init", "custom"], "--sigma-w2"),
-        (&["--alpha", "0.1"], "--alpha"),
-        (&["--dist", "uniform"], "--dist"),
-        (
-            &["--fan-mode", "fan_out", "--init", "xavier-normal"],
-            "--fan-mode",
-        ),
-        (&["--gain", "0"], "--gain"),
+    // the arguments after `run --out FILE`, and the flag the error names
+    let cases: &[(&str, &str)] = &[
+        ("--width 0", "--width"),
+        ("--depth 0", "--depth"),
+        ("--batch 0", "--batch"),
+        ("--batch 3", "--batch"),
+        ("--networks 0", "--networks"),
+        ("--act swish2", "--act"),
+        ("--init kaiming-magic", "--init"),
+        ("--sigma-w2 -1", "--sigma-w2"),
+        ("--sigma-b2 -0.5", "--sigma-b2"),
+        ("--init he-normal --sigma-w2 2", "--sigma-w2"),
+        ("--c0 1.5", "--c0"),
+        ("--c0 -2", "--c0"),
+        ("--q0 0", "--q0"),
+        ("--widths 10", "--widths"),
+        ("--widths 10,0", "--widths"),
+        ("--widths 10,abc", "--widths"),
+        ("--init custom", "--sigma-w2"),
+        ("--alpha 0.1", "--alpha"),
+        ("--dist uniform", "--dist"),
+        ("--fan-mode fan_out --init xavier-normal", "--fan-mode"),
+        ("--gain 0", "--gain"),
         // the dense engine's weight matrix over the adapter's limit (auto
         // would run these on the gram engine, which has none)
-        (
-            &["--width", "40000", "--depth", "1", "--engine", "dense"],
-            "--width",
-        ),
-        (
-            &["--widths", "100,6000,6000", "--engine", "dense"],
-            "--widths",
-        ),
+        ("--width 40000 --depth 1 --engine dense", "--width"),
+        ("--widths 100,6000,6000 --engine dense", "--widths"),
         // an explicit engine that would not run (issue 13's review found
         // dense silently ignored with an architecture)
+        ("--arch architectures/dense.toml --engine dense", "--engine"),
         (
-            &["--arch", "architectures/dense.toml", "--engine", "dense"],
-            "--engine",
-        ),
-        (
-            &[
-                "--width",
-                "16",
-                "--depth",
-                "2",
-                "--bias",
-                "mean-preserving",
-                "--engine",
-                "dense",
-            ],
+            "--width 16 --depth 2 --bias mean-preserving --engine dense",
             "--engine",
         ),
     ];
     for (args, flag) in cases {
         let mut all = vec!["run", "--out", out_path];
-        all.extend_from_slice(args);
+        all.extend(args.split_whitespace());
         let out = varprop(&all);
         let line = error_line(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr_of(&out));
@@ -128,24 +103,14 @@ fn no_adapter_says_what_to_install() {
 
 #[test]
 fn csv_and_json_outputs_are_complete() {
-    let dir = std::env::temp_dir().join(format!("varprop-out-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::temp_dir("out");
     let csv_path = dir.join("r.csv");
     let json_path = dir.join("r.json");
     for path in [&csv_path, &json_path] {
-        let out = varprop(&[
-            "run",
-            "--width",
-            "16",
-            "--depth",
-            "3",
-            "--batch",
-            "4",
-            "--networks",
-            "2",
-            "--out",
-            path.to_str().unwrap(),
-        ]);
+        let out = varprop_line(
+            "run --width 16 --depth 3 --batch 4 --networks 2 --out",
+            &[path.to_str().unwrap()],
+        );
         assert!(out.status.success(), "{}", stderr_of(&out));
     }
     let csv = std::fs::read_to_string(&csv_path).unwrap();
@@ -175,25 +140,10 @@ fn csv_and_json_outputs_are_complete() {
 #[test]
 fn overflow_is_reported_with_its_layer_and_rows_turn_nan() {
     // q grows about 500-fold per layer: f32 overflows near layer 14
-    let out = varprop(&[
-        "run",
-        "--act",
-        "relu",
-        "--sigma-w2",
-        "1000",
-        "--sigma-b2",
-        "0.1",
-        "--width",
-        "16",
-        "--depth",
-        "30",
-        "--batch",
-        "2",
-        "--networks",
-        "2",
-        "--format",
-        "csv",
-    ]);
+    let out = varprop_line(
+        "run --act relu --sigma-w2 1000 --sigma-b2 0.1 --width 16 --depth 30 --batch 2 --networks 2 --format csv",
+        &[],
+    );
     assert!(out.status.success(), "{}", stderr_of(&out));
     let warning = stderr_of(&out)
         .lines()

@@ -3,35 +3,14 @@
 //! and c* on the chaotic side, and the plots are valid SVG/PNG with one
 //! series per scheme (no pixel comparison).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn varprop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_varprop"))
-        .args(args)
-        .output()
-        .expect("run varprop")
-}
+use common::{text, varprop_line};
+use std::path::Path;
+use std::process::Output;
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(args: &[&str]) -> Output {
-    let out = varprop(args);
-    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
-    out
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("varprop-compare-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    common::temp_dir(&format!("compare-{name}"))
 }
 
 /// The records of a CSV file as maps from column to field.
@@ -49,36 +28,32 @@ fn csv_records(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
         .collect()
 }
 
-const SHAPE: &[&str] = &[
-    "--width",
-    "32",
-    "--depth",
-    "6",
-    "--batch",
-    "4",
-    "--networks",
-    "3",
-    "--seed",
-    "5",
-];
+/// The network and sample of every run here.
+const SHAPE: &str = "--width 32 --depth 6 --batch 4 --networks 3 --seed 5";
 
-fn with(command: &str, extra: &[&str]) -> Vec<String> {
-    std::iter::once(command)
-        .chain(SHAPE.iter().copied())
-        .chain(extra.iter().copied())
-        .map(str::to_string)
-        .collect()
+/// Runs the words of `line`, then `extra` (flags with paths), and asserts
+/// that it succeeds.
+fn ok_line(line: &str, extra: &[&str]) -> Output {
+    let out = varprop_line(line, extra);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{line} {extra:?}: {}",
+        text(&out)
+    );
+    out
 }
 
-fn ok_owned(args: &[String]) -> Output {
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    ok(&refs)
+/// Runs `command` on SHAPE with the words of `flags`, then `extra` (flags
+/// with paths), and asserts that it succeeds.
+fn ok_with(command: &str, flags: &str, extra: &[&str]) -> Output {
+    ok_line(&format!("{command} {SHAPE} {flags}"), extra)
 }
 
-/// Each command fails with exit code 2 and one error line naming the flag.
-fn each_names_its_flag(cases: &[(&[&str], &str)]) {
+/// Each command line fails with exit code 2 and one error line naming the flag.
+fn each_names_its_flag(cases: &[(&str, &str)]) {
     for (args, flag) in cases {
-        let out = varprop(args);
+        let out = varprop_line(args, &[]);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
         let errors: Vec<String> = String::from_utf8_lossy(&out.stderr)
             .lines()
@@ -114,22 +89,32 @@ fn texts(svg: &roxmltree::Document) -> Vec<String> {
         .collect()
 }
 
+/// Runs `command` on SHAPE with `flags`, its plot written to
+/// `dir`/`name`.svg (and its table beside it), and returns the SVG.
+fn plot_of(dir: &Path, name: &str, command: &str, flags: &str) -> String {
+    let (svg, csv) = (
+        dir.join(format!("{name}.svg")),
+        dir.join(format!("{name}.csv")),
+    );
+    let (svg_arg, csv_arg) = (svg.to_str().unwrap(), csv.to_str().unwrap());
+    ok_with(command, flags, &["--plot", svg_arg, "--out", csv_arg]);
+    std::fs::read_to_string(&svg).unwrap()
+}
+
+/// The legend of each of the two panels has an entry `label`.
+fn assert_in_each_panel(labels: &[String], label: &str) {
+    assert_eq!(
+        labels.iter().filter(|t| *t == label).count(),
+        2,
+        "legend entry {label} in each panel: {labels:?}"
+    );
+}
+
 #[test]
 fn run_and_check_plots_are_valid_svg_and_png() {
     let dir = temp_dir("plots");
     // run with the backward pass: two panels, one curve each
-    let svg_path = dir.join("run.svg");
-    ok_owned(&with(
-        "run",
-        &[
-            "--backward",
-            "--plot",
-            svg_path.to_str().unwrap(),
-            "--out",
-            dir.join("r.csv").to_str().unwrap(),
-        ],
-    ));
-    let content = std::fs::read_to_string(&svg_path).unwrap();
+    let content = plot_of(&dir, "run", "run", "--backward");
     let svg = roxmltree::Document::parse(&content).expect("well-formed SVG");
     let root = svg.root_element();
     assert!(root.has_tag_name("svg"));
@@ -142,11 +127,7 @@ fn run_and_check_plots_are_valid_svg_and_png() {
     assert_eq!(curves_with(&svg, 7).len(), 2, "q and g, one curve each");
     let labels = texts(&svg);
     for label in ["relu / he-normal", "mean-field theory (dashed)"] {
-        assert_eq!(
-            labels.iter().filter(|t| *t == label).count(),
-            2,
-            "legend entry {label} in each panel: {labels:?}"
-        );
+        assert_in_each_panel(&labels, label);
     }
     assert!(labels.iter().any(|t| t == "layer l"), "axis label");
     assert!(
@@ -155,19 +136,7 @@ fn run_and_check_plots_are_valid_svg_and_png() {
     );
 
     // q_pre, without the backward pass: one panel
-    let pre = dir.join("pre.svg");
-    ok_owned(&with(
-        "run",
-        &[
-            "--plot",
-            pre.to_str().unwrap(),
-            "--plot-quantity",
-            "pre",
-            "--out",
-            dir.join("p.csv").to_str().unwrap(),
-        ],
-    ));
-    let content = std::fs::read_to_string(&pre).unwrap();
+    let content = plot_of(&dir, "pre", "run", "--plot-quantity pre");
     let svg = roxmltree::Document::parse(&content).unwrap();
     assert_eq!(svg.root_element().attribute("height"), Some("540"));
     assert_eq!(curves_with(&svg, 7).len(), 1);
@@ -178,7 +147,7 @@ fn run_and_check_plots_are_valid_svg_and_png() {
 
     // check writes one too; a PNG has the size of the SVG
     let png = dir.join("check.png");
-    ok_owned(&with("check", &["--plot", png.to_str().unwrap()]));
+    ok_with("check", "", &["--plot", png.to_str().unwrap()]);
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
     assert_eq!(&bytes[12..16], b"IHDR");
@@ -191,9 +160,9 @@ fn run_and_check_plots_are_valid_svg_and_png() {
 #[test]
 fn bad_plot_flags_name_the_flag() {
     each_names_its_flag(&[
-        (&["run", "--plot", "x.pdf"], "--plot"),
-        (&["run", "--plot-quantity", "pre"], "--plot-quantity"),
-        (&["check", "--plot", "x"], "--plot"),
+        ("run --plot x.pdf", "--plot"),
+        ("run --plot-quantity pre", "--plot-quantity"),
+        ("check --plot x", "--plot"),
     ]);
 }
 
@@ -201,30 +170,20 @@ fn bad_plot_flags_name_the_flag() {
 fn compare_gives_the_numbers_of_separate_runs() {
     let dir = temp_dir("same");
     let both = dir.join("both.csv");
-    ok_owned(&with(
+    ok_with(
         "compare",
-        &[
-            "--inits",
-            "xavier-normal,he-normal",
-            "--backward",
-            "--out",
-            both.to_str().unwrap(),
-        ],
-    ));
+        "--inits xavier-normal,he-normal --backward",
+        &["--out", both.to_str().unwrap()],
+    );
     let rows = csv_records(&both);
     assert_eq!(rows.len(), 2 * 7, "every layer of both schemes");
     for init in ["xavier-normal", "he-normal"] {
         let alone = dir.join(format!("{init}.csv"));
-        ok_owned(&with(
+        ok_with(
             "run",
-            &[
-                "--init",
-                init,
-                "--backward",
-                "--out",
-                alone.to_str().unwrap(),
-            ],
-        ));
+            &format!("--init {init} --backward"),
+            &["--out", alone.to_str().unwrap()],
+        );
         let expected = csv_records(&alone);
         let got: Vec<_> = rows.iter().filter(|r| r["scheme"] == init).collect();
         assert_eq!(got.len(), expected.len());
@@ -239,10 +198,11 @@ fn compare_gives_the_numbers_of_separate_runs() {
         }
     }
     // the table: one row per scheme, its headline numbers
-    let out = ok_owned(&with(
+    let out = ok_with(
         "compare",
-        &["--inits", "xavier-normal,he-normal", "--format", "table"],
-    ));
+        "--inits xavier-normal,he-normal --format table",
+        &[],
+    );
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         table.lines().any(|l| l.starts_with("xavier-normal")),
@@ -251,15 +211,11 @@ fn compare_gives_the_numbers_of_separate_runs() {
     assert!(table.lines().any(|l| l.starts_with("he-normal")), "{table}");
     // JSON: the headline of each scheme; xavier halves q every layer (relu)
     let json = dir.join("both.json");
-    ok_owned(&with(
+    ok_with(
         "compare",
-        &[
-            "--inits",
-            "xavier-normal,he-normal",
-            "--out",
-            json.to_str().unwrap(),
-        ],
-    ));
+        "--inits xavier-normal,he-normal",
+        &["--out", json.to_str().unwrap()],
+    );
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let slope = doc["schemes"][0]["headline"]["log_q_slope_theory"]
@@ -273,20 +229,8 @@ fn compare_gives_the_numbers_of_separate_runs() {
 #[test]
 fn the_compare_plot_has_one_series_per_scheme_in_each_panel() {
     let dir = temp_dir("compare-plot");
-    let svg_path = dir.join("compare.svg");
-    ok_owned(&with(
-        "compare",
-        &[
-            "--inits",
-            "xavier-normal,he-normal",
-            "--backward",
-            "--plot",
-            svg_path.to_str().unwrap(),
-            "--out",
-            dir.join("c.csv").to_str().unwrap(),
-        ],
-    ));
-    let content = std::fs::read_to_string(&svg_path).unwrap();
+    let flags = "--inits xavier-normal,he-normal --backward";
+    let content = plot_of(&dir, "compare", "compare", flags);
     let svg = roxmltree::Document::parse(&content).expect("well-formed SVG");
     assert_eq!(svg.root_element().attribute("height"), Some("1040"));
     let curves = curves_with(&svg, 7);
@@ -302,11 +246,7 @@ fn the_compare_plot_has_one_series_per_scheme_in_each_panel() {
     assert_ne!(curves[0], curves[1], "schemes have their own colours");
     let labels = texts(&svg);
     for label in ["xavier-normal", "he-normal", "mean-field theory (dashed)"] {
-        assert_eq!(
-            labels.iter().filter(|t| *t == label).count(),
-            2,
-            "legend entry {label} in each panel: {labels:?}"
-        );
+        assert_in_each_panel(&labels, label);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -314,26 +254,14 @@ fn the_compare_plot_has_one_series_per_scheme_in_each_panel() {
 #[test]
 fn bad_compare_flags_name_the_flag() {
     each_names_its_flag(&[
-        (&["compare"], "--inits"),
-        (&["compare", "--inits", "he-normal,he-normal"], "--inits"),
-        (
-            &["compare", "--inits", "he-normal,kaiming-magic"],
-            "--inits",
-        ),
-        (&["compare", "--acts", "relu,swish2"], "--acts"),
-        (&["compare", "--sigma-w2s", "1,x"], "--sigma-w2s"),
-        (
-            &["compare", "--inits", "he-normal", "--sigma-w2s", "2"],
-            "--sigma-w2s",
-        ),
-        (
-            &["compare", "--inits", "he-normal", "--init", "xavier-normal"],
-            "--init",
-        ),
-        (
-            &["compare", "--inits", "he-normal", "--plot", "c.jpg"],
-            "--plot",
-        ),
+        ("compare", "--inits"),
+        ("compare --inits he-normal,he-normal", "--inits"),
+        ("compare --inits he-normal,kaiming-magic", "--inits"),
+        ("compare --acts relu,swish2", "--acts"),
+        ("compare --sigma-w2s 1,x", "--sigma-w2s"),
+        ("compare --inits he-normal --sigma-w2s 2", "--sigma-w2s"),
+        ("compare --inits he-normal --init xavier-normal", "--init"),
+        ("compare --inits he-normal --plot c.jpg", "--plot"),
     ]);
 }
 
@@ -343,25 +271,11 @@ fn phase_measures_order_and_chaos_for_erf() {
     let csv = dir.join("phase.csv");
     // sigma_w2 0.5 is ordered (chi_1 < 1) and 4 chaotic (chi_1 > 1) at both
     // biases; depth 20 is several times the depth scale xi_c (< 6) there
-    ok(&[
-        "phase",
-        "--act",
-        "erf",
-        "--width",
-        "64",
-        "--depth",
-        "20",
-        "--batch",
-        "8",
-        "--networks",
-        "16",
-        "--sigma-w2-range",
-        "0.5:4:2",
-        "--sigma-b2-range",
-        "0.05:0.2:2",
-        "--out",
-        csv.to_str().unwrap(),
-    ]);
+    ok_line(
+        "phase --act erf --width 64 --depth 20 --batch 8 --networks 16 \
+         --sigma-w2-range 0.5:4:2 --sigma-b2-range 0.05:0.2:2",
+        &["--out", csv.to_str().unwrap()],
+    );
     let rows = csv_records(&csv);
     assert_eq!(rows.len(), 4);
     let num = |r: &std::collections::BTreeMap<String, String>, c: &str| -> f64 {
@@ -409,27 +323,17 @@ fn phase_measures_order_and_chaos_for_erf() {
 fn the_phase_plot_draws_two_heatmaps_and_the_edge_of_chaos() {
     let dir = temp_dir("phase-plot");
     let phase = dir.join("phase.svg");
-    ok(&[
-        "phase",
-        "--act",
-        "erf",
-        "--width",
-        "16",
-        "--depth",
-        "3",
-        "--batch",
-        "4",
-        "--networks",
-        "2",
-        "--sigma-w2-range",
-        "0.5:3:3",
-        "--sigma-b2-range",
-        "0:0.2:2",
-        "--plot",
-        phase.to_str().unwrap(),
-        "--out",
-        dir.join("p.csv").to_str().unwrap(),
-    ]);
+    let csv = dir.join("p.csv");
+    ok_line(
+        "phase --act erf --width 16 --depth 3 --batch 4 --networks 2 \
+         --sigma-w2-range 0.5:3:3 --sigma-b2-range 0:0.2:2",
+        &[
+            "--plot",
+            phase.to_str().unwrap(),
+            "--out",
+            csv.to_str().unwrap(),
+        ],
+    );
     let content = std::fs::read_to_string(&phase).unwrap();
     let svg = roxmltree::Document::parse(&content).expect("well-formed SVG");
     let labels = texts(&svg);
@@ -457,14 +361,11 @@ fn the_phase_plot_draws_two_heatmaps_and_the_edge_of_chaos() {
 #[test]
 fn bad_phase_flags_name_the_flag() {
     each_names_its_flag(&[
-        (&["phase", "--sigma-w2-range", "2:1:3"], "--sigma-w2-range"),
-        (&["phase", "--sigma-b2-range", "0:1"], "--sigma-b2-range"),
-        (&["phase", "--sigma-w2", "1.0"], "--sigma-w2"),
-        (&["phase", "--init", "he-normal"], "--init"),
-        (
-            &["phase", "--plot-quantity", "pre", "--plot", "p.svg"],
-            "--plot-quantity",
-        ),
-        (&["phase", "--networks", "1"], "--networks"),
+        ("phase --sigma-w2-range 2:1:3", "--sigma-w2-range"),
+        ("phase --sigma-b2-range 0:1", "--sigma-b2-range"),
+        ("phase --sigma-w2 1.0", "--sigma-w2"),
+        ("phase --init he-normal", "--init"),
+        ("phase --plot-quantity pre --plot p.svg", "--plot-quantity"),
+        ("phase --networks 1", "--networks"),
     ]);
 }

@@ -7,6 +7,19 @@ mod common;
 use varprop::spec::EngineChoice;
 use varprop::{Activation, Device, Init, RunSpec, Simulator};
 
+/// Runs `spec` twice on `sim`: the second run compiles no pipeline.
+fn second_run_compiles_nothing(sim: &Simulator, spec: &RunSpec, what: &str) {
+    let ctx = sim.context().unwrap().expect("a GPU simulator");
+    sim.run(spec, |_, _| ()).unwrap();
+    let after_first = ctx.compiled_pipelines();
+    sim.run(spec, |_, _| ()).unwrap();
+    assert_eq!(
+        ctx.compiled_pipelines(),
+        after_first,
+        "{what}: recompiled on the second run"
+    );
+}
+
 #[test]
 fn the_simulator_gives_the_tables_the_command_line_writes() {
     let sim = Simulator::new(Device::Gpu).unwrap();
@@ -46,14 +59,7 @@ fn the_simulator_gives_the_tables_the_command_line_writes() {
             .backward(true)
             .build()
             .unwrap();
-        sim.run(&spec, |_, _| ()).unwrap();
-        let after_first = ctx.compiled_pipelines();
-        sim.run(&spec, |_, _| ()).unwrap();
-        assert_eq!(
-            ctx.compiled_pipelines(),
-            after_first,
-            "{engine:?}: recompiled on the second run"
-        );
+        second_run_compiles_nothing(&sim, &spec, &format!("{engine:?}"));
     }
     let arch = RunSpec::architecture(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -63,34 +69,11 @@ fn the_simulator_gives_the_tables_the_command_line_writes() {
     .networks(1)
     .build()
     .unwrap();
-    sim.run(&arch, |_, _| ()).unwrap();
-    let after_first = ctx.compiled_pipelines();
-    sim.run(&arch, |_, _| ()).unwrap();
-    assert_eq!(
-        ctx.compiled_pipelines(),
-        after_first,
-        "blocks: recompiled on the second run"
+    second_run_compiles_nothing(&sim, &arch, "blocks");
+    let cli = common::varprop_line(
+        "run --width 32 --depth 6 --act tanh --init xavier-normal --batch 4 --networks 2 --seed 3 --format csv -q",
+        &[],
     );
-    let cli = common::varprop(&[
-        "run",
-        "--width",
-        "32",
-        "--depth",
-        "6",
-        "--act",
-        "tanh",
-        "--init",
-        "xavier-normal",
-        "--batch",
-        "4",
-        "--networks",
-        "2",
-        "--seed",
-        "3",
-        "--format",
-        "csv",
-        "-q",
-    ]);
     assert!(
         cli.status.success(),
         "{}",

@@ -35,18 +35,14 @@ fn generated_weights_have_the_scheme_law() {
     let comparisons = CASES.len() * 2 * 2;
     let bound = common::z_bound(comparisons);
     for (init, act, opts) in CASES {
+        let custom = init.strip_prefix("custom-");
         let mut flags = varprop::config::settings::NetworkSettings {
-            widths: Some(widths.into()),
-            act: Some(act.to_string()),
-            q0: Some(1.0),
             c0: Some(0.0),
-            ..Default::default()
+            ..common::flags(widths, act, if custom.is_some() { "custom" } else { *init })
         };
-        if let Some(dist) = init.strip_prefix("custom-") {
+        if let Some(dist) = custom {
             flags.init.sigma_w2 = Some(1.7);
             flags.init.dist = Some(dist.into());
-        } else {
-            flags.init.init = Some(init.to_string());
         }
         if opts.contains(&"fan_out") {
             flags.init.fan_mode = Some("fan_out".into());

@@ -17,7 +17,6 @@ mod common;
 use varprop::config::settings::NetworkSettings;
 use varprop::gpu::GpuContext;
 use varprop::gpu::tuning::{Kernels, ProductKernel, Reduction};
-use varprop::model::init::InitFlags;
 use varprop::sim::{GpuOptions, run_cpu, run_gpu, run_gpu_with_kernels};
 use varprop::spec::{Probes, RunSpec};
 
@@ -124,17 +123,12 @@ const ALL_PROBES: Probes = Probes {
     weight_grads: true,
 };
 
+/// common::flags with inputs of q0 = 1.3, c0 = 0.3.
 fn flags(widths: &str, act: &str, init: &str) -> NetworkSettings {
     NetworkSettings {
-        widths: Some(widths.into()),
-        act: Some(act.into()),
-        init: InitFlags {
-            init: Some(init.into()),
-            ..Default::default()
-        },
         q0: Some(1.3),
         c0: Some(0.3),
-        ..Default::default()
+        ..common::flags(widths, act, init)
     }
 }
 

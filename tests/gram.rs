@@ -5,10 +5,12 @@
 mod common;
 
 use varprop::config::settings::NetworkSettings;
-use varprop::sim::stats::LayerSample;
+use varprop::sim::stats::{LayerSample, mean_se};
 use varprop::sim::{GpuOptions, RunOutput, run_gpu};
 use varprop::spec::{EngineChoice, Probes, RunSpec};
 use varprop::theory;
+
+use common::varprop_line;
 
 fn spec(
     flags: NetworkSettings,
@@ -100,13 +102,6 @@ const COLUMNS: [(&str, fn(&LayerSample) -> f64); 8] = [
     ("log_gw", |s| s.log_gw),
 ];
 
-fn mean_se(x: &[f64]) -> (f64, f64) {
-    let n = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, (var / n).sqrt())
-}
-
 /// One statistic's mean compared between the engines.
 struct Comparison {
     what: String,
@@ -128,7 +123,7 @@ fn compare_means(what: String, a: &[f64], b: &[f64]) -> Option<Comparison> {
         );
         return None;
     }
-    let ((ma, sa), (mb, sb)) = (mean_se(a), mean_se(b));
+    let ((ma, sa), (mb, sb)) = (mean_se(a.iter().copied()), mean_se(b.iter().copied()));
     let se = (sa * sa + sb * sb).sqrt();
     if se == 0.0 {
         assert_eq!(ma, mb, "{what}");
@@ -181,6 +176,31 @@ fn assert_engines_agree(comparisons: &[Comparison], ks: &[(String, f64, f64)], a
     );
 }
 
+/// The flags of one case of the engine comparisons: Gaussian weights of
+/// variance sigma_w2 / n (`--init custom`) or orthogonal ones, and with tanh
+/// the bias path (tanh is not homogeneous: no renormalisation).
+fn case_flags(
+    width: usize,
+    depth: usize,
+    act: &str,
+    orthogonal: bool,
+    sigma_w2: f64,
+) -> NetworkSettings {
+    let mut flags = common::stack(
+        width,
+        depth,
+        act,
+        if orthogonal { "orthogonal" } else { "custom" },
+    );
+    if !orthogonal {
+        flags.init.sigma_w2 = Some(sigma_w2);
+    }
+    if act == "tanh" {
+        flags.init.sigma_b2 = Some(0.1);
+    }
+    flags
+}
+
 /// For relu, tanh and identity, Gaussian and orthogonal weights, with and
 /// without the backward pass: S = 200 independent networks per engine
 /// (width 16, depth 3, batch 4; different seeds, so the two samples are
@@ -209,22 +229,8 @@ fn gram_matches_dense_in_distribution() {
     let mut comparisons = Vec::new();
     let mut ks = Vec::new();
     for &(act, orthogonal, backward) in &cases {
-        let mut flags = NetworkSettings {
-            width: Some(width),
-            depth: Some(depth),
-            act: Some(act.into()),
-            q0: Some(1.0),
-            c0: Some(0.5),
-            ..Default::default()
-        };
-        flags.init.init = Some(if orthogonal { "orthogonal" } else { "custom" }.into());
-        if !orthogonal {
-            flags.init.sigma_w2 = Some(if act == "tanh" { 1.5 } else { 2.0 });
-        }
-        if act == "tanh" {
-            // the bias path (tanh is not homogeneous: no renormalisation)
-            flags.init.sigma_b2 = Some(0.1);
-        }
+        let sigma_w2 = if act == "tanh" { 1.5 } else { 2.0 };
+        let flags = case_flags(width, depth, act, orthogonal, sigma_w2);
         let label = format!(
             "{act} {} {}",
             if orthogonal { "orthogonal" } else { "gaussian" },
@@ -287,25 +293,12 @@ fn gram_jacobian_matches_dense(backward: bool) {
     let mut comparisons = Vec::new();
     let mut ks = Vec::new();
     for (act, orthogonal, networks) in cases {
-        let mut flags = NetworkSettings {
-            width: Some(width),
-            depth: Some(depth),
-            act: Some(act.into()),
-            q0: Some(1.0),
-            c0: Some(0.5),
-            ..Default::default()
+        let sigma_w2 = match act {
+            "tanh" => 1.5,
+            "identity" => 1.0,
+            _ => 2.0,
         };
-        flags.init.init = Some(if orthogonal { "orthogonal" } else { "custom" }.into());
-        if !orthogonal {
-            flags.init.sigma_w2 = Some(match act {
-                "tanh" => 1.5,
-                "identity" => 1.0,
-                _ => 2.0,
-            });
-        }
-        if act == "tanh" {
-            flags.init.sigma_b2 = Some(0.1);
-        }
+        let flags = case_flags(width, depth, act, orthogonal, sigma_w2);
         let label = format!(
             "{act} {} --jacobian{}",
             if orthogonal { "orthogonal" } else { "gaussian" },
@@ -391,14 +384,7 @@ fn gram_linear_orthogonal_jacobian_is_an_isometry() {
             backward,
             ..Default::default()
         };
-        let mut flags = NetworkSettings {
-            widths: Some("64x9".into()),
-            act: Some("identity".into()),
-            q0: Some(1.0),
-            c0: Some(0.5),
-            ..Default::default()
-        };
-        flags.init.init = Some("orthogonal".into());
+        let mut flags = common::flags("64x9", "identity", "orthogonal");
         flags.init.sigma_b2 = Some(sigma_b2);
         let spec = RunSpec {
             probes,
@@ -407,19 +393,10 @@ fn gram_linear_orthogonal_jacobian_is_an_isometry() {
         let label = format!("backward {backward}, sigma_b2 {sigma_b2}");
         let out = run(&ctx, &spec, EngineChoice::Gram);
         assert_eq!(out.info.engine, "gpu-gram");
+        common::assert_jacobian_isometry(&label, &out);
         for top in &out.tops {
-            let spread = (top.log_jac_m2 - 2.0 * top.log_jac_m1).exp() - 1.0;
-            let (m1, m2) = (top.log_jac_m1.exp(), top.log_jac_m2.exp());
-            assert!(top.log_jac_m1.abs() < 1e-4, "{label}: m1 = {m1}");
+            let m2 = top.log_jac_m2.exp();
             assert!(top.log_jac_m2.abs() < 1e-4, "{label}: m2 = {m2}");
-            assert!(spread.abs() < 1e-4, "{label}: spread {spread}");
-        }
-        for s in &out.summary {
-            assert!(
-                (s.jac_m1.0 - 1.0).abs() < 1e-4,
-                "{label}: ||J_l u||^2 = {}",
-                s.jac_m1.0
-            );
         }
     }
 }
@@ -437,15 +414,7 @@ fn gram_follows_the_exact_finite_width_law_at_width_65536() {
     let cases = [("relu", "he-normal"), ("identity", "lecun-normal")];
     let bound = common::z_bound(2 * (depth + 1) * cases.len());
     for (act, init) in cases {
-        let mut flags = NetworkSettings {
-            width: Some(width),
-            depth: Some(depth),
-            act: Some(act.into()),
-            q0: Some(1.0),
-            c0: Some(0.5),
-            ..Default::default()
-        };
-        flags.init.init = Some(init.into());
+        let flags = common::stack(width, depth, act, init);
         let s = spec(flags, batch, networks, 3, false);
         let law = theory::layer_table(&s.net);
         let out = run(&ctx, &s, EngineChoice::Gram);
@@ -461,8 +430,8 @@ fn gram_follows_the_exact_finite_width_law_at_width_65536() {
                 .iter()
                 .map(|n| n[l].sample_log_q_post_sq)
                 .collect();
-            let (m1, se1) = mean_se(&first);
-            let (m2, se2) = mean_se(&second);
+            let (m1, se1) = mean_se(first.iter().copied());
+            let (m2, se2) = mean_se(second.iter().copied());
             let z1 = (m1 - want_mean) / se1;
             let want_second = want_mean * want_mean + want_std * want_std;
             let z2 = (m2 - want_second) / se2;
@@ -484,15 +453,10 @@ fn gram_follows_the_exact_finite_width_law_at_width_65536() {
 #[test]
 fn rank_deficient_inputs_run_and_report_the_rank() {
     let ctx = common::gpu();
-    let mut flags = NetworkSettings {
-        width: Some(64),
-        depth: Some(20),
-        act: Some("relu".into()),
-        q0: Some(1.0),
+    let flags = NetworkSettings {
         c0: Some(1.0),
-        ..Default::default()
+        ..common::stack(64, 20, "relu", "he-normal")
     };
-    flags.init.init = Some("he-normal".into());
     let out = run(&ctx, &spec(flags, 8, 3, 1, true), EngineChoice::Gram);
     assert_eq!(out.info.gram_rank_min, Some(4));
     for net in &out.per_network {
@@ -508,14 +472,7 @@ fn rank_deficient_inputs_run_and_report_the_rank() {
             );
         }
     }
-    let mut flags = NetworkSettings {
-        width: Some(64),
-        depth: Some(60),
-        act: Some("tanh".into()),
-        q0: Some(1.0),
-        c0: Some(0.5),
-        ..Default::default()
-    };
+    let mut flags = common::stack(64, 60, "tanh", "custom");
     flags.init.sigma_w2 = Some(0.5);
     flags.init.sigma_b2 = Some(0.5);
     let out = run(&ctx, &spec(flags, 8, 2, 1, true), EngineChoice::Gram);
@@ -534,43 +491,30 @@ fn rank_deficient_inputs_run_and_report_the_rank() {
     }
 }
 
-fn varprop(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_varprop"))
-        .args(args)
-        .output()
-        .expect("runs the binary")
+/// Runs the words of `line`, asserts that the binary refuses them (exit 2)
+/// and returns its stderr.
+fn refused(line: &str) -> String {
+    let out = varprop_line(line, &[]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{line}: {err}");
+    err
 }
 
 /// Bad combinations under --engine gram exit 2 with one line naming
 /// --engine and the reason; auto says what it chose and why.
 #[test]
 fn engine_flag_errors_and_auto_choice() {
-    let base = [
-        "run",
-        "--width",
-        "32",
-        "--depth",
-        "2",
-        "--batch",
-        "4",
-        "--networks",
-        "1",
-        "--engine",
-    ];
-    let cases: [(&[&str], &str); 6] = [
-        (&["gram", "--init", "xavier-uniform"], "uniform"),
-        (&["gram", "--init", "truncated-normal"], "truncated-normal"),
-        (&["gram", "--init", "siren"], "uniform"),
-        (&["gram", "--bias", "mean-preserving"], "mean-preserving"),
-        (&["gram", "--device", "cpu"], "--device gpu"),
-        (&["fast"], "accepted: dense, gram, auto"),
+    let base = "run --width 32 --depth 2 --batch 4 --networks 1 --engine";
+    let cases = [
+        ("gram --init xavier-uniform", "uniform"),
+        ("gram --init truncated-normal", "truncated-normal"),
+        ("gram --init siren", "uniform"),
+        ("gram --bias mean-preserving", "mean-preserving"),
+        ("gram --device cpu", "--device gpu"),
+        ("fast", "accepted: dense, gram, auto"),
     ];
     for (extra, why) in cases {
-        let mut args = base.to_vec();
-        args.extend_from_slice(extra);
-        let out = varprop(&args);
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        let err = refused(&format!("{base} {extra}"));
         assert!(
             err.contains("--engine") && err.contains(why),
             "{extra:?}: {err}"
@@ -582,35 +526,10 @@ fn engine_flag_errors_and_auto_choice() {
             .count();
         assert_eq!(ours, 1, "{extra:?}: {err}");
     }
-    let out = varprop(&[
-        "run",
-        "--widths",
-        "16,32,32",
-        "--init",
-        "orthogonal",
-        "--batch",
-        "4",
-        "--engine",
-        "gram",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused("run --widths 16,32,32 --init orthogonal --batch 4 --engine gram");
     assert!(err.contains("square"), "{err}");
     // orthogonal layers need n >= 4 K: 4 B, and 8 B with --jacobian
-    let out = varprop(&[
-        "run",
-        "--width",
-        "12",
-        "--batch",
-        "4",
-        "--init",
-        "orthogonal",
-        "--jacobian",
-        "--engine",
-        "gram",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused("run --width 12 --batch 4 --init orthogonal --jacobian --engine gram");
     assert!(err.contains("--jacobian") && err.contains("4 B"), "{err}");
 
     // auto: gram at 4 B <= n, dense above (with --jacobian too); the reason
@@ -622,20 +541,10 @@ fn engine_flag_errors_and_auto_choice() {
         ("16", "--jacobian", "gpu-dense"),
     ];
     for (batch, probe, engine) in cases {
-        let out = varprop(&[
-            "run",
-            "--width",
-            "32",
-            "--depth",
-            "2",
-            "--batch",
-            batch,
-            "--networks",
-            "1",
-            probe,
-            "--format",
-            "json",
-        ]);
+        let out = varprop_line(
+            &format!("run --width 32 --depth 2 --batch {batch} --networks 1 {probe} --format json"),
+            &[],
+        );
         assert!(
             out.status.success(),
             "{}",
@@ -677,15 +586,7 @@ fn narrow_bindings_change_no_bit() {
         weight_grads: true,
     };
     for init in ["orthogonal", "custom"] {
-        let mut flags = NetworkSettings {
-            width: Some(width),
-            depth: Some(depth),
-            act: Some("tanh".into()),
-            q0: Some(1.0),
-            c0: Some(0.5),
-            ..Default::default()
-        };
-        flags.init.init = Some(init.into());
+        let mut flags = common::stack(width, depth, "tanh", init);
         if init == "custom" {
             flags.init.sigma_w2 = Some(1.5);
         }
@@ -705,14 +606,7 @@ fn narrow_bindings_change_no_bit() {
         assert_eq!(format!("{:?}", a.tops), format!("{:?}", b.tops), "{init}");
     }
     narrow.limits.max_storage_buffer_binding_size = 2 * block - 4;
-    let mut flags = NetworkSettings {
-        width: Some(width),
-        depth: Some(depth),
-        q0: Some(1.0),
-        c0: Some(0.5),
-        ..Default::default()
-    };
-    flags.init.init = Some("he-normal".into());
+    let flags = common::stack(width, depth, "relu", "he-normal");
     let spec = RunSpec {
         probes,
         engine: EngineChoice::Gram,
@@ -735,15 +629,7 @@ fn narrow_bindings_change_no_bit() {
 fn orthogonal_backward_at_width_4k_is_an_isometry() {
     let ctx = common::gpu();
     let (width, batch, depth) = (16, 4, 4);
-    let mut flags = NetworkSettings {
-        width: Some(width),
-        depth: Some(depth),
-        act: Some("identity".into()),
-        q0: Some(1.0),
-        c0: Some(0.5),
-        ..Default::default()
-    };
-    flags.init.init = Some("orthogonal".into());
+    let mut flags = common::stack(width, depth, "identity", "orthogonal");
     let out = run(
         &ctx,
         &spec(flags.clone(), batch, 200, 3, true),

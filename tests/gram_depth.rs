@@ -10,16 +10,10 @@ use varprop::sim::{GpuOptions, RunOutput, run_gpu};
 use varprop::spec::{EngineChoice, RunSpec};
 
 fn relu_he(width: usize, depth: usize) -> NetworkSettings {
-    let mut flags = NetworkSettings {
-        width: Some(width),
-        depth: Some(depth),
-        act: Some("relu".into()),
-        q0: Some(1.0),
+    NetworkSettings {
         c0: Some(0.0),
-        ..Default::default()
-    };
-    flags.init.init = Some("he-normal".into());
-    flags
+        ..common::stack(width, depth, "relu", "he-normal")
+    }
 }
 
 fn run(flags: NetworkSettings, batch: usize, networks: usize, seed: u64) -> RunOutput {
@@ -96,12 +90,7 @@ fn deep_correlations_follow_the_c_map_at_width_4096() {
         .iter()
         .map(|n| n[1000].log1m_c_pre)
         .collect();
-    let (mean, se) = {
-        let s = logs.len() as f64;
-        let m = logs.iter().sum::<f64>() / s;
-        let var = logs.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (s - 1.0);
-        (m, (var / s).sqrt())
-    };
+    let (mean, se) = varprop::sim::stats::mean_se(logs.iter().copied());
     let (estimate, se) = varprop::analysis::comparisons::log_normal_mean(mean, se, networks);
     let spec = RunSpec::new(relu_he(4096, 1000).resolve().unwrap(), 16, networks, 3);
     let c_map = varprop::theory::layer_table(&spec.net)[1000].c_pre;

@@ -7,13 +7,9 @@ use varprop::gpu::probe;
 
 fn orthogonal_net(widths: &str, gain: Option<f64>) -> varprop::spec::NetworkSpec {
     let mut flags = varprop::config::settings::NetworkSettings {
-        widths: Some(widths.into()),
-        act: Some("identity".into()),
-        q0: Some(1.0),
         c0: Some(0.0),
-        ..Default::default()
+        ..common::flags(widths, "identity", "orthogonal")
     };
-    flags.init.init = Some("orthogonal".into());
     flags.init.gain = gain;
     flags.resolve().unwrap()
 }

@@ -4,63 +4,51 @@
 
 mod common;
 
-use varprop::sim::{GpuOptions, run_gpu};
+use varprop::sim::{GpuOptions, RunOutput, run_gpu};
+use varprop::spec::RunSpec;
+
+/// Runs `spec` on the GPU, `chunk` layers a submission.
+fn run_chunked(spec: &RunSpec, chunk: usize) -> RunOutput {
+    let options = GpuOptions {
+        chunk,
+        ..Default::default()
+    };
+    run_gpu(&common::gpu(), spec, options, &mut |_, _| {}).unwrap()
+}
+
+/// Every layer's (mean, SE) of `name` equals `want` within the z bound
+/// over all the layers.
+fn assert_mean_at_every_layer(name: &str, means: &[(f64, f64)], want: f64) {
+    let bound = common::z_bound(means.len());
+    for (l, (mean, se)) in means.iter().enumerate() {
+        let z = (mean - want) / se;
+        assert!(
+            z.abs() < bound,
+            "layer {l}: E {name} = {mean} ± {se}, want {want} (z = {z:.2})"
+        );
+    }
+}
 
 /// Linear network with v = 1/fan_in: E[q_pre[l]] = q0 at every layer and
 /// every finite width (E ||W x||^2 = n_out v ||x||^2).
 #[test]
 fn linear_lecun_keeps_the_mean_of_q() {
-    let ctx = common::gpu();
     let net = common::net("48,64x8", "identity", "lecun-normal");
     let spec = common::run_spec(net, 8, 128, 3);
-    let run = run_gpu(
-        &ctx,
-        &spec,
-        GpuOptions {
-            chunk: 128,
-            ..Default::default()
-        },
-        &mut |_, _| {},
-    )
-    .unwrap();
-    let bound = common::z_bound(run.summary.len());
-    for (l, s) in run.summary.iter().enumerate() {
-        let (mean, se) = s.q_pre;
-        let z = (mean - spec.net.q0) / se;
-        assert!(
-            z.abs() < bound,
-            "layer {l}: E q_pre = {mean} ± {se}, want {} (z = {z:.2})",
-            spec.net.q0
-        );
-    }
+    let run = run_chunked(&spec, 128);
+    let means: Vec<_> = run.summary.iter().map(|s| s.q_pre).collect();
+    assert_mean_at_every_layer("q_pre", &means, spec.net.q0);
 }
 
 /// ReLU with He (fan_in): E[q_post[l]] = q0 at every layer (the sign of h is
 /// symmetric given x, so E relu(h)^2 = E h^2 / 2 = n v E q_post[l-1] / 2).
 #[test]
 fn relu_he_keeps_the_mean_of_q_post() {
-    let ctx = common::gpu();
     let net = common::net("64x11", "relu", "he-normal");
     let spec = common::run_spec(net, 8, 128, 5);
-    let run = run_gpu(
-        &ctx,
-        &spec,
-        GpuOptions {
-            chunk: 128,
-            ..Default::default()
-        },
-        &mut |_, _| {},
-    )
-    .unwrap();
-    let bound = common::z_bound(run.summary.len());
-    for (l, s) in run.summary.iter().enumerate() {
-        let (mean, se) = s.q_post;
-        let z = (mean - spec.net.q0) / se;
-        assert!(
-            z.abs() < bound,
-            "layer {l}: E q_post = {mean} ± {se} (z = {z:.2})"
-        );
-    }
+    let run = run_chunked(&spec, 128);
+    let means: Vec<_> = run.summary.iter().map(|s| s.q_post).collect();
+    assert_mean_at_every_layer("q_post", &means, spec.net.q0);
 }
 
 /// digamma at k/2 for integer k >= 1, exactly: psi(m) = -gamma + sum_{j<m} 1/j,
@@ -84,22 +72,12 @@ fn digamma_half_integer(k: usize) -> f64 {
 /// martingale differences, so the block slopes are uncorrelated).
 #[test]
 fn xavier_relu_halves_q_for_ten_thousand_layers() {
-    let ctx = common::gpu();
     let n = 32;
     let depth = 10_000;
     let net = common::net(&format!("{n}x{}", depth + 1), "relu", "xavier-normal");
     let v = net.weight_law(1).variance;
     let spec = common::run_spec(net, 2, 2, 9);
-    let run = run_gpu(
-        &ctx,
-        &spec,
-        GpuOptions {
-            chunk: 512,
-            ..Default::default()
-        },
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let run = run_chunked(&spec, 512);
 
     // exact expected slope, K = 0 (probability 2^-32) left out
     let mut slope_theory = 0.0;

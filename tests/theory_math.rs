@@ -328,6 +328,9 @@ fn closed_forms_match_the_library_quadrature() {
     }
 }
 
+/// E[f(u)^2] of an activation at q: second_moment or deriv_second_moment.
+type SecondMoment = fn(&Activation, f64) -> f64;
+
 #[test]
 fn two_dimensional_moments_match_brute_force() {
     // Correlations away from +-1 so that the brute force's outer integrand
@@ -338,24 +341,17 @@ fn two_dimensional_moments_match_brute_force() {
         for (q11, q22, c) in [(1.0f64, 1.0f64, 0.5f64), (0.5, 2.0, -0.6), (3.0, 3.0, 0.9)] {
             let name = format!("{act} ({q11},{q22},{c})");
             let q12 = c * (q11 * q22).sqrt();
-            let x = brute_2d(|u| act.value(u), |u| act.value(u), q11, q22, c, kinks);
-            let scale = (second_moment(&act, q11) * second_moment(&act, q22)).sqrt();
-            check(
-                &format!("E[phi phi] {name}"),
-                cross_moment(&act, q11, q22, q12),
-                x,
-                scale,
-                LIB_TOL,
-            );
-            let d = brute_2d(|u| act.deriv(u), |u| act.deriv(u), q11, q22, c, kinks);
-            let dscale = (deriv_second_moment(&act, q11) * deriv_second_moment(&act, q22)).sqrt();
-            check(
-                &format!("E[phi' phi'] {name}"),
-                deriv_cross_moment(&act, q11, q22, q12),
-                d,
-                dscale,
-                LIB_TOL,
-            );
+            // the library's E[f(u1) f(u2)] against the brute force, on the
+            // scale of the second moments E[f(u)^2] (`second`)
+            let against = |what: &str, f: &dyn Fn(f64) -> f64, got: f64, second: SecondMoment| {
+                let want = brute_2d(f, f, q11, q22, c, kinks);
+                let scale = (second(&act, q11) * second(&act, q22)).sqrt();
+                check(&format!("{what} {name}"), got, want, scale, LIB_TOL);
+            };
+            let got = cross_moment(&act, q11, q22, q12);
+            against("E[phi phi]", &|u| act.value(u), got, second_moment);
+            let got = deriv_cross_moment(&act, q11, q22, q12);
+            against("E[phi' phi']", &|u| act.deriv(u), got, deriv_second_moment);
         }
     }
 }

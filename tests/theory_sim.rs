@@ -67,15 +67,7 @@ fn wide_networks_follow_mean_field_theory() {
         ("erf", "custom", Some(2.0), Some(0.1)),
     ];
     for (act, init, sigma_w2, sigma_b2) in cases {
-        let mut flags = varprop::config::settings::NetworkSettings {
-            width: Some(128),
-            depth: Some(10),
-            act: Some(act.into()),
-            q0: Some(1.0),
-            c0: Some(0.5),
-            ..Default::default()
-        };
-        flags.init.init = Some(init.into());
+        let mut flags = common::stack(128, 10, act, init);
         flags.init.sigma_w2 = sigma_w2;
         flags.init.sigma_b2 = sigma_b2;
         let spec = RunSpec {

@@ -1,9 +1,10 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
-use varprop::config::settings::NetworkSettings;
+use varprop::config::settings::{NetworkSettings, RunSettings};
 use varprop::gpu::GpuContext;
 use varprop::model::init::InitFlags;
+use varprop::sim::RunOutput;
 use varprop::spec::{NetworkSpec, RunSpec};
 
 /// The GPU context for a test. A machine without an adapter fails the test
@@ -36,9 +37,23 @@ pub fn z_bound(comparisons: usize) -> f64 {
     normal_quantile_upper(1e-4 / (2.0 * comparisons as f64))
 }
 
-pub fn net(widths: &str, act: &str, init: &str) -> NetworkSpec {
+/// Network flags for `--widths`, `--act` and `--init` with unit inputs
+/// (q0 = 1, c0 = 0.5), unresolved so that a test can change a field first.
+pub fn flags(widths: &str, act: &str, init: &str) -> NetworkSettings {
     NetworkSettings {
+        width: None,
+        depth: None,
         widths: Some(widths.into()),
+        ..stack(0, 0, act, init)
+    }
+}
+
+/// Network flags for `--width W --depth L --act A --init I` with unit
+/// inputs (q0 = 1, c0 = 0.5).
+pub fn stack(width: usize, depth: usize, act: &str, init: &str) -> NetworkSettings {
+    NetworkSettings {
+        width: Some(width),
+        depth: Some(depth),
         act: Some(act.into()),
         init: InitFlags {
             init: Some(init.into()),
@@ -48,8 +63,22 @@ pub fn net(widths: &str, act: &str, init: &str) -> NetworkSpec {
         c0: Some(0.5),
         ..Default::default()
     }
-    .resolve()
-    .unwrap()
+}
+
+/// Run settings for `networks` networks of `net` on batches of `batch`,
+/// drawn from `seed` (everything else at its default).
+pub fn run_settings(net: NetworkSettings, batch: usize, networks: usize, seed: u64) -> RunSettings {
+    RunSettings {
+        batch: Some(batch),
+        networks: Some(networks),
+        seed: Some(seed),
+        net,
+        ..Default::default()
+    }
+}
+
+pub fn net(widths: &str, act: &str, init: &str) -> NetworkSpec {
+    flags(widths, act, init).resolve().unwrap()
 }
 
 pub fn run_spec(net: NetworkSpec, batch: usize, networks: usize, seed: u64) -> RunSpec {
@@ -62,4 +91,48 @@ pub fn varprop(args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .expect("run varprop")
+}
+
+/// Runs the binary with the words of `line` as its arguments, then `extra`
+/// (paths, which may hold spaces).
+pub fn varprop_line(line: &str, extra: &[&str]) -> std::process::Output {
+    let mut args: Vec<&str> = line.split_whitespace().collect();
+    args.extend_from_slice(extra);
+    varprop(&args)
+}
+
+/// A run's stdout then its stderr, as text.
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// An empty directory `varprop-<name>-<pid>` under the system's temp dir.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("varprop-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The Jacobian probes of an isometry, up to f32 rounding (1e-4): every
+/// network's m1 = E||J u||^2 is 1 and its spread m2 / m1^2 - 1 is 0, and
+/// ||J_l u||^2 = 1 at every layer.
+pub fn assert_jacobian_isometry(label: &str, out: &RunOutput) {
+    for top in &out.tops {
+        let spread = (top.log_jac_m2 - 2.0 * top.log_jac_m1).exp() - 1.0;
+        let m1 = top.log_jac_m1.exp();
+        assert!(top.log_jac_m1.abs() < 1e-4, "{label}: m1 = {m1}");
+        assert!(spread.abs() < 1e-4, "{label}: spread {spread}");
+    }
+    for s in &out.summary {
+        assert!(
+            (s.jac_m1.0 - 1.0).abs() < 1e-4,
+            "{label}: ||J_l u||^2 = {}",
+            s.jac_m1.0
+        );
+    }
 }
