@@ -13,7 +13,7 @@ struct FmaParams {
 @group(0) @binding(0) var<uniform> fma_params: FmaParams;
 @group(0) @binding(1) var<storage, read_write> fma_out: array<f32>;
 
-// 2 * 12 * 4 * iterations flops per invocation (FMA_PER_ITERATION in src/bench.rs).
+// 2 * 12 * 4 * iterations flops per invocation (FMA_PER_ITERATION in src/bench/mod.rs).
 @compute @workgroup_size(64)
 fn fma_peak(@builtin(global_invocation_id) gid: vec3<u32>) {
     let m = vec4<f32>(0.999);

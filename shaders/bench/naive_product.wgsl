@@ -1,7 +1,7 @@
 // The benchmark's baseline: the textbook 16 x 16 shared-memory tiled
 // product, h = W x for `rows` rows (each thread one output, tiles of x and
 // W staged in workgroup memory). Kept only to give the engine's product
-// kernel an in-run reference (src/bench.rs). Rows are stride(n) floats.
+// kernel an in-run reference (src/bench/mod.rs). Rows are stride(n) floats.
 
 struct NaiveParams {
     n_in: u32,

@@ -1,5 +1,5 @@
 //! Haar-random (semi-)orthogonal matrices on the GPU for the block engine:
-//! the dense engine's Householder kernels (shaders/orthogonal.wgsl) run on
+//! the dense engine's Householder kernels (shaders/common/orthogonal.wgsl) run on
 //! a matrix of any shape, on the weight stream of any (network, layer), and
 //! leave gain * Q D in an output buffer (rows of stride(n_in), zero
 //! padded) that the block engine then places into its weight layout. The

@@ -177,7 +177,7 @@ pub struct PipelineKey {
     layout: Option<wgpu::PipelineLayout>,
 }
 
-/// Binding types of the engine's bind group (shaders/bindings.wgsl).
+/// Binding types of the engine's bind group (shaders/common/bindings.wgsl).
 pub fn engine_bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
     let storage = |binding| wgpu::BindGroupLayoutEntry {
         binding,
@@ -265,7 +265,7 @@ impl PipelineCache {
         };
         let shader = if matches!(module, Module::Product | Module::Gram { .. }) {
             // SAFETY: the product kernel clamps every load into the rows the
-            // host allocated and guards every store (shaders/product.wgsl),
+            // host allocated and guards every store (shaders/dense/product.wgsl),
             // and its loops are bounded by the dispatch parameters. The gram
             // kernels read whole rows of stride(n) floats inside the regions
             // the host allocated (row indices clamped to `rows`/`cols`,

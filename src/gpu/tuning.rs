@@ -1,4 +1,4 @@
-//! The shape of the product kernel (shaders/product.wgsl) for an adapter,
+//! The shape of the product kernel (shaders/dense/product.wgsl) for an adapter,
 //! chosen from measurements; the benchmark reports the choice.
 //!
 //! On lavapipe (a CPU adapter) a storage load is a loop over the SIMD lanes
@@ -44,7 +44,7 @@ impl Kernels {
     }
 }
 
-/// Override constants of shaders/product.wgsl.
+/// Override constants of shaders/dense/product.wgsl.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ProductKernel {
     /// Draw W and b from Philox inside the product (iid laws only;

@@ -126,15 +126,7 @@ impl Table {
                     .collect(),
             );
         }
-        let widths: Vec<usize> = (0..shown.len())
-            .map(|c| {
-                cells
-                    .iter()
-                    .map(|r| r[c].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
+        let widths = column_widths(&cells, shown.len());
         let mut out = String::new();
         for row in &cells {
             let line: Vec<String> = row
@@ -152,6 +144,19 @@ impl Table {
         }
         out
     }
+}
+
+/// The widest cell of each of the first `columns` columns, in characters.
+fn column_widths(cells: &[Vec<String>], columns: usize) -> Vec<usize> {
+    (0..columns)
+        .map(|c| {
+            cells
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect()
 }
 
 fn format_cell(c: Cell) -> String {

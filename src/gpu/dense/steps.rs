@@ -95,7 +95,7 @@ impl<'a> DenseGpu<'a> {
                 .expect("built with weights_from_rng"),
         };
         let outputs = if transposed { p.n_in } else { p.n_out };
-        // the kernel reads its reduction length from n_in (shaders/product.wgsl)
+        // the kernel reads its reduction length from n_in (shaders/dense/product.wgsl)
         let params = if transposed {
             Params {
                 n_in: p.n_out,

@@ -9,7 +9,7 @@
 //!
 //! Rank cut-off: an eigenvalue counts as 0 only where the error bound of
 //! the summed Gram matrix (`gram_error_bound`, from the compensated sums of
-//! shaders/gram.wgsl) cannot tell it from 0. A fixed cut-off relative to
+//! shaders/gram/gram.wgsl) cannot tell it from 0. A fixed cut-off relative to
 //! lambda_max (once B eps_f32 lambda_max) cut off the directions that carry
 //! 1 - c in deep networks (issue 12).
 
@@ -19,7 +19,7 @@ const U64: f64 = 1.0 / (1u64 << 53) as f64;
 
 /// Relative error bound eps of one summed entry of a Gram matrix over the
 /// f32 rows x, y: |G_hat - G| <= eps S, S = sum_i |x_i y_i| <= sqrt(G_xx
-/// G_yy), for gram_cross's sums (shaders/gram.wgsl) over `blocks` blocks of
+/// G_yy), for gram_cross's sums (shaders/gram/gram.wgsl) over `blocks` blocks of
 /// units, `chain` terms summed by one lane per block and a workgroup tree of
 /// `levels` levels, with u = 2^-24 and no underflow:
 /// - x = xh + xl exactly (xh: 12 significant bits, |xl| < 2^-11 |x|), so

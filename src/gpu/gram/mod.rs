@@ -70,7 +70,7 @@ use algebra::Eigen;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-/// The side of gram_cross's tile of pairs, a quad (shaders/gram.wgsl).
+/// The side of gram_cross's tile of pairs, a quad (shaders/gram/gram.wgsl).
 const CROSS_TILE: usize = 4;
 /// The terms one lane of gram_cross sums per block of units (4 units per
 /// group of 4, the groups strided by CROSS_WG).

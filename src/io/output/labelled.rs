@@ -1,7 +1,7 @@
 //! A table with leading text columns (a scheme's name, a configuration's
 //! settings) before the numeric cells of a [`Table`].
 
-use super::{Cell, Table, format_cell};
+use super::{Cell, Table, column_widths, format_cell};
 
 #[derive(Clone, Debug, Default)]
 pub struct LabelledTable {
@@ -82,15 +82,7 @@ impl LabelledTable {
         let numeric = self.table.to_text(shown, 1);
         let mut label_rows: Vec<Vec<String>> = vec![self.label_columns.clone()];
         label_rows.extend(self.labels.iter().cloned());
-        let widths: Vec<usize> = (0..self.label_columns.len())
-            .map(|c| {
-                label_rows
-                    .iter()
-                    .map(|r| r[c].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
+        let widths = column_widths(&label_rows, self.label_columns.len());
         let mut out = String::new();
         for (label, line) in label_rows.iter().zip(numeric.lines()) {
             let left: Vec<String> = label
