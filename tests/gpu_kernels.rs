@@ -11,23 +11,7 @@ use varprop::model::rng::{self, Stream};
 #[test]
 fn philox_known_answers_on_the_gpu() {
     let ctx = common::gpu();
-    let kat = [
-        (
-            [0u32, 0, 0, 0],
-            [0u32, 0],
-            [0x6627e8d5u32, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8],
-        ),
-        (
-            [0xffffffff; 4],
-            [0xffffffff; 2],
-            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd],
-        ),
-        (
-            [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
-            [0xa4093822, 0x299f31d0],
-            [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1],
-        ),
-    ];
+    let kat = varprop::model::rng::RANDOM123_KAT;
     let cases: Vec<_> = kat.iter().map(|(c, k, _)| (*c, *k)).collect();
     let got = probe::philox(&ctx, &cases).unwrap();
     for ((_, _, want), got) in kat.iter().zip(got) {

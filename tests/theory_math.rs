@@ -306,7 +306,7 @@ fn closed_forms_match_the_library_quadrature() {
                     if is_sin {
                         gauss::expect_2d(h, h, q, q2, q12)
                     } else {
-                        gauss::expect_2d_panels(h, h, q, q2, q12, kinks, kinks, smooth)
+                        gauss::expect_2d_panels(h, h, q, q2, q12, kinks, kinks, smooth, None)
                     }
                 };
                 let x = quad2(&|u| act.value(u));

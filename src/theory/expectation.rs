@@ -223,25 +223,11 @@ pub(super) fn outer_panels(
 /// are the kinks of f and g in u; `smooth` adds a feature of width 1 at 0
 /// for activations without kinks. The inner integral over z2 breaks where
 /// u2 = a z1 + b z2 crosses a kink of g; the outer one at the kinks of f
-/// and where the inner integral's smoothed kinks lie (z1 = k/a).
+/// and where the inner integral's smoothed kinks lie (z1 = k/a). With
+/// `inner_order`, the inner integral is Gauss-Hermite of that order (g
+/// smooth and b small enough for it).
 #[allow(clippy::too_many_arguments)]
 pub fn expect_2d_panels(
-    f: impl Fn(f64) -> f64,
-    g: impl Fn(f64) -> f64,
-    q11: f64,
-    q22: f64,
-    q12: f64,
-    f_kinks: &[f64],
-    g_kinks: &[f64],
-    smooth: bool,
-) -> f64 {
-    expect_2d_nested(f, g, q11, q22, q12, f_kinks, g_kinks, smooth, None)
-}
-
-/// [`expect_2d_panels`], with the inner integral by Gauss-Hermite of
-/// `inner_order` when given (g smooth and b small enough for it).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn expect_2d_nested(
     f: impl Fn(f64) -> f64,
     g: impl Fn(f64) -> f64,
     q11: f64,

@@ -148,7 +148,7 @@ fn expect_2d_pieces(
 ) -> f64 {
     let p = Pair::new(q11, q22, q12);
     if p.s1 == 0.0 || p.b == 0.0 {
-        return expect_2d_panels(&h, &h, q11, q22, q12, kinks, kinks, false);
+        return expect_2d_panels(&h, &h, q11, q22, q12, kinks, kinks, false, None);
     }
     let panels = outer_panels(p, kinks, kinks, false);
     if deriv {
@@ -229,10 +229,12 @@ fn numeric_2d(act: &Activation, q11: f64, q22: f64, q12: f64, deriv: bool) -> f6
                 (Some(outer), Some(inner)) => expect_2d_orders(h, h, q11, q22, q12, outer, inner),
                 // Panels outside; inside, Gauss-Hermite when the conditional
                 // spread b is small enough (c near +-1).
-                _ => expect_2d_nested(h, h, q11, q22, q12, &[], &[], true, inner),
+                _ => expect_2d_panels(h, h, q11, q22, q12, &[], &[], true, inner),
             }
         }
-        (Rule::Kinked { kinks }, _) => expect_2d_panels(h, h, q11, q22, q12, kinks, kinks, false),
+        (Rule::Kinked { kinks }, _) => {
+            expect_2d_panels(h, h, q11, q22, q12, kinks, kinks, false, None)
+        }
     }
 }
 
