@@ -179,29 +179,34 @@ pub struct PipelineKey {
 
 /// Binding types of the engine's bind group (shaders/bindings.wgsl).
 pub fn engine_bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
-    let storage = |binding| wgpu::BindGroupLayoutEntry {
+    bind_group_layout(device, "engine", std::mem::size_of::<abi::Params>(), 7)
+}
+
+/// A bind group layout `label` as every engine's: binding 0 the uniform
+/// parameters (`params_size` bytes, at a dynamic offset), bindings
+/// 1..=`storage` read-write storage buffers.
+pub fn bind_group_layout(
+    device: &wgpu::Device,
+    label: &str,
+    params_size: usize,
+    storage: u32,
+) -> wgpu::BindGroupLayout {
+    let buffer = |binding, ty, has_dynamic_offset, min_binding_size| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only: false },
-            has_dynamic_offset: false,
-            min_binding_size: None,
+            ty,
+            has_dynamic_offset,
+            min_binding_size,
         },
         count: None,
     };
-    let mut entries = vec![wgpu::BindGroupLayoutEntry {
-        binding: 0,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: true,
-            min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<abi::Params>() as u64),
-        },
-        count: None,
-    }];
-    entries.extend((1..=7).map(storage));
+    let params = wgpu::BufferSize::new(params_size as u64);
+    let mut entries = vec![buffer(0, wgpu::BufferBindingType::Uniform, true, params)];
+    let read_write = wgpu::BufferBindingType::Storage { read_only: false };
+    entries.extend((1..=storage).map(|b| buffer(b, read_write, false, None)));
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some("engine"),
+        label: Some(label),
         entries: &entries,
     })
 }

@@ -84,12 +84,12 @@ impl<'a> BlocksGpu<'a> {
         params: BlockParams,
         groups: (u32, u32, u32),
     ) -> Result<()> {
-        q.steps.push(Step {
+        q.steps.push(Queued {
             pipeline,
             params,
             groups,
         });
-        if q.steps.len() == MAX_STEPS {
+        if q.steps.len() == self.submitter.max_steps() {
             self.flush(q)?;
         }
         Ok(())
@@ -97,28 +97,28 @@ impl<'a> BlocksGpu<'a> {
 
     /// Submits the queued dispatches (in order, one compute pass).
     pub(super) fn flush(&self, q: &mut Pending) -> Result<()> {
-        if q.steps.is_empty() {
-            return Ok(());
+        if !q.steps.is_empty() {
+            self.submit(q, &[])?;
         }
-        let mut bytes = vec![0u8; self.params_stride * q.steps.len()];
-        for (i, s) in q.steps.iter().enumerate() {
-            let at = i * self.params_stride;
-            bytes[at..at + std::mem::size_of::<BlockParams>()]
-                .copy_from_slice(bytemuck::bytes_of(&s.params));
-        }
-        self.ctx.queue.write_buffer(&self.params, 0, &bytes);
-        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            for (i, s) in q.steps.iter().enumerate() {
-                pass.set_pipeline(&s.pipeline);
-                pass.set_bind_group(0, &self.bind_group, &[(i * self.params_stride) as u32]);
-                pass.dispatch_workgroups(s.groups.0, s.groups.1, s.groups.2);
-            }
-        }
-        self.ctx.queue.submit([encoder.finish()]);
-        q.steps.clear();
         Ok(())
+    }
+
+    /// Submits the queued dispatches and then the copies of `reads`.
+    pub(super) fn submit(&self, q: &mut Pending, reads: &[Readback]) -> Result<InFlight> {
+        let steps: Vec<Step<BlockParams>> = q
+            .steps
+            .iter()
+            .map(|s| Step {
+                pipeline: &s.pipeline,
+                params: s.params,
+                groups: s.groups,
+            })
+            .collect();
+        let job =
+            self.submitter
+                .submit(self.ctx, &self.bind_group, &steps, reads, 0, &mut q.scratch)?;
+        q.steps.clear();
+        Ok(job)
     }
 
     /// W and b of weight layer `number` into weight slot `slot`, on the
@@ -150,7 +150,7 @@ impl<'a> BlocksGpu<'a> {
                 .orthogonal
                 .as_ref()
                 .expect("made for orthogonal layers");
-            qr.submit(self.ctx, self.spec.seed, network, number, n_out, n_in, gain);
+            qr.submit(self.ctx, self.spec.seed, network, number, n_out, n_in, gain)?;
             p.kernel = match &layer.kind {
                 LayerKind::Conv { kernel, .. } if layer.delta_orthogonal => *kernel as u32,
                 _ => 1,
