@@ -33,8 +33,13 @@ const REDUCE_SUBGROUP: &str = include_str!("../../shaders/common/reduce_subgroup
 const REDUCE_TREE: &str = include_str!("../../shaders/common/reduce_tree.wgsl");
 const FMA_PEAK: &str = include_str!("../../shaders/bench/fma_peak.wgsl");
 const NAIVE_PRODUCT: &str = include_str!("../../shaders/bench/naive_product.wgsl");
-const BLOCKS: &str = include_str!("../../shaders/blocks/blocks.wgsl");
 const PAIR_RECORD: &str = include_str!("../../shaders/common/pair_record.wgsl");
+const MOMENTS: &str = include_str!("../../shaders/common/moments.wgsl");
+const BLOCK_BINDINGS: &str = include_str!("../../shaders/blocks/bindings.wgsl");
+const BLOCK_DRAW: &str = include_str!("../../shaders/blocks/draw.wgsl");
+const BLOCK_LINEAR: &str = include_str!("../../shaders/blocks/linear.wgsl");
+const BLOCK_ELEMENTWISE: &str = include_str!("../../shaders/blocks/elementwise.wgsl");
+const BLOCK_MOMENTS: &str = include_str!("../../shaders/blocks/moments.wgsl");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Module {
@@ -57,56 +62,49 @@ pub enum Module {
     FmaPeak,
     /// naive_product (the benchmark's baseline)
     NaiveProduct,
-    /// the block engine's kernels (architecture files), with its own
-    /// bindings (src/gpu/blocks.rs); specialised by the activation
+    /// the block engine's kernels (architecture files; shaders/blocks/),
+    /// with its own bindings (src/gpu/blocks/); specialised by the activation
     Blocks,
 }
 
 impl Module {
     /// The WGSL files of the module; `subgroups`: the device has the
     /// SUBGROUP feature (only the product kernel's prelude depends on it).
-    fn parts(&self, subgroups: bool) -> &'static [&'static str] {
+    fn parts(&self, subgroups: bool) -> Vec<&'static str> {
+        // the workgroup sums: subgroupAdd, or a tree in workgroup memory
+        let reduce = |subgroup_sum| {
+            if subgroup_sum {
+                REDUCE_SUBGROUP
+            } else {
+                REDUCE_TREE
+            }
+        };
         match self {
-            Module::Generate => &[PARAMS, INDEX, BINDINGS, SCALE_OF, PHILOX, SPECIAL, GENERATE],
+            Module::Generate => vec![PARAMS, INDEX, BINDINGS, SCALE_OF, PHILOX, SPECIAL, GENERATE],
             Module::Product if subgroups => {
-                &[PARAMS, INDEX, PHILOX, SPECIAL, SHARE_SUBGROUP, PRODUCT]
+                vec![PARAMS, INDEX, PHILOX, SPECIAL, SHARE_SUBGROUP, PRODUCT]
             }
-            Module::Product => &[PARAMS, INDEX, PHILOX, SPECIAL, SHARE_NONE, PRODUCT],
-            Module::Stats { subgroup_sum: true } => &[
+            Module::Product => vec![PARAMS, INDEX, PHILOX, SPECIAL, SHARE_NONE, PRODUCT],
+            Module::Stats { subgroup_sum } => vec![
                 PARAMS,
                 INDEX,
                 BINDINGS,
                 SCALE_OF,
                 SPECIAL,
                 ACTIVATION,
-                REDUCE_SUBGROUP,
+                reduce(*subgroup_sum),
                 PAIR_RECORD,
+                MOMENTS,
                 STATS,
             ],
-            Module::Stats {
-                subgroup_sum: false,
-            } => &[
-                PARAMS,
-                INDEX,
-                BINDINGS,
-                SCALE_OF,
-                SPECIAL,
-                ACTIVATION,
-                REDUCE_TREE,
-                PAIR_RECORD,
-                STATS,
-            ],
-            Module::Probe => &[PHILOX, SPECIAL, ACTIVATION, PROBE],
-            Module::Orthogonal => &[PARAMS, INDEX, PHILOX, SPECIAL, ORTHOGONAL],
-            Module::Gram { subgroup_sum: true } => {
-                &[PARAMS, INDEX, PHILOX, SPECIAL, REDUCE_SUBGROUP, GRAM]
+            Module::Probe => vec![PHILOX, SPECIAL, ACTIVATION, PROBE],
+            Module::Orthogonal => vec![PARAMS, INDEX, PHILOX, SPECIAL, ORTHOGONAL],
+            Module::Gram { subgroup_sum } => {
+                vec![PARAMS, INDEX, PHILOX, SPECIAL, reduce(*subgroup_sum), GRAM]
             }
-            Module::Gram {
-                subgroup_sum: false,
-            } => &[PARAMS, INDEX, PHILOX, SPECIAL, REDUCE_TREE, GRAM],
-            Module::FmaPeak => &[FMA_PEAK],
-            Module::NaiveProduct => &[NAIVE_PRODUCT],
-            Module::Blocks => &[
+            Module::FmaPeak => vec![FMA_PEAK],
+            Module::NaiveProduct => vec![NAIVE_PRODUCT],
+            Module::Blocks => vec![
                 INDEX,
                 SCALE_OF,
                 PHILOX,
@@ -114,7 +112,12 @@ impl Module {
                 ACTIVATION,
                 REDUCE_TREE,
                 PAIR_RECORD,
-                BLOCKS,
+                MOMENTS,
+                BLOCK_BINDINGS,
+                BLOCK_DRAW,
+                BLOCK_LINEAR,
+                BLOCK_ELEMENTWISE,
+                BLOCK_MOMENTS,
             ],
         }
     }
@@ -335,8 +338,13 @@ mod tests {
         REDUCE_TREE,
         FMA_PEAK,
         NAIVE_PRODUCT,
-        BLOCKS,
         PAIR_RECORD,
+        MOMENTS,
+        BLOCK_BINDINGS,
+        BLOCK_DRAW,
+        BLOCK_LINEAR,
+        BLOCK_ELEMENTWISE,
+        BLOCK_MOMENTS,
     ];
 
     fn words(text: &str) -> impl Iterator<Item = &str> {
