@@ -43,13 +43,22 @@ impl<'a> BlocksGpu<'a> {
         (w as u32, (w + self.max_tensor) as u32)
     }
 
-    /// The parameters of `layer` (in weight slot `slot`) for linear and linear_t.
+    /// The parameters of `layer` (in weight slot `slot`) for linear and
+    /// linear_t over `rows` rows from `input` to `out`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn layer_params(
         &self,
-        mut p: BlockParams,
+        network: usize,
         layer: &Layer,
         slot: usize,
+        input: usize,
+        out: usize,
+        rows: usize,
     ) -> BlockParams {
+        let mut p = self.base(network);
+        p.rows = rows as u32;
+        p.in_off = input as u32;
+        p.out_off = out as u32;
         let (c_in, h_in, w_in) = dims(layer.input);
         let (c_out, h_out, w_out) = dims(layer.output);
         (p.c_in, p.h_in, p.w_in) = (c_in as u32, h_in as u32, w_in as u32);
@@ -190,10 +199,7 @@ impl<'a> BlocksGpu<'a> {
         bias: bool,
         offset: f64,
     ) -> Result<()> {
-        let mut p = self.layer_params(self.base(network), layer, slot);
-        p.rows = rows as u32;
-        p.in_off = input as u32;
-        p.out_off = out as u32;
+        let mut p = self.layer_params(network, layer, slot, input, out, rows);
         p.flags = if bias { FLAG_BIAS } else { 0 };
         p.offset = offset as f32;
         self.push(
@@ -216,16 +222,9 @@ impl<'a> BlocksGpu<'a> {
         out: usize,
         rows: usize,
     ) -> Result<()> {
-        let mut p = self.layer_params(self.base(network), layer, slot);
-        p.rows = rows as u32;
-        p.in_off = input as u32;
-        p.out_off = out as u32;
-        self.push(
-            q,
-            self.plain("linear_t")?,
-            p,
-            groups_1d(rows * layer.input.units()),
-        )
+        let p = self.layer_params(network, layer, slot, input, out, rows);
+        let groups = groups_1d(rows * layer.input.units());
+        self.push(q, self.plain("linear_t")?, p, groups)
     }
 
     /// An elementwise kernel over `rows` rows of `units`, its operands set by `set`.
