@@ -49,6 +49,32 @@ impl Error {
         }
     }
 
+    /// The same error as the command line words it: a library field in the
+    /// flag position (`checkpoint_every`, also after a label such as a
+    /// suite case's) becomes its flag (`--checkpoint-every`), and so does
+    /// each field such an error's message names in backticks (`` `batch` ``
+    /// -> `--batch`). Other errors are left as they are.
+    pub fn with_flag_names(self) -> Self {
+        let Error::Invalid { flag, message } = self else {
+            return self;
+        };
+        let (label, field) = match flag.rsplit_once(": ") {
+            Some((label, field)) => (format!("{label}: "), field),
+            None => (String::new(), flag.as_str()),
+        };
+        let Some(cli_flag) = flag_of(field) else {
+            return Error::Invalid { flag, message };
+        };
+        let mut message = message;
+        for (field, cli_flag) in FIELD_FLAGS {
+            message = message.replace(&format!("`{field}`"), cli_flag);
+        }
+        Error::Invalid {
+            flag: format!("{label}{cli_flag}"),
+            message,
+        }
+    }
+
     /// Exit code for the binary: 2 for bad input and a missing adapter (the
     /// user can fix both), 1 for everything else.
     pub fn exit_code(&self) -> i32 {
@@ -60,3 +86,21 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The fields library errors name (the GPU engines' options and checks) and
+/// the flags that set them on the command line.
+const FIELD_FLAGS: &[(&str, &str)] = &[
+    ("arch", "--arch"),
+    ("batch", "--batch"),
+    ("checkpoint_every", "--checkpoint-every"),
+    ("device", "--device"),
+    ("jacobian", "--jacobian"),
+    ("max_memory", "--max-memory"),
+];
+
+fn flag_of(field: &str) -> Option<&'static str> {
+    FIELD_FLAGS
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map(|(_, flag)| *flag)
+}

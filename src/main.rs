@@ -73,6 +73,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let e = e.with_flag_names();
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code() as u8)
         }

@@ -127,16 +127,16 @@ impl<'a> BlocksGpu<'a> {
             if floats as u64 * 4 > limit || floats > u32::MAX as usize {
                 let kept = if spec.probes.needs_backward() {
                     format!(
-                        " (with checkpoints every {} blocks: --checkpoint-every sets it)",
+                        " (with checkpoints every {} blocks: `checkpoint_every` sets it)",
                         layout.every
                     )
                 } else {
                     String::new()
                 };
                 return Err(Error::invalid(
-                    "--arch",
+                    "arch",
                     format!(
-                        "{what} need {:.2} GiB, over the {:.2} GiB this adapter ({}) can bind{kept}; use a smaller --batch, fewer or smaller blocks, or --device cpu",
+                        "{what} need {:.2} GiB, over the {:.2} GiB this adapter ({}) can bind{kept}; use a smaller `batch`, fewer or smaller blocks, or `device` cpu",
                         gib(floats),
                         limit as f64 / (1u64 << 30) as f64,
                         ctx.adapter.name
@@ -148,9 +148,9 @@ impl<'a> BlocksGpu<'a> {
         let max_rows = ctx.limits.max_compute_workgroups_per_dimension as usize;
         if layout.back_rows.max(spec.batch) > max_rows {
             return Err(Error::invalid(
-                "--batch",
+                "batch",
                 format!(
-                    "the block engine handles up to {max_rows} rows at once (the batch, twice it with --jacobian); got {}",
+                    "the block engine handles up to {max_rows} rows at once (the batch, twice it with `jacobian`); got {}",
                     layout.back_rows.max(spec.batch)
                 ),
             ));
