@@ -49,28 +49,29 @@ impl Error {
         }
     }
 
-    /// The same error with a field's name written as the command line's
-    /// flag (`checkpoint_every` -> `--checkpoint-every`): the engines name
-    /// the field they were given, the binary shows the flag that set it.
-    /// Names that are not a bare field (a file, a key in it, an environment
-    /// variable, a flag already) are left as they are.
+    /// The same error as the command line words it: a library field in the
+    /// flag position (`checkpoint_every`, also after a label such as a
+    /// suite case's) becomes its flag (`--checkpoint-every`), and so does
+    /// each field such an error's message names in backticks (`` `batch` ``
+    /// -> `--batch`). Other errors are left as they are.
     pub fn with_flag_names(self) -> Self {
-        match self {
-            Error::Invalid { flag, message } => {
-                let is_field = !flag.is_empty()
-                    && flag
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-                Error::Invalid {
-                    flag: if is_field {
-                        format!("--{}", flag.replace('_', "-"))
-                    } else {
-                        flag
-                    },
-                    message,
-                }
-            }
-            other => other,
+        let Error::Invalid { flag, message } = self else {
+            return self;
+        };
+        let (label, field) = match flag.rsplit_once(": ") {
+            Some((label, field)) => (format!("{label}: "), field),
+            None => (String::new(), flag.as_str()),
+        };
+        let Some(cli_flag) = flag_of(field) else {
+            return Error::Invalid { flag, message };
+        };
+        let mut message = message;
+        for (field, cli_flag) in FIELD_FLAGS {
+            message = message.replace(&format!("`{field}`"), cli_flag);
+        }
+        Error::Invalid {
+            flag: format!("{label}{cli_flag}"),
+            message,
         }
     }
 
@@ -85,3 +86,25 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The fields library errors name (the GPU engines' options and checks) and
+/// the flags that set them on the command line.
+const FIELD_FLAGS: &[(&str, &str)] = &[
+    ("adapter", "--adapter"),
+    ("arch", "--arch"),
+    ("batch", "--batch"),
+    ("checkpoint_every", "--checkpoint-every"),
+    ("device", "--device"),
+    ("engine", "--engine"),
+    ("jacobian", "--jacobian"),
+    ("max_memory", "--max-memory"),
+    ("width", "--width"),
+    ("widths", "--widths"),
+];
+
+fn flag_of(field: &str) -> Option<&'static str> {
+    FIELD_FLAGS
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map(|(_, flag)| *flag)
+}

@@ -73,9 +73,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = e.exit_code() as u8;
-            eprintln!("error: {}", e.with_flag_names());
-            ExitCode::from(code)
+            let e = e.with_flag_names();
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
         }
     }
 }

@@ -3,8 +3,8 @@
 // sums in a fixed order (per-invocation serial sums, then group_sum4: a
 // subgroup reduction or a tree), so results are deterministic; the host
 // adds the records in f64.
-// Needs params.wgsl, index.wgsl, bindings.wgsl, scale_of.wgsl, special.wgsl, activation.wgsl, and one
-// of reduce_subgroup.wgsl, reduce_tree.wgsl.
+// Needs params.wgsl, index.wgsl, bindings.wgsl, scale_of.wgsl, special.wgsl, activation.wgsl, one
+// of reduce_subgroup.wgsl, reduce_tree.wgsl, then pair_record.wgsl and moments.wgsl.
 
 // Invocations per reducing workgroup (src/gpu/kernels.rs picks it).
 override REDUCE_WG: u32 = 256u;
@@ -24,11 +24,7 @@ fn stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
     let row_b = (2u * pair + 1u) * stride(n);
     let is_input = (params.flags & FLAG_INPUT) != 0u;
     let ckpt = params.ckpt_off != NO_OFFSET;
-    // record fields 0-3, 4-7, 8-9
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var zeros = 0.0;
-    var diff2 = 0.0;
+    var sums: PairSums;
     let end = min((block + 1u) * UNITS_PER_BLOCK, n);
     // the row padding of x stays zero (the products read it as vec4)
     if (block == 0u && lid.x < stride(n) - n) {
@@ -47,17 +43,13 @@ fn stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wi
         if (!is_input) {
             xa = phi(ha);
             xb = phi(hb);
-            zeros += select(0.0, 1.0, phi_deriv(ha) == 0.0) + select(0.0, 1.0, phi_deriv(hb) == 0.0);
+            sums.zeros += zero_derivs(ha, hb);
         }
         act[params.out_off + row_a + i] = xa;
         act[params.out_off + row_b + i] = xb;
-        let ha2 = ha * ha;
-        let hb2 = hb * hb;
-        acc0 += vec4<f32>(ha2, hb2, ha * hb, xa * xa);
-        acc1 += vec4<f32>(xb * xb, ha + hb, ha2 * ha2 + hb2 * hb2, xa + xb);
-        diff2 += (ha - hb) * (ha - hb);
+        sums = add_pair(sums, ha, hb, xa, xb);
     }
-    write_pair_record(lid.x, pair, block, acc0, acc1, zeros, diff2);
+    write_pair_record(lid.x, pair, block, sums.acc0, sums.acc1, sums.zeros, sums.diff2);
 }
 
 // Recomputation: x = phi(h) (identity with FLAG_INPUT) for `rows` rows, h
@@ -108,10 +100,7 @@ fn scale_by_deriv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
     if (block == 0u && lid.x < stride(n) - n) {
         act[row_out + n + lid.x] = 0.0;
     }
-    let total = group_sum4(lid.x, vec4<f32>(sum, 0.0, 0.0, 0.0)).x;
-    if (lid.x == 0u) {
-        records[params.rec_off + r * params.block_stride + block] = total;
-    }
+    write_row_record(lid.x, r, block, sum);
 }
 
 // Gram matrix of `rows` rows at in_off (act): record (a, b, block) holds
@@ -128,41 +117,12 @@ fn gram(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += REDUCE_WG) {
         sum += act[params.in_off + a * stride(n) + i] * act[params.in_off + b * stride(n) + i];
     }
-    let total = group_sum4(lid.x, vec4<f32>(sum, 0.0, 0.0, 0.0)).x;
-    if (lid.x == 0u) {
-        records[params.rec_off + (a * params.rows + b) * params.block_stride + block] = total;
-    }
+    write_row_record(lid.x, a * params.rows + b, block, sum);
 }
 
-// One workgroup: the renormalisation factor r = 1/sqrt(mean v^2) of the
-// rows just recorded (x from pair records, or per-row sums with
-// FLAG_ROW_RECORDS), or 1 without FLAG_RENORM; written to scales[scale_out]
-// for the next step and for the host, which carries log r in f64.
+// One workgroup: the renormalisation factor of the rows just recorded
+// (moments.wgsl).
 @compute @workgroup_size(REDUCE_WG)
 fn finalize(@builtin(local_invocation_id) lid: vec3<u32>) {
-    let blocks = unit_blocks(params.n_out);
-    let by_row = (params.flags & FLAG_ROW_RECORDS) != 0u;
-    let units = select(params.batch / 2u, params.rows, by_row);
-    var sum = 0.0;
-    for (var j = lid.x; j < units * blocks; j += REDUCE_WG) {
-        let u = j / blocks;
-        let block = j % blocks;
-        if (by_row) {
-            sum += records[params.rec_off + u * params.block_stride + block];
-        } else {
-            let base = params.rec_off + (u * params.block_stride + block) * RECORD;
-            sum += records[base + 3u] + records[base + 4u];
-        }
-    }
-    let total = group_sum4(lid.x, vec4<f32>(sum, 0.0, 0.0, 0.0)).x;
-    if (lid.x == 0u) {
-        let count = f32(select(params.batch, params.rows, by_row)) * f32(params.n_out);
-        let mean_sq = total / count;
-        var r = 1.0;
-        // a dead layer (0) or an overflow (inf, NaN) keeps r = 1; the host reports it
-        if ((params.flags & FLAG_RENORM) != 0u && mean_sq > 0.0 && mean_sq < 3.0e38) {
-            r = inverseSqrt(mean_sq);
-        }
-        scales[params.scale_out] = r;
-    }
+    write_renormalisation(lid.x, params.n_out);
 }

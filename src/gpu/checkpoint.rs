@@ -1,6 +1,7 @@
 //! The checkpoint interval of the backward pass, one rule for the three GPU
-//! engines (dense, gram, blocks): `--checkpoint-every` if given, else the
-//! widest spacing whose plan fits `--max-memory`, at least ceil(sqrt(L)).
+//! engines (dense, gram, blocks): `checkpoint_every` if given, else the
+//! widest spacing whose plan fits `max_memory`, at least ceil(sqrt(L)).
+//! Errors name those fields (the CLI shows their flags).
 
 use crate::error::{Error, Result};
 
@@ -18,7 +19,7 @@ pub(crate) fn interval(
     let sqrt = (depth as f64).sqrt().ceil().max(1.0) as usize;
     if let Some(k) = every {
         if k == 0 {
-            return Err(Error::invalid("--checkpoint-every", "must be >= 1"));
+            return Err(Error::invalid("checkpoint_every", "must be >= 1"));
         }
         return Ok(k.min(depth));
     }
@@ -28,7 +29,7 @@ pub(crate) fn interval(
     widest_spacing_within(budget, sqrt, depth, unit, bytes)
 }
 
-/// The checkpoint spacing for a `--max-memory` budget: sqrt(L) (`sqrt`)
+/// The checkpoint spacing for a `max_memory` budget: sqrt(L) (`sqrt`)
 /// must fit, and since memory grows with the spacing beyond it, the largest
 /// spacing up to `depth` that fits. `unit` names what is checkpointed.
 pub(crate) fn widest_spacing_within(
@@ -40,7 +41,7 @@ pub(crate) fn widest_spacing_within(
 ) -> Result<usize> {
     if bytes(sqrt) > budget {
         return Err(Error::invalid(
-            "--max-memory",
+            "max_memory",
             format!(
                 "the run needs at least {} bytes (checkpoints every {sqrt} {unit})",
                 bytes(sqrt)

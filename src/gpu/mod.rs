@@ -5,6 +5,7 @@
 
 pub mod abi;
 pub mod blocks;
+pub mod buffers;
 pub mod checkpoint;
 pub mod context;
 pub mod dense;

@@ -1,35 +1,97 @@
-//! Haar-random (semi-)orthogonal matrices on the GPU for the block engine:
-//! the dense engine's Householder kernels (shaders/common/orthogonal.wgsl) run on
-//! a matrix of any shape, on the weight stream of any (network, layer), and
-//! leave gain * Q D in an output buffer (rows of stride(n_in), zero
-//! padded) that the block engine then places into its weight layout. The
-//! CPU twin is `sim::cpu::orthogonal_matrix`.
+//! Haar-random (semi-)orthogonal matrices on the GPU: the Householder QR
+//! kernels (shaders/common/orthogonal.wgsl) and the order of their steps,
+//! which the dense engine's orthogonal layers and the block engine share;
+//! and `OrthogonalQr`, which runs them for the block engine on a matrix of
+//! any shape, on the weight stream of any (network, layer), and leaves
+//! gain * Q D in an output buffer (rows of stride(n_in), zero padded) that
+//! the block engine then places into its weight layout. The CPU twin is
+//! `sim::cpu::orthogonal_matrix`.
 
 use crate::error::Result;
+use crate::gpu::abi::ORTHO_WG;
+use crate::gpu::buffers::DeviceBuffers;
 use crate::gpu::context::GpuContext;
 use crate::gpu::dense::{Params, stride};
 use crate::gpu::pipelines::{Module, engine_bind_group_layout};
+use crate::gpu::submit::{Step, Submitter, dispatch_1d};
 use crate::model::activation::Activation;
 use crate::model::init::Dist;
 
-use crate::gpu::abi::ORTHO_WG;
-use crate::gpu::submit::dispatch_1d;
-
 fn groups(invocations: usize) -> (u32, u32, u32) {
     dispatch_1d(invocations, ORTHO_WG as u32)
+}
+
+/// The Householder QR kernels (shaders/common/orthogonal.wgsl) and the
+/// order of their steps: the dense engine's orthogonal layers and
+/// `OrthogonalQr` run the same sequence.
+pub struct HouseholderKernels {
+    init: wgpu::ComputePipeline,
+    vector: wgpu::ComputePipeline,
+    apply: wgpu::ComputePipeline,
+    accumulate: wgpu::ComputePipeline,
+    write: wgpu::ComputePipeline,
+}
+
+impl HouseholderKernels {
+    /// The kernels for the engine bind group layout's `pipeline_layout`.
+    pub fn new(ctx: &GpuContext, pipeline_layout: &wgpu::PipelineLayout) -> Result<Self> {
+        let p = |entry| {
+            ctx.pipeline(
+                Module::Orthogonal,
+                entry,
+                &Activation::Identity,
+                Some(pipeline_layout),
+            )
+        };
+        Ok(HouseholderKernels {
+            init: p("ortho_init")?,
+            vector: p("ortho_vector")?,
+            apply: p("ortho_apply")?,
+            accumulate: p("ortho_accumulate")?,
+            write: p("ortho_write")?,
+        })
+    }
+
+    /// The steps that leave w_scale * Q D of the (n_out x n_in) Gaussian of
+    /// `p`'s weight layer in `weights` (rows of stride(n_in)): A and Q = [I;
+    /// 0] from the weight stream, one Householder vector per column with
+    /// its application to the columns right of it, Q accumulated from the
+    /// last reflection to the first, then the write. 3n + 1 dispatches,
+    /// n = min(n_in, n_out).
+    pub fn steps<'p>(&'p self, p: Params, steps: &mut Vec<Step<'p>>) {
+        let (n_in, n_out) = (p.n_in as usize, p.n_out as usize);
+        let (m, n) = (n_in.max(n_out), n_in.min(n_out));
+        let mut push = |pipeline, step: usize, groups| {
+            let params = Params {
+                step: step as u32,
+                ..p
+            };
+            steps.push(Step {
+                pipeline,
+                params,
+                groups,
+            });
+        };
+        push(&self.init, 0, groups(m * n));
+        for k in 0..n {
+            push(&self.vector, k, (1, 1, 1));
+            if k + 1 < n {
+                push(&self.apply, k, ((n - k - 1) as u32, 1, 1));
+            }
+        }
+        for k in (0..n).rev() {
+            push(&self.accumulate, k, ((n - k) as u32, 1, 1));
+        }
+        push(&self.write, 0, groups(n_out * stride(n_in)));
+    }
 }
 
 /// The kernels, their parameter buffer and workspace, for matrices up to
 /// the largest shape of a run.
 pub struct OrthogonalQr {
     bind_group: wgpu::BindGroup,
-    params: wgpu::Buffer,
-    params_stride: usize,
-    init: wgpu::ComputePipeline,
-    vector: wgpu::ComputePipeline,
-    apply: wgpu::ComputePipeline,
-    accumulate: wgpu::ComputePipeline,
-    write: wgpu::ComputePipeline,
+    submitter: Submitter,
+    kernels: HouseholderKernels,
     /// Bytes of the buffers this allocated (the output buffer is the caller's).
     pub device_bytes: u64,
 }
@@ -41,55 +103,25 @@ impl OrthogonalQr {
         let device = &ctx.device;
         // the dense engine's layout, so that the cached pipelines fit both
         let (layout, pipeline_layout) = ctx.layouts("engine", engine_bind_group_layout);
-        let p = |entry| {
-            ctx.pipeline(
-                Module::Orthogonal,
-                entry,
-                &Activation::Identity,
-                Some(&pipeline_layout),
-            )
-        };
         let largest_n = shapes.iter().map(|&(a, b)| a.min(b)).max().unwrap_or(1);
         let work_len = shapes
             .iter()
             .map(|&(a, b)| 2 * a * b + 2 * a.min(b))
             .max()
             .unwrap_or(1);
-        let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
-        let params_stride = std::mem::size_of::<Params>().next_multiple_of(align);
-        let mut device_bytes = 0;
-        let mut buffer = |label: &str, bytes: usize, usage: wgpu::BufferUsages| {
-            let size = (bytes as u64).max(16);
-            device_bytes += size;
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
+        // one Householder step per dispatch, one pass per matrix; nothing
+        // is read back
+        let submitter = Submitter::with_capacity(ctx, 3 * largest_n + 2, 0, 0, false);
+        let mut buffers = DeviceBuffers::new(device);
         let storage = wgpu::BufferUsages::STORAGE;
-        // one Householder step per dispatch: 3n + 1 dispatches at most
-        let params = buffer(
-            "orthogonal params",
-            params_stride * (3 * largest_n + 2),
-            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        );
-        let work = buffer("orthogonal workspace", 4 * work_len, storage);
+        let work = buffers.make("orthogonal workspace", 4 * work_len, storage);
         // the kernels bind only W (1) and the workspace (7); the rest of the
         // dense engine's bindings get placeholders
         let unused: Vec<wgpu::Buffer> = (2..=6)
-            .map(|_| buffer("orthogonal unused", 16, storage))
+            .map(|_| buffers.make("orthogonal unused", 16, storage))
             .collect();
         let mut entries = vec![
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &params,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
-                }),
-            },
+            submitter.params_entry(),
             wgpu::BindGroupEntry {
                 binding: 1,
                 resource: out.as_entire_binding(),
@@ -110,15 +142,11 @@ impl OrthogonalQr {
             layout: &layout,
             entries: &entries,
         });
+        let device_bytes = submitter.device_bytes + buffers.bytes;
         Ok(OrthogonalQr {
             bind_group,
-            params,
-            params_stride,
-            init: p("ortho_init")?,
-            vector: p("ortho_vector")?,
-            apply: p("ortho_apply")?,
-            accumulate: p("ortho_accumulate")?,
-            write: p("ortho_write")?,
+            submitter,
+            kernels: HouseholderKernels::new(ctx, &pipeline_layout)?,
             device_bytes,
         })
     }
@@ -136,9 +164,8 @@ impl OrthogonalQr {
         n_out: usize,
         n_in: usize,
         gain: f64,
-    ) {
-        let (m, n) = (n_in.max(n_out), n_in.min(n_out));
-        let base = Params {
+    ) -> Result<()> {
+        let p = Params {
             n_in: n_in as u32,
             n_out: n_out as u32,
             layer: layer as u32,
@@ -149,37 +176,11 @@ impl OrthogonalQr {
             w_scale: gain as f32,
             ..Default::default()
         };
-        let at = |k: usize| Params {
-            step: k as u32,
-            ..base
-        };
-        // (kernel, parameters, workgroups), as the dense engine's orthogonal_steps
-        let mut steps = vec![(&self.init, base, groups(m * n))];
-        for k in 0..n {
-            steps.push((&self.vector, at(k), (1, 1, 1)));
-            if k + 1 < n {
-                steps.push((&self.apply, at(k), ((n - k - 1) as u32, 1, 1)));
-            }
-        }
-        for k in (0..n).rev() {
-            steps.push((&self.accumulate, at(k), ((n - k) as u32, 1, 1)));
-        }
-        steps.push((&self.write, base, groups(n_out * stride(n_in))));
-        let mut bytes = vec![0u8; self.params_stride * steps.len()];
-        for (i, (_, p, _)) in steps.iter().enumerate() {
-            let at = i * self.params_stride;
-            bytes[at..at + std::mem::size_of::<Params>()].copy_from_slice(bytemuck::bytes_of(p));
-        }
-        ctx.queue.write_buffer(&self.params, 0, &bytes);
-        let mut encoder = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            for (i, (pipeline, _, g)) in steps.iter().enumerate() {
-                pass.set_pipeline(pipeline);
-                pass.set_bind_group(0, &self.bind_group, &[(i * self.params_stride) as u32]);
-                pass.dispatch_workgroups(g.0, g.1, g.2);
-            }
-        }
-        ctx.queue.submit([encoder.finish()]);
+        let mut steps = Vec::new();
+        self.kernels.steps(p, &mut steps);
+        let mut scratch = Vec::new();
+        self.submitter
+            .submit(ctx, &self.bind_group, &steps, &[], 0, &mut scratch)?;
+        Ok(())
     }
 }

@@ -33,8 +33,17 @@ const REDUCE_SUBGROUP: &str = include_str!("../../shaders/common/reduce_subgroup
 const REDUCE_TREE: &str = include_str!("../../shaders/common/reduce_tree.wgsl");
 const FMA_PEAK: &str = include_str!("../../shaders/bench/fma_peak.wgsl");
 const NAIVE_PRODUCT: &str = include_str!("../../shaders/bench/naive_product.wgsl");
-const BLOCKS: &str = include_str!("../../shaders/blocks/blocks.wgsl");
 const PAIR_RECORD: &str = include_str!("../../shaders/common/pair_record.wgsl");
+const MOMENTS: &str = include_str!("../../shaders/common/moments.wgsl");
+/// The block engine's own files, in order: its bindings, then one file per
+/// kind of pass.
+const BLOCKS: [&str; 5] = [
+    include_str!("../../shaders/blocks/bindings.wgsl"),
+    include_str!("../../shaders/blocks/draw.wgsl"),
+    include_str!("../../shaders/blocks/linear.wgsl"),
+    include_str!("../../shaders/blocks/elementwise.wgsl"),
+    include_str!("../../shaders/blocks/moments.wgsl"),
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Module {
@@ -57,56 +66,49 @@ pub enum Module {
     FmaPeak,
     /// naive_product (the benchmark's baseline)
     NaiveProduct,
-    /// the block engine's kernels (architecture files), with its own
-    /// bindings (src/gpu/blocks.rs); specialised by the activation
+    /// the block engine's kernels (architecture files; shaders/blocks/),
+    /// with its own bindings (src/gpu/blocks/); specialised by the activation
     Blocks,
 }
 
 impl Module {
     /// The WGSL files of the module; `subgroups`: the device has the
     /// SUBGROUP feature (only the product kernel's prelude depends on it).
-    fn parts(&self, subgroups: bool) -> &'static [&'static str] {
+    fn parts(&self, subgroups: bool) -> Vec<&'static str> {
+        // the workgroup sums: subgroupAdd, or a tree in workgroup memory
+        let reduce = |subgroup_sum| {
+            if subgroup_sum {
+                REDUCE_SUBGROUP
+            } else {
+                REDUCE_TREE
+            }
+        };
         match self {
-            Module::Generate => &[PARAMS, INDEX, BINDINGS, SCALE_OF, PHILOX, SPECIAL, GENERATE],
+            Module::Generate => vec![PARAMS, INDEX, BINDINGS, SCALE_OF, PHILOX, SPECIAL, GENERATE],
             Module::Product if subgroups => {
-                &[PARAMS, INDEX, PHILOX, SPECIAL, SHARE_SUBGROUP, PRODUCT]
+                vec![PARAMS, INDEX, PHILOX, SPECIAL, SHARE_SUBGROUP, PRODUCT]
             }
-            Module::Product => &[PARAMS, INDEX, PHILOX, SPECIAL, SHARE_NONE, PRODUCT],
-            Module::Stats { subgroup_sum: true } => &[
+            Module::Product => vec![PARAMS, INDEX, PHILOX, SPECIAL, SHARE_NONE, PRODUCT],
+            Module::Stats { subgroup_sum } => vec![
                 PARAMS,
                 INDEX,
                 BINDINGS,
                 SCALE_OF,
                 SPECIAL,
                 ACTIVATION,
-                REDUCE_SUBGROUP,
+                reduce(*subgroup_sum),
                 PAIR_RECORD,
+                MOMENTS,
                 STATS,
             ],
-            Module::Stats {
-                subgroup_sum: false,
-            } => &[
-                PARAMS,
-                INDEX,
-                BINDINGS,
-                SCALE_OF,
-                SPECIAL,
-                ACTIVATION,
-                REDUCE_TREE,
-                PAIR_RECORD,
-                STATS,
-            ],
-            Module::Probe => &[PHILOX, SPECIAL, ACTIVATION, PROBE],
-            Module::Orthogonal => &[PARAMS, INDEX, PHILOX, SPECIAL, ORTHOGONAL],
-            Module::Gram { subgroup_sum: true } => {
-                &[PARAMS, INDEX, PHILOX, SPECIAL, REDUCE_SUBGROUP, GRAM]
+            Module::Probe => vec![PHILOX, SPECIAL, ACTIVATION, PROBE],
+            Module::Orthogonal => vec![PARAMS, INDEX, PHILOX, SPECIAL, ORTHOGONAL],
+            Module::Gram { subgroup_sum } => {
+                vec![PARAMS, INDEX, PHILOX, SPECIAL, reduce(*subgroup_sum), GRAM]
             }
-            Module::Gram {
-                subgroup_sum: false,
-            } => &[PARAMS, INDEX, PHILOX, SPECIAL, REDUCE_TREE, GRAM],
-            Module::FmaPeak => &[FMA_PEAK],
-            Module::NaiveProduct => &[NAIVE_PRODUCT],
-            Module::Blocks => &[
+            Module::FmaPeak => vec![FMA_PEAK],
+            Module::NaiveProduct => vec![NAIVE_PRODUCT],
+            Module::Blocks => vec![
                 INDEX,
                 SCALE_OF,
                 PHILOX,
@@ -114,8 +116,11 @@ impl Module {
                 ACTIVATION,
                 REDUCE_TREE,
                 PAIR_RECORD,
-                BLOCKS,
-            ],
+                MOMENTS,
+            ]
+            .into_iter()
+            .chain(BLOCKS)
+            .collect(),
         }
     }
 
@@ -179,29 +184,34 @@ pub struct PipelineKey {
 
 /// Binding types of the engine's bind group (shaders/common/bindings.wgsl).
 pub fn engine_bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
-    let storage = |binding| wgpu::BindGroupLayoutEntry {
+    bind_group_layout(device, "engine", std::mem::size_of::<abi::Params>(), 7)
+}
+
+/// A bind group layout `label` as every engine's: binding 0 the uniform
+/// parameters (`params_size` bytes, at a dynamic offset), bindings
+/// 1..=`storage` read-write storage buffers.
+pub fn bind_group_layout(
+    device: &wgpu::Device,
+    label: &str,
+    params_size: usize,
+    storage: u32,
+) -> wgpu::BindGroupLayout {
+    let buffer = |binding, ty, has_dynamic_offset, min_binding_size| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only: false },
-            has_dynamic_offset: false,
-            min_binding_size: None,
+            ty,
+            has_dynamic_offset,
+            min_binding_size,
         },
         count: None,
     };
-    let mut entries = vec![wgpu::BindGroupLayoutEntry {
-        binding: 0,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: true,
-            min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<abi::Params>() as u64),
-        },
-        count: None,
-    }];
-    entries.extend((1..=7).map(storage));
+    let params = wgpu::BufferSize::new(params_size as u64);
+    let mut entries = vec![buffer(0, wgpu::BufferBindingType::Uniform, true, params)];
+    let read_write = wgpu::BufferBindingType::Storage { read_only: false };
+    entries.extend((1..=storage).map(|b| buffer(b, read_write, false, None)));
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some("engine"),
+        label: Some(label),
         entries: &entries,
     })
 }
@@ -330,8 +340,8 @@ mod tests {
         REDUCE_TREE,
         FMA_PEAK,
         NAIVE_PRODUCT,
-        BLOCKS,
         PAIR_RECORD,
+        MOMENTS,
     ];
 
     fn words(text: &str) -> impl Iterator<Item = &str> {
@@ -341,7 +351,7 @@ mod tests {
 
     #[test]
     fn no_wgsl_file_defines_an_abi_constant_or_struct() {
-        for file in FILES {
+        for file in FILES.iter().chain(&BLOCKS) {
             for line in file.lines() {
                 let line = line.split("//").next().unwrap().trim_start();
                 let mut w = words(line);

@@ -1,25 +1,33 @@
-//! Submitting the engine's dispatches and reading results back without
-//! stalling the GPU. A job (a chunk of layers, a backward segment) is a list
-//! of steps encoded into compute passes of at most `MAX_STEPS` dispatches,
-//! followed by copies of the ranges to read back into one of two staging
-//! buffers. The caller submits job k + 1 before it waits for job k, so the
-//! GPU always has the next job queued while the host reads the last one.
-//! With timestamp queries, every pass records when it began and ended; the
-//! times ride back in the same staging buffer, so timing adds no sync.
+//! Submitting an engine's dispatches and reading results back without
+//! stalling the GPU; the one pass encoder of the dense, gram and block
+//! engines and of the orthogonal QR. A job (a chunk of layers, a backward
+//! segment, a QR) is a list of steps encoded into compute passes of at most
+//! `max_steps` dispatches (the parameter buffer's slots), each step's
+//! parameters bound at a dynamic offset, followed by copies of the ranges
+//! to read back into one of the staging buffers. The caller submits job
+//! k + 1 before it waits for job k, so the GPU always has the next job
+//! queued while the host reads the last one. With timestamp queries, every
+//! pass records when it began and ended; the times ride back in the same
+//! staging buffer, so timing adds no sync.
 
 use crate::error::{Error, Result};
 use crate::gpu::abi::Params;
+use crate::gpu::buffers::DeviceBuffers;
 use crate::gpu::context::GpuContext;
+use bytemuck::Pod;
+use std::marker::PhantomData;
 
-/// Dispatches encoded per pass at most (the parameter buffer's slots).
+/// Dispatches encoded per pass at most by `Submitter::new` (the parameter
+/// buffer's slots).
 pub const MAX_STEPS: usize = 2048;
 /// Passes per job whose timestamps are kept (beyond: the job is untimed).
 const MAX_TIMED_PASSES: usize = 1024;
 
-/// One dispatch to encode: which kernel, its parameters, its workgroups.
-pub struct Step<'p> {
+/// One dispatch to encode: which kernel, its parameters (`Params` of the
+/// dense and gram engines, or the block engine's), its workgroups.
+pub struct Step<'p, P = Params> {
     pub pipeline: &'p wgpu::ComputePipeline,
-    pub params: Params,
+    pub params: P,
     pub groups: (u32, u32, u32),
 }
 
@@ -45,37 +53,47 @@ pub struct InFlight {
     index: wgpu::SubmissionIndex,
 }
 
-pub struct Submitter {
+/// The parameter buffer of steps of type `P`, the staging buffers and the
+/// pass timer.
+pub struct Submitter<P = Params> {
     params: wgpu::Buffer,
     params_stride: usize,
-    staging: [wgpu::Buffer; 2],
+    max_steps: usize,
+    staging: Vec<wgpu::Buffer>,
     staging_floats: usize,
     timer: Option<PassTimer>,
     /// Bytes of the buffers above (and the query set's results).
     pub device_bytes: u64,
+    kind: PhantomData<P>,
 }
 
-impl Submitter {
-    /// Room for `staging_floats` f32s of results per job; `timed`: record
-    /// pass timestamps (when the device has TIMESTAMP_QUERY).
+impl Submitter<Params> {
+    /// `MAX_STEPS` steps per pass and two staging buffers (the job in
+    /// flight and the one being read) of `staging_floats` f32s; `timed`:
+    /// record pass timestamps (when the device has TIMESTAMP_QUERY).
     pub fn new(ctx: &GpuContext, staging_floats: usize, timed: bool) -> Self {
+        Submitter::with_capacity(ctx, MAX_STEPS, 2, staging_floats, timed)
+    }
+}
+
+impl<P: Pod> Submitter<P> {
+    /// Room for `max_steps` steps per pass, and `slots` staging buffers of
+    /// `staging_floats` f32s of results per job (none without readbacks);
+    /// `timed` as for `new`.
+    pub fn with_capacity(
+        ctx: &GpuContext,
+        max_steps: usize,
+        slots: usize,
+        staging_floats: usize,
+        timed: bool,
+    ) -> Self {
         let device = &ctx.device;
         let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
-        let params_stride = std::mem::size_of::<Params>().next_multiple_of(align);
-        let mut device_bytes = 0;
-        let mut buffer = |label: &str, size: usize, usage: wgpu::BufferUsages| {
-            let size = (size as u64).max(16);
-            device_bytes += size;
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
-        let params = buffer(
+        let params_stride = std::mem::size_of::<P>().next_multiple_of(align);
+        let mut buffers = DeviceBuffers::new(device);
+        let params = buffers.make(
             "params",
-            params_stride * MAX_STEPS,
+            params_stride * max_steps,
             wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         );
         let timed = timed && ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY);
@@ -83,12 +101,11 @@ impl Submitter {
         let time_floats = if timed { 4 * MAX_TIMED_PASSES } else { 0 };
         let readback = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
         let staging_bytes = 4 * (staging_floats + time_floats);
-        let staging = [
-            buffer("staging 0", staging_bytes, readback),
-            buffer("staging 1", staging_bytes, readback),
-        ];
+        let staging = (0..slots)
+            .map(|slot| buffers.make(&format!("staging {slot}"), staging_bytes, readback))
+            .collect();
         let timer = timed.then(|| {
-            let resolved = buffer(
+            let resolved = buffers.make(
                 "pass timestamps",
                 2 * 2 * MAX_TIMED_PASSES * 8,
                 wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
@@ -106,10 +123,12 @@ impl Submitter {
         Submitter {
             params,
             params_stride,
+            max_steps,
             staging,
             staging_floats,
             timer,
-            device_bytes,
+            device_bytes: buffers.bytes,
+            kind: PhantomData,
         }
     }
 
@@ -118,7 +137,25 @@ impl Submitter {
     }
 
     pub fn params_binding_size(&self) -> u64 {
-        std::mem::size_of::<Params>() as u64
+        std::mem::size_of::<P>() as u64
+    }
+
+    /// The bind group entry of the parameter buffer (binding 0, one step's
+    /// parameters at the dynamic offset).
+    pub fn params_entry(&self) -> wgpu::BindGroupEntry<'_> {
+        wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.params,
+                offset: 0,
+                size: wgpu::BufferSize::new(self.params_binding_size()),
+            }),
+        }
+    }
+
+    /// The most steps one pass encodes.
+    pub fn max_steps(&self) -> usize {
+        self.max_steps
     }
 
     pub fn timed(&self) -> bool {
@@ -132,7 +169,7 @@ impl Submitter {
         &self,
         ctx: &GpuContext,
         bind_group: &wgpu::BindGroup,
-        steps: &[Step],
+        steps: &[Step<P>],
         readbacks: &[Readback],
         slot: usize,
         scratch: &mut Vec<u8>,
@@ -145,15 +182,15 @@ impl Submitter {
         &self,
         ctx: &GpuContext,
         bind_group: &dyn Fn(usize) -> &'g wgpu::BindGroup,
-        steps: &[Step],
+        steps: &[Step<P>],
         readbacks: &[Readback],
         slot: usize,
         scratch: &mut Vec<u8>,
     ) -> Result<InFlight> {
-        let parts: Vec<&[Step]> = if steps.is_empty() {
+        let parts: Vec<&[Step<P>]> = if steps.is_empty() {
             vec![&[]]
         } else {
-            steps.chunks(MAX_STEPS).collect()
+            steps.chunks(self.max_steps).collect()
         };
         let timer = self
             .timer
@@ -169,7 +206,7 @@ impl Submitter {
             scratch.resize(self.params_stride * part.len(), 0);
             for (i, s) in part.iter().enumerate() {
                 let at = i * self.params_stride;
-                scratch[at..at + std::mem::size_of::<Params>()]
+                scratch[at..at + std::mem::size_of::<P>()]
                     .copy_from_slice(bytemuck::bytes_of(&s.params));
             }
             if !scratch.is_empty() {
@@ -187,7 +224,7 @@ impl Submitter {
                     timestamp_writes,
                 });
                 for (i, s) in part.iter().enumerate() {
-                    let group = bind_group(pass * MAX_STEPS + i);
+                    let group = bind_group(pass * self.max_steps + i);
                     cpass.set_bind_group(0, group, &[(i * self.params_stride) as u32]);
                     cpass.set_pipeline(s.pipeline);
                     cpass.dispatch_workgroups(s.groups.0, s.groups.1, s.groups.2);
@@ -243,34 +280,21 @@ impl Submitter {
         } else {
             (job.floats * 4) as u64
         };
-        if bytes == 0 {
+        let index = job.index;
+        let wait = move || {
             ctx.device
                 .poll(wgpu::PollType::Wait {
-                    submission_index: Some(job.index),
+                    submission_index: Some(index),
                     timeout: None,
                 })
-                .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
+                .map(|_| ())
+                .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
+        };
+        if bytes == 0 {
+            wait()?;
             return Ok(take(&[], None));
         }
-        let staging = &self.staging[job.slot];
-        let slice = staging.slice(0..bytes);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        ctx.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(job.index),
-                timeout: None,
-            })
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
-        rx.recv()
-            .map_err(|_| Error::Gpu("the readback was dropped".into()))?
-            .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
-        let out = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| Error::Gpu(format!("reading the readback buffer: {e:?}")))?;
+        read_mapped(&self.staging[job.slot], bytes, wait, |view| {
             let floats: &[f32] = bytemuck::cast_slice(&view[..job.floats * 4]);
             let seconds = (time_bytes > 0).then(|| {
                 let times: &[u64] = bytemuck::cast_slice(&view[self.staging_floats * 4..]);
@@ -278,10 +302,46 @@ impl Submitter {
                 ticks as f64 * self.timer.as_ref().unwrap().period * 1e-9
             });
             take(floats, seconds)
-        };
-        staging.unmap();
-        Ok(out)
+        })
     }
+}
+
+/// Maps the first `bytes` of a staging buffer for reading, waits for the
+/// GPU (`wait`), hands the bytes to `take` and unmaps.
+pub fn read_mapped<R>(
+    staging: &wgpu::Buffer,
+    bytes: u64,
+    wait: impl FnOnce() -> Result<()>,
+    take: impl FnOnce(&[u8]) -> R,
+) -> Result<R> {
+    let slice = staging.slice(0..bytes);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    wait()?;
+    rx.recv()
+        .map_err(|_| Error::Gpu("the readback was dropped".into()))?
+        .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
+    let out = {
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("reading the readback buffer: {e:?}")))?;
+        take(&view)
+    };
+    staging.unmap();
+    Ok(out)
+}
+
+/// Maps `bytes` of a staging buffer once all submitted work is done, and
+/// copies them out as f32.
+pub fn read_staging(ctx: &GpuContext, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<f32>> {
+    read_mapped(
+        staging,
+        bytes,
+        || ctx.wait(),
+        |view| bytemuck::cast_slice::<u8, f32>(view).to_vec(),
+    )
 }
 
 /// Workgroups per dimension at most.

@@ -24,9 +24,11 @@
 //! and walked down: O(sqrt(L) B n).
 
 use crate::error::{Error, Result};
+use crate::gpu::buffers::DeviceBuffers;
 use crate::gpu::context::GpuContext;
 use crate::gpu::orthogonal::OrthogonalQr;
-use crate::gpu::pipelines::Module;
+use crate::gpu::pipelines::{Module, bind_group_layout};
+use crate::gpu::submit::{InFlight, Readback, Step, Submitter};
 use crate::model::activation::Activation;
 use crate::model::arch::{Layer, LayerKind, Padding};
 use crate::model::init::Dist;
@@ -52,8 +54,9 @@ use crate::gpu::abi::{
 /// Dispatches per submission at most (the parameter buffer's slots).
 const MAX_STEPS: usize = 1024;
 
-/// One dispatch: kernel, parameters, workgroups.
-struct Step {
+/// One queued dispatch: kernel (a handle from the context's cache),
+/// parameters, workgroups.
+struct Queued {
     pipeline: wgpu::ComputePipeline,
     params: BlockParams,
     groups: (u32, u32, u32),
@@ -68,11 +71,10 @@ pub struct BlocksGpu<'a> {
     layout: Layout,
     pipeline_layout: wgpu::PipelineLayout,
     bind_group: wgpu::BindGroup,
-    params: wgpu::Buffer,
-    params_stride: usize,
+    /// the parameter slots and the staging buffer of the records and scales
+    submitter: Submitter<BlockParams>,
     records: wgpu::Buffer,
     scales: wgpu::Buffer,
-    staging: wgpu::Buffer,
     /// floats of one weight slot: the largest tensor, then the largest bias
     slot_len: usize,
     max_tensor: usize,
@@ -86,9 +88,11 @@ pub struct BlocksGpu<'a> {
     pub device_bytes: u64,
 }
 
-/// The dispatches queued for the next submission.
+/// The dispatches queued for the next submission, and the bytes of their
+/// parameters (reused).
 struct Pending {
-    steps: Vec<Step>,
+    steps: Vec<Queued>,
+    scratch: Vec<u8>,
 }
 
 impl<'a> BlocksGpu<'a> {
@@ -123,16 +127,16 @@ impl<'a> BlocksGpu<'a> {
             if floats as u64 * 4 > limit || floats > u32::MAX as usize {
                 let kept = if spec.probes.needs_backward() {
                     format!(
-                        " (with checkpoints every {} blocks: --checkpoint-every sets it)",
+                        " (with checkpoints every {} blocks: `checkpoint_every` sets it)",
                         layout.every
                     )
                 } else {
                     String::new()
                 };
                 return Err(Error::invalid(
-                    "--arch",
+                    "arch",
                     format!(
-                        "{what} need {:.2} GiB, over the {:.2} GiB this adapter ({}) can bind{kept}; use a smaller --batch, fewer or smaller blocks, or --device cpu",
+                        "{what} need {:.2} GiB, over the {:.2} GiB this adapter ({}) can bind{kept}; use a smaller `batch`, fewer or smaller blocks, or `device` cpu",
                         gib(floats),
                         limit as f64 / (1u64 << 30) as f64,
                         ctx.adapter.name
@@ -144,9 +148,9 @@ impl<'a> BlocksGpu<'a> {
         let max_rows = ctx.limits.max_compute_workgroups_per_dimension as usize;
         if layout.back_rows.max(spec.batch) > max_rows {
             return Err(Error::invalid(
-                "--batch",
+                "batch",
                 format!(
-                    "the block engine handles up to {max_rows} rows at once (the batch, twice it with --jacobian); got {}",
+                    "the block engine handles up to {max_rows} rows at once (the batch, twice it with `jacobian`); got {}",
                     layout.back_rows.max(spec.batch)
                 ),
             ));
@@ -159,70 +163,26 @@ impl<'a> BlocksGpu<'a> {
         }
 
         let device = &ctx.device;
-        let storage = |binding| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only: false },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let params_size = std::mem::size_of::<BlockParams>() as u64;
-        let mut entries = vec![wgpu::BindGroupLayoutEntry {
-            binding: 0,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: true,
-                min_binding_size: wgpu::BufferSize::new(params_size),
-            },
-            count: None,
-        }];
-        entries.extend((1..=5).map(storage));
+        let params_size = std::mem::size_of::<BlockParams>();
         let (bind_layout, pipeline_layout) = ctx.layouts("blocks", |device| {
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("blocks"),
-                entries: &entries,
-            })
+            bind_group_layout(device, "blocks", params_size, 5)
         });
-        let align = ctx.limits.min_uniform_buffer_offset_alignment as usize;
-        let params_stride = (params_size as usize).next_multiple_of(align);
-        let mut device_bytes = 0u64;
-        let mut buffer = |label: &str, bytes: usize, usage: wgpu::BufferUsages| {
-            let size = (bytes as u64).max(16);
-            device_bytes += size;
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
+        let readback = layout.records_len + layout.scales_len();
+        let submitter = Submitter::with_capacity(ctx, MAX_STEPS, 1, readback, false);
+        let mut buffers = DeviceBuffers::new(device);
         let storage_usage = wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST;
-        let params = buffer(
-            "block params",
-            params_stride * MAX_STEPS,
-            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        );
-        let weights = buffer("block weights", 4 * 2 * slot_len, storage_usage);
-        let arena = buffer("block arena", 4 * layout.arena_len, storage_usage);
-        let records = buffer("block records", 4 * layout.records_len, storage_usage);
-        let scales = buffer("block scales", 4 * layout.scales_len(), storage_usage);
+        let weights = buffers.make("block weights", 4 * 2 * slot_len, storage_usage);
+        let arena = buffers.make("block arena", 4 * layout.arena_len, storage_usage);
+        let records = buffers.make("block records", 4 * layout.records_len, storage_usage);
+        let scales = buffers.make("block scales", 4 * layout.scales_len(), storage_usage);
         let q_out_len = orthogonal_shapes
             .iter()
             .map(|&(n_out, n_in)| n_out * n_in.next_multiple_of(4))
             .max()
             .unwrap_or(0);
-        let q_out = buffer("block orthogonal Q", 4 * q_out_len, storage_usage);
-        let staging = buffer(
-            "block staging",
-            4 * (layout.records_len + layout.scales_len()),
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        );
+        let q_out = buffers.make("block orthogonal Q", 4 * q_out_len, storage_usage);
         fn whole(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
             wgpu::BindGroupEntry {
                 binding,
@@ -233,14 +193,7 @@ impl<'a> BlocksGpu<'a> {
             label: Some("blocks"),
             layout: &bind_layout,
             entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &params,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(params_size),
-                    }),
-                },
+                submitter.params_entry(),
                 whole(1, &weights),
                 whole(2, &arena),
                 whole(3, &records),
@@ -248,6 +201,7 @@ impl<'a> BlocksGpu<'a> {
                 whole(5, &q_out),
             ],
         });
+        let mut device_bytes = submitter.device_bytes + buffers.bytes;
         let orthogonal = if orthogonal_shapes.is_empty() {
             None
         } else {
@@ -262,11 +216,9 @@ impl<'a> BlocksGpu<'a> {
             layout,
             pipeline_layout,
             bind_group,
-            params,
-            params_stride,
+            submitter,
             records,
             scales,
-            staging,
             slot_len,
             max_tensor,
             first_layer,
@@ -284,29 +236,30 @@ impl<'a> BlocksGpu<'a> {
     /// Everything one network measures, as the CPU block engine's
     /// `run_network` returns it.
     pub fn run_network(&self, network: usize) -> Result<NetworkSums> {
-        let mut q = Pending { steps: Vec::new() };
+        let mut q = Pending {
+            steps: Vec::new(),
+            scratch: Vec::new(),
+        };
         let depth = self.arch().depth();
         let places = self.layout.forward_places(self.layers);
         self.forward(&mut q, network, 1..=depth, &places, false)?;
         if self.spec.probes.needs_backward() {
             self.backward(&mut q, network)?;
         }
-        self.flush(&mut q)?;
         let lay = &self.layout;
-        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-        let rec_bytes = 4 * lay.records_len as u64;
-        encoder.copy_buffer_to_buffer(&self.records, 0, &self.staging, 0, rec_bytes);
-        encoder.copy_buffer_to_buffer(
-            &self.scales,
-            0,
-            &self.staging,
-            rec_bytes,
-            4 * lay.scales_len() as u64,
-        );
-        self.ctx.queue.submit([encoder.finish()]);
-        let bytes = 4 * (lay.records_len + lay.scales_len()) as u64;
-        let data = crate::gpu::dense::read_staging(self.ctx, &self.staging, bytes)?;
-        Ok(self.assemble(&data[..lay.records_len], &data[lay.records_len..]))
+        let whole = |buffer, len| Readback {
+            buffer,
+            offset: 0,
+            len,
+        };
+        let reads = [
+            whole(&self.records, lay.records_len),
+            whole(&self.scales, lay.scales_len()),
+        ];
+        let job = self.submit(&mut q, &reads)?;
+        self.submitter.read(self.ctx, job, |data, _| {
+            self.assemble(&data[..lay.records_len], &data[lay.records_len..])
+        })
     }
 
     fn assemble(&self, records: &[f32], scales: &[f32]) -> NetworkSums {

@@ -43,13 +43,22 @@ impl<'a> BlocksGpu<'a> {
         (w as u32, (w + self.max_tensor) as u32)
     }
 
-    /// The parameters of `layer` (in weight slot `slot`) for linear and linear_t.
+    /// The parameters of `layer` (in weight slot `slot`) for linear and
+    /// linear_t over `rows` rows from `input` to `out`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn layer_params(
         &self,
-        mut p: BlockParams,
+        network: usize,
         layer: &Layer,
         slot: usize,
+        input: usize,
+        out: usize,
+        rows: usize,
     ) -> BlockParams {
+        let mut p = self.base(network);
+        p.rows = rows as u32;
+        p.in_off = input as u32;
+        p.out_off = out as u32;
         let (c_in, h_in, w_in) = dims(layer.input);
         let (c_out, h_out, w_out) = dims(layer.output);
         (p.c_in, p.h_in, p.w_in) = (c_in as u32, h_in as u32, w_in as u32);
@@ -84,12 +93,12 @@ impl<'a> BlocksGpu<'a> {
         params: BlockParams,
         groups: (u32, u32, u32),
     ) -> Result<()> {
-        q.steps.push(Step {
+        q.steps.push(Queued {
             pipeline,
             params,
             groups,
         });
-        if q.steps.len() == MAX_STEPS {
+        if q.steps.len() == self.submitter.max_steps() {
             self.flush(q)?;
         }
         Ok(())
@@ -97,28 +106,28 @@ impl<'a> BlocksGpu<'a> {
 
     /// Submits the queued dispatches (in order, one compute pass).
     pub(super) fn flush(&self, q: &mut Pending) -> Result<()> {
-        if q.steps.is_empty() {
-            return Ok(());
+        if !q.steps.is_empty() {
+            self.submit(q, &[])?;
         }
-        let mut bytes = vec![0u8; self.params_stride * q.steps.len()];
-        for (i, s) in q.steps.iter().enumerate() {
-            let at = i * self.params_stride;
-            bytes[at..at + std::mem::size_of::<BlockParams>()]
-                .copy_from_slice(bytemuck::bytes_of(&s.params));
-        }
-        self.ctx.queue.write_buffer(&self.params, 0, &bytes);
-        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            for (i, s) in q.steps.iter().enumerate() {
-                pass.set_pipeline(&s.pipeline);
-                pass.set_bind_group(0, &self.bind_group, &[(i * self.params_stride) as u32]);
-                pass.dispatch_workgroups(s.groups.0, s.groups.1, s.groups.2);
-            }
-        }
-        self.ctx.queue.submit([encoder.finish()]);
-        q.steps.clear();
         Ok(())
+    }
+
+    /// Submits the queued dispatches and then the copies of `reads`.
+    pub(super) fn submit(&self, q: &mut Pending, reads: &[Readback]) -> Result<InFlight> {
+        let steps: Vec<Step<BlockParams>> = q
+            .steps
+            .iter()
+            .map(|s| Step {
+                pipeline: &s.pipeline,
+                params: s.params,
+                groups: s.groups,
+            })
+            .collect();
+        let job =
+            self.submitter
+                .submit(self.ctx, &self.bind_group, &steps, reads, 0, &mut q.scratch)?;
+        q.steps.clear();
+        Ok(job)
     }
 
     /// W and b of weight layer `number` into weight slot `slot`, on the
@@ -150,7 +159,7 @@ impl<'a> BlocksGpu<'a> {
                 .orthogonal
                 .as_ref()
                 .expect("made for orthogonal layers");
-            qr.submit(self.ctx, self.spec.seed, network, number, n_out, n_in, gain);
+            qr.submit(self.ctx, self.spec.seed, network, number, n_out, n_in, gain)?;
             p.kernel = match &layer.kind {
                 LayerKind::Conv { kernel, .. } if layer.delta_orthogonal => *kernel as u32,
                 _ => 1,
@@ -190,10 +199,7 @@ impl<'a> BlocksGpu<'a> {
         bias: bool,
         offset: f64,
     ) -> Result<()> {
-        let mut p = self.layer_params(self.base(network), layer, slot);
-        p.rows = rows as u32;
-        p.in_off = input as u32;
-        p.out_off = out as u32;
+        let mut p = self.layer_params(network, layer, slot, input, out, rows);
         p.flags = if bias { FLAG_BIAS } else { 0 };
         p.offset = offset as f32;
         self.push(
@@ -216,16 +222,9 @@ impl<'a> BlocksGpu<'a> {
         out: usize,
         rows: usize,
     ) -> Result<()> {
-        let mut p = self.layer_params(self.base(network), layer, slot);
-        p.rows = rows as u32;
-        p.in_off = input as u32;
-        p.out_off = out as u32;
-        self.push(
-            q,
-            self.plain("linear_t")?,
-            p,
-            groups_1d(rows * layer.input.units()),
-        )
+        let p = self.layer_params(network, layer, slot, input, out, rows);
+        let groups = groups_1d(rows * layer.input.units());
+        self.push(q, self.plain("linear_t")?, p, groups)
     }
 
     /// An elementwise kernel over `rows` rows of `units`, its operands set by `set`.

@@ -1,0 +1,177 @@
+// The block engine's layers (bindings.wgsl): h = W x (+ b) and the adjoint
+// W^T d, for dense, convolution and transposed-convolution layers.
+
+// Conv weight W[co][ci][ty][tx] (PyTorch's layout).
+fn w_conv(co: u32, ci: u32, ty: u32, tx: u32) -> f32 {
+    let k = params.kernel;
+    return weights[params.w_off + ((co * params.c_in + ci) * k + ty) * k + tx];
+}
+
+// Transposed-conv weight W[ci][co][ty][tx] (PyTorch's layout).
+fn w_convt(ci: u32, co: u32, ty: u32, tx: u32) -> f32 {
+    let k = params.kernel;
+    return weights[params.w_off + ((ci * params.c_out + co) * k + ty) * k + tx];
+}
+
+// The coordinate a tap pairs with along one axis of size `size`: the
+// input p + t - r that output p reads (forward), or the output p - t + r
+// that input p feeds (adjoint); wrapped (circular) or -1 outside the image
+// (zero padding).
+fn tap(p: u32, t: u32, size: u32, adjoint: bool) -> i32 {
+    let d = i32(t) - i32(params.kernel / 2u);
+    let s = select(i32(p) + d, i32(p) - d, adjoint);
+    if (params.padding == PAD_CIRCULAR) {
+        return (s + i32(size)) % i32(size);
+    }
+    return select(-1, s, s >= 0 && s < i32(size));
+}
+
+// Forward: (W x)[co, y, x] = sum_ci sum_ty sum_tx W[co, ci, ty, tx] x[ci, y + ty - r, x + tx - r];
+// adjoint: (W^T d)[ci, y, x] = sum_co sum_ty sum_tx W[co, ci, ty, tx] d[co, y - ty + r, x - tx + r].
+// Entry `e` (channel c, position y, x) of the result for the row at `row`.
+fn conv(row: u32, e: u32, adjoint: bool) -> f32 {
+    let h = params.h_in;
+    let w = params.w_in;
+    let k = params.kernel;
+    let c = e / (h * w);
+    let y = (e / w) % h;
+    let x = e % w;
+    let channels = select(params.c_in, params.c_out, adjoint);
+    var sum = 0.0;
+    for (var ty = 0u; ty < k; ty++) {
+        let sy = tap(y, ty, h, adjoint);
+        if (sy < 0) {
+            continue;
+        }
+        for (var tx = 0u; tx < k; tx++) {
+            let sx = tap(x, tx, w, adjoint);
+            if (sx < 0) {
+                continue;
+            }
+            // the position the tap pairs with, then down its channels j
+            let at = row + u32(sy) * w + u32(sx);
+            for (var j = 0u; j < channels; j++) {
+                let weight = w_conv(select(c, j, adjoint), select(j, c, adjoint), ty, tx);
+                sum += weight * arena[at + j * h * w];
+            }
+        }
+    }
+    return sum;
+}
+
+// (W x)[co, oy, ox] = sum_ci sum over taps with oy = s iy + ty, ox = s ix + tx
+// of W[ci, co, ty, tx] x[ci, iy, ix]: each input position spreads a k x k
+// patch at stride s, gathered here from the output's side.
+fn conv_transpose_forward(x_row: u32, o: u32) -> f32 {
+    let h = params.h_in;
+    let w = params.w_in;
+    let k = params.kernel;
+    let s = params.stride;
+    let ho = params.h_out;
+    let wo = params.w_out;
+    let co = o / (ho * wo);
+    let oy = (o / wo) % ho;
+    let ox = o % wo;
+    var sum = 0.0;
+    for (var ty = 0u; ty < k; ty++) {
+        if (ty > oy || (oy - ty) % s != 0u || (oy - ty) / s >= h) {
+            continue;
+        }
+        let iy = (oy - ty) / s;
+        for (var tx = 0u; tx < k; tx++) {
+            if (tx > ox || (ox - tx) % s != 0u || (ox - tx) / s >= w) {
+                continue;
+            }
+            let ix = (ox - tx) / s;
+            for (var ci = 0u; ci < params.c_in; ci++) {
+                sum += w_convt(ci, co, ty, tx) * arena[x_row + (ci * h + iy) * w + ix];
+            }
+        }
+    }
+    return sum;
+}
+
+// (W^T d)[ci, iy, ix] = sum_co sum_ty sum_tx W[ci, co, ty, tx] d[co, s iy + ty, s ix + tx]
+fn conv_transpose_adjoint(d_row: u32, i: u32) -> f32 {
+    let h = params.h_in;
+    let w = params.w_in;
+    let k = params.kernel;
+    let s = params.stride;
+    let ho = params.h_out;
+    let wo = params.w_out;
+    let ci = i / (h * w);
+    let iy = (i / w) % h;
+    let ix = i % w;
+    var sum = 0.0;
+    for (var co = 0u; co < params.c_out; co++) {
+        for (var ty = 0u; ty < k; ty++) {
+            for (var tx = 0u; tx < k; tx++) {
+                sum += w_convt(ci, co, ty, tx) * arena[d_row + (co * ho + s * iy + ty) * wo + s * ix + tx];
+            }
+        }
+    }
+    return sum;
+}
+
+// (W x)[o] = sum_j W[o, j] x[j]
+fn dense_forward(x_row: u32, o: u32) -> f32 {
+    let n = units_in();
+    var sum = 0.0;
+    for (var j = 0u; j < n; j++) {
+        sum += weights[params.w_off + o * n + j] * arena[x_row + j];
+    }
+    return sum;
+}
+
+// (W^T d)[j] = sum_o W[o, j] d[o]
+fn dense_adjoint(d_row: u32, j: u32) -> f32 {
+    let n = units_in();
+    var sum = 0.0;
+    for (var o = 0u; o < units_out(); o++) {
+        sum += weights[params.w_off + o * n + j] * arena[d_row + o];
+    }
+    return sum;
+}
+
+// out = W in (+ b[channel] with FLAG_BIAS) + offset, for `rows` rows.
+@compute @workgroup_size(64)
+fn linear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = units_out();
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
+    if (idx >= params.rows * n) {
+        return;
+    }
+    let r = idx / n;
+    let o = idx % n;
+    let x_row = params.in_off + r * units_in();
+    var h = 0.0;
+    switch params.kind {
+        case KIND_DENSE: { h = dense_forward(x_row, o); }
+        case KIND_CONV: { h = conv(x_row, o, false); }
+        default: { h = conv_transpose_forward(x_row, o); }
+    }
+    if ((params.flags & FLAG_BIAS) != 0u) {
+        h += weights[params.b_off + o / (params.h_out * params.w_out)];
+    }
+    arena[params.out_off + idx] = h + params.offset;
+}
+
+// out = W^T in, for `rows` rows (rows of units_out() in, units_in() out).
+@compute @workgroup_size(64)
+fn linear_t(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = units_in();
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
+    if (idx >= params.rows * n) {
+        return;
+    }
+    let r = idx / n;
+    let i = idx % n;
+    let d_row = params.in_off + r * units_out();
+    var v = 0.0;
+    switch params.kind {
+        case KIND_DENSE: { v = dense_adjoint(d_row, i); }
+        case KIND_CONV: { v = conv(d_row, i, true); }
+        default: { v = conv_transpose_adjoint(d_row, i); }
+    }
+    arena[params.out_off + idx] = v;
+}

@@ -1,0 +1,79 @@
+// The block engine's moments (bindings.wgsl): fixed-order partial sums,
+// added on the host in f64: the pair records of a row, the norms of rows,
+// the renormalisation factor, and the per-position sums.
+
+// The pair record of rows (2p, 2p+1) over one block of units: pre at in_off,
+// post at u_off (the same rows for residual and highway blocks), phi'(pre)
+// = 0 counted with FLAG_ZEROS. Dispatched as (blocks, pairs).
+@compute @workgroup_size(256)
+fn pair_moments(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let n = params.units;
+    let block = wid.x;
+    let pair = wid.y;
+    let row_a = (2u * pair) * n;
+    let row_b = (2u * pair + 1u) * n;
+    var sums: PairSums;
+    let count_zeros = (params.flags & FLAG_ZEROS) != 0u;
+    let end = min((block + 1u) * UNITS_PER_BLOCK, n);
+    for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += REDUCE_WG) {
+        let ha = arena[params.in_off + row_a + i];
+        let hb = arena[params.in_off + row_b + i];
+        let xa = arena[params.u_off + row_a + i];
+        let xb = arena[params.u_off + row_b + i];
+        if (count_zeros) {
+            sums.zeros += zero_derivs(ha, hb);
+        }
+        sums = add_pair(sums, ha, hb, xa, xb);
+    }
+    write_pair_record(lid.x, pair, block, sums.acc0, sums.acc1, sums.zeros, sums.diff2);
+}
+
+// Sum of squares of each row (in_off) over one block of units. Dispatched
+// as (blocks, rows).
+@compute @workgroup_size(256)
+fn row_norms(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let n = params.units;
+    let block = wid.x;
+    let r = wid.y;
+    var sum = 0.0;
+    let end = min((block + 1u) * UNITS_PER_BLOCK, n);
+    for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += REDUCE_WG) {
+        let v = arena[params.in_off + r * n + i];
+        sum += v * v;
+    }
+    write_row_record(lid.x, r, block, sum);
+}
+
+// One workgroup: the renormalisation factor of the rows just recorded
+// (common/moments.wgsl; `rows` is the batch).
+@compute @workgroup_size(256)
+fn finalize(@builtin(local_invocation_id) lid: vec3<u32>) {
+    write_renormalisation(lid.x, params.units);
+}
+
+// Per spatial position p of an image row (c_out channels of h_out x w_out):
+// sum over the batch and the channels of pre^2 (in_off) and post^2 (u_off),
+// to records[rec_off + p] and records[rec_off + h w + p]. Serial sums: one
+// invocation per position.
+@compute @workgroup_size(64)
+fn position_moments(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let positions = params.h_out * params.w_out;
+    let p = flat_index(gid, nwg, BLOCKS_WG);
+    if (p >= positions) {
+        return;
+    }
+    let n = params.units;
+    var pre = 0.0;
+    var post = 0.0;
+    for (var r = 0u; r < params.rows; r++) {
+        for (var c = 0u; c < params.c_out; c++) {
+            let i = r * n + c * positions + p;
+            let a = arena[params.in_off + i];
+            let b = arena[params.u_off + i];
+            pre += a * a;
+            post += b * b;
+        }
+    }
+    records[params.rec_off + p] = pre;
+    records[params.rec_off + positions + p] = post;
+}
