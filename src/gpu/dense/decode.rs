@@ -108,24 +108,3 @@ impl<'a> DenseGpu<'a> {
         }
     }
 }
-
-/// Maps `bytes` of a staging buffer, copies them out as f32 and unmaps.
-pub fn read_staging(ctx: &GpuContext, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<f32>> {
-    let slice = staging.slice(0..bytes);
-    let (tx, rx) = std::sync::mpsc::channel();
-    slice.map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    ctx.wait()?;
-    rx.recv()
-        .map_err(|_| Error::Gpu("the readback was dropped".into()))?
-        .map_err(|e| Error::Gpu(format!("mapping the readback buffer: {e}")))?;
-    let out = {
-        let view = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("reading the readback buffer: {e:?}")))?;
-        bytemuck::cast_slice::<u8, f32>(&view).to_vec()
-    };
-    staging.unmap();
-    Ok(out)
-}

@@ -40,7 +40,7 @@ mod layout;
 mod setup;
 mod steps;
 
-pub use decode::read_staging;
+pub use crate::gpu::submit::read_staging;
 pub use layout::checkpoint_interval;
 use layout::{Layout, SegmentPlan};
 pub(crate) use setup::{check_arena_bindings, engine_bind_group_ranges};
@@ -75,11 +75,8 @@ struct Pipelines {
     scale_by_deriv: wgpu::ComputePipeline,
     gram: wgpu::ComputePipeline,
     finalize: wgpu::ComputePipeline,
-    ortho_init: wgpu::ComputePipeline,
-    ortho_vector: wgpu::ComputePipeline,
-    ortho_apply: wgpu::ComputePipeline,
-    ortho_accumulate: wgpu::ComputePipeline,
-    ortho_write: wgpu::ComputePipeline,
+    /// the QR of orthogonal layers
+    householder: crate::gpu::orthogonal::HouseholderKernels,
 }
 
 /// A range of f32s to read back after a submission.

@@ -4,6 +4,8 @@
 //! engine_bind_group_ranges).
 
 use super::*;
+use crate::gpu::buffers::DeviceBuffers;
+use crate::gpu::orthogonal::HouseholderKernels;
 
 impl<'a> DenseGpu<'a> {
     pub(super) fn build(
@@ -67,23 +69,12 @@ impl<'a> DenseGpu<'a> {
             scale_by_deriv: s("scale_by_deriv")?,
             gram: s("gram")?,
             finalize: s("finalize")?,
-            ortho_init: p(Module::Orthogonal, "ortho_init")?,
-            ortho_vector: p(Module::Orthogonal, "ortho_vector")?,
-            ortho_apply: p(Module::Orthogonal, "ortho_apply")?,
-            ortho_accumulate: p(Module::Orthogonal, "ortho_accumulate")?,
-            ortho_write: p(Module::Orthogonal, "ortho_write")?,
+            householder: HouseholderKernels::new(ctx, &pipeline_layout)?,
         };
 
-        let mut device_bytes = 0u64;
+        let mut made = DeviceBuffers::new(&ctx.device);
         let mut buffer = |label: &str, floats: usize, usage: wgpu::BufferUsages| {
-            let size = ((floats * 4) as u64).max(16);
-            device_bytes += size;
-            ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage,
-                mapped_at_creation: false,
-            })
+            made.make(label, floats * 4, usage)
         };
         let storage = wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_SRC
@@ -110,7 +101,7 @@ impl<'a> DenseGpu<'a> {
         // a job reads back its records and two factors r per layer
         let readback = layout.records_len + 2 * (chunk.max(layout.every) + 1);
         let submitter = Submitter::new(ctx, readback.next_multiple_of(2), timed);
-        device_bytes += submitter.device_bytes;
+        let device_bytes = made.bytes + submitter.device_bytes;
         let bind_group = engine_bind_group(
             ctx,
             "engine",
@@ -241,14 +232,7 @@ pub(crate) fn engine_bind_group_ranges(
     submitter: &Submitter,
     buffers: [wgpu::BufferBinding; 7],
 ) -> wgpu::BindGroup {
-    let mut entries = vec![wgpu::BindGroupEntry {
-        binding: 0,
-        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-            buffer: submitter.params(),
-            offset: 0,
-            size: wgpu::BufferSize::new(submitter.params_binding_size()),
-        }),
-    }];
+    let mut entries = vec![submitter.params_entry()];
     entries.extend(
         buffers
             .into_iter()

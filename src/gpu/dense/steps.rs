@@ -41,7 +41,7 @@ impl<'a> DenseGpu<'a> {
             0
         };
         if p.w_dist == crate::model::init::Dist::Orthogonal.code() {
-            self.orthogonal_steps(steps, p);
+            self.pipelines.householder.steps(p, steps);
             if bias_groups == 0 {
                 return;
             }
@@ -110,53 +110,6 @@ impl<'a> DenseGpu<'a> {
             params,
             groups: self.kernel.groups(outputs as usize, p.rows as usize),
         }
-    }
-
-    /// Householder QR of the layer's Gaussian matrix, Q formed by backward
-    /// accumulation, then W = gain * Q D: about 3 min(n_in, n_out) dispatches.
-    pub(super) fn orthogonal_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params) {
-        let (n_in, n_out) = (p.n_in as usize, p.n_out as usize);
-        let (m, n) = (n_in.max(n_out), n_in.min(n_out));
-        let pl = &self.pipelines;
-        steps.push(Step {
-            pipeline: &pl.ortho_init,
-            params: p,
-            groups: dispatch_1d(m * n, ELEMENTWISE_WG),
-        });
-        for k in 0..n {
-            let pk = Params {
-                step: k as u32,
-                ..p
-            };
-            steps.push(Step {
-                pipeline: &pl.ortho_vector,
-                params: pk,
-                groups: (1, 1, 1),
-            });
-            if k + 1 < n {
-                steps.push(Step {
-                    pipeline: &pl.ortho_apply,
-                    params: pk,
-                    groups: ((n - k - 1) as u32, 1, 1),
-                });
-            }
-        }
-        for k in (0..n).rev() {
-            let pk = Params {
-                step: k as u32,
-                ..p
-            };
-            steps.push(Step {
-                pipeline: &pl.ortho_accumulate,
-                params: pk,
-                groups: ((n - k) as u32, 1, 1),
-            });
-        }
-        steps.push(Step {
-            pipeline: &pl.ortho_write,
-            params: p,
-            groups: dispatch_1d(n_out * stride(n_in), ELEMENTWISE_WG),
-        });
     }
 
     pub(super) fn row_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params) {
