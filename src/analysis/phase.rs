@@ -139,7 +139,7 @@ pub struct PhasePoint {
 impl PhasePoint {
     pub fn new(sigma_w2: f64, sigma_b2: f64, spec: &RunSpec, headline: &Headline) -> PhasePoint {
         let finite = |x: f64| x.is_finite().then_some(x);
-        let fp = theory::summary(&spec.net).ok();
+        let fp = theory::summary(&spec.net).ok().map(|s| s.fixed_point);
         PhasePoint {
             sigma_w2,
             sigma_b2,

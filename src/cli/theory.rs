@@ -119,19 +119,19 @@ pub fn cmd_theory(args: TheoryArgs) -> Result<()> {
                     &[
                         ("sigma_w2", s.sigma_w2),
                         ("sigma_b2", s.sigma_b2),
-                        ("q_star", s.q_star),
-                        ("c_star", s.c_star),
-                        ("chi1", s.chi1),
-                        ("xi_q", s.xi_q),
-                        ("xi_c", s.xi_c),
+                        ("q_star", s.fixed_point.q_star),
+                        ("c_star", s.fixed_point.c_star),
+                        ("chi1", s.fixed_point.chi1),
+                        ("xi_q", s.fixed_point.xi_q),
+                        ("xi_c", s.fixed_point.xi_c),
                     ],
                     format,
                 );
                 if format == Format::Table {
-                    text += &format!("{:>10}  {}\n", "phase", s.phase);
+                    text += &format!("{:>10}  {}\n", "phase", s.fixed_point.phase);
                 } else {
                     text = text.replacen('\n', ",phase\n", 1).trim_end().to_string()
-                        + &format!(",{}\n", s.phase);
+                        + &format!(",{}\n", s.fixed_point.phase);
                 }
                 text
             }

@@ -50,6 +50,25 @@ pub struct NetworkSums {
     pub positions: Option<PositionSums>,
 }
 
+impl NetworkSums {
+    /// A network's sums, without per-position sums.
+    pub fn new(
+        forward: Vec<LayerSums>,
+        tangent: Option<Vec<RowSums>>,
+        backward: Option<Vec<RowSums>>,
+        grams: Option<Vec<(Vec<f64>, Vec<f64>)>>,
+    ) -> Self {
+        let positions = None;
+        NetworkSums {
+            forward,
+            tangent,
+            backward,
+            grams,
+            positions,
+        }
+    }
+}
+
 /// Sums of squares per spatial position of one row.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PositionSums {

@@ -403,18 +403,14 @@ pub fn fixed_point(
     })
 }
 
-/// The fixed-point summary of a network.
+/// The fixed-point summary of a network: its (sigma_w^2, sigma_b^2) and
+/// the fixed point they have.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Summary {
     pub sigma_w2: f64,
     pub sigma_b2: f64,
-    pub q_star: f64,
-    pub c_star: f64,
-    pub chi1: f64,
-    pub xi_q: f64,
-    pub xi_c: f64,
-    pub phase: Phase,
-    pub note: Option<String>,
+    #[serde(flatten)]
+    pub fixed_point: FixedPoint,
 }
 
 /// The summary for a constant-width stack: layers 2..=L must share the
@@ -464,16 +460,9 @@ pub fn summary(net: &NetworkSpec) -> Result<Summary> {
     let q_start =
         net.widths[0] as f64 * net.weight_law(1).variance * net.q0 + net.bias_law(1).variance;
     let q_start = if q_start > 0.0 { q_start } else { 1.0 };
-    let fp = fixed_point(&net.act, sigma_w2, sb, q_start)?;
     Ok(Summary {
         sigma_w2,
         sigma_b2: sb,
-        q_star: fp.q_star,
-        c_star: fp.c_star,
-        chi1: fp.chi1,
-        xi_q: fp.xi_q,
-        xi_c: fp.xi_c,
-        phase: fp.phase,
-        note: fp.note,
+        fixed_point: fixed_point(&net.act, sigma_w2, sb, q_start)?,
     })
 }

@@ -338,11 +338,8 @@ impl<'a> BlocksGpu<'a> {
                 }
             });
         NetworkSums {
-            forward,
-            tangent,
-            backward,
-            grams: None,
             positions,
+            ..NetworkSums::new(forward, tangent, backward, None)
         }
     }
 }

@@ -99,12 +99,6 @@ impl<'a> DenseGpu<'a> {
                 })
                 .collect()
         });
-        NetworkSums {
-            positions: None,
-            forward,
-            tangent,
-            backward,
-            grams,
-        }
+        NetworkSums::new(forward, tangent, backward, grams)
     }
 }

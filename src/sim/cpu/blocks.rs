@@ -309,10 +309,7 @@ pub fn run_network(
         backward = Some(out);
     }
     NetworkSums {
-        forward,
-        tangent,
-        backward,
-        grams: None,
         positions,
+        ..NetworkSums::new(forward, tangent, backward, None)
     }
 }

@@ -346,11 +346,5 @@ pub fn run_network(spec: &RunSpec, network: usize) -> NetworkSums {
         backward = Some(out);
         grams = probes.weight_grads.then_some(g);
     }
-    NetworkSums {
-        positions: None,
-        forward,
-        tangent,
-        backward,
-        grams,
-    }
+    NetworkSums::new(forward, tangent, backward, grams)
 }
