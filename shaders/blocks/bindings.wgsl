@@ -15,7 +15,7 @@
 // rows) read it at row r mod B.
 
 // `struct BlockParams` and the constants (KIND_*, PAD_*, FLAG_*, NO_SCALE,
-// BLOCKS_WG, UNITS_PER_BLOCK, RECORD) are generated from src/gpu/abi.rs
+// BLOCKS_WG, UNITS_PER_SLICE, RECORD) are generated from src/gpu/abi.rs
 // and prepended (src/gpu/pipelines.rs).
 const REDUCE_WG: u32 = 256u;
 

@@ -2,20 +2,20 @@
 // added on the host in f64: the pair records of a row, the norms of rows,
 // the renormalisation factor, and the per-position sums.
 
-// The pair record of rows (2p, 2p+1) over one block of units: pre at in_off,
+// The pair record of rows (2p, 2p+1) over one slice of units: pre at in_off,
 // post at u_off (the same rows for residual and highway blocks), phi'(pre)
 // = 0 counted with FLAG_ZEROS. Dispatched as (blocks, pairs).
 @compute @workgroup_size(256)
 fn pair_moments(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let n = params.units;
-    let block = wid.x;
+    let slice = wid.x;
     let pair = wid.y;
     let row_a = (2u * pair) * n;
     let row_b = (2u * pair + 1u) * n;
     var sums: PairSums;
     let count_zeros = (params.flags & FLAG_ZEROS) != 0u;
-    let end = min((block + 1u) * UNITS_PER_BLOCK, n);
-    for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += REDUCE_WG) {
+    let end = min((slice + 1u) * UNITS_PER_SLICE, n);
+    for (var i = slice * UNITS_PER_SLICE + lid.x; i < end; i += REDUCE_WG) {
         let ha = arena[params.in_off + row_a + i];
         let hb = arena[params.in_off + row_b + i];
         let xa = arena[params.u_off + row_a + i];
@@ -25,23 +25,23 @@ fn pair_moments(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
         }
         sums = add_pair(sums, ha, hb, xa, xb);
     }
-    write_pair_record(lid.x, pair, block, sums.acc0, sums.acc1, sums.zeros, sums.diff2);
+    write_pair_record(lid.x, pair, slice, sums.acc0, sums.acc1, sums.zeros, sums.diff2);
 }
 
-// Sum of squares of each row (in_off) over one block of units. Dispatched
+// Sum of squares of each row (in_off) over one slice of units. Dispatched
 // as (blocks, rows).
 @compute @workgroup_size(256)
 fn row_norms(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let n = params.units;
-    let block = wid.x;
+    let slice = wid.x;
     let r = wid.y;
     var sum = 0.0;
-    let end = min((block + 1u) * UNITS_PER_BLOCK, n);
-    for (var i = block * UNITS_PER_BLOCK + lid.x; i < end; i += REDUCE_WG) {
+    let end = min((slice + 1u) * UNITS_PER_SLICE, n);
+    for (var i = slice * UNITS_PER_SLICE + lid.x; i < end; i += REDUCE_WG) {
         let v = arena[params.in_off + r * n + i];
         sum += v * v;
     }
-    write_row_record(lid.x, r, block, sum);
+    write_row_record(lid.x, r, slice, sum);
 }
 
 // One workgroup: the renormalisation factor of the rows just recorded

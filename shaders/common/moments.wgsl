@@ -3,8 +3,8 @@
 // row's record, and the renormalisation factor of the rows just recorded.
 // Used by the dense statistics (stats.wgsl) and the block engine
 // (blocks/moments.wgsl); needs `params` (batch, rows, flags, rec_off,
-// block_stride, scale_out), `records`, `scales`, RECORD, REDUCE_WG,
-// unit_blocks and group_sum4 from the module it joins.
+// slice_stride, scale_out), `records`, `scales`, RECORD, REDUCE_WG,
+// unit_slices and group_sum4 from the module it joins.
 
 // A pair's sums in the pair record's order (write_pair_record): (h_a^2,
 // h_b^2, h_a h_b, x_a^2), (x_b^2, h_a + h_b, h_a^4 + h_b^4, x_a + x_b), the
@@ -33,11 +33,11 @@ fn zero_derivs(ha: f32, hb: f32) -> f32 {
 }
 
 // The workgroup's `sum` (one per invocation) as record `row` of the
-// block of units `block`.
-fn write_row_record(lid: u32, row: u32, block: u32, sum: f32) {
+// slice of units `slice`.
+fn write_row_record(lid: u32, row: u32, slice: u32, sum: f32) {
     let total = group_sum4(lid, vec4<f32>(sum, 0.0, 0.0, 0.0)).x;
     if (lid == 0u) {
-        records[params.rec_off + row * params.block_stride + block] = total;
+        records[params.rec_off + row * params.slice_stride + slice] = total;
     }
 }
 
@@ -47,17 +47,17 @@ fn write_row_record(lid: u32, row: u32, block: u32, sum: f32) {
 // FLAG_RENORM; written to scales[scale_out] for the next step and for the
 // host, which carries log r in f64.
 fn write_renormalisation(lid: u32, units: u32) {
-    let blocks = unit_blocks(units);
+    let slices = unit_slices(units);
     let by_row = (params.flags & FLAG_ROW_RECORDS) != 0u;
     let records_read = select(params.batch / 2u, params.rows, by_row);
     var sum = 0.0;
-    for (var j = lid; j < records_read * blocks; j += REDUCE_WG) {
-        let u = j / blocks;
-        let block = j % blocks;
+    for (var j = lid; j < records_read * slices; j += REDUCE_WG) {
+        let u = j / slices;
+        let slice = j % slices;
         if (by_row) {
-            sum += records[params.rec_off + u * params.block_stride + block];
+            sum += records[params.rec_off + u * params.slice_stride + slice];
         } else {
-            let base = params.rec_off + (u * params.block_stride + block) * RECORD;
+            let base = params.rec_off + (u * params.slice_stride + slice) * RECORD;
             sum += records[base + 3u] + records[base + 4u];
         }
     }

@@ -19,7 +19,7 @@
 @group(0) @binding(5) var<storage, read_write> records: array<f32>;
 
 override REDUCE_WG: u32 = 256u;
-// GRAM_WG, CROSS_WG, COMBINE_TILE, UNITS_PER_BLOCK and the FLAG_* of the
+// GRAM_WG, CROSS_WG, COMBINE_TILE, UNITS_PER_SLICE and the FLAG_* of the
 // gram kernels are generated from src/gpu/abi.rs.
 
 // Entry `at` (in vec4s) of act, or of store with `in_store`.
@@ -255,13 +255,13 @@ fn write_row4(row: u32, group: u32, v: vec4<f32>) {
     }
 }
 
-// Cross Gram matrix over n_out units: sum over a block of units of (A[a][i]
+// Cross Gram matrix over n_out units: sum over a slice of units of (A[a][i]
 // - b_i) B[c][i] for a < rows, c < cols, as three records (its parts s, r,
-// e; the host adds them in f64) at ((a cols + c) block_stride + block) plus
-// 0, 1 or 2 times cols^2 block_stride. A rows at in_off (act, or store with
+// e; the host adds them in f64) at ((a cols + c) slice_stride + slice) plus
+// 0, 1 or 2 times cols^2 slice_stride. A rows at in_off (act, or store with
 // FLAG_IN_STORE), the bias b subtracted with FLAG_SUB_BIAS, B rows at
 // aux_off (act, or store with FLAG_SECOND_STORE). Each workgroup reduces one
-// quad (4 x 4 pairs) over one block, 4 units at a time; with FLAG_SYMMETRIC
+// quad (4 x 4 pairs) over one slice, 4 units at a time; with FLAG_SYMMETRIC
 // quads below the diagonal are skipped (the host mirrors them). Dispatched
 // as (blocks, quads of rows, quads of cols).
 //
@@ -427,7 +427,7 @@ fn column_join(a: Column, b: Column) -> Column {
 
 @compute @workgroup_size(CROSS_WG)
 fn gram_cross(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let block = wid.x;
+    let slice = wid.x;
     // uniform: every invocation of the workgroup returns or none does
     if ((params.flags & FLAG_SYMMETRIC) != 0u && wid.y > wid.z) {
         return;
@@ -442,9 +442,9 @@ fn gram_cross(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
     let second_store = (params.flags & FLAG_SECOND_STORE) != 0u;
     let zero = mat4x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     var q = Quad(zero, zero, zero);
-    let per_block = UNITS_PER_BLOCK / 4u;
-    let end = min((block + 1u) * per_block, s4);
-    for (var g = block * per_block + lid.x; g < end; g += CROSS_WG) {
+    let per_slice = UNITS_PER_SLICE / 4u;
+    let end = min((slice + 1u) * per_slice, s4);
+    for (var g = slice * per_slice + lid.x; g < end; g += CROSS_WG) {
         var bi = vec4<f32>(0.0);
         if (sub_bias) {
             bi = vec4<f32>(bias[4u * g], bias[4u * g + 1u], bias[4u * g + 2u], bias[4u * g + 3u]);
@@ -455,11 +455,11 @@ fn gram_cross(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
     }
     let sum = group_sum_quad(lid.x, q);
     if (lid.x == 0u) {
-        let part = params.cols * params.cols * params.block_stride;
+        let part = params.cols * params.cols * params.slice_stride;
         for (var m = 0u; m < 4u; m++) {
             for (var k = 0u; k < 4u; k++) {
                 if (a0 + k < params.rows && c0 + m < params.cols) {
-                    let rec = params.rec_off + ((a0 + k) * params.cols + c0 + m) * params.block_stride + block;
+                    let rec = params.rec_off + ((a0 + k) * params.cols + c0 + m) * params.slice_stride + slice;
                     records[rec] = sum.s[m][k];
                     records[rec + part] = sum.r[m][k];
                     records[rec + 2u * part] = sum.e[m][k];

@@ -74,8 +74,8 @@ abi_struct! {
         pub rec_off: u32,
         /// rows of a row-wise kernel
         pub rows: u32,
-        /// records reserved per row (or pair) for blocks of units
-        pub block_stride: u32,
+        /// records reserved per row (or pair) for slices of units
+        pub slice_stride: u32,
         /// index into `scales` of the factor for rows < batch (NO_SCALE: 1)
         pub scale_a: u32,
         /// the same for rows >= batch
@@ -100,12 +100,12 @@ impl Params {
     /// What every step of layer `layer` (0: the input row) of `network`
     /// shares: the shape, the seed, the weight and bias laws (the orthogonal
     /// kernels multiply Q by the gain) and the inputs' q0 and c0; records
-    /// `block_stride` apart. The engines set the rest per dispatch.
+    /// `slice_stride` apart. The engines set the rest per dispatch.
     pub fn for_layer(
         spec: &crate::spec::RunSpec,
         network: usize,
         layer: usize,
-        block_stride: usize,
+        slice_stride: usize,
     ) -> Params {
         use crate::model::init::{Dist, WeightLaw};
         let net = &spec.net;
@@ -145,7 +145,7 @@ impl Params {
             aux_off: 0,
             rec_off: 0,
             rows: spec.batch as u32,
-            block_stride: block_stride as u32,
+            slice_stride: slice_stride as u32,
             scale_a: NO_SCALE,
             scale_b: NO_SCALE,
             scale_out: 0,
@@ -201,8 +201,8 @@ abi_struct! {
         pub b_off: u32,
         /// first record in `records`
         pub rec_off: u32,
-        /// records per row (or pair): blocks of units
-        pub block_stride: u32,
+        /// records per row (or pair): slices of units
+        pub slice_stride: u32,
         pub seed_lo: u32,
         pub seed_hi: u32,
         pub network: u32,
@@ -273,8 +273,8 @@ abi_constants! {
     NO_OFFSET: u32 = u32::MAX;
     /// floats per pair record: 0 sum h_a^2, 1 sum h_b^2, 2 sum h_a h_b, 3 sum x_a^2, 4 sum x_b^2, 5 sum h, 6 sum h^4, 7 sum x, 8 count phi'(h) = 0, 9 sum (h_a - h_b)^2
     RECORD: usize = 10;
-    /// units per block: records are partial sums over blocks of this many units of a row
-    UNITS_PER_BLOCK: usize = 4096;
+    /// units per slice: records are partial sums over slices of this many units of a row
+    UNITS_PER_SLICE: usize = 4096;
     /// invocations per workgroup of the generators (generate.wgsl)
     GEN_WG: u32 = 64;
     /// invocations per workgroup of the plain elementwise kernels (stats.wgsl)

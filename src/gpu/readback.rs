@@ -2,12 +2,12 @@
 //! common/pair_record.wgsl) of the dense, gram and block engines, added up
 //! in f64 in one fixed order.
 
-use crate::gpu::abi::{RECORD, UNITS_PER_BLOCK};
+use crate::gpu::abi::{RECORD, UNITS_PER_SLICE};
 use crate::sim::stats::LayerSums;
 
 /// Adds the pair records of `pairs` pairs of rows of `n` units (`records`
 /// from the layer's first record, `bs` records reserved per pair) into
-/// `sums`: per pair, its blocks of units in order, the five second moments
+/// `sums`: per pair, its slices of units in order, the five second moments
 /// and the sum of (h_a - h_b)^2 into a pair entry, the other sums into
 /// `sums` itself.
 pub(crate) fn add_pair_records(
@@ -19,8 +19,8 @@ pub(crate) fn add_pair_records(
 ) {
     for pair in 0..pairs {
         let mut p = [0.0; 6];
-        for block in 0..n.div_ceil(UNITS_PER_BLOCK) {
-            let r = &records[(pair * bs + block) * RECORD..][..RECORD];
+        for slice in 0..n.div_ceil(UNITS_PER_SLICE) {
+            let r = &records[(pair * bs + slice) * RECORD..][..RECORD];
             for k in 0..5 {
                 p[k] += r[k] as f64;
             }

@@ -2,13 +2,13 @@
 //! (rows in turn, checkpoints, a recomputed segment, records), the places a
 //! pass finds them at, and the choice of the checkpoint interval.
 
-use super::{RECORD, UNITS_PER_BLOCK, WG};
+use super::{RECORD, UNITS_PER_SLICE, WG};
 use crate::error::Result;
 use crate::model::arch::{Layer, LayerKind, Shape};
 use crate::spec::RunSpec;
 
-pub(super) fn unit_blocks(n: usize) -> usize {
-    n.div_ceil(UNITS_PER_BLOCK)
+pub(super) fn unit_slices(n: usize) -> usize {
+    n.div_ceil(UNITS_PER_SLICE)
 }
 
 /// Workgroups of 64 for `invocations`, folded into 2-D (shaders use flat_index).
@@ -127,7 +127,7 @@ pub(super) struct Layout {
     pub(super) dq: usize,
     pub(super) arena_len: usize,
     pub(super) back_rows: usize,
-    pub(super) block_stride: usize,
+    pub(super) slice_stride: usize,
     pub(super) fwd_rec: Vec<usize>,
     pub(super) tan_rec: Vec<usize>,
     pub(super) back_rec: Vec<usize>,
@@ -205,20 +205,20 @@ impl Layout {
         let dq = region(back_rows * max_units);
         let arena_len = at;
 
-        let block_stride = unit_blocks(max_units);
+        let slice_stride = unit_slices(max_units);
         let mut at = 0;
         let mut region = |len: usize| {
             let start = at;
             at += len;
             start
         };
-        let pair_len = batch / 2 * block_stride * RECORD;
+        let pair_len = batch / 2 * slice_stride * RECORD;
         let fwd_rec = (0..=depth).map(|_| region(pair_len)).collect();
         let tan_rec = (0..=depth)
-            .map(|_| region(tangent_rows * block_stride))
+            .map(|_| region(tangent_rows * slice_stride))
             .collect();
         let back_rec = (0..=depth)
-            .map(|_| region(back_rows * block_stride))
+            .map(|_| region(back_rows * slice_stride))
             .collect();
         let positions = match spec.arch.as_ref().and_then(|a| a.position_row) {
             Some(row) => {
@@ -247,7 +247,7 @@ impl Layout {
             dq,
             arena_len,
             back_rows,
-            block_stride,
+            slice_stride,
             fwd_rec,
             tan_rec,
             back_rec,

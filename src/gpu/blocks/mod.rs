@@ -42,14 +42,14 @@ mod passes;
 
 pub use layout::checkpoint_interval;
 use layout::{
-    Layout, dims, groups_1d, orthogonal_shape, out_channels, tensor_shape, unit_blocks, weight_slot,
+    Layout, dims, groups_1d, orthogonal_shape, out_channels, tensor_shape, unit_slices, weight_slot,
 };
 
 pub use crate::gpu::abi::BlockParams;
 use crate::gpu::abi::{
     BLOCKS_WG as WG, FLAG_BIAS, FLAG_NO_DERIV, FLAG_RENORM, FLAG_ROW_RECORDS, FLAG_ZEROS,
     KIND_CONV, KIND_CONV_TRANSPOSE, KIND_DENSE, NO_SCALE, PAD_CIRCULAR, PAD_ZERO, RECORD,
-    STREAM_DELTA, STREAM_TANGENT, UNITS_PER_BLOCK,
+    STREAM_DELTA, STREAM_TANGENT, UNITS_PER_SLICE,
 };
 /// Dispatches per submission at most (the parameter buffer's slots).
 const MAX_STEPS: usize = 1024;
@@ -266,12 +266,12 @@ impl<'a> BlocksGpu<'a> {
         let lay = &self.layout;
         let arch = self.arch();
         let batch = self.spec.batch;
-        let bs = lay.block_stride;
+        let bs = lay.slice_stride;
         let probes = self.spec.probes;
         let row_norms = |at: usize, rows: usize, n: usize| -> Vec<f64> {
             (0..rows)
                 .map(|r| {
-                    (0..unit_blocks(n))
+                    (0..unit_slices(n))
                         .map(|k| records[at + r * bs + k] as f64)
                         .sum()
                 })

@@ -26,7 +26,7 @@ impl<'a> BlocksGpu<'a> {
         BlockParams {
             batch: self.spec.batch as u32,
             rows: self.spec.batch as u32,
-            block_stride: self.layout.block_stride as u32,
+            slice_stride: self.layout.slice_stride as u32,
             seed_lo: seed as u32,
             seed_hi: (seed >> 32) as u32,
             network: network as u32,
@@ -281,7 +281,7 @@ impl<'a> BlocksGpu<'a> {
         p.rec_off = lay.fwd_rec[l] as u32;
         p.flags = if zeros_of.is_some() { FLAG_ZEROS } else { 0 };
         let act = zeros_of.copied().unwrap_or(Activation::Identity);
-        let groups = (unit_blocks(units) as u32, (self.spec.batch / 2) as u32, 1);
+        let groups = (unit_slices(units) as u32, (self.spec.batch / 2) as u32, 1);
         self.push(q, self.pipeline("pair_moments", &act)?, p, groups)?;
         let position_row = self.spec.arch.as_ref().and_then(|a| a.position_row);
         if position_row == Some(l) {
@@ -334,12 +334,12 @@ impl<'a> BlocksGpu<'a> {
         p.in_off = at as u32;
         p.rec_off = rec as u32;
         p.rows = rows as u32;
-        let groups = (unit_blocks(units) as u32, rows as u32, 1);
+        let groups = (unit_slices(units) as u32, rows as u32, 1);
         self.push(q, self.plain("row_norms")?, p, groups)?;
         for &(first, scale_out) in factors {
             let mut f = p;
             f.rows = self.spec.batch as u32;
-            f.rec_off = (rec + first * self.layout.block_stride) as u32;
+            f.rec_off = (rec + first * self.layout.slice_stride) as u32;
             f.flags = FLAG_ROW_RECORDS | FLAG_RENORM;
             f.scale_out = scale_out;
             self.push(q, self.plain("finalize")?, f, (1, 1, 1))?;

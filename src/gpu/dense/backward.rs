@@ -54,7 +54,7 @@ impl<'a> DenseGpu<'a> {
                     rec_off: gram_rec(l) as u32,
                     ..base
                 };
-                let groups = (blocks(net.widths[l - 1]) as u32, batch as u32, batch as u32);
+                let groups = (slices(net.widths[l - 1]) as u32, batch as u32, batch as u32);
                 steps.push(Step {
                     pipeline: &self.pipelines.gram,
                     params: p,
@@ -91,7 +91,7 @@ impl<'a> DenseGpu<'a> {
             };
             self.finalize_step(steps, p);
             if probes.jacobian {
-                let rec = back_rec(l) + batch * lay.block_stride;
+                let rec = back_rec(l) + batch * lay.slice_stride;
                 let p = Params {
                     flags: FLAG_ROW_RECORDS | FLAG_RENORM,
                     rec_off: rec as u32,
@@ -131,7 +131,7 @@ impl<'a> DenseGpu<'a> {
                     in_off: lay.t[depth % 2] as u32,
                     out_off: d as u32 + rows_b,
                     aux_off: h,
-                    rec_off: (back_rec(depth) + batch * lay.block_stride) as u32,
+                    rec_off: (back_rec(depth) + batch * lay.slice_stride) as u32,
                     ..base
                 };
                 self.row_steps(steps, p);
@@ -155,7 +155,7 @@ impl<'a> DenseGpu<'a> {
                     rec_off: (gram_rec(l) + gram_len) as u32,
                     ..base
                 };
-                let groups = (blocks(net.widths[l]) as u32, batch as u32, batch as u32);
+                let groups = (slices(net.widths[l]) as u32, batch as u32, batch as u32);
                 steps.push(Step {
                     pipeline: &self.pipelines.gram,
                     params: p,
@@ -206,8 +206,8 @@ impl<'a> DenseGpu<'a> {
             a,
             b: (a + lay.every).min(lay.depth),
             depth: lay.depth,
-            back_len: lay.back_rows * lay.block_stride,
-            gram_len: batch * batch * lay.block_stride,
+            back_len: lay.back_rows * lay.slice_stride,
+            gram_len: batch * batch * lay.slice_stride,
             with_grams: self.spec.probes.weight_grads,
         }
     }

@@ -44,10 +44,10 @@ impl<'a> DenseGpu<'a> {
         let net = &self.spec.net;
         let batch = self.spec.batch;
         let pairs = batch / 2;
-        let bs = lay.block_stride;
+        let bs = lay.slice_stride;
         let row_norms = |raw: &[f32], rows: usize, n: usize| -> Vec<f64> {
             (0..rows)
-                .map(|r| (0..blocks(n)).map(|k| raw[r * bs + k] as f64).sum())
+                .map(|r| (0..slices(n)).map(|k| raw[r * bs + k] as f64).sum())
                 .collect()
         };
         let forward = forward_raw

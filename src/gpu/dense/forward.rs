@@ -9,9 +9,9 @@ impl<'a> DenseGpu<'a> {
     /// --jacobian the tangent rows' norms.
     pub(super) fn forward_record_lens(&self) -> (usize, usize) {
         let batch = self.spec.batch;
-        let pair_len = batch / 2 * self.layout.block_stride * RECORD;
+        let pair_len = batch / 2 * self.layout.slice_stride * RECORD;
         let tangent_len = if self.spec.probes.jacobian {
-            batch * self.layout.block_stride
+            batch * self.layout.slice_stride
         } else {
             0
         };

@@ -25,7 +25,7 @@ pub(super) struct Layout {
     pub(super) store_len: usize,
     /// backward rows per layer: B, or 2B with the vector-Jacobian rows
     pub(super) back_rows: usize,
-    pub(super) block_stride: usize,
+    pub(super) slice_stride: usize,
     pub(super) records_len: usize,
     pub(super) depth: usize,
     /// scales: forward r, tangent r, delta r, vector-Jacobian r, each a ring
@@ -66,15 +66,15 @@ impl Layout {
             (0, 0)
         };
         let store_len = (checkpoints + every) * rows(batch);
-        let block_stride = blocks(row);
+        let slice_stride = slices(row);
         let pairs = batch / 2;
-        let forward_records = chunk * (pairs * RECORD + tangent_rows) * block_stride;
+        let forward_records = chunk * (pairs * RECORD + tangent_rows) * slice_stride;
         let grams = if spec.probes.weight_grads {
             2 * batch * batch
         } else {
             0
         };
-        let backward_records = (every + 1) * (back_rows + grams) * block_stride;
+        let backward_records = (every + 1) * (back_rows + grams) * slice_stride;
         Layout {
             row,
             batch,
@@ -89,7 +89,7 @@ impl Layout {
             checkpoints,
             store_len,
             back_rows,
-            block_stride,
+            slice_stride,
             records_len: forward_records.max(backward_records),
             depth,
             ring: if backward { depth + 1 } else { chunk + 1 },

@@ -29,7 +29,7 @@ use crate::spec::RunSpec;
 pub use crate::gpu::abi::Params;
 pub(crate) use crate::gpu::abi::{
     ELEMENTWISE_WG, FLAG_AUX_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_RENORM,
-    FLAG_ROW_RECORDS, GEN_WG, NO_OFFSET, NO_SCALE, RECORD, UNITS_PER_BLOCK,
+    FLAG_ROW_RECORDS, GEN_WG, NO_OFFSET, NO_SCALE, RECORD, UNITS_PER_SLICE,
 };
 
 mod backward;
@@ -54,8 +54,8 @@ pub fn stride(n: usize) -> usize {
     n.next_multiple_of(4)
 }
 
-pub(crate) fn blocks(n: usize) -> usize {
-    n.div_ceil(UNITS_PER_BLOCK)
+pub(crate) fn slices(n: usize) -> usize {
+    n.div_ceil(UNITS_PER_SLICE)
 }
 
 pub(crate) use crate::gpu::submit::dispatch_1d;

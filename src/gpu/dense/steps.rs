@@ -7,7 +7,7 @@ use super::*;
 impl<'a> DenseGpu<'a> {
     /// Parameters every step of layer `layer` shares.
     pub(super) fn base(&self, network: usize, layer: usize) -> Params {
-        Params::for_layer(self.spec, network, layer, self.layout.block_stride)
+        Params::for_layer(self.spec, network, layer, self.layout.slice_stride)
     }
 
     /// Whether the product kernel draws this layer's W (and b) itself.
@@ -65,7 +65,7 @@ impl<'a> DenseGpu<'a> {
         Step {
             pipeline: &self.pipelines.stats,
             params: p,
-            groups: (blocks(n) as u32, (self.spec.batch / 2) as u32, 1),
+            groups: (slices(n) as u32, (self.spec.batch / 2) as u32, 1),
         }
     }
 
@@ -113,7 +113,7 @@ impl<'a> DenseGpu<'a> {
     }
 
     pub(super) fn row_steps<'p>(&'p self, steps: &mut Vec<Step<'p>>, p: Params) {
-        let groups = (blocks(p.n_out as usize) as u32, p.rows, 1);
+        let groups = (slices(p.n_out as usize) as u32, p.rows, 1);
         steps.push(Step {
             pipeline: &self.pipelines.scale_by_deriv,
             params: p,

@@ -19,8 +19,8 @@ const U64: f64 = 1.0 / (1u64 << 53) as f64;
 
 /// Relative error bound eps of one summed entry of a Gram matrix over the
 /// f32 rows x, y: |G_hat - G| <= eps S, S = sum_i |x_i y_i| <= sqrt(G_xx
-/// G_yy), for gram_cross's sums (shaders/gram/gram.wgsl) over `blocks` blocks of
-/// units, `chain` terms summed by one lane per block and a workgroup tree of
+/// G_yy), for gram_cross's sums (shaders/gram/gram.wgsl) over `slices` slices of
+/// units, `chain` terms summed by one lane per slice and a workgroup tree of
 /// `levels` levels, with u = 2^-24 and no underflow:
 /// - x = xh + xl exactly (xh: 12 significant bits, |xl| < 2^-11 |x|), so
 ///   xh yh is exact and the rest, |xh yl + xl yh + xl yl| < 2^-10 (1 +
@@ -29,11 +29,11 @@ const U64: f64 = 1.0 / (1u64 << 53) as f64;
 ///   its errors (each at most u |s| or u |r|) go into a plain f32 sum e, so
 ///   |e| <= (chain + levels) u (1 + 2^-9) S, and e's 2 chain + 3 levels
 ///   roundings cost at most u |e| each;
-/// - the host adds the 3 blocks parts in f64: 3 blocks 2^-53 S.
-pub fn gram_error_bound(blocks: usize, chain: usize, levels: usize) -> f64 {
+/// - the host adds the 3 slices parts in f64: 3 slices 2^-53 S.
+pub fn gram_error_bound(slices: usize, chain: usize, levels: usize) -> f64 {
     let e_max = (chain + levels) as f64 * U32 * (1.0 + 2f64.powi(-9));
     let e_roundings = (2 * chain + 3 * levels) as f64 * U32 * e_max;
-    2f64.powi(-33) * (1.0 + 2f64.powi(-10)) + e_roundings + 3.0 * blocks as f64 * U64
+    2f64.powi(-33) * (1.0 + 2f64.powi(-10)) + e_roundings + 3.0 * slices as f64 * U64
 }
 
 /// A bound on the spectral norm of the error of a summed Gram matrix `a`

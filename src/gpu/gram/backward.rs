@@ -121,7 +121,7 @@ impl<'a> GramGpu<'a> {
                     rec_off: lay.back as u32,
                     ..base
                 };
-                let groups = (blocks(n) as u32, batch as u32, 1);
+                let groups = (slices(n) as u32, batch as u32, 1);
                 self.push(&mut job, &self.p.scale_by_deriv, p, groups, &placed);
                 if jacobian {
                     // the vector-Jacobian rows start as phi'(h_L) t_L (t_L
@@ -275,7 +275,7 @@ impl<'a> GramGpu<'a> {
                     scale_b: if jacobian { lay.vjp_scale(l) } else { NO_SCALE },
                     ..below
                 };
-                let groups = (blocks(n_in) as u32, cols as u32, 1);
+                let groups = (slices(n_in) as u32, cols as u32, 1);
                 self.push(&mut job, &self.p.scale_by_deriv, p, groups, &placed);
                 self.back_finalize(&mut job, below, l - 1);
                 reads.extend(back_reads(l - 1));

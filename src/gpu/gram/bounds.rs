@@ -6,7 +6,7 @@ use super::*;
 impl<'a> GramGpu<'a> {
     /// gram_cross's derived bound over n units (`algebra::gram_error_bound`).
     pub(super) fn derived_error_bound(n: usize) -> f64 {
-        algebra::gram_error_bound(blocks(n), CROSS_CHAIN, CROSS_WG.ilog2() as usize)
+        algebra::gram_error_bound(slices(n), CROSS_CHAIN, CROSS_WG.ilog2() as usize)
     }
 
     /// The relative error bound of the Gram sums over n units on this

@@ -94,7 +94,7 @@ impl<'a> GramGpu<'a> {
                     }
                 }
             }
-            let groups = (blocks(n) as u32, (batch / 2) as u32, 1);
+            let groups = (slices(n) as u32, (batch / 2) as u32, 1);
             self.push(&mut job, &self.p.stats, stats, groups, &placed);
             let p = Params {
                 rec_off: lay.stats as u32,
@@ -144,7 +144,7 @@ impl<'a> GramGpu<'a> {
                     rec_off: lay.tangent as u32,
                     ..p
                 };
-                let groups = (blocks(n) as u32, batch as u32, 1);
+                let groups = (slices(n) as u32, batch as u32, 1);
                 self.push(&mut job, &self.p.scale_by_deriv, p, groups, &placed);
                 let p = Params {
                     flags: FLAG_ROW_RECORDS | FLAG_RENORM,
@@ -252,7 +252,7 @@ impl<'a> GramGpu<'a> {
         RowSums {
             norms: (0..b)
                 .map(|r| {
-                    data[r * bs..r * bs + blocks(n)]
+                    data[r * bs..r * bs + slices(n)]
                         .iter()
                         .map(|&v| v as f64)
                         .sum()

@@ -53,7 +53,7 @@ pub(super) struct Layout {
     pub(super) checkpoints: usize,
     /// checkpoint store panels per buffer
     pub(super) slots_per_buffer: usize,
-    /// records per row (or pair) for the blocks of the widest layer
+    /// records per row (or pair) for the slices of the widest layer
     pub(super) bs: usize,
     /// records: forward pair records, backward row records (K rows), the
     /// tangent rows' records (--jacobian), then six K x K Gram matrices (x,
@@ -113,7 +113,7 @@ impl Layout {
         } else {
             (1, 0)
         };
-        let bs = blocks(row);
+        let bs = slices(row);
         let stats = 0;
         let back = batch / 2 * bs * RECORD;
         let tangent = back + cols * bs;
@@ -231,7 +231,7 @@ pub(super) fn check_limits(ctx: &GpuContext, spec: &RunSpec, lay: &Layout) -> Re
         "the gram engine's",
         lay.row,
         [
-            ("two blocks of rows (bound together)", 2 * lay.panel),
+            ("two panels of rows (bound together)", 2 * lay.panel),
             ("records", lay.records_len),
             ("coefficients", (lay.every + 2) * coef_slot(lay.cols)),
         ],

@@ -29,7 +29,7 @@
 //!
 //! This file owns the engine's types (GramGpu, its pipelines, laws and
 //! forward coefficients), building it and the per-network loop; algebra.rs
-//! the f64 algebra, layout.rs the memory plan (panels: blocks of K rows),
+//! the f64 algebra, layout.rs the memory plan (panels of K rows),
 //! support.rs which runs it can do, bindings.rs the binding windows and
 //! bind groups, ops.rs the dispatch builders, bounds.rs the error bounds,
 //! forward.rs and backward.rs the two passes.
@@ -54,11 +54,11 @@ use crate::gpu::abi::{
     COMBINE_TILE, CROSS_WG, ELEMENTWISE_WG, FLAG_AUX_STORE, FLAG_COEF_LOW, FLAG_GRAM_BACK,
     FLAG_IN_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_RENORM, FLAG_ROW_RECORDS,
     FLAG_SECOND_STORE, FLAG_SUB_BIAS, FLAG_SYMMETRIC, FLAG_Z_PHILOX, GEN_WG, GRAM_WG, NO_OFFSET,
-    NO_SCALE, Params, RECORD, UNITS_PER_BLOCK,
+    NO_SCALE, Params, RECORD, UNITS_PER_SLICE,
 };
 use crate::gpu::context::GpuContext;
 use crate::gpu::dense::{
-    blocks, check_arena_bindings, dispatch_1d, engine_bind_group_ranges, stride,
+    check_arena_bindings, dispatch_1d, engine_bind_group_ranges, slices, stride,
 };
 use crate::gpu::pipelines::{Module, engine_bind_group_layout};
 use crate::gpu::submit::{Readback, Step, Submitter};
@@ -72,9 +72,9 @@ use std::collections::HashMap;
 
 /// The side of gram_cross's tile of pairs, a quad (shaders/gram/gram.wgsl).
 const CROSS_TILE: usize = 4;
-/// The terms one lane of gram_cross sums per block of units (4 units per
+/// The terms one lane of gram_cross sums per slice of units (4 units per
 /// group of 4, the groups strided by CROSS_WG).
-const CROSS_CHAIN: usize = 4 * (UNITS_PER_BLOCK / 4).div_ceil(CROSS_WG);
+const CROSS_CHAIN: usize = 4 * (UNITS_PER_SLICE / 4).div_ceil(CROSS_WG);
 
 struct Pipelines {
     gen_input: wgpu::ComputePipeline,

@@ -147,7 +147,7 @@ impl<'a> GramGpu<'a> {
             ..base
         };
         let tiles = |k: usize| k.div_ceil(CROSS_TILE) as u32;
-        let groups = (blocks(n) as u32, tiles(rows.len()), tiles(cols));
+        let groups = (slices(n) as u32, tiles(rows.len()), tiles(cols));
         self.push(job, &self.p.cross, p, groups, &placed);
     }
 
@@ -160,7 +160,7 @@ impl<'a> GramGpu<'a> {
     }
 
     /// The B x B matrix of grams[which] as read back (at `data`), its three
-    /// parts summed over the blocks of n units in f64; `symmetric`: mirror
+    /// parts summed over the slices of n units in f64; `symmetric`: mirror
     /// the upper triangle.
     pub(super) fn gram_matrix(&self, data: &[f32], n: usize, symmetric: bool) -> Vec<f64> {
         let b = self.lay.cols;
@@ -172,7 +172,7 @@ impl<'a> GramGpu<'a> {
                 let (i, j) = if symmetric && a > c { (c, a) } else { (a, c) };
                 let at = (i * b + j) * bs;
                 m[a * b + c] = (0..3)
-                    .flat_map(|part| &data[part * low + at..][..blocks(n)])
+                    .flat_map(|part| &data[part * low + at..][..slices(n)])
                     .map(|&v| v as f64)
                     .sum();
             }
@@ -269,7 +269,7 @@ impl<'a> GramGpu<'a> {
             rec_off: self.lay.tangent as u32,
             ..base
         };
-        let groups = (blocks(n) as u32, batch as u32, 1);
+        let groups = (slices(n) as u32, batch as u32, 1);
         self.push(job, &self.p.scale_by_deriv, p, groups, &placed);
     }
 
