@@ -344,6 +344,12 @@ pub fn wgsl_block_params() -> String {
     wgsl_struct("BlockParams", BlockParams::WGSL_FIELDS)
 }
 
+/// Row stride of W and of every row in the arenas: n padded to a multiple
+/// of 4 (shaders/common/params.wgsl `stride`).
+pub fn stride(n: usize) -> usize {
+    n.next_multiple_of(4)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

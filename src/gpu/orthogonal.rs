@@ -9,9 +9,9 @@
 
 use crate::error::Result;
 use crate::gpu::abi::ORTHO_WG;
+use crate::gpu::abi::{Params, stride};
 use crate::gpu::buffers::DeviceBuffers;
 use crate::gpu::context::GpuContext;
-use crate::gpu::dense::{Params, stride};
 use crate::gpu::pipelines::{Module, engine_bind_group_layout};
 use crate::gpu::submit::{Step, Submitter, dispatch_1d};
 use crate::model::activation::Activation;

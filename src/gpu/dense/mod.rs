@@ -48,11 +48,7 @@ pub(crate) use setup::{check_arena_bindings, engine_bind_group_ranges};
 /// Default number of layers per submission.
 pub const DEFAULT_CHUNK: usize = 128;
 
-/// Row stride of W and of every row in the arenas: n padded to a multiple
-/// of 4 (shaders/common/params.wgsl `stride`).
-pub fn stride(n: usize) -> usize {
-    n.next_multiple_of(4)
-}
+pub use crate::gpu::abi::stride;
 
 pub(crate) fn slices(n: usize) -> usize {
     n.div_ceil(UNITS_PER_SLICE)
