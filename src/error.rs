@@ -76,11 +76,20 @@ impl Error {
     }
 
     /// Exit code for the binary: 2 for bad input and a missing adapter (the
-    /// user can fix both), 1 for everything else.
+    /// user can fix both: arguments, unreadable or malformed files,
+    /// destinations that cannot be written), 3 for a failure at run time
+    /// (the device, a full disk, a plot that cannot be drawn). 1 is left
+    /// to `check` and `compare`: a comparison failed.
     pub fn exit_code(&self) -> i32 {
+        use std::io::ErrorKind::*;
         match self {
             Error::Invalid { .. } | Error::NoAdapter => 2,
-            _ => 1,
+            Error::Io { source, .. } => match source.kind() {
+                NotFound | PermissionDenied | AlreadyExists | InvalidInput | InvalidData
+                | IsADirectory | NotADirectory | ReadOnlyFilesystem | InvalidFilename => 2,
+                _ => 3,
+            },
+            Error::Gpu(_) | Error::Output(_) => 3,
         }
     }
 }

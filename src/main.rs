@@ -53,8 +53,82 @@ enum Command {
     },
 }
 
+/// The exit codes (README, "Exit codes"): 0 success, 1 a check or a
+/// comparison failed, 2 bad input of any kind (arguments, unreadable or
+/// malformed files, destinations that cannot be written), 3 a failure at
+/// run time (the device, a full disk) or a bug.
+const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_RUNTIME: u8 = 3;
+
+/// A panic is a bug: one line saying so, exit 3 (never an abort's 134 or
+/// the default 101).
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let what = what.lines().next().unwrap_or("").to_string();
+        let at = info
+            .location()
+            .map_or(String::new(), |l| format!(" at {}:{}", l.file(), l.line()));
+        eprintln!(
+            "error: internal error (a bug in varprop {}): {what}{at}; please report it with the \
+             command line",
+            env!("CARGO_PKG_VERSION")
+        );
+        std::process::exit(EXIT_RUNTIME as i32);
+    }));
+}
+
+/// The command line, with negative numbers reaching the validators (so
+/// `--width -5` is refused as a width, not as an unknown flag) and numbers
+/// that do not parse named with their flag and the type expected.
+fn parse_command_line() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let command = Cli::command().mut_subcommands(|s| s.allow_negative_numbers(true));
+    let matches = command
+        .try_get_matches()
+        .unwrap_or_else(|e| exit_with_clap_error(e));
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| exit_with_clap_error(e))
+}
+
+fn exit_with_clap_error(e: clap::Error) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() == ErrorKind::ValueValidation {
+        let get = |kind| match e.get(kind) {
+            Some(ContextValue::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        if let (Some(arg), Some(value)) =
+            (get(ContextKind::InvalidArg), get(ContextKind::InvalidValue))
+        {
+            let flag = arg.split_whitespace().next().unwrap_or(&arg).to_string();
+            let why = std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            let expected = if why.contains("invalid digit")
+                || why.contains("too large")
+                || why.contains("empty string")
+            {
+                "a whole number >= 0".to_string()
+            } else if why.contains("invalid float literal") {
+                "a number".to_string()
+            } else {
+                why
+            };
+            eprintln!("error: {flag}: '{value}' is not {expected}");
+            std::process::exit(EXIT_BAD_INPUT as i32);
+        }
+    }
+    e.exit()
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    install_panic_hook();
+    let cli = parse_command_line();
     let result = match cli.command {
         Command::Run(args) => cli::run::cmd_run(args),
         Command::Theory(args) => cli::theory::cmd_theory(args),

@@ -161,6 +161,9 @@ pub fn summary_of(arch: &crate::model::arch::Architecture, q0: f64, c0: f64) -> 
 pub const DEFAULT_WIDTH: usize = 256;
 pub const DEFAULT_DEPTH: usize = 100;
 
+/// Layers of a network at most (its per-layer tables live in host memory).
+pub const MAX_DEPTH: usize = 10_000_000;
+
 /// Parses `--widths`: comma-separated widths, `NxK` repeats N K times,
 /// e.g. `784,1024x998,10`.
 pub fn parse_widths(text: &str) -> Result<Vec<usize>> {
@@ -186,7 +189,7 @@ pub fn parse_widths(text: &str) -> Result<Vec<usize>> {
                 format!("'{item}': widths and repeat counts must be >= 1"),
             ));
         }
-        if widths.len() + repeat > 10_000_000 {
+        if widths.len() + repeat > MAX_DEPTH + 1 {
             return Err(Error::invalid(flag, "more than 10,000,000 layers"));
         }
         widths.extend(std::iter::repeat_n(width, repeat));

@@ -19,6 +19,12 @@ use crate::theory;
 
 /// `A:B:N`: N evenly spaced values from A to B (both included); `A` alone
 /// is one value.
+/// Points of one axis of the grid at most (every point is a simulation).
+pub const MAX_POINTS_PER_AXIS: usize = 1000;
+
+/// Points of the whole grid at most.
+pub const MAX_GRID_POINTS: usize = 10_000;
+
 pub fn parse_range(flag: &str, text: &str) -> Result<Vec<f64>> {
     let bad = |why: &str| {
         Error::invalid(
@@ -40,6 +46,9 @@ pub fn parse_range(flag: &str, text: &str) -> Result<Vec<f64>> {
             let n: usize = n.parse().map_err(|_| bad("N is not a count"))?;
             if n == 0 {
                 return Err(bad("N must be >= 1"));
+            }
+            if n > MAX_POINTS_PER_AXIS {
+                return Err(bad(&format!("N is at most {MAX_POINTS_PER_AXIS}")));
             }
             if n == 1 && a != b {
                 return Err(bad("one point needs A = B"));

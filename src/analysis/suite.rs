@@ -28,19 +28,107 @@ pub struct Suite {
 }
 
 /// Parses a suite's TOML text (`label` names it in errors: its path).
+/// Every case needs a name (its golden file and its line in the report),
+/// safe as a file name and not used twice; `max-z` is checked as
+/// `--max-z` is.
 pub fn parse_suite(label: &str, text: &str) -> Result<Suite> {
     let suite: Suite = parse_toml(label, text)?;
     if suite.cases.is_empty() {
         return Err(Error::invalid(label, "no [[case]] tables"));
     }
+    check_max_z(&format!("{label}, key 'max-z'"), suite.max_z)?;
+    let mut seen = std::collections::HashSet::new();
+    for (i, case) in suite.cases.iter().enumerate() {
+        let Some(name) = &case.name else {
+            return Err(Error::invalid(
+                format!("{label}, case {}", i + 1),
+                "has no name; each [[case]] needs name = \"...\" (its golden file and its report line)",
+            ));
+        };
+        check_case_name(&format!("{label}, case {}, key 'name'", i + 1), name)?;
+        if !seen.insert(name.as_str()) {
+            return Err(Error::invalid(
+                format!("{label}, case {}, key 'name'", i + 1),
+                format!("'{name}' names two cases; their golden files would overwrite each other"),
+            ));
+        }
+    }
     Ok(suite)
 }
 
-/// The name of the i-th case (0-based): its `name`, else `case{i+1}`.
+/// The name of the i-th case (0-based): its `name` (every case of a parsed
+/// suite has one).
 pub fn case_name(i: usize, case: &RunSettings) -> String {
     case.name
         .clone()
         .unwrap_or_else(|| format!("case{}", i + 1))
+}
+
+/// A case's name becomes a file name in the golden directory: letters,
+/// digits, '.', '_' and '-', not starting with '.', at most 100 characters,
+/// so that it cannot leave the directory or hide in it.
+pub fn check_case_name(flag: &str, name: &str) -> Result<()> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() || name.len() > 100 || name.starts_with('.') || !name.chars().all(safe) {
+        return Err(Error::invalid(
+            flag,
+            format!(
+                "'{name}' is not a usable case name: letters, digits, '.', '_' and '-', not \
+                 starting with '.', 1 to 100 characters (it names the golden file NAME.json)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A bound on |z| given by the user: finite and positive.
+pub fn check_max_z(flag: &str, z: Option<f64>) -> Result<()> {
+    match z {
+        Some(z) if !(z.is_finite() && z > 0.0) => Err(Error::invalid(
+            flag,
+            format!("must be a finite number > 0 (a bound on |z|), got {z}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Before any case runs: without bless, every case's golden file must be
+/// there to compare with; with bless, the directory must be creatable.
+pub fn check_golden_files(dir: &Path, names: &[String], bless: bool) -> Result<()> {
+    if bless {
+        let existing = dir
+            .ancestors()
+            .find(|a| a.as_os_str().is_empty() || a.exists());
+        return match existing {
+            Some(a) if !a.as_os_str().is_empty() && !a.is_dir() => Err(Error::invalid(
+                "--golden",
+                format!("{} is not a directory", a.display()),
+            )),
+            _ => Ok(()),
+        };
+    }
+    if !dir.is_dir() {
+        return Err(Error::invalid(
+            "--golden",
+            format!(
+                "{} is not a directory of golden files (record them first with --bless)",
+                dir.display()
+            ),
+        ));
+    }
+    for name in names {
+        let path = dir.join(format!("{name}.json"));
+        if !path.is_file() {
+            return Err(Error::invalid(
+                "--golden",
+                format!(
+                    "{}: no such golden file (record it first with --bless)",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An error of a case, as the CLI reports it: the flag prefixed with the

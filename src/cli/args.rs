@@ -12,6 +12,8 @@ use varprop::spec::RunSpec;
 use varprop::{Device, Simulator};
 use varprop::{Error, Result};
 
+use super::validate;
+
 /// The network flags: the settings record's (config::settings), declared
 /// once for clap and for files.
 pub type NetArgs = NetworkSettings;
@@ -126,6 +128,24 @@ impl DeviceKind {
 }
 
 impl EngineArgs {
+    /// The engine flags alone: a chunk of at least one layer, and no
+    /// adapter for the CPU engine.
+    pub fn check(&self) -> Result<()> {
+        if self.chunk == 0 {
+            return Err(Error::invalid("--chunk", "must be >= 1"));
+        }
+        if self.adapter.is_some() && self.device == DeviceKind::Cpu {
+            return Err(Error::invalid(
+                "--adapter",
+                "picks a GPU adapter; --device cpu runs the CPU reference engine (drop one)",
+            ));
+        }
+        if self.checkpoint_every == Some(0) {
+            return Err(Error::invalid("--checkpoint-every", "must be >= 1"));
+        }
+        Ok(())
+    }
+
     /// The GPU options of the flags (they do not change what is computed).
     pub fn gpu_options(&self) -> GpuOptions {
         GpuOptions {
@@ -142,10 +162,24 @@ impl RunArgs {
         self.settings.clone()
     }
 
-    /// Checks the flags that are not part of the run's settings.
+    /// Checks the flags that are not part of the run's settings: the
+    /// engine's, `--every`, and that `--out` and `--plot` can be written
+    /// and `--format` agrees with `--out`.
     pub fn check_engine_flags(&self) -> Result<()> {
-        if self.engine.chunk == 0 {
-            return Err(Error::invalid("--chunk", "must be >= 1"));
+        self.engine.check()?;
+        validate::format_agrees_with_out(
+            self.format,
+            self.out.as_deref(),
+            &[Format::Csv, Format::Json, Format::Table],
+        )?;
+        if let Some(out) = &self.out {
+            validate::writable_destination("--out", out)?;
+        }
+        if let Some(plot) = &self.plot {
+            validate::writable_destination("--plot", plot)?;
+        }
+        if let Some(map) = &self.position_map {
+            validate::writable_destination("--position-map", map)?;
         }
         if self.every == Some(0) {
             return Err(Error::invalid("--every", "must be >= 1"));
@@ -158,6 +192,8 @@ impl RunArgs {
 pub fn run_spec(args: &RunArgs, default_networks: usize) -> Result<RunSpec> {
     args.check_engine_flags()?;
     let mut spec = args.settings().resolve(default_networks)?;
+    validate::backward_flags_need_backward(args, &spec)?;
+    validate::fits_host_memory("--depth", "this run", validate::run_host_bytes(&spec))?;
     if args.position_map.is_some() || args.position_layer.is_some() {
         let Some(a) = spec.arch.as_mut() else {
             return Err(Error::invalid(

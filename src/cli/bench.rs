@@ -29,6 +29,9 @@ pub struct BenchArgs {
 }
 
 pub fn cmd_bench(args: BenchArgs) -> Result<()> {
+    if let Some(out) = &args.out {
+        super::validate::writable_destination("--out", out)?;
+    }
     let format = match (args.format, args.out.as_deref()) {
         (Some(Format::Csv), _) => {
             return Err(Error::invalid("--format", "table or json"));

@@ -10,11 +10,12 @@ use varprop::analysis::suite::{self, Verdict};
 use varprop::config::settings::RunSettings;
 use varprop::io::output::{self, Format};
 use varprop::sim::RunOutput;
-use varprop::spec::RunSpec;
+use varprop::spec::{NetworkSpec, RunSpec};
 use varprop::{Error, Result};
 
 use super::args::{RunArgs, simulate};
 use super::runner::{check_plot_args, save_layer_plot};
+use super::validate;
 
 #[derive(Args)]
 #[command(after_long_help = "Which comparisons are made:
@@ -64,32 +65,58 @@ pub struct CheckArgs {
     pub theory_sigma_w2: Option<f64>,
 }
 
-/// One case run and judged; the run is kept for --plot.
-fn run_case(
-    args: &CheckArgs,
-    settings: &RunSettings,
-    name: &str,
+/// A case ready to run: its name, spec, theory network and bound.
+struct Case {
+    name: String,
+    spec: RunSpec,
+    theory_net: NetworkSpec,
     max_z: Option<f64>,
-) -> Result<(Verdict, Option<(RunSpec, RunOutput)>)> {
-    args.run.check_engine_flags()?;
-    let (spec, theory_net) = suite::prepare_case(settings, args.theory_sigma_w2)?;
-    let run = simulate(&args.run, &spec)?;
-    for w in &run.warnings {
-        eprintln!("warning: {name}: {w}");
-    }
-    let golden = args.golden.as_deref().map(|dir| (dir, args.bless));
-    let (verdict, _) = suite::judge_case(name, &run, &theory_net, max_z, golden)?;
-    Ok((verdict, args.run.plot.is_some().then(|| (spec, run))))
 }
 
-/// Returns whether every case passed.
-pub fn cmd_check(args: CheckArgs) -> Result<bool> {
+/// One case run and judged; the run is kept for --plot.
+fn run_case(args: &CheckArgs, case: &Case) -> Result<(Verdict, Option<(RunSpec, RunOutput)>)> {
+    let run = simulate(&args.run, &case.spec)?;
+    for w in &run.warnings {
+        eprintln!("warning: {}: {w}", case.name);
+    }
+    let golden = args.golden.as_deref().map(|dir| (dir, args.bless));
+    let (verdict, _) = suite::judge_case(&case.name, &run, &case.theory_net, case.max_z, golden)?;
+    Ok((
+        verdict,
+        args.run.plot.is_some().then(|| (case.spec.clone(), run)),
+    ))
+}
+
+/// Every case of the command, resolved and checked before the first runs.
+fn prepare_cases(args: &CheckArgs) -> Result<Vec<Case>> {
     check_plot_args(&args.run)?;
+    args.run.check_engine_flags()?;
+    validate::refuse_ignored(
+        &args.run,
+        "check",
+        &["--every", "--position-map", "--position-layer"],
+    )?;
+    suite::check_max_z("--max-z", args.max_z)?;
     let base = args.run.settings();
-    let mut verdicts = Vec::new();
-    let mut plotted = Vec::new();
+    let mut cases = Vec::new();
+    let prepare = |name: String, settings: &RunSettings, max_z| -> Result<Case> {
+        let (spec, theory_net) = suite::prepare_case(settings, args.theory_sigma_w2)?;
+        validate::fits_host_memory("--depth", "this case", validate::run_host_bytes(&spec))?;
+        Ok(Case {
+            name,
+            spec,
+            theory_net,
+            max_z,
+        })
+    };
     match &args.config {
         Some(path) => {
+            if args.name.is_some() {
+                return Err(Error::invalid(
+                    "--name",
+                    "names the one case checked without --config; a suite's cases have their own names",
+                ));
+            }
             let label = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
                 path: label.clone(),
@@ -99,18 +126,40 @@ pub fn cmd_check(args: CheckArgs) -> Result<bool> {
             for (i, case) in suite.cases.iter().enumerate() {
                 let name = suite::case_name(i, case);
                 let settings = base.overlay(case);
-                let (verdict, run) = run_case(&args, &settings, &name, args.max_z.or(suite.max_z))
+                let case = prepare(name.clone(), &settings, args.max_z.or(suite.max_z))
                     .map_err(|e| suite::case_error(&label, &name, e))?;
-                verdicts.push(verdict);
-                plotted.push(run);
+                cases.push(case);
             }
         }
         None => {
             let name = args.name.clone().unwrap_or_else(|| "check".into());
-            let (verdict, run) = run_case(&args, &base, &name, args.max_z)?;
-            verdicts.push(verdict);
-            plotted.push(run);
+            suite::check_case_name("--name", &name)?;
+            cases.push(prepare(name, &base, args.max_z)?);
         }
+    }
+    let specs: Vec<&RunSpec> = cases.iter().map(|c| &c.spec).collect();
+    if !specs.iter().any(|s| s.probes.needs_backward()) {
+        validate::backward_flags_need_backward(&args.run, specs[0])?;
+    }
+    if let Some(dir) = &args.golden {
+        let names: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();
+        suite::check_golden_files(dir, &names, args.bless)?;
+    }
+    Ok(cases)
+}
+
+/// Returns whether every case passed.
+pub fn cmd_check(args: CheckArgs) -> Result<bool> {
+    let cases = prepare_cases(&args)?;
+    let mut verdicts = Vec::new();
+    let mut plotted = Vec::new();
+    for case in &cases {
+        let (verdict, run) = run_case(&args, case).map_err(|e| match &args.config {
+            Some(path) => suite::case_error(&path.display().to_string(), &case.name, e),
+            None => e,
+        })?;
+        verdicts.push(verdict);
+        plotted.push(run);
     }
     let passed = verdicts.iter().all(Verdict::passed);
     let text = match output::pick_format(args.run.format, args.run.out.as_deref()) {

@@ -15,6 +15,7 @@ use varprop::io::output::{self, Format, LabelledTable};
 
 use super::args::RunArgs;
 use super::runner::{Runner, WorkBar, check_plot_args, save_layer_plot, work};
+use super::validate;
 
 #[derive(Args)]
 #[command(
@@ -70,6 +71,11 @@ fn shown(backward: bool) -> Vec<(&'static str, &'static str, Option<&'static str
 pub fn cmd_compare(args: CompareArgs) -> Result<()> {
     args.run.check_engine_flags()?;
     check_plot_args(&args.run)?;
+    validate::refuse_ignored(
+        &args.run,
+        "compare",
+        &["--every", "--position-map", "--position-layer"],
+    )?;
     let lists = SchemeLists {
         acts: args
             .acts
@@ -91,6 +97,14 @@ pub fn cmd_compare(args: CompareArgs) -> Result<()> {
             .unwrap_or_default(),
     };
     let schemes = schemes(&args.run.settings(), &lists, DEFAULT_NETWORKS)?;
+    if let Some((_, first)) = schemes.first() {
+        validate::backward_flags_need_backward(&args.run, first)?;
+    }
+    let total_bytes: f64 = schemes
+        .iter()
+        .map(|(_, s)| validate::run_host_bytes(s))
+        .sum();
+    validate::fits_host_memory("--depth", "these runs", total_bytes)?;
     let format = output::pick_format(args.run.format, args.run.out.as_deref());
     let runner = Runner::new(&args.run.engine)?;
     let mut bar = WorkBar::new(

@@ -10,3 +10,4 @@ pub mod run;
 pub mod runner;
 pub mod sweep;
 pub mod theory;
+pub mod validate;

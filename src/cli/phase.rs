@@ -12,6 +12,7 @@ use varprop::{Error, Result};
 
 use super::args::RunArgs;
 use super::runner::{Runner, WorkBar, check_plot_path, work};
+use super::validate;
 
 #[derive(Args)]
 #[command(
@@ -36,6 +37,32 @@ pub struct PhaseArgs {
 
 pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
     args.run.check_engine_flags()?;
+    validate::refuse_ignored(
+        &args.run,
+        "phase",
+        &[
+            "--backward",
+            "--jacobian",
+            "--weight-grads",
+            "--every",
+            "--position-map",
+            "--position-layer",
+        ],
+    )?;
+    for (flag, set) in [
+        (
+            "--checkpoint-every",
+            args.run.engine.checkpoint_every.is_some(),
+        ),
+        ("--max-memory", args.run.engine.max_memory.is_some()),
+    ] {
+        if set {
+            return Err(Error::invalid(
+                flag,
+                "phase runs forward passes only; there are no checkpoints to space",
+            ));
+        }
+    }
     if args.run.plot_quantity.is_some() {
         return Err(Error::invalid(
             "--plot-quantity",
@@ -45,6 +72,17 @@ pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
     check_plot_path(args.run.plot.as_ref())?;
     let sigma_w2s = phase::parse_range("--sigma-w2-range", &args.sigma_w2_range)?;
     let sigma_b2s = phase::parse_range("--sigma-b2-range", &args.sigma_b2_range)?;
+    if sigma_w2s.len() * sigma_b2s.len() > phase::MAX_GRID_POINTS {
+        return Err(Error::invalid(
+            "--sigma-w2-range",
+            format!(
+                "a grid of {} x {} points; at most {} points in all (each is a simulation)",
+                sigma_w2s.len(),
+                sigma_b2s.len(),
+                phase::MAX_GRID_POINTS
+            ),
+        ));
+    }
     let grid = phase::grid(
         &args.run.settings(),
         &sigma_w2s,

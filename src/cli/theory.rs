@@ -7,6 +7,7 @@ use varprop::theory;
 use varprop::{Error, Result};
 
 use super::args::NetArgs;
+use super::validate;
 
 #[derive(Args)]
 pub struct TheoryArgs {
@@ -63,13 +64,59 @@ fn key_values(pairs: &[(&str, f64)], format: Format) -> String {
     }
 }
 
+/// The flags `theory` would ignore, and its destination, before any work.
+fn check_theory_flags(args: &TheoryArgs) -> Result<()> {
+    validate::format_agrees_with_out(
+        args.format,
+        args.out.as_deref(),
+        &[Format::Csv, Format::Json, Format::Table],
+    )?;
+    if let Some(out) = &args.out {
+        validate::writable_destination("--out", out)?;
+    }
+    if args.net.arch.is_some() {
+        return Err(Error::invalid(
+            "--arch",
+            "theory prints the plain stack's recurrences; an architecture's theory is printed \
+             beside its measurement by `varprop run --arch FILE` (the *_theory columns)",
+        ));
+    }
+    if args.net.bias.as_deref() == Some("mean-preserving") {
+        return Err(Error::invalid(
+            "--bias",
+            "theory prints the plain stack's recurrences; the mean-preserving bias's theory is \
+             printed beside its measurement by `varprop run --bias mean-preserving`",
+        ));
+    }
+    if args.summary && args.edge_of_chaos {
+        return Err(Error::invalid(
+            "--summary",
+            "and --edge-of-chaos print different things; give one",
+        ));
+    }
+    if args.every.is_some() && (args.summary || args.edge_of_chaos) {
+        return Err(Error::invalid(
+            "--every",
+            "thins the per-layer table; --summary and --edge-of-chaos print none",
+        ));
+    }
+    if args.every == Some(0) {
+        return Err(Error::invalid("--every", "must be >= 1"));
+    }
+    Ok(())
+}
+
 pub fn cmd_theory(args: TheoryArgs) -> Result<()> {
+    check_theory_flags(&args)?;
     let format = output::pick_format(args.format, args.out.as_deref());
     let settings = varprop::config::settings::RunSettings {
         net: args.net.clone(),
         ..Default::default()
     };
     let net = settings.net.resolve()?;
+    // a row of the table and its text: some 20 numbers, a few hundred bytes
+    let bytes = (net.depth() as f64 + 1.0) * 2048.0;
+    validate::fits_host_memory("--depth", "this table", bytes)?;
     let text = if args.edge_of_chaos {
         let (b, w) = (args.net.init.sigma_b2, args.net.init.sigma_w2);
         match (w, b) {

@@ -152,8 +152,11 @@ impl NetworkSettings {
                 if width == 0 {
                     return Err(Error::invalid("--width", "must be >= 1"));
                 }
-                if depth == 0 {
-                    return Err(Error::invalid("--depth", "must be >= 1"));
+                if depth == 0 || depth > spec::MAX_DEPTH {
+                    return Err(Error::invalid(
+                        "--depth",
+                        format!("must lie in 1..={} (got {depth})", spec::MAX_DEPTH),
+                    ));
                 }
                 vec![width; depth + 1]
             }

@@ -6,6 +6,7 @@
 
 pub mod cpu;
 pub mod engine;
+pub mod host_memory;
 pub mod output;
 pub mod plan;
 pub mod simulator;
@@ -306,6 +307,16 @@ pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
             "gram runs on the GPU only (--device gpu); the CPU reference engine is dense (use --engine dense or auto with --device cpu)",
         ));
     }
+    let width_flag = if spec.net.widths.windows(2).all(|w| w[0] == w[1]) {
+        "--width"
+    } else {
+        "--widths"
+    };
+    host_memory::fits_host_memory(
+        width_flag,
+        "the CPU reference engine",
+        host_memory::cpu_engine_bytes(spec),
+    )?;
     let reason = "--device cpu: the f64 reference engine".to_string();
     run_engine(&mut CpuEngine { spec }, spec, reason, progress)
 }
