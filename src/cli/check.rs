@@ -55,7 +55,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub golden: Option<PathBuf>,
     /// Record the golden outputs instead of comparing with them
-    #[arg(long, requires = "golden")]
+    #[arg(long)]
     pub bless: bool,
     /// The case's name (its golden file is DIR/NAME.json) [default: check]
     #[arg(long)]
@@ -97,6 +97,12 @@ fn prepare_cases(args: &CheckArgs) -> Result<Vec<Case>> {
         &["--every", "--position-map", "--position-layer"],
     )?;
     suite::check_max_z("--max-z", args.max_z)?;
+    if args.bless && args.golden.is_none() {
+        return Err(Error::invalid(
+            "--bless",
+            "records golden files; give the directory with --golden DIR",
+        ));
+    }
     let base = args.run.settings();
     let mut cases = Vec::new();
     let prepare = |name: String, settings: &RunSettings, max_z| -> Result<Case> {

@@ -4,7 +4,6 @@
 
 use clap::Args;
 
-use varprop::Result;
 use varprop::analysis::compare::{
     ACTS_FLAG, INITS_FLAG, SIGMA_W2S_FLAG, SchemeLists, parse_names, parse_numbers, schemes,
 };
@@ -12,6 +11,7 @@ use varprop::analysis::headline::{Headline, headline_table, table_with_theory};
 use varprop::analysis::report;
 use varprop::config::settings::DEFAULT_NETWORKS;
 use varprop::io::output::{self, Format, LabelledTable};
+use varprop::{Error, Result};
 
 use super::args::RunArgs;
 use super::runner::{Runner, WorkBar, check_plot_args, save_layer_plot, work};
@@ -41,7 +41,7 @@ pub struct CompareArgs {
     #[arg(long)]
     pub acts: Option<String>,
     /// Weight variances sigma_w^2 (v = sigma_w2/fan_in, --init custom), comma-separated
-    #[arg(long = "sigma-w2s", allow_negative_numbers = true)]
+    #[arg(long = "sigma-w2s", allow_hyphen_values = true)]
     pub sigma_w2s: Option<String>,
 }
 
@@ -99,6 +99,12 @@ pub fn cmd_compare(args: CompareArgs) -> Result<()> {
     let schemes = schemes(&args.run.settings(), &lists, DEFAULT_NETWORKS)?;
     if let Some((_, first)) = schemes.first() {
         validate::backward_flags_need_backward(&args.run, first)?;
+        if first.networks < 2 {
+            return Err(Error::invalid(
+                "--networks",
+                "compare needs at least 2 networks (standard errors come from them)",
+            ));
+        }
     }
     let total_bytes: f64 = schemes
         .iter()

@@ -28,10 +28,18 @@ pub struct PhaseArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// sigma_w^2 values: A:B:N, N points from A to B
-    #[arg(long = "sigma-w2-range", default_value = "0.5:4:8")]
+    #[arg(
+        long = "sigma-w2-range",
+        default_value = "0.5:4:8",
+        allow_hyphen_values = true
+    )]
     pub sigma_w2_range: String,
     /// sigma_b^2 values: A:B:N, N points from A to B
-    #[arg(long = "sigma-b2-range", default_value = "0:0.2:5")]
+    #[arg(
+        long = "sigma-b2-range",
+        default_value = "0:0.2:5",
+        allow_hyphen_values = true
+    )]
     pub sigma_b2_range: String,
 }
 

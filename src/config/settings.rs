@@ -28,7 +28,7 @@ pub struct NetworkSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub depth: Option<usize>,
     /// Widths n_0,n_1,...,n_L; NxK repeats N K times (e.g. 784,1024x998,10)
-    #[arg(long, conflicts_with_all = ["width", "depth"])]
+    #[arg(long, conflicts_with_all = ["width", "depth"], allow_hyphen_values = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub widths: Option<String>,
     #[arg(long, help = ACT_HELP)]
@@ -329,7 +329,7 @@ impl RunSettings {
             jacobian: self.jacobian.unwrap_or(false),
             weight_grads: self.weight_grads.unwrap_or(false),
         };
-        Ok(RunSpec {
+        let spec = RunSpec {
             net,
             batch,
             networks,
@@ -337,7 +337,11 @@ impl RunSettings {
             probes,
             arch,
             engine,
-        })
+        };
+        // an explicit gram that cannot run this spec is refused now, before
+        // any work, with the reason the engine choice gives
+        crate::sim::choose_engine(&spec)?;
+        Ok(spec)
     }
 }
 

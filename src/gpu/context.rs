@@ -118,6 +118,7 @@ impl GpuContext {
     /// `varprop devices`, or part of a name), else WGPU_ADAPTER_NAME, else
     /// the best ranked.
     pub fn new(selector: Option<&str>) -> Result<Self> {
+        crate::sim::work_hook::work_starts()?;
         let instance = instance();
         let adapters = ranked_adapters(&instance);
         if adapters.is_empty() {

@@ -11,6 +11,7 @@ pub mod output;
 pub mod plan;
 pub mod simulator;
 pub mod stats;
+pub mod work_hook;
 
 use crate::error::Result;
 use crate::gpu::GpuContext;
@@ -317,6 +318,7 @@ pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
         "the CPU reference engine",
         host_memory::cpu_engine_bytes(spec),
     )?;
+    work_hook::work_starts()?;
     let reason = "--device cpu: the f64 reference engine".to_string();
     run_engine(&mut CpuEngine { spec }, spec, reason, progress)
 }

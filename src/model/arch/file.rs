@@ -293,8 +293,19 @@ fn retag(block: usize, e: Error) -> Error {
 }
 
 impl Architecture {
-    /// Parses and validates an architecture file's text.
+    /// Parses and validates an architecture file's text; errors of a block
+    /// name the file too (`--arch FILE, block N, key 'k'`).
     pub fn parse(path: &str, text: &str) -> Result<Architecture> {
+        Self::parse_blocks(path, text).map_err(|e| match e {
+            Error::Invalid { flag, message } => match flag.strip_prefix("--arch block ") {
+                Some(rest) => Error::invalid(format!("--arch {path}, block {rest}"), message),
+                None => Error::Invalid { flag, message },
+            },
+            other => other,
+        })
+    }
+
+    fn parse_blocks(path: &str, text: &str) -> Result<Architecture> {
         let file: File = crate::config::toml::parse_toml(path, text)?;
         let input = match file.input {
             InputFile::Units(0) => {
@@ -377,10 +388,8 @@ impl Architecture {
     }
 
     pub fn load(path: &std::path::Path) -> Result<Architecture> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            source: e,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::invalid(format!("--arch {}", path.display()), e.to_string()))?;
         Architecture::parse(&path.display().to_string(), &text)
     }
 }
