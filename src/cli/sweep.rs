@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use varprop::io::sweep::{self, ResultSummary, driver};
+use varprop::io::sweep::{self, ResultSummary, driver, lock};
 use varprop::{Error, Result};
 
 use super::args::EngineArgs;
@@ -29,7 +29,11 @@ Results: DIR/ID.json per configuration (the run's JSON with its settings and hea
 the first 16 hex digits of the SHA-256 of the configuration's canonical JSON (its settings with the
 defaults written out, keys sorted, no spaces: `printf '%s' \"$json\" | sha256sum`). A result already in
 DIR is not computed again (--force recomputes); files are written atomically, so an interrupted
-sweep loses only the configurations in flight.
+sweep loses only the configurations in flight. While it runs, a sweep holds DIR/.varprop-sweep.lock
+(a shard's: DIR/.varprop-sweep-shard-I-of-N.lock, so shards can share DIR): a second sweep of the same
+shard into DIR stops with exit code 2 before any work, or with --wait waits for the first to finish.
+The lock is the operating system's and goes with its process (an error, Ctrl-C, kill), so a file
+left behind by a dead sweep never blocks.
 
 Shards: configuration k (grid order: keys sorted, the first outermost) belongs to shard k mod N.
 Without --shard, a Slurm array job (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT, SLURM_ARRAY_TASK_MIN)
@@ -53,6 +57,10 @@ pub struct SweepArgs {
     /// Recompute configurations whose result is already in --out-dir
     #[arg(long)]
     pub force: bool,
+    /// When another sweep of the same shard holds --out-dir, wait for it to finish instead of
+    /// stopping
+    #[arg(long)]
+    pub wait: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -70,6 +78,19 @@ pub struct MergeArgs {
 pub fn cmd_sweep(args: SweepArgs) -> Result<()> {
     let configs = driver::load(&args.file)?;
     let shard = driver::shard(args.shard.as_deref(), "--shard")?;
+    // held until the summary is written; dropped (file removed) on errors too
+    let _lock = match lock::acquire(&args.out_dir, shard.map(|(s, _)| s), args.wait, |holder| {
+        eprintln!(
+            "sweep: waiting for the other sweep into {} ({holder}) to finish",
+            args.out_dir.display()
+        )
+    })? {
+        lock::Acquired::Held(held) => Some(held),
+        lock::Acquired::Unsupported(why) => {
+            eprintln!("warning: sweep: {why}");
+            None
+        }
+    };
     let runner = Runner::new(&args.engine)?;
     let plan = driver::plan(&configs, shard.map(|(s, _)| s), &args.out_dir, args.force)?;
     let mut bar = WorkBar::new(

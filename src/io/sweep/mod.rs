@@ -25,6 +25,7 @@
 //! ([`Shard`]); [`results`] has the result files and the summary.
 
 pub mod driver;
+pub mod lock;
 mod results;
 mod shard;
 
