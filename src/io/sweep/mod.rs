@@ -26,6 +26,7 @@
 
 pub mod driver;
 pub mod lock;
+pub mod merge;
 mod results;
 mod shard;
 
