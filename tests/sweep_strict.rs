@@ -1,5 +1,7 @@
-//! Issue 15 for `merge`: merge refuses missing shards unless
-//! `--allow-partial` and names them; an empty directory names itself.
+//! Issue 15 for `merge` and sweep files: merge refuses missing shards
+//! unless `--allow-partial` and names them; an empty directory names
+//! itself; an empty sweep file and a single value where a grid list belongs
+//! are errors naming the file, the line and the key, before any work.
 
 mod common;
 
@@ -127,5 +129,53 @@ fn merge_names_an_empty_or_missing_directory() {
         )
     );
     assert!(!empty.join("summary.csv").exists());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn empty_files_and_single_grid_values_are_errors() {
+    let root = temp_dir("sweep-strict");
+    let dir = root.join("out");
+    let cases: &[(&str, &str)] = &[
+        (
+            "",
+            "line 1: no settings: give fixed ones at the top (e.g. width = 256), lists under [grid] (e.g. seed = [0, 1]), or both",
+        ),
+        (
+            "# to do\n\n",
+            "line 1: no settings: give fixed ones at the top (e.g. width = 256), lists under [grid] (e.g. seed = [0, 1]), or both",
+        ),
+        ("# to do\n[grid]\n", "line 2: no settings"),
+        (
+            "width = 16\ndepth = 3\n\n[grid]\nseed = 3\n",
+            "line 5: grid.seed: one value where a list belongs: write seed = [3], or set it above [grid] as a fixed setting",
+        ),
+        (
+            "width = 16\n[grid]\ninit = \"he-normal\"\n",
+            "line 3: grid.init: one value where a list belongs: write init = [\"he-normal\"], or set it above [grid] as a fixed setting",
+        ),
+        (
+            "width = 16\n[grid]\nseed = [1, 2]\n[grid.depth]\nx = 1\n",
+            "line 4: grid.depth: a table where a list of values belongs",
+        ),
+    ];
+    for (i, (content, expected)) in cases.iter().enumerate() {
+        let file = root.join(format!("strict{i}.toml"));
+        std::fs::write(&file, content).unwrap();
+        let out = varprop(&[
+            "sweep",
+            file.to_str().unwrap(),
+            "--out-dir",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{content:?}: {}", text(&out));
+        let said = stderr(&out);
+        assert_eq!(said.lines().count(), 1, "{said}");
+        assert!(
+            said.starts_with(&format!("error: {}: {expected}", file.display())),
+            "{content:?}: {said}"
+        );
+        assert!(!dir.exists(), "before any work, even the directory");
+    }
     let _ = std::fs::remove_dir_all(&root);
 }
