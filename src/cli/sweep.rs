@@ -3,11 +3,11 @@
 //! summary CSV; resumable, shardable. `varprop merge DIR...`: the summary
 //! of shards' results.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::Args;
 
-use varprop::io::sweep::{self, ResultSummary, driver};
+use varprop::io::sweep::{self, ResultSummary, driver, lock, merge};
 use varprop::{Error, Result};
 
 use super::args::EngineArgs;
@@ -29,7 +29,11 @@ Results: DIR/ID.json per configuration (the run's JSON with its settings and hea
 the first 16 hex digits of the SHA-256 of the configuration's canonical JSON (its settings with the
 defaults written out, keys sorted, no spaces: `printf '%s' \"$json\" | sha256sum`). A result already in
 DIR is not computed again (--force recomputes); files are written atomically, so an interrupted
-sweep loses only the configurations in flight.
+sweep loses only the configurations in flight. While it runs, a sweep holds DIR/.varprop-sweep.lock
+(a shard's: DIR/.varprop-sweep-shard-I-of-N.lock, so shards can share DIR): a second sweep of the same
+shard into DIR stops with exit code 2 before any work, or with --wait waits for the first to finish.
+The lock is the operating system's and goes with its process (an error, Ctrl-C, kill), so a file
+left behind by a dead sweep never blocks.
 
 Shards: configuration k (grid order: keys sorted, the first outermost) belongs to shard k mod N.
 Without --shard, a Slurm array job (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT, SLURM_ARRAY_TASK_MIN)
@@ -38,7 +42,8 @@ shard; with PBS or LSF give it: --shard $PBS_ARRAY_INDEX/N, --shard $((LSB_JOBIN
 
 Summary: DIR/summary.csv (one row per configuration of the grid: id, settings, headline numbers);
 a shard writes DIR/summary-shard-I-of-N.csv instead, and `varprop merge DIR...` writes the summary of
-every result in the directories."
+every result in the directories. A shard of the array whose summary is in none of them is missing:
+merge stops and names it, unless --allow-partial."
 )]
 pub struct SweepArgs {
     /// The sweep file (TOML)
@@ -53,6 +58,10 @@ pub struct SweepArgs {
     /// Recompute configurations whose result is already in --out-dir
     #[arg(long)]
     pub force: bool,
+    /// When another sweep of the same shard holds --out-dir, wait for it to finish instead of
+    /// stopping
+    #[arg(long)]
+    pub wait: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -65,11 +74,28 @@ pub struct MergeArgs {
     /// Where to write the summary [default: summary.csv in the first directory]
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Merge even when shards of the array are missing (a shard's summary-shard-I-of-N.csv is
+    /// not in any directory): the summary has the results there are
+    #[arg(long = "allow-partial")]
+    pub allow_partial: bool,
 }
 
 pub fn cmd_sweep(args: SweepArgs) -> Result<()> {
     let configs = driver::load(&args.file)?;
     let shard = driver::shard(args.shard.as_deref(), "--shard")?;
+    // held until the summary is written; dropped (file removed) on errors too
+    let _lock = match lock::acquire(&args.out_dir, shard.map(|(s, _)| s), args.wait, |holder| {
+        eprintln!(
+            "sweep: waiting for the other sweep into {} ({holder}) to finish",
+            args.out_dir.display()
+        )
+    })? {
+        lock::Acquired::Held(held) => Some(held),
+        lock::Acquired::Unsupported(why) => {
+            eprintln!("warning: sweep: {why}");
+            None
+        }
+    };
     let runner = Runner::new(&args.engine)?;
     let plan = driver::plan(&configs, shard.map(|(s, _)| s), &args.out_dir, args.force)?;
     let mut bar = WorkBar::new(
@@ -94,28 +120,26 @@ pub fn cmd_sweep(args: SweepArgs) -> Result<()> {
     Ok(())
 }
 
-/// The result files of a directory: `*.json`, not hidden (temporary files
-/// of atomic writes are), sorted by name.
-fn result_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(driver::io_error(dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "json")
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| !n.starts_with('.'))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 pub fn cmd_merge(args: MergeArgs) -> Result<()> {
     let mut results: Vec<ResultSummary> = Vec::new();
     let mut files = 0;
+    let mut finished = Vec::new();
     for dir in &args.dirs {
-        for path in result_files(dir)? {
+        finished.extend(merge::finished_shards(dir)?);
+    }
+    let missing = merge::missing_shards(&finished);
+    if !missing.is_empty() && !args.allow_partial {
+        return Err(Error::invalid(
+            "merge",
+            format!(
+                "{} ({})",
+                merge::missing_text(&missing, &args.dirs),
+                merge::missing_hint(&missing)
+            ),
+        ));
+    }
+    for dir in &args.dirs {
+        for path in merge::result_files(dir)? {
             files += 1;
             let r = sweep::read_result(&path)?;
             match results.iter().find(|o| o.id == r.id) {
@@ -130,8 +154,11 @@ pub fn cmd_merge(args: MergeArgs) -> Result<()> {
     }
     if results.is_empty() {
         return Err(Error::invalid(
-            "DIR",
-            "no sweep results (ID.json files) in the directories given",
+            "merge",
+            format!(
+                "no sweep results (ID.json files) in {}",
+                merge::dirs_text(&args.dirs)
+            ),
         ));
     }
     let out = args
@@ -139,6 +166,12 @@ pub fn cmd_merge(args: MergeArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| args.dirs[0].join("summary.csv"));
     varprop::io::output::write_atomic(&out, sweep::summary_csv(&results).as_bytes())?;
+    if !missing.is_empty() {
+        eprintln!(
+            "warning: merge: {} (--allow-partial): the summary has only the other shards' results",
+            merge::missing_text(&missing, &args.dirs)
+        );
+    }
     eprintln!(
         "merge: {} configurations from {files} result files in {} directories; summary {}",
         results.len(),

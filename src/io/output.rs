@@ -220,7 +220,21 @@ pub fn write_output(out: Option<&Path>, text: &str) -> Result<()> {
     }
 }
 
+/// Writes `bytes` to `path` atomically: see [`write_atomic_with`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// Writes `path` atomically: `fill` writes the content into a temporary
+/// file beside it (`.NAME.tmp-PID`), which is synced to disk and renamed
+/// over `path`. When any step fails (creating the temporary file, `fill`,
+/// the sync, the rename; a full disk, a missing or unwritable directory,
+/// `path` a directory) or `fill` panics, the temporary file is removed and
+/// `path` is left as it was: absent, or with its old content.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<()> {
     let io = |e| Error::Io {
         path: path.display().to_string(),
         source: e,
@@ -228,16 +242,28 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::invalid("--out", "needs a file name"))?;
-    let tmp = path.with_file_name(format!(
+    let tmp = TempFile(path.with_file_name(format!(
         ".{}.tmp-{}",
         name.to_string_lossy(),
         std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
+    )));
+    let mut file = std::fs::File::create(&tmp.0).map_err(io)?;
+    fill(&mut file).and_then(|()| file.sync_all()).map_err(io)?;
+    drop(file);
+    std::fs::rename(&tmp.0, path).map_err(io)?;
+    // renamed: nothing left to remove
+    std::mem::forget(tmp);
+    Ok(())
+}
+
+/// A temporary file that is removed when dropped (on every failure path of
+/// [`write_atomic_with`], panics included).
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@
 //! ([`Shard`]); [`results`] has the result files and the summary.
 
 pub mod driver;
+pub mod lock;
+pub mod merge;
 mod results;
 mod shard;
 
@@ -112,6 +114,17 @@ pub fn parse_sweep(path: &str, text: &str) -> Result<SweepFile> {
         ));
     }
     let fixed_keys = settings_object(&fixed);
+    let grid_empty = match grid.as_ref().map(|g| g.get_ref()) {
+        None => true,
+        Some(DeValue::Table(t)) => t.is_empty(),
+        Some(_) => false,
+    };
+    if given_keys.is_empty() && grid_empty {
+        return Err(at(
+            grid.as_ref().map_or(0, |g| g.span().start),
+            "no settings: give fixed ones at the top (e.g. width = 256), lists under [grid] (e.g. seed = [0, 1]), or both".into(),
+        ));
+    }
     let mut axes: Vec<(String, Vec<RunSettings>)> = Vec::new();
     if let Some(grid) = grid {
         let grid_start = grid.span().start;
@@ -123,7 +136,25 @@ pub fn parse_sweep(path: &str, text: &str) -> Result<SweepFile> {
             let value_span = value.span();
             let elements = match value.into_inner() {
                 DeValue::Array(items) => items.into_iter().collect::<Vec<_>>(),
-                scalar => vec![Spanned::new(value_span.clone(), scalar)],
+                DeValue::Table(_) => {
+                    return Err(at(
+                        key_start,
+                        format!(
+                            "grid.{}: a table where a list of values belongs, e.g. seed = [0, 1]",
+                            key.get_ref()
+                        ),
+                    ));
+                }
+                _ => {
+                    let k = key.get_ref();
+                    let v = text.get(value_span.clone()).unwrap_or("...").trim();
+                    return Err(at(
+                        key_start,
+                        format!(
+                            "grid.{k}: one value where a list belongs: write {k} = [{v}], or set it above [grid] as a fixed setting"
+                        ),
+                    ));
+                }
             };
             if elements.is_empty() {
                 return Err(at(
@@ -308,7 +339,7 @@ mod tests {
         // a default written out names the same configuration
         let explicit = parse_sweep(
             "s.toml",
-            "width = 8\ndepth = 2\nbatch = 16\nseed = 0\n[grid]\ninit = [\"xavier-normal\"]\nsigma_b2 = 0\n",
+            "width = 8\ndepth = 2\nbatch = 16\nseed = 0\n[grid]\ninit = [\"xavier-normal\"]\nsigma_b2 = [0]\n",
         )
         .unwrap();
         let (e, _) = &configurations("s.toml", &explicit, 4).unwrap()[0];
@@ -333,5 +364,21 @@ mod tests {
         assert!(e.contains("line 2") && e.contains("grid.depth"), "{e}");
         let e = err("width = 8\ndepth = [3\n");
         assert!(e.contains("line 2"), "{e}");
+        let e = err("width = 8\n\n[grid]\nseed = 3\n");
+        assert!(
+            e.starts_with(
+                "s.toml: line 4: grid.seed: one value where a list belongs: write seed = [3]"
+            ),
+            "{e}"
+        );
+        let e = err("[grid]\nseed = { a = 1 }\n");
+        assert!(e.contains("line 2") && e.contains("grid.seed"), "{e}");
+        for empty in ["", "# nothing yet\n", "\n[grid]\n"] {
+            let e = err(empty);
+            assert!(
+                e.starts_with("s.toml: line ") && e.contains("no settings"),
+                "{e}"
+            );
+        }
     }
 }
