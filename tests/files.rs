@@ -147,7 +147,8 @@ fn an_unwritable_destination_is_an_error_and_leaves_nothing() {
 }
 
 /// The command line: `--out` and `--plot` into places that cannot take
-/// them fail with the path named, exit code 1, and nothing left behind.
+/// them are refused before the run (exit code 2, bad input) with the flag
+/// and the path named, and nothing left behind.
 #[test]
 fn out_and_plot_that_cannot_be_written_leave_nothing() {
     let dir = temp_dir("files-cli");
@@ -166,10 +167,10 @@ fn out_and_plot_that_cannot_be_written_leave_nothing() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
         let said = String::from_utf8_lossy(&o.stderr);
         assert!(
-            said.starts_with(&format!("error: {}: ", out.display())),
+            said.starts_with("error: --out: ") && said.contains(&out.display().to_string()),
             "{said}"
         );
         assert_eq!(names(&dir), ["plain", "taken.csv"]);
@@ -194,9 +195,9 @@ fn out_and_plot_that_cannot_be_written_leave_nothing() {
         "--out",
         dir.join("run.csv").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
-        text(&o).contains(&plot.display().to_string()),
+        text(&o).contains("--plot") && text(&o).contains(&plot.display().to_string()),
         "{}",
         text(&o)
     );

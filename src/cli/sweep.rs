@@ -53,7 +53,7 @@ pub struct SweepArgs {
     pub out_dir: PathBuf,
     /// Run only the I-th of N disjoint slices of the grid, I in 0..N [default: from the scheduler's
     /// array variables, else the whole grid]
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub shard: Option<String>,
     /// Recompute configurations whose result is already in --out-dir
     #[arg(long)]
@@ -81,7 +81,17 @@ pub struct MergeArgs {
 }
 
 pub fn cmd_sweep(args: SweepArgs) -> Result<()> {
+    args.engine.check()?;
     let configs = driver::load(&args.file)?;
+    let largest = configs
+        .iter()
+        .map(|(_, spec)| varprop::sim::host_memory::run_host_bytes(spec))
+        .fold(0.0, f64::max);
+    varprop::sim::host_memory::fits_host_memory(
+        "--depth",
+        "a configuration of this sweep",
+        largest,
+    )?;
     let shard = driver::shard(args.shard.as_deref(), "--shard")?;
     // held until the summary is written; dropped (file removed) on errors too
     let _lock = match lock::acquire(&args.out_dir, shard.map(|(s, _)| s), args.wait, |holder| {
