@@ -17,7 +17,10 @@ use varprop::io::output::Format;
     about = "Variance propagation in deep random networks: GPU simulation beside mean-field theory",
     long_about = "Pushes batches through thousands of randomly initialised layers on the GPU \
 (WGSL compute shaders through wgpu), reads back per-layer second moments of the signal, and \
-sets them beside the recurrences of signal-propagation theory."
+sets them beside the recurrences of signal-propagation theory.",
+    after_help = "Exit codes: 0 success; 1 check or a comparison failed; 2 bad input (arguments, \
+unreadable or malformed files, destinations that cannot be written); 3 a failure at run time \
+(the device, a full disk) or a bug."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -129,6 +132,10 @@ fn exit_with_clap_error(e: clap::Error) -> ! {
 fn main() -> ExitCode {
     install_panic_hook();
     let cli = parse_command_line();
+    // test hook (tests/bad_inputs.rs): a panic must come out as one line, exit 3
+    if std::env::var_os("VARPROP_TEST_PANIC").is_some() {
+        panic!("VARPROP_TEST_PANIC is set");
+    }
     let result = match cli.command {
         Command::Run(args) => cli::run::cmd_run(args),
         Command::Theory(args) => cli::theory::cmd_theory(args),

@@ -468,3 +468,21 @@ fn every_bad_input_is_refused_cleanly_before_any_work() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn a_panic_is_one_line_and_exit_code_3() {
+    let out = Command::new(env!("CARGO_BIN_EXE_varprop"))
+        .args(["theory", "--depth", "3"])
+        .env("VARPROP_TEST_PANIC", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: internal error (a bug in varprop"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("VARPROP_TEST_PANIC is set"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}

@@ -40,7 +40,7 @@ The default bound on |z| is Bonferroni over the K comparisons made, each z being
 S - 1 degrees of freedom, at half the family rate (the other half covers the tails the skewness
 rule lets double): a correct simulator fails the whole table less than once in 10,000 runs
 (measured: 0 of 200 deep relu runs, and 11 of 200 at a family rate of 0.1; tests/check_rate.rs).
-Exit codes: 0 pass, 1 a comparison failed, 2 bad input.")]
+Exit codes: 0 pass, 1 a comparison failed, 2 bad input (arguments, files, destinations), 3 a failure at run time.")]
 pub struct CheckArgs {
     #[command(flatten)]
     pub run: RunArgs,
