@@ -427,6 +427,10 @@ impl NativeSimulator {
                 .map_err(|e| py_err(s::case_error(label, &name, e)))?;
             cases.push((name, prepared));
         }
+        if let Some(dir) = &golden {
+            let names: Vec<String> = cases.iter().map(|(n, _)| n.clone()).collect();
+            s::check_golden_files(dir, &names, bless).map_err(|e| py_err(e.with_field_names()))?;
+        }
         let options = GpuOptions {
             chunk,
             checkpoint_every,

@@ -120,6 +120,7 @@ sigma-b2 = 0.05
 engine = "dense"
 
 [[case]]
+name = "relu"
 width = 32
 depth = 4
 batch = 8
@@ -134,7 +135,7 @@ def test_check_suite_golden_round_trip(cli, tmp_path):
     cli("check", "--config", str(suite), "--golden", str(cli_dir), "--bless", "-q")
     blessed = varprop.check_suite(suite, golden=py_dir, bless=True, progress=False)
     assert blessed.passed and len(blessed) == 2
-    assert [c.name for c in blessed] == ["tanh", "case2"]
+    assert [c.name for c in blessed] == ["tanh", "relu"]
     assert blessed["tanh"].golden["written"] == str(py_dir / "tanh.json")
     # the golden files are the CLI's, byte for byte
     assert _files(py_dir) == _files(cli_dir) and len(_files(py_dir)) == 2
@@ -189,3 +190,18 @@ def test_simulator_methods_share_the_context():
     assert len(sim.phase(sigma_w2_range=2.0, sigma_b2_range=0.0, **SMALL_KW)) == 1
     with pytest.raises(TypeError):
         sim.compare(inits=["he-normal"], device="cpu")
+
+
+def test_check_suite_refuses_unnamed_unsafe_and_repeated_names(tmp_path):
+    import pytest
+
+    for body, said in [
+        ('[[case]]\nwidth = 16\n', "has no name"),
+        ('[[case]]\nname = "../up"\nwidth = 16\n', "not a usable case name"),
+        ('[[case]]\nname = "a"\nwidth = 16\n[[case]]\nname = "a"\nwidth = 32\n', "names two cases"),
+    ]:
+        suite = tmp_path / "s.toml"
+        suite.write_text(body)
+        with pytest.raises(ValueError, match=said):
+            varprop.check_suite(suite, golden=tmp_path / "g", bless=True, progress=False)
+        assert not (tmp_path / "g").exists()

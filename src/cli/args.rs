@@ -20,7 +20,9 @@ pub type NetArgs = NetworkSettings;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DeviceKind {
-    /// the GPU engine (any wgpu adapter, including the software one)
+    /// the GPU engines when wgpu finds an adapter, else the CPU reference engine (with a notice)
+    Auto,
+    /// the GPU engines (any wgpu adapter, including the software one); no adapter is an error
     Gpu,
     /// the naive f64 reference engine (small sizes)
     Cpu,
@@ -31,7 +33,7 @@ pub enum DeviceKind {
 #[derive(Args)]
 pub struct EngineArgs {
     /// Engine
-    #[arg(long, value_enum, default_value_t = DeviceKind::Gpu)]
+    #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
     pub device: DeviceKind,
     /// Adapter: an index from `varprop devices` or part of its name (else WGPU_ADAPTER_NAME, else the
     /// best); lets several processes share a multi-GPU machine
@@ -99,10 +101,7 @@ fn progress_bar(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
 }
 
 pub fn simulate(args: &RunArgs, spec: &RunSpec) -> Result<RunOutput> {
-    let simulator = Simulator::with_options(
-        args.engine.device.device(args.engine.adapter.clone()),
-        args.engine.gpu_options(),
-    )?;
+    let simulator = args.engine.simulator()?;
     let total = (spec.net.depth() as u64 + 1) * spec.networks as u64;
     let bar = progress_bar(total, args.engine.quiet);
     let out = simulator.run(spec, |done: u64, _total: u64| {
@@ -121,13 +120,29 @@ impl DeviceKind {
     pub fn device(self, adapter: Option<String>) -> Device {
         match (self, adapter) {
             (DeviceKind::Cpu, _) => Device::Cpu,
+            (DeviceKind::Auto, None) => Device::Auto,
             (DeviceKind::Gpu, None) => Device::Gpu,
-            (DeviceKind::Gpu, Some(name)) => Device::Adapter(name),
+            (DeviceKind::Auto | DeviceKind::Gpu, Some(name)) => Device::Adapter(name),
         }
     }
 }
 
 impl EngineArgs {
+    /// The library's simulator for these flags; `--device auto` without an
+    /// adapter says, once, that the CPU reference engine runs instead.
+    pub fn simulator(&self) -> Result<Simulator> {
+        let device = self.device.device(self.adapter.clone());
+        let simulator = Simulator::with_options(device, self.gpu_options())?;
+        if self.device == DeviceKind::Auto && simulator.is_cpu() {
+            eprintln!(
+                "notice: no GPU adapter found, so the f64 CPU reference engine runs (slow beyond \
+                 small sizes); for the GPU engines install a GPU driver, or the software one \
+                 (Debian/Ubuntu: apt-get install mesa-vulkan-drivers); --device gpu makes this an error"
+            );
+        }
+        Ok(simulator)
+    }
+
     /// The engine flags alone: a chunk of at least one layer, and no
     /// adapter for the CPU engine.
     pub fn check(&self) -> Result<()> {

@@ -19,9 +19,8 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(args: &EngineArgs) -> Result<Runner> {
-        let device = args.device.device(args.adapter.clone());
         Ok(Runner {
-            simulator: Simulator::with_options(device, args.gpu_options())?,
+            simulator: args.simulator()?,
         })
     }
 
