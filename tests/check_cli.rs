@@ -132,3 +132,30 @@ fn check_catches_the_collapse_of_deep_correlations() {
     assert_eq!(broken.status.code(), Some(1), "{out}");
     assert!(out.contains("log1m_c_pre_mean"), "{out}");
 }
+
+/// `check --out FILE.csv` writes the comparison table, one row per
+/// comparison the report counts, not the report's sentence.
+#[test]
+fn check_writes_its_comparisons_as_csv() {
+    let dir = temp_dir("check-csv");
+    let csv = dir.join("check.csv");
+    let report = check_small(&[]);
+    let said = text(&report);
+    let counted: usize = said
+        .split(" comparisons with theory")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {said}"));
+    let out = check_small(&["--out", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let written = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = written.lines();
+    assert_eq!(
+        lines.next(),
+        Some("case,layer,column,measured,se,theory,z,bound,exact,failed")
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), counted, "{written}");
+    assert!(rows.iter().all(|r| r.starts_with("check,") && r.ends_with(",false")));
+}

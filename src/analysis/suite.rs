@@ -225,6 +225,30 @@ pub fn judge_case(
     Ok((verdict, outcome))
 }
 
+/// Every comparison of every case as one CSV table (`check --format csv`):
+/// case, layer, column, measured, se, theory, z, the bound, whether the
+/// statement is exact at finite width, and whether it failed.
+pub fn comparisons_csv(cases: &[(String, CheckOutcome)]) -> String {
+    let mut text = String::from("case,layer,column,measured,se,theory,z,bound,exact,failed\n");
+    for (name, outcome) in cases {
+        for c in &outcome.comparisons {
+            text += &format!(
+                "{name},{},{},{:?},{:?},{:?},{:?},{:?},{},{}\n",
+                c.layer,
+                c.column,
+                c.measured,
+                c.se,
+                c.theory,
+                c.z,
+                outcome.bound,
+                c.exact,
+                c.z.abs() > outcome.bound
+            );
+        }
+    }
+    text
+}
+
 /// The measured (mean, se) columns a golden file keeps.
 pub fn golden_columns(table: &Table) -> Vec<(String, String)> {
     table

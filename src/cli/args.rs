@@ -86,24 +86,25 @@ pub struct RunArgs {
     pub plot_quantity: Option<varprop::io::plot::Quantity>,
 }
 
-fn progress_bar(total: u64, quiet: bool) -> Option<indicatif::ProgressBar> {
+/// The bar of one run: it counts rows (layers + 1, the input row too) of
+/// every network, and says so, since the count is networks x rows.
+fn progress_bar(spec: &RunSpec, quiet: bool) -> Option<indicatif::ProgressBar> {
     if quiet || !std::io::stderr().is_terminal() {
         return None;
     }
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} layers  {per_sec}  eta {eta}",
-        )
-        .expect("valid template"),
+    let rows = spec.net.depth() as u64 + 1;
+    let bar = indicatif::ProgressBar::new(rows * spec.networks as u64);
+    let template = format!(
+        "{{bar:40}} {{pos}}/{{len}} rows ({} networks x {rows} rows)  {{per_sec}}  eta {{eta}}",
+        spec.networks
     );
+    bar.set_style(indicatif::ProgressStyle::with_template(&template).expect("valid template"));
     Some(bar)
 }
 
 pub fn simulate(args: &RunArgs, spec: &RunSpec) -> Result<RunOutput> {
     let simulator = args.engine.simulator()?;
-    let total = (spec.net.depth() as u64 + 1) * spec.networks as u64;
-    let bar = progress_bar(total, args.engine.quiet);
+    let bar = progress_bar(spec, args.engine.quiet);
     let out = simulator.run(spec, |done: u64, _total: u64| {
         if let Some(b) = &bar {
             b.set_position(done);

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use varprop::analysis::checking::CheckOutcome;
 use varprop::analysis::suite::{self, Verdict};
 use varprop::config::settings::RunSettings;
 use varprop::io::output::{self, Format};
@@ -73,18 +74,20 @@ struct Case {
     max_z: Option<f64>,
 }
 
-/// One case run and judged; the run is kept for --plot.
-fn run_case(args: &CheckArgs, case: &Case) -> Result<(Verdict, Option<(RunSpec, RunOutput)>)> {
+/// A case's verdict, its comparisons, and its run (kept for --plot).
+type Judged = (Verdict, CheckOutcome, Option<(RunSpec, RunOutput)>);
+
+/// One case run and judged.
+fn run_case(args: &CheckArgs, case: &Case) -> Result<Judged> {
     let run = simulate(&args.run, &case.spec)?;
     for w in &run.warnings {
         eprintln!("warning: {}: {w}", case.name);
     }
     let golden = args.golden.as_deref().map(|dir| (dir, args.bless));
-    let (verdict, _) = suite::judge_case(&case.name, &run, &case.theory_net, case.max_z, golden)?;
-    Ok((
-        verdict,
-        args.run.plot.is_some().then(|| (case.spec.clone(), run)),
-    ))
+    let (verdict, outcome) =
+        suite::judge_case(&case.name, &run, &case.theory_net, case.max_z, golden)?;
+    let kept = args.run.plot.is_some().then(|| (case.spec.clone(), run));
+    Ok((verdict, outcome, kept))
 }
 
 /// Every case of the command, resolved and checked before the first runs.
@@ -158,18 +161,31 @@ fn prepare_cases(args: &CheckArgs) -> Result<Vec<Case>> {
 pub fn cmd_check(args: CheckArgs) -> Result<bool> {
     let cases = prepare_cases(&args)?;
     let mut verdicts = Vec::new();
+    let mut outcomes = Vec::new();
     let mut plotted = Vec::new();
     for case in &cases {
-        let (verdict, run) = run_case(&args, case).map_err(|e| match &args.config {
+        let (verdict, outcome, run) = run_case(&args, case).map_err(|e| match &args.config {
             Some(path) => suite::case_error(&path.display().to_string(), &case.name, e),
             None => e,
         })?;
         verdicts.push(verdict);
+        outcomes.push((case.name.clone(), outcome));
         plotted.push(run);
     }
     let passed = verdicts.iter().all(Verdict::passed);
+    // the comparison table as CSV when asked for by --format or the name of
+    // --out; else (a pipe, too) the report a person reads
+    let out_is_csv = args
+        .run
+        .out
+        .as_ref()
+        .and_then(|p| p.extension())
+        .is_some_and(|e| e == "csv");
     let text = match output::pick_format(args.run.format, args.run.out.as_deref()) {
         Format::Json => suite::report_json(&verdicts),
+        Format::Csv if args.run.format == Some(Format::Csv) || out_is_csv => {
+            suite::comparisons_csv(&outcomes)
+        }
         _ => suite::report_text(&verdicts),
     };
     output::write_output(args.run.out.as_deref(), &text)?;
