@@ -167,3 +167,22 @@ fn gradients_through_an_overflowed_layer_are_nan_on_every_row() {
         }
     }
 }
+
+#[test]
+fn a_theory_value_that_is_zero_by_symmetry_is_exactly_zero() {
+    // relu at c = -1: relu(z) relu(-z) = 0, so E[phi(u1) phi(u2)] = 0 and
+    // c_pre at layer 2 is exactly 0 (acos(-1) = pi, but sin(pi) is 1.2e-16
+    // in f64: printed as 3.898e-17 before)
+    let out = common::varprop_line("theory --depth 3 --width 64 --c0 -1", &[]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let csv = Csv::parse(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(csv.get(1, "c_pre"), Some(-1.0));
+    assert_eq!(csv.get(2, "c_pre"), Some(0.0));
+    let out = common::varprop_line(
+        "run --depth 3 --width 64 --c0 -1 --networks 2 --format csv -q",
+        &[],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let csv = Csv::parse(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(csv.get(2, "c_pre_theory"), Some(0.0));
+}
