@@ -59,12 +59,10 @@ pub(crate) fn finish(
     for (s, sums) in per_network_sums.enumerate() {
         let sums = sums?;
         positions.extend(crate::sim::stats::network_positions(&sums));
-        let (samples, top, first_bad) = network_results(&sums);
-        if let Some(l) = first_bad {
-            warnings.push(format!(
-                "network {s}: values became non-finite at layer {l} (overflow in f32); its rows from layer {l} on are NaN"
-            ));
-        }
+        let (samples, top, lost) = network_results(&sums);
+        // the first row and column of this network that was not finite,
+        // and every column marked NaN for it
+        warnings.extend(lost.warning(s));
         per_network.push(samples);
         tops.push(top);
     }

@@ -203,7 +203,12 @@ pub fn pair_correlation(p: &[f64; 6]) -> f64 {
 pub fn log_mean_exp(logs: impl Iterator<Item = f64> + Clone) -> f64 {
     let top = logs.clone().fold(f64::NEG_INFINITY, f64::max);
     if !top.is_finite() {
-        return top;
+        // f64::max skips NaN: all -inf beside a NaN is NaN, not -inf (a 0)
+        return if logs.clone().any(f64::is_nan) {
+            f64::NAN
+        } else {
+            top
+        };
     }
     let n = logs.clone().count() as f64;
     top + (logs.map(|x| (x - top).exp()).sum::<f64>() / n).ln()
@@ -223,12 +228,84 @@ fn carried_log_scales(renorms: impl Iterator<Item = f64>) -> Vec<f64> {
     out
 }
 
+/// Where one network's values stopped being finite: f32 overflow in the
+/// engine's partial sums (the CPU reference's f64 only much later). Each
+/// entry is a column marked NaN, the row where that happened first (for g,
+/// the backward pass's first, from the top), and a description for the
+/// warning; entries are in the order they were found, forward first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NonFinite {
+    pub marks: Vec<NonFiniteMark>,
+    /// The first row from which every column is NaN: h itself could not be
+    /// measured (its sums of h or h^2 overflowed).
+    pub all_from: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NonFiniteMark {
+    /// The column's name as in the table, without `_mean` (`kurt_pre`, `g`).
+    pub column: &'static str,
+    pub row: usize,
+    /// Where it is NaN, for the warning: "kurt_pre on 71 rows from layer 58".
+    pub what: String,
+}
+
+impl NonFinite {
+    /// The first row and column that became non-finite (the earliest row;
+    /// on a tie, the first found).
+    pub fn first(&self) -> Option<(usize, &'static str)> {
+        let mut first: Option<&NonFiniteMark> = None;
+        for m in &self.marks {
+            if first.is_none_or(|f| m.row < f.row) {
+                first = Some(m);
+            }
+        }
+        first.map(|m| (m.row, m.column))
+    }
+
+    /// The warning for network `network`, if any value of it was not finite.
+    pub fn warning(&self, network: usize) -> Option<String> {
+        let (row, column) = self.first()?;
+        let lost: Vec<String> = self.marks.iter().map(|m| m.what.clone()).collect();
+        Some(format!(
+            "network {network}: values became non-finite (overflow in f32) at layer {row}, first in {column}; NaN where they did: {}",
+            lost.join(", ")
+        ))
+    }
+
+    fn mark(&mut self, column: &'static str, row: usize, what: String) {
+        self.marks.push(NonFiniteMark { column, row, what });
+    }
+
+    /// Marks a column found non-finite at `rows` (ascending), if any.
+    fn mark_rows(&mut self, column: &'static str, rows: &[usize]) {
+        match rows {
+            [] => {}
+            [one] => self.mark(column, *one, format!("{column} at layer {one}")),
+            [first, ..] => self.mark(
+                column,
+                *first,
+                format!("{column} on {} rows from layer {first}", rows.len()),
+            ),
+        }
+    }
+}
+
+/// A log-scale value that is not a number or +inf: its sums were not finite
+/// (-inf is the log of a true 0, e.g. a dead layer, and is kept).
+fn log_lost(v: f64) -> bool {
+    v.is_nan() || v == f64::INFINITY
+}
+
 /// Turns one network's sums into samples (rows 0..=L) and its Jacobian
-/// moments: undoes every renormalisation by carrying its log, and marks
-/// every row from the first non-finite forward row on as NaN. Returns the
-/// first non-finite row too, if any.
-pub fn network_results(sums: &NetworkSums) -> (Vec<LayerSample>, NetworkTop, Option<usize>) {
-    let (mut samples, first_bad) = network_samples(&sums.forward);
+/// moments: undoes every renormalisation by carrying its log, and marks NaN
+/// every value that could not be computed from finite sums, saying where
+/// (`NonFinite`): every column from the first row whose h overflowed on, a
+/// single column of a row where only its own sums overflowed, and the
+/// backward pass's columns on every row once it ran through an overflowed
+/// row.
+pub fn network_results(sums: &NetworkSums) -> (Vec<LayerSample>, NetworkTop, NonFinite) {
+    let (mut samples, mut lost) = network_samples(&sums.forward);
     let depth = samples.len() - 1;
     let batch = sums.forward[0].batch;
     let mut top = NetworkTop {
@@ -237,6 +314,7 @@ pub fn network_results(sums: &NetworkSums) -> (Vec<LayerSample>, NetworkTop, Opt
     };
     let width = |l: usize| sums.forward[l].width as f64;
     let forward_log_t = carried_log_scales(sums.forward.iter().map(|s| s.renorm));
+    let all_from = lost.all_from.unwrap_or(depth + 1);
 
     // tangents: row 0 holds ||u_b||^2
     let mut log_u = vec![0.0; batch];
@@ -247,7 +325,13 @@ pub fn network_results(sums: &NetworkSums) -> (Vec<LayerSample>, NetworkTop, Opt
             let ratios = t.norms.iter().zip(&log_u).map(|(n, lu)| n.ln() - lu);
             samples[l].log_jac_m1 = 2.0 * log_t[l] + log_mean_exp(ratios);
         }
-        top.log_jac_m1 = samples[depth].log_jac_m1;
+        // the tangent is carried forward: an overflow spoils the rows above
+        if let Some(bad) = (0..all_from).find(|&l| log_lost(samples[l].log_jac_m1)) {
+            for s in &mut samples[bad..] {
+                s.log_jac_m1 = f64::NAN;
+            }
+            lost.mark_rows("jac_m1", &(bad..all_from).collect::<Vec<_>>());
+        }
     }
 
     if let Some(backward) = &sums.backward {
@@ -279,40 +363,140 @@ pub fn network_results(sums: &NetworkSums) -> (Vec<LayerSample>, NetworkTop, Opt
                 samples[l].log_gw = mean.ln() + 2.0 * forward_log_t[l - 1] + 2.0 * down[depth - l];
             }
         }
+        // The backward pass starts at the top row and walks down through
+        // phi'(h_l): once the forward pass overflowed at some row, or delta
+        // itself at row l, every row below was computed from it, and none
+        // of g, gw (or the Jacobian's m2) is known there.
+        let backward_from = if all_from <= depth {
+            Some(all_from)
+        } else {
+            (0..=depth).rev().find(|&l| log_lost(samples[l].log_g))
+        };
+        if let Some(from) = backward_from {
+            // rows 0..end (from itself too, unless every column is lost there)
+            let end = if from == all_from { from } else { from + 1 };
+            for s in &mut samples[..end] {
+                s.log_g = f64::NAN;
+                s.log_gw = f64::NAN;
+            }
+            top.log_jac_m2 = f64::NAN;
+            let columns = if sums.grams.is_some() {
+                "g and gw"
+            } else {
+                "g"
+            };
+            let what = if from == all_from {
+                format!("{columns} on every row (the backward pass runs through layer {from})")
+            } else {
+                format!("{columns} from layer {from} down")
+            };
+            lost.mark("g", from, what);
+        } else if sums.grams.is_some() {
+            // the weight gradient also needs x_{l-1}'s Gram matrix
+            let gw_lost: Vec<usize> = (1..=depth)
+                .filter(|&l| log_lost(samples[l].log_gw))
+                .collect();
+            for &l in &gw_lost {
+                samples[l].log_gw = f64::NAN;
+            }
+            lost.mark_rows("gw", &gw_lost);
+        }
     }
-    if let Some(l) = first_bad {
+    if let Some(l) = lost.all_from {
         for s in &mut samples[l..] {
             *s = LayerSample::NAN;
         }
     }
-    (samples, top, first_bad)
+    if sums.tangent.is_some() {
+        top.log_jac_m1 = samples[depth].log_jac_m1;
+    }
+    (samples, top, lost)
 }
 
-/// The forward part of `network_results`.
-pub fn network_samples(sums: &[LayerSums]) -> (Vec<LayerSample>, Option<usize>) {
+/// Marks NaN the columns of a row whose own f32 sums overflowed while h's
+/// did not, and returns their names in table order.
+///
+/// Why only those columns: the engines' partial sums are f32, and sum h^4
+/// overflows (q ~ 1e17 at width 64) long before sum h^2 or h itself does
+/// (q ~ 1e36). Such a row's q, c and means come from finite sums and are
+/// right, so they are kept; the kurtosis is not infinite, it is unknown, so
+/// it is NaN rather than inf, and the warning says so. The next rows are
+/// computed from finite h, so each row is judged by its own sums. Sums
+/// that are finite but give no value (0/0 at a dead layer) stay as they
+/// are: nothing overflowed there.
+fn mask_overflowed(sample: &mut LayerSample, s: &LayerSums) -> Vec<&'static str> {
+    let pairs_finite = |i: usize| s.pairs.iter().all(|p| p[i].is_finite());
+    let mut lost = Vec::new();
+    if !(pairs_finite(3) && pairs_finite(4)) {
+        sample.log_q_post = f64::NAN;
+        sample.sample_log_q_post = f64::NAN;
+        sample.sample_log_q_post_sq = f64::NAN;
+        lost.push("q_post");
+    }
+    if !s.sum_x.is_finite() {
+        sample.mean_post = f64::NAN;
+        lost.push("mean_post");
+    }
+    if !s.sum_h4.is_finite() {
+        sample.kurt_pre = f64::NAN;
+        lost.push("kurt_pre");
+    }
+    if !s.zeros.is_finite() {
+        sample.zero_frac = f64::NAN;
+        lost.push("zero_frac");
+    }
+    if !pairs_finite(5) {
+        sample.c_pre = f64::NAN;
+        sample.log1m_c_pre = f64::NAN;
+        lost.push("c_pre");
+    }
+    lost
+}
+
+/// The forward part of `network_results`: the samples, with what was not
+/// finite marked NaN and recorded.
+pub fn network_samples(sums: &[LayerSums]) -> (Vec<LayerSample>, NonFinite) {
     let mut log_scale = 0.0;
     let mut out = Vec::with_capacity(sums.len());
-    let mut first_bad = None;
+    let mut lost = NonFinite::default();
+    // per column, the rows where only it overflowed
+    let mut columns: Vec<(&'static str, Vec<usize>)> = Vec::new();
     for (l, s) in sums.iter().enumerate() {
-        if first_bad.is_some() {
+        if lost.all_from.is_some() {
             out.push(LayerSample::NAN);
             continue;
         }
-        let sample = LayerSample::from_sums(s, log_scale);
+        let mut sample = LayerSample::from_sums(s, log_scale);
         // a dead layer (all zero) is finite, only its log is -inf
-        let finite = sample.mean_pre.is_finite()
-            && !sample.log_q_pre.is_nan()
-            && sample.log_q_pre != f64::INFINITY;
-        if finite {
+        let q_finite = !sample.log_q_pre.is_nan() && sample.log_q_pre != f64::INFINITY;
+        if sample.mean_pre.is_finite() && q_finite {
+            for name in mask_overflowed(&mut sample, s) {
+                match columns.iter_mut().find(|(c, _)| *c == name) {
+                    Some((_, rows)) => rows.push(l),
+                    None => columns.push((name, vec![l])),
+                }
+            }
             out.push(sample);
         } else {
-            first_bad = Some(l);
+            for (name, rows) in columns.drain(..) {
+                lost.mark_rows(name, &rows);
+            }
+            lost.all_from = Some(l);
+            let column = if q_finite { "mean_pre" } else { "q_pre" };
+            lost.mark(
+                column,
+                l,
+                format!("every column from layer {l} on ({column})"),
+            );
             out.push(LayerSample::NAN);
         }
         // the next layer's stored values are r times smaller than true ones
         log_scale -= s.renorm.ln();
     }
-    (out, first_bad)
+    for (name, rows) in columns {
+        lost.mark_rows(name, &rows);
+    }
+    (out, lost)
 }
 
 /// Mean and standard error of the mean (NaN for one value).
@@ -382,7 +566,10 @@ pub fn summarise(per_network: &[Vec<LayerSample>]) -> Vec<LayerSummary> {
             let (sample_mean, sample_se) = mean_se(col(|s| s.sample_log_q_post));
             let second: f64 =
                 col(|s| s.sample_log_q_post_sq).sum::<f64>() / per_network.len() as f64;
-            let pooled_var = (second - sample_mean * sample_mean).max(0.0);
+            // clamped at 0 against rounding, but NaN stays NaN: f64::max
+            // would make the spread of no finite values 0
+            let pooled_var = second - sample_mean * sample_mean;
+            let pooled_var = if pooled_var < 0.0 { 0.0 } else { pooled_var };
             LayerSummary {
                 q_pre: mean_se_of_exp(col(|s| s.log_q_pre)),
                 q_post: mean_se_of_exp(col(|s| s.log_q_post)),
@@ -425,8 +612,8 @@ mod tests {
             zeros: 0.0,
             renorm,
         };
-        let (samples, bad) = network_samples(&[layer(16.0, 0.25), layer(1.0, 1.0)]);
-        assert_eq!(bad, None);
+        let (samples, lost) = network_samples(&[layer(16.0, 0.25), layer(1.0, 1.0)]);
+        assert_eq!(lost, NonFinite::default());
         assert!((samples[0].log_q_pre - 16f64.ln()).abs() < 1e-15);
         assert!((samples[1].log_q_pre - 16f64.ln()).abs() < 1e-15);
         assert!((samples[1].c_pre - 1.0).abs() < 1e-15);
@@ -445,8 +632,96 @@ mod tests {
             pairs: vec![[f64::INFINITY; 6]],
             ..good.clone()
         };
-        let (samples, first) = network_samples(&[good.clone(), bad, good]);
-        assert_eq!(first, Some(1));
+        let (samples, lost) = network_samples(&[good.clone(), bad, good]);
+        assert_eq!(lost.all_from, Some(1));
+        assert_eq!(lost.first(), Some((1, "q_pre")));
         assert!(samples[2].log_q_pre.is_nan());
+    }
+
+    /// A finite layer whose f32 sum of h^4 overflowed (q = 1e36 or so).
+    fn kurtosis_overflowed() -> LayerSums {
+        LayerSums {
+            width: 1,
+            batch: 2,
+            pairs: vec![[1e36, 1e36, 5e35, 4e35, 4e35, 1e36]],
+            sum_h: 1e17,
+            sum_h4: f64::INFINITY,
+            sum_x: 1e17,
+            zeros: 1.0,
+            renorm: 1.0,
+        }
+    }
+
+    #[test]
+    fn an_overflowed_column_is_nan_and_the_rest_of_its_row_kept() {
+        let good = LayerSums {
+            width: 1,
+            batch: 2,
+            pairs: vec![[1.0, 1.0, 0.5, 0.5, 0.5, 1.0]],
+            sum_h4: 6.0,
+            renorm: 1.0,
+            ..Default::default()
+        };
+        let (samples, _) = network_samples(&[good, kurtosis_overflowed()]);
+        let s = samples[1];
+        assert!(s.kurt_pre.is_nan(), "kurt_pre = {}", s.kurt_pre);
+        assert!((s.log_q_pre - 1e36f64.ln()).abs() < 1e-12);
+        assert!((s.log_q_post - 4e35f64.ln()).abs() < 1e-12);
+        assert!((s.c_pre - 0.5).abs() < 1e-12);
+        assert_eq!(s.zero_frac, 0.5);
+        assert!(samples[0].kurt_pre.is_finite());
+    }
+
+    #[test]
+    fn the_warning_names_the_first_non_finite_row_and_column() {
+        let good = LayerSums {
+            width: 1,
+            batch: 2,
+            pairs: vec![[1.0, 1.0, 0.5, 0.5, 0.5, 1.0]],
+            sum_h4: 6.0,
+            renorm: 1.0,
+            ..Default::default()
+        };
+        let broken = LayerSums {
+            pairs: vec![[f64::INFINITY; 6]],
+            ..good.clone()
+        };
+        let forward = vec![good, kurtosis_overflowed(), kurtosis_overflowed(), broken];
+        let (samples, _, lost) = network_results(&NetworkSums::new(forward, None, None, None));
+        assert_eq!(lost.first(), Some((1, "kurt_pre")));
+        assert_eq!(lost.all_from, Some(3));
+        assert_eq!(
+            lost.warning(7).unwrap(),
+            "network 7: values became non-finite (overflow in f32) at layer 1, first in kurt_pre; \
+             NaN where they did: kurt_pre on 2 rows from layer 1, every column from layer 3 on (q_pre)"
+        );
+        assert!(samples[2].log_q_pre.is_finite() && samples[3].log_q_pre.is_nan());
+    }
+
+    #[test]
+    fn spreads_over_no_finite_value_are_nan() {
+        let sample = |log_q: f64| LayerSample {
+            sample_log_q_post: log_q,
+            sample_log_q_post_sq: log_q * log_q,
+            ..LayerSample::NAN
+        };
+        let per_network = vec![vec![sample(1.0)], vec![sample(f64::NAN)]];
+        let s = summarise(&per_network)[0];
+        assert!(s.sample_log_q_post_mean.is_nan());
+        assert!(
+            s.sample_log_q_post_std.is_nan(),
+            "std = {}",
+            s.sample_log_q_post_std
+        );
+        let all_nan = vec![vec![LayerSample::NAN]; 2];
+        let s = summarise(&all_nan)[0];
+        assert!(s.sample_log_q_post_std.is_nan());
+        // a NaN beside a zero (log -inf) is still NaN, not 0
+        assert!(log_mean_exp([f64::NAN, f64::NEG_INFINITY].into_iter()).is_nan());
+        assert!(log_mean_exp([f64::NEG_INFINITY, f64::NAN].into_iter()).is_nan());
+        assert_eq!(
+            log_mean_exp([f64::NEG_INFINITY, f64::NEG_INFINITY].into_iter()),
+            f64::NEG_INFINITY
+        );
     }
 }
