@@ -720,7 +720,7 @@ fn degenerate_fixed_points() {
     let relu = Activation::Relu;
     // He init: every q is fixed, chi_1 = 1, c -> 1 polynomially.
     let net = network(relu, init("he-normal"), vec![10, 50, 50, 50], 1.0, 0.3);
-    let s = summary(&net).unwrap();
+    let s = summary(&net).unwrap().fixed_point;
     assert_eq!(s.phase, Phase::Critical);
     assert!(
         (s.q_star - 10.0 * 0.2).abs() < 1e-12,
