@@ -794,7 +794,7 @@ fn summary_needs_a_constant_stack() {
         1.0,
         0.5,
     );
-    let s = summary(&xavier).unwrap();
+    let s = summary(&xavier).unwrap().fixed_point;
     assert!((s.sigma_w2 - 1.0).abs() < 1e-15);
     let q = q_star(&tanh, 1.0, 0.0, 1.0).unwrap();
     assert_eq!((s.q_star, q), (0.0, 0.0));
