@@ -794,10 +794,10 @@ fn summary_needs_a_constant_stack() {
         1.0,
         0.5,
     );
-    let s = summary(&xavier).unwrap().fixed_point;
+    let s = summary(&xavier).unwrap();
     assert!((s.sigma_w2 - 1.0).abs() < 1e-15);
     let q = q_star(&tanh, 1.0, 0.0, 1.0).unwrap();
-    assert_eq!((s.q_star, q), (0.0, 0.0));
+    assert_eq!((s.fixed_point.q_star, q), (0.0, 0.0));
     let json = serde_json::to_string(&s).unwrap();
     assert!(json.contains("\"phase\":\"critical\""), "{json}");
 }
