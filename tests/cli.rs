@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{varprop, varprop_line};
+use common::{text, varprop, varprop_line};
 use std::process::Command;
 
 fn stderr_of(out: &std::process::Output) -> String {
@@ -86,19 +86,35 @@ fn clap_rejects_malformed_numbers_with_exit_2() {
 #[test]
 fn no_adapter_says_what_to_install() {
     // An ICD list that names no driver: the Vulkan loader finds no device.
-    let out = Command::new(env!("CARGO_BIN_EXE_varprop"))
-        .args(["run", "--width", "8", "--depth", "1"])
-        .env("VK_ICD_FILENAMES", "/nonexistent.json")
-        .env("VK_DRIVER_FILES", "/nonexistent.json")
-        .env("WGPU_BACKEND", "vulkan")
-        .output()
-        .unwrap();
+    let without_driver = |device: &str| {
+        Command::new(env!("CARGO_BIN_EXE_varprop"))
+            .args(["run", "--width", "8", "--depth", "1", "--device", device, "-q"])
+            .env("VK_ICD_FILENAMES", "/nonexistent.json")
+            .env("VK_DRIVER_FILES", "/nonexistent.json")
+            .env("WGPU_BACKEND", "vulkan")
+            .output()
+            .unwrap()
+    };
+    // --device gpu: an error saying what to install
+    let out = without_driver("gpu");
     assert_eq!(out.status.code(), Some(2));
     let line = error_line(&out);
     assert!(
         line.contains("mesa-vulkan-drivers") && line.contains("--device cpu"),
         "{line}"
     );
+    // --device auto (the default): the CPU reference runs, with a notice
+    let out = without_driver("auto");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    let notice = said.lines().find(|l| l.starts_with("notice:")).unwrap_or("");
+    assert!(
+        notice.contains("CPU reference") && notice.contains("mesa-vulkan-drivers"),
+        "{said}"
+    );
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.starts_with("layer,width,q_pre_mean"), "{csv}");
+    assert_eq!(csv.lines().count(), 3);
 }
 
 #[test]

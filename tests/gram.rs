@@ -574,12 +574,12 @@ fn narrow_bindings_change_no_bit() {
     let wide = common::gpu();
     let mut narrow = common::gpu();
     // wide enough that the records (bound whole: three parts of six K x K
-    // Gram matrices, issue 12) fit the narrow binding of two blocks
+    // Gram matrices, issue 12) fit the narrow binding of two panels
     let (width, batch, depth) = (200usize, 4, 12);
-    // a block: K = 2B rows (--jacobian) of `width` floats, in bytes
-    let block = (width * 2 * batch * 4).next_multiple_of(256) as u64;
-    narrow.limits.max_storage_buffer_binding_size = 2 * block;
-    narrow.limits.max_buffer_size = 6 * block;
+    // a panel: K = 2B rows (--jacobian) of `width` floats, in bytes
+    let panel = (width * 2 * batch * 4).next_multiple_of(256) as u64;
+    narrow.limits.max_storage_buffer_binding_size = 2 * panel;
+    narrow.limits.max_buffer_size = 6 * panel;
     let probes = Probes {
         jacobian: true,
         backward: true,
@@ -605,7 +605,7 @@ fn narrow_bindings_change_no_bit() {
         );
         assert_eq!(format!("{:?}", a.tops), format!("{:?}", b.tops), "{init}");
     }
-    narrow.limits.max_storage_buffer_binding_size = 2 * block - 4;
+    narrow.limits.max_storage_buffer_binding_size = 2 * panel - 4;
     let flags = common::stack(width, depth, "relu", "he-normal");
     let spec = RunSpec {
         probes,
@@ -614,8 +614,8 @@ fn narrow_bindings_change_no_bit() {
     };
     let err = run_gpu(&narrow, &spec, GpuOptions::default(), &mut |_, _| {})
         .err()
-        .expect("one block short of two is refused");
-    assert!(err.to_string().contains("two blocks of rows"), "{err}");
+        .expect("one panel short of two is refused");
+    assert!(err.to_string().contains("two panels of rows"), "{err}");
 }
 
 /// Orthogonal layers at the least width the engine accepts (n = 4K): the

@@ -44,6 +44,47 @@ pub const JACOBIAN_COLUMNS: &[&str] = &[
     "log_jac_m1_std",
 ];
 
+/// The predictions `run` adds as `<name>_theory` and `<name>_z`.
+pub const PREDICTED: &[&str] = &[
+    "q_pre",
+    "q_post",
+    "c_pre",
+    "mean_post",
+    "kurt_pre",
+    "zero_frac",
+    "log1m_c_pre",
+    "log_q_post_sample",
+    "g",
+    "jac_m1",
+];
+
+/// Whether `varprop run` can have the column `name` (CSV header).
+pub fn known_column(name: &str) -> bool {
+    let predicted = |suffix: &str| {
+        name.strip_suffix(suffix)
+            .is_some_and(|base| PREDICTED.contains(&base))
+    };
+    ["layer", "width", "log_q_post_sample_std_theory"].contains(&name)
+        || [MEASURED_COLUMNS, BACKWARD_COLUMNS, WEIGHT_GRAD_COLUMNS, JACOBIAN_COLUMNS]
+            .iter()
+            .any(|list| list.contains(&name))
+        || predicted("_theory")
+        || predicted("_z")
+}
+
+/// The probe flag a column needs, if any.
+pub fn probe_of_column(name: &str) -> Option<&'static str> {
+    if name.starts_with("g_") || name.starts_with("log_g_") {
+        Some("--backward")
+    } else if name.starts_with("gw_") {
+        Some("--weight-grads")
+    } else if name.contains("jac_m1") {
+        Some("--jacobian")
+    } else {
+        None
+    }
+}
+
 pub fn run_table(spec: &RunSpec, run: &RunOutput) -> Table {
     let probes = spec.probes;
     let mut columns: Vec<String> = vec!["layer".into(), "width".into()];

@@ -56,6 +56,20 @@ pub struct EngineArgs {
 }
 
 #[derive(Args)]
+#[command(after_long_help = "Columns (CSV and JSON have them all; the table shows some, or --columns). Row l \
+is layer l (row 0: the input); NAME_mean and NAME_se are the mean across the S networks and its standard \
+error, NAME_theory the prediction and NAME_z = (mean - theory) / se. In the table, \"±\" is always a \
+standard error; \"th.\" is the theory of the column before it.
+  q_pre, q_post        second moments of h_l = W x_{l-1} + b and of x_l = phi(h_l) over units and batch
+  log_q_pre, log_q_post  mean and std (log_*_std; \"sd log q_pre\" in the table) of ln q across networks
+  mean_pre, mean_post  means of h and phi(h)
+  kurt_pre             E[h^4] / E[h^2]^2 of h (3 for a Gaussian)
+  zero_frac            fraction of units with phi'(h) = 0 (relu: 1/2)
+  c_pre                correlation of the paired inputs' h (the c-map); log1m_c_pre: ln(1 - c)
+  log_q_post_sample    ln q of one input (its exact law at finite width: relu, identity)
+  g, log_g             with --backward: mean square gradient ||delta_l||^2 / n_l (delta_L standard normal)
+  gw                   with --weight-grads: mean square weight gradient
+  jac_m1, log_jac_m1   with --jacobian: ||J u||^2 of the input-output Jacobian along random u")]
 pub struct RunArgs {
     #[command(flatten)]
     pub settings: RunSettings,
@@ -70,6 +84,11 @@ pub struct RunArgs {
     /// Show every K-th layer in the table (default: about 30 rows); csv/json keep every row
     #[arg(long)]
     pub every: Option<usize>,
+    /// The table's columns, comma-separated, named as in the CSV header (q_pre shows q_pre_mean ±
+    /// q_pre_se; c_pre_theory, log_q_post_std, ... as they are) [default: q_pre and its theory,
+    /// c_pre and its theory, sd log q_pre, kurt_pre]
+    #[arg(long)]
+    pub columns: Option<String>,
     /// Write the measured second moment per spatial position of one row (averaged over
     /// channels, batch and networks) and the theory's per-position prediction, as CSV
     #[arg(long = "position-map")]

@@ -74,7 +74,7 @@ pub fn cmd_compare(args: CompareArgs) -> Result<()> {
     validate::refuse_ignored(
         &args.run,
         "compare",
-        &["--every", "--position-map", "--position-layer"],
+        &["--every", "--columns", "--position-map", "--position-layer"],
     )?;
     let lists = SchemeLists {
         acts: args

@@ -53,6 +53,7 @@ pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
             "--jacobian",
             "--weight-grads",
             "--every",
+            "--columns",
             "--position-map",
             "--position-layer",
         ],

@@ -1,33 +1,132 @@
 //! `varprop run`: simulate one configuration, one row per layer.
 
-use varprop::Result;
+use varprop::spec::RunSpec;
+use varprop::{Error, Result};
 use varprop::analysis::report;
 use varprop::io::output::{self, Format};
 
 use super::args::{RunArgs, run_spec, simulate};
 use super::runner::{check_plot_args, save_layer_plot};
 
+/// The table's default columns: (header, value column, its ± column): the
+/// pre-activations' q and c of mean-field theory. Fits 100 characters at a
+/// constant width; "±" is always a standard
+/// error across networks, and spreads are columns of their own.
 const RUN_TABLE: &[(&str, &str, Option<&str>)] = &[
     ("layer", "layer", None),
-    ("width", "width", None),
     ("q_pre", "q_pre_mean", Some("q_pre_se")),
-    ("q_post", "q_post_mean", Some("q_post_se")),
-    ("theory", "q_post_theory", None),
-    (
-        "log q_post (std)",
-        "log_q_post_mean",
-        Some("log_q_post_std"),
-    ),
+    ("q_pre th.", "q_pre_theory", None),
     ("c_pre", "c_pre_mean", Some("c_pre_se")),
-    ("theory", "c_pre_theory", None),
-    ("zero_frac", "zero_frac_mean", None),
+    ("c_pre th.", "c_pre_theory", None),
+    ("sd log q_pre", "log_q_pre_std", None),
     ("kurt_pre", "kurt_pre_mean", None),
 ];
 
+/// The table's columns: `--columns` (names as in the CSV, `q_pre` for
+/// q_pre_mean ± q_pre_se), else the defaults and the probes' columns.
+fn table_columns(args: &RunArgs, spec: &RunSpec) -> Vec<(String, String, Option<String>)> {
+    let owned = |(h, c, pm): &(&str, &str, Option<&str>)| {
+        (h.to_string(), c.to_string(), pm.map(str::to_string))
+    };
+    if let Some(list) = &args.columns {
+        let mut shown = vec![("layer".to_string(), "layer".to_string(), None)];
+        for name in list.split(',').map(str::trim) {
+            shown.push(column_of(name));
+        }
+        return shown;
+    }
+    let mut shown: Vec<_> = RUN_TABLE.iter().map(owned).collect();
+    if spec.net.widths.windows(2).any(|w| w[0] != w[1]) {
+        shown.insert(1, ("width".into(), "width".into(), None));
+    }
+    if spec.probes.backward {
+        shown.push(owned(&("g", "g_mean", Some("g_se"))));
+        shown.push(owned(&("g th.", "g_theory", None)));
+    }
+    if spec.probes.weight_grads {
+        shown.push(owned(&("gw", "gw_mean", Some("gw_se"))));
+    }
+    if spec.probes.jacobian {
+        shown.push(owned(&("||J u||^2", "jac_m1_mean", Some("jac_m1_se"))));
+        shown.push(owned(&("J th.", "jac_m1_theory", None)));
+    }
+    shown
+}
+
+/// A `--columns` name as a table column: NAME_mean ± NAME_se where those
+/// exist, else the column itself.
+fn column_of(name: &str) -> (String, String, Option<String>) {
+    let mean = format!("{name}_mean");
+    if report::known_column(&mean) {
+        let se = format!("{name}_se");
+        let pm = report::known_column(&se).then_some(se);
+        (name.to_string(), mean, pm)
+    } else {
+        (name.to_string(), name.to_string(), None)
+    }
+}
+
+/// `--columns` names what a run of `spec` has, before the run.
+pub fn check_columns(args: &RunArgs, spec: &RunSpec) -> Result<()> {
+    let Some(list) = &args.columns else {
+        return Ok(());
+    };
+    for name in list.split(',').map(str::trim) {
+        let (_, column, _) = column_of(name);
+        if !report::known_column(&column) {
+            return Err(Error::invalid(
+                "--columns",
+                format!(
+                    "no column '{name}'; names as in the CSV header (q_pre for q_pre_mean ± q_pre_se, \
+                     c_pre_theory, log_q_post_std, ...): `varprop run --help` lists them"
+                ),
+            ));
+        }
+        let needs = report::probe_of_column(&column);
+        let has = match needs {
+            Some("--backward") => spec.probes.backward,
+            Some("--weight-grads") => spec.probes.weight_grads,
+            Some("--jacobian") => spec.probes.jacobian,
+            _ => true,
+        };
+        if !has {
+            return Err(Error::invalid(
+                "--columns",
+                format!("'{name}' is measured with {}", needs.unwrap_or("")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The config line above the table, wrapped to 100 characters.
+fn header_lines(text: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::from("#");
+    for word in text.split(' ') {
+        if line.len() + 1 + word.len() > 100 && line.len() > 1 {
+            out += &line;
+            out.push('\n');
+            line = String::from("#  ");
+        } else {
+            line.push(' ');
+        }
+        line += word;
+    }
+    out + &line + "\n"
+}
+
 pub fn cmd_run(args: RunArgs) -> Result<()> {
     let spec = run_spec(&args, varprop::config::settings::DEFAULT_NETWORKS)?;
+    check_columns(&args, &spec)?;
     check_plot_args(&args)?;
     let format = output::pick_format(args.format, args.out.as_deref());
+    if args.columns.is_some() && format != Format::Table {
+        return Err(Error::invalid(
+            "--columns",
+            "chooses the columns of the table (--format table); csv and json keep every column",
+        ));
+    }
     let run = simulate(&args, &spec)?;
     for w in &run.warnings {
         eprintln!("warning: {w}");
@@ -53,8 +152,8 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
         }
         Format::Table => {
             let every = args.every.unwrap_or((table.rows.len() / 30).max(1));
-            let header = format!(
-                "# {} engine ({}{}), {}; widths {}, {} / {}, batch {}, {} networks, seed {}{}\n",
+            let header = header_lines(&format!(
+                "{} engine ({}{}), {}; widths {}, {} / {}, batch {}, {} networks, seed {}{}",
                 run.info.engine,
                 run.info.engine_reason,
                 run.info.gram_rank_min.map_or(String::new(), |r| format!(
@@ -76,19 +175,12 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
                 } else {
                     ""
                 },
-            );
-            let mut shown: Vec<(&str, &str, Option<&str>)> = RUN_TABLE.to_vec();
-            if spec.probes.backward {
-                shown.push(("g", "g_mean", Some("g_se")));
-                shown.push(("theory", "g_theory", None));
-            }
-            if spec.probes.weight_grads {
-                shown.push(("gw", "gw_mean", Some("gw_se")));
-            }
-            if spec.probes.jacobian {
-                shown.push(("||J u||^2", "jac_m1_mean", Some("jac_m1_se")));
-                shown.push(("theory", "jac_m1_theory", None));
-            }
+            ));
+            let columns = table_columns(&args, &spec);
+            let shown: Vec<(&str, &str, Option<&str>)> = columns
+                .iter()
+                .map(|(h, c, pm)| (h.as_str(), c.as_str(), pm.as_deref()))
+                .collect();
             let mut text = header + &table.to_text(&shown, every);
             if spec.probes.jacobian {
                 let j = report::jacobian_summary(&run);

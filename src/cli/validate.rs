@@ -114,6 +114,7 @@ pub fn refuse_ignored(args: &RunArgs, command: &str, names: &[&str]) -> Result<(
     for &name in names {
         let set = match name {
             "--every" => args.every.is_some(),
+            "--columns" => args.columns.is_some(),
             "--position-map" => args.position_map.is_some(),
             "--position-layer" => args.position_layer.is_some(),
             "--plot" => args.plot.is_some(),

@@ -117,7 +117,7 @@ impl Table {
                         if let Some(pm) = pm {
                             if let Some(Cell::Num(e)) = self.column(pm).map(|i| row[i]) {
                                 if e.is_finite() {
-                                    s = format!("{s} ± {}", format_num(e));
+                                    s = format!("{s} ± {}", format_se(e));
                                 }
                             }
                         }
@@ -143,6 +143,19 @@ impl Table {
             ));
         }
         out
+    }
+}
+
+/// A standard error in a table: two significant digits are all it has.
+fn format_se(e: f64) -> String {
+    let a = e.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if (1e-3..1e5).contains(&a) {
+        let decimals = (1 - a.log10().floor() as i32).max(0) as usize;
+        format!("{e:.decimals$}")
+    } else {
+        format!("{e:.1e}")
     }
 }
 
