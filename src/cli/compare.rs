@@ -49,19 +49,19 @@ pub struct CompareArgs {
 fn shown(backward: bool) -> Vec<(&'static str, &'static str, Option<&'static str>)> {
     let mut v = vec![
         ("log q_L", "log_q_last", Some("log_q_last_se")),
-        ("theory", "log_q_last_theory", None),
+        ("log q_L th.", "log_q_last_theory", None),
         ("slope", "log_q_slope", None),
-        ("theory", "log_q_slope_theory", None),
+        ("slope th.", "log_q_slope_theory", None),
     ];
     if backward {
         v.push(("g_1/g_L", "grad_ratio", None));
         v.push(("log g_1/g_L", "log_grad_ratio", None));
-        v.push(("theory", "log_grad_ratio_theory", None));
+        v.push(("log g th.", "log_grad_ratio_theory", None));
     }
     v.extend([
         ("zero_frac", "zero_frac_last", None),
         ("c_L", "c_last", Some("c_last_se")),
-        ("theory", "c_last_theory", None),
+        ("c_L th.", "c_last_theory", None),
         ("max |z|", "max_abs_z", None),
         ("bound", "z_bound", None),
     ]);

@@ -145,10 +145,10 @@ pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
                 ("chi1", "chi1", None),
                 ("c*", "c_star", None),
                 ("c_L", "c_last", Some("c_last_se")),
-                ("theory", "c_last_theory", None),
+                ("c_L th.", "c_last_theory", None),
                 ("z", "c_last_z", None),
                 ("log q_L", "log_q_last", Some("log_q_last_se")),
-                ("theory", "log_q_last_theory", None),
+                ("log q_L th.", "log_q_last_theory", None),
             ];
             format!(
                 "# phase: {}, layer L = {}; {shape}\n",

@@ -360,7 +360,7 @@ impl InitSpec {
         fan_out: usize,
     ) -> WeightLaw {
         let (fi, fo) = (fan_in as f64, fan_out as f64);
-        let g2 = self.gain * self.gain;
+        let g2 = gain_squared(self.gain);
         let fan = match self.fan_mode {
             FanMode::FanIn => fi,
             FanMode::FanOut => fo,
@@ -419,9 +419,38 @@ impl InitSpec {
     }
 }
 
+/// gain^2, exact where the gain is the square root of a whole number (He's
+/// sqrt 2 squares to 2.0000000000000004 in f64, which the theory would
+/// carry as rounding noise through every layer).
+fn gain_squared(gain: f64) -> f64 {
+    let g2 = gain * gain;
+    let whole = g2.round();
+    if whole >= 1.0 && (g2 - whole).abs() <= 4.0 * f64::EPSILON * whole && whole.sqrt() == gain {
+        whole
+    } else {
+        g2
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// He for relu: n v = 2 exactly, so q_pre = 2 q_post with no rounding
+    /// noise for the theory to carry (sqrt(2)^2 is 2.0000000000000004);
+    /// tanh's gain 5/3 and a gain given by hand are squared as they are.
+    #[test]
+    fn a_square_root_gain_squares_to_its_whole_number() {
+        let relu = Activation::Relu;
+        for fan in [1usize, 3, 128, 1000] {
+            let law = spec("he-normal", &relu).weight_law(&relu, 1, fan, fan);
+            assert_eq!(law.variance * fan as f64, 2.0, "fan {fan}");
+        }
+        assert_eq!(gain_squared(3f64.sqrt()), 3.0);
+        assert_eq!(gain_squared(5.0 / 3.0), (5.0f64 / 3.0) * (5.0 / 3.0));
+        assert_eq!(gain_squared(1.5), 2.25);
+        assert_eq!(gain_squared(1.4142), 1.4142 * 1.4142);
+    }
 
     fn spec(init: &str, act: &Activation) -> InitSpec {
         let flags = InitFlags {
