@@ -103,6 +103,14 @@ impl Prediction {
 /// c_pre at least this (mean field) is also compared as log(1 - c).
 pub const NEAR_ONE: f64 = 0.9;
 
+/// log(1 - c) is compared only where the mean-field 1 - c is at least this.
+/// The engines hold rows in f32: a unit's h_a - h_b carries a rounding of
+/// about ulp(h), eps32 / sqrt(1 - c) of the difference, so its square biases
+/// 1 - c by about eps32^2 / (1 - c) relative: at most 1e-3 above this floor
+/// (1e3 eps32^2), where below it the measurement is the rounding itself
+/// (torch-default at depth 50: 1 - c of 1e-16 in theory, 2e-15 measured).
+pub const LOG1M_C_FLOOR: f64 = 1e3 * (f32::EPSILON as f64) * (f32::EPSILON as f64);
+
 /// Activations whose moment recurrences are exact in expectation at finite
 /// width: phi(h)^2 and phi'(h)^2 are even in h times a fixed multiple of
 /// h^2 (resp. a constant), and h is symmetric given the layer below.
@@ -244,7 +252,10 @@ pub fn predictions(spec: &RunSpec, theory_net: &crate::spec::NetworkSpec) -> Vec
     // 1 - c near 1, on a log scale (where c_pre's own comparison is gated out)
     let log1m_c = rows
         .iter()
-        .map(|r| (r.c_pre >= NEAR_ONE && r.c_pre < 1.0).then(|| (1.0 - r.c_pre).ln()))
+        .map(|r| {
+            let gap = 1.0 - r.c_pre;
+            (r.c_pre >= NEAR_ONE && gap >= LOG1M_C_FLOOR).then(|| gap.ln())
+        })
         .collect();
     out.push(Prediction {
         log_normal: true,

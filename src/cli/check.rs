@@ -34,7 +34,7 @@ use super::validate;
     comparisons (z = 6.3), s <= 0.022. Deeper, q across networks is close to log-normal with
     Var[log q] of several units, and its mean is compared on a log scale instead (one input's log q
     against its exact law);
-  - near c = 1 (mean-field c >= 0.9), log(1 - c) per network: the log-normal estimate of log E[1 - c],
+  - near c = 1 (mean-field c >= 0.9 and 1 - c >= 1.4e-11, above what f32 rows resolve), log(1 - c) per network: the log-normal estimate of log E[1 - c],
     mean + s^2/2 with its own standard error, against the c-map, where one input's log q spreads by
     at most 1.2 across networks (there a float64 Monte Carlo matches the c-map within its SE).
 The default bound on |z| is Bonferroni over the K comparisons made, each z being Student-t with
