@@ -157,7 +157,10 @@ fn check_writes_its_comparisons_as_csv() {
     );
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), counted, "{written}");
-    assert!(rows.iter().all(|r| r.starts_with("check,") && r.ends_with(",false")));
+    assert!(
+        rows.iter()
+            .all(|r| r.starts_with("check,") && r.ends_with(",false"))
+    );
 }
 
 /// Deep in the ordered phase 1 - c falls below what f32 rows resolve: the
@@ -179,7 +182,10 @@ fn check_does_not_compare_correlations_below_the_f32_floor() {
     let text_csv = String::from_utf8_lossy(&csv.stdout);
     let mut rows = text_csv.lines();
     let header: Vec<&str> = rows.next().unwrap().split(',').collect();
-    let at = header.iter().position(|c| *c == "log1m_c_pre_theory").unwrap();
+    let at = header
+        .iter()
+        .position(|c| *c == "log1m_c_pre_theory")
+        .unwrap();
     let floor = varprop::analysis::predictions::LOG1M_C_FLOOR.ln();
     for row in rows {
         let cell = row.split(',').nth(at).unwrap();

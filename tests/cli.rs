@@ -88,7 +88,9 @@ fn no_adapter_says_what_to_install() {
     // An ICD list that names no driver: the Vulkan loader finds no device.
     let without_driver = |device: &str| {
         Command::new(env!("CARGO_BIN_EXE_varprop"))
-            .args(["run", "--width", "8", "--depth", "1", "--device", device, "-q"])
+            .args([
+                "run", "--width", "8", "--depth", "1", "--device", device, "-q",
+            ])
             .env("VK_ICD_FILENAMES", "/nonexistent.json")
             .env("VK_DRIVER_FILES", "/nonexistent.json")
             .env("WGPU_BACKEND", "vulkan")
@@ -107,7 +109,10 @@ fn no_adapter_says_what_to_install() {
     let out = without_driver("auto");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stderr);
-    let notice = said.lines().find(|l| l.starts_with("notice:")).unwrap_or("");
+    let notice = said
+        .lines()
+        .find(|l| l.starts_with("notice:"))
+        .unwrap_or("");
     assert!(
         notice.contains("CPU reference") && notice.contains("mesa-vulkan-drivers"),
         "{said}"

@@ -3,23 +3,14 @@
 //! resumes with only the missing configuration, bad files name the line
 //! and the key.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn varprop(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_varprop"));
-    cmd.args(args);
-    // a test run inside an array job must not pick up its shard
-    for var in [
-        "SLURM_ARRAY_TASK_ID",
-        "SLURM_ARRAY_TASK_COUNT",
-        "SLURM_ARRAY_TASK_MIN",
-        "SLURM_ARRAY_TASK_STEP",
-        "SGE_TASK_ID",
-    ] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = common::varprop_outside_array_job(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -347,4 +338,52 @@ fn architecture_sweeps_carry_the_block_theory() {
     );
     // the mean-preserving shift makes q shrink by Var/E^2 per layer: far from 0
     assert!(headline_theory < -1.0, "{headline_theory}");
+}
+
+/// With --shards the shard is the array task's id of the sweep's count:
+/// a task resubmitted alone (sbatch --array=1: SLURM_ARRAY_TASK_COUNT 1)
+/// runs shard 1 of 3, the same configurations as `--shard 1/3`; without
+/// --shards the array's own count would make it the whole grid, and the
+/// sweep warns so.
+#[test]
+fn a_resubmitted_task_runs_its_own_shard_with_shards() {
+    let root = temp_dir("shards-count");
+    let file = root.join("grid.toml");
+    std::fs::write(&file, SWEEP).unwrap();
+    // what Slurm sets for `sbatch --array=1`
+    let alone = [
+        ("SLURM_ARRAY_TASK_ID", "1"),
+        ("SLURM_ARRAY_TASK_COUNT", "1"),
+        ("SLURM_ARRAY_TASK_MIN", "1"),
+    ];
+    let by_id = root.join("by-id");
+    let said = sweep(&file, &by_id, &["--shards", "3"], &alone);
+    assert!(said.contains("shard 1/3"), "{said}");
+    let by_flag = root.join("by-flag");
+    sweep(&file, &by_flag, &["--shard", "1/3"], &[]);
+    assert_eq!(results(&by_id), results(&by_flag));
+    assert!(by_id.join("summary-shard-1-of-3.csv").exists());
+    // the array's count: shard 0/1, with a warning naming --shards
+    let counted = root.join("counted");
+    let said = sweep(&file, &counted, &[], &alone);
+    assert!(said.contains("give --shards"), "{said}");
+    assert_eq!(results(&counted).len(), 8);
+    // a task id outside the sweep's shards is refused before any work
+    let out = varprop(
+        &[
+            "sweep",
+            file.to_str().unwrap(),
+            "--out-dir",
+            root.join("x").to_str().unwrap(),
+            "--shards",
+            "3",
+        ],
+        &[
+            ("SLURM_ARRAY_TASK_ID", "3"),
+            ("SLURM_ARRAY_TASK_COUNT", "4"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("SLURM_ARRAY_TASK_ID"), "{}", text(&out));
+    assert!(!root.join("x").exists());
 }

@@ -18,17 +18,7 @@ use common::{temp_dir, text};
 const GRID: &str = "width = 16\ndepth = 3\nbatch = 4\nnetworks = 2\n[grid]\nseed = [0, 1, 2, 3]\n";
 
 fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_varprop"));
-    cmd.args(args);
-    // a test run inside an array job must not pick up its shard
-    for var in [
-        "SLURM_ARRAY_TASK_ID",
-        "SLURM_ARRAY_TASK_COUNT",
-        "SGE_TASK_ID",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
+    common::varprop_outside_array_job(args)
 }
 
 fn sweep(file: &Path, dir: &Path, extra: &[&str]) -> Output {

@@ -11,16 +11,9 @@ use std::process::{Command, Output};
 use common::{temp_dir, text};
 
 fn varprop(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_varprop"));
-    cmd.args(args);
-    for var in [
-        "SLURM_ARRAY_TASK_ID",
-        "SLURM_ARRAY_TASK_COUNT",
-        "SGE_TASK_ID",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.output().expect("run varprop")
+    common::varprop_outside_array_job(args)
+        .output()
+        .expect("run varprop")
 }
 
 fn stderr(out: &Output) -> String {

@@ -65,9 +65,14 @@ pub fn known_column(name: &str) -> bool {
             .is_some_and(|base| PREDICTED.contains(&base))
     };
     ["layer", "width", "log_q_post_sample_std_theory"].contains(&name)
-        || [MEASURED_COLUMNS, BACKWARD_COLUMNS, WEIGHT_GRAD_COLUMNS, JACOBIAN_COLUMNS]
-            .iter()
-            .any(|list| list.contains(&name))
+        || [
+            MEASURED_COLUMNS,
+            BACKWARD_COLUMNS,
+            WEIGHT_GRAD_COLUMNS,
+            JACOBIAN_COLUMNS,
+        ]
+        .iter()
+        .any(|list| list.contains(&name))
         || predicted("_theory")
         || predicted("_z")
 }

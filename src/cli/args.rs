@@ -56,7 +56,8 @@ pub struct EngineArgs {
 }
 
 #[derive(Args)]
-#[command(after_long_help = "Columns (CSV and JSON have them all; the table shows some, or --columns). Row l \
+#[command(
+    after_long_help = "Columns (CSV and JSON have them all; the table shows some, or --columns). Row l \
 is layer l (row 0: the input); NAME_mean and NAME_se are the mean across the S networks and its standard \
 error, NAME_theory the prediction and NAME_z = (mean - theory) / se. In the table, \"±\" is always a \
 standard error; \"th.\" is the theory of the column before it.
@@ -69,7 +70,8 @@ standard error; \"th.\" is the theory of the column before it.
   log_q_post_sample    ln q of one input (its exact law at finite width: relu, identity)
   g, log_g             with --backward: mean square gradient ||delta_l||^2 / n_l (delta_L standard normal)
   gw                   with --weight-grads: mean square weight gradient
-  jac_m1, log_jac_m1   with --jacobian: ||J u||^2 of the input-output Jacobian along random u")]
+  jac_m1, log_jac_m1   with --jacobian: ||J u||^2 of the input-output Jacobian along random u"
+)]
 pub struct RunArgs {
     #[command(flatten)]
     pub settings: RunSettings,

@@ -1,9 +1,9 @@
 //! `varprop run`: simulate one configuration, one row per layer.
 
-use varprop::spec::RunSpec;
-use varprop::{Error, Result};
 use varprop::analysis::report;
 use varprop::io::output::{self, Format};
+use varprop::spec::RunSpec;
+use varprop::{Error, Result};
 
 use super::args::{RunArgs, run_spec, simulate};
 use super::runner::{check_plot_args, save_layer_plot};

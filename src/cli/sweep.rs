@@ -36,7 +36,8 @@ The lock is the operating system's and goes with its process (an error, Ctrl-C, 
 left behind by a dead sweep never blocks.
 
 Shards: configuration k (grid order: keys sorted, the first outermost) belongs to shard k mod N.
-Without --shard, a Slurm array job (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT, SLURM_ARRAY_TASK_MIN)
+With --shards N the shard is the array task's id (Slurm SLURM_ARRAY_TASK_ID, Grid Engine SGE_TASK_ID - 1) of N.
+Without --shard or --shards, a Slurm array job (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT, SLURM_ARRAY_TASK_MIN)
 or a Grid Engine array job (SGE_TASK_ID, SGE_TASK_FIRST, SGE_TASK_LAST, SGE_TASK_STEPSIZE) picks the
 shard; with PBS or LSF give it: --shard $PBS_ARRAY_INDEX/N, --shard $((LSB_JOBINDEX - 1))/N.
 
@@ -55,6 +56,11 @@ pub struct SweepArgs {
     /// array variables, else the whole grid]
     #[arg(long, allow_hyphen_values = true)]
     pub shard: Option<String>,
+    /// Cut the grid into N shards and run the one of this array task (Slurm: SLURM_ARRAY_TASK_ID,
+    /// Grid Engine: SGE_TASK_ID - 1): resubmitting any subset of the tasks (sbatch --array=1)
+    /// runs exactly their shards, where the count from the array's variables would not
+    #[arg(long, conflicts_with = "shard")]
+    pub shards: Option<usize>,
     /// Recompute configurations whose result is already in --out-dir
     #[arg(long)]
     pub force: bool,
@@ -92,7 +98,22 @@ pub fn cmd_sweep(args: SweepArgs) -> Result<()> {
         "a configuration of this sweep",
         largest,
     )?;
-    let shard = driver::shard(args.shard.as_deref(), "--shard")?;
+    let shard = match args.shards {
+        Some(n) => Some(driver::shard_of_count(n, "--shards")?),
+        None => {
+            let shard = driver::shard(args.shard.as_deref(), "--shard")?;
+            if let Some((s, scheduler)) = shard
+                && args.shard.is_none()
+            {
+                eprintln!(
+                    "warning: sweep: shard {}/{} from {scheduler}'s array variables; a resubmitted \
+                     subset of the tasks would get other shards: give --shards {} (the sweep's count)",
+                    s.index, s.count, s.count
+                );
+            }
+            shard
+        }
+    };
     // held until the summary is written; dropped (file removed) on errors too
     let _lock = match lock::acquire(&args.out_dir, shard.map(|(s, _)| s), args.wait, |holder| {
         eprintln!(

@@ -136,3 +136,20 @@ pub fn assert_jacobian_isometry(label: &str, out: &RunOutput) {
         );
     }
 }
+
+/// The binary with `args`, outside any array job: a test run inside one
+/// must not pick up its shard from the scheduler's variables.
+pub fn varprop_outside_array_job(args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_varprop"));
+    cmd.args(args);
+    for var in [
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_COUNT",
+        "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_STEP",
+        "SGE_TASK_ID",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}

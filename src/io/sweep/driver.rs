@@ -43,6 +43,12 @@ pub fn shard(explicit: Option<&str>, flag: &'static str) -> Result<Option<(Shard
     }
 }
 
+/// The shard of `--shards N`: the array task's id of the sweep's N shards
+/// (see `Shard::from_task_id`).
+pub fn shard_of_count(count: usize, flag: &'static str) -> Result<(Shard, &'static str)> {
+    Shard::from_task_id(flag, count, |k| std::env::var(k).ok())
+}
+
 /// DIR/ID.json.
 pub fn result_path(dir: &Path, id: &str) -> PathBuf {
     dir.join(format!("{id}.json"))

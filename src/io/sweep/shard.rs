@@ -29,6 +29,56 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
+    /// Shard ID of `count`, ID the array task's own number: Slurm's
+    /// `SLURM_ARRAY_TASK_ID` as it is (`--array=0-63`, or any subset of it
+    /// resubmitted), Grid Engine's `SGE_TASK_ID` less 1 (`qsub -t 1-64`).
+    /// The count is the sweep's, never the submission's, so a task
+    /// resubmitted alone runs its own shard.
+    pub fn from_task_id(
+        flag: &'static str,
+        count: usize,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Shard, &'static str)> {
+        if count == 0 {
+            return Err(Error::invalid(flag, "must be >= 1"));
+        }
+        let sge_id = var("SGE_TASK_ID").filter(|v| v.trim() != "undefined");
+        let (id_var, text, first, scheduler) = match (var("SLURM_ARRAY_TASK_ID"), sge_id) {
+            (Some(id), _) => ("SLURM_ARRAY_TASK_ID", id, 0, "Slurm"),
+            (None, Some(id)) => ("SGE_TASK_ID", id, 1, "Grid Engine"),
+            (None, None) => {
+                return Err(Error::invalid(
+                    flag,
+                    "takes the shard's index from an array job's task id (SLURM_ARRAY_TASK_ID or \
+                     SGE_TASK_ID), and neither is set; give --shard I/N outside one",
+                ));
+            }
+        };
+        let id: i64 = text.trim().parse().map_err(|_| {
+            Error::invalid(
+                id_var,
+                format!("'{text}' is not an integer; give --shard I/N"),
+            )
+        })?;
+        let index = id - first;
+        if index < 0 || index >= count as i64 {
+            return Err(Error::invalid(
+                id_var,
+                format!(
+                    "task {id} is not a shard of {count} (tasks {first}..={} for {flag} {count})",
+                    count as i64 - 1 + first
+                ),
+            ));
+        }
+        Ok((
+            Shard {
+                index: index as usize,
+                count,
+            },
+            scheduler,
+        ))
+    }
+
     pub fn contains(&self, position: usize) -> bool {
         position % self.count == self.index
     }
@@ -116,6 +166,35 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_a_shard_count_the_index_is_the_task_id() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        // a task resubmitted alone (--array=1) is shard 1 of the sweep's 3
+        let one = env(&[
+            ("SLURM_ARRAY_TASK_ID", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "1"),
+        ]);
+        assert_eq!(
+            Shard::from_task_id("--shards", 3, one).unwrap().0,
+            Shard { index: 1, count: 3 }
+        );
+        let sge = env(&[("SGE_TASK_ID", "3")]);
+        assert_eq!(
+            Shard::from_task_id("--shards", 3, sge).unwrap().0,
+            Shard { index: 2, count: 3 }
+        );
+        assert!(Shard::from_task_id("--shards", 3, env(&[("SLURM_ARRAY_TASK_ID", "3")])).is_err());
+        assert!(Shard::from_task_id("--shards", 3, env(&[])).is_err());
+        assert!(Shard::from_task_id("--shards", 0, env(&[("SLURM_ARRAY_TASK_ID", "0")])).is_err());
+    }
 
     #[test]
     fn shards_come_from_the_flag_or_the_scheduler() {
