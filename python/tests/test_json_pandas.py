@@ -18,7 +18,7 @@ def test_every_json_output_loads_as_documented(cli, tmp_path):
 
     text = cli("theory", "--depth", "3", "--format", "json")
     theory = pd.read_json(io.StringIO(text), orient="records")
-    assert len(theory) == 4 and "q_pre" in theory
+    assert len(theory) == 4 and "q_pre_theory" in theory
 
     for extra in (["--summary"], ["--edge-of-chaos", "--sigma-b2", "0.05"]):
         one = pd.json_normalize(json.loads(cli("theory", *extra, "--format", "json")))
@@ -41,3 +41,28 @@ def test_every_json_output_loads_as_documented(cli, tmp_path):
 
     adapters = pd.read_json(io.StringIO(cli("devices", "--format", "json")), orient="records")
     assert len(adapters) >= 1 and "index" in adapters
+
+
+def test_one_naming_scheme_across_run_theory_sweep_and_phase(cli, tmp_path):
+    flags = ["--width", "16", "--depth", "3", "--act", "tanh", "--init", "xavier-normal"]
+    run = pd.read_csv(io.StringIO(cli("run", *flags, "--batch", "4", "--networks", "2",
+                                      "-q", "--format", "csv")))
+    theory = pd.read_csv(io.StringIO(cli("theory", *flags, "--format", "csv")))
+    # predictions are <name>_theory in both, and they agree where both have them
+    shared = [c for c in theory.columns if c.endswith("_theory")]
+    assert shared and all(c in run.columns for c in shared), (shared, list(run.columns))
+    joined = run.merge(theory, on="layer", suffixes=("_run", "_th"))
+    for c in shared:
+        a, b = joined[c + "_run"], joined[c + "_th"]
+        assert ((a - b).abs() <= 1e-12 * b.abs().clip(lower=1) | (a.isna() & b.isna())).all(), c
+    # underscores everywhere: no column of any table has a dash
+    sweep = tmp_path / "s.toml"
+    sweep.write_text("width = 16\ndepth = 2\nbatch = 4\nnetworks = 2\n[grid]\nsigma-b2 = [0.0, 0.1]\n")
+    cli("sweep", str(sweep), "--out-dir", str(tmp_path / "r"), "-q")
+    summary = pd.read_csv(tmp_path / "r" / "summary.csv")
+    phase = pd.read_csv(io.StringIO(cli("phase", "--sigma-w2-range", "1:2:2", "--sigma-b2-range",
+                                        "0:0.1:2", "--width", "16", "--depth", "2", "--batch",
+                                        "4", "--networks", "2", "-q", "--format", "csv")))
+    for table in (run, theory, summary, phase):
+        assert not [c for c in table.columns if "-" in c], list(table.columns)
+    assert "sigma_b2" in summary and "sigma_b2" in phase

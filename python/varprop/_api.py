@@ -536,12 +536,14 @@ def theory(
     fan_mode=None,
 ) -> pd.DataFrame:
     r"""The mean-field recurrences alone (no device), one row per layer: the
-    DataFrame of ``varprop theory --format csv``. Columns: ``q_pre`` (q_l
+    DataFrame of ``varprop theory --format csv``, its predictions named as
+    :func:`run` names them beside the measurements. Columns:
+    ``q_pre_theory`` (q_l
     = sigma_w2 E[phi(sqrt(q_{l-1}) z)^2] + sigma_b2, z ~ N(0, 1)),
-    ``q_post`` (E[phi(h)^2]), ``c_pre`` (the c-map: c_l = (sigma_w2
+    ``q_post_theory`` (E[phi(h)^2]), ``c_pre_theory`` (the c-map: c_l = (sigma_w2
     E[phi(u1) phi(u2)] + sigma_b2) / q_l with (u1, u2) of correlation
-    c_{l-1}), ``mean_post`` (E[phi(h)]), ``log_q_post_mean``,
-    ``log_q_post_std`` (the law of one input's log q at finite width where
+    c_{l-1}), ``mean_post_theory`` (E[phi(h)]), ``log_q_post_sample_theory``,
+    ``log_q_post_sample_std_theory`` (the law of one input's log q at finite width where
     it is known), ``backward_factor`` (chi = sigma_w2 E[phi'(h)^2], the
     per-layer factor of the mean square gradient)."""
     text = _native.theory_csv(_net(width, depth, act, init, sigma_w2, sigma_b2, widths,

@@ -4,15 +4,19 @@
 use crate::io::output::{Cell, Table};
 use crate::theory::LayerTheory;
 
+/// The columns: a prediction is named as `run` names it beside its
+/// measurement (`<name>_theory`), so a theory table joins a run's on them;
+/// `backward_factor` (chi_l, the factor of g from layer l + 1 to l) has no
+/// measured column of its own.
 pub const THEORY_COLUMNS: &[&str] = &[
     "layer",
     "width",
-    "q_pre",
-    "q_post",
-    "c_pre",
-    "mean_post",
-    "log_q_post_mean",
-    "log_q_post_std",
+    "q_pre_theory",
+    "q_post_theory",
+    "c_pre_theory",
+    "mean_post_theory",
+    "log_q_post_sample_theory",
+    "log_q_post_sample_std_theory",
     "backward_factor",
 ];
 

@@ -190,8 +190,10 @@ pub fn cmd_theory(args: TheoryArgs) -> Result<()> {
             Format::Json => serde_json::to_string_pretty(&table.rows_json()).expect("json") + "\n",
             Format::Table => {
                 let every = args.every.unwrap_or((table.rows.len() / 30).max(1));
-                let shown: Vec<(&str, &str, Option<&str>)> =
-                    THEORY_COLUMNS.iter().map(|c| (*c, *c, None)).collect();
+                let shown: Vec<(&str, &str, Option<&str>)> = THEORY_COLUMNS
+                    .iter()
+                    .map(|c| (c.strip_suffix("_theory").unwrap_or(c), *c, None))
+                    .collect();
                 format!(
                     "# mean-field theory: widths {}, {} / {}\n",
                     varprop::analysis::report::widths_text(&net.widths),

@@ -140,12 +140,16 @@ pub fn summary_csv(results: &[ResultSummary]) -> String {
             .then_with(|| a.id.cmp(&b.id))
     });
     let mut w = csv::Writer::from_writer(Vec::new());
+    // column names with underscores, as every other table has them
+    // (`sigma_b2`; the settings' keys in the result files keep the flags'
+    // spelling, from which the ids are hashed)
+    let setting_names: Vec<String> = setting_keys.iter().map(|k| k.replace('-', "_")).collect();
     // a headline number named like a setting keeps the settings' column
     // unique
     let headline_names: Vec<String> = headline_keys
         .iter()
         .map(|k| {
-            if setting_keys.contains(k) {
+            if setting_names.contains(k) {
                 format!("headline.{k}")
             } else {
                 k.to_string()
@@ -153,7 +157,7 @@ pub fn summary_csv(results: &[ResultSummary]) -> String {
         })
         .collect();
     let header = std::iter::once("id")
-        .chain(setting_keys.iter().map(|k| k.as_str()))
+        .chain(setting_names.iter().map(String::as_str))
         .chain(headline_names.iter().map(String::as_str));
     w.write_record(header).expect("in-memory csv");
     for r in &results {
