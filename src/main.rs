@@ -49,6 +49,11 @@ enum Command {
     /// The order-to-chaos diagram: a grid of sigma_w2 and sigma_b2 for one activation, measured c and
     /// log q at the last layer against theory; --plot draws the heatmap with the edge of chaos.
     Phase(cli::phase::PhaseArgs),
+    /// What each column of `run`'s CSV and JSON is (the table's legend).
+    Columns {
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+    },
     /// List the adapters wgpu sees (the order `--adapter N` counts).
     Devices {
         #[arg(long, value_enum)]
@@ -149,6 +154,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => cli::sweep::cmd_sweep(args),
         Command::Merge(args) => cli::sweep::cmd_merge(args),
         Command::Phase(args) => cli::phase::cmd_phase(args),
+        Command::Columns { format } => cli::run::cmd_columns(format),
         Command::Devices { format } => cli::devices::cmd_devices(format),
     };
     match result {

@@ -377,6 +377,7 @@ const CASES: &[(&str, i32, &str)] = &[
     ("bench --out nodir/b.json", 2, "--out"),
     ("bench --format csv", 2, "--format"),
     ("devices --format xml", 2, "--format"),
+    ("columns --format xml", 2, "--format"),
     ("nosuchcommand", 2, "nosuchcommand"),
 ];
 

@@ -176,8 +176,8 @@ fn a_theory_value_that_is_zero_by_symmetry_is_exactly_zero() {
     let out = common::varprop_line("theory --depth 3 --width 64 --c0 -1", &[]);
     assert!(out.status.success(), "{}", common::text(&out));
     let csv = Csv::parse(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(csv.get(1, "c_pre"), Some(-1.0));
-    assert_eq!(csv.get(2, "c_pre"), Some(0.0));
+    assert_eq!(csv.get(1, "c_pre_theory"), Some(-1.0));
+    assert_eq!(csv.get(2, "c_pre_theory"), Some(0.0));
     let out = common::varprop_line(
         "run --depth 3 --width 64 --c0 -1 --networks 2 --format csv -q",
         &[],

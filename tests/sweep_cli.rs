@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn varprop(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = common::varprop_outside_array_job(args);

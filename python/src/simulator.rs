@@ -351,6 +351,19 @@ impl NativeSimulator {
         check_chunk(chunk)?;
         let configs = driver::load(&path).map_err(py_err)?;
         let shard = driver::shard(shard, "--shard").map_err(py_err)?;
+        // the CLI's lock: a second sweep of this shard into out_dir (from
+        // Python or the command line) is refused; held until the summary
+        let mut warnings = Vec::new();
+        let _lock =
+            match varprop::io::sweep::lock::acquire(&out_dir, shard.map(|(s, _)| s), false, |_| {})
+                .map_err(|e| py_err(e.with_field_names()))?
+            {
+                varprop::io::sweep::lock::Acquired::Held(held) => Some(held),
+                varprop::io::sweep::lock::Acquired::Unsupported(why) => {
+                    warnings.push(format!("sweep: {why}"));
+                    None
+                }
+            };
         let plan =
             driver::plan(&configs, shard.map(|(s, _)| s), &out_dir, force).map_err(py_err)?;
         let options = GpuOptions {
@@ -359,7 +372,6 @@ impl NativeSimulator {
             max_memory,
         };
         let specs: Vec<&RunSpec> = plan.todo.iter().map(|&k| &configs[k].1).collect();
-        let mut warnings = Vec::new();
         // each result is written as its run finishes: an interrupted sweep
         // keeps what it computed
         self.execute_each(py, &specs, options, progress.as_ref(), |i, run| {

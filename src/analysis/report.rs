@@ -58,6 +58,82 @@ pub const PREDICTED: &[&str] = &[
     "jac_m1",
 ];
 
+/// What each measured column of `run` is (`varprop columns`): means and
+/// standard errors are across the S networks; a row's quantities are over
+/// its units and the batch. `<name>_theory` is the prediction for
+/// `<name>_mean` and `<name>_z` = (mean - theory) / se.
+pub const COLUMN_LEGEND: &[(&str, &str)] = &[
+    ("layer", "l; row 0 is the input"),
+    ("width", "n_l, the units of the row"),
+    (
+        "q_pre_mean, q_pre_se",
+        "q_pre = mean of h^2, h_l = W_l x_{l-1} + b_l",
+    ),
+    (
+        "log_q_pre_mean, log_q_pre_std",
+        "mean and standard deviation of ln q_pre",
+    ),
+    (
+        "q_post_mean, q_post_se",
+        "q_post = mean of x^2, x_l = phi(h_l) (row 0: the input)",
+    ),
+    (
+        "log_q_post_mean, log_q_post_std",
+        "mean and standard deviation of ln q_post",
+    ),
+    ("mean_pre_mean, mean_pre_se", "mean of h"),
+    ("mean_post_mean, mean_post_se", "mean of phi(h)"),
+    (
+        "kurt_pre_mean, kurt_pre_se",
+        "mean(h^4) / q_pre^2, 3 for a Gaussian",
+    ),
+    (
+        "zero_frac_mean, zero_frac_se",
+        "fraction of units with phi'(h) = 0 (relu: 1/2)",
+    ),
+    (
+        "c_pre_mean, c_pre_se",
+        "correlation of h between the two inputs of each pair; 1 - c from sum (h_a - h_b)^2",
+    ),
+    (
+        "log_q_post_sample_mean, _se, _std",
+        "ln(||x||^2 / n) of one input: mean, its standard error, and its spread",
+    ),
+    (
+        "log1m_c_pre_mean, log1m_c_pre_se",
+        "ln(1 - c_pre) per network: mean and standard error",
+    ),
+    (
+        "g_mean, g_se",
+        "--backward: ||delta_l||^2 / n_l, delta_L standard normal",
+    ),
+    (
+        "log_g_mean, log_g_std",
+        "--backward: mean and standard deviation of ln g",
+    ),
+    (
+        "gw_mean, gw_se",
+        "--weight-grads: mean square of dL/dW_l = delta_l x_{l-1}^T",
+    ),
+    (
+        "jac_m1_mean, jac_m1_se",
+        "--jacobian: ||J_l u||^2 / n_l for random unit-variance u",
+    ),
+    (
+        "log_jac_m1_mean, log_jac_m1_std",
+        "--jacobian: mean and standard deviation of ln jac_m1",
+    ),
+    (
+        "NAME_theory",
+        "the prediction for NAME_mean (mean field, or exact where it holds)",
+    ),
+    ("NAME_z", "(NAME_mean - NAME_theory) / NAME_se"),
+    (
+        "log_q_post_sample_std_theory",
+        "the exact spread of one input's ln q (relu, identity)",
+    ),
+];
+
 /// Whether `varprop run` can have the column `name` (CSV header).
 pub fn known_column(name: &str) -> bool {
     let predicted = |suffix: &str| {
@@ -282,5 +358,48 @@ mod tests {
             super::widths_text(&[784, 1024, 1024, 1024, 10]),
             "784,1024x3,10"
         );
+    }
+}
+
+#[cfg(test)]
+mod legend_tests {
+    use super::*;
+
+    /// The legend's names, `a_mean, _se` written out as `a_mean, a_se`.
+    fn legend_names() -> Vec<String> {
+        let mut names = Vec::new();
+        for (entry, _) in COLUMN_LEGEND {
+            let mut parts = entry.split(", ");
+            let first = parts.next().unwrap();
+            let base = first.rsplit_once('_').map_or(first, |(b, _)| b);
+            names.push(first.to_string());
+            for p in parts {
+                names.push(if p.starts_with('_') {
+                    format!("{base}{p}")
+                } else {
+                    p.to_string()
+                });
+            }
+        }
+        names
+    }
+
+    /// Every measured column `run` can write is in `varprop columns`.
+    #[test]
+    fn the_legend_covers_every_measured_column() {
+        let names = legend_names();
+        for list in [
+            MEASURED_COLUMNS,
+            BACKWARD_COLUMNS,
+            WEIGHT_GRAD_COLUMNS,
+            JACOBIAN_COLUMNS,
+        ] {
+            for column in list {
+                assert!(
+                    names.iter().any(|n| n == column),
+                    "{column} is not in the legend"
+                );
+            }
+        }
     }
 }

@@ -202,3 +202,34 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
     output::write_output(args.out.as_deref(), &text)?;
     save_layer_plot(&args, "run", &[(None, &spec, &run)])
 }
+
+/// `varprop columns`: the legend of `run`'s columns.
+pub fn cmd_columns(format: Option<Format>) -> Result<()> {
+    let legend = report::COLUMN_LEGEND;
+    let text = match output::pick_format(format, None) {
+        Format::Json => {
+            let rows: Vec<_> = legend
+                .iter()
+                .map(|(c, m)| serde_json::json!({"columns": c, "meaning": m}))
+                .collect();
+            serde_json::to_string_pretty(&rows).expect("json") + "\n"
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(["columns", "meaning"])
+                .expect("in-memory csv");
+            for (c, m) in legend {
+                w.write_record([c, m]).expect("in-memory csv");
+            }
+            String::from_utf8(w.into_inner().expect("in-memory csv")).expect("utf-8")
+        }
+        Format::Table => {
+            let width = legend.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+            legend
+                .iter()
+                .map(|(c, m)| format!("{c:<width$}  {m}\n"))
+                .collect()
+        }
+    };
+    output::write_output(None, &text)
+}
