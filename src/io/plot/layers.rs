@@ -285,14 +285,17 @@ fn draw_panel<DB: DrawingBackend>(
     for (i, curve) in data.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         for seg in segments(&curve.band) {
+            // both edges inside the axes: a polygon that leaves them is
+            // drawn in stripes by the backends
+            let inside = |v: f64| v.clamp(y0, y1);
             let mut outline: Vec<(f64, f64)> = seg
                 .iter()
-                .map(|(x, m, _, h)| (*x, h.unwrap_or(*m)))
+                .map(|(x, m, _, h)| (*x, inside(h.unwrap_or(*m))))
                 .collect();
             outline.extend(
                 seg.iter()
                     .rev()
-                    .map(|(x, m, l, _)| (*x, l.unwrap_or(y0).max(y0).min(*m))),
+                    .map(|(x, m, l, _)| (*x, inside(l.unwrap_or(y0).min(*m)))),
             );
             chart.draw_series(std::iter::once(Polygon::new(outline, color.mix(0.18))))?;
         }

@@ -159,8 +159,17 @@ pub(crate) fn log_tick_label(y: f64) -> String {
             2 => "100".into(),
             k => format!("1e{k}"),
         }
+    } else if (-2.0..=2.0).contains(&y) {
+        // between 0.01 and 100, decimals as the whole powers there are
+        let v = 10f64.powf(y);
+        let decimals = (2 - v.log10().floor() as i32).max(0) as usize;
+        format!("{v:.decimals$}")
     } else {
-        short_number(10f64.powf(y))
+        // beyond, the form of the whole powers beside it (1e-3, 3.2e-4)
+        let v = 10f64.powf(y);
+        let exponent = v.log10().floor() as i32;
+        let mantissa = v / 10f64.powi(exponent);
+        format!("{mantissa:.1}e{exponent}")
     }
 }
 
@@ -175,6 +184,11 @@ mod tests {
         assert_eq!(log_tick_label(5.0), "1e5");
         assert_eq!(log_tick_label(-1.0), "0.1");
         assert_eq!(log_tick_label(0.5), "3.16");
+        // one form on each side of 0.01 and 100: no 0.00316 beside 1e-3
+        assert_eq!(log_tick_label(-2.5), "3.2e-3");
+        assert_eq!(log_tick_label(-3.5), "3.2e-4");
+        assert_eq!(log_tick_label(-1.5), "0.0316");
+        assert_eq!(log_tick_label(3.5), "3.2e3");
         assert_eq!(short_number(0.25), "0.25");
         assert_eq!(short_number(1.5), "1.5");
         assert_eq!(short_number(120.0), "120");
