@@ -203,6 +203,18 @@ pub fn parse_widths(text: &str) -> Result<Vec<usize>> {
     Ok(widths)
 }
 
+/// Commands whose standard errors come from the spread across networks
+/// (`command`: check, compare, phase) need at least two.
+pub fn check_networks_for_standard_errors(command: &str, networks: usize) -> Result<()> {
+    if networks < 2 {
+        return Err(Error::invalid(
+            "--networks",
+            format!("{command} needs at least 2 networks (standard errors come from them)"),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the run-level numbers.
 pub fn check_run(batch: usize, networks: usize) -> Result<()> {
     if batch == 0 || batch % 2 != 0 {

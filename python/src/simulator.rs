@@ -166,16 +166,9 @@ impl NativeSimulator {
         progress: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
         let spec = resolve(settings_json, checking::CHECK_NETWORKS, chunk)?;
-        if spec.networks < 2 {
-            return Err(PyValueError::new_err(
-                "networks: check needs at least 2 networks (standard errors come from them)",
-            ));
-        }
-        if let Some(z) = max_z
-            && !(z.is_finite() && z > 0.0)
-        {
-            return Err(PyValueError::new_err("max_z: must be a finite number > 0"));
-        }
+        varprop::spec::check_networks_for_standard_errors("check", spec.networks)
+            .and_then(|()| varprop::analysis::suite::check_max_z("--max-z", max_z))
+            .map_err(|e| py_err(e.with_field_names()))?;
         let mut theory_net = spec.net.clone();
         if let Some(w) = theory_sigma_w2 {
             theory_net.init.sigma_w2 = w;
@@ -299,11 +292,8 @@ impl NativeSimulator {
             DEFAULT_NETWORKS,
         )
         .map_err(py_err)?;
-        if grid[0].2.networks < 2 {
-            return Err(PyValueError::new_err(
-                "networks: phase needs at least 2 networks (standard errors come from them)",
-            ));
-        }
+        varprop::spec::check_networks_for_standard_errors("phase", grid[0].2.networks)
+            .map_err(|e| py_err(e.with_field_names()))?;
         let options = GpuOptions {
             chunk,
             checkpoint_every,
@@ -424,11 +414,7 @@ impl NativeSimulator {
     ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
         use varprop::analysis::suite as s;
         check_chunk(chunk)?;
-        if let Some(z) = max_z
-            && !(z.is_finite() && z > 0.0)
-        {
-            return Err(PyValueError::new_err("max_z: must be a finite number > 0"));
-        }
+        s::check_max_z("--max-z", max_z).map_err(|e| py_err(e.with_field_names()))?;
         let base = settings(settings_json)?;
         let parsed = s::parse_suite(label, suite).map_err(py_err)?;
         let max_z = max_z.or(parsed.max_z);

@@ -149,12 +149,7 @@ pub fn prepare_case(
     theory_sigma_w2: Option<f64>,
 ) -> Result<(RunSpec, NetworkSpec)> {
     let spec = settings.resolve(checking::CHECK_NETWORKS)?;
-    if spec.networks < 2 {
-        return Err(Error::invalid(
-            "--networks",
-            "check needs at least 2 networks (standard errors come from them)",
-        ));
-    }
+    crate::spec::check_networks_for_standard_errors("check", spec.networks)?;
     let mut theory_net = spec.net.clone();
     if let Some(w) = theory_sigma_w2 {
         theory_net.init.sigma_w2 = w;

@@ -11,7 +11,7 @@ use varprop::analysis::headline::{Headline, headline_table, table_with_theory};
 use varprop::analysis::report;
 use varprop::config::settings::DEFAULT_NETWORKS;
 use varprop::io::output::{self, Format, LabelledTable};
-use varprop::{Error, Result};
+use varprop::Result;
 
 use super::args::RunArgs;
 use super::runner::{Runner, WorkBar, check_plot_args, save_layer_plot, work};
@@ -99,12 +99,7 @@ pub fn cmd_compare(args: CompareArgs) -> Result<()> {
     let schemes = schemes(&args.run.settings(), &lists, DEFAULT_NETWORKS)?;
     if let Some((_, first)) = schemes.first() {
         validate::backward_flags_need_backward(&args.run, first)?;
-        if first.networks < 2 {
-            return Err(Error::invalid(
-                "--networks",
-                "compare needs at least 2 networks (standard errors come from them)",
-            ));
-        }
+        varprop::spec::check_networks_for_standard_errors("compare", first.networks)?;
     }
     let total_bytes: f64 = schemes
         .iter()

@@ -98,12 +98,7 @@ pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
         &sigma_b2s,
         DEFAULT_NETWORKS,
     )?;
-    if grid[0].2.networks < 2 {
-        return Err(Error::invalid(
-            "--networks",
-            "phase needs at least 2 networks (standard errors come from them)",
-        ));
-    }
+    varprop::spec::check_networks_for_standard_errors("phase", grid[0].2.networks)?;
     let format = output::pick_format(args.run.format, args.run.out.as_deref());
     let runner = Runner::new(&args.run.engine)?;
     let mut bar = WorkBar::new(

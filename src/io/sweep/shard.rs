@@ -167,16 +167,18 @@ impl Shard {
 mod tests {
     use super::*;
 
+    /// An environment of the given variables.
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
     #[test]
     fn with_a_shard_count_the_index_is_the_task_id() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         // a task resubmitted alone (--array=1) is shard 1 of the sweep's 3
         let one = env(&[
             ("SLURM_ARRAY_TASK_ID", "1"),
@@ -204,14 +206,6 @@ mod tests {
         );
         assert!(Shard::parse("--shard", "3/3").is_err());
         assert!(Shard::parse("--shard", "x").is_err());
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         assert_eq!(Shard::from_env(env(&[])).unwrap(), None);
         let slurm = env(&[
             ("SLURM_ARRAY_TASK_ID", "5"),
