@@ -28,6 +28,7 @@ pub mod sim;
 
 pub use error::{Error, Result};
 pub use model::activation::Activation;
+pub use model::init::Convention;
 pub use model::init::Scheme as Init;
 pub use sim::simulator::{Device, RunSpecBuilder, Simulator};
 pub use sim::stats::{LayerSample, LayerSummary};

@@ -54,6 +54,9 @@ enum Command {
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
+    /// What each --init name means under each --convention (pytorch, jax, flax): the library
+    /// function, its law, and v fan_in and the kurtosis at one pair of fans.
+    Inits(cli::inits::InitsArgs),
     /// List the adapters wgpu sees (the order `--adapter N` counts).
     Devices {
         #[arg(long, value_enum)]
@@ -155,6 +158,7 @@ fn main() -> ExitCode {
         Command::Merge(args) => cli::sweep::cmd_merge(args),
         Command::Phase(args) => cli::phase::cmd_phase(args),
         Command::Columns { format } => cli::run::cmd_columns(format),
+        Command::Inits(args) => cli::inits::cmd_inits(args),
         Command::Devices { format } => cli::devices::cmd_devices(format),
     };
     match result {

@@ -61,7 +61,15 @@ fn draws_match_the_rust_twin() {
     let counters: Vec<[u32; 4]> = (0..4096u32)
         .map(|i| rng::counter(Stream::Weight, 3, 5, i / 64, i % 64))
         .collect();
-    for dist in [Dist::Normal, Dist::Uniform, Dist::TruncatedNormal] {
+    // truncated normals: JAX's and Flax's bound 2, a narrow one, and one as
+    // wide as PyTorch's trunc_normal_ at fan_in 256 (+-2 absolute = 32 std)
+    for dist in [
+        Dist::Normal,
+        Dist::Uniform,
+        Dist::TruncatedNormal { bound: 2.0 },
+        Dist::TruncatedNormal { bound: 0.5 },
+        Dist::TruncatedNormal { bound: 32.0 },
+    ] {
         let got = probe::draws(&ctx, dist, key, &counters).unwrap();
         for (c, g) in counters.iter().zip(got) {
             let want = rng::standard4(dist, rng::philox4x32_10(*c, key));

@@ -199,6 +199,10 @@ def run(
     dist=None,
     gain=None,
     fan_mode=None,
+    convention=None,
+    nonlinearity=None,
+    kaiming_a=None,
+    gain_from_act=False,
     bias=None,
     adapter=None,
     chunk=DEFAULT_CHUNK,
@@ -218,8 +222,14 @@ def run(
     second moment ``q0``; inputs come in pairs (2k, 2k+1) with correlation
     ``c0``. Layer l: h_l = W_l x_{l-1} + b_l, x_l = phi(h_l), with
     Var[W_ij] = sigma_w2 / fan_in (the ``init`` scheme's variance:
-    he-normal 2/fan_in for relu, xavier-normal 2/(fan_in + fan_out), ...)
-    and Var[b_i] = sigma_b2.
+    he-normal 2/fan_in, xavier-normal 2/(fan_in + fan_out), ...) and
+    Var[b_i] = sigma_b2. The scheme names mean what they mean in
+    ``convention`` (``"pytorch"``, the default, ``"jax"`` or ``"flax"``;
+    ``varprop inits`` lists them): under PyTorch he-* take kaiming's gain,
+    calculate_gain(``nonlinearity``, ``kaiming_a``) with its defaults
+    leaky_relu and 0 (sqrt 2, whatever ``act`` is), or calculate_gain of
+    ``act`` with ``gain_from_act=True``; ``df.attrs["config"]["layer_laws"]``
+    states the law every layer got.
 
     Returns a pandas DataFrame with the columns of the CLI's CSV:
 
@@ -302,6 +312,8 @@ def _settings(a: dict, arch_path) -> dict:
         width=a["width"], depth=a["depth"], widths=a["widths"], act=a["act"],
         alpha=a["alpha"], omega=a["omega"], init=a["init"], sigma_w2=a["sigma_w2"],
         sigma_b2=a["sigma_b2"], dist=a["dist"], gain=a["gain"], fan_mode=a["fan_mode"],
+        convention=a["convention"], nonlinearity=a["nonlinearity"],
+        kaiming_a=a["kaiming_a"], gain_from_act=a["gain_from_act"],
         q0=a["q0"], c0=a["c0"], batch=a["batch"], networks=a["networks"],
         seed=a["seed"], engine=a["engine"], backward=a["backward"],
         jacobian=a["jacobian"], weight_grads=a["weight_grads"], bias=a["bias"],
@@ -443,6 +455,10 @@ def check(
     dist=None,
     gain=None,
     fan_mode=None,
+    convention=None,
+    nonlinearity=None,
+    kaiming_a=None,
+    gain_from_act=False,
     bias=None,
     adapter=None,
     chunk=DEFAULT_CHUNK,
@@ -522,18 +538,18 @@ Simulator.check.__doc__ = "As :func:`varprop.check`, on this simulator's device.
 
 
 def _net(width, depth, act, init, sigma_w2, sigma_b2, widths, q0, c0, alpha,
-         omega, dist, gain, fan_mode) -> str:
+         omega, dist, gain, fan_mode, **init_keys) -> str:
     return json.dumps(network_settings(
         width=width, depth=depth, widths=widths, act=act, alpha=alpha, omega=omega,
         init=init, sigma_w2=sigma_w2, sigma_b2=sigma_b2, dist=dist, gain=gain,
-        fan_mode=fan_mode, q0=q0, c0=c0,
+        fan_mode=fan_mode, q0=q0, c0=c0, **init_keys,
     ))
 
 
 def theory(
     width=_WIDTH, depth=_DEPTH, act=_ACT, init=_INIT, sigma_w2=None, sigma_b2=None,
     widths=None, q0=1.0, c0=0.5, alpha=None, omega=None, dist=None, gain=None,
-    fan_mode=None,
+    fan_mode=None, convention=None, nonlinearity=None, kaiming_a=None, gain_from_act=False,
 ) -> pd.DataFrame:
     r"""The mean-field recurrences alone (no device), one row per layer: the
     DataFrame of ``varprop theory --format csv``, its predictions named as
@@ -547,14 +563,16 @@ def theory(
     it is known), ``backward_factor`` (chi = sigma_w2 E[phi'(h)^2], the
     per-layer factor of the mean square gradient)."""
     text = _native.theory_csv(_net(width, depth, act, init, sigma_w2, sigma_b2, widths,
-                                   q0, c0, alpha, omega, dist, gain, fan_mode))
+                                   q0, c0, alpha, omega, dist, gain, fan_mode,
+                                   convention=convention, nonlinearity=nonlinearity,
+                                   kaiming_a=kaiming_a, gain_from_act=gain_from_act))
     return pd.read_csv(io.StringIO(text))
 
 
 def fixed_point(
     act=_ACT, sigma_w2=None, sigma_b2=None, init=_INIT, width=_WIDTH, depth=_DEPTH,
     widths=None, q0=1.0, c0=0.5, alpha=None, omega=None, dist=None, gain=None,
-    fan_mode=None,
+    fan_mode=None, convention=None, nonlinearity=None, kaiming_a=None, gain_from_act=False,
 ) -> dict:
     r"""The fixed-point summary of a constant-width stack (``varprop theory
     --summary``): ``q_star`` (q* = sigma_w2 E[phi(sqrt(q*) z)^2] +
@@ -563,7 +581,9 @@ def fixed_point(
     c*), ``phase`` (``"ordered"`` chi_1 < 1, ``"chaotic"`` > 1, or
     ``"critical"``), with ``sigma_w2``, ``sigma_b2`` and ``note``."""
     text = _native.fixed_point(_net(width, depth, act, init, sigma_w2, sigma_b2, widths,
-                                    q0, c0, alpha, omega, dist, gain, fan_mode))
+                                    q0, c0, alpha, omega, dist, gain, fan_mode,
+                                   convention=convention, nonlinearity=nonlinearity,
+                                   kaiming_a=kaiming_a, gain_from_act=gain_from_act))
     return json.loads(text)
 
 

@@ -155,7 +155,8 @@ class ArchFile:
 
 def network_settings(
     *, width, depth, widths, act, alpha, omega, init, sigma_w2, sigma_b2, dist,
-    gain, fan_mode, q0, c0,
+    gain, fan_mode, q0, c0, convention=None, nonlinearity=None, kaiming_a=None,
+    gain_from_act=False,
 ) -> dict:
     """The network's keys (kebab-case, as RunSettings reads them); defaults
     left out so that the library applies the command line's."""
@@ -177,14 +178,22 @@ def network_settings(
         ("sigma_w2", "sigma-w2", sigma_w2),
         ("sigma_b2", "sigma-b2", sigma_b2),
         ("gain", "gain", gain),
+        ("kaiming_a", "kaiming-a", kaiming_a),
     ]:
         v = as_float(name, value)
         if v is not None:
             s[key] = v
-    for name, key, value in [("dist", "dist", dist), ("fan_mode", "fan-mode", fan_mode)]:
+    for name, key, value in [
+        ("dist", "dist", dist),
+        ("fan_mode", "fan-mode", fan_mode),
+        ("convention", "convention", convention),
+        ("nonlinearity", "nonlinearity", nonlinearity),
+    ]:
         v = as_str(name, value)
         if v is not None:
             s[key] = v
+    if as_bool("gain_from_act", gain_from_act):
+        s["gain-from-act"] = True
     s["q0"] = as_float("q0", q0, optional=False)
     s["c0"] = as_float("c0", c0, optional=False)
     return {k: v for k, v in s.items() if v is not None}

@@ -13,7 +13,7 @@ fn draw_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
     let r = idx / groups;
     let group = idx % groups;
-    let z = standard4(params.dist, rng_bits(seed_key(), STREAM_WEIGHT, params.network, params.layer, r, group));
+    let z = standard4(params.dist, params.trunc, rng_bits(seed_key(), STREAM_WEIGHT, params.network, params.layer, r, group));
     for (var e = 0u; e < 4u; e++) {
         let j = 4u * group + e;
         if (j < params.per_row) {
@@ -32,7 +32,7 @@ fn draw_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     }
     var v = 0.0;
     if (params.w_scale != 0.0) {
-        let z = standard4(params.dist, rng_bits(seed_key(), STREAM_BIAS, params.network, params.layer, 0u, c / 4u));
+        let z = standard4(params.dist, params.trunc, rng_bits(seed_key(), STREAM_BIAS, params.network, params.layer, 0u, c / 4u));
         v = params.w_scale * z[c % 4u];
     }
     weights[params.b_off + c] = v;

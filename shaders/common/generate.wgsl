@@ -19,7 +19,7 @@ fn gen_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let row = idx / groups_per_row;
     let group = idx % groups_per_row;
     let b = rng_bits(seed_key(), STREAM_WEIGHT, params.network, params.layer, row, group);
-    let w = params.w_scale * standard4(params.w_dist, b);
+    let w = params.w_scale * standard4(params.w_dist, params.w_trunc, b);
     let base = row * stride(params.n_in) + 4u * group;
     for (var e = 0u; e < 4u; e++) {
         weights[base + e] = select(0.0, w[e], 4u * group + e < params.n_in);
@@ -32,7 +32,7 @@ fn gen_bias_group(group: u32) {
         return;
     }
     let b = rng_bits(seed_key(), STREAM_BIAS, params.network, params.layer, 0u, group);
-    let v = params.b_scale * standard4(params.b_dist, b);
+    let v = params.b_scale * standard4(params.b_dist, params.b_trunc, b);
     for (var e = 0u; e < 4u; e++) {
         if (4u * group + e < params.n_out) {
             bias[4u * group + e] = v[e];

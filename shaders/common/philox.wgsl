@@ -60,22 +60,22 @@ fn symmetric_uniform4(b: vec4<u32>) -> vec4<f32> {
     return 2.0 * vec4<f32>(uniform01(b.x), uniform01(b.y), uniform01(b.z), uniform01(b.w)) - 1.0;
 }
 
-// Standard normal truncated to [-2, 2] by the inverse CDF.
-fn truncated_normal4(b: vec4<u32>) -> vec4<f32> {
-    let p = 0.954499736103642; // erf(sqrt(2)) = P(|z| < 2)
+// Standard normal truncated to [-a, a] by the inverse CDF; p = P(|z| < a).
+fn truncated_normal4(b: vec4<u32>, p: f32) -> vec4<f32> {
     let u = p * symmetric_uniform4(b);
     let s = 1.41421356237310;
     return vec4<f32>(s * erfinv(u.x), s * erfinv(u.y), s * erfinv(u.z), s * erfinv(u.w));
 }
 
-// Dist codes as in init.rs: 0 normal, 1 uniform on (-1, 1), 2 truncated
-// normal on [-2, 2], 3 orthogonal (drawn normal, orthogonalised later).
-fn standard4(dist: u32, b: vec4<u32>) -> vec4<f32> {
+// Dist codes as in src/model/init/dist.rs: 0 normal, 1 uniform on (-1, 1),
+// 2 normal truncated to [-a, a] with trunc = P(|z| < a), 3 orthogonal (drawn
+// normal, orthogonalised later).
+fn standard4(dist: u32, trunc: f32, b: vec4<u32>) -> vec4<f32> {
     if (dist == 1u) {
         return symmetric_uniform4(b);
     }
     if (dist == 2u) {
-        return truncated_normal4(b);
+        return truncated_normal4(b, trunc);
     }
     return normal4(b);
 }

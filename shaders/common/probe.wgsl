@@ -32,19 +32,20 @@ fn probe_activation(@builtin(global_invocation_id) gid: vec3<u32>) {
     probe_out[2u * i + 1u] = bitcast<u32>(phi_deriv(z));
 }
 
-// in: the key (2 words), then per case (dist, ctr.x, ctr.y, ctr.z, ctr.w);
+// in: the key (2 words), then per case (dist, trunc as f32 bits, ctr.x,
+// ctr.y, ctr.z, ctr.w);
 // out: standard4 of the case as f32 bits.
 @compute @workgroup_size(64)
 fn probe_draws(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
-    let cases = (arrayLength(&probe_in) - 2u) / 5u;
+    let cases = (arrayLength(&probe_in) - 2u) / 6u;
     if (i >= cases) {
         return;
     }
     let key = vec2<u32>(probe_in[0], probe_in[1]);
-    let base = 2u + 5u * i;
-    let ctr = vec4<u32>(probe_in[base + 1u], probe_in[base + 2u], probe_in[base + 3u], probe_in[base + 4u]);
-    let v = standard4(probe_in[base], philox4x32_10(ctr, key));
+    let base = 2u + 6u * i;
+    let ctr = vec4<u32>(probe_in[base + 2u], probe_in[base + 3u], probe_in[base + 4u], probe_in[base + 5u]);
+    let v = standard4(probe_in[base], bitcast<f32>(probe_in[base + 1u]), philox4x32_10(ctr, key));
     for (var e = 0u; e < 4u; e++) {
         probe_out[4u * i + e] = bitcast<u32>(v[e]);
     }

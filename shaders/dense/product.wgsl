@@ -55,7 +55,7 @@ fn w_cols() -> u32 {
 fn w_row4(i: u32, c: u32) -> vec4<f32> {
     if (FROM_RNG) {
         let b = rng_bits(seed_key(), STREAM_WEIGHT, params.network, params.layer, i, c);
-        let w = params.w_scale * standard4(params.w_dist, b);
+        let w = params.w_scale * standard4(params.w_dist, params.w_trunc, b);
         let j = 4u * c + vec4<u32>(0u, 1u, 2u, 3u);
         return select(vec4<f32>(0.0), w, j < vec4<u32>(w_cols()));
     }
@@ -195,7 +195,7 @@ fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
 fn bias4(o: u32) -> vec4<f32> {
     if (FROM_RNG) {
         let bits = rng_bits(seed_key(), STREAM_BIAS, params.network, params.layer, 0u, o);
-        return params.b_scale * standard4(params.b_dist, bits);
+        return params.b_scale * standard4(params.b_dist, params.b_trunc, bits);
     }
     let last = params.n_out - 1u;
     let u = 4u * o;

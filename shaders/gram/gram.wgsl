@@ -84,7 +84,7 @@ fn bias4(group: u32) -> vec4<f32> {
         return vec4<f32>(0.0);
     }
     let b = rng_bits(seed_key(), STREAM_BIAS, params.network, params.layer, 0u, group);
-    return params.b_scale * standard4(params.b_dist, b);
+    return params.b_scale * standard4(params.b_dist, params.b_trunc, b);
 }
 
 // Rows c..c+3 of the forward Z (zero past cols), units 4 group..4

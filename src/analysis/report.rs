@@ -310,6 +310,160 @@ pub fn widths_text(widths: &[usize]) -> String {
     parts.join(",")
 }
 
+/// Consecutive weight layers that share one resolved law: what the config
+/// block and the table header state, so that nobody has to guess what a
+/// scheme name meant.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct LayerLaws {
+    /// The weight layers, 1-based (an architecture file's layers in the
+    /// order of their random streams).
+    pub first_layer: usize,
+    pub last_layer: usize,
+    pub weight_dist: crate::model::init::Dist,
+    /// A truncated normal's bound, in std of the untruncated normal.
+    pub truncation: Option<f64>,
+    /// v fan_in: the entry variance times the fan-in.
+    pub v_fan_in: f64,
+    pub fan_in: usize,
+    pub gain: Option<f64>,
+    pub gain_source: Option<String>,
+    pub bias_dist: Option<crate::model::init::Dist>,
+    pub bias_variance: f64,
+}
+
+impl LayerLaws {
+    fn same_law(&self, other: &LayerLaws) -> bool {
+        LayerLaws {
+            first_layer: 0,
+            last_layer: 0,
+            ..self.clone()
+        } == LayerLaws {
+            first_layer: 0,
+            last_layer: 0,
+            ..other.clone()
+        }
+    }
+
+    /// "layers 1-50: normal, v fan_in = 2, gain 1.414 (...); bias none".
+    pub fn in_words(&self) -> String {
+        use crate::model::init::describe;
+        let layers = if self.first_layer == self.last_layer {
+            format!("layer {}", self.first_layer)
+        } else {
+            format!("layers {}-{}", self.first_layer, self.last_layer)
+        };
+        let weights = describe::law_in_words(
+            &crate::model::init::WeightLaw {
+                dist: self.weight_dist,
+                variance: self.v_fan_in / self.fan_in as f64,
+            },
+            self.fan_in,
+        );
+        let gain = match (&self.gain, &self.gain_source) {
+            (Some(g), Some(source)) => {
+                format!(", gain {} ({source})", crate::io::output::format_num(*g))
+            }
+            _ => String::new(),
+        };
+        let bias = describe::bias_in_words(&crate::model::init::WeightLaw {
+            dist: self.bias_dist.unwrap_or(crate::model::init::Dist::Normal),
+            variance: self.bias_variance,
+        });
+        format!("{layers}: W {weights}{gain}; bias {bias}")
+    }
+}
+
+/// The resolved law of every weight layer of a run, runs of equal laws merged.
+pub fn layer_laws(spec: &RunSpec) -> Vec<LayerLaws> {
+    network_layer_laws(&spec.net, spec.arch.as_ref().map(|a| &a.arch))
+}
+
+/// The same for a plain stack, or an architecture's layers.
+pub fn network_layer_laws(
+    net: &crate::spec::NetworkSpec,
+    arch: Option<&crate::model::arch::Architecture>,
+) -> Vec<LayerLaws> {
+    use crate::model::init::{GainSource, InitSpec, WeightLaw};
+    let entry = |layer: usize, w: WeightLaw, b: WeightLaw, fan_in: usize, init: &InitSpec| {
+        let has_gain = init.gain_source != GainSource::None;
+        LayerLaws {
+            first_layer: layer,
+            last_layer: layer,
+            weight_dist: w.dist,
+            truncation: w.dist.truncation(),
+            v_fan_in: w.variance * fan_in as f64,
+            fan_in,
+            gain: has_gain.then_some(init.gain),
+            gain_source: has_gain.then(|| init.gain_source.describe()),
+            bias_dist: (b.variance > 0.0).then_some(b.dist),
+            bias_variance: b.variance,
+        }
+    };
+    let layers: Vec<LayerLaws> = match arch {
+        Some(a) => a
+            .blocks
+            .iter()
+            .flat_map(|b| b.layers())
+            .enumerate()
+            .map(|(i, l)| {
+                entry(
+                    i + 1,
+                    l.weight_law(i + 1),
+                    l.bias_law(),
+                    l.fans().0,
+                    &l.init,
+                )
+            })
+            .collect(),
+        None => (1..=net.depth())
+            .map(|l| {
+                entry(
+                    l,
+                    net.weight_law(l),
+                    net.bias_law(l),
+                    net.widths[l - 1],
+                    &net.init,
+                )
+            })
+            .collect(),
+    };
+    let mut runs: Vec<LayerLaws> = Vec::new();
+    for law in layers {
+        match runs.last_mut() {
+            Some(last) if last.same_law(&law) => last.last_layer = law.last_layer,
+            _ => runs.push(law),
+        }
+    }
+    runs
+}
+
+/// The init line of the table header: the scheme, its convention, and the
+/// first few runs of layer laws (all of them are in the JSON config).
+pub fn init_header(
+    net: &crate::spec::NetworkSpec,
+    arch: Option<&crate::model::arch::Architecture>,
+) -> String {
+    const SHOWN: usize = 3;
+    let laws = network_layer_laws(net, arch);
+    let mut text = match arch {
+        Some(_) => "init per the architecture file: ".to_string(),
+        None => format!(
+            "init {} ({} convention): ",
+            net.init.scheme.name(),
+            net.init.convention.name()
+        ),
+    };
+    let words: Vec<String> = laws.iter().take(SHOWN).map(|l| l.in_words()).collect();
+    text += &words.join("; ");
+    if laws.len() > SHOWN {
+        text += &format!(
+            "; and {} more runs of layers (the JSON config's layer_laws)",
+            laws.len() - SHOWN
+        );
+    }
+    text
+}
+
 /// The fully resolved configuration, as the JSON `config` block.
 pub fn config_json(spec: &RunSpec, run: &RunOutput) -> serde_json::Value {
     let net = &spec.net;
@@ -329,13 +483,16 @@ pub fn config_json(spec: &RunSpec, run: &RunOutput) -> serde_json::Value {
         "act": net.act.name(),
         "act_param": net.act.param(),
         "init": init.scheme.name(),
+        "convention": init.convention,
         "gain": init.gain,
+        "gain_source": init.gain_source.describe(),
         "fan_mode": init.fan_mode.name(),
         "layer1_weight_dist": layer1.dist,
         "layer1_weight_variance": layer1.variance,
         "sigma_w2": init.sigma_w2,
         "sigma_b2": net.bias_law(1).variance,
         "bias_dist": net.bias_law(1).dist,
+        "layer_laws": layer_laws(spec),
         "q0": net.q0,
         "c0": net.c0,
         "batch": spec.batch,

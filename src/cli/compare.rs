@@ -4,6 +4,7 @@
 
 use clap::Args;
 
+use varprop::Result;
 use varprop::analysis::compare::{
     ACTS_FLAG, INITS_FLAG, SIGMA_W2S_FLAG, SchemeLists, parse_names, parse_numbers, schemes,
 };
@@ -11,7 +12,6 @@ use varprop::analysis::headline::{Headline, headline_table, table_with_theory};
 use varprop::analysis::report;
 use varprop::config::settings::DEFAULT_NETWORKS;
 use varprop::io::output::{self, Format, LabelledTable};
-use varprop::Result;
 
 use super::args::RunArgs;
 use super::runner::{Runner, WorkBar, check_plot_args, save_layer_plot, work};

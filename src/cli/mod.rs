@@ -5,6 +5,7 @@ pub mod bench;
 pub mod check;
 pub mod compare;
 pub mod devices;
+pub mod inits;
 pub mod phase;
 pub mod run;
 pub mod runner;

@@ -176,6 +176,11 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
                     ""
                 },
             ));
+            let header = header
+                + &header_lines(&report::init_header(
+                    &spec.net,
+                    spec.arch.as_ref().map(|a| &a.arch),
+                ));
             let columns = table_columns(&args, &spec);
             let shown: Vec<(&str, &str, Option<&str>)> = columns
                 .iter()

@@ -199,7 +199,8 @@ pub fn cmd_theory(args: TheoryArgs) -> Result<()> {
                     varprop::analysis::report::widths_text(&net.widths),
                     net.act,
                     net.init.scheme.name()
-                ) + &table.to_text(&shown, every)
+                ) + &format!("# {}\n", varprop::analysis::report::init_header(&net, None))
+                    + &table.to_text(&shown, every)
             }
         }
     };

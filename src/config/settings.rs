@@ -207,7 +207,7 @@ impl RunSettings {
         let (a, b) = (&self.net, &other.net);
         pick!(a, b; width, depth, widths, act, alpha, omega, q0, c0, arch, bias);
         let (ai, bi) = (&a.init, &b.init);
-        pick!(ai, bi; init, sigma_w2, sigma_b2, dist, gain, fan_mode);
+        pick!(ai, bi; init, convention, sigma_w2, sigma_b2, dist, gain, nonlinearity, kaiming_a, gain_from_act, fan_mode);
         RunSettings {
             name,
             net: NetworkSettings {
@@ -219,10 +219,14 @@ impl RunSettings {
                 omega,
                 init: InitFlags {
                     init,
+                    convention,
                     sigma_w2,
                     sigma_b2,
                     dist,
                     gain,
+                    nonlinearity,
+                    kaiming_a,
+                    gain_from_act,
                     fan_mode,
                 },
                 q0,

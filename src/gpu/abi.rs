@@ -93,6 +93,12 @@ abi_struct! {
         /// gram engine: offsets (in `weights`) of coefficient matrices
         pub coef_a: u32,
         pub coef_b: u32,
+        /// truncated-normal weights: P(|z| < bound) (Dist::truncation_mass)
+        pub w_trunc: f32,
+        /// the same for the bias
+        pub b_trunc: f32,
+        pub _pad0: u32,
+        pub _pad1: u32,
     }
 }
 
@@ -139,6 +145,8 @@ impl Params {
             } as f32,
             b_scale: b.scale() as f32,
             b_dist: b.dist.code(),
+            w_trunc: w.dist.truncation_mass() as f32,
+            b_trunc: b.dist.truncation_mass() as f32,
             flags: 0,
             in_off: 0,
             out_off: 0,
@@ -156,6 +164,8 @@ impl Params {
             cols: 0,
             coef_a: NO_OFFSET,
             coef_b: NO_OFFSET,
+            _pad0: 0,
+            _pad1: 0,
         }
     }
 }
@@ -230,7 +240,8 @@ abi_struct! {
         pub offset: f32,
         pub q0: f32,
         pub c0: f32,
-        pub _pad0: u32,
+        /// draws of a truncated normal: P(|z| < bound) (Dist::truncation_mass)
+        pub trunc: f32,
         pub _pad1: u32,
         pub _pad2: u32,
     }

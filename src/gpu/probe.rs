@@ -96,6 +96,7 @@ pub fn draws(
     let mut input = vec![key[0], key[1]];
     for c in counters {
         input.push(dist.code());
+        input.push((dist.truncation_mass() as f32).to_bits());
         input.extend_from_slice(c);
     }
     let out = run_probe(

@@ -134,11 +134,10 @@ pub fn symmetric_uniform4(b: [u32; 4]) -> [f64; 4] {
     b.map(|x| 2.0 * uniform01(x) - 1.0)
 }
 
-/// Four standard normals truncated to [-2, 2], by the inverse CDF:
-/// z = sqrt(2) erfinv(erf(sqrt 2) (2u - 1)).
-pub fn truncated_normal4(b: [u32; 4]) -> [f64; 4] {
-    let p = libm::erf(std::f64::consts::SQRT_2);
-    symmetric_uniform4(b).map(|x| std::f64::consts::SQRT_2 * erfinv_giles(p * x))
+/// Four standard normals truncated to [-a, a], by the inverse CDF:
+/// z = sqrt(2) erfinv(P (2u - 1)), with `mass` P = P(|z| < a) = erf(a / sqrt 2).
+pub fn truncated_normal4(b: [u32; 4], mass: f64) -> [f64; 4] {
+    symmetric_uniform4(b).map(|x| std::f64::consts::SQRT_2 * erfinv_giles(mass * x))
 }
 
 /// Giles' single-precision erfinv ("Approximating the erfinv function", GPU
@@ -184,13 +183,13 @@ pub fn erfinv_giles(x: f64) -> f64 {
 
 /// Standard draws of a distribution (variance 1 before scaling for the
 /// normal; the uniform and truncated normal are on their unscaled supports,
-/// (-1, 1) and [-2, 2], and `WeightLaw::scale` fixes the variance).
+/// (-1, 1) and [-bound, bound], and `WeightLaw::scale` fixes the variance).
 pub fn standard4(dist: crate::model::init::Dist, b: [u32; 4]) -> [f64; 4] {
     use crate::model::init::Dist;
     match dist {
         Dist::Normal | Dist::Orthogonal => normal4(b),
         Dist::Uniform => symmetric_uniform4(b),
-        Dist::TruncatedNormal => truncated_normal4(b),
+        Dist::TruncatedNormal { .. } => truncated_normal4(b, dist.truncation_mass()),
     }
 }
 

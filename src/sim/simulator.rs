@@ -206,6 +206,17 @@ impl RunSpecBuilder {
         self.settings.net.init.init = Some(init.name().to_string());
         self
     }
+    /// Whose meaning the scheme names take (PyTorch by default).
+    pub fn convention(mut self, convention: crate::model::init::Convention) -> Self {
+        self.settings.net.init.convention = Some(convention.name().to_string());
+        self
+    }
+    /// he-* under PyTorch: kaiming's `nonlinearity` argument (a name
+    /// `calculate_gain` knows; leaky_relu by default).
+    pub fn nonlinearity(mut self, name: &str) -> Self {
+        self.settings.net.init.nonlinearity = Some(name.to_string());
+        self
+    }
     /// sigma_w^2: the weight variance times fan_in (implies `Scheme::Custom`
     /// unless another scheme is set, which is then an error).
     pub fn sigma_w2(mut self, v: f64) -> Self {

@@ -168,6 +168,7 @@ impl<'a> BlocksGpu<'a> {
             self.push(q, self.plain("place_orthogonal")?, p, groups_1d(entries))?;
         } else {
             p.dist = law.dist.code();
+            p.trunc = law.dist.truncation_mass() as f32;
             p.w_scale = law.scale() as f32;
             let groups = groups_1d(rows * per_row.div_ceil(4));
             self.push(q, self.plain("draw_weights")?, p, groups)?;
@@ -177,6 +178,7 @@ impl<'a> BlocksGpu<'a> {
         p.rows = channels as u32;
         p.b_off = b_off;
         p.dist = bias.dist.code();
+        p.trunc = bias.dist.truncation_mass() as f32;
         p.w_scale = if bias.variance == 0.0 {
             0.0
         } else {

@@ -34,13 +34,10 @@ pub fn unsupported(spec: &RunSpec) -> Option<String> {
                     ));
                 }
             }
-            Dist::Uniform | Dist::TruncatedNormal => {
+            Dist::Uniform | Dist::TruncatedNormal { .. } => {
                 return Some(format!(
                     "layer {l}'s weights are {} (init {}), not Gaussian: W X has no closed-form law",
-                    match law.dist {
-                        Dist::Uniform => "uniform",
-                        _ => "truncated-normal",
-                    },
+                    law.dist.name(),
                     net.init.scheme.name()
                 ));
             }
