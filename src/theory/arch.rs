@@ -26,8 +26,10 @@
 //! H = phi(h) driven by independent weights.
 
 use super::gauss;
+use super::uniform_bias::uniform_bias_moments;
 use crate::model::activation::{Activation, sigmoid};
 use crate::model::arch::{Architecture, Block, Layer, LayerKind, Padding, Shape};
+use crate::model::init::Dist;
 
 /// Per-position moments of one input's units (and of a pair).
 #[derive(Clone, Debug, PartialEq)]
@@ -185,7 +187,9 @@ fn activate(act: &Activation, h: &Field, shift: f64) -> Field {
     out
 }
 
-/// A plain layer: (pre, post, E phi'^2 per position, shift).
+/// A plain layer: (pre, post, E phi'^2 per position, shift). A uniform
+/// bias (torch-default, siren) leaves h non-Gaussian: its moments average
+/// over b (`theory::uniform_bias`).
 fn plain(
     layer: &Layer,
     layer_number: usize,
@@ -193,6 +197,10 @@ fn plain(
     mean_preserving: bool,
 ) -> (Field, Field, Vec<f64>, f64) {
     let h = linear(layer, layer_number, x);
+    let bias = layer.bias_law();
+    if bias.dist == Dist::Uniform && bias.variance > 0.0 {
+        return plain_uniform_bias(layer, h, bias.variance, mean_preserving);
+    }
     let shift = if mean_preserving {
         gauss::mean(&layer.act, h.q_mean())
     } else {
@@ -203,6 +211,38 @@ fn plain(
         h.q.iter()
             .map(|q| gauss::deriv_second_moment(&layer.act, *q))
             .collect();
+    (h, post, deriv, shift)
+}
+
+/// [`plain`] for h = g + b with b ~ U(+-sqrt(3 b2)) per unit, g Gaussian
+/// with the field's moments less b2.
+fn plain_uniform_bias(
+    layer: &Layer,
+    h: Field,
+    b2: f64,
+    mean_preserving: bool,
+) -> (Field, Field, Vec<f64>, f64) {
+    let beta = (3.0 * b2).sqrt();
+    let moments: Vec<_> = (0..h.q.len())
+        .map(|p| uniform_bias_moments(&layer.act, h.q[p] - b2, h.q12[p] - b2, beta))
+        .collect();
+    let shift = if mean_preserving {
+        moments.iter().map(|m| m.mean).sum::<f64>() / moments.len() as f64
+    } else {
+        0.0
+    };
+    let post = Field {
+        q: moments
+            .iter()
+            .map(|m| m.second - 2.0 * shift * m.mean + shift * shift)
+            .collect(),
+        q12: moments
+            .iter()
+            .map(|m| m.cross - 2.0 * shift * m.mean + shift * shift)
+            .collect(),
+        m: moments.iter().map(|m| m.mean - shift).collect(),
+    };
+    let deriv = moments.iter().map(|m| m.deriv_second).collect();
     (h, post, deriv, shift)
 }
 

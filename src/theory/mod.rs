@@ -21,6 +21,7 @@ pub mod gauss;
 pub mod quadrature;
 pub mod recurrence;
 pub mod special;
+pub mod uniform_bias;
 
 pub use edge_of_chaos::{EdgeOfChaos, edge_of_chaos_sigma_b2, edge_of_chaos_sigma_w2};
 pub use fixed_point::{FixedPoint, Phase, Summary, fixed_point, summary};

@@ -13,13 +13,17 @@
 //!
 //! where (u1, u2) have variances `q_pre[l]` and correlation `c_pre[l]` (for
 //! l = 0, phi is the identity: the input enters as it is). v_l and sb_l
-//! come from `NetworkSpec::weight_law` / `bias_law`, as the engines' do.
+//! come from `NetworkSpec::weight_law` / `bias_law`, as the engines' do. A
+//! uniform bias (torch-default, siren) leaves h non-Gaussian: its rows
+//! average the Gaussian moments over b (`theory::uniform_bias`).
 
 use std::collections::HashMap;
 
 use super::finite_width::{ExactRow, exact_rows};
 use super::gauss::{cross_moment, deriv_second_moment, mean, one_sided_slopes, second_moment};
+use super::uniform_bias::uniform_bias_moments;
 use crate::model::activation::Activation;
+use crate::model::init::Dist;
 use crate::spec::NetworkSpec;
 
 /// One row of the table.
@@ -102,6 +106,26 @@ fn linearisation(act: &Activation) -> (Activation, f64) {
     (lin, 0.5 * (up * up + down * down))
 }
 
+/// The row's moments when its bias is uniform with variance sb: g (the
+/// Gaussian part, variance e^kg_ln) and the pair's correlation before the
+/// bias, rho.
+fn uniform_post_moments(act: &Activation, kg_ln: f64, rho: f64, sb: f64) -> PostMoments {
+    let kg = kg_ln.exp();
+    let m = uniform_bias_moments(act, kg, rho * kg, (3.0 * sb).sqrt());
+    PostMoments {
+        second_ln: m.second.ln(),
+        correlation: if rho == 1.0 {
+            1.0
+        } else if m.second > 0.0 {
+            (m.cross / m.second).clamp(-1.0, 1.0)
+        } else {
+            1.0
+        },
+        mean: m.mean,
+        deriv_second: m.deriv_second,
+    }
+}
+
 fn post_moments(act: &Activation, q_ln: f64, c: f64) -> PostMoments {
     if act.is_positively_homogeneous() {
         let kappa = second_moment(act, 1.0);
@@ -159,6 +183,7 @@ pub fn layer_table(net: &NetworkSpec) -> Vec<LayerTheory> {
     let depth = net.depth();
     let exact = exact_rows(net);
     let mut cache: HashMap<(u64, u64), PostMoments> = HashMap::new();
+    let mut uniform_cache: HashMap<(u64, u64, u64), PostMoments> = HashMap::new();
     let mut rows = Vec::with_capacity(depth + 1);
 
     let q0_ln = net.q0.ln();
@@ -199,9 +224,18 @@ pub fn layer_table(net: &NetworkSpec) -> Vec<LayerTheory> {
                 ((post_correlation + r) / (1.0 + r)).clamp(-1.0, 1.0)
             }
         };
-        let m = *cache
-            .entry((q_ln.to_bits(), c.to_bits()))
-            .or_insert_with(|| post_moments(&act, q_ln, c));
+        let bias = net.bias_law(l);
+        let m = if bias.dist == Dist::Uniform && sb > 0.0 {
+            // h = g + b with b uniform: not Gaussian (theory::uniform_bias)
+            let kg_ln = nv_ln + post_ln;
+            *uniform_cache
+                .entry((kg_ln.to_bits(), post_correlation.to_bits(), sb.to_bits()))
+                .or_insert_with(|| uniform_post_moments(&act, kg_ln, post_correlation, sb))
+        } else {
+            *cache
+                .entry((q_ln.to_bits(), c.to_bits()))
+                .or_insert_with(|| post_moments(&act, q_ln, c))
+        };
         let e = exact[l];
         rows.push(LayerTheory {
             layer: l,
