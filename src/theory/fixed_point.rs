@@ -456,6 +456,17 @@ pub fn summary(net: &NetworkSpec) -> Result<Summary> {
             ));
         }
     }
+    if net.bias_law(2).dist == crate::model::init::Dist::Uniform && sb > 0.0 {
+        // q-map, c-map and chi_1 here take h Gaussian; with a uniform b they
+        // would be plausible and wrong (the per-layer table averages over b).
+        return Err(Error::invalid(
+            "--init",
+            format!(
+                "{} keeps nn.Linear's uniform bias, and the fixed-point summary assumes a Gaussian one; give --sigma-b2 for a normal bias, or read the per-layer table (theory without --summary), which averages over the uniform bias",
+                net.init.scheme.name()
+            ),
+        ));
+    }
     let sigma_w2 = n as f64 * v;
     let q_start =
         net.widths[0] as f64 * net.weight_law(1).variance * net.q0 + net.bias_law(1).variance;
