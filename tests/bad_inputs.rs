@@ -235,7 +235,11 @@ const CASES: &[(&str, i32, &str)] = &[
     ("theory --act rleu", 2, "--act"),
     ("theory --init siren --summary", 2, "--init"),
     ("theory --init torch-default --summary", 2, "--init"),
-    ("run --init he-normal --nonlinearity gelu", 2, "--nonlinearity"),
+    (
+        "run --init he-normal --nonlinearity gelu",
+        2,
+        "--nonlinearity",
+    ),
     ("run --act gelu --gain-from-act", 2, "--gain-from-act"),
     ("run --convention keras", 2, "--convention"),
     ("run --init xavier-normal --kaiming-a 0.2", 2, "--kaiming-a"),
