@@ -217,59 +217,53 @@ fn the_peers_numbers_come_out_under_their_convention() {
         (laws["v_fan_in"].as_f64().unwrap(), laws)
     };
     let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol;
-    // he-normal, act tanh: kaiming_normal_(w) gives 2.00; the old behaviour 2.778 on request
-    assert!(close(
-        v_fan_in("256,512", &["--init", "he-normal", "--act", "tanh"]).0,
-        2.0,
-        1e-12
-    ));
-    assert!(close(
-        v_fan_in(
-            "256,512",
-            &["--init", "he-normal", "--act", "tanh", "--gain-from-act"]
-        )
-        .0,
-        25.0 / 9.0,
-        1e-12
-    ));
-    // leaky-relu 0.2: kaiming_normal_(w, nonlinearity='leaky_relu') is 2.00; with a = 0.2, 1.923
-    let leaky = [
-        "--init",
-        "he-normal",
-        "--act",
-        "leaky-relu",
-        "--alpha",
-        "0.2",
+    // (flags at fan_in 256, v fan_in, and the peer's number it reproduces)
+    let rows: &[(&[&str], f64)] = &[
+        // he-normal, act tanh: kaiming_normal_(w) gives 2.00; the old behaviour 2.778 on request
+        (&["--init", "he-normal", "--act", "tanh"], 2.0),
+        (
+            &["--init", "he-normal", "--act", "tanh", "--gain-from-act"],
+            25.0 / 9.0,
+        ),
+        // leaky-relu 0.2: kaiming_normal_(w, nonlinearity='leaky_relu') is 2.00; with a = 0.2, 1.923
+        (
+            &[
+                "--init",
+                "he-normal",
+                "--act",
+                "leaky-relu",
+                "--alpha",
+                "0.2",
+            ],
+            2.0,
+        ),
+        (
+            &[
+                "--init",
+                "he-normal",
+                "--act",
+                "leaky-relu",
+                "--alpha",
+                "0.2",
+                "--kaiming-a",
+                "0.2",
+            ],
+            2.0 / 1.04,
+        ),
+        // gelu: the default convention gives 2 (kaiming's default), never a silent sqrt 2 "gain of gelu"
+        (&["--init", "he-normal", "--act", "gelu"], 2.0),
+        // selu: the SELU paper's LeCun normal is 1.0; PyTorch's selu gain 3/4 only when asked
+        (&["--init", "lecun-normal", "--act", "selu"], 1.0),
+        (&["--init", "he-normal", "--act", "selu"], 2.0),
+        (
+            &["--init", "he-normal", "--act", "selu", "--gain-from-act"],
+            0.5625,
+        ),
     ];
-    assert!(close(v_fan_in("256,512", &leaky).0, 2.0, 1e-12));
-    let with_a = [&leaky[..], &["--kaiming-a", "0.2"]].concat();
-    assert!(close(v_fan_in("256,512", &with_a).0, 2.0 / 1.04, 1e-12));
-    // gelu: the default convention gives 2 (kaiming's default), never a silent sqrt 2 "gain of gelu"
-    assert!(close(
-        v_fan_in("256,512", &["--init", "he-normal", "--act", "gelu"]).0,
-        2.0,
-        1e-12
-    ));
-    // selu: the SELU paper's LeCun normal is 1.0; PyTorch's selu gain 3/4 only when asked
-    assert!(close(
-        v_fan_in("256,512", &["--init", "lecun-normal", "--act", "selu"]).0,
-        1.0,
-        1e-12
-    ));
-    assert!(close(
-        v_fan_in("256,512", &["--init", "he-normal", "--act", "selu"]).0,
-        2.0,
-        1e-12
-    ));
-    assert!(close(
-        v_fan_in(
-            "256,512",
-            &["--init", "he-normal", "--act", "selu", "--gain-from-act"]
-        )
-        .0,
-        0.5625,
-        1e-12
-    ));
+    for (flags, want) in rows {
+        let (v, _) = v_fan_in("256,512", flags);
+        assert!(close(v, *want, 1e-12), "{flags:?}: v fan_in {v} vs {want}");
+    }
     // truncated-normal at fan_in 1: trunc_normal_(std=1) and jax truncated_normal(1) give 0.774,
     // Flax's variance_scaling 1.00
     let (m2, _) = truncated_moments(2.0);

@@ -332,18 +332,6 @@ pub struct LayerLaws {
 }
 
 impl LayerLaws {
-    fn same_law(&self, other: &LayerLaws) -> bool {
-        LayerLaws {
-            first_layer: 0,
-            last_layer: 0,
-            ..self.clone()
-        } == LayerLaws {
-            first_layer: 0,
-            last_layer: 0,
-            ..other.clone()
-        }
-    }
-
     /// "layers 1-50: normal, v fan_in = 2, gain 1.414 (...); bias none".
     pub fn in_words(&self) -> String {
         use crate::model::init::describe;
@@ -384,54 +372,54 @@ pub fn network_layer_laws(
     arch: Option<&crate::model::arch::Architecture>,
 ) -> Vec<LayerLaws> {
     use crate::model::init::{GainSource, InitSpec, WeightLaw};
-    let entry = |layer: usize, w: WeightLaw, b: WeightLaw, fan_in: usize, init: &InitSpec| {
+    // Runs are merged as the layers go by, on a key with no strings in it:
+    // a depth-10^7 stack makes one entry, not 10^7.
+    let mut runs: Vec<LayerLaws> = Vec::new();
+    let mut last_key = None;
+    let mut add = |layer: usize, w: WeightLaw, b: WeightLaw, fan_in: usize, init: &InitSpec| {
+        let v_fan_in = w.variance * fan_in as f64;
+        let key = (w, v_fan_in, fan_in, init.gain, init.gain_source, b);
+        if last_key == Some(key) {
+            runs.last_mut().expect("a run is open").last_layer = layer;
+            return;
+        }
+        last_key = Some(key);
         let has_gain = init.gain_source != GainSource::None;
-        LayerLaws {
+        runs.push(LayerLaws {
             first_layer: layer,
             last_layer: layer,
             weight_dist: w.dist,
             truncation: w.dist.truncation(),
-            v_fan_in: w.variance * fan_in as f64,
+            v_fan_in,
             fan_in,
             gain: has_gain.then_some(init.gain),
             gain_source: has_gain.then(|| init.gain_source.describe()),
             bias_dist: (b.variance > 0.0).then_some(b.dist),
             bias_variance: b.variance,
-        }
+        });
     };
-    let layers: Vec<LayerLaws> = match arch {
-        Some(a) => a
-            .blocks
-            .iter()
-            .flat_map(|b| b.layers())
-            .enumerate()
-            .map(|(i, l)| {
-                entry(
+    match arch {
+        Some(a) => {
+            for (i, l) in a.blocks.iter().flat_map(|b| b.layers()).enumerate() {
+                add(
                     i + 1,
                     l.weight_law(i + 1),
                     l.bias_law(),
                     l.fans().0,
                     &l.init,
-                )
-            })
-            .collect(),
-        None => (1..=net.depth())
-            .map(|l| {
-                entry(
+                );
+            }
+        }
+        None => {
+            for l in 1..=net.depth() {
+                add(
                     l,
                     net.weight_law(l),
                     net.bias_law(l),
                     net.widths[l - 1],
                     &net.init,
-                )
-            })
-            .collect(),
-    };
-    let mut runs: Vec<LayerLaws> = Vec::new();
-    for law in layers {
-        match runs.last_mut() {
-            Some(last) if last.same_law(&law) => last.last_layer = law.last_layer,
-            _ => runs.push(law),
+                );
+            }
         }
     }
     runs

@@ -2,7 +2,7 @@
 //! stands for and its law (`varprop inits`, the README's table), and one
 //! phrase for a resolved layer's law (the run's config block and header).
 
-use super::{Convention, Dist, GainSource, SCHEME_NAMES, Scheme, WeightLaw};
+use super::{Convention, Dist, SCHEME_NAMES, Scheme, WeightLaw};
 
 /// The library function a scheme name stands for under a convention, and
 /// its law as a formula (v = variance of one entry, fan = fan_in unless
@@ -115,14 +115,6 @@ pub fn bias_in_words(law: &WeightLaw) -> String {
         "none".into()
     } else {
         format!("{}, variance {}", law.dist.name(), short(law.variance))
-    }
-}
-
-/// The gain in words: "gain 1.414 (calculate_gain('leaky_relu', 0), kaiming's default nonlinearity)".
-pub fn gain_in_words(gain: f64, source: &GainSource) -> Option<String> {
-    match source {
-        GainSource::None => None,
-        s => Some(format!("gain {} ({})", short(gain), s.describe())),
     }
 }
 
