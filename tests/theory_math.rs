@@ -15,7 +15,7 @@ use std::f64::consts::PI;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use varprop::model::activation::Activation;
-use varprop::model::init::{InitFlags, InitSpec};
+use varprop::model::init::{Dist, InitFlags, InitSpec};
 use varprop::spec::NetworkSpec;
 use varprop::theory::finite_width::{log_chi_squared, log_chi_squared_binomial};
 use varprop::theory::fixed_point::{CRITICAL_TOL, EDGE_TOL, chi1, fixed_point, q_star};
@@ -23,6 +23,7 @@ use varprop::theory::gauss::{
     self, Rule, cross_moment, deriv_cross_moment, deriv_second_moment, mean, second_moment,
     second_moment_slope,
 };
+use varprop::theory::uniform_bias::uniform_bias_moments;
 use varprop::theory::{
     Phase, edge_of_chaos_sigma_b2, edge_of_chaos_sigma_w2, layer_table, summary,
 };
@@ -484,8 +485,9 @@ fn relu_c_map_under_he_init_is_the_arc_cosine_kernel() {
 #[test]
 fn layer_table_follows_the_recurrence_for_any_widths_and_init() {
     // Varying widths, Xavier (v depends on both fans), tanh, torch-default
-    // bias (variance 1/(3 fan_in)): each row against the recurrence
-    // evaluated here with the public moments and the spec's laws.
+    // bias (uniform, variance 1/(3 fan_in)): each row against the recurrence
+    // evaluated here with the public moments and the spec's laws (for the
+    // uniform bias, the moments averaged over b of theory::uniform_bias).
     let widths = vec![7, 30, 12, 50, 50, 3];
     for (act, flags) in [
         (Activation::Tanh, init("xavier-normal")),
@@ -500,6 +502,7 @@ fn layer_table_follows_the_recurrence_for_any_widths_and_init() {
             (0.8, 0.25, 0.0)
         );
         let (mut q_post, mut cross) = (net.q0, net.c0 * net.q0);
+        let mut deriv_second = vec![1.0];
         for l in 1..widths.len() {
             let nv = widths[l - 1] as f64 * net.weight_law(l).variance;
             let sb = net.bias_law(l).variance;
@@ -517,23 +520,28 @@ fn layer_table_follows_the_recurrence_for_any_widths_and_init() {
                 "{act} layer {l}: c_pre {} vs {c}",
                 r.c_pre
             );
-            assert!(
-                close(r.q_post, second_moment(&act, q)),
-                "{act} layer {l}: q_post"
-            );
+            let bias = net.bias_law(l);
+            let (second, next_cross, mean_post, d2) = if bias.dist == Dist::Uniform && sb > 0.0 {
+                let m = uniform_bias_moments(&act, nv * q_post, nv * cross, (3.0 * sb).sqrt());
+                (m.second, m.cross, m.mean, m.deriv_second)
+            } else {
+                (
+                    second_moment(&act, q),
+                    cross_moment(&act, q, q, c * q),
+                    mean(&act, q),
+                    deriv_second_moment(&act, q),
+                )
+            };
+            assert!(close(r.q_post, second), "{act} layer {l}: q_post");
             assert!(close(r.q_pre_ln.exp(), r.q_pre) && close(r.q_post_ln.exp(), r.q_post));
-            assert!((r.mean_post - mean(&act, q)).abs() <= 1e-13 * r.q_post.sqrt());
-            q_post = second_moment(&act, q);
-            cross = cross_moment(&act, q, q, c * q);
+            assert!((r.mean_post - mean_post).abs() <= 1e-13 * r.q_post.sqrt());
+            q_post = second;
+            cross = next_cross;
+            deriv_second.push(d2);
         }
         for l in 0..widths.len() - 1 {
             let nv_next = widths[l + 1] as f64 * net.weight_law(l + 1).variance;
-            let d2 = if l == 0 {
-                1.0
-            } else {
-                deriv_second_moment(&act, rows[l].q_pre)
-            };
-            let want = nv_next * d2;
+            let want = nv_next * deriv_second[l];
             let got = rows[l].backward_factor.unwrap();
             assert!(
                 (got - want).abs() <= 1e-13 * want,
