@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 # lavapipe complains on every device creation when this is unset.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
+# no circle of imports among the library's modules (ARCHITECTURE.md)
+python3 scripts/module-cycles.py 1
+python3 scripts/module-cycles.py 2
+
 cargo build --release --locked
 devices() { cargo run --release --locked --quiet -- devices "$@"; }
 if ! devices >/dev/null 2>&1; then

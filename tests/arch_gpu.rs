@@ -24,8 +24,9 @@ use std::process::Command;
 use varprop::config::settings::NetworkSettings;
 
 use varprop::config::settings::RunSettings;
+use varprop::gpu::{GpuOptions, run_gpu};
 use varprop::model::arch::{Architecture, Shape};
-use varprop::sim::{GpuOptions, RunOutput, run_cpu, run_gpu};
+use varprop::sim::{RunOutput, run_cpu};
 use varprop::spec::RunSpec;
 
 const RTOL: f64 = 2e-4;

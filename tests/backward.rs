@@ -5,7 +5,8 @@
 mod common;
 
 use varprop::config::settings::NetworkSettings;
-use varprop::sim::{GpuOptions, RunOutput, run_gpu};
+use varprop::gpu::{GpuOptions, run_gpu};
+use varprop::sim::RunOutput;
 use varprop::spec::{EngineChoice, Probes, RunSpec};
 
 const BACKWARD: Probes = Probes {

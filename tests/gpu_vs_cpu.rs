@@ -16,8 +16,10 @@ mod common;
 
 use varprop::config::settings::NetworkSettings;
 use varprop::gpu::GpuContext;
+use varprop::gpu::choice::run_gpu_with_kernels;
 use varprop::gpu::tuning::{Kernels, ProductKernel, Reduction};
-use varprop::sim::{GpuOptions, run_cpu, run_gpu, run_gpu_with_kernels};
+use varprop::gpu::{GpuOptions, run_gpu};
+use varprop::sim::run_cpu;
 use varprop::spec::{Probes, RunSpec};
 
 fn check(flags: NetworkSettings, batch: usize, chunk: usize) {

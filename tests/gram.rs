@@ -5,8 +5,9 @@
 mod common;
 
 use varprop::config::settings::NetworkSettings;
+use varprop::gpu::{GpuOptions, run_gpu};
+use varprop::sim::RunOutput;
 use varprop::sim::stats::{LayerSample, mean_se};
-use varprop::sim::{GpuOptions, RunOutput, run_gpu};
 use varprop::spec::{EngineChoice, Probes, RunSpec};
 use varprop::theory;
 

@@ -4,7 +4,8 @@
 
 mod common;
 
-use varprop::sim::{GpuOptions, RunOutput, run_gpu};
+use varprop::gpu::{GpuOptions, run_gpu};
+use varprop::sim::RunOutput;
 use varprop::spec::RunSpec;
 
 /// Runs `spec` on the GPU, `chunk` layers a submission.

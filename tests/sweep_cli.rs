@@ -181,7 +181,7 @@ fn the_summary_names_configurations_by_the_hash_of_their_settings() {
     // settings with their defaults, first 16 hex digits
     let canonical = "{\"backward\":false,\"batch\":2,\"c0\":0.5,\"depth\":2,\"jacobian\":false,\"networks\":2,\"q0\":1.0,\"seed\":0,\"weight-grads\":false,\"width\":8}";
     assert_eq!(serde_json::to_string(&doc["settings"]).unwrap(), canonical);
-    let id = varprop::io::sweep::config_id(canonical);
+    let id = varprop::sweep::config_id(canonical);
     assert_eq!(name, &format!("{id}.json"));
     assert_eq!(doc["id"], id.as_str());
     assert_eq!(doc["layers"].as_array().unwrap().len(), 3);

@@ -6,7 +6,8 @@ mod common;
 
 use varprop::analysis::comparisons;
 use varprop::analysis::predictions;
-use varprop::sim::{GpuOptions, run_cpu, run_gpu};
+use varprop::gpu::{GpuOptions, run_gpu};
+use varprop::sim::run_cpu;
 use varprop::spec::RunSpec;
 use varprop::theory;
 

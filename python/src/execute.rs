@@ -10,7 +10,8 @@ use std::time::Duration;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
-use varprop::sim::{GpuOptions, RunOutput};
+use varprop::gpu::GpuOptions;
+use varprop::sim::RunOutput;
 use varprop::spec::RunSpec;
 
 use crate::convert::*;

@@ -11,7 +11,8 @@ use varprop::Device;
 use varprop::Error;
 use varprop::analysis::{checking, report};
 use varprop::config::settings::DEFAULT_NETWORKS;
-use varprop::sim::{GpuOptions, RunOutput};
+use varprop::gpu::GpuOptions;
+use varprop::sim::RunOutput;
 use varprop::spec::RunSpec;
 
 use crate::convert::*;
@@ -337,7 +338,7 @@ impl NativeSimulator {
         max_memory: Option<u64>,
         progress: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
-        use varprop::io::sweep::driver;
+        use varprop::sweep::driver;
         check_chunk(chunk)?;
         let configs = driver::load(&path).map_err(py_err)?;
         let shard = driver::shard(shard, "--shard").map_err(py_err)?;
@@ -345,11 +346,11 @@ impl NativeSimulator {
         // Python or the command line) is refused; held until the summary
         let mut warnings = Vec::new();
         let _lock =
-            match varprop::io::sweep::lock::acquire(&out_dir, shard.map(|(s, _)| s), false, |_| {})
+            match varprop::sweep::lock::acquire(&out_dir, shard.map(|(s, _)| s), false, |_| {})
                 .map_err(|e| py_err(e.with_field_names()))?
             {
-                varprop::io::sweep::lock::Acquired::Held(held) => Some(held),
-                varprop::io::sweep::lock::Acquired::Unsupported(why) => {
+                varprop::sweep::lock::Acquired::Held(held) => Some(held),
+                varprop::sweep::lock::Acquired::Unsupported(why) => {
                     warnings.push(format!("sweep: {why}"));
                     None
                 }

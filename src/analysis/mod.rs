@@ -1,12 +1,14 @@
 //! What is made of a run's output: the theory predictions and the z-tests
 //! of `check` (predictions), the tables (report), headline numbers,
-//! curves, scheme comparisons and the phase diagram.
+//! curves and the `--plot` figure of them (layer_plot), scheme comparisons
+//! and the phase diagram.
 
 pub mod checking;
 pub mod compare;
 pub mod comparisons;
 pub mod curves;
 pub mod headline;
+pub mod layer_plot;
 pub mod phase;
 pub mod predictions;
 pub mod report;

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use varprop::config::settings::{NetworkSettings, RunSettings};
+use varprop::gpu::GpuOptions;
 use varprop::io::output::Format;
-use varprop::sim::{GpuOptions, RunOutput};
+use varprop::sim::RunOutput;
 use varprop::spec::RunSpec;
 use varprop::{Device, Simulator};
 use varprop::{Error, Result};
@@ -104,7 +105,7 @@ pub struct RunArgs {
     pub plot: Option<PathBuf>,
     /// The q the plot shows: pre (h) or post (phi(h)) [default: post]
     #[arg(long = "plot-quantity", value_enum)]
-    pub plot_quantity: Option<varprop::io::plot::Quantity>,
+    pub plot_quantity: Option<varprop::analysis::layer_plot::Quantity>,
 }
 
 /// The bar of one run: it counts rows (layers + 1, the input row too) of

@@ -173,7 +173,7 @@ pub fn cmd_compare(args: CompareArgs) -> Result<()> {
                 info.adapter
                     .as_ref()
                     .map_or("cpu".into(), |a| a.name.clone()),
-                varprop::io::plot::layers::run_shape(first_spec),
+                varprop::analysis::layer_plot::run_shape(first_spec),
                 first_spec.net.depth(),
             ) + &summary.to_text(&shown(first_spec.probes.backward))
         }

@@ -118,7 +118,7 @@ pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
     let points = phase::phase_points(&grid, &runs);
     let table = phase::phase_table(&points);
     let spec = &grid[0].2;
-    let shape = varprop::io::plot::layers::run_shape(spec)
+    let shape = varprop::analysis::layer_plot::run_shape(spec)
         .split(", ")
         .filter(|p| !p.starts_with("sigma_b2"))
         .collect::<Vec<_>>()

@@ -119,7 +119,7 @@ pub fn save_layer_plot(
     command: &str,
     runs: &[(Option<&str>, &RunSpec, &RunOutput)],
 ) -> Result<()> {
-    use varprop::io::plot::layers::{LabelledRun, LayerFigure, run_shape, scheme_name};
+    use varprop::analysis::layer_plot::{LabelledRun, LayerFigure, run_shape, scheme_name};
     let (Some(path), Some((_, first, _))) = (&args.plot, runs.first()) else {
         return Ok(());
     };

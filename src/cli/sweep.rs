@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use varprop::io::sweep::{self, ResultSummary, driver, lock, merge};
+use varprop::sweep::{self, ResultSummary, driver, lock, merge};
 use varprop::{Error, Result};
 
 use super::args::EngineArgs;

@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use super::toml::parse_toml;
 use crate::error::{Error, Result};
+pub use crate::io::toml::parse_toml;
 use crate::model::activation::Activation;
 use crate::model::init::InitFlags;
 use crate::model::init::InitSpec;
@@ -72,7 +72,7 @@ sin (sin(omega z), --omega, default 1), selu, gelu (exact), elu, silu, erf, soft
 /// files: a `check` regression suite lists cases of them, a sweep lists
 /// fixed settings and a grid. The names are the flags of `varprop run`
 /// (with `_` or `-`); unknown keys are errors that name the key and its
-/// line (`config::toml`).
+/// line (`io::toml`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(rename_all = "kebab-case")]
 pub struct RunSettings {
@@ -344,7 +344,7 @@ impl RunSettings {
         };
         // an explicit gram that cannot run this spec is refused now, before
         // any work, with the reason the engine choice gives
-        crate::sim::choose_engine(&spec)?;
+        crate::gpu::choose_engine(&spec)?;
         Ok(spec)
     }
 }

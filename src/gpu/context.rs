@@ -9,19 +9,7 @@ use std::sync::Mutex;
 use crate::error::{Error, Result};
 use crate::gpu::pipelines::{Module, PipelineCache};
 use crate::model::activation::Activation;
-
-/// What `varprop devices` prints about an adapter.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct AdapterSummary {
-    pub index: usize,
-    pub name: String,
-    pub backend: String,
-    pub device_type: String,
-    pub driver: String,
-    pub driver_info: String,
-    pub max_buffer_size: u64,
-    pub max_storage_buffer_binding_size: u64,
-}
+use crate::sim::AdapterSummary;
 
 fn summary(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
     let info = adapter.get_info();

@@ -7,8 +7,10 @@ pub mod abi;
 pub mod blocks;
 pub mod buffers;
 pub mod checkpoint;
+pub mod choice;
 pub mod context;
 pub mod dense;
+pub mod engines;
 pub mod gram;
 pub mod orthogonal;
 pub mod pipelines;
@@ -17,4 +19,6 @@ pub mod readback;
 pub mod submit;
 pub mod tuning;
 
-pub use context::{AdapterSummary, GpuContext, list_adapters};
+pub use crate::sim::AdapterSummary;
+pub use choice::{GpuOptions, choose_engine, choose_gpu_engine, run_gpu};
+pub use context::{GpuContext, list_adapters};

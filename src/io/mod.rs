@@ -1,6 +1,7 @@
-//! Files: tables as CSV, JSON and text (output), pictures (plot), and
-//! sweeps of many runs with their shards and results (sweep).
+//! Files in and out, knowing nothing of the simulation: TOML text into
+//! typed records with errors that name the line (toml), tables as CSV,
+//! JSON and text (output), and figures drawn with plotters (plot).
 
 pub mod output;
 pub mod plot;
-pub mod sweep;
+pub mod toml;

@@ -3,11 +3,23 @@
 //! from an engine's per-network sums by `finish`.
 
 use crate::error::Result;
-use crate::gpu::AdapterSummary;
 use crate::sim::stats::{
     LayerSample, LayerSummary, NetworkSums, NetworkTop, network_results, summarise,
 };
 use crate::spec::RunSpec;
+
+/// What `varprop devices` prints about an adapter.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterSummary {
+    pub index: usize,
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+}
 
 /// Which engine ran, on what, with how much device memory.
 #[derive(Clone, Debug, serde::Serialize)]

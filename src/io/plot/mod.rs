@@ -1,6 +1,7 @@
-//! Plots as SVG or PNG files (plotters): the per-layer curves of one or
-//! more runs with the theory overlaid ([`layers`]), and the order-to-chaos
-//! heatmap of `varprop phase` ([`heatmap`]).
+//! Plots as SVG or PNG files (plotters): the shared figure machinery (font,
+//! palette, tick labels, `save`) and the heatmap ([`heatmap`]) that
+//! `varprop phase` fills. The figures of runs are built in analysis
+//! (`analysis::layer_plot`, `analysis::phase`).
 //!
 //! Text is drawn with an embedded subset of DejaVu Sans
 //! (`assets/fonts/`, through plotters' pure-Rust `ab_glyph` feature), so a
@@ -8,7 +9,6 @@
 //! are written atomically, like every other output.
 
 pub mod heatmap;
-pub mod layers;
 
 use std::path::Path;
 use std::sync::Once;
@@ -20,7 +20,6 @@ use crate::error::{Error, Result};
 use crate::io::output::write_atomic;
 
 pub use heatmap::HeatmapFigure;
-pub use layers::{LayerFigure, Quantity};
 
 /// The font every plot uses, registered as "sans-serif".
 const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans-subset.ttf");

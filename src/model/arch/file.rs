@@ -306,7 +306,7 @@ impl Architecture {
     }
 
     fn parse_blocks(path: &str, text: &str) -> Result<Architecture> {
-        let file: File = crate::config::toml::parse_toml(path, text)?;
+        let file: File = crate::io::toml::parse_toml(path, text)?;
         let input = match file.input {
             InputFile::Units(0) => {
                 return Err(Error::invalid(

@@ -8,8 +8,8 @@ use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
-use super::{FONT_FAMILY, Figure, PALETTE, log_tick_label, short_number};
-use crate::analysis::curves::{LogCurve, Measure, log_curve};
+use super::curves::{LogCurve, Measure, log_curve};
+use crate::io::plot::{FONT_FAMILY, Figure, PALETTE, log_tick_label, short_number};
 use crate::sim::RunOutput;
 use crate::spec::RunSpec;
 
@@ -70,7 +70,7 @@ impl LayerFigure {
         let mut q_curves = Vec::new();
         let mut g_curves = Vec::new();
         for r in runs {
-            let rows = crate::analysis::curves::TheoryCurves::of(r.spec);
+            let rows = super::curves::TheoryCurves::of(r.spec);
             q_curves.push(Curve {
                 label: r.label.clone(),
                 curve: log_curve(r.spec, r.run, &rows, measure),
@@ -375,7 +375,7 @@ pub fn run_shape(spec: &RunSpec) -> String {
     let sigma_b2 = spec.net.bias_law(1).variance;
     format!(
         "widths {}{}, batch {}, {} networks, seed {}",
-        crate::analysis::report::widths_text(&spec.net.widths),
+        super::report::widths_text(&spec.net.widths),
         if sigma_b2 > 0.0 {
             format!(", sigma_b2 {}", crate::io::plot::short_number(sigma_b2))
         } else {

@@ -12,10 +12,11 @@ use crate::analysis::{predictions, report};
 use crate::config::settings::{DEFAULT_NETWORKS, NetworkSettings, RunSettings};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+use crate::gpu::{self, GpuOptions};
 use crate::io::output::Table;
 use crate::model::activation::Activation;
 use crate::model::init::Scheme;
-use crate::sim::{self, GpuOptions, RunOutput};
+use crate::sim::{self, RunOutput};
 use crate::spec::{EngineChoice, RunSpec};
 
 /// Where a `Simulator` runs.
@@ -116,7 +117,7 @@ impl Simulator {
         mut progress: impl FnMut(u64, u64),
     ) -> Result<RunOutput> {
         match self.context()? {
-            Some(ctx) => sim::run_gpu(ctx, spec, options, &mut progress),
+            Some(ctx) => gpu::run_gpu(ctx, spec, options, &mut progress),
             None => sim::run_cpu(spec, &mut progress),
         }
     }

@@ -40,8 +40,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::config::settings::RunSettings;
-use crate::config::toml::{line_of, toml_error, unknown_key};
 use crate::error::{Error, Result};
+use crate::io::toml::{line_of, toml_error, unknown_key};
 use crate::spec::RunSpec;
 use serde::Deserialize;
 
@@ -64,7 +64,7 @@ fn settings_object(settings: &RunSettings) -> serde_json::Map<String, serde_json
 
 /// An error naming the first of `keys` that `settings` did not take (the
 /// records flatten groups of keys, through which serde cannot deny unknown
-/// ones; see `config::toml`).
+/// ones; see `io::toml`).
 fn refuse_unknown<'a>(
     path: &str,
     text: &str,
