@@ -21,6 +21,12 @@ normalise() {
 
 record() {
     local out="$1"
+    # without an adapter every GPU case records the same error, before and
+    # after a change alike, and the comparison would show nothing
+    if ! "$VARPROP" devices > /dev/null 2>&1; then
+        echo "no GPU adapter: install mesa-vulkan-drivers (or a GPU driver) before recording" >&2
+        exit 2
+    fi
     mkdir -p "$out"
     local work
     work="$(mktemp -d)"
