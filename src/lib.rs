@@ -14,7 +14,7 @@ pub mod config;
 pub mod error;
 pub mod io;
 pub mod model;
-pub mod simulator;
+mod simulator;
 pub mod spec;
 pub mod sweep;
 pub mod theory;

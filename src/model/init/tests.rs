@@ -31,38 +31,26 @@ fn pytorch_variances() {
     let relu = Activation::Relu;
     let tanh = Activation::Tanh;
     let close = |a: f64, b: f64| (a - b).abs() < 1e-15 * b.abs().max(1.0);
-    assert!(close(
-        spec("he-normal", &relu)
-            .weight_law(&relu, 2, 100, 50)
-            .variance,
-        2.0 / 100.0
-    ));
-    // kaiming's default nonlinearity (leaky_relu, a = 0), whatever the activation
-    assert!(close(
-        spec("he-normal", &tanh)
-            .weight_law(&tanh, 2, 100, 50)
-            .variance,
-        2.0 / 100.0
-    ));
-    assert!(close(
-        spec("xavier-normal", &relu)
-            .weight_law(&relu, 2, 100, 50)
-            .variance,
-        2.0 / 150.0
-    ));
-    assert!(close(
-        spec("torch-default", &relu)
-            .weight_law(&relu, 2, 100, 50)
-            .variance,
-        1.0 / 300.0
-    ));
+    // (scheme, activation, Var W at fan_in 100, fan_out 50), as torch.nn.init
+    // states them; he-normal takes kaiming's default nonlinearity
+    // (leaky_relu, a = 0) whatever the activation
+    let cases = [
+        ("he-normal", &relu, 2.0 / 100.0),
+        ("he-normal", &tanh, 2.0 / 100.0),
+        ("xavier-normal", &relu, 2.0 / 150.0),
+        ("torch-default", &relu, 1.0 / 300.0),
+    ];
+    for (scheme, act, variance) in cases {
+        let law = spec(scheme, act).weight_law(act, 2, 100, 50);
+        assert!(
+            close(law.variance, variance),
+            "{scheme} {act:?}: {}",
+            law.variance
+        );
+    }
     // torch-default's half-width is 1/sqrt(fan_in)
-    assert!(close(
-        spec("torch-default", &relu)
-            .weight_law(&relu, 2, 100, 50)
-            .scale(),
-        0.1
-    ));
+    let law = spec("torch-default", &relu).weight_law(&relu, 2, 100, 50);
+    assert!(close(law.scale(), 0.1));
     let flags = InitFlags {
         init: Some("he-uniform".into()),
         fan_mode: Some("fan_out".into()),
