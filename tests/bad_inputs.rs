@@ -145,6 +145,8 @@ const CASES: &[(&str, i32, &str)] = &[
     ("run --widths 16,8 --depth 4", 2, "--depth"),
     ("run --chunk 0", 2, "--chunk"),
     ("run --every 0", 2, "--every"),
+    ("run --every 3 --format csv", 2, "--every"),
+    ("run --every 3 --out x.json", 2, "--every"),
     (
         "run --backward --checkpoint-every 0",
         2,
@@ -250,6 +252,7 @@ const CASES: &[(&str, i32, &str)] = &[
     ("theory --summary --edge-of-chaos", 2, "--summary"),
     ("theory --summary --every 3", 2, "--every"),
     ("theory --every 0", 2, "--every"),
+    ("theory --every 3 --format json", 2, "--every"),
     ("theory --edge-of-chaos", 2, "--edge-of-chaos"),
     ("theory --out nodir/t.csv", 2, "--out"),
     ("theory --format json --out t.csv", 2, "--format"),

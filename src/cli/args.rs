@@ -84,7 +84,7 @@ pub struct RunArgs {
     /// Write to FILE (atomically) instead of stdout
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Show every K-th layer in the table (default: about 30 rows); csv/json keep every row
+    /// Show every K-th layer in the table (default: about 30 rows); not with csv/json, which keep every row
     #[arg(long)]
     pub every: Option<usize>,
     /// The table's columns, comma-separated, named as in the CSV header (q_pre shows q_pre_mean ±

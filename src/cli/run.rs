@@ -127,6 +127,12 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
             "chooses the columns of the table (--format table); csv and json keep every column",
         ));
     }
+    if args.every.is_some() && format != Format::Table {
+        return Err(Error::invalid(
+            "--every",
+            "thins the rows of the table (--format table); csv and json keep every layer",
+        ));
+    }
     let run = simulate(&args, &spec)?;
     for w in &run.warnings {
         eprintln!("warning: {w}");

@@ -27,7 +27,7 @@ pub struct TheoryArgs {
     /// Write to FILE (atomically) instead of stdout
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
-    /// Show every K-th layer in the table (default: about 30 rows); csv/json keep every row
+    /// Show every K-th layer in the table (default: about 30 rows); not with csv/json, which keep every row
     #[arg(long)]
     pub every: Option<usize>,
 }
@@ -102,6 +102,14 @@ fn check_theory_flags(args: &TheoryArgs) -> Result<()> {
     }
     if args.every == Some(0) {
         return Err(Error::invalid("--every", "must be >= 1"));
+    }
+    if args.every.is_some()
+        && output::pick_format(args.format, args.out.as_deref()) != Format::Table
+    {
+        return Err(Error::invalid(
+            "--every",
+            "thins the rows of the table (--format table); csv and json keep every layer",
+        ));
     }
     Ok(())
 }
