@@ -101,6 +101,43 @@ impl EngineChoice {
     }
 }
 
+/// How the neural tangent kernel counts parameters (`--parametrisation`),
+/// as neural-tangents' `Dense(parameterization=...)` does. With W_l of
+/// entry variance v_l and b_l of variance sb_l:
+/// - `ntk`: the parameters are the unit-variance omega, beta of
+///   W_l = sqrt(v_l) omega_l, b_l = sqrt(sb_l) beta_l, so layer l adds
+///   (delta_l^a . delta_l^b)(v_l x_{l-1}^a . x_{l-1}^b + sb_l);
+/// - `standard`: the parameters are W_l and b_l themselves, so layer l adds
+///   (delta_l^a . delta_l^b)(x_{l-1}^a . x_{l-1}^b + 1), the 1 only where
+///   the layer has a bias (sb_l > 0: a zero bias is no bias).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parametrisation {
+    #[default]
+    Ntk,
+    Standard,
+}
+
+impl Parametrisation {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "ntk" => Ok(Parametrisation::Ntk),
+            "standard" => Ok(Parametrisation::Standard),
+            other => Err(Error::invalid(
+                "--parametrisation",
+                format!("unknown '{other}'; accepted: ntk, standard"),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Parametrisation::Ntk => "ntk",
+            Parametrisation::Standard => "standard",
+        }
+    }
+}
+
 /// A run: the network, and how many inputs and networks to push through it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunSpec {

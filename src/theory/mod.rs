@@ -18,6 +18,7 @@ pub mod expectation;
 pub mod finite_width;
 pub mod fixed_point;
 pub mod gauss;
+pub mod ntk;
 pub mod quadrature;
 pub mod recurrence;
 pub mod special;
