@@ -5,10 +5,8 @@
 //! defaults; `RunOutput::table_with_theory` gives the rows `varprop run`
 //! prints. See ARCHITECTURE.md for the flow behind `run`.
 
-use crate::analysis::comparisons;
 use std::sync::OnceLock;
 
-use crate::analysis::{predictions, report};
 use crate::config::settings::{DEFAULT_NETWORKS, NetworkSettings, RunSettings};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
@@ -127,11 +125,7 @@ impl RunOutput {
     /// The per-layer table `varprop run` prints (and writes as CSV or
     /// JSON): the measured columns with the theory's beside them.
     pub fn table_with_theory(&self) -> Table {
-        let spec = &self.spec;
-        let mut table = report::run_table(spec, self);
-        let preds = predictions::predictions(spec, &spec.net);
-        comparisons::add_theory_columns(&mut table, spec, &preds, &spec.net);
-        table
+        crate::analysis::headline::table_with_theory(&self.spec, self).0
     }
 }
 

@@ -55,6 +55,10 @@ pub struct Probes {
     pub jacobian: bool,
     /// Mean square entry of the weight gradient; runs the backward pass.
     pub weight_grads: bool,
+    /// The empirical neural tangent kernel over the batch, counted in this
+    /// parametrisation: a backward pass of its own, from the gradient of
+    /// the readout f = w^T x_L / sqrt(n_L).
+    pub ntk: Option<Parametrisation>,
 }
 
 impl Probes {

@@ -13,12 +13,14 @@ const BACKWARD: Probes = Probes {
     backward: true,
     jacobian: false,
     weight_grads: false,
+    ntk: None,
 };
 
 const JACOBIAN: Probes = Probes {
     backward: false,
     jacobian: true,
     weight_grads: false,
+    ntk: None,
 };
 
 /// Runs `flags` on the GPU's `engine` with `probes`: batch 8, seed 21.

@@ -147,6 +147,24 @@ const CASES: &[(&str, i32, &str)] = &[
     ("run --every 0", 2, "--every"),
     ("run --every 3 --format csv", 2, "--every"),
     ("run --every 3 --out x.json", 2, "--every"),
+    ("run --ntk", 2, "--ntk"),
+    ("run --ntk --device gpu", 2, "--ntk"),
+    (
+        "run --parametrisation standard --device cpu",
+        2,
+        "--parametrisation",
+    ),
+    (
+        "run --ntk --parametrisation neural --device cpu",
+        2,
+        "--parametrisation",
+    ),
+    ("run --ntk --device cpu --bias mean-preserving", 2, "--ntk"),
+    ("check --ntk", 2, "--ntk"),
+    ("theory --parametrisation ntk", 2, "--parametrisation"),
+    ("theory --ntk --summary", 2, "--ntk"),
+    ("theory --ntk --parametrisation sp", 2, "--parametrisation"),
+    ("theory --ntk --init torch-default", 2, "--ntk"),
     (
         "run --backward --checkpoint-every 0",
         2,
@@ -331,6 +349,7 @@ const CASES: &[(&str, i32, &str)] = &[
     ("phase --backward", 2, "--backward"),
     ("phase --jacobian", 2, "--jacobian"),
     ("phase --weight-grads", 2, "--weight-grads"),
+    ("phase --ntk", 2, "--ntk"),
     ("phase --every 2", 2, "--every"),
     ("phase --checkpoint-every 2", 2, "--checkpoint-every"),
     (

@@ -123,6 +123,7 @@ const ALL_PROBES: Probes = Probes {
     backward: true,
     jacobian: true,
     weight_grads: true,
+    ntk: None,
 };
 
 /// common::flags with inputs of q0 = 1.3, c0 = 0.3.

@@ -314,6 +314,7 @@ fn gram_jacobian_matches_dense(backward: bool) {
                 jacobian: true,
                 backward,
                 weight_grads: backward,
+                ntk: None,
             },
             ..RunSpec::new(flags.clone().resolve().unwrap(), batch, networks, seed)
         };
@@ -585,6 +586,7 @@ fn narrow_bindings_change_no_bit() {
         jacobian: true,
         backward: true,
         weight_grads: true,
+        ntk: None,
     };
     for init in ["orthogonal", "custom"] {
         let mut flags = common::stack(width, depth, "tanh", init);

@@ -20,6 +20,7 @@ pub fn table_with_theory(spec: &RunSpec, run: &RunOutput) -> (Table, Vec<Predict
     let mut table = report::run_table(spec, run);
     let predictions = predictions::predictions(spec, &spec.net);
     comparisons::add_theory_columns(&mut table, spec, &predictions, &spec.net);
+    super::ntk::add_ntk_columns(&mut table, spec, run);
     (table, predictions)
 }
 

@@ -9,6 +9,7 @@ pub mod comparisons;
 pub mod curves;
 pub mod headline;
 pub mod layer_plot;
+pub mod ntk;
 pub mod phase;
 pub mod predictions;
 pub mod report;

@@ -52,6 +52,8 @@ pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
             "--backward",
             "--jacobian",
             "--weight-grads",
+            "--ntk",
+            "--parametrisation",
             "--every",
             "--columns",
             "--position-map",

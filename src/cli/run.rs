@@ -50,6 +50,14 @@ fn table_columns(args: &RunArgs, spec: &RunSpec) -> Vec<(String, String, Option<
         shown.push(owned(&("||J u||^2", "jac_m1_mean", Some("jac_m1_se"))));
         shown.push(owned(&("J th.", "jac_m1_theory", None)));
     }
+    if spec.probes.ntk.is_some() {
+        shown.push(owned(&(
+            "ntk_layer",
+            "ntk_layer_mean",
+            Some("ntk_layer_se"),
+        )));
+        shown.push(owned(&("th.", "ntk_layer_theory", None)));
+    }
     shown
 }
 
@@ -154,6 +162,9 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
                 doc["summary"] =
                     serde_json::to_value(report::jacobian_summary(&run)).expect("json");
             }
+            if let Some(ntk) = varprop::analysis::ntk::ntk_report(&spec, &run) {
+                doc["ntk"] = serde_json::to_value(ntk).expect("json");
+            }
             serde_json::to_string_pretty(&doc).expect("json") + "\n"
         }
         Format::Table => {
@@ -206,6 +217,9 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
                     output::format_num(j.jac_spread_mean),
                     output::format_num(j.jac_spread_se)
                 );
+            }
+            if let Some(ntk) = varprop::analysis::ntk::ntk_report(&spec, &run) {
+                text += &varprop::analysis::ntk::ntk_footer(&ntk);
             }
             text
         }

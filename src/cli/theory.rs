@@ -30,6 +30,15 @@ pub struct TheoryArgs {
     /// Show every K-th layer in the table (default: about 30 rows); not with csv/json, which keep every row
     #[arg(long)]
     pub every: Option<usize>,
+    /// The infinite-width neural tangent kernel with the readout f = w^T x_L / sqrt(n_L): per depth
+    /// l, Theta of the network cut at l (ntk_diag_theory, ntk_c_theory: the pair's correlation) and
+    /// layer l's contribution to the whole network's Theta (ntk_layer_theory, ntk_layer_c_theory)
+    #[arg(long)]
+    pub ntk: bool,
+    /// How --ntk counts parameters: ntk (W = sqrt(v) omega, b = sqrt(sb) beta, the parameters omega
+    /// and beta, as neural-tangents' default) or standard (W and b themselves) [default: ntk]
+    #[arg(long, value_name = "ntk|standard")]
+    pub parametrisation: Option<String>,
 }
 
 pub use varprop::analysis::theory_table::{THEORY_COLUMNS, theory_table};
@@ -102,6 +111,21 @@ fn check_theory_flags(args: &TheoryArgs) -> Result<()> {
     }
     if args.every == Some(0) {
         return Err(Error::invalid("--every", "must be >= 1"));
+    }
+    if args.ntk && (args.summary || args.edge_of_chaos) {
+        return Err(Error::invalid(
+            "--ntk",
+            "prints a per-layer table; --summary and --edge-of-chaos print none",
+        ));
+    }
+    if let Some(p) = &args.parametrisation {
+        if !args.ntk {
+            return Err(Error::invalid(
+                "--parametrisation",
+                "chooses how --ntk counts parameters; without --ntk it would be ignored",
+            ));
+        }
+        varprop::spec::Parametrisation::parse(p)?;
     }
     if args.every.is_some()
         && output::pick_format(args.format, args.out.as_deref()) != Format::Table
@@ -189,6 +213,32 @@ pub fn cmd_theory(args: TheoryArgs) -> Result<()> {
                         + &format!(",{}\n", s.fixed_point.phase);
                 }
                 text
+            }
+        }
+    } else if args.ntk {
+        let param = match &args.parametrisation {
+            Some(p) => varprop::spec::Parametrisation::parse(p)?,
+            None => varprop::spec::Parametrisation::Ntk,
+        };
+        let table = varprop::analysis::theory_table::ntk_theory_table(&net, param)?;
+        match format {
+            Format::Csv => table.to_csv(),
+            Format::Json => serde_json::to_string_pretty(&table.rows_json()).expect("json") + "\n",
+            Format::Table => {
+                let every = args.every.unwrap_or((table.rows.len() / 30).max(1));
+                let shown: Vec<(&str, &str, Option<&str>)> = table.columns[1..]
+                    .iter()
+                    .map(|c| (c.strip_suffix("_theory").unwrap_or(c), c.as_str(), None))
+                    .collect();
+                let shown = [vec![("layer", "layer", None)], shown].concat();
+                format!(
+                    "# infinite-width NTK ({} parametrisation), readout w^T x_l / sqrt(n_l) on the network cut at l: widths {}, {} / {}\n",
+                    param.name(),
+                    varprop::analysis::report::widths_text(&net.widths),
+                    net.act,
+                    net.init.scheme.name()
+                ) + &format!("# {}\n", varprop::analysis::report::init_header(&net, None))
+                    + &table.to_text(&shown, every)
             }
         }
     } else {

@@ -122,6 +122,8 @@ pub fn refuse_ignored(args: &RunArgs, command: &str, names: &[&str]) -> Result<(
             "--backward" => args.settings.backward == Some(true),
             "--jacobian" => args.settings.jacobian == Some(true),
             "--weight-grads" => args.settings.weight_grads == Some(true),
+            "--ntk" => args.settings.ntk == Some(true),
+            "--parametrisation" => args.settings.parametrisation.is_some(),
             other => unreachable!("no flag {other} to refuse"),
         };
         if set {
@@ -151,6 +153,18 @@ pub fn backward_flags_need_backward(args: &RunArgs, spec: &RunSpec) -> Result<()
                  --jacobian or --weight-grads, or drop the flag)",
             ));
         }
+    }
+    Ok(())
+}
+
+/// --ntk runs on the CPU reference engine only (so far): refused on a GPU
+/// device before the context is made.
+pub fn ntk_on_cpu(args: &RunArgs, spec: &RunSpec) -> Result<()> {
+    if spec.probes.ntk.is_some() && args.engine.device != super::args::DeviceKind::Cpu {
+        return Err(Error::invalid(
+            "--ntk",
+            "is measured by the CPU reference engine so far: add --device cpu (the GPU engines have no NTK pass yet)",
+        ));
     }
     Ok(())
 }

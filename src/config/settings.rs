@@ -111,6 +111,20 @@ pub struct RunSettings {
     #[arg(long = "weight-grads", action = clap::ArgAction::SetTrue)]
     #[serde(skip_serializing_if = "Option::is_none", alias = "weight_grads")]
     pub weight_grads: Option<bool>,
+    /// The empirical neural tangent kernel over the batch, with the readout f = w^T x_L / sqrt(n_L)
+    /// (w iid N(0, 1), its own stream): per layer its contribution (ntk_layer_*, ntk_layer_c_*),
+    /// and the kernel, its pair correlation and condition number, and the NNGP kernel's (JSON
+    /// `ntk`, the table's footer), beside the infinite-width theory; a backward pass of its own.
+    /// Plain stacks on the CPU reference engine (--device cpu) so far
+    #[arg(long, action = clap::ArgAction::SetTrue)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ntk: Option<bool>,
+    /// How --ntk counts parameters: ntk (W = sqrt(v) omega and b = sqrt(sb) beta with parameters
+    /// omega, beta, as neural-tangents' default) or standard (W and b themselves; a zero bias is no
+    /// bias) [default: ntk]
+    #[arg(long, value_name = "ntk|standard")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parametrisation: Option<String>,
     /// GPU engine: dense (explicit weights, O(n^2 B) per layer), gram (exact in distribution from
     /// B x B Gram matrices, O(n B^2): normal or square orthogonal weights, plain stacks), or auto
     /// (gram where it is exact and 4 B <= n, else dense) [default: auto]
@@ -203,7 +217,7 @@ impl RunSettings {
                 $(let $f = $theirs.$f.clone().or_else(|| $ours.$f.clone());)*
             };
         }
-        pick!(self, other; name, batch, networks, seed, backward, jacobian, weight_grads, engine);
+        pick!(self, other; name, batch, networks, seed, backward, jacobian, weight_grads, ntk, parametrisation, engine);
         let (a, b) = (&self.net, &other.net);
         pick!(a, b; width, depth, widths, act, alpha, omega, q0, c0, arch, bias);
         let (ai, bi) = (&a.init, &b.init);
@@ -240,6 +254,8 @@ impl RunSettings {
             backward,
             jacobian,
             weight_grads,
+            ntk,
+            parametrisation,
             engine,
         }
     }
@@ -328,10 +344,27 @@ impl RunSettings {
                 format!("at most {}", crate::model::rng::MAX_NETWORKS),
             ));
         }
+        let ntk = match (self.ntk == Some(true), self.parametrisation.as_deref()) {
+            (true, p) => Some(spec::Parametrisation::parse(p.unwrap_or("ntk"))?),
+            (false, Some(_)) => {
+                return Err(Error::invalid(
+                    "--parametrisation",
+                    "chooses how --ntk counts parameters; without --ntk it would be ignored",
+                ));
+            }
+            (false, None) => None,
+        };
+        if ntk.is_some() && arch.is_some() {
+            return Err(Error::invalid(
+                "--ntk",
+                "is measured on plain stacks so far (no --arch, no --bias mean-preserving)",
+            ));
+        }
         let probes = Probes {
             backward: self.backward.unwrap_or(false),
             jacobian: self.jacobian.unwrap_or(false),
             weight_grads: self.weight_grads.unwrap_or(false),
+            ntk,
         };
         let spec = RunSpec {
             net,

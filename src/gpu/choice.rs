@@ -105,6 +105,12 @@ pub fn choose_gpu_engine<'a>(
     spec: &'a RunSpec,
     options: GpuOptions,
 ) -> Result<(Box<dyn Engine + 'a>, String)> {
+    if spec.probes.ntk.is_some() {
+        return Err(crate::Error::invalid(
+            "--ntk",
+            "is measured by the CPU reference engine so far (--device cpu); the GPU engines have no NTK pass yet",
+        ));
+    }
     if spec.arch.is_some() {
         if spec.engine == EngineChoice::Gram {
             choose_engine(spec)?; // the error that names why gram cannot

@@ -29,6 +29,9 @@ pub enum Stream {
     Gram = 5,
     /// The gram engine's backward normals Z' (the unseen part of W^T delta)
     GramBack = 6,
+    /// The NTK's readout weights w of f = w^T x_L / sqrt(n_L): one vector
+    /// a network (layer L, row 0), shared by the whole batch
+    Readout = 7,
 }
 
 /// Networks are numbered in the low 24 bits of c3.

@@ -3,6 +3,7 @@
 //! from an engine's per-network sums by `finish`.
 
 use crate::error::Result;
+use crate::sim::stats::ntk::{NetworkNtk, network_ntk};
 use crate::sim::stats::{
     LayerSample, LayerSummary, NetworkSums, NetworkTop, network_results, summarise,
 };
@@ -53,6 +54,8 @@ pub struct RunOutput {
     pub info: EngineInfo,
     /// Messages for stderr (non-finite layers).
     pub warnings: Vec<String>,
+    /// The empirical NTK per network (--ntk; empty without).
+    pub ntk: Vec<NetworkNtk>,
 }
 
 /// Progress: called with (rows done, rows in all) after each chunk; never
@@ -68,9 +71,11 @@ pub(crate) fn finish(
     let mut tops = Vec::new();
     let mut warnings = Vec::new();
     let mut positions = Vec::new();
+    let mut ntk = Vec::new();
     for (s, sums) in per_network_sums.enumerate() {
         let sums = sums?;
         positions.extend(crate::sim::stats::network_positions(&sums));
+        ntk.extend(network_ntk(spec, &sums));
         let (samples, top, lost) = network_results(&sums);
         // the first row and column of this network that was not finite,
         // and every column marked NaN for it
@@ -87,5 +92,6 @@ pub(crate) fn finish(
         positions,
         info,
         warnings,
+        ntk,
     })
 }

@@ -9,13 +9,14 @@
 //! P_L     = Sdot_L,  P_l = n_l v_{l+1} Sdot_l P_{l+1}    the limit of delta_l^a . delta_l^b
 //! T_l     = Sigma_l                            (ntk parametrisation)
 //!         = n_{l-1} K_{l-1} + [sb_l > 0]       (standard)
-//! Theta   = sum_{l=1}^L P_l T_l + K_L          K_L: the readout's own term
+//! Theta   = sum_{l=1}^L P_l T_l + R_L          R_L: the readout's own term,
+//! R_L     = K_L (ntk), n_L K_L (standard: the parameters are w / sqrt(n_L))
 //! ```
 //!
 //! `P_l T_l` is layer l's contribution (the `ntk_layer` columns). Unrolled,
 //! the sum is the recurrence Theta_h(l) = T_l + n_{l-1} v_l Sdot_{l-1}
 //! Theta_h(l-1), Theta_h(1) = T_1, with the readout on top: Theta of the
-//! network cut at depth l is K_l + Sdot_l Theta_h(l) (`varprop theory --ntk`).
+//! network cut at depth l is R_l + Sdot_l Theta_h(l) (`varprop theory --ntk`).
 //! The Gaussian moments come from `gauss` (closed forms for relu,
 //! leaky-relu, abs, identity, erf and sin; quadrature otherwise). A uniform
 //! bias (torch-default, siren) leaves h non-Gaussian: no prediction there.
@@ -80,7 +81,8 @@ pub struct NtkTheory {
     pub kernel: Pair,
     /// Layer l's contribution P_l T_l, at index l - 1.
     pub layers: Vec<Pair>,
-    /// The readout's own term K_L (also the NNGP kernel of the output).
+    /// The readout's own term R_L: K_L, the NNGP kernel of the output (ntk),
+    /// or n_L K_L (standard).
     pub readout: Pair,
     /// Theta of the network cut at depth l (the readout on x_l), at index l - 1.
     pub cut: Vec<Pair>,
@@ -144,7 +146,13 @@ pub fn ntk_pair(
         p[l - 1] = sdot[l - 1].zip(p[l], |s, pp| nv_next * s * pp);
     }
     let layers: Vec<Pair> = (0..depth).map(|i| p[i].zip(t[i], |a, b| a * b)).collect();
-    let readout = k[depth - 1];
+    // the readout's own term: its weights w / sqrt(n_l) are the parameters
+    // (standard), or w (ntk)
+    let readout_term = |l: usize| match param {
+        Parametrisation::Ntk => k[l - 1],
+        Parametrisation::Standard => k[l - 1].map(|kk| net.widths[l] as f64 * kk),
+    };
+    let readout = readout_term(depth);
     let kernel = layers
         .iter()
         .fold(readout, |acc, c| acc.zip(*c, |a, b| a + b));
@@ -156,7 +164,7 @@ pub fn ntk_pair(
             let nv = net.widths[l - 1] as f64 * net.weight_law(l).variance;
             theta_h = t[l - 1].zip(sdot[l - 2].zip(theta_h, |s, th| nv * s * th), |a, b| a + b);
         }
-        cut.push(k[l - 1].zip(sdot[l - 1].zip(theta_h, |s, th| s * th), |a, b| a + b));
+        cut.push(readout_term(l).zip(sdot[l - 1].zip(theta_h, |s, th| s * th), |a, b| a + b));
     }
     if !kernel.is_finite() || layers.iter().chain(&cut).any(|c| !c.is_finite()) {
         return Err("the kernel over- or underflows f64 at this depth".into());
@@ -197,7 +205,10 @@ pub fn ntk_batch(
             let pair = ntk_pair(net, param, input)?;
             for (i, j) in [(a, b), (b, a)] {
                 theta[i * batch + j] = pair.kernel.ab;
-                nngp[i * batch + j] = pair.readout.ab;
+                nngp[i * batch + j] = match param {
+                    Parametrisation::Ntk => pair.readout.ab,
+                    Parametrisation::Standard => pair.readout.ab / net.widths[net.depth()] as f64,
+                };
             }
         }
     }

@@ -339,6 +339,7 @@ impl<'a> BlocksGpu<'a> {
             });
         NetworkSums {
             positions,
+            ntk: None,
             ..NetworkSums::new(forward, tangent, backward, None)
         }
     }

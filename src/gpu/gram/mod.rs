@@ -267,6 +267,7 @@ impl<'a> GramGpu<'a> {
                 backward,
                 grams,
                 positions: None,
+                ntk: None,
             },
         })
     }

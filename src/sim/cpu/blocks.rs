@@ -310,6 +310,7 @@ pub fn run_network(
     }
     NetworkSums {
         positions,
+        ntk: None,
         ..NetworkSums::new(forward, tangent, backward, None)
     }
 }

@@ -3,7 +3,7 @@
 //! check the kernels; it is O(B n^2) per layer and meant for small sizes.
 
 use crate::model::rng::{self, Stream};
-use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
+use crate::sim::stats::{LayerSums, NetworkSums, NtkSums, RowSums};
 use crate::spec::RunSpec;
 
 use super::norm_sums;
@@ -112,7 +112,8 @@ pub fn orthogonal_matrix(
     w
 }
 
-fn bias(spec: &RunSpec, network: usize, layer: usize) -> Vec<f64> {
+/// b_l of network `network` (all zeros where the bias law has variance 0).
+pub fn bias(spec: &RunSpec, network: usize, layer: usize) -> Vec<f64> {
     let n_out = spec.net.widths[layer];
     let law = spec.net.bias_law(layer);
     if law.variance == 0.0 {
@@ -346,5 +347,57 @@ pub fn run_network(spec: &RunSpec, network: usize) -> NetworkSums {
         backward = Some(out);
         grams = probes.weight_grads.then_some(g);
     }
-    NetworkSums::new(forward, tangent, backward, grams)
+    let mut sums = NetworkSums::new(forward, tangent, backward, grams);
+    if probes.ntk.is_some() {
+        sums.ntk = Some(ntk_sums(spec, network, &hs, &xs));
+    }
+    sums
+}
+
+/// The empirical NTK's Gram matrices: delta_L = phi'(h_L) w / sqrt(n_L)
+/// with the readout w shared by the batch, delta_{l-1} = phi'(h_{l-1})
+/// W_l^T delta_l. A renormalised forward pass (positively homogeneous stacks)
+/// scales h but not phi'(h), so delta is at its true scale.
+fn ntk_sums(spec: &RunSpec, network: usize, hs: &[Vec<Vec<f64>>], xs: &[Vec<Vec<f64>>]) -> NtkSums {
+    let net = &spec.net;
+    let act = &net.act;
+    let depth = net.depth();
+    let n_top = net.widths[depth];
+    let w: Vec<f64> = (0..n_top)
+        .map(|i| {
+            rng::normal_entry(spec.seed, Stream::Readout, network, depth, 0, i)
+                / (n_top as f64).sqrt()
+        })
+        .collect();
+    let mut d: Vec<Vec<f64>> = hs[depth]
+        .iter()
+        .map(|h| {
+            h.iter()
+                .zip(&w)
+                .map(|(hi, wi)| act.deriv(*hi) * wi)
+                .collect()
+        })
+        .collect();
+    let mut delta = vec![Vec::new(); depth];
+    for layer in (1..=depth).rev() {
+        delta[layer - 1] = gram(&d);
+        if layer > 1 {
+            let back = times_transposed(&weights(spec, network, layer), net.widths[layer - 1], &d);
+            d = back
+                .into_iter()
+                .zip(&hs[layer - 1])
+                .map(|(row, h)| {
+                    row.iter()
+                        .zip(h)
+                        .map(|(v, hi)| act.deriv(*hi) * v)
+                        .collect()
+                })
+                .collect();
+        }
+    }
+    NtkSums {
+        x: xs.iter().map(|x| gram(x)).collect(),
+        delta,
+        delta_log_scale: vec![0.0; depth],
+    }
 }

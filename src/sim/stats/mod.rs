@@ -48,6 +48,20 @@ pub struct NetworkSums {
     /// One row's sums of pre^2 and post^2 per spatial position (over channels
     /// and the batch), on the stored scale (--position-map).
     pub positions: Option<PositionSums>,
+    /// The empirical NTK's Gram matrices (--ntk).
+    pub ntk: Option<NtkSums>,
+}
+
+/// What the empirical NTK of one network is made of: the B x B Gram
+/// matrices (row-major) of x_l for rows l = 0..=L, on the stored scales
+/// (the forward renormalisations), and of delta_l = df/dh_l for layers
+/// l = 1..=L (index l - 1), where f = w^T x_L / sqrt(n_L) is the readout,
+/// on the scale exp(delta_log_scale[l - 1]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NtkSums {
+    pub x: Vec<Vec<f64>>,
+    pub delta: Vec<Vec<f64>>,
+    pub delta_log_scale: Vec<f64>,
 }
 
 impl NetworkSums {
@@ -58,13 +72,13 @@ impl NetworkSums {
         backward: Option<Vec<RowSums>>,
         grams: Option<Vec<(Vec<f64>, Vec<f64>)>>,
     ) -> Self {
-        let positions = None;
         NetworkSums {
             forward,
             tangent,
             backward,
             grams,
-            positions,
+            positions: None,
+            ntk: None,
         }
     }
 }
@@ -593,6 +607,8 @@ pub fn summarise(per_network: &[Vec<LayerSample>]) -> Vec<LayerSummary> {
         })
         .collect()
 }
+
+pub mod ntk;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,148 @@
+//! The empirical neural tangent kernel of one network (--ntk), from the
+//! Gram matrices an engine measured (`NtkSums`): with the readout
+//! f(x) = w^T x_L / sqrt(n_L) and delta_l = df/dh_l, layer l adds
+//!
+//! ```text
+//! C_l(a, b) = (delta_l^a . delta_l^b) (v_l x_{l-1}^a . x_{l-1}^b + sb_l)       ntk
+//! C_l(a, b) = (delta_l^a . delta_l^b) (x_{l-1}^a . x_{l-1}^b + [sb_l > 0])     standard
+//! Theta(a, b) = sum_l C_l(a, b) + x_L^a . x_L^b / n_L  (ntk; standard: x_L^a . x_L^b), the readout's own term
+//! ```
+//!
+//! (spec::Parametrisation says which parameters each counts.) Per network:
+//! the B x B kernel, each layer's mean diagonal contribution and its
+//! correlation between the paired inputs (2k, 2k + 1), the kernel's mean
+//! diagonal and pair correlation, and the condition numbers of Theta and of
+//! the NNGP kernel K = X_L^T X_L / n_L.
+
+use super::{NetworkSums, carried_log_scales, mean_se};
+use crate::sim::linalg::eigen_symmetric;
+use crate::spec::{Parametrisation, RunSpec};
+
+/// One network's NTK.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct NetworkNtk {
+    /// Theta, B x B row-major.
+    pub kernel: Vec<f64>,
+    /// Layer l's mean over the batch of C_l(a, a), at index l - 1.
+    pub layer_diag: Vec<f64>,
+    /// Layer l's mean over the pairs of C_l(a, b) / sqrt(C_l(a, a) C_l(b, b)).
+    pub layer_c: Vec<f64>,
+    /// The mean over the batch of Theta(a, a).
+    pub diag: f64,
+    /// The mean over the pairs of Theta's correlation.
+    pub c: f64,
+    /// lambda_max / lambda_min of Theta (infinite where lambda_min is 0 to
+    /// rounding).
+    pub cond: f64,
+    /// The same for K = X_L^T X_L / n_L.
+    pub nngp_cond: f64,
+    /// x_0^a . x_0^b, B x B: the inputs, for the theory of the batch kernel.
+    pub input_gram: Vec<f64>,
+}
+
+/// The mean over the batch of m(a, a), and the mean over the pairs
+/// (2k, 2k + 1) of m's correlation.
+fn diag_and_pair_correlation(m: &[f64], b: usize) -> (f64, f64) {
+    let diag = (0..b).map(|a| m[a * b + a]).sum::<f64>() / b as f64;
+    let c = (0..b / 2)
+        .map(|k| {
+            let (a, z) = (2 * k, 2 * k + 1);
+            m[a * b + z] / (m[a * b + a] * m[z * b + z]).sqrt()
+        })
+        .sum::<f64>()
+        / (b / 2) as f64;
+    (diag, c)
+}
+
+/// lambda_max / lambda_min of a symmetric b x b matrix.
+pub fn condition_number(m: &[f64], b: usize) -> f64 {
+    let e = eigen_symmetric(m, b, 0.0);
+    let (top, bottom) = (e.values[0], e.values[b - 1]);
+    if bottom > 0.0 {
+        top / bottom
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// The NTK of one network, where the engine measured it (--ntk).
+pub fn network_ntk(spec: &RunSpec, sums: &NetworkSums) -> Option<NetworkNtk> {
+    let (ntk, param) = (sums.ntk.as_ref()?, spec.probes.ntk?);
+    let net = &spec.net;
+    let (b, depth) = (spec.batch, net.depth());
+    let log_t = carried_log_scales(sums.forward.iter().map(|s| s.renorm));
+    let true_x = |l: usize| -> Vec<f64> {
+        let scale = (2.0 * log_t[l]).exp();
+        ntk.x[l].iter().map(|v| v * scale).collect()
+    };
+    let n_top = net.widths[depth] as f64;
+    let nngp: Vec<f64> = true_x(depth).iter().map(|v| v / n_top).collect();
+    // the readout's own term: its parameters are w (ntk) or w / sqrt(n_L)
+    let mut kernel = match param {
+        Parametrisation::Ntk => nngp.clone(),
+        Parametrisation::Standard => true_x(depth),
+    };
+    let (mut layer_diag, mut layer_c) = (Vec::with_capacity(depth), Vec::with_capacity(depth));
+    for l in 1..=depth {
+        let gx = true_x(l - 1);
+        let delta_scale = (2.0 * ntk.delta_log_scale[l - 1]).exp();
+        let (v, sb) = (net.weight_law(l).variance, net.bias_law(l).variance);
+        let contribution: Vec<f64> = gx
+            .iter()
+            .zip(&ntk.delta[l - 1])
+            .map(|(x, d)| {
+                let params = match param {
+                    Parametrisation::Ntk => v * x + sb,
+                    Parametrisation::Standard => x + if sb > 0.0 { 1.0 } else { 0.0 },
+                };
+                d * delta_scale * params
+            })
+            .collect();
+        let (diag, c) = diag_and_pair_correlation(&contribution, b);
+        layer_diag.push(diag);
+        layer_c.push(c);
+        for (k, c) in kernel.iter_mut().zip(&contribution) {
+            *k += c;
+        }
+    }
+    let (diag, c) = diag_and_pair_correlation(&kernel, b);
+    Some(NetworkNtk {
+        cond: condition_number(&kernel, b),
+        nngp_cond: condition_number(&nngp, b),
+        kernel,
+        layer_diag,
+        layer_c,
+        diag,
+        c,
+        input_gram: true_x(0),
+    })
+}
+
+/// The NTK across networks: (mean, standard error) of each quantity.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct NtkSummary {
+    /// Per layer l at index l - 1: `ntk_layer` and `ntk_layer_c`.
+    pub layer_diag: Vec<(f64, f64)>,
+    pub layer_c: Vec<(f64, f64)>,
+    pub diag: (f64, f64),
+    pub c: (f64, f64),
+    pub cond: (f64, f64),
+    pub nngp_cond: (f64, f64),
+}
+
+impl NtkSummary {
+    pub fn of(networks: &[NetworkNtk]) -> NtkSummary {
+        let each = |f: &dyn Fn(&NetworkNtk) -> f64| {
+            mean_se(networks.iter().map(f).collect::<Vec<_>>().into_iter())
+        };
+        let depth = networks[0].layer_diag.len();
+        NtkSummary {
+            layer_diag: (0..depth).map(|l| each(&|n| n.layer_diag[l])).collect(),
+            layer_c: (0..depth).map(|l| each(&|n| n.layer_c[l])).collect(),
+            diag: each(&|n| n.diag),
+            c: each(&|n| n.c),
+            cond: each(&|n| n.cond),
+            nngp_cond: each(&|n| n.nngp_cond),
+        }
+    }
+}
