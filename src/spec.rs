@@ -66,6 +66,12 @@ impl Probes {
     pub fn needs_backward(&self) -> bool {
         self.backward || self.jacobian || self.weight_grads
     }
+
+    /// A backward stage runs: for the three above, or for the NTK's own
+    /// (from the readout's gradient; the GPU engines run one or the other).
+    pub fn runs_backward(&self) -> bool {
+        self.needs_backward() || self.ntk.is_some()
+    }
 }
 
 /// A run through an architecture file (or a plain stack with the

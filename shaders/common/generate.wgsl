@@ -68,7 +68,8 @@ fn gen_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 
 // `rows` rows of iid standard normals from stream `params.layer`'s
 // STREAM_DELTA (delta_L) or STREAM_TANGENT (the probes u; flag
-// FLAG_INPUT selects it), at out_off. One invocation per row and group of 4.
+// FLAG_INPUT selects it), at out_off; with FLAG_READOUT every row is the
+// NTK's readout w (STREAM_READOUT, row 0). One invocation per row and group of 4.
 @compute @workgroup_size(64)
 fn gen_normal_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = params.n_out;
@@ -79,8 +80,13 @@ fn gen_normal_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     }
     let row = idx / groups;
     let group = idx % groups;
-    let stream = select(STREAM_DELTA, STREAM_TANGENT, (params.flags & FLAG_INPUT) != 0u);
-    let z = normal4(rng_bits(seed_key(), stream, params.network, params.layer, row, group));
+    let readout = (params.flags & FLAG_READOUT) != 0u;
+    var stream = select(STREAM_DELTA, STREAM_TANGENT, (params.flags & FLAG_INPUT) != 0u);
+    if (readout) {
+        stream = STREAM_READOUT;
+    }
+    // the readout w is one vector, the same for every row
+    let z = normal4(rng_bits(seed_key(), stream, params.network, params.layer, select(row, 0u, readout), group));
     for (var e = 0u; e < 4u; e++) {
         let i = 4u * group + e;
         act[params.out_off + row * stride(n) + i] = select(0.0, z[e], i < n);

@@ -231,7 +231,7 @@ pub fn run_spec(args: &RunArgs, default_networks: usize) -> Result<RunSpec> {
     args.check_engine_flags()?;
     let mut spec = args.settings().resolve(default_networks)?;
     validate::backward_flags_need_backward(args, &spec)?;
-    validate::ntk_on_cpu(args, &spec)?;
+    validate::ntk_engine_fits(args, &spec)?;
     validate::fits_host_memory("--depth", "this run", validate::run_host_bytes(&spec))?;
     if args.position_map.is_some() || args.position_layer.is_some() {
         let Some(a) = spec.arch.as_mut() else {

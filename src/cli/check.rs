@@ -149,7 +149,7 @@ fn prepare_cases(args: &CheckArgs) -> Result<Vec<Case>> {
     let specs: Vec<&RunSpec> = cases.iter().map(|c| &c.spec).collect();
     if !specs.iter().any(|s| s.probes.needs_backward()) {
         validate::backward_flags_need_backward(&args.run, specs[0])?;
-        validate::ntk_on_cpu(&args.run, specs[0])?;
+        validate::ntk_engine_fits(&args.run, specs[0])?;
     }
     if let Some(dir) = &args.golden {
         let names: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();

@@ -99,7 +99,7 @@ pub fn cmd_compare(args: CompareArgs) -> Result<()> {
     let schemes = schemes(&args.run.settings(), &lists, DEFAULT_NETWORKS)?;
     if let Some((_, first)) = schemes.first() {
         validate::backward_flags_need_backward(&args.run, first)?;
-        validate::ntk_on_cpu(&args.run, first)?;
+        validate::ntk_engine_fits(&args.run, first)?;
         varprop::spec::check_networks_for_standard_errors("compare", first.networks)?;
     }
     let total_bytes: f64 = schemes

@@ -157,14 +157,11 @@ pub fn backward_flags_need_backward(args: &RunArgs, spec: &RunSpec) -> Result<()
     Ok(())
 }
 
-/// --ntk runs on the CPU reference engine only (so far): refused on a GPU
-/// device before the context is made.
-pub fn ntk_on_cpu(args: &RunArgs, spec: &RunSpec) -> Result<()> {
+/// --ntk on a GPU device runs on the gram engine only (so far): what it
+/// cannot run is refused before the context is made.
+pub fn ntk_engine_fits(args: &RunArgs, spec: &RunSpec) -> Result<()> {
     if spec.probes.ntk.is_some() && args.engine.device != super::args::DeviceKind::Cpu {
-        return Err(Error::invalid(
-            "--ntk",
-            "is measured by the CPU reference engine so far: add --device cpu (the GPU engines have no NTK pass yet)",
-        ));
+        varprop::gpu::choice::ntk_runs_on_gram(spec)?;
     }
     Ok(())
 }

@@ -278,6 +278,8 @@ abi_constants! {
     FLAG_BIAS: u32 = 8192;
     /// blocks' pair_moments: count phi'(pre) = 0
     FLAG_ZEROS: u32 = 16384;
+    /// gen_normal_rows: the NTK's readout w (STREAM_READOUT), one row for all
+    FLAG_READOUT: u32 = 32768;
     /// a scale index meaning the factor 1
     NO_SCALE: u32 = u32::MAX;
     /// an offset meaning none
@@ -315,6 +317,7 @@ abi_constants! {
     STREAM_TANGENT: u32 = Stream::Tangent as u32;
     STREAM_GRAM: u32 = Stream::Gram as u32;
     STREAM_GRAM_BACK: u32 = Stream::GramBack as u32;
+    STREAM_READOUT: u32 = Stream::Readout as u32;
     /// Dist::Orthogonal.code(): the generators leave W to the QR
     DIST_ORTHOGONAL: u32 = 3;
 }

@@ -69,7 +69,7 @@ pub(crate) fn rows(spec: &RunSpec) -> u64 {
 
 /// The interval an engine reports: only where it runs a backward pass.
 pub(crate) fn backward_interval(spec: &RunSpec, every: usize) -> Option<usize> {
-    spec.probes.needs_backward().then_some(every)
+    spec.probes.runs_backward().then_some(every)
 }
 
 /// The f64 CPU reference: deliberately naive, for small sizes and tests.

@@ -36,6 +36,8 @@ impl<'a> GramGpu<'a> {
         let depth = lay.depth;
         let batch = self.spec.batch;
         let (cols, jacobian) = (lay.cols, self.spec.probes.jacobian);
+        // the NTK's backward pass starts from the readout's gradient
+        let ntk = self.spec.probes.ntk.is_some();
         let back_len = cols * lay.bs;
         // the rows' records, delta's r, and with --jacobian the vjp rows' r
         let back_read_len = back_len + 1 + usize::from(jacobian);
@@ -104,10 +106,17 @@ impl<'a> GramGpu<'a> {
                 }
             }
             if b == depth {
-                // delta_L: Gaussian rows (the dense engine's stream), their norms
+                // delta_L: Gaussian rows (the dense engine's stream), their
+                // norms; for the NTK phi'(h_L) w, w the readout (its 1 /
+                // sqrt(n_L) is left to the statistics)
                 let base = self.base(network, depth);
-                let placed = self.place(&[Operand::act(lay.d[depth % 2])]);
+                let mut ops = vec![Operand::act(lay.d[depth % 2])];
+                if ntk {
+                    ops.push(Operand::either(h_at(depth), FLAG_AUX_STORE));
+                }
+                let placed = self.place(&ops);
                 let p = Params {
+                    flags: if ntk { FLAG_READOUT } else { 0 },
                     out_off: placed.at[0],
                     ..base
                 };
@@ -115,9 +124,10 @@ impl<'a> GramGpu<'a> {
                 let groups = dispatch_1d(batch * n.div_ceil(4), GEN_WG);
                 self.push(&mut job, &self.p.gen_normal_rows, p, groups, &placed);
                 let p = Params {
-                    flags: FLAG_NO_DERIV,
+                    flags: if ntk { placed.flags } else { FLAG_NO_DERIV },
                     in_off: placed.at[0],
                     out_off: placed.at[0],
+                    aux_off: placed.at.get(1).copied().unwrap_or(base.aux_off),
                     rec_off: lay.back as u32,
                     ..base
                 };
@@ -234,7 +244,7 @@ impl<'a> GramGpu<'a> {
                 let (ca, cb) = algebra::backward_coefficients(&g, r, &e, &m, &xz, &beta);
                 self.upload(slot_a, &ca);
                 self.upload(slot_b, &cb);
-                if self.spec.probes.weight_grads {
+                if self.spec.probes.weight_grads || ntk {
                     // the B x B blocks of x and delta (the tangents' scale is 1 there)
                     let lead = |a: &[f64]| algebra::leading_block(a, cols, batch);
                     grams[l - 1] = (lead(&fwd.grams[l - 1]), lead(&dm));

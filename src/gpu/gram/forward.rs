@@ -33,10 +33,12 @@ impl<'a> GramGpu<'a> {
         let net = &self.spec.net;
         let depth = lay.depth;
         let batch = self.spec.batch;
-        let backward = self.spec.probes.needs_backward();
+        let backward = self.spec.probes.runs_backward();
         let renorm = if net.is_homogeneous() { FLAG_RENORM } else { 0 };
         let pair_len = batch / 2 * lay.bs * RECORD;
         let jacobian = self.spec.probes.jacobian;
+        // the NTK's readout term needs X_L^T X_L too
+        let ntk = self.spec.probes.ntk.is_some();
         let tangent_len = if jacobian { batch * lay.bs } else { 0 };
         let mut out = Forward {
             sums: Vec::with_capacity(depth + 1),
@@ -165,7 +167,7 @@ impl<'a> GramGpu<'a> {
                 });
             }
             let orthogonal_next = l < depth && matches!(self.law(l + 1), Law::Orthogonal { .. });
-            if l < depth {
+            if l < depth || ntk {
                 self.cross(&mut job, base, n, lay.x, lay.x, GX, FLAG_SYMMETRIC);
                 reads.push(self.gram_read(GX));
                 if orthogonal_next {
@@ -224,6 +226,8 @@ impl<'a> GramGpu<'a> {
                 out.coefs
                     .push(self.forward_coefficients(l + 1, &eigen, r as f64, &gz)?);
                 out.grams.push(g);
+            } else if ntk {
+                out.grams.push(self.gram_matrix(&data[at..], n, true));
             }
             on_layer(l + 1);
         }

@@ -90,7 +90,7 @@ impl Layout {
         };
         let row = stride(*spec.net.widths.iter().max().unwrap());
         let panel = (row * cols).next_multiple_of(PANEL_ALIGN);
-        let backward = spec.probes.needs_backward();
+        let backward = spec.probes.runs_backward();
         let needs_z = backward || has_orthogonal_layers(spec);
         let mut at = 0;
         let mut region = |wanted: bool| {

@@ -52,9 +52,9 @@ use support::*;
 use crate::error::{Error, Result};
 use crate::gpu::abi::{
     COMBINE_TILE, CROSS_WG, ELEMENTWISE_WG, FLAG_AUX_STORE, FLAG_COEF_LOW, FLAG_GRAM_BACK,
-    FLAG_IN_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_RENORM, FLAG_ROW_RECORDS,
-    FLAG_SECOND_STORE, FLAG_SUB_BIAS, FLAG_SYMMETRIC, FLAG_Z_PHILOX, GEN_WG, GRAM_WG, NO_OFFSET,
-    NO_SCALE, Params, RECORD, UNITS_PER_SLICE,
+    FLAG_IN_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_READOUT, FLAG_RENORM,
+    FLAG_ROW_RECORDS, FLAG_SECOND_STORE, FLAG_SUB_BIAS, FLAG_SYMMETRIC, FLAG_Z_PHILOX, GEN_WG,
+    GRAM_WG, NO_OFFSET, NO_SCALE, Params, RECORD, UNITS_PER_SLICE,
 };
 use crate::gpu::context::GpuContext;
 use crate::gpu::dense::{
@@ -64,7 +64,7 @@ use crate::gpu::pipelines::{Module, engine_bind_group_layout};
 use crate::gpu::submit::{Readback, Step, Submitter};
 use crate::gpu::tuning::Reduction;
 use crate::model::init::Dist;
-use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
+use crate::sim::stats::{LayerSums, NetworkSums, NtkSums, RowSums};
 use crate::spec::RunSpec;
 use algebra::Eigen;
 use std::cell::RefCell;
@@ -253,11 +253,36 @@ impl<'a> GramGpu<'a> {
         on_layer: &mut dyn FnMut(usize),
     ) -> Result<GramNetwork> {
         let forward = self.forward(network, on_layer)?;
-        let (backward, grams) = if self.spec.probes.needs_backward() {
+        let (backward, grams) = if self.spec.probes.runs_backward() {
             let (b, g) = self.backward(network, &forward)?;
-            (Some(b), self.spec.probes.weight_grads.then_some(g))
+            (Some(b), Some(g))
         } else {
             (None, None)
+        };
+        let ntk_sums = |back: &[RowSums], grams: &[(Vec<f64>, Vec<f64>)]| {
+            // delta_l's stored scale: the renormalisations carried down
+            // from the top, and the readout's 1 / sqrt(n_L) (left out of w)
+            let depth = self.spec.net.depth();
+            let top = -0.5 * (self.spec.net.widths[depth] as f64).ln();
+            let mut log_t = vec![0.0; depth + 1];
+            for l in (0..depth).rev() {
+                log_t[l] = log_t[l + 1] - back[l + 1].renorm[0].ln();
+            }
+            NtkSums {
+                x: forward.grams.clone(),
+                delta: grams.iter().map(|(_, d)| d.clone()).collect(),
+                delta_log_scale: (1..=depth).map(|l| top + log_t[l]).collect(),
+            }
+        };
+        let ntk = match (&backward, &grams) {
+            (Some(b), Some(g)) if self.spec.probes.ntk.is_some() => Some(ntk_sums(b, g)),
+            _ => None,
+        };
+        // an NTK run's backward rows are the readout's gradient, not --backward's
+        let (backward, grams) = if ntk.is_some() {
+            (None, None)
+        } else {
+            (backward, grams.filter(|_| self.spec.probes.weight_grads))
         };
         Ok(GramNetwork {
             rank_min: forward.rank_min,
@@ -267,7 +292,7 @@ impl<'a> GramGpu<'a> {
                 backward,
                 grams,
                 positions: None,
-                ntk: None,
+                ntk,
             },
         })
     }
