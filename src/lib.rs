@@ -2,7 +2,8 @@
 //! randomly initialised networks, with the theory beside it.
 //!
 //! Layout (see ARCHITECTURE.md), each module using only those before it:
-//! `io` files (TOML in, tables and figures out), `model` the activations,
+//! `io` files (TOML in, tables and figures out), `linalg` symmetric B x B
+//! algebra, `model` the activations,
 //! init laws, RNG and architectures, `spec` what to simulate, `theory` the
 //! recurrences, `sim` what the engines share (the `Engine` trait, stats)
 //! and the CPU reference, `gpu` the context, kernels, GPU engines and the
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod error;
 pub mod io;
+pub mod linalg;
 pub mod model;
 mod simulator;
 pub mod spec;

@@ -9,8 +9,9 @@
 
 use super::comparisons::z_score;
 use crate::io::output::{Cell, Table};
+use crate::linalg::condition_number;
 use crate::sim::RunOutput;
-use crate::sim::stats::ntk::{NtkSummary, condition_number};
+use crate::sim::stats::ntk::NtkSummary;
 use crate::spec::RunSpec;
 use crate::theory::ntk::{ntk_batch, ntk_table};
 

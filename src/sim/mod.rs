@@ -8,7 +8,6 @@
 pub mod cpu;
 pub mod engine;
 pub mod host_memory;
-pub mod linalg;
 pub mod output;
 pub mod plan;
 pub mod stats;

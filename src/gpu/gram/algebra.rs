@@ -17,7 +17,7 @@
 const U32: f64 = 1.0 / (1u64 << 24) as f64;
 const U64: f64 = 1.0 / (1u64 << 53) as f64;
 
-pub use crate::sim::linalg::{Eigen, eigen_symmetric, identity};
+pub use crate::linalg::{Eigen, eigen_symmetric, identity};
 
 /// Relative error bound eps of one summed entry of a Gram matrix over the
 /// f32 rows x, y: |G_hat - G| <= eps S, S = sum_i |x_i y_i| <= sqrt(G_xx

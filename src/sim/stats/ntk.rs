@@ -15,7 +15,7 @@
 //! the NNGP kernel K = X_L^T X_L / n_L.
 
 use super::{NetworkSums, carried_log_scales, mean_se};
-use crate::sim::linalg::eigen_symmetric;
+use crate::linalg::condition_number;
 use crate::spec::{Parametrisation, RunSpec};
 
 /// One network's NTK.
@@ -52,17 +52,6 @@ fn diag_and_pair_correlation(m: &[f64], b: usize) -> (f64, f64) {
         .sum::<f64>()
         / (b / 2) as f64;
     (diag, c)
-}
-
-/// lambda_max / lambda_min of a symmetric b x b matrix.
-pub fn condition_number(m: &[f64], b: usize) -> f64 {
-    let e = eigen_symmetric(m, b, 0.0);
-    let (top, bottom) = (e.values[0], e.values[b - 1]);
-    if bottom > 0.0 {
-        top / bottom
-    } else {
-        f64::INFINITY
-    }
 }
 
 /// The NTK of one network, where the engine measured it (--ntk).

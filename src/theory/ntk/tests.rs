@@ -121,3 +121,40 @@ fn a_uniform_bias_has_no_prediction() {
     let net = stack(16, 3, Activation::Relu, scheme("torch-default"), 0.5);
     assert!(ntk_table(&net, Parametrisation::Ntk).is_err());
 }
+
+/// The condition number of the B x B kernel of inputs in two pairs (c0
+/// within, 0 across): its divergence with depth in the ordered phase
+/// (every correlation goes to 1) and its approach to a constant in the
+/// chaotic phase (c -> c* < 1), as Xiao, Pennington and Schoenholz (2020)
+/// describe the trainability of deep networks.
+fn batch_cond(sigma_w2: f64, sigma_b2: f64, depth: usize) -> f64 {
+    let mut init = scheme("custom");
+    init.sigma_w2 = Some(sigma_w2);
+    init.sigma_b2 = Some(sigma_b2);
+    let net = stack(16, depth, Activation::Tanh, init, 0.3);
+    let q = 16.0;
+    let c = 0.3 * q;
+    let gram0 = [
+        q, c, 0.0, 0.0, c, q, 0.0, 0.0, 0.0, 0.0, q, c, 0.0, 0.0, c, q,
+    ];
+    let (theta, _) = ntk_batch(&net, Parametrisation::Ntk, &gram0, 4).unwrap();
+    crate::linalg::condition_number(&theta, 4)
+}
+
+#[test]
+fn the_condition_number_diverges_when_ordered_and_settles_when_chaotic() {
+    // tanh, sigma_b^2 = 0.1: ordered at sigma_w^2 = 0.8 (chi_1 < 1), chaotic at 3
+    let ordered: Vec<f64> = [20, 40, 80]
+        .iter()
+        .map(|&d| batch_cond(0.8, 0.1, d))
+        .collect();
+    assert!(
+        ordered[1] > 10.0 * ordered[0] && ordered[2] > 10.0 * ordered[1],
+        "{ordered:?}"
+    );
+    let chaotic: Vec<f64> = [40, 80, 160]
+        .iter()
+        .map(|&d| batch_cond(3.0, 0.1, d))
+        .collect();
+    assert!((chaotic[2] / chaotic[1] - 1.0).abs() < 1e-3, "{chaotic:?}");
+}

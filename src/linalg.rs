@@ -1,6 +1,6 @@
 //! Symmetric B x B algebra in f64 on the host, for the gram engine's
 //! conditioning (gpu/gram/algebra.rs) and the NTK's condition numbers
-//! (sim/stats/ntk.rs): an eigen-decomposition by cyclic Jacobi rotations,
+//! (sim/stats/ntk.rs, theory/ntk.rs): an eigen-decomposition by cyclic Jacobi rotations,
 //! deterministic, with an explicit cut-off for the values that rounding
 //! cannot tell from 0. Matrices are row-major `Vec<f64>` of b x b.
 
@@ -147,4 +147,15 @@ pub fn identity(b: usize) -> Vec<f64> {
         m[i * b + i] = 1.0;
     }
     m
+}
+
+/// lambda_max / lambda_min of a symmetric b x b matrix.
+pub fn condition_number(m: &[f64], b: usize) -> f64 {
+    let e = eigen_symmetric(m, b, 0.0);
+    let (top, bottom) = (e.values[0], e.values[b - 1]);
+    if bottom > 0.0 {
+        top / bottom
+    } else {
+        f64::INFINITY
+    }
 }
