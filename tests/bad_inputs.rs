@@ -147,8 +147,9 @@ const CASES: &[(&str, i32, &str)] = &[
     ("run --every 0", 2, "--every"),
     ("run --every 3 --format csv", 2, "--every"),
     ("run --every 3 --out x.json", 2, "--every"),
-    ("run --ntk", 2, "--ntk"),
-    ("run --ntk --device gpu", 2, "--ntk"),
+    ("run --ntk --backward", 2, "--ntk"),
+    ("run --ntk --device gpu --weight-grads", 2, "--ntk"),
+    ("compare --ntk", 2, "--ntk"),
     (
         "run --parametrisation standard --device cpu",
         2,

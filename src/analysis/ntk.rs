@@ -11,7 +11,7 @@ use super::comparisons::z_score;
 use crate::io::output::{Cell, Table};
 use crate::linalg::condition_number;
 use crate::sim::RunOutput;
-use crate::sim::stats::ntk::NtkSummary;
+use crate::sim::stats::ntk::{NetworkNtk, NtkSummary};
 use crate::spec::RunSpec;
 use crate::theory::ntk::{ntk_batch, ntk_table};
 
@@ -103,8 +103,10 @@ pub struct NtkReport {
     pub nngp_cond: Measured,
     /// Why there is no theory, where there is none.
     pub theory_note: Option<String>,
-    /// Theta per network (B x B, row-major).
-    pub kernels: Vec<Vec<f64>>,
+    /// Per network: Theta (B x B, row-major), each layer's contribution
+    /// (`layer_diag`, `layer_c`), the summary's quantities, and the inputs'
+    /// Gram matrix; non-finite values (an infinite condition number) are null.
+    pub networks: Vec<NetworkNtk>,
 }
 
 /// The summary, where the run measured the NTK.
@@ -144,7 +146,7 @@ pub fn ntk_report(spec: &RunSpec, run: &RunOutput) -> Option<NtkReport> {
         ntk_cond: Measured::new(summary.cond, cond_theory).without_z(),
         nngp_cond: Measured::new(summary.nngp_cond, nngp_theory).without_z(),
         theory_note,
-        kernels: run.ntk.iter().map(|n| n.kernel.clone()).collect(),
+        networks: run.ntk.clone(),
     })
 }
 

@@ -97,7 +97,14 @@ fn prepare_cases(args: &CheckArgs) -> Result<Vec<Case>> {
     validate::refuse_ignored(
         &args.run,
         "check",
-        &["--every", "--columns", "--position-map", "--position-layer"],
+        &[
+            "--every",
+            "--columns",
+            "--position-map",
+            "--position-layer",
+            "--ntk",
+            "--parametrisation",
+        ],
     )?;
     suite::check_max_z("--max-z", args.max_z)?;
     if args.bless && args.golden.is_none() {

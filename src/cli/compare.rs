@@ -74,7 +74,14 @@ pub fn cmd_compare(args: CompareArgs) -> Result<()> {
     validate::refuse_ignored(
         &args.run,
         "compare",
-        &["--every", "--columns", "--position-map", "--position-layer"],
+        &[
+            "--every",
+            "--columns",
+            "--position-map",
+            "--position-layer",
+            "--ntk",
+            "--parametrisation",
+        ],
     )?;
     let lists = SchemeLists {
         acts: args

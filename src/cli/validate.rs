@@ -157,11 +157,11 @@ pub fn backward_flags_need_backward(args: &RunArgs, spec: &RunSpec) -> Result<()
     Ok(())
 }
 
-/// --ntk on a GPU device runs on the gram engine only (so far): what it
-/// cannot run is refused before the context is made.
+/// --ntk beside another backward probe runs on the CPU only: refused on a
+/// GPU device before the context is made.
 pub fn ntk_engine_fits(args: &RunArgs, spec: &RunSpec) -> Result<()> {
-    if spec.probes.ntk.is_some() && args.engine.device != super::args::DeviceKind::Cpu {
-        varprop::gpu::choice::ntk_runs_on_gram(spec)?;
+    if args.engine.device != super::args::DeviceKind::Cpu {
+        varprop::gpu::choice::ntk_fits_the_gpu(spec)?;
     }
     Ok(())
 }

@@ -105,17 +105,7 @@ pub fn choose_gpu_engine<'a>(
     spec: &'a RunSpec,
     options: GpuOptions,
 ) -> Result<(Box<dyn Engine + 'a>, String)> {
-    if spec.probes.ntk.is_some() {
-        ntk_runs_on_gram(spec)?;
-        let every = crate::gpu::gram::checkpoint_interval(
-            spec,
-            options.checkpoint_every,
-            options.max_memory,
-        )?;
-        let gram = crate::gpu::gram::GramGpu::new(ctx, spec, every)?;
-        let reason = "--ntk: the gram engine, the GPU engine with an NTK pass".to_string();
-        return Ok((Box::new(GramEngine::new(gram, spec)), reason));
-    }
+    ntk_fits_the_gpu(spec)?;
     if spec.arch.is_some() {
         if spec.engine == EngineChoice::Gram {
             choose_engine(spec)?; // the error that names why gram cannot
@@ -172,29 +162,14 @@ pub fn choose_gpu_engine<'a>(
     }
 }
 
-/// On the GPU the NTK is measured by the gram engine alone (so far), in a
-/// backward pass of its own: the error naming why this spec cannot, if it
-/// cannot. `--device cpu` runs any plain stack.
-pub fn ntk_runs_on_gram(spec: &RunSpec) -> Result<()> {
-    let refuse = |why: String| {
-        Err(crate::Error::invalid(
+/// On the GPU the NTK's backward pass (from the readout's gradient) runs
+/// in place of the one of --backward, --jacobian and --weight-grads: the
+/// error saying so where a spec asks for both. `--device cpu` runs both.
+pub fn ntk_fits_the_gpu(spec: &RunSpec) -> Result<()> {
+    if spec.probes.ntk.is_some() && spec.probes.needs_backward() {
+        return Err(crate::Error::invalid(
             "--ntk",
-            format!("{why}; --device cpu measures it on the CPU reference engine"),
-        ))
-    };
-    if spec.probes.needs_backward() {
-        return refuse(
-            "on the GPU runs apart from --backward, --jacobian and --weight-grads (its backward pass starts from the readout's gradient): run them separately".into(),
-        );
-    }
-    if spec.engine == EngineChoice::Dense {
-        return refuse(
-            "is measured on the GPU by the gram engine only so far, not --engine dense".into(),
-        );
-    }
-    if let Some(why) = crate::gpu::gram::unsupported(spec) {
-        return refuse(format!(
-            "is measured on the GPU by the gram engine only so far, which cannot run this configuration: {why}"
+            "on the GPU runs apart from --backward, --jacobian and --weight-grads (its backward pass starts from the readout's gradient): run them separately, or give --device cpu",
         ));
     }
     Ok(())

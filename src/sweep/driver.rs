@@ -99,6 +99,7 @@ pub fn write_result(
         &headline,
         report::config_json(spec, run),
         table.rows_json(),
+        crate::analysis::ntk::ntk_report(spec, run).map(|r| serde_json::to_value(r).expect("json")),
     );
     let path = result_path(out_dir, &config.id);
     crate::io::output::write_atomic(&path, doc.as_bytes())?;

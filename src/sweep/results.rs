@@ -15,16 +15,21 @@ pub fn result_document(
     headline: &Headline,
     config: serde_json::Value,
     layers: serde_json::Value,
+    ntk: Option<serde_json::Value>,
 ) -> String {
     let settings: serde_json::Value =
         serde_json::from_str(&configuration.canonical).expect("canonical json");
-    let doc = serde_json::json!({
+    let mut doc = serde_json::json!({
         "id": configuration.id,
         "settings": settings,
         "headline": headline,
         "config": config,
         "layers": layers,
     });
+    // with --ntk, the kernel's summary as `run --format json` writes it
+    if let Some(ntk) = ntk {
+        doc["ntk"] = ntk;
+    }
     serde_json::to_string_pretty(&doc).expect("json") + "\n"
 }
 

@@ -19,6 +19,8 @@ impl<'a> DenseGpu<'a> {
         let batch = self.spec.batch;
         let depth = lay.depth;
         let probes = self.spec.probes;
+        // the NTK's backward pass starts from the readout's gradient
+        let ntk = probes.ntk.is_some();
         let plan = self.segment_plan(j);
         let (a, b) = (plan.a, plan.b);
         let (back_len, gram_len, with_grams) = (plan.back_len, plan.gram_len, plan.with_grams);
@@ -103,10 +105,13 @@ impl<'a> DenseGpu<'a> {
             }
         };
         if b == depth {
-            // delta_L: Gaussian rows; with --jacobian, phi'(h_L) t_L beside them
+            // delta_L: Gaussian rows; with --jacobian, phi'(h_L) t_L beside
+            // them; for the NTK phi'(h_L) w, w the readout (its 1 / sqrt(n_L)
+            // is left to the statistics)
             let base = self.base(network, depth);
             let d = lay.d[depth % 2];
             let p = Params {
+                flags: if ntk { FLAG_READOUT } else { 0 },
                 out_off: d as u32,
                 ..base
             };
@@ -115,14 +120,49 @@ impl<'a> DenseGpu<'a> {
                 params: p,
                 groups: dispatch_1d(batch * net.widths[depth].div_ceil(4), GEN_WG),
             });
-            let p = Params {
-                flags: FLAG_NO_DERIV,
-                in_off: d as u32,
-                out_off: d as u32,
-                rec_off: back_rec(depth) as u32,
-                ..base
+            let p = if ntk {
+                let (h, flag) = h_of(depth);
+                Params {
+                    flags: flag,
+                    in_off: d as u32,
+                    out_off: d as u32,
+                    aux_off: h,
+                    rec_off: back_rec(depth) as u32,
+                    ..base
+                }
+            } else {
+                Params {
+                    flags: FLAG_NO_DERIV,
+                    in_off: d as u32,
+                    out_off: d as u32,
+                    rec_off: back_rec(depth) as u32,
+                    ..base
+                }
             };
             self.row_steps(steps, p);
+            if ntk {
+                // X_L^T X_L for the readout's term, into layer a's unused Gram slot
+                let (h, flag) = h_of(depth);
+                let p = Params {
+                    flags: flag,
+                    aux_off: h,
+                    out_off: lay.x[depth % 2] as u32,
+                    ..base
+                };
+                steps.push(self.activate_step(net.widths[depth], p));
+                let p = Params {
+                    in_off: lay.x[depth % 2] as u32,
+                    n_out: net.widths[depth] as u32,
+                    rec_off: gram_rec(a) as u32,
+                    ..base
+                };
+                let groups = (slices(net.widths[depth]) as u32, batch as u32, batch as u32);
+                steps.push(Step {
+                    pipeline: &self.pipelines.gram,
+                    params: p,
+                    groups,
+                });
+            }
             if probes.jacobian {
                 let (h, flag) = h_of(depth);
                 let rows_b = (batch * stride(net.widths[depth])) as u32;
@@ -195,6 +235,9 @@ impl<'a> DenseGpu<'a> {
         if with_grams {
             ranges.extend((a + 1..=b).map(|l| Range::Records(gram_rec(l), 2 * gram_len)));
         }
+        if ntk && b == depth {
+            ranges.push(Range::Records(gram_rec(a), gram_len));
+        }
     }
 
     /// Where segment j's records go, and which layers it produces.
@@ -208,7 +251,7 @@ impl<'a> DenseGpu<'a> {
             depth: lay.depth,
             back_len: lay.back_rows * lay.slice_stride,
             gram_len: batch * batch * lay.slice_stride,
-            with_grams: self.spec.probes.weight_grads,
+            with_grams: self.spec.probes.weight_grads || self.spec.probes.ntk.is_some(),
         }
     }
 
@@ -228,6 +271,10 @@ impl<'a> DenseGpu<'a> {
             for (i, l) in (plan.a + 1..=plan.b).enumerate() {
                 let chunk = &gram_data[i * 2 * gram_len..(i + 1) * 2 * gram_len];
                 raw.grams[l - 1] = (chunk[..gram_len].to_vec(), chunk[gram_len..].to_vec());
+            }
+            if self.spec.probes.ntk.is_some() && plan.b == plan.depth {
+                let at = (plan.b - plan.a) * 2 * gram_len;
+                raw.top_gram = gram_data[at..at + gram_len].to_vec();
             }
         }
     }

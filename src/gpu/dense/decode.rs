@@ -39,6 +39,7 @@ impl<'a> DenseGpu<'a> {
         tangent_raw: Vec<Raw>,
         backward_raw: Vec<Raw>,
         grams: Vec<(Vec<f32>, Vec<f32>)>,
+        top_gram: Vec<f32>,
     ) -> NetworkSums {
         let lay = &self.layout;
         let net = &self.spec.net;
@@ -76,7 +77,8 @@ impl<'a> DenseGpu<'a> {
                 })
                 .collect()
         });
-        let backward = self.spec.probes.needs_backward().then(|| {
+        let ntk = self.spec.probes.ntk.is_some();
+        let backward = self.spec.probes.runs_backward().then(|| {
             backward_raw
                 .iter()
                 .enumerate()
@@ -86,7 +88,7 @@ impl<'a> DenseGpu<'a> {
                 })
                 .collect()
         });
-        let grams = self.spec.probes.weight_grads.then(|| {
+        let grams = (self.spec.probes.weight_grads || ntk).then(|| {
             grams
                 .iter()
                 .enumerate()
@@ -99,6 +101,26 @@ impl<'a> DenseGpu<'a> {
                 })
                 .collect()
         });
-        NetworkSums::new(forward, tangent, backward, grams)
+        let mut sums = NetworkSums::new(forward, tangent, backward, grams);
+        if ntk {
+            // an NTK run's backward rows are the readout's gradient, not
+            // --backward's: they go into the NTK's sums alone
+            let back = sums.backward.take().expect("the NTK's backward pass");
+            let grams = sums.grams.take().expect("the NTK's Gram matrices");
+            let depth = net.depth();
+            let top = -0.5 * (net.widths[depth] as f64).ln();
+            let mut log_t = vec![0.0; depth + 1];
+            for l in (0..depth).rev() {
+                log_t[l] = log_t[l + 1] - back[l + 1].renorm[0].ln();
+            }
+            let mut x: Vec<Vec<f64>> = grams.iter().map(|(gx, _)| gx.clone()).collect();
+            x.push(row_norms(&top_gram, batch * batch, net.widths[depth]));
+            sums.ntk = Some(NtkSums {
+                x,
+                delta: grams.into_iter().map(|(_, gd)| gd).collect(),
+                delta_log_scale: (1..=depth).map(|l| top + log_t[l]).collect(),
+            });
+        }
+        sums
     }
 }

@@ -31,7 +31,7 @@ impl<'a> DenseGpu<'a> {
         let net = &self.spec.net;
         let batch = self.spec.batch;
         let jacobian = self.spec.probes.jacobian;
-        let backward = self.spec.probes.needs_backward();
+        let backward = self.spec.probes.runs_backward();
         let (pair_len, tangent_len) = self.forward_record_lens();
         let renorm = if net.is_homogeneous() { FLAG_RENORM } else { 0 };
         for (slot, l) in layers.clone().enumerate() {

@@ -41,7 +41,7 @@ impl Layout {
         let batch = spec.batch;
         let row = stride(*net.widths.iter().max().unwrap());
         let rows = |r: usize| r * row;
-        let backward = spec.probes.needs_backward();
+        let backward = spec.probes.runs_backward();
         let jacobian = spec.probes.jacobian;
         let back_rows = if jacobian { 2 * batch } else { batch };
         let mut at = 0;
@@ -69,7 +69,7 @@ impl Layout {
         let slice_stride = slices(row);
         let pairs = batch / 2;
         let forward_records = chunk * (pairs * RECORD + tangent_rows) * slice_stride;
-        let grams = if spec.probes.weight_grads {
+        let grams = if spec.probes.weight_grads || spec.probes.ntk.is_some() {
             2 * batch * batch
         } else {
             0

@@ -23,13 +23,13 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::pipelines::{Module, engine_bind_group_layout};
 use crate::gpu::submit::{InFlight, Readback, Step, Submitter};
 use crate::gpu::tuning::{Kernels, ProductKernel};
-use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
+use crate::sim::stats::{LayerSums, NetworkSums, NtkSums, RowSums};
 use crate::spec::RunSpec;
 
 pub use crate::gpu::abi::Params;
 pub(crate) use crate::gpu::abi::{
-    ELEMENTWISE_WG, FLAG_AUX_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_RENORM,
-    FLAG_ROW_RECORDS, GEN_WG, NO_OFFSET, NO_SCALE, RECORD, UNITS_PER_SLICE,
+    ELEMENTWISE_WG, FLAG_AUX_STORE, FLAG_INPUT, FLAG_NO_DERIV, FLAG_OUT_STORE, FLAG_READOUT,
+    FLAG_RENORM, FLAG_ROW_RECORDS, GEN_WG, NO_OFFSET, NO_SCALE, RECORD, UNITS_PER_SLICE,
 };
 
 mod backward;
@@ -130,6 +130,8 @@ struct NetworkRaw {
     tangent: Vec<Raw>,
     backward: Vec<Raw>,
     grams: Vec<(Vec<f32>, Vec<f32>)>,
+    /// X_L^T X_L (--ntk: the readout's term)
+    top_gram: Vec<f32>,
 }
 
 /// The engine for one run: pipelines and buffers, reused for every network.
@@ -217,7 +219,7 @@ impl<'a> DenseGpu<'a> {
                 let layers = first..(first + self.chunk).min(rows);
                 jobs.push(Job::Forward { network, layers });
             }
-            if self.spec.probes.needs_backward() {
+            if self.spec.probes.runs_backward() {
                 for segment in (0..self.layout.checkpoints).rev() {
                     jobs.push(Job::Backward { network, segment });
                 }
@@ -230,6 +232,7 @@ impl<'a> DenseGpu<'a> {
                 tangent: Vec::new(),
                 backward: vec![Raw::default(); rows],
                 grams: vec![(Vec::new(), Vec::new()); rows - 1],
+                top_gram: Vec::new(),
             })
             .collect();
         let (mut steps, mut ranges, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
@@ -282,7 +285,7 @@ impl<'a> DenseGpu<'a> {
             .set(gpu_seconds.filter(|_| self.submitter.timed()));
         Ok(raw
             .into_iter()
-            .map(|r| self.assemble(r.forward, r.tangent, r.backward, r.grams))
+            .map(|r| self.assemble(r.forward, r.tangent, r.backward, r.grams, r.top_gram))
             .collect())
     }
 
