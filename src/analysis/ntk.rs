@@ -11,9 +11,10 @@ use super::comparisons::z_score;
 use crate::io::output::{Cell, Table};
 use crate::linalg::condition_number;
 use crate::sim::RunOutput;
+use crate::sim::stats::ntk::NetworkNtk as Network;
 use crate::sim::stats::ntk::{NetworkNtk, NtkSummary};
 use crate::spec::RunSpec;
-use crate::theory::ntk::{ntk_batch, ntk_table};
+use crate::theory::ntk::{hanin_nica_fluctuation, ntk_batch, ntk_table};
 
 /// The per-layer measured columns (row 0 has none: no parameters).
 pub const NTK_COLUMNS: &[&str] = &[
@@ -101,6 +102,12 @@ pub struct NtkReport {
     pub ntk_c: Measured,
     pub ntk_cond: Measured,
     pub nngp_cond: Measured,
+    /// E[Theta(a, a)^2] / E[Theta(a, a)]^2 over the networks and the batch,
+    /// beside Hanin and Nica's exp(5 sum 1/n_l) (`theory::ntk::hanin_nica_fluctuation`:
+    /// a law of scaling, equal up to bounded factors, so no z). The sample
+    /// second moment of a heavy-tailed Theta falls short of E[Theta^2] unless
+    /// the networks are many and beta is small.
+    pub ntk_fluctuation: Measured,
     /// Why there is no theory, where there is none.
     pub theory_note: Option<String>,
     /// Per network: Theta (B x B, row-major), each layer's contribution
@@ -145,9 +152,26 @@ pub fn ntk_report(spec: &RunSpec, run: &RunOutput) -> Option<NtkReport> {
         ntk_c: Measured::new(summary.c, pair.as_ref().map(|p| p.kernel.correlation())),
         ntk_cond: Measured::new(summary.cond, cond_theory).without_z(),
         nngp_cond: Measured::new(summary.nngp_cond, nngp_theory).without_z(),
+        ntk_fluctuation: Measured::new(
+            (fluctuation(&run.ntk, spec.batch), f64::NAN),
+            hanin_nica_fluctuation(&spec.net),
+        )
+        .without_z(),
         theory_note,
         networks: run.ntk.clone(),
     })
+}
+
+/// E[Theta(a, a)^2] / E[Theta(a, a)]^2 over networks and inputs.
+fn fluctuation(networks: &[Network], batch: usize) -> f64 {
+    let diag: Vec<f64> = networks
+        .iter()
+        .flat_map(|n| (0..batch).map(move |a| n.kernel[a * batch + a]))
+        .collect();
+    let count = diag.len() as f64;
+    let mean = diag.iter().sum::<f64>() / count;
+    let second = diag.iter().map(|v| v * v).sum::<f64>() / count;
+    second / (mean * mean)
 }
 
 /// The lines under `run`'s table.
@@ -162,9 +186,10 @@ pub fn ntk_footer(report: &NtkReport) -> String {
         ("ntk_c", report.ntk_c),
         ("ntk_cond", report.ntk_cond),
         ("nngp_cond", report.nngp_cond),
+        ("ntk_fluctuation", report.ntk_fluctuation),
     ] {
         out += &format!(
-            "#   {name:<9} {} +- {} (theory {}, z {})\n",
+            "#   {name:<15} {} +- {} (theory {}, z {})\n",
             show(m.mean),
             show(m.se),
             show(m.theory),

@@ -143,6 +143,11 @@ pub struct PhasePoint {
     pub log_q_last: Option<f64>,
     pub log_q_last_se: Option<f64>,
     pub log_q_last_theory: Option<f64>,
+    /// With `--quantity ntk_cond`: log10 of the mean over networks of the
+    /// NTK's condition number, and of the infinite-width kernel's for the
+    /// same inputs (Xiao, Pennington and Schoenholz's trainability picture).
+    pub log10_ntk_cond: Option<f64>,
+    pub log10_ntk_cond_theory: Option<f64>,
 }
 
 impl PhasePoint {
@@ -167,9 +172,14 @@ impl PhasePoint {
             log_q_last: headline.log_q_last,
             log_q_last_se: headline.log_q_last_se,
             log_q_last_theory: headline.log_q_last_theory,
+            log10_ntk_cond: None,
+            log10_ntk_cond_theory: None,
         }
     }
 }
+
+/// The columns `--quantity ntk_cond` adds.
+pub const NTK_PHASE_COLUMNS: &[&str] = &["log10_ntk_cond", "log10_ntk_cond_theory"];
 
 pub const PHASE_COLUMNS: &[&str] = &[
     "sigma_w2",
@@ -209,10 +219,20 @@ pub fn phase_table(points: &[PhasePoint]) -> Table {
             ]
         })
         .collect();
-    Table {
+    let mut table = Table {
         columns: PHASE_COLUMNS.iter().map(|c| c.to_string()).collect(),
         rows,
+    };
+    if points.iter().any(|p| p.log10_ntk_cond.is_some()) {
+        table
+            .columns
+            .extend(NTK_PHASE_COLUMNS.iter().map(|c| c.to_string()));
+        for (row, p) in table.rows.iter_mut().zip(points) {
+            row.push(Cell::from(p.log10_ntk_cond));
+            row.push(Cell::from(p.log10_ntk_cond_theory));
+        }
     }
+    table
 }
 
 /// The edge of chaos over a sigma_b2 range, as pieces inside the sigma_w2
@@ -301,9 +321,71 @@ pub fn phase_points(grid: &[(f64, f64, RunSpec)], runs: &[RunOutput]) -> Vec<Pha
         .map(|((w, b, spec), run)| {
             let (table, predictions) = crate::analysis::headline::table_with_theory(spec, run);
             let headline = Headline::of(spec, run, &table, &predictions);
-            PhasePoint::new(*w, *b, spec, &headline)
+            let mut point = PhasePoint::new(*w, *b, spec, &headline);
+            if let Some(ntk) = crate::analysis::ntk::ntk_report(spec, run) {
+                let log10 =
+                    |v: Option<f64>| v.filter(|v| *v > 0.0 && v.is_finite()).map(f64::log10);
+                point.log10_ntk_cond = log10(ntk.ntk_cond.mean);
+                point.log10_ntk_cond_theory = log10(ntk.ntk_cond.theory);
+            }
+            point
         })
         .collect()
+}
+
+/// The heatmaps of `--quantity ntk_cond`: log10 of the measured and of the
+/// infinite-width NTK condition number at layer L, with the edge of chaos.
+pub fn ntk_phase_figure(
+    act: &Activation,
+    depth: usize,
+    shape: &str,
+    sigma_w2s: &[f64],
+    sigma_b2s: &[f64],
+    points: &[PhasePoint],
+) -> HeatmapFigure {
+    let mut figure = phase_figure(act, depth, shape, sigma_w2s, sigma_b2s, points);
+    let field = |f: &dyn Fn(&PhasePoint) -> Option<f64>| -> Vec<Vec<Option<f64>>> {
+        sigma_b2s
+            .iter()
+            .map(|&b| {
+                sigma_w2s
+                    .iter()
+                    .map(|&w| {
+                        points
+                            .iter()
+                            .find(|p| p.sigma_w2 == w && p.sigma_b2 == b)
+                            .and_then(f)
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let values: Vec<f64> = points
+        .iter()
+        .flat_map(|p| [p.log10_ntk_cond, p.log10_ntk_cond_theory])
+        .flatten()
+        .collect();
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    figure.title =
+        format!("varprop phase: {act}, NTK condition number at layer L = {depth}; {shape}");
+    figure.panels = vec![
+        HeatmapPanel {
+            title: "measured: mean over networks".into(),
+            values: field(&|p| p.log10_ntk_cond),
+        },
+        HeatmapPanel {
+            title: "infinite width".into(),
+            values: field(&|p| p.log10_ntk_cond_theory),
+        },
+    ];
+    figure.value_label = format!("log10 cond(Theta) at layer {depth}");
+    figure.value_range = if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    figure
 }
 
 #[cfg(test)]

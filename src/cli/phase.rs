@@ -41,6 +41,19 @@ pub struct PhaseArgs {
         allow_hyphen_values = true
     )]
     pub sigma_b2_range: String,
+    /// What the diagram shows: c (the pair correlation at layer L) or ntk_cond (log10 of the NTK's
+    /// condition number lambda_max / lambda_min over the batch, measured and at infinite width: the
+    /// trainability diagram of Xiao, Pennington and Schoenholz 2020; runs --ntk at every point)
+    #[arg(long, value_enum, default_value = "c")]
+    pub quantity: PhaseQuantity,
+}
+
+/// `--quantity`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PhaseQuantity {
+    C,
+    #[value(name = "ntk_cond")]
+    NtkCond,
 }
 
 pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
@@ -94,14 +107,18 @@ pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
             ),
         ));
     }
-    let grid = phase::grid(
-        &args.run.settings(),
-        &sigma_w2s,
-        &sigma_b2s,
-        DEFAULT_NETWORKS,
-    )?;
+    let mut base = args.run.settings();
+    if args.quantity == PhaseQuantity::NtkCond {
+        base.ntk = Some(true);
+    }
+    let grid = phase::grid(&base, &sigma_w2s, &sigma_b2s, DEFAULT_NETWORKS)?;
     varprop::spec::check_networks_for_standard_errors("phase", grid[0].2.networks)?;
     let format = output::pick_format(args.run.format, args.run.out.as_deref());
+    if args.quantity == PhaseQuantity::NtkCond
+        && args.run.engine.device != super::args::DeviceKind::Cpu
+    {
+        varprop::gpu::choice::ntk_fits_the_gpu(&grid[0].2)?;
+    }
     let runner = Runner::new(&args.run.engine)?;
     let mut bar = WorkBar::new(
         grid.iter().map(|(_, _, s)| work(s)).sum(),
@@ -147,6 +164,18 @@ pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
                 ("log q_L", "log_q_last", Some("log_q_last_se")),
                 ("log q_L th.", "log_q_last_theory", None),
             ];
+            let shown = if args.quantity == PhaseQuantity::NtkCond {
+                [
+                    shown,
+                    vec![
+                        ("log10 cond", "log10_ntk_cond", None),
+                        ("th.", "log10_ntk_cond_theory", None),
+                    ],
+                ]
+                .concat()
+            } else {
+                shown
+            };
             format!(
                 "# phase: {}, layer L = {}; {shape}\n",
                 spec.net.act,
@@ -154,10 +183,14 @@ pub fn cmd_phase(args: PhaseArgs) -> Result<()> {
             ) + &table.to_text(&shown, 1)
         }
     };
-    debug_assert_eq!(table.columns.len(), PHASE_COLUMNS.len());
+    debug_assert!(table.columns.len() >= PHASE_COLUMNS.len());
     output::write_output(args.run.out.as_deref(), &text)?;
     if let Some(path) = &args.run.plot {
-        let figure = phase::phase_figure(
+        let draw = match args.quantity {
+            PhaseQuantity::C => phase::phase_figure,
+            PhaseQuantity::NtkCond => phase::ntk_phase_figure,
+        };
+        let figure = draw(
             &spec.net.act,
             spec.net.depth(),
             &shape,

@@ -215,5 +215,36 @@ pub fn ntk_batch(
     Ok((theta, nngp))
 }
 
+/// Hanin and Nica's finite-width law ("Finite depth and width corrections
+/// to the neural tangent kernel", ICLR 2020, Theorem 1): in a relu network
+/// with Gaussian weights of variance 2 / fan_in and no bias, the diagonal
+/// NTK fluctuates across networks as
+///
+/// ```text
+/// E[Theta(x, x)^2] / E[Theta(x, x)]^2  ~  exp(5 beta),  beta = sum_{l=1}^{L-1} 1 / n_l
+/// ```
+///
+/// (the hidden widths). `~` is theirs: equal up to factors bounded
+/// independently of depth and width, stated for depth and widths both
+/// large; the exponent 5 beta is the law, the prefactor is not. None
+/// outside that setting (another activation, a bias, non-Gaussian weights,
+/// or a weight variance other than 2 / fan_in: any positive homogeneous
+/// relu stack has the same ratio, but the theorem is stated for He's).
+pub fn hanin_nica_fluctuation(net: &NetworkSpec) -> Option<f64> {
+    let relu = net.act == crate::model::activation::Activation::Relu;
+    let he = (1..=net.depth()).all(|l| {
+        let w = net.weight_law(l);
+        let b = net.bias_law(l);
+        w.dist == Dist::Normal
+            && b.variance == 0.0
+            && (w.variance * net.widths[l - 1] as f64 - 2.0).abs() < 1e-12
+    });
+    let beta: f64 = net.widths[1..net.depth()]
+        .iter()
+        .map(|&n| 1.0 / n as f64)
+        .sum();
+    (relu && he).then(|| (5.0 * beta).exp())
+}
+
 #[cfg(test)]
 mod tests;

@@ -158,3 +158,31 @@ fn the_condition_number_diverges_when_ordered_and_settles_when_chaotic() {
         .collect();
     assert!((chaotic[2] / chaotic[1] - 1.0).abs() < 1e-3, "{chaotic:?}");
 }
+
+#[test]
+fn hanin_nica_holds_for_he_relu_without_bias_only() {
+    let mut net = stack(10, 4, Activation::Relu, scheme("he-normal"), 0.5);
+    net.widths = vec![7, 20, 40, 10, 3];
+    // beta sums the hidden widths n_1 .. n_{L-1}
+    let beta: f64 = 1.0 / 20.0 + 1.0 / 40.0 + 1.0 / 10.0;
+    assert!(close(
+        hanin_nica_fluctuation(&net).unwrap(),
+        (5.0 * beta).exp(),
+        1e-15
+    ));
+    let tanh = stack(10, 4, Activation::Tanh, scheme("he-normal"), 0.5);
+    assert!(hanin_nica_fluctuation(&tanh).is_none());
+    let mut biased = scheme("he-normal");
+    biased.sigma_b2 = Some(0.1);
+    assert!(hanin_nica_fluctuation(&stack(10, 4, Activation::Relu, biased, 0.5)).is_none());
+    assert!(
+        hanin_nica_fluctuation(&stack(
+            10,
+            4,
+            Activation::Relu,
+            scheme("xavier-normal"),
+            0.5
+        ))
+        .is_none()
+    );
+}
