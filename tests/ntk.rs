@@ -3,6 +3,8 @@
 //! bias and readout weight (f64, the same draws as the CPU reference
 //! engine), and the infinite-width theory in a Monte Carlo at large width.
 
+mod common;
+
 use varprop::config::settings::{NetworkSettings, RunSettings};
 use varprop::model::init::InitFlags;
 use varprop::model::rng::{Stream, normal_entry};
@@ -38,15 +40,7 @@ fn spec(
     .unwrap()
 }
 
-fn custom(sigma_w2: f64, sigma_b2: f64) -> InitFlags {
-    InitFlags {
-        init: Some("custom".into()),
-        sigma_w2: Some(sigma_w2),
-        sigma_b2: Some(sigma_b2),
-        dist: Some("normal".into()),
-        ..Default::default()
-    }
-}
+use common::custom_init as custom;
 
 /// The parameters of network 0 as the engine draws them: per layer W_l
 /// (row-major n_l x n_{l-1}) and b_l, and the readout w.
@@ -217,4 +211,56 @@ fn wide_networks_follow_the_infinite_width_kernel() {
             }
         }
     }
+}
+
+#[test]
+fn phase_draws_the_ntk_condition_number() {
+    // erf, depth 20: on the ordered side (sigma_w^2 = 0.5, sigma_b^2 = 0.2)
+    // every kernel row tends to the same, and the condition number is far
+    // above the chaotic side's (sigma_w^2 = 3)
+    let out = common::varprop(&[
+        "phase",
+        "--quantity",
+        "ntk_cond",
+        "--device",
+        "cpu",
+        "--act",
+        "erf",
+        "--width",
+        "16",
+        "--depth",
+        "20",
+        "--batch",
+        "4",
+        "--networks",
+        "2",
+        "--sigma-w2-range",
+        "0.5:3:2",
+        "--sigma-b2-range",
+        "0.2",
+        "--format",
+        "csv",
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (measured, theory) = (col("log10_ntk_cond"), col("log10_ntk_cond_theory"));
+    let rows: Vec<Vec<f64>> = lines
+        .map(|l| {
+            l.split(',')
+                .map(|v| v.parse().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 2);
+    let (ordered, chaotic) = (&rows[0], &rows[1]);
+    assert!(ordered[theory] > chaotic[theory] + 2.0, "{rows:?}");
+    assert!(ordered[measured] > chaotic[measured] + 1.0, "{rows:?}");
 }

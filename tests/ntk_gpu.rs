@@ -42,15 +42,7 @@ fn spec(
     .unwrap()
 }
 
-fn custom(sigma_w2: f64, sigma_b2: f64) -> InitFlags {
-    InitFlags {
-        init: Some("custom".into()),
-        sigma_w2: Some(sigma_w2),
-        sigma_b2: Some(sigma_b2),
-        dist: Some("normal".into()),
-        ..Default::default()
-    }
-}
+use common::custom_init as custom;
 
 fn he() -> InitFlags {
     InitFlags {

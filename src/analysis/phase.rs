@@ -261,6 +261,29 @@ pub fn edge_line(
     pieces
 }
 
+/// One value per grid cell, rows along sigma_b2, None where no point is.
+fn grid_field(
+    sigma_w2s: &[f64],
+    sigma_b2s: &[f64],
+    points: &[PhasePoint],
+    f: &dyn Fn(&PhasePoint) -> Option<f64>,
+) -> Vec<Vec<Option<f64>>> {
+    sigma_b2s
+        .iter()
+        .map(|&b| {
+            sigma_w2s
+                .iter()
+                .map(|&w| {
+                    points
+                        .iter()
+                        .find(|p| p.sigma_w2 == w && p.sigma_b2 == b)
+                        .and_then(f)
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// The heatmaps: measured c at layer L, mean-field c at layer L, with the
 /// edge of chaos over both.
 pub fn phase_figure(
@@ -271,18 +294,8 @@ pub fn phase_figure(
     sigma_b2s: &[f64],
     points: &[PhasePoint],
 ) -> HeatmapFigure {
-    let value = |w: f64, b: f64, f: &dyn Fn(&PhasePoint) -> Option<f64>| {
-        points
-            .iter()
-            .find(|p| p.sigma_w2 == w && p.sigma_b2 == b)
-            .and_then(f)
-    };
-    let field = |f: &dyn Fn(&PhasePoint) -> Option<f64>| -> Vec<Vec<Option<f64>>> {
-        sigma_b2s
-            .iter()
-            .map(|&b| sigma_w2s.iter().map(|&w| value(w, b, f)).collect())
-            .collect()
-    };
+    let field =
+        |f: &dyn Fn(&PhasePoint) -> Option<f64>| grid_field(sigma_w2s, sigma_b2s, points, f);
     let lowest = points
         .iter()
         .flat_map(|p| [p.c_last, p.c_last_theory])
@@ -344,22 +357,8 @@ pub fn ntk_phase_figure(
     points: &[PhasePoint],
 ) -> HeatmapFigure {
     let mut figure = phase_figure(act, depth, shape, sigma_w2s, sigma_b2s, points);
-    let field = |f: &dyn Fn(&PhasePoint) -> Option<f64>| -> Vec<Vec<Option<f64>>> {
-        sigma_b2s
-            .iter()
-            .map(|&b| {
-                sigma_w2s
-                    .iter()
-                    .map(|&w| {
-                        points
-                            .iter()
-                            .find(|p| p.sigma_w2 == w && p.sigma_b2 == b)
-                            .and_then(f)
-                    })
-                    .collect()
-            })
-            .collect()
-    };
+    let field =
+        |f: &dyn Fn(&PhasePoint) -> Option<f64>| grid_field(sigma_w2s, sigma_b2s, points, f);
     let values: Vec<f64> = points
         .iter()
         .flat_map(|p| [p.log10_ntk_cond, p.log10_ntk_cond_theory])

@@ -124,6 +124,24 @@ pub struct GramVsDense {
     pub dense_seconds: f64,
 }
 
+/// What --ntk costs beside --backward (issue 17's target: at most 1.5x),
+/// one network, wall clock, after the warm-ups above compiled the pipelines.
+#[derive(Clone, Debug, Serialize)]
+pub struct NtkOverhead {
+    pub dense_batch: usize,
+    pub dense_width: usize,
+    pub dense_depth: usize,
+    pub dense_backward_seconds: f64,
+    pub dense_ntk_seconds: f64,
+    pub gram_batch: usize,
+    pub gram_width: usize,
+    pub gram_depth: usize,
+    pub gram_backward_seconds: f64,
+    pub gram_ntk_seconds: f64,
+    pub dense_ntk_vs_backward: f64,
+    pub gram_ntk_vs_backward: f64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub adapter: String,
@@ -163,6 +181,7 @@ pub struct BenchReport {
     pub dense_layers_per_s: f64,
     /// gram layers per second over dense layers per second (wall clock)
     pub gram_vs_dense: f64,
+    pub ntk: NtkOverhead,
     pub notes: Vec<String>,
 }
 
@@ -261,6 +280,12 @@ pub fn run(
         ..Default::default()
     };
     let (backward, _) = end_to_end(ctx, batch, width, depth, probes, 3)?;
+    log(&format!("ntk B={batch} n={width} L={depth}"));
+    let ntk_probes = Probes {
+        ntk: Some(crate::spec::Parametrisation::Ntk),
+        ..Default::default()
+    };
+    let (dense_ntk, _) = end_to_end(ctx, batch, width, depth, ntk_probes, 3)?;
 
     log("rng");
     let rng_gnormals_per_s = rng_gnormals_per_s(ctx, plan.rng_width, plan.trials)?;
@@ -282,6 +307,35 @@ pub fn run(
         "gram vs dense B={gb} n={gn} (gram L={gl}, dense L={dl})"
     ));
     let gram = gram_vs_dense(ctx, gb, gn, gl, dl)?;
+    log(&format!("gram ntk vs backward B={gb} n={gn} L={gl}"));
+    let gram_time = |probes: Probes| -> Result<f64> {
+        use crate::gpu::gram::GramGpu;
+        let run = RunSpec {
+            engine: crate::spec::EngineChoice::Gram,
+            ..spec(gb, gn, gl, probes, "he-normal")
+        };
+        let every = crate::gpu::gram::checkpoint_interval(&run, None, None)?;
+        let engine = GramGpu::new(ctx, &run, every)?;
+        let start = Instant::now();
+        engine.run_network(0, &mut |_| {})?;
+        Ok(start.elapsed().as_secs_f64())
+    };
+    let gram_backward_seconds = gram_time(probes)?;
+    let gram_ntk_seconds = gram_time(ntk_probes)?;
+    let ntk = NtkOverhead {
+        dense_batch: batch,
+        dense_width: width,
+        dense_depth: depth,
+        dense_backward_seconds: backward.seconds,
+        dense_ntk_seconds: dense_ntk.seconds,
+        gram_batch: gb,
+        gram_width: gn,
+        gram_depth: gl,
+        gram_backward_seconds,
+        gram_ntk_seconds,
+        dense_ntk_vs_backward: dense_ntk.seconds / backward.seconds,
+        gram_ntk_vs_backward: gram_ntk_seconds / gram_backward_seconds,
+    };
     let gram_layers_per_s = gl as f64 / gram.gram_seconds;
     let dense_layers_per_s = dl as f64 / gram.dense_seconds;
     notes.push(format!(
@@ -317,6 +371,7 @@ pub fn run(
         gram_layers_per_s,
         dense_layers_per_s,
         gram_vs_dense: gram_layers_per_s / dense_layers_per_s,
+        ntk,
         notes,
     })
 }

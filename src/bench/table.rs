@@ -109,6 +109,25 @@ pub fn to_table(r: &BenchReport) -> String {
             r.gram_layers_per_s, g.gram_depth, r.dense_layers_per_s, g.dense_depth, r.gram_vs_dense
         ),
     );
+    let k = &r.ntk;
+    line(
+        "ntk vs backward",
+        format!(
+            "dense {:.2}x ({:.3} s against {:.3} s, B={}, n={}, L={}), gram {:.2}x ({:.3} s against {:.3} s, B={}, n={}, L={})",
+            k.dense_ntk_vs_backward,
+            k.dense_ntk_seconds,
+            k.dense_backward_seconds,
+            k.dense_batch,
+            k.dense_width,
+            k.dense_depth,
+            k.gram_ntk_vs_backward,
+            k.gram_ntk_seconds,
+            k.gram_backward_seconds,
+            k.gram_batch,
+            k.gram_width,
+            k.gram_depth
+        ),
+    );
     for n in &r.notes {
         out.push_str(&format!("note: {n}\n"));
     }

@@ -94,18 +94,7 @@ fn run_case(args: &CheckArgs, case: &Case) -> Result<Judged> {
 fn prepare_cases(args: &CheckArgs) -> Result<Vec<Case>> {
     check_plot_args(&args.run)?;
     args.run.check_engine_flags()?;
-    validate::refuse_ignored(
-        &args.run,
-        "check",
-        &[
-            "--every",
-            "--columns",
-            "--position-map",
-            "--position-layer",
-            "--ntk",
-            "--parametrisation",
-        ],
-    )?;
+    validate::refuse_ignored(&args.run, "check", validate::RUN_ONLY_FLAGS)?;
     suite::check_max_z("--max-z", args.max_z)?;
     if args.bless && args.golden.is_none() {
         return Err(Error::invalid(

@@ -71,18 +71,7 @@ fn shown(backward: bool) -> Vec<(&'static str, &'static str, Option<&'static str
 pub fn cmd_compare(args: CompareArgs) -> Result<()> {
     args.run.check_engine_flags()?;
     check_plot_args(&args.run)?;
-    validate::refuse_ignored(
-        &args.run,
-        "compare",
-        &[
-            "--every",
-            "--columns",
-            "--position-map",
-            "--position-layer",
-            "--ntk",
-            "--parametrisation",
-        ],
-    )?;
+    validate::refuse_ignored(&args.run, "compare", validate::RUN_ONLY_FLAGS)?;
     let lists = SchemeLists {
         acts: args
             .acts

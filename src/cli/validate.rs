@@ -109,6 +109,16 @@ fn format_name(f: Format) -> &'static str {
     }
 }
 
+/// The flags of `run` alone that check and compare would ignore.
+pub const RUN_ONLY_FLAGS: &[&str] = &[
+    "--every",
+    "--columns",
+    "--position-map",
+    "--position-layer",
+    "--ntk",
+    "--parametrisation",
+];
+
 /// Refuses the flags of `names` that are set: `command` would ignore them.
 pub fn refuse_ignored(args: &RunArgs, command: &str, names: &[&str]) -> Result<()> {
     for &name in names {

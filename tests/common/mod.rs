@@ -153,3 +153,15 @@ pub fn varprop_outside_array_job(args: &[&str]) -> std::process::Command {
     }
     cmd
 }
+
+/// Init custom: weight variance sigma_w2 / fan_in with normal weights, and
+/// normal biases of variance sigma_b2.
+pub fn custom_init(sigma_w2: f64, sigma_b2: f64) -> InitFlags {
+    InitFlags {
+        init: Some("custom".into()),
+        sigma_w2: Some(sigma_w2),
+        sigma_b2: Some(sigma_b2),
+        dist: Some("normal".into()),
+        ..Default::default()
+    }
+}

@@ -56,12 +56,7 @@ impl<'a> DenseGpu<'a> {
                     rec_off: gram_rec(l) as u32,
                     ..base
                 };
-                let groups = (slices(net.widths[l - 1]) as u32, batch as u32, batch as u32);
-                steps.push(Step {
-                    pipeline: &self.pipelines.gram,
-                    params: p,
-                    groups,
-                });
+                steps.push(self.gram_step(p, net.widths[l - 1]));
             }
             if l < b {
                 let p = Params {
@@ -156,12 +151,7 @@ impl<'a> DenseGpu<'a> {
                     rec_off: gram_rec(a) as u32,
                     ..base
                 };
-                let groups = (slices(net.widths[depth]) as u32, batch as u32, batch as u32);
-                steps.push(Step {
-                    pipeline: &self.pipelines.gram,
-                    params: p,
-                    groups,
-                });
+                steps.push(self.gram_step(p, net.widths[depth]));
             }
             if probes.jacobian {
                 let (h, flag) = h_of(depth);
@@ -195,12 +185,7 @@ impl<'a> DenseGpu<'a> {
                     rec_off: (gram_rec(l) + gram_len) as u32,
                     ..base
                 };
-                let groups = (slices(net.widths[l]) as u32, batch as u32, batch as u32);
-                steps.push(Step {
-                    pipeline: &self.pipelines.gram,
-                    params: p,
-                    groups,
-                });
+                steps.push(self.gram_step(p, net.widths[l]));
             }
             // delta_{l-1} = phi'(h_{l-1}) * r (W^T delta_l); at l - 1 = 0 the
             // gradient with respect to the input (no phi')
@@ -237,6 +222,17 @@ impl<'a> DenseGpu<'a> {
         }
         if ntk && b == depth {
             ranges.push(Range::Records(gram_rec(a), gram_len));
+        }
+    }
+
+    /// The B x B Gram matrix of the rows at `p.in_off` (n units each) into
+    /// the records at `p.rec_off`.
+    fn gram_step<'p>(&'p self, p: Params, n: usize) -> Step<'p> {
+        let batch = self.spec.batch as u32;
+        Step {
+            pipeline: &self.pipelines.gram,
+            params: p,
+            groups: (slices(n) as u32, batch, batch),
         }
     }
 
