@@ -138,6 +138,10 @@ impl NativeSimulator {
                 .jacobian
                 .then(|| to_json(&report::jacobian_summary(&run))),
         )?;
+        out.set_item(
+            "ntk",
+            varprop::analysis::ntk::ntk_report(spec, &run).map(|r| to_json(&r)),
+        )?;
         out.set_item("per_network", per_network.then(|| per_network_csv(&run)))?;
         // every network's whole-network Jacobian moments (NaN without jacobian)
         let tops: Vec<(f64, f64)> = run

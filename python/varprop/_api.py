@@ -190,6 +190,8 @@ def run(
     backward=False,
     jacobian=False,
     weight_grads=False,
+    ntk=False,
+    parametrisation=None,
     arch=None,
     widths=None,
     q0=1.0,
@@ -247,7 +249,10 @@ def run(
     - with ``backward``: ``g_*``, the mean square of delta_l =
       phi'(h_l) W_{l+1}^T delta_{l+1} (delta_L ~ N(0, I));
       with ``weight_grads``: ``gw_*``; with ``jacobian``: ``jac_m1_*``,
-      ||J_l u||^2 / ||u||^2;
+      ||J_l u||^2 / ||u||^2; with ``ntk``: ``ntk_layer_*`` and
+      ``ntk_layer_c_*``, each layer's contribution to the neural tangent
+      kernel of the readout w^T x_L / sqrt(n_L) and its pair correlation
+      (``parametrisation``: ``"ntk"``, the default, or ``"standard"``);
     - every column with a prediction has ``<name>_theory`` (the mean-field
       recurrence q_l = sigma_w2 E[phi(sqrt(q_{l-1}) z)^2] + sigma_b2,
       c-map likewise, exact finite-width corrections where known) and
@@ -257,6 +262,10 @@ def run(
     block of ``--format json``: engine, adapter, widths, variances, ...);
     ``df.attrs["summary"]``: with ``jacobian=True`` the whole-network
     Jacobian moments (m1, m2, spread m2/m1^2 - 1, with standard errors),
+    else None; ``df.attrs["ntk"]``: with ``ntk=True`` the kernel's summary
+    (``ntk_diag``, ``ntk_c``, ``ntk_cond``, ``nngp_cond``,
+    ``ntk_fluctuation``, each with mean, se, theory, z) and every network's
+    B x B kernel (``networks``), as ``run --ntk --format json`` writes it,
     else None; ``df.attrs["warnings"]``: messages about non-finite layers
     (also issued as RuntimeWarning).
 
@@ -317,7 +326,7 @@ def _settings(a: dict, arch_path) -> dict:
         q0=a["q0"], c0=a["c0"], batch=a["batch"], networks=a["networks"],
         seed=a["seed"], engine=a["engine"], backward=a["backward"],
         jacobian=a["jacobian"], weight_grads=a["weight_grads"], bias=a["bias"],
-        arch_path=arch_path,
+        arch_path=arch_path, ntk=a.get("ntk", False), parametrisation=a.get("parametrisation"),
     )
 
 
@@ -353,6 +362,7 @@ def _run(sim: Simulator, a: dict):
     df = pd.read_csv(io.StringIO(out["csv"]))
     df.attrs["config"] = json.loads(out["config"])
     df.attrs["summary"] = None if out["summary"] is None else json.loads(out["summary"])
+    df.attrs["ntk"] = None if out["ntk"] is None else json.loads(out["ntk"])
     df.attrs["warnings"] = list(out["warnings"])
     _issue_warnings(out["warnings"])
     if not (per_network or want_arrays):

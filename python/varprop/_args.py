@@ -201,7 +201,7 @@ def network_settings(
 
 def run_settings(
     *, batch, networks, seed, engine, backward, jacobian, weight_grads, bias, arch_path,
-    **net,
+    ntk=False, parametrisation=None, **net,
 ) -> dict:
     s = network_settings(**net)
     s["batch"] = as_int("batch", batch)
@@ -213,6 +213,11 @@ def run_settings(
     s["backward"] = as_bool("backward", backward)
     s["jacobian"] = as_bool("jacobian", jacobian)
     s["weight-grads"] = as_bool("weight_grads", weight_grads)
+    if as_bool("ntk", ntk):
+        s["ntk"] = True
+    p = as_str("parametrisation", parametrisation)
+    if p is not None:
+        s["parametrisation"] = p
     b = as_str("bias", bias)
     if b is not None:
         s["bias"] = b
