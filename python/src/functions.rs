@@ -34,6 +34,16 @@ pub(crate) fn theory_csv(settings_json: &str) -> PyResult<String> {
     Ok(theory_table::theory_table(&theory::layer_table(&net)).to_csv())
 }
 
+/// `varprop theory --ntk --parametrisation P` as CSV text.
+#[pyfunction]
+pub(crate) fn ntk_theory_csv(settings_json: &str, parametrisation: &str) -> PyResult<String> {
+    let net = settings(settings_json)?.net.resolve().map_err(py_err)?;
+    let param = varprop::spec::Parametrisation::parse(parametrisation).map_err(py_err)?;
+    Ok(theory_table::ntk_theory_table(&net, param)
+        .map_err(py_err)?
+        .to_csv())
+}
+
 /// `varprop theory --summary` as JSON text.
 #[pyfunction]
 pub(crate) fn fixed_point(settings_json: &str) -> PyResult<String> {

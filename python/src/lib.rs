@@ -20,6 +20,7 @@ use varprop::analysis::checking;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeSimulator>()?;
     m.add_function(wrap_pyfunction!(theory_csv, m)?)?;
+    m.add_function(wrap_pyfunction!(ntk_theory_csv, m)?)?;
     m.add_function(wrap_pyfunction!(fixed_point, m)?)?;
     m.add_function(wrap_pyfunction!(edge_of_chaos, m)?)?;
     m.add_function(wrap_pyfunction!(devices, m)?)?;

@@ -48,3 +48,17 @@ def test_bad_ntk_keywords_name_the_keyword():
     with pytest.raises(ValueError, match="parametrisation"):
         varprop.run(width=16, depth=2, networks=2, device="cpu", ntk=True,
                     parametrisation="sp", progress=False)
+
+
+def test_theory_ntk_equals_cli(cli, root, monkeypatch):
+    monkeypatch.chdir(root)
+    flags = ["--depth", "6", "--act", "erf", "--init", "xavier-normal", "--ntk",
+             "--parametrisation", "standard"]
+    expected = pd.read_csv(io.StringIO(cli("theory", "--format", "csv", *flags)))
+    df = varprop.theory(depth=6, act="erf", init="xavier-normal", ntk=True,
+                        parametrisation="standard")
+    pd.testing.assert_frame_equal(df, expected, check_exact=True)
+    with pytest.raises(ValueError, match="parametrisation"):
+        varprop.theory(depth=6, parametrisation="standard")
+    with pytest.raises(ValueError, match="ntk"):
+        varprop.theory(depth=6, init="torch-default", ntk=True)

@@ -560,6 +560,7 @@ def theory(
     width=_WIDTH, depth=_DEPTH, act=_ACT, init=_INIT, sigma_w2=None, sigma_b2=None,
     widths=None, q0=1.0, c0=0.5, alpha=None, omega=None, dist=None, gain=None,
     fan_mode=None, convention=None, nonlinearity=None, kaiming_a=None, gain_from_act=False,
+    ntk=False, parametrisation=None,
 ) -> pd.DataFrame:
     r"""The mean-field recurrences alone (no device), one row per layer: the
     DataFrame of ``varprop theory --format csv``, its predictions named as
@@ -571,11 +572,27 @@ def theory(
     c_{l-1}), ``mean_post_theory`` (E[phi(h)]), ``log_q_post_sample_theory``,
     ``log_q_post_sample_std_theory`` (the law of one input's log q at finite width where
     it is known), ``backward_factor`` (chi = sigma_w2 E[phi'(h)^2], the
-    per-layer factor of the mean square gradient)."""
-    text = _native.theory_csv(_net(width, depth, act, init, sigma_w2, sigma_b2, widths,
-                                   q0, c0, alpha, omega, dist, gain, fan_mode,
-                                   convention=convention, nonlinearity=nonlinearity,
-                                   kaiming_a=kaiming_a, gain_from_act=gain_from_act))
+    per-layer factor of the mean square gradient).
+
+    ``ntk=True``: the infinite-width neural tangent kernel instead
+    (``varprop theory --ntk``): per depth l, ``ntk_diag_theory`` and
+    ``ntk_c_theory`` of the network cut at l with the readout
+    w^T x_l / sqrt(n_l), and ``ntk_layer_theory``, ``ntk_layer_c_theory``,
+    layer l's contribution to the whole network's kernel; ``parametrisation``
+    ``"ntk"`` (default) or ``"standard"``."""
+    net = _net(width, depth, act, init, sigma_w2, sigma_b2, widths,
+               q0, c0, alpha, omega, dist, gain, fan_mode,
+               convention=convention, nonlinearity=nonlinearity,
+               kaiming_a=kaiming_a, gain_from_act=gain_from_act)
+    p = as_str("parametrisation", parametrisation)
+    if as_bool("ntk", ntk):
+        text = _native.ntk_theory_csv(net, p or "ntk")
+    elif p is not None:
+        raise ValueError(
+            "parametrisation: chooses how ntk=True counts parameters; without ntk it would be ignored"
+        )
+    else:
+        text = _native.theory_csv(net)
     return pd.read_csv(io.StringIO(text))
 
 
