@@ -52,18 +52,6 @@ pub struct NetworkSums {
     pub ntk: Option<NtkSums>,
 }
 
-/// What the empirical NTK of one network is made of: the B x B Gram
-/// matrices (row-major) of x_l for rows l = 0..=L, on the stored scales
-/// (the forward renormalisations), and of delta_l = df/dh_l for layers
-/// l = 1..=L (index l - 1), where f = w^T x_L / sqrt(n_L) is the readout,
-/// on the scale exp(delta_log_scale[l - 1]).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct NtkSums {
-    pub x: Vec<Vec<f64>>,
-    pub delta: Vec<Vec<f64>>,
-    pub delta_log_scale: Vec<f64>,
-}
-
 impl NetworkSums {
     /// A network's sums, without per-position sums.
     pub fn new(
@@ -609,6 +597,8 @@ pub fn summarise(per_network: &[Vec<LayerSample>]) -> Vec<LayerSummary> {
 }
 
 pub mod ntk;
+
+pub use ntk::NtkSums;
 
 #[cfg(test)]
 mod tests;

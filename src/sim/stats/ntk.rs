@@ -18,6 +18,18 @@ use super::{NetworkSums, carried_log_scales, mean_se};
 use crate::linalg::condition_number;
 use crate::spec::{Parametrisation, RunSpec};
 
+/// What the empirical NTK of one network is made of: the B x B Gram
+/// matrices (row-major) of x_l for rows l = 0..=L, on the stored scales
+/// (the forward renormalisations), and of delta_l = df/dh_l for layers
+/// l = 1..=L (index l - 1), where f = w^T x_L / sqrt(n_L) is the readout,
+/// on the scale exp(delta_log_scale[l - 1]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NtkSums {
+    pub x: Vec<Vec<f64>>,
+    pub delta: Vec<Vec<f64>>,
+    pub delta_log_scale: Vec<f64>,
+}
+
 /// One network's NTK.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct NetworkNtk {
