@@ -148,6 +148,7 @@ const CASES: &[(&str, i32, &str)] = &[
     ("run --every 3 --format csv", 2, "--every"),
     ("run --every 3 --out x.json", 2, "--every"),
     ("run --ntk --backward", 2, "--ntk"),
+    ("run --columns ntk_layer --device cpu", 2, "--columns"),
     ("run --ntk --device gpu --weight-grads", 2, "--ntk"),
     ("compare --ntk", 2, "--ntk"),
     (

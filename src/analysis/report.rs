@@ -124,6 +124,14 @@ pub const COLUMN_LEGEND: &[(&str, &str)] = &[
         "--jacobian: mean and standard deviation of ln jac_m1",
     ),
     (
+        "ntk_layer_mean, ntk_layer_se",
+        "--ntk: layer l's term of Theta(a, a), (delta_l . delta_l)(v_l x_{l-1} . x_{l-1} + sb_l) (ntk) or (x . x + [sb > 0]) (standard), delta_l = df/dh_l, f = w^T x_L / sqrt(n_L); mean over the batch",
+    ),
+    (
+        "ntk_layer_c_mean, ntk_layer_c_se",
+        "--ntk: that term's correlation between the two inputs of each pair",
+    ),
+    (
         "NAME_theory",
         "the prediction for NAME_mean (mean field, or exact where it holds)",
     ),
@@ -146,6 +154,13 @@ pub fn known_column(name: &str) -> bool {
             BACKWARD_COLUMNS,
             WEIGHT_GRAD_COLUMNS,
             JACOBIAN_COLUMNS,
+            super::ntk::NTK_COLUMNS,
+            &[
+                "ntk_layer_theory",
+                "ntk_layer_z",
+                "ntk_layer_c_theory",
+                "ntk_layer_c_z",
+            ],
         ]
         .iter()
         .any(|list| list.contains(&name))
@@ -161,6 +176,8 @@ pub fn probe_of_column(name: &str) -> Option<&'static str> {
         Some("--weight-grads")
     } else if name.contains("jac_m1") {
         Some("--jacobian")
+    } else if name.starts_with("ntk_") {
+        Some("--ntk")
     } else {
         None
     }

@@ -71,7 +71,8 @@ standard error; \"th.\" is the theory of the column before it.
   log_q_post_sample    ln q of one input (its exact law at finite width: relu, identity)
   g, log_g             with --backward: mean square gradient ||delta_l||^2 / n_l (delta_L standard normal)
   gw                   with --weight-grads: mean square weight gradient
-  jac_m1, log_jac_m1   with --jacobian: ||J u||^2 of the input-output Jacobian along random u"
+  jac_m1, log_jac_m1   with --jacobian: ||J u||^2 of the input-output Jacobian along random u
+  ntk_layer, ntk_layer_c  with --ntk: layer l's term of the NTK Theta(a, a) and its pair correlation"
 )]
 pub struct RunArgs {
     #[command(flatten)]

@@ -95,6 +95,7 @@ pub fn check_columns(args: &RunArgs, spec: &RunSpec) -> Result<()> {
             Some("--backward") => spec.probes.backward,
             Some("--weight-grads") => spec.probes.weight_grads,
             Some("--jacobian") => spec.probes.jacobian,
+            Some("--ntk") => spec.probes.ntk.is_some(),
             _ => true,
         };
         if !has {
