@@ -26,8 +26,14 @@ cleanup() {
     local rc=$?
     scancel --user=root >/dev/null 2>&1 || true
     for p in slurmd slurmctld munged; do pkill -f "$p.*$work" 2>/dev/null || true; done
+    # the daemons write their state until they exit: wait, then remove
+    for _ in $(seq 50); do
+        pgrep -f "(slurmd|slurmctld|munged).*$work" >/dev/null || break
+        sleep 0.2
+    done
     [ "$rc" = 0 ] || { echo "slurm-e2e: failed; logs:" >&2; tail -n 20 "$work"/log/* "$work"/case/logs/* >&2 2>/dev/null || true; }
-    rm -rf "$work"
+    rm -rf "$work" 2>/dev/null || true
+    exit "$rc"
 }
 trap cleanup EXIT
 
