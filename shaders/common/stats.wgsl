@@ -104,14 +104,19 @@ fn scale_by_deriv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
 }
 
 // Gram matrix of `rows` rows at in_off (act): record (a, b, slice) holds
-// sum_i in[a][i] in[b][i] over the slice. For the weight gradient.
-// Dispatched as (slices, rows, rows).
+// sum_i in[a][i] in[b][i] over the slice, for a <= b only (the host
+// mirrors the rest: the products commute, so (b, a) would be the same
+// sums bit for bit). For the weight gradient and the NTK. Dispatched as
+// (slices, rows, rows).
 @compute @workgroup_size(REDUCE_WG)
 fn gram(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let n = params.n_out;
     let slice = wid.x;
     let a = wid.y;
     let b = wid.z;
+    if (b < a) {
+        return;
+    }
     var sum = 0.0;
     let end = min((slice + 1u) * UNITS_PER_SLICE, n);
     for (var i = slice * UNITS_PER_SLICE + lid.x; i < end; i += REDUCE_WG) {

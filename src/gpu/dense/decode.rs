@@ -95,8 +95,8 @@ impl<'a> DenseGpu<'a> {
                 .map(|(i, (gx, gd))| {
                     let l = i + 1;
                     (
-                        row_norms(gx, batch * batch, net.widths[l - 1]),
-                        row_norms(gd, batch * batch, net.widths[l]),
+                        mirrored(row_norms(gx, batch * batch, net.widths[l - 1]), batch),
+                        mirrored(row_norms(gd, batch * batch, net.widths[l]), batch),
                     )
                 })
                 .collect()
@@ -114,7 +114,10 @@ impl<'a> DenseGpu<'a> {
                 log_t[l] = log_t[l + 1] - back[l + 1].renorm[0].ln();
             }
             let mut x: Vec<Vec<f64>> = grams.iter().map(|(gx, _)| gx.clone()).collect();
-            x.push(row_norms(&top_gram, batch * batch, net.widths[depth]));
+            x.push(mirrored(
+                row_norms(&top_gram, batch * batch, net.widths[depth]),
+                batch,
+            ));
             sums.ntk = Some(NtkSums {
                 x,
                 delta: grams.into_iter().map(|(_, gd)| gd).collect(),
@@ -123,4 +126,15 @@ impl<'a> DenseGpu<'a> {
         }
         sums
     }
+}
+
+/// The b x b matrix with its lower triangle copied from the upper one, all
+/// the `gram` kernel writes.
+fn mirrored(mut m: Vec<f64>, b: usize) -> Vec<f64> {
+    for i in 0..b {
+        for j in 0..i {
+            m[i * b + j] = m[j * b + i];
+        }
+    }
+    m
 }
