@@ -11,7 +11,6 @@ use super::comparisons::z_score;
 use crate::io::output::{Cell, Table};
 use crate::linalg::condition_number;
 use crate::sim::RunOutput;
-use crate::sim::stats::ntk::NetworkNtk as Network;
 use crate::sim::stats::ntk::{NetworkNtk, NtkSummary};
 use crate::spec::RunSpec;
 use crate::theory::ntk::{hanin_nica_fluctuation, ntk_batch, ntk_table};
@@ -163,7 +162,7 @@ pub fn ntk_report(spec: &RunSpec, run: &RunOutput) -> Option<NtkReport> {
 }
 
 /// E[Theta(a, a)^2] / E[Theta(a, a)]^2 over networks and inputs.
-fn fluctuation(networks: &[Network], batch: usize) -> f64 {
+fn fluctuation(networks: &[NetworkNtk], batch: usize) -> f64 {
     let diag: Vec<f64> = networks
         .iter()
         .flat_map(|n| (0..batch).map(move |a| n.kernel[a * batch + a]))

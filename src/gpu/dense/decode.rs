@@ -108,21 +108,16 @@ impl<'a> DenseGpu<'a> {
             let back = sums.backward.take().expect("the NTK's backward pass");
             let grams = sums.grams.take().expect("the NTK's Gram matrices");
             let depth = net.depth();
-            let top = -0.5 * (net.widths[depth] as f64).ln();
-            let mut log_t = vec![0.0; depth + 1];
-            for l in (0..depth).rev() {
-                log_t[l] = log_t[l + 1] - back[l + 1].renorm[0].ln();
-            }
-            let mut x: Vec<Vec<f64>> = grams.iter().map(|(gx, _)| gx.clone()).collect();
-            x.push(mirrored(
+            let top_x = mirrored(
                 row_norms(&top_gram, batch * batch, net.widths[depth]),
                 batch,
+            );
+            sums.ntk = Some(NtkSums::from_backward(
+                grams,
+                top_x,
+                &back,
+                net.widths[depth],
             ));
-            sums.ntk = Some(NtkSums {
-                x,
-                delta: grams.into_iter().map(|(_, gd)| gd).collect(),
-                delta_log_scale: (1..=depth).map(|l| top + log_t[l]).collect(),
-            });
         }
         sums
     }

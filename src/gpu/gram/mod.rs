@@ -259,30 +259,16 @@ impl<'a> GramGpu<'a> {
         } else {
             (None, None)
         };
-        let ntk_sums = |back: &[RowSums], grams: &[(Vec<f64>, Vec<f64>)]| {
-            // delta_l's stored scale: the renormalisations carried down
-            // from the top, and the readout's 1 / sqrt(n_L) (left out of w)
-            let depth = self.spec.net.depth();
-            let top = -0.5 * (self.spec.net.widths[depth] as f64).ln();
-            let mut log_t = vec![0.0; depth + 1];
-            for l in (0..depth).rev() {
-                log_t[l] = log_t[l + 1] - back[l + 1].renorm[0].ln();
+        // an NTK run's backward rows are the readout's gradient, not
+        // --backward's: they go into the NTK's sums alone
+        let depth = self.spec.net.depth();
+        let (backward, grams, ntk) = match (backward, grams) {
+            (Some(b), Some(g)) if self.spec.probes.ntk.is_some() => {
+                let top_x = forward.grams[depth].clone();
+                let ntk = NtkSums::from_backward(g, top_x, &b, self.spec.net.widths[depth]);
+                (None, None, Some(ntk))
             }
-            NtkSums {
-                x: forward.grams.clone(),
-                delta: grams.iter().map(|(_, d)| d.clone()).collect(),
-                delta_log_scale: (1..=depth).map(|l| top + log_t[l]).collect(),
-            }
-        };
-        let ntk = match (&backward, &grams) {
-            (Some(b), Some(g)) if self.spec.probes.ntk.is_some() => Some(ntk_sums(b, g)),
-            _ => None,
-        };
-        // an NTK run's backward rows are the readout's gradient, not --backward's
-        let (backward, grams) = if ntk.is_some() {
-            (None, None)
-        } else {
-            (backward, grams.filter(|_| self.spec.probes.weight_grads))
+            (b, g) => (b, g.filter(|_| self.spec.probes.weight_grads), None),
         };
         Ok(GramNetwork {
             rank_min: forward.rank_min,

@@ -14,7 +14,7 @@
 //! diagonal and pair correlation, and the condition numbers of Theta and of
 //! the NNGP kernel K = X_L^T X_L / n_L.
 
-use super::{NetworkSums, carried_log_scales, mean_se};
+use super::{NetworkSums, RowSums, carried_log_scales, mean_se};
 use crate::linalg::condition_number;
 use crate::spec::{Parametrisation, RunSpec};
 
@@ -28,6 +28,31 @@ pub struct NtkSums {
     pub x: Vec<Vec<f64>>,
     pub delta: Vec<Vec<f64>>,
     pub delta_log_scale: Vec<f64>,
+}
+
+impl NtkSums {
+    /// The sums of a GPU engine's NTK pass: its backward pass's Gram
+    /// matrices (x_{l-1}, delta_l) of layers 1..=L, X_L^T X_L, and delta's
+    /// scales: the backward rows' renormalisations carried down from the top
+    /// (as `network_results` carries them for g) and the readout's
+    /// 1 / sqrt(n_L), which the engines leave out of w.
+    pub fn from_backward(
+        grams: Vec<(Vec<f64>, Vec<f64>)>,
+        top_x: Vec<f64>,
+        back: &[RowSums],
+        n_top: usize,
+    ) -> NtkSums {
+        let depth = grams.len();
+        let down = carried_log_scales(back.iter().rev().map(|b| b.renorm[0]));
+        let readout = -0.5 * (n_top as f64).ln();
+        let (mut x, delta): (Vec<_>, Vec<_>) = grams.into_iter().unzip();
+        x.push(top_x);
+        NtkSums {
+            x,
+            delta,
+            delta_log_scale: (1..=depth).map(|l| readout + down[depth - l]).collect(),
+        }
+    }
 }
 
 /// One network's NTK.
