@@ -82,6 +82,8 @@ pub struct ArchRun {
     pub mean_preserving: bool,
     /// the row whose per-position second moments to keep (--position-map)
     pub position_row: Option<usize>,
+    /// record the Signal Propagation Plot's per-channel sums (--spp)
+    pub spp: bool,
 }
 
 /// Which GPU engine runs a plain stack (`--engine`).

@@ -301,3 +301,135 @@ fn highway_and_mean_preserving_bias_follow_theory() {
         bound,
     );
 }
+
+/// The SPP columns of a run: per row (mean, se) and theory, per quantity.
+fn spp_of(spec: &RunSpec, out: &RunOutput) -> varprop::analysis::spp::SppTable {
+    varprop::analysis::spp::spp_table(spec, out).expect("a run with --spp")
+}
+
+/// Normalisations in dense stacks against their theory: layer-norm and
+/// rms-norm map a Gaussian field exactly (q, c, the SPP's channel
+/// statistics, the gradient through their Jacobian); batch-norm's q is 1
+/// and a ReLU after it has q 1/2 exactly at any batch (the law of y is
+/// symmetric). Batch-norm's cross moments are the infinite-batch limit, so
+/// c and the channel statistics are compared only above it. False-failure
+/// rate: common::z_bound over the comparisons made.
+#[test]
+fn normalisations_follow_theory() {
+    let text = r#"
+input = 256
+block = [
+  { type = "dense", width = 256, act = "identity", init = "he-normal" },
+  { type = "layer-norm", act = "relu" },
+  { type = "dense", width = 256, act = "tanh", init = "xavier-normal", sigma-b2 = 0.1 },
+  { type = "dense", width = 256, act = "identity", init = "xavier-normal" },
+  { type = "rms-norm", act = "erf" },
+  { type = "dense", width = 256, act = "identity", init = "he-normal" },
+  { type = "batch-norm", act = "relu" },
+  { type = "dense", width = 256, act = "identity", init = "he-normal" },
+]
+"#;
+    let spec = arch_spec(text, 8, 32, 21, |s| s.backward = Some(true));
+    let mut spec = spec;
+    spec.arch.as_mut().unwrap().spp = true;
+    let a = &spec.arch.as_ref().unwrap().arch;
+    let rows = theory::arch::arch_table(a, 1.0, 0.5, false);
+    let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+    let spp = spp_of(&spec, &out);
+    let depth = a.depth();
+    let bound = common::z_bound(6 * depth);
+    let before_bn = 6;
+    let q: Vec<_> = out.summary.iter().map(|s| s.q_post).collect();
+    let q_theory: Vec<f64> = rows.iter().map(|r| r.post.q_mean()).collect();
+    within_se("q_post", &q, &q_theory, bound);
+    let c: Vec<_> = out
+        .summary
+        .iter()
+        .map(|s| s.c_pre)
+        .take(before_bn + 1)
+        .collect();
+    let c_theory: Vec<f64> = rows
+        .iter()
+        .map(|r| r.pre.c_mean())
+        .take(before_bn + 1)
+        .collect();
+    within_se("c_pre", &c, &c_theory, bound);
+    for (k, name) in ["spp_mean2", "spp_var"].iter().enumerate() {
+        let measured: Vec<_> = spp
+            .measured
+            .iter()
+            .map(|m| m[k])
+            .take(before_bn + 1)
+            .collect();
+        let theory: Vec<f64> = spp
+            .theory
+            .iter()
+            .map(|t| t[k].unwrap())
+            .take(before_bn + 1)
+            .collect();
+        within_se(name, &measured, &theory, bound);
+    }
+    // the gradient down to the batch-norm, through layer-norm and rms-norm
+    let preds = varprop::analysis::predictions::predictions(&spec, &spec.net);
+    let g = preds.iter().find(|p| p.name == "g").unwrap();
+    let g_theory: Vec<f64> = g.theory.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+    let g_measured: Vec<_> = out.summary.iter().map(|s| s.g).collect();
+    within_se("g", &g_measured[before_bn..], &g_theory[before_bn..], bound);
+    // layer-norm: every input's q is v / (v + eps), within 1e-4 of 1
+    assert!((out.summary[2].q_pre.0 - 1.0).abs() < 1e-4);
+}
+
+/// A pre-activation BN-ReLU ResNet (images, circular padding): each block
+/// adds its branch's q = 1 (BN-ReLU-conv with He weights), so q grows by 1
+/// a block, exactly at any batch; the SPP's channel statistics follow the
+/// infinite-batch theory (B H W = 256 samples a channel; at 16 channels
+/// the squared channel mean already falls a few percent short, the finite
+/// width's share, so the branches have 32).
+#[test]
+fn bn_relu_resnet_grows_linearly() {
+    let text = r#"
+input = { channels = 8, size = 8 }
+block = [
+  { type = "conv", channels = 32, kernel = 3, act = "identity", init = "he-normal" },
+  { type = "residual", repeat = 6, layer = [
+    { type = "batch-norm", act = "relu" },
+    { type = "conv", channels = 32, kernel = 3, act = "identity", init = "he-normal" },
+    { type = "batch-norm", act = "relu" },
+    { type = "conv", channels = 32, kernel = 3, act = "identity", init = "he-normal" },
+  ] },
+]
+"#;
+    let mut spec = arch_spec(text, 4, 16, 5, |_| {});
+    spec.arch.as_mut().unwrap().spp = true;
+    let a = &spec.arch.as_ref().unwrap().arch;
+    let rows = theory::arch::arch_table(a, 1.0, 0.5, false);
+    for (l, r) in rows.iter().enumerate().skip(1) {
+        let want = 2.0 + (l - 1) as f64;
+        assert!(
+            (r.post.q_mean() - want).abs() < 1e-3 * want,
+            "row {l}: {}",
+            r.post.q_mean()
+        );
+    }
+    let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+    let spp = spp_of(&spec, &out);
+    let bound = common::z_bound(4 * 7);
+    let q: Vec<_> = out.summary.iter().map(|s| s.q_post).collect();
+    let q_theory: Vec<f64> = rows.iter().map(|r| r.post.q_mean()).collect();
+    within_se("q_post", &q, &q_theory, bound);
+    for (k, name) in ["spp_mean2", "spp_var", "spp_branch_var"]
+        .iter()
+        .enumerate()
+    {
+        // within_se skips its first row: for the branch, row 1 (the stem)
+        let skip = if k == 2 { 1 } else { 0 };
+        let measured: Vec<_> = spp.measured.iter().skip(skip).map(|m| m[k]).collect();
+        let theory: Vec<f64> = spp
+            .theory
+            .iter()
+            .skip(skip)
+            .map(|t| t[k].unwrap_or(f64::NAN))
+            .collect();
+        within_se(name, &measured, &theory, bound);
+    }
+}

@@ -140,6 +140,21 @@ fn compare_with(name: &str, spec: &RunSpec, options: GpuOptions) -> (RunOutput, 
             1.0,
         );
     }
+    assert_eq!(gpu.spp.len(), cpu.spp.len());
+    for (s, (g_net, c_net)) in gpu.spp.iter().zip(&cpu.spp).enumerate() {
+        for (l, (g, c)) in g_net.iter().zip(c_net).enumerate() {
+            let what = |col: &str| format!("{name} network {s} row {l} {col}");
+            // the squared means can cancel to 0: on the scale of the variance
+            close(&what("spp_mean2"), g.mean2, c.mean2, c.var.max(c.mean2));
+            close(&what("spp_var"), g.var, c.var, c.var);
+            close(
+                &what("spp_branch_var"),
+                g.branch_var,
+                c.branch_var,
+                c.branch_var,
+            );
+        }
+    }
     assert_eq!(gpu.positions.len(), cpu.positions.len());
     for (s, ((gp, gq), (cp, cq))) in gpu.positions.iter().zip(&cpu.positions).enumerate() {
         for (p, (a, b)) in gp.iter().zip(cp).chain(gq.iter().zip(cq)).enumerate() {
@@ -272,6 +287,78 @@ block = [
     }
 }
 
+/// Layer-norm, rms-norm and batch-norm, alone and in pre-activation
+/// residual branches (BN-ReLU-conv), vectors and images, several eps, batch
+/// sizes 2 to 6 (batch-norm's statistics run over the batch, and with
+/// --jacobian over the vector-Jacobian rows as a second set), and
+/// checkpoint segments whose borders fall between normalisations.
+#[test]
+fn normalisations_match_the_cpu_reference() {
+    let cases = [
+        (
+            "vectors",
+            r#"
+input = 12
+block = [
+  { type = "dense", width = 10, act = "identity" },
+  { type = "layer-norm", act = "relu" },
+  { type = "dense", width = 9, act = "tanh", init = "xavier-normal", sigma-b2 = 0.1 },
+  { type = "rms-norm", eps = 0.01 },
+  { type = "batch-norm", act = "relu", eps = 1e-3 },
+  { type = "dense", width = 5, act = "identity" },
+  { type = "batch-norm", act = "tanh" },
+]
+"#,
+        ),
+        (
+            "images, pre-activation residual",
+            r#"
+input = { channels = 3, height = 5, width = 6 }
+block = [
+  { type = "conv", channels = 4, kernel = 3, act = "identity" },
+  { type = "batch-norm", act = "relu" },
+  { type = "residual", alpha = 0.8, repeat = 2, layer = [
+    { type = "batch-norm", act = "relu" },
+    { type = "conv", channels = 5, kernel = 3, act = "identity" },
+    { type = "batch-norm", act = "relu" },
+    { type = "conv", channels = 4, kernel = 1, padding = "zero", act = "identity" },
+  ] },
+  { type = "layer-norm", act = "gelu" },
+  { type = "residual", layer = [{ type = "rms-norm", act = "relu" }, { type = "conv", channels = 4, kernel = 3, act = "identity" }] },
+]
+"#,
+        ),
+    ];
+    // Batch-norm of a vector over B = 2 inputs gives +-sqrt(v / (v + eps))
+    // whatever comes in, and its Jacobian is of order eps / v: the f32
+    // gradient is all cancellation there, so vectors run at B = 4 and 6,
+    // images (groups of B H W) at B = 2 and 6.
+    for (i, (name, text)) in cases.iter().enumerate() {
+        for batch in [[4, 6], [2, 6]][i] {
+            for probes in [false, true] {
+                let mut spec =
+                    spec_of(&format!("norm{i}"), text, probes, |s| s.batch = Some(batch));
+                // the SPP's channel sums too, on one of the two
+                spec.arch.as_mut().unwrap().spp = probes;
+                let (gpu, _) = compare(&format!("{name}, batch {batch}, probes {probes}"), &spec);
+                assert_eq!(gpu.spp.len(), if probes { 2 } else { 0 });
+            }
+        }
+        let spec = spec_of(&format!("norm{i}"), text, true, |_| {});
+        for every in [1, 2] {
+            let options = GpuOptions {
+                checkpoint_every: Some(every),
+                ..Default::default()
+            };
+            compare_with(
+                &format!("{name}, checkpoints every {every}"),
+                &spec,
+                options,
+            );
+        }
+    }
+}
+
 #[test]
 fn highway_blocks_match_the_cpu_reference() {
     let cases = [
@@ -364,7 +451,10 @@ block = [
   { type = "residual", alpha = 1.5, repeat = 24, layer = [{ width = 8, act = "relu", init = "he-normal" }] },
 ]
 "#;
-    compare("renormalised", &spec_of("renorm", text, true, |_| {}));
+    let mut spec = spec_of("renorm", text, true, |_| {});
+    // the SPP's sums are taken on the stored scale and rescaled by the host
+    spec.arch.as_mut().unwrap().spp = true;
+    compare("renormalised", &spec);
 }
 
 #[test]

@@ -77,3 +77,31 @@ fn position_moments(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     records[params.rec_off + p] = pre;
     records[params.rec_off + positions + p] = post;
 }
+
+// The Signal Propagation Plot's per-channel sums of the B rows at in_off
+// (c_out channels of h_out x w_out): one workgroup per channel, sum x over
+// the batch and positions, then sum (x - mean)^2, to records[rec_off + 2 c]
+// and records[rec_off + 2 c + 1]. Dispatched as (channels, 1, 1).
+@compute @workgroup_size(256)
+fn channel_moments(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let c = wid.x;
+    let positions = params.h_out * params.w_out;
+    let m = params.batch * positions;
+    let n = params.units;
+    var sum = 0.0;
+    for (var k = lid.x; k < m; k += REDUCE_WG) {
+        sum += arena[params.in_off + (k / positions) * n + c * positions + k % positions];
+    }
+    let total = group_sum4(lid.x, vec4<f32>(sum, 0.0, 0.0, 0.0)).x;
+    let mean = total / f32(m);
+    var dev2 = 0.0;
+    for (var k = lid.x; k < m; k += REDUCE_WG) {
+        let d = arena[params.in_off + (k / positions) * n + c * positions + k % positions] - mean;
+        dev2 += d * d;
+    }
+    let total_dev2 = group_sum4(lid.x, vec4<f32>(dev2, 0.0, 0.0, 0.0)).x;
+    if (lid.x == 0u) {
+        records[params.rec_off + 2u * c] = total;
+        records[params.rec_off + 2u * c + 1u] = total_dev2;
+    }
+}

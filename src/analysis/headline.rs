@@ -21,6 +21,7 @@ pub fn table_with_theory(spec: &RunSpec, run: &RunOutput) -> (Table, Vec<Predict
     let predictions = predictions::predictions(spec, &spec.net);
     comparisons::add_theory_columns(&mut table, spec, &predictions, &spec.net);
     super::ntk::add_ntk_columns(&mut table, spec, run);
+    super::spp::add_spp_columns(&mut table, spec, run);
     (table, predictions)
 }
 

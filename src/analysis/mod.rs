@@ -13,5 +13,6 @@ pub mod ntk;
 pub mod phase;
 pub mod predictions;
 pub mod report;
+pub mod spp;
 pub mod suite;
 pub mod theory_table;

@@ -164,6 +164,10 @@ pub fn known_column(name: &str) -> bool {
         ]
         .iter()
         .any(|list| list.contains(&name))
+        || super::spp::SPP_QUANTITIES.iter().any(|q| {
+            name.strip_prefix(q)
+                .is_some_and(|rest| ["_mean", "_se", "_theory", "_z"].contains(&rest))
+        })
         || predicted("_theory")
         || predicted("_z")
 }
@@ -178,6 +182,8 @@ pub fn probe_of_column(name: &str) -> Option<&'static str> {
         Some("--jacobian")
     } else if name.starts_with("ntk_") {
         Some("--ntk")
+    } else if name.starts_with("spp_") {
+        Some("--spp")
     } else {
         None
     }
@@ -396,7 +402,10 @@ pub fn network_layer_laws(
     let mut add = |layer: usize, w: WeightLaw, b: WeightLaw, fan_in: usize, init: &InitSpec| {
         let v_fan_in = w.variance * fan_in as f64;
         let key = (w, v_fan_in, fan_in, init.gain, init.gain_source, b);
-        if last_key == Some(key) {
+        // a run covers consecutive layers (a normalisation between two equal
+        // laws splits them: it has none)
+        let adjacent = runs.last().is_some_and(|r| r.last_layer + 1 == layer);
+        if last_key == Some(key) && adjacent {
             runs.last_mut().expect("a run is open").last_layer = layer;
             return;
         }
@@ -417,7 +426,9 @@ pub fn network_layer_laws(
     };
     match arch {
         Some(a) => {
-            for (i, l) in a.blocks.iter().flat_map(|b| b.layers()).enumerate() {
+            // normalisations have no weights: they keep their numbers but no laws
+            let layers = a.blocks.iter().flat_map(|b| b.layers()).enumerate();
+            for (i, l) in layers.filter(|(_, l)| !l.is_norm()) {
                 add(
                     i + 1,
                     l.weight_law(i + 1),

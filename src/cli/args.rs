@@ -72,7 +72,10 @@ standard error; \"th.\" is the theory of the column before it.
   g, log_g             with --backward: mean square gradient ||delta_l||^2 / n_l (delta_L standard normal)
   gw                   with --weight-grads: mean square weight gradient
   jac_m1, log_jac_m1   with --jacobian: ||J u||^2 of the input-output Jacobian along random u
-  ntk_layer, ntk_layer_c  with --ntk: layer l's term of the NTK Theta(a, a) and its pair correlation"
+  ntk_layer, ntk_layer_c  with --ntk: layer l's term of the NTK Theta(a, a) and its pair correlation
+  spp_mean2, spp_var   with --spp: mean over channels of the squared channel mean and of the unbiased
+                       channel variance, over the batch and positions (timm's avg_sq_ch_mean, avg_ch_var)
+  spp_branch_var       with --spp, residual rows: the same variance of the branch's output F(x)"
 )]
 pub struct RunArgs {
     #[command(flatten)]
@@ -100,6 +103,10 @@ pub struct RunArgs {
     /// The row of --position-map [default: the last]
     #[arg(long = "position-layer")]
     pub position_layer: Option<usize>,
+    /// With --arch: record the Signal Propagation Plot's statistics of every row (spp_mean2,
+    /// spp_var, spp_branch_var) beside their theory
+    #[arg(long)]
+    pub spp: bool,
     /// Plot log q against depth (and g with --backward), measured mean +- 2 SE beside theory, to
     /// FILE.svg or FILE.png
     #[arg(long)]
@@ -255,6 +262,15 @@ pub fn run_spec(args: &RunArgs, default_networks: usize) -> Result<RunSpec> {
             ));
         }
         a.position_row = Some(row);
+    }
+    if args.spp {
+        let Some(a) = spec.arch.as_mut() else {
+            return Err(Error::invalid(
+                "--spp",
+                "needs an --arch file (its statistics are per channel of each block's output)",
+            ));
+        };
+        a.spp = true;
     }
     Ok(spec)
 }

@@ -58,6 +58,17 @@ fn table_columns(args: &RunArgs, spec: &RunSpec) -> Vec<(String, String, Option<
         )));
         shown.push(owned(&("th.", "ntk_layer_theory", None)));
     }
+    if spec.arch.as_ref().is_some_and(|a| a.spp) {
+        for (name, theory) in [
+            ("spp_mean2", "spp_mean2_theory"),
+            ("spp_var", "spp_var_theory"),
+            ("spp_branch_var", "spp_branch_var_theory"),
+        ] {
+            let (mean, se) = (format!("{name}_mean"), format!("{name}_se"));
+            shown.push((name.to_string(), mean, Some(se)));
+            shown.push(("th.".to_string(), theory.to_string(), None));
+        }
+    }
     shown
 }
 
@@ -96,6 +107,7 @@ pub fn check_columns(args: &RunArgs, spec: &RunSpec) -> Result<()> {
             Some("--weight-grads") => spec.probes.weight_grads,
             Some("--jacobian") => spec.probes.jacobian,
             Some("--ntk") => spec.probes.ntk.is_some(),
+            Some("--spp") => spec.arch.as_ref().is_some_and(|a| a.spp),
             _ => true,
         };
         if !has {

@@ -117,6 +117,7 @@ pub const RUN_ONLY_FLAGS: &[&str] = &[
     "--position-layer",
     "--ntk",
     "--parametrisation",
+    "--spp",
 ];
 
 /// Refuses the flags of `names` that are set: `command` would ignore them.
@@ -134,6 +135,7 @@ pub fn refuse_ignored(args: &RunArgs, command: &str, names: &[&str]) -> Result<(
             "--weight-grads" => args.settings.weight_grads == Some(true),
             "--ntk" => args.settings.ntk == Some(true),
             "--parametrisation" => args.settings.parametrisation.is_some(),
+            "--spp" => args.spp,
             other => unreachable!("no flag {other} to refuse"),
         };
         if set {

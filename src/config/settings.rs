@@ -306,6 +306,7 @@ impl RunSettings {
                         arch,
                         mean_preserving,
                         position_row: None,
+                        spp: false,
                     }),
                 )
             }
@@ -316,6 +317,7 @@ impl RunSettings {
                     arch: crate::model::arch::Architecture::plain(&net.widths, net.act, net.init),
                     mean_preserving,
                     position_row: None,
+                    spp: false,
                 });
                 (net, arch)
             }

@@ -242,7 +242,8 @@ abi_struct! {
         pub c0: f32,
         /// draws of a truncated normal: P(|z| < bound) (Dist::truncation_mass)
         pub trunc: f32,
-        pub _pad1: u32,
+        /// normalisations: added to the variance
+        pub eps: f32,
         pub _pad2: u32,
     }
 }
@@ -306,6 +307,10 @@ abi_constants! {
     KIND_DENSE: u32 = 0;
     KIND_CONV: u32 = 1;
     KIND_CONV_TRANSPOSE: u32 = 2;
+    /// blocks' normalisations (norm.wgsl)
+    KIND_LAYER_NORM: u32 = 3;
+    KIND_RMS_NORM: u32 = 4;
+    KIND_BATCH_NORM: u32 = 5;
     /// blocks' padding of convolutions
     PAD_CIRCULAR: u32 = 0;
     PAD_ZERO: u32 = 1;

@@ -37,11 +37,12 @@ const PAIR_RECORD: &str = include_str!("../../shaders/common/pair_record.wgsl");
 const MOMENTS: &str = include_str!("../../shaders/common/moments.wgsl");
 /// The block engine's own files, in order: its bindings, then one file per
 /// kind of pass.
-const BLOCKS: [&str; 5] = [
+const BLOCKS: [&str; 6] = [
     include_str!("../../shaders/blocks/bindings.wgsl"),
     include_str!("../../shaders/blocks/draw.wgsl"),
     include_str!("../../shaders/blocks/linear.wgsl"),
     include_str!("../../shaders/blocks/elementwise.wgsl"),
+    include_str!("../../shaders/blocks/norm.wgsl"),
     include_str!("../../shaders/blocks/moments.wgsl"),
 ];
 

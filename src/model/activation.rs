@@ -271,6 +271,14 @@ impl Activation {
         )
     }
 
+    /// phi(-z) = -phi(z): a symmetric input keeps mean 0.
+    pub fn is_odd(&self) -> bool {
+        matches!(
+            self,
+            Activation::Identity | Activation::Tanh | Activation::Sin { .. } | Activation::Erf
+        )
+    }
+
     /// PyTorch's `torch.nn.init.calculate_gain` for the activations it knows;
     /// None for the rest.
     pub fn torch_gain(&self) -> Option<f64> {

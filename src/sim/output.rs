@@ -4,6 +4,7 @@
 
 use crate::error::Result;
 use crate::sim::stats::ntk::{NetworkNtk, network_ntk};
+use crate::sim::stats::spp::{SppRow, network_spp};
 use crate::sim::stats::{
     LayerSample, LayerSummary, NetworkSums, NetworkTop, network_results, summarise,
 };
@@ -56,6 +57,9 @@ pub struct RunOutput {
     pub warnings: Vec<String>,
     /// The empirical NTK per network (--ntk; empty without).
     pub ntk: Vec<NetworkNtk>,
+    /// The Signal Propagation Plot's statistics per network and row (--spp;
+    /// empty without).
+    pub spp: Vec<Vec<SppRow>>,
 }
 
 /// Progress: called with (rows done, rows in all) after each chunk; never
@@ -72,8 +76,10 @@ pub(crate) fn finish(
     let mut warnings = Vec::new();
     let mut positions = Vec::new();
     let mut ntk = Vec::new();
+    let mut spp = Vec::new();
     for (s, sums) in per_network_sums.enumerate() {
         let sums = sums?;
+        spp.extend(network_spp(&sums));
         positions.extend(crate::sim::stats::network_positions(&sums));
         ntk.extend(network_ntk(spec, &sums));
         let (samples, top, lost) = network_results(&sums);
@@ -93,5 +99,6 @@ pub(crate) fn finish(
         info,
         warnings,
         ntk,
+        spp,
     })
 }

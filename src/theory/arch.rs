@@ -4,7 +4,11 @@
 //!
 //! The state between blocks is, per spatial position p (one position for a
 //! vector), the second moment q(p) of one input's units, the cross moment
-//! q12(p) of the two inputs of a pair, and the mean m(p). Weights are
+//! q12(p) of the two inputs of a pair, the cross moment q_ab(p) of two
+//! independent inputs (different pairs; also, with circular padding, of two
+//! positions of one input, whose covariance starts at 0 and follows the same
+//! map: the Signal Propagation Plot's channel means come from it,
+//! `spp_moments`), and the mean m(p). Weights are
 //! independent of the signal, so at infinite width a layer's pre-activation
 //! is Gaussian with
 //!
@@ -20,6 +24,22 @@
 //! position-averaged q follows the dense recurrence with
 //! v = gain^2 / (C_in k^2); zero padding departs from it at the borders.
 //!
+//! Normalisations (infinite width): layer-norm divides each input by its
+//! own statistics over its units, which concentrate at the position
+//! averages m_bar and v = q_bar - m_bar^2, so y = (x - m_bar) / sqrt(v + eps)
+//! (q_bar of y is v / (v + eps), 1 up to eps); rms-norm divides by
+//! sqrt(q_bar + eps). Both map a Gaussian field to a Gaussian field. Batch-
+//! norm's statistics run over the B inputs of the batch (and the
+//! positions), which do not concentrate at finite B: its output has, per
+//! channel, mean 0 and second moment v / (v + eps) exactly, so q_y = 1 up to
+//! eps whatever comes in, but it is not Gaussian and the pair's cross moment
+//! has no closed form (NaN). When its input is a symmetric Gaussian (m = 0),
+//! so is the law of y symmetric, and a positively homogeneous phi then has
+//! E[phi(y)^2] = (a_+^2 + a_-^2) / 2 E[y^2] and an odd phi has mean 0:
+//! those are exact; every other moment after batch-norm is NaN. An
+//! activation applied to a non-Gaussian field (after layer-norm of an
+//! activation's output, say) has no closed form either (NaN).
+//!
 //! Residual blocks: y = x + alpha F(x) with F independent of x unit by unit,
 //! so q_y = q_x + alpha^2 q_F + 2 alpha m_x m_F. Highway blocks:
 //! y = T H + (1 - T) x with T = sigmoid(g), g ~ N(b_T, sigma_T^2 q_x) and
@@ -28,7 +48,7 @@
 use super::gauss;
 use super::uniform_bias::uniform_bias_moments;
 use crate::model::activation::{Activation, sigmoid};
-use crate::model::arch::{Architecture, Block, Layer, LayerKind, Padding, Shape};
+use crate::model::arch::{Architecture, Block, Layer, LayerKind, NormKind, Padding, Shape};
 use crate::model::init::Dist;
 
 /// Per-position moments of one input's units (and of a pair).
@@ -36,7 +56,14 @@ use crate::model::init::Dist;
 pub struct Field {
     pub q: Vec<f64>,
     pub q12: Vec<f64>,
+    /// E[x_a x_b] for independent inputs a, b: the squared channel mean's
+    /// expectation over networks, at infinite batch
+    pub q_ab: Vec<f64>,
     pub m: Vec<f64>,
+    /// the units are Gaussian at infinite width (inputs, linear maps of
+    /// anything, sums of independent Gaussians): an activation's moments
+    /// are Gaussian expectations only then
+    pub gaussian: bool,
 }
 
 impl Field {
@@ -44,7 +71,9 @@ impl Field {
         Field {
             q: vec![q; positions],
             q12: vec![q12; positions],
+            q_ab: vec![0.0; positions],
             m: vec![m; positions],
+            gaussian: true,
         }
     }
 
@@ -93,6 +122,31 @@ pub struct ArchRow {
     /// the analytic mean subtracted with the mean-preserving bias, per weight
     /// layer of the block (0 without it; highway blocks are not shifted)
     pub shifts: Vec<f64>,
+    /// a residual block's branch output F(x), before alpha
+    pub branch: Option<Field>,
+}
+
+/// The Signal Propagation Plot's statistics of a field (timm's
+/// `avg_sq_ch_mean` and `avg_ch_var`) over N = B P samples per channel (B
+/// inputs, P positions): the mean over channels of the squared channel mean,
+/// E = (q + q12) / N + (1 - 2/N) q_ab (each sample, its pair partner at the
+/// same position, and N - 2 samples independent of it), and of the unbiased
+/// channel variance, N / (N - 1) (q - E). Exact at infinite width for a
+/// field that is the same at every position (vectors, circular padding);
+/// NaN where positions differ (zero padding, strides), whose cross-position
+/// covariances are not tracked.
+pub fn spp_moments(f: &Field, batch: usize) -> (f64, f64) {
+    let (q, q12, q_ab) = (f.q_mean(), Field::average(&f.q12), Field::average(&f.q_ab));
+    let uniform = |v: &[f64]| {
+        v.iter()
+            .all(|x| (x - v[0]).abs() <= 1e-12 * v[0].abs().max(1e-300))
+    };
+    if !(uniform(&f.q) && uniform(&f.q12) && uniform(&f.q_ab)) {
+        return (f64::NAN, f64::NAN);
+    }
+    let n = (batch * f.q.len()) as f64;
+    let mean2 = (q + q12) / n + (1.0 - 2.0 / n) * q_ab;
+    (mean2, n / (n - 1.0) * (q - mean2))
 }
 
 fn positions(shape: Shape) -> (usize, usize, usize) {
@@ -160,28 +214,181 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
                 }
                 out.iter().map(|s| s + b2).collect()
             }
+            LayerKind::Norm { .. } => unreachable!("normalisations are not linear maps"),
         }
     };
     let q = reach(&x.q);
     let q12 = reach(&x.q12);
+    let q_ab = reach(&x.q_ab);
     let m = vec![0.0; q.len()];
-    Field { q, q12, m }
+    Field {
+        q,
+        q12,
+        q_ab,
+        m,
+        gaussian: true,
+    }
 }
 
-/// phi applied to a Gaussian pre-activation field, minus `shift`.
+/// A normalisation's output field from its input's (see the module's
+/// comment): layer-norm and rms-norm exactly at infinite width; batch-norm
+/// q = v / (v + eps) per position, m = 0, the cross moment NaN.
+fn normalised(kind: NormKind, eps: f64, x: &Field) -> Field {
+    let (q_bar, m_bar) = (x.q_mean(), x.m_mean());
+    match kind {
+        NormKind::LayerNorm => {
+            let d = q_bar - m_bar * m_bar + eps;
+            let centred = |v: &[f64]| -> Vec<f64> {
+                v.iter()
+                    .zip(&x.m)
+                    .map(|(q, m)| (q - 2.0 * m_bar * m + m_bar * m_bar) / d)
+                    .collect()
+            };
+            Field {
+                q: centred(&x.q),
+                q12: centred(&x.q12),
+                q_ab: centred(&x.q_ab),
+                m: x.m.iter().map(|m| (m - m_bar) / d.sqrt()).collect(),
+                gaussian: x.gaussian,
+            }
+        }
+        NormKind::RmsNorm => {
+            let d = q_bar + eps;
+            Field {
+                q: x.q.iter().map(|q| q / d).collect(),
+                q12: x.q12.iter().map(|q| q / d).collect(),
+                q_ab: x.q_ab.iter().map(|q| q / d).collect(),
+                m: x.m.iter().map(|m| m / d.sqrt()).collect(),
+                gaussian: x.gaussian,
+            }
+        }
+        NormKind::BatchNorm => {
+            // each channel's variance over the batch and positions, at
+            // infinite batch: q - q_ab (its mean's square is q_ab)
+            let n = x.q.len();
+            let v = x.q_mean() - Field::average(&x.q_ab);
+            if x.gaussian {
+                // given the weights a channel is N(mu_c, q - q_ab) over the
+                // inputs: y = (x - mu_c) / sqrt(q - q_ab + eps) is Gaussian,
+                // its channel means are gone
+                let d = v + eps;
+                Field {
+                    q: x.q.iter().zip(&x.q_ab).map(|(q, s)| (q - s) / d).collect(),
+                    q12: x
+                        .q12
+                        .iter()
+                        .zip(&x.q_ab)
+                        .map(|(q, s)| (q - s) / d)
+                        .collect(),
+                    q_ab: vec![0.0; n],
+                    m: vec![0.0; n],
+                    gaussian: true,
+                }
+            } else {
+                // a channel's variance over inputs depends on its weights:
+                // only q = 1 (up to eps) is known
+                Field {
+                    q: vec![v / (v + eps); n],
+                    q12: vec![f64::NAN; n],
+                    q_ab: vec![f64::NAN; n],
+                    m: vec![f64::NAN; n],
+                    gaussian: false,
+                }
+            }
+        }
+    }
+}
+
+/// A normalisation layer: (pre, post, E phi'^2 per position, shift), as
+/// [`plain`] (an activation of a non-Gaussian y has no closed form: NaN).
+fn norm_plain(
+    layer: &Layer,
+    kind: NormKind,
+    eps: f64,
+    x: &Field,
+    mean_preserving: bool,
+) -> (Field, Field, Vec<f64>, f64) {
+    let y = normalised(kind, eps, x);
+    let act = &layer.act;
+    let shift = if mean_preserving {
+        gauss::mean(act, y.q_mean())
+    } else {
+        0.0
+    };
+    let post = activate(act, &y, shift);
+    let deriv = if y.gaussian || *act == Activation::Identity {
+        deriv_field(act, &y)
+    } else {
+        vec![f64::NAN; y.q.len()]
+    };
+    (y, post, deriv, shift)
+}
+
+/// E[phi'(h)^2] per position (NaN where q is).
+fn deriv_field(act: &Activation, h: &Field) -> Vec<f64> {
+    h.q.iter()
+        .map(|&q| {
+            if q.is_nan() {
+                f64::NAN
+            } else {
+                gauss::deriv_second_moment(act, q)
+            }
+        })
+        .collect()
+}
+
+/// phi applied to a Gaussian pre-activation field, minus `shift` (NaN for
+/// a non-Gaussian field, unless phi is the identity).
 fn activate(act: &Activation, h: &Field, shift: f64) -> Field {
+    if *act == Activation::Identity {
+        let shifted = |v: &[f64]| -> Vec<f64> {
+            v.iter()
+                .zip(&h.m)
+                .map(|(q, m)| q - 2.0 * shift * m + shift * shift)
+                .collect()
+        };
+        return Field {
+            q: shifted(&h.q),
+            q12: shifted(&h.q12),
+            q_ab: shifted(&h.q_ab),
+            m: h.m.iter().map(|m| m - shift).collect(),
+            gaussian: h.gaussian,
+        };
+    }
+    if !h.gaussian {
+        let n = h.q.len();
+        return Field {
+            q: vec![f64::NAN; n],
+            q12: vec![f64::NAN; n],
+            q_ab: vec![f64::NAN; n],
+            m: vec![f64::NAN; n],
+            gaussian: false,
+        };
+    }
     let mut out = Field {
         q: Vec::new(),
         q12: Vec::new(),
+        q_ab: Vec::new(),
         m: Vec::new(),
+        gaussian: false,
     };
     for p in 0..h.q.len() {
         let (q, q12) = (h.q[p], h.q12[p]);
+        if q.is_nan() {
+            // no closed form upstream (the Gaussian moments would read NaN as 0)
+            out.q.push(f64::NAN);
+            out.q12.push(f64::NAN);
+            out.q_ab.push(f64::NAN);
+            out.m.push(f64::NAN);
+            continue;
+        }
         let m = gauss::mean(act, q);
         out.q
             .push(gauss::second_moment(act, q) - 2.0 * shift * m + shift * shift);
         out.q12
             .push(gauss::cross_moment(act, q, q, q12) - 2.0 * shift * m + shift * shift);
+        out.q_ab
+            .push(gauss::cross_moment(act, q, q, h.q_ab[p]) - 2.0 * shift * m + shift * shift);
         out.m.push(m - shift);
     }
     out
@@ -196,6 +403,9 @@ fn plain(
     x: &Field,
     mean_preserving: bool,
 ) -> (Field, Field, Vec<f64>, f64) {
+    if let LayerKind::Norm { kind, eps } = layer.kind {
+        return norm_plain(layer, kind, eps, x, mean_preserving);
+    }
     let h = linear(layer, layer_number, x);
     let bias = layer.bias_law();
     if bias.dist == Dist::Uniform && bias.variance > 0.0 {
@@ -207,11 +417,7 @@ fn plain(
         0.0
     };
     let post = activate(&layer.act, &h, shift);
-    let deriv =
-        h.q.iter()
-            .map(|q| gauss::deriv_second_moment(&layer.act, *q))
-            .collect();
-    (h, post, deriv, shift)
+    (h.clone(), post, deriv_field(&layer.act, &h), shift)
 }
 
 /// [`plain`] for h = g + b with b ~ U(+-sqrt(3 b2)) per unit, g Gaussian
@@ -236,11 +442,19 @@ fn plain_uniform_bias(
             .iter()
             .map(|m| m.second - 2.0 * shift * m.mean + shift * shift)
             .collect(),
+        q_ab: (0..h.q.len())
+            .map(|p| {
+                let independent =
+                    uniform_bias_moments(&layer.act, h.q[p] - b2, h.q_ab[p] - b2, beta);
+                independent.cross - 2.0 * shift * moments[p].mean + shift * shift
+            })
+            .collect(),
         q12: moments
             .iter()
             .map(|m| m.cross - 2.0 * shift * m.mean + shift * shift)
             .collect(),
         m: moments.iter().map(|m| m.mean - shift).collect(),
+        gaussian: false,
     };
     let deriv = moments.iter().map(|m| m.deriv_second).collect();
     (h, post, deriv, shift)
@@ -250,7 +464,10 @@ fn plain_uniform_bias(
 /// tangent t: the units reaching each output times v (the unit field
 /// through the linear map, without bias), times E[phi'^2] there, summed over
 /// the outputs and divided by the inputs.
-fn forward_total(layer: &Layer, layer_number: usize, deriv: &[f64]) -> f64 {
+fn forward_total(layer: &Layer, layer_number: usize, deriv: &[f64], x: &Field) -> f64 {
+    if layer.is_norm() {
+        return norm_gain(layer, x) * Field::average(deriv);
+    }
     let (_, h, w) = positions(layer.input);
     let b2 = layer.bias_law().variance;
     let reach = linear(layer, layer_number, &Field::uniform(h * w, 1.0, 0.0, 0.0));
@@ -266,9 +483,10 @@ fn forward_total(layer: &Layer, layer_number: usize, deriv: &[f64]) -> f64 {
 
 /// sigma^2 of the backward direction: how many outputs each input unit
 /// reaches, times v.
-fn sigma_back2(layer: &Layer, layer_number: usize) -> f64 {
+fn sigma_back2(layer: &Layer, layer_number: usize, x: &Field) -> f64 {
     let v = layer.weight_law(layer_number).variance;
     match (&layer.kind, layer.output) {
+        (LayerKind::Norm { .. }, _) => norm_gain(layer, x),
         (LayerKind::Dense { width }, _) => *width as f64 * v,
         (LayerKind::Conv { kernel, .. }, Shape::Image(c, ..)) => {
             if layer.delta_orthogonal {
@@ -284,6 +502,26 @@ fn sigma_back2(layer: &Layer, layer_number: usize) -> f64 {
     }
 }
 
+/// E||J t||^2 / ||t||^2 of a normalisation (its Jacobian is symmetric, so
+/// forward and backward alike) for a tangent t independent of the signal:
+/// J = (I - 1 1^T / n - y y^T / n) / sigma projects out the mean and y,
+/// two of each input's n dimensions (rms-norm: y only), so the factor is
+/// (1 - 2/n) / (v + eps) (rms-norm (1 - 1/n) / (q_bar + eps)). Batch-norm's
+/// 1/sigma^2 is averaged over channels whose variance over a finite batch
+/// is random: no closed form (NaN).
+fn norm_gain(layer: &Layer, x: &Field) -> f64 {
+    let LayerKind::Norm { kind, eps } = layer.kind else {
+        unreachable!("a normalisation")
+    };
+    let n = layer.input.units() as f64;
+    let (q_bar, m_bar) = (x.q_mean(), x.m_mean());
+    match kind {
+        NormKind::LayerNorm => (1.0 - 2.0 / n) / (q_bar - m_bar * m_bar + eps),
+        NormKind::RmsNorm => (1.0 - 1.0 / n) / (q_bar + eps),
+        NormKind::BatchNorm => f64::NAN,
+    }
+}
+
 /// The rows of `arch`, 0..=L (row 0: the inputs, q0 per entry, pairs at c0).
 pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) -> Vec<ArchRow> {
     let (_, h, w) = positions(arch.input);
@@ -296,6 +534,7 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
         forward_factor: f64::NAN,
         back_linear: f64::NAN,
         shifts: Vec::new(),
+        branch: None,
     }];
     let mut x = input;
     let mut layer_number = 0;
@@ -306,13 +545,14 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                 let (pre, post, deriv, shift) = plain(layer, layer_number, &x, mean_preserving);
                 let chi = Field::average(&deriv);
                 ArchRow {
-                    forward_factor: forward_total(layer, layer_number, &deriv),
-                    backward_factor: sigma_back2(layer, layer_number) * chi,
-                    back_linear: sigma_back2(layer, layer_number),
+                    forward_factor: forward_total(layer, layer_number, &deriv, &x),
+                    backward_factor: sigma_back2(layer, layer_number, &x) * chi,
+                    back_linear: sigma_back2(layer, layer_number, &x),
                     pre,
                     post,
                     deriv_sq: deriv,
                     shifts: vec![shift],
+                    branch: None,
                 }
             }
             Block::Residual { branch, alpha } => {
@@ -325,21 +565,32 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                     let (_, post, deriv, shift) = plain(layer, layer_number, &f, mean_preserving);
                     shifts.push(shift);
                     let d = Field::average(&deriv);
-                    chi *= forward_total(layer, layer_number, &deriv);
-                    chi_back *= sigma_back2(layer, layer_number) * d;
+                    chi *= forward_total(layer, layer_number, &deriv, &f);
+                    chi_back *= sigma_back2(layer, layer_number, &f) * d;
                     f = post;
                 }
                 let a = *alpha;
+                // m_x m_F, 0 where either is 0 (a mean without closed form
+                // after batch-norm, NaN, does not matter against a zero one)
+                let mm = |p: usize| {
+                    if x.m[p] == 0.0 || f.m[p] == 0.0 {
+                        0.0
+                    } else {
+                        x.m[p] * f.m[p]
+                    }
+                };
                 let y = Field {
                     q: (0..x.q.len())
-                        .map(|p| x.q[p] + a * a * f.q[p] + 2.0 * a * x.m[p] * f.m[p])
+                        .map(|p| x.q[p] + a * a * f.q[p] + 2.0 * a * mm(p))
                         .collect(),
                     q12: (0..x.q.len())
-                        .map(|p| {
-                            x.q12[p] + a * a * f.q12[p] + a * (x.m[p] * f.m[p] + f.m[p] * x.m[p])
-                        })
+                        .map(|p| x.q12[p] + a * a * f.q12[p] + 2.0 * a * mm(p))
+                        .collect(),
+                    q_ab: (0..x.q.len())
+                        .map(|p| x.q_ab[p] + a * a * f.q_ab[p] + 2.0 * a * mm(p))
                         .collect(),
                     m: (0..x.q.len()).map(|p| x.m[p] + a * f.m[p]).collect(),
+                    gaussian: x.gaussian && f.gaussian,
                 };
                 ArchRow {
                     pre: y.clone(),
@@ -349,6 +600,7 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                     backward_factor: 1.0 + a * a * chi_back,
                     back_linear: 1.0 + a * a * chi_back,
                     shifts,
+                    branch: Some(f),
                 }
             }
             Block::Highway {
@@ -379,7 +631,10 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                 let y = Field {
                     q: vec![t2 * qh + u2 * qx + 2.0 * tu * mh * mx],
                     q12: vec![tt12 * q12h + uu12 * q12x + 2.0 * tu12 * mh * mx],
+                    // not worked out for highway blocks
+                    q_ab: vec![f64::NAN],
                     m: vec![t1 * mh + (1.0 - t1) * mx],
+                    gaussian: false,
                 };
                 // d y / d x: (1 - T) + T phi'(h) W_H + sigmoid'(g) (H - x) W_T, the
                 // three terms uncorrelated at infinite width
@@ -393,8 +648,8 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                     + t2 * transform.sigma_w2(layer_number - 1) * d
                     + sig_d2 * gate.sigma_w2(layer_number) * h_minus_x2;
                 let backward = u2
-                    + t2 * sigma_back2(transform, layer_number - 1) * d
-                    + sig_d2 * sigma_back2(gate, layer_number) * h_minus_x2;
+                    + t2 * sigma_back2(transform, layer_number - 1, &x) * d
+                    + sig_d2 * sigma_back2(gate, layer_number, &x) * h_minus_x2;
                 ArchRow {
                     pre: y.clone(),
                     post: y,
@@ -403,6 +658,7 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                     backward_factor: backward,
                     back_linear: backward,
                     shifts: vec![0.0, 0.0],
+                    branch: None,
                 }
             }
         };

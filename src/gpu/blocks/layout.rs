@@ -29,6 +29,7 @@ pub(super) fn dims(shape: Shape) -> (usize, usize, usize) {
 pub(super) fn tensor_shape(layer: &Layer) -> (usize, usize) {
     let (c_in, _, _) = dims(layer.input);
     match &layer.kind {
+        LayerKind::Norm { .. } => (0, 0),
         LayerKind::Dense { width } => (*width, layer.input.units()),
         LayerKind::Conv {
             channels, kernel, ..
@@ -54,6 +55,42 @@ pub(super) fn orthogonal_shape(layer: &Layer) -> (usize, usize) {
     }
 }
 
+/// Layers per block at most (at least 2): the weight slots and the h rows
+/// of the forward pass, so that a block's tangent and backward steps find
+/// all its layers' state.
+pub(super) fn slots(arch: &crate::model::arch::Architecture) -> usize {
+    arch.blocks
+        .iter()
+        .map(|b| b.layers().len())
+        .max()
+        .unwrap_or(1)
+        .max(2)
+}
+
+/// The most groups a normalisation's statistics run over: each input for
+/// layer-norm and rms-norm, each channel for batch-norm, times `sets` sets
+/// of B rows (0 without normalisations).
+pub(super) fn norm_groups(
+    arch: &crate::model::arch::Architecture,
+    batch: usize,
+    sets: usize,
+) -> usize {
+    use crate::model::arch::NormKind;
+    arch.blocks
+        .iter()
+        .flat_map(|b| b.layers())
+        .filter_map(|l| match l.kind {
+            LayerKind::Norm {
+                kind: NormKind::BatchNorm,
+                ..
+            } => Some(sets * dims(l.input).0),
+            LayerKind::Norm { .. } => Some(sets * batch),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// The largest weight tensor, and the floats of one weight slot (that
 /// tensor and the largest bias).
 pub(super) fn weight_slot(arch: &crate::model::arch::Architecture) -> (usize, usize) {
@@ -67,7 +104,7 @@ pub(super) fn weight_slot(arch: &crate::model::arch::Architecture) -> (usize, us
         .max()
         .unwrap();
     let max_bias = layers.iter().map(|l| out_channels(l)).max().unwrap();
-    (max_tensor, max_tensor + max_bias)
+    (max_tensor.max(1), max_tensor.max(1) + max_bias)
 }
 
 /// Device bytes of the plan with checkpoints every `every` blocks.
@@ -78,7 +115,7 @@ pub(super) fn plan_bytes(
 ) -> u64 {
     let lay = Layout::new(spec, arch, every);
     let (_, slot_len) = weight_slot(arch);
-    4 * (lay.arena_len + lay.records_len + lay.scales_len() + 2 * slot_len) as u64
+    4 * (lay.arena_len + lay.records_len + lay.scales_len() + slots(arch) * slot_len) as u64
 }
 
 /// The checkpoint interval of the backward pass, as the dense engine
@@ -107,8 +144,15 @@ pub(super) struct Layout {
     /// or a checkpoint (rows 0, k, 2k, ... below L with the backward pass)
     pub(super) x_ring: [usize; 2],
     pub(super) checkpoints: Vec<usize>,
-    /// h (B rows) of weight layers in the forward pass, two in turn
-    pub(super) h_ring: [usize; 2],
+    /// h (B rows) of the layers in the forward pass, in turn (`slots`
+    /// of them); every h row is followed by a normalisation's mean and
+    /// 1/sqrt(var + eps) per group (`stats_of`)
+    pub(super) h_ring: Vec<usize>,
+    /// floats of one B-row block of h
+    pub(super) h_row: usize,
+    /// a normalisation's Jacobian: mean(a), mean(a y) per group of the
+    /// tangent or backward rows
+    pub(super) norm_scratch: usize,
     /// a recomputed segment: x of its rows above the checkpoint, h of its
     /// weight layers
     pub(super) seg_x: Vec<usize>,
@@ -132,6 +176,10 @@ pub(super) struct Layout {
     pub(super) tan_rec: Vec<usize>,
     pub(super) back_rec: Vec<usize>,
     pub(super) pos_rec: usize,
+    /// the SPP's per-channel sums of row l's output and of a residual
+    /// branch's output (2 floats per channel; empty without --spp)
+    pub(super) spp_rec: Vec<usize>,
+    pub(super) spp_branch_rec: Vec<usize>,
     pub(super) records_len: usize,
 }
 
@@ -161,6 +209,7 @@ impl Layout {
             .max()
             .unwrap();
         let row = batch * max_units;
+        let stats_len = 2 * norm_groups(arch, batch, 1);
         let mut at = 0;
         let mut region = |len: usize| {
             let start = at;
@@ -168,7 +217,7 @@ impl Layout {
             start
         };
         let x_ring = [region(row), region(row)];
-        let h_ring = [region(row), region(row)];
+        let h_ring = (0..slots(arch)).map(|_| region(row + stats_len)).collect();
         let (segments, seg_rows, seg_layers) = if keep {
             let segments = depth.div_ceil(every);
             // the most weight layers any segment holds
@@ -184,7 +233,7 @@ impl Layout {
         };
         let checkpoints = (0..segments).map(|_| region(row)).collect();
         let seg_x = (0..seg_rows).map(|_| region(row)).collect();
-        let seg_h = (0..seg_layers).map(|_| region(row)).collect();
+        let seg_h = (0..seg_layers).map(|_| region(row + stats_len)).collect();
         let tmp = region(row);
         let tangent_rows = if probes.jacobian { batch } else { 0 };
         let t = [
@@ -203,6 +252,7 @@ impl Layout {
         let dv = region(back_rows * max_units);
         let dp = region(back_rows * max_units);
         let dq = region(back_rows * max_units);
+        let norm_scratch = region(2 * norm_groups(arch, batch, 2));
         let arena_len = at;
 
         let slice_stride = unit_slices(max_units);
@@ -228,12 +278,33 @@ impl Layout {
             None => 0,
         };
         let pos_rec = region(positions);
+        let spp = spec.arch.as_ref().is_some_and(|a| a.spp);
+        let channel_sums = |l: usize, needed: bool| -> usize {
+            if spp && needed {
+                2 * dims(arch.shape(l)).0
+            } else {
+                0
+            }
+        };
+        let residual = |l: usize| {
+            l > 0
+                && matches!(
+                    arch.blocks[l - 1],
+                    crate::model::arch::Block::Residual { .. }
+                )
+        };
+        let spp_rec = (0..=depth).map(|l| region(channel_sums(l, true))).collect();
+        let spp_branch_rec = (0..=depth)
+            .map(|l| region(channel_sums(l, residual(l))))
+            .collect();
         Layout {
             depth,
             every,
             x_ring,
             checkpoints,
             h_ring,
+            h_row: row,
+            norm_scratch,
             seg_x,
             seg_h,
             tmp,
@@ -252,6 +323,8 @@ impl Layout {
             tan_rec,
             back_rec,
             pos_rec,
+            spp_rec,
+            spp_branch_rec,
             records_len: at,
         }
     }
@@ -267,7 +340,9 @@ impl Layout {
                 }
             })
             .collect();
-        let h = (0..layers).map(|m| self.h_ring[m % 2]).collect();
+        let h = (0..layers)
+            .map(|m| self.h_ring[m % self.h_ring.len()])
+            .collect();
         Places { x, h }
     }
 
@@ -295,6 +370,11 @@ impl Layout {
     pub(super) fn segment(&self, j: usize) -> (usize, usize) {
         let a = j * self.every;
         (a, (a + self.every).min(self.depth))
+    }
+
+    /// Where the normalisation statistics of the h rows at `h` are.
+    pub(super) fn stats_of(&self, h: usize) -> usize {
+        h + self.h_row
     }
 
     pub(super) fn fwd_scale(&self, l: usize) -> u32 {

@@ -1,5 +1,6 @@
 //! The block engine on the GPU: architecture files (dense, convolution and
-//! transposed-convolution layers, residual and highway blocks) and the
+//! transposed-convolution layers, normalisations, residual and highway
+//! blocks) and the
 //! mean-preserving shift, forward, with tangents and backward. It computes
 //! what `sim::cpu::blocks` computes, step for step and on the same Philox
 //! counters, with the plain kernels of shaders/blocks/blocks.wgsl (one invocation
@@ -30,10 +31,10 @@ use crate::gpu::orthogonal::OrthogonalQr;
 use crate::gpu::pipelines::{Module, bind_group_layout};
 use crate::gpu::submit::{InFlight, Readback, Step, Submitter};
 use crate::model::activation::Activation;
-use crate::model::arch::{Layer, LayerKind, Padding};
+use crate::model::arch::{Layer, LayerKind, NormKind, Padding};
 use crate::model::init::Dist;
 use crate::sim::plan::Program;
-use crate::sim::stats::{LayerSums, NetworkSums, PositionSums, RowSums};
+use crate::sim::stats::{ChannelSums, LayerSums, NetworkSums, PositionSums, RowSums};
 use crate::spec::RunSpec;
 
 mod layout;
@@ -42,14 +43,15 @@ mod passes;
 
 pub use layout::checkpoint_interval;
 use layout::{
-    Layout, dims, groups_1d, orthogonal_shape, out_channels, tensor_shape, unit_slices, weight_slot,
+    Layout, dims, groups_1d, orthogonal_shape, out_channels, slots, tensor_shape, unit_slices,
+    weight_slot,
 };
 
 pub use crate::gpu::abi::BlockParams;
 use crate::gpu::abi::{
     BLOCKS_WG as WG, FLAG_BIAS, FLAG_NO_DERIV, FLAG_RENORM, FLAG_ROW_RECORDS, FLAG_ZEROS,
-    KIND_CONV, KIND_CONV_TRANSPOSE, KIND_DENSE, NO_SCALE, PAD_CIRCULAR, PAD_ZERO, RECORD,
-    STREAM_DELTA, STREAM_TANGENT, UNITS_PER_SLICE,
+    KIND_BATCH_NORM, KIND_CONV, KIND_CONV_TRANSPOSE, KIND_DENSE, KIND_LAYER_NORM, KIND_RMS_NORM,
+    NO_SCALE, PAD_CIRCULAR, PAD_ZERO, RECORD, STREAM_DELTA, STREAM_TANGENT, UNITS_PER_SLICE,
 };
 /// Dispatches per submission at most (the parameter buffer's slots).
 const MAX_STEPS: usize = 1024;
@@ -120,7 +122,7 @@ impl<'a> BlocksGpu<'a> {
         let limit = ctx.max_binding_bytes();
         let gib = |floats: usize| floats as f64 * 4.0 / (1u64 << 30) as f64;
         for (what, floats) in [
-            ("the weight slots", 2 * slot_len),
+            ("the weight slots", slots(arch) * slot_len),
             ("the activation rows", layout.arena_len),
             ("the records", layout.records_len),
         ] {
@@ -173,7 +175,7 @@ impl<'a> BlocksGpu<'a> {
         let storage_usage = wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST;
-        let weights = buffers.make("block weights", 4 * 2 * slot_len, storage_usage);
+        let weights = buffers.make("block weights", 4 * slots(arch) * slot_len, storage_usage);
         let arena = buffers.make("block arena", 4 * layout.arena_len, storage_usage);
         let records = buffers.make("block records", 4 * layout.records_len, storage_usage);
         let scales = buffers.make("block scales", 4 * layout.scales_len(), storage_usage);
@@ -337,9 +339,34 @@ impl<'a> BlocksGpu<'a> {
                         .collect(),
                 }
             });
+        let channels = self.spp().then(|| {
+            (0..=lay.depth)
+                .map(|l| {
+                    let (c, h, w) = dims(arch.shape(l));
+                    let sums = |at: usize| -> Vec<[f64; 2]> {
+                        (0..c)
+                            .map(|ch| {
+                                [records[at + 2 * ch] as f64, records[at + 2 * ch + 1] as f64]
+                            })
+                            .collect()
+                    };
+                    let residual = l > 0
+                        && matches!(
+                            arch.blocks[l - 1],
+                            crate::model::arch::Block::Residual { .. }
+                        );
+                    ChannelSums {
+                        count: batch * h * w,
+                        output: sums(lay.spp_rec[l]),
+                        branch: residual.then(|| sums(lay.spp_branch_rec[l])),
+                    }
+                })
+                .collect()
+        });
         NetworkSums {
             positions,
             ntk: None,
+            channels,
             ..NetworkSums::new(forward, tangent, backward, None)
         }
     }

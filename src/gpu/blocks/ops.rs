@@ -82,8 +82,116 @@ impl<'a> BlocksGpu<'a> {
                 p.kernel = *kernel as u32;
                 p.stride = *stride as u32;
             }
+            LayerKind::Norm { kind, eps } => {
+                p.kind = match kind {
+                    NormKind::LayerNorm => KIND_LAYER_NORM,
+                    NormKind::RmsNorm => KIND_RMS_NORM,
+                    NormKind::BatchNorm => KIND_BATCH_NORM,
+                };
+                p.eps = *eps as f32;
+                p.units = layer.output.units() as u32;
+            }
         }
         p
+    }
+
+    /// Groups of a normalisation's statistics over `rows` rows (sets of B).
+    fn norm_group_count(&self, layer: &Layer, rows: usize) -> usize {
+        match layer.kind {
+            LayerKind::Norm {
+                kind: NormKind::BatchNorm,
+                ..
+            } => rows / self.spec.batch * dims(layer.input).0,
+            _ => rows,
+        }
+    }
+
+    /// A layer's pre-activation over the B rows at `input`, to `out`: W x
+    /// + b, or the normalisation (its statistics beside `out`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn layer_forward(
+        &self,
+        q: &mut Pending,
+        network: usize,
+        layer: &Layer,
+        slot: usize,
+        input: usize,
+        out: usize,
+    ) -> Result<()> {
+        let batch = self.spec.batch;
+        if !layer.is_norm() {
+            return self.linear(q, network, layer, slot, input, out, batch, true, 0.0);
+        }
+        let mut p = self.layer_params(network, layer, slot, input, out, batch);
+        let stats = self.layout.stats_of(out);
+        p.out_off = stats as u32;
+        let groups = self.norm_group_count(layer, batch) as u32;
+        self.push(q, self.plain("norm_stats")?, p, (groups, 1, 1))?;
+        p.out_off = out as u32;
+        p.u_off = stats as u32;
+        let entries = batch * layer.output.units();
+        self.push(q, self.plain("norm_apply")?, p, groups_1d(entries))
+    }
+
+    /// The derivative of a layer's pre-activation along `rows` rows at
+    /// `input`, to `out`: W a, or the normalisation's Jacobian at its saved
+    /// output `h` (symmetric: also its adjoint).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn layer_tangent(
+        &self,
+        q: &mut Pending,
+        network: usize,
+        layer: &Layer,
+        slot: usize,
+        input: usize,
+        out: usize,
+        rows: usize,
+        h: usize,
+    ) -> Result<()> {
+        if !layer.is_norm() {
+            return self.linear(q, network, layer, slot, input, out, rows, false, 0.0);
+        }
+        self.norm_jacobian(q, network, layer, input, out, rows, h)
+    }
+
+    /// The adjoint of [`Self::layer_tangent`]: W^T a, or the Jacobian.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn layer_adjoint(
+        &self,
+        q: &mut Pending,
+        network: usize,
+        layer: &Layer,
+        slot: usize,
+        input: usize,
+        out: usize,
+        rows: usize,
+        h: usize,
+    ) -> Result<()> {
+        if !layer.is_norm() {
+            return self.linear_t(q, network, layer, slot, input, out, rows);
+        }
+        self.norm_jacobian(q, network, layer, input, out, rows, h)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn norm_jacobian(
+        &self,
+        q: &mut Pending,
+        network: usize,
+        layer: &Layer,
+        input: usize,
+        out: usize,
+        rows: usize,
+        h: usize,
+    ) -> Result<()> {
+        let mut p = self.layer_params(network, layer, 0, input, out, rows);
+        p.h_off = h as u32;
+        p.u_off = self.layout.stats_of(h) as u32;
+        p.v_off = self.layout.norm_scratch as u32;
+        let groups = self.norm_group_count(layer, rows) as u32;
+        self.push(q, self.plain("norm_jacobian_sums")?, p, (groups, 1, 1))?;
+        let entries = rows * layer.output.units();
+        self.push(q, self.plain("norm_jacobian")?, p, groups_1d(entries))
     }
 
     pub(super) fn push(
@@ -143,6 +251,9 @@ impl<'a> BlocksGpu<'a> {
         layer: &Layer,
         slot: usize,
     ) -> Result<()> {
+        if layer.is_norm() {
+            return Ok(());
+        }
         let law = layer.weight_law(number);
         let (w_off, b_off) = self.slot_offsets(slot);
         let (rows, per_row) = tensor_shape(layer);
@@ -285,6 +396,9 @@ impl<'a> BlocksGpu<'a> {
         let act = zeros_of.copied().unwrap_or(Activation::Identity);
         let groups = (unit_slices(units) as u32, (self.spec.batch / 2) as u32, 1);
         self.push(q, self.pipeline("pair_moments", &act)?, p, groups)?;
+        if self.spp() {
+            self.channel_moments(q, network, l, post, lay.spp_rec[l])?;
+        }
         let position_row = self.spec.arch.as_ref().and_then(|a| a.position_row);
         if position_row == Some(l) {
             let (c, h, w) = dims(self.arch().shape(l));
@@ -316,6 +430,28 @@ impl<'a> BlocksGpu<'a> {
             )?;
         }
         Ok(())
+    }
+
+    pub(super) fn spp(&self) -> bool {
+        self.spec.arch.as_ref().is_some_and(|a| a.spp)
+    }
+
+    /// The SPP's per-channel sums of the B rows of row l's shape at `at`.
+    pub(super) fn channel_moments(
+        &self,
+        q: &mut Pending,
+        network: usize,
+        l: usize,
+        at: usize,
+        rec: usize,
+    ) -> Result<()> {
+        let (c, h, w) = dims(self.arch().shape(l));
+        let mut p = self.base(network);
+        p.units = (c * h * w) as u32;
+        (p.c_out, p.h_out, p.w_out) = (c as u32, h as u32, w as u32);
+        p.in_off = at as u32;
+        p.rec_off = rec as u32;
+        self.push(q, self.plain("channel_moments")?, p, (c as u32, 1, 1))
     }
 
     /// Norms of `rows` rows of `units` at `at` into `rec`, and the

@@ -51,7 +51,7 @@ impl BlocksGpu<'_> {
                 Block::Layer(layer) => {
                     let h = pl.h[m - 1];
                     self.weights(q, network, m, layer, 0)?;
-                    self.linear(q, network, layer, 0, x_in, h, batch, true, 0.0)?;
+                    self.layer_forward(q, network, layer, 0, x_in, h)?;
                     let shift = self.program.shifts[m - 1];
                     self.elementwise(q, network, "activate", &layer.act, batch, units, |p| {
                         p.in_off = h as u32;
@@ -66,7 +66,7 @@ impl BlocksGpu<'_> {
                     for (j, layer) in branch.iter().enumerate() {
                         let h = pl.h[m + j - 1];
                         self.weights(q, network, m + j, layer, j)?;
-                        self.linear(q, network, layer, j, f, h, batch, true, 0.0)?;
+                        self.layer_forward(q, network, layer, j, f, h)?;
                         let shift = self.program.shifts[m + j - 1];
                         let n = layer.output.units();
                         self.elementwise(q, network, "activate", &layer.act, batch, n, |p| {
@@ -75,6 +75,9 @@ impl BlocksGpu<'_> {
                             p.shift = shift as f32;
                         })?;
                         f = lay.tmp;
+                    }
+                    if self.spp() && !recompute {
+                        self.channel_moments(q, network, l, lay.tmp, lay.spp_branch_rec[l])?;
                     }
                     self.elementwise(q, network, "axpy", &id, batch, units, |p| {
                         p.in_off = x_in as u32;
@@ -152,7 +155,8 @@ impl BlocksGpu<'_> {
         )?;
         match &arch.blocks[l - 1] {
             Block::Layer(layer) => {
-                self.linear(q, network, layer, 0, t_in, lay.tu, batch, false, 0.0)?;
+                let h = pl.h[m - 1];
+                self.layer_tangent(q, network, layer, 0, t_in, lay.tu, batch, h)?;
                 self.elementwise(q, network, "mul_deriv", &layer.act, batch, units, |p| {
                     p.in_off = lay.tu as u32;
                     p.h_off = pl.h[m - 1] as u32;
@@ -163,7 +167,8 @@ impl BlocksGpu<'_> {
             Block::Residual { branch, alpha } => {
                 let mut f = t_in;
                 for (j, layer) in branch.iter().enumerate() {
-                    self.linear(q, network, layer, j, f, lay.tu, batch, false, 0.0)?;
+                    let h = pl.h[m + j - 1];
+                    self.layer_tangent(q, network, layer, j, f, lay.tu, batch, h)?;
                     let n = layer.output.units();
                     self.elementwise(q, network, "mul_deriv", &layer.act, batch, n, |p| {
                         p.in_off = lay.tu as u32;
@@ -293,7 +298,8 @@ impl BlocksGpu<'_> {
         match &arch.blocks[l - 1] {
             Block::Layer(layer) => {
                 self.weights(q, network, m, layer, 0)?;
-                self.linear_t(q, network, layer, 0, d_in, d_out, rows)?;
+                let h = pl.h[m - 1];
+                self.layer_adjoint(q, network, layer, 0, d_in, d_out, rows, h)?;
             }
             Block::Residual { branch, alpha } => {
                 // through the branch from its output: alpha dy, then per
@@ -311,7 +317,8 @@ impl BlocksGpu<'_> {
                         p.out_off = lay.du as u32;
                         p.alpha = factor as f32;
                     })?;
-                    self.linear_t(q, network, layer, j, lay.du, lay.dv, rows)?;
+                    let h = pl.h[m + j - 1];
+                    self.layer_adjoint(q, network, layer, j, lay.du, lay.dv, rows, h)?;
                     g = lay.dv;
                     factor = 1.0;
                 }

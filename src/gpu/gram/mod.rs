@@ -279,6 +279,7 @@ impl<'a> GramGpu<'a> {
                 grams,
                 positions: None,
                 ntk,
+                channels: None,
             },
         })
     }

@@ -49,6 +49,8 @@ struct LayerFile {
     act: Option<String>,
     alpha: Option<f64>,
     omega: Option<f64>,
+    eps: Option<f64>,
+    affine: Option<bool>,
     #[serde(flatten)]
     init: InitFlags,
 }
@@ -71,6 +73,9 @@ struct BlockFile {
     #[serde(rename = "leaky-alpha", alias = "leaky_alpha")]
     leaky_alpha: Option<f64>,
     omega: Option<f64>,
+    // normalisation layers
+    eps: Option<f64>,
+    affine: Option<bool>,
     #[serde(flatten)]
     init: InitFlags,
     // residual
@@ -106,14 +111,87 @@ impl BlockFile {
             act: self.act.clone(),
             alpha: self.leaky_alpha,
             omega: self.omega,
+            eps: self.eps,
+            affine: self.affine,
             init: self.init.clone(),
         }
     }
 }
 
-/// Builds one weight layer from its keys, checking them against `input`.
+/// The layer types of a block or of a residual branch's layer.
+const LAYER_TYPES: &str = "dense, conv, conv-transpose, layer-norm, rms-norm, batch-norm";
+
+/// A normalisation layer from its keys: `act` (identity unless given) and
+/// `eps` (PyTorch's 1e-5); `affine` (the gain and bias, 1 and 0 at
+/// initialisation) changes nothing at initialisation.
+fn norm_layer(block: usize, f: &LayerFile, kind: NormKind, input: Shape) -> Result<Layer> {
+    let kind_name = kind.name();
+    for (key, present) in [
+        ("width", f.width.is_some()),
+        ("channels", f.channels.is_some()),
+        ("kernel", f.kernel.is_some()),
+        ("stride", f.stride.is_some()),
+        ("padding", f.padding.is_some()),
+        ("fan", f.fan.is_some()),
+        ("init", f.init != InitFlags::default()),
+    ] {
+        if present {
+            return Err(err(
+                block,
+                key,
+                format!(
+                    "does not apply to a {kind_name} layer (it has no weights and keeps the shape)"
+                ),
+            ));
+        }
+    }
+    let eps = f.eps.unwrap_or(NORM_EPS);
+    if !(eps.is_finite() && eps >= 0.0) {
+        return Err(err(
+            block,
+            "eps",
+            format!("must be a finite number >= 0 (got {eps})"),
+        ));
+    }
+    let act = Activation::parse(f.act.as_deref().unwrap_or("identity"), f.alpha, f.omega)
+        .map_err(|e| retag(block, e))?;
+    let mut init = InitSpec::resolve(&InitFlags::default(), &act).map_err(|e| retag(block, e))?;
+    init.sigma_b2 = Some(0.0);
+    Ok(Layer {
+        kind: LayerKind::Norm { kind, eps },
+        act,
+        init,
+        delta_orthogonal: false,
+        scale: 1.0,
+        input,
+        output: input,
+    })
+}
+
+fn norm_kind(name: &str) -> Option<NormKind> {
+    match name {
+        "layer-norm" => Some(NormKind::LayerNorm),
+        "rms-norm" => Some(NormKind::RmsNorm),
+        "batch-norm" => Some(NormKind::BatchNorm),
+        _ => None,
+    }
+}
+
+/// Builds one layer from its keys, checking them against `input`.
 fn layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
     let kind_name = f.kind.as_deref().unwrap_or("dense");
+    if let Some(kind) = norm_kind(kind_name) {
+        return norm_layer(block, f, kind, input);
+    }
+    for (key, present) in [("eps", f.eps.is_some()), ("affine", f.affine.is_some())] {
+        if present {
+            return Err(err(
+                block,
+                key,
+                format!("applies to normalisation layers, not to a {kind_name} layer"),
+            ));
+        }
+    }
     let need = |v: Option<usize>, key: &str| -> Result<usize> {
         match v {
             Some(0) => Err(err(block, key, "must be >= 1")),
@@ -226,7 +304,7 @@ fn layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
             return Err(err(
                 block,
                 "type",
-                format!("unknown layer type '{other}'; accepted here: dense, conv, conv-transpose"),
+                format!("unknown layer type '{other}'; accepted here: {LAYER_TYPES}"),
             ));
         }
     };
@@ -357,7 +435,8 @@ impl Architecture {
             }
             for _ in 0..b.repeat {
                 let block = match b.kind.as_str() {
-                    "dense" | "conv" | "conv-transpose" => {
+                    "dense" | "conv" | "conv-transpose" | "layer-norm" | "rms-norm"
+                    | "batch-norm" => {
                         if !b.layers.is_empty() {
                             return Err(err(
                                 number,
@@ -375,7 +454,7 @@ impl Architecture {
                             number,
                             "type",
                             format!(
-                                "unknown block type '{other}'; accepted: dense, conv, conv-transpose, residual, highway"
+                                "unknown block type '{other}'; accepted: {LAYER_TYPES}, residual, highway"
                             ),
                         ));
                     }
@@ -409,6 +488,8 @@ fn residual(number: usize, b: &BlockFile, input: Shape, residual_count: usize) -
         ("kernel", b.kernel.is_some()),
         ("act", b.act.is_some()),
         ("init", b.init.init.is_some()),
+        ("eps", b.eps.is_some()),
+        ("affine", b.affine.is_some()),
     ];
     if let Some((key, _)) = plain_keys.iter().find(|(_, present)| *present) {
         return Err(err(
@@ -417,14 +498,11 @@ fn residual(number: usize, b: &BlockFile, input: Shape, residual_count: usize) -
             "a residual block's layers go in [[block.layer]] tables",
         ));
     }
-    if b.layers.is_empty() || b.layers.len() > 2 {
+    if b.layers.is_empty() {
         return Err(err(
             number,
             "layer",
-            format!(
-                "a residual branch has one or two layers (got {})",
-                b.layers.len()
-            ),
+            "a residual branch needs at least one [[block.layer]]",
         ));
     }
     let alpha = match &b.alpha {
@@ -477,7 +555,8 @@ fn residual(number: usize, b: &BlockFile, input: Shape, residual_count: usize) -
         Alpha::Value(a) => a,
         Alpha::InverseSqrtDepth => 1.0 / (residual_count as f64).sqrt(),
         Alpha::Fixup => {
-            let m = branch.len();
+            // Fixup counts the branch's weight layers
+            let m = branch.iter().filter(|l| !l.is_norm()).count();
             if m < 2 {
                 return Err(err(
                     number,
@@ -486,10 +565,12 @@ fn residual(number: usize, b: &BlockFile, input: Shape, residual_count: usize) -
                 ));
             }
             let scale = (residual_count as f64).powf(-1.0 / (2.0 * m as f64 - 2.0));
-            for l in &mut branch {
+            for l in branch.iter_mut().filter(|l| !l.is_norm()) {
                 l.scale = scale;
             }
-            branch.last_mut().unwrap().scale = 0.0;
+            if let Some(last) = branch.iter_mut().rev().find(|l| !l.is_norm()) {
+                last.scale = 0.0;
+            }
             1.0
         }
     };

@@ -1,7 +1,7 @@
 //! Architectures beyond the plain stack, described in a TOML file: dense,
-//! convolution and transposed-convolution layers, residual and highway
-//! blocks, each with its own activation and initialisation, with repeat
-//! counts. This file holds the model the engines and the theory walk (shapes,
+//! convolution and transposed-convolution layers, normalisation layers
+//! (layer-norm, rms-norm, batch-norm), residual and highway blocks, each
+//! with its own activation and initialisation, with repeat counts. This file holds the model the engines and the theory walk (shapes,
 //! layers, blocks, and each layer's fans and weight law); `file` parses and
 //! validates the TOML (shapes must chain) and expands repeats.
 //!
@@ -9,7 +9,7 @@
 //! input = { channels = 4, size = 16 }   # or input = 784 for vectors
 //!
 //! [[block]]
-//! type = "conv"          # dense | conv | conv-transpose | residual | highway
+//! type = "conv"          # dense | conv | conv-transpose | layer-norm | rms-norm | batch-norm | residual | highway
 //! channels = 8
 //! kernel = 3
 //! act = "relu"
@@ -55,7 +55,37 @@ pub enum TransposedFan {
     True,
 }
 
-/// A layer with weights.
+/// What a normalisation layer divides by, and over which units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NormKind {
+    /// y = (x - mean) / sqrt(var + eps), the statistics of each input over
+    /// all its units (channels and positions for an image: PyTorch's
+    /// LayerNorm over [C, H, W], GroupNorm with one group)
+    LayerNorm,
+    /// y = x / sqrt(mean x^2 + eps) over each input's units
+    RmsNorm,
+    /// y = (x - mean) / sqrt(var + eps), the statistics of each channel (unit
+    /// of a vector) over the batch and positions, biased variance: training
+    /// mode, as in the first forward pass of training
+    BatchNorm,
+}
+
+impl NormKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            NormKind::LayerNorm => "layer-norm",
+            NormKind::RmsNorm => "rms-norm",
+            NormKind::BatchNorm => "batch-norm",
+        }
+    }
+}
+
+/// PyTorch's default eps of LayerNorm and BatchNorm2d.
+pub const NORM_EPS: f64 = 1e-5;
+
+/// A layer: weights (dense, convolutions) or a normalisation. Every layer
+/// is followed by its activation.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LayerKind {
     Dense {
@@ -73,6 +103,12 @@ pub enum LayerKind {
         kernel: usize,
         stride: usize,
         fan: TransposedFan,
+    },
+    /// No weights: normalises, keeping the shape. Its gain and bias, if any,
+    /// are at their initial values 1 and 0, so they do not appear.
+    Norm {
+        kind: NormKind,
+        eps: f64,
     },
 }
 
@@ -159,14 +195,28 @@ impl Architecture {
     }
 
     /// Positively homogeneous throughout (activations, no biases, no
-    /// highway gates): the engines renormalise every block and carry the
-    /// scale as a log (unless the mean-preserving shift is on).
+    /// highway gates, no normalisation, whose eps breaks the homogeneity):
+    /// the engines renormalise every block and carry the scale as a log
+    /// (unless the mean-preserving shift is on).
     pub fn is_homogeneous(&self) -> bool {
         self.blocks.iter().all(|b| {
             !matches!(b, Block::Highway { .. })
-                && b.layers()
-                    .iter()
-                    .all(|l| l.act.is_positively_homogeneous() && l.init.has_no_bias())
+                && b.layers().iter().all(|l| {
+                    l.act.is_positively_homogeneous() && l.init.has_no_bias() && !l.is_norm()
+                })
+        })
+    }
+
+    /// Whether any layer normalises over the batch (so inputs are coupled).
+    pub fn has_batch_norm(&self) -> bool {
+        self.blocks.iter().flat_map(|b| b.layers()).any(|l| {
+            matches!(
+                l.kind,
+                LayerKind::Norm {
+                    kind: NormKind::BatchNorm,
+                    ..
+                }
+            )
         })
     }
 
@@ -206,10 +256,15 @@ impl Architecture {
 }
 
 impl Layer {
+    pub fn is_norm(&self) -> bool {
+        matches!(self.kind, LayerKind::Norm { .. })
+    }
+
     /// fan_in and fan_out of the init conventions.
     pub fn fans(&self) -> (usize, usize) {
         match (&self.kind, self.input) {
             (LayerKind::Dense { width }, input) => (input.units(), *width),
+            (LayerKind::Norm { .. }, input) => (input.units(), input.units()),
             (
                 LayerKind::Conv {
                     channels, kernel, ..
@@ -239,8 +294,15 @@ impl Layer {
     }
 
     /// The law of this layer's weights (`layer_number` 1-based, for siren's
-    /// first-layer rule), Fixup's scale included.
+    /// first-layer rule), Fixup's scale included; a normalisation has none
+    /// (variance 0).
     pub fn weight_law(&self, layer_number: usize) -> WeightLaw {
+        if self.is_norm() {
+            return WeightLaw {
+                dist: Dist::Normal,
+                variance: 0.0,
+            };
+        }
         let (fan_in, fan_out) = self.fans();
         let mut law = if self.delta_orthogonal {
             // only the centre tap is nonzero: an orthogonal C_out x C_in matrix times the gain
@@ -261,6 +323,12 @@ impl Layer {
     }
 
     pub fn bias_law(&self) -> WeightLaw {
+        if self.is_norm() {
+            return WeightLaw {
+                dist: Dist::Normal,
+                variance: 0.0,
+            };
+        }
         self.init.bias_law(self.fans().0)
     }
 
@@ -269,6 +337,7 @@ impl Layer {
     pub fn sigma_w2(&self, layer_number: usize) -> f64 {
         let v = self.weight_law(layer_number).variance;
         match (&self.kind, self.input) {
+            (LayerKind::Norm { .. }, _) => 1.0,
             (LayerKind::Dense { .. }, input) => input.units() as f64 * v,
             (LayerKind::Conv { kernel, .. }, Shape::Image(c, ..)) => {
                 if self.delta_orthogonal {

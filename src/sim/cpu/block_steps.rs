@@ -1,9 +1,10 @@
 //! The steps of the f64 block reference (`blocks`): a weight layer's draws
 //! on its Philox stream, its forward map (dense, convolution, transposed
-//! convolution, with zero or circular padding), and the tangent and backward
-//! steps through a block from what its forward pass saved.
+//! convolution, with zero or circular padding), the normalisations, and the
+//! tangent and backward steps through a block from what its forward pass
+//! saved.
 
-use crate::model::arch::{Block, Layer, LayerKind, Padding, Shape};
+use crate::model::arch::{Block, Layer, LayerKind, NormKind, Padding, Shape};
 use crate::model::rng::{self, Stream};
 use crate::spec::RunSpec;
 
@@ -22,6 +23,12 @@ pub(super) fn draw_weights(
     number: usize,
     layer: &Layer,
 ) -> Weights {
+    if layer.is_norm() {
+        return Weights {
+            w: Vec::new(),
+            b: Vec::new(),
+        };
+    }
     let law = layer.weight_law(number);
     let scale = law.scale();
     let (rows, per_row) = match (&layer.kind, layer.input, layer.output) {
@@ -40,7 +47,7 @@ pub(super) fn draw_weights(
             Shape::Image(c, ..),
             _,
         ) => (c, channels * kernel * kernel),
-        _ => unreachable!("convolutions have image inputs"),
+        _ => unreachable!("convolutions have image inputs; norms were handled"),
     };
     let mut w = vec![0.0; rows * per_row];
     if layer.delta_orthogonal {
@@ -154,6 +161,7 @@ fn for_each_connection(layer: &Layer, mut connect: impl FnMut(usize, usize, usiz
                 }
             }
         }
+        LayerKind::Norm { .. } => unreachable!("a normalisation is not a linear map"),
         LayerKind::ConvTranspose { kernel, stride, .. } => {
             let k = *kernel;
             for ci in 0..c_in {
@@ -219,19 +227,142 @@ pub(super) fn source(
     }
 }
 
+/// The units a normalisation's statistics run over, as groups of (row,
+/// unit): each input's units for layer-norm and rms-norm; for batch-norm
+/// each channel's positions over the rows.
+fn norm_groups(kind: NormKind, shape: Shape, rows: usize) -> Vec<Vec<(usize, usize)>> {
+    let (c, h, w) = dims(shape);
+    let (n, hw) = (c * h * w, h * w);
+    match kind {
+        NormKind::LayerNorm | NormKind::RmsNorm => (0..rows)
+            .map(|r| (0..n).map(|i| (r, i)).collect())
+            .collect(),
+        NormKind::BatchNorm => (0..c)
+            .map(|ch| {
+                (0..rows)
+                    .flat_map(|r| (0..hw).map(move |p| (r, ch * hw + p)))
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+/// A normalisation of the rows x: y = (x - mean) / sqrt(var + eps) per
+/// group (rms-norm: y = x / sqrt(mean x^2 + eps)), and 1/sqrt(var + eps)
+/// per group.
+fn normalise(kind: NormKind, eps: f64, shape: Shape, x: &[Row]) -> (Vec<Row>, Vec<f64>) {
+    let mut y: Vec<Row> = x.to_vec();
+    let mut inv = Vec::new();
+    for group in norm_groups(kind, shape, x.len()) {
+        let m = group.len() as f64;
+        let mean = match kind {
+            NormKind::RmsNorm => 0.0,
+            _ => group.iter().map(|&(r, i)| x[r][i]).sum::<f64>() / m,
+        };
+        let var = group
+            .iter()
+            .map(|&(r, i)| (x[r][i] - mean).powi(2))
+            .sum::<f64>()
+            / m;
+        let s = 1.0 / (var + eps).sqrt();
+        for &(r, i) in &group {
+            y[r][i] = (x[r][i] - mean) * s;
+        }
+        inv.push(s);
+    }
+    (y, inv)
+}
+
+/// The normalisation's Jacobian at (y, inv) applied to the rows a:
+/// inv (a - mean(a) - y mean(a y)) per group (rms-norm: without mean(a)).
+/// It is symmetric, so it is also the adjoint the backward pass applies.
+fn norm_jacobian(kind: NormKind, shape: Shape, y: &[Row], inv: &[f64], a: &[Row]) -> Vec<Row> {
+    let mut out: Vec<Row> = a.to_vec();
+    for (group, s) in norm_groups(kind, shape, a.len()).iter().zip(inv) {
+        let m = group.len() as f64;
+        let mean_a = match kind {
+            NormKind::RmsNorm => 0.0,
+            _ => group.iter().map(|&(r, i)| a[r][i]).sum::<f64>() / m,
+        };
+        let mean_ay = group.iter().map(|&(r, i)| a[r][i] * y[r][i]).sum::<f64>() / m;
+        for &(r, i) in group {
+            out[r][i] = s * (a[r][i] - mean_a - y[r][i] * mean_ay);
+        }
+    }
+    out
+}
+
+/// A layer's pre-activation over the batch (a normalisation couples the
+/// rows): W x (+ b) for a weight layer, the normalised rows for a norm,
+/// with its inverse scales (empty for a weight layer).
+pub(super) fn forward_rows(
+    layer: &Layer,
+    wt: &Weights,
+    x: &[Row],
+    with_bias: bool,
+) -> (Vec<Row>, Vec<f64>) {
+    match layer.kind {
+        LayerKind::Norm { kind, eps } => normalise(kind, eps, layer.input, x),
+        _ => (
+            x.iter().map(|r| apply(layer, wt, r, with_bias)).collect(),
+            Vec::new(),
+        ),
+    }
+}
+
+/// The derivative of the layer's pre-activation along the rows t: W t, or
+/// the normalisation's Jacobian at its saved output y and scales.
+pub(super) fn tangent_rows(
+    layer: &Layer,
+    wt: &Weights,
+    y: &[Row],
+    inv: &[f64],
+    t: &[Row],
+) -> Vec<Row> {
+    match layer.kind {
+        LayerKind::Norm { kind, .. } => norm_jacobian(kind, layer.input, y, inv, t),
+        _ => t.iter().map(|r| apply(layer, wt, r, false)).collect(),
+    }
+}
+
+/// Its adjoint: W^T d, or the (symmetric) normalisation Jacobian.
+pub(super) fn adjoint_rows(
+    layer: &Layer,
+    wt: &Weights,
+    y: &[Row],
+    inv: &[f64],
+    d: &[Row],
+) -> Vec<Row> {
+    match layer.kind {
+        LayerKind::Norm { kind, .. } => norm_jacobian(kind, layer.input, y, inv, d),
+        _ => d.iter().map(|r| apply_transposed(layer, wt, r)).collect(),
+    }
+}
+
 /// What the backward pass and the tangents need of a block's forward pass.
 pub(super) enum Saved {
-    Plain {
-        h: Vec<Row>,
-    },
+    /// h (for a normalisation its output y) and a normalisation's inverse
+    /// scales per group (empty for a weight layer)
+    Plain { h: Vec<Row>, inv: Vec<f64> },
     Residual {
         hs: Vec<Vec<Row>>,
+        invs: Vec<Vec<f64>>,
     },
     Highway {
         g: Vec<Row>,
         hh: Vec<Row>,
         x: Vec<Row>,
     },
+}
+
+/// phi'(h) v, entry by entry.
+pub(super) fn times_deriv(layer: &Layer, h: &[Row], mut v: Vec<Row>) -> Vec<Row> {
+    for (row, hr) in v.iter_mut().zip(h) {
+        for (vi, hi) in row.iter_mut().zip(hr) {
+            *vi *= layer.act.deriv(*hi);
+        }
+    }
+    v
 }
 
 pub(super) fn sigmoid(z: f64) -> f64 {
@@ -246,31 +377,14 @@ pub(super) fn tangent_step(
     t: &[Row],
 ) -> Vec<Row> {
     match (block, saved) {
-        (Block::Layer(layer), Saved::Plain { h, .. }) => t
-            .iter()
-            .zip(h)
-            .map(|(tr, hr)| {
-                apply(layer, &weights[0], tr, false)
-                    .iter()
-                    .zip(hr)
-                    .map(|(v, hi)| layer.act.deriv(*hi) * v)
-                    .collect()
-            })
-            .collect(),
-        (Block::Residual { branch, alpha }, Saved::Residual { hs, .. }) => {
+        (Block::Layer(layer), Saved::Plain { h, inv }) => {
+            times_deriv(layer, h, tangent_rows(layer, &weights[0], h, inv, t))
+        }
+        (Block::Residual { branch, alpha }, Saved::Residual { hs, invs }) => {
             let mut f: Vec<Row> = t.to_vec();
             for (i, layer) in branch.iter().enumerate() {
-                f = f
-                    .iter()
-                    .zip(&hs[i])
-                    .map(|(fr, hr)| {
-                        apply(layer, &weights[i], fr, false)
-                            .iter()
-                            .zip(hr)
-                            .map(|(v, hi)| layer.act.deriv(*hi) * v)
-                            .collect()
-                    })
-                    .collect();
+                let u = tangent_rows(layer, &weights[i], &hs[i], &invs[i], &f);
+                f = times_deriv(layer, &hs[i], u);
             }
             t.iter()
                 .zip(&f)
@@ -310,28 +424,26 @@ pub(super) fn backward_step(
     d: &[Row],
 ) -> Vec<Row> {
     match (block, saved) {
-        (Block::Layer(layer), Saved::Plain { .. }) => d
-            .iter()
-            .map(|r| apply_transposed(layer, &weights[0], r))
-            .collect(),
-        (Block::Residual { branch, alpha }, Saved::Residual { hs, .. }) => d
-            .iter()
-            .enumerate()
-            .map(|(b, dy)| {
-                // through the branch from its output: delta_f = alpha dy
-                let mut g: Row = dy.iter().map(|v| alpha * v).collect();
-                for i in (0..branch.len()).rev() {
-                    let layer = &branch[i];
-                    let through: Row = g
-                        .iter()
-                        .zip(&hs[i][b])
-                        .map(|(v, hi)| layer.act.deriv(*hi) * v)
-                        .collect();
-                    g = apply_transposed(layer, &weights[i], &through);
-                }
-                dy.iter().zip(&g).map(|(a, c)| a + c).collect()
-            })
-            .collect(),
+        (Block::Layer(layer), Saved::Plain { h, inv }) => {
+            adjoint_rows(layer, &weights[0], h, inv, d)
+        }
+        (Block::Residual { branch, alpha }, Saved::Residual { hs, invs }) => {
+            // through the branch from its output: delta_f = alpha dy, then
+            // per layer (last first) phi'(h) and the adjoint
+            let mut g: Vec<Row> = d
+                .iter()
+                .map(|r| r.iter().map(|v| alpha * v).collect())
+                .collect();
+            for i in (0..branch.len()).rev() {
+                let layer = &branch[i];
+                let through = times_deriv(layer, &hs[i], g);
+                g = adjoint_rows(layer, &weights[i], &hs[i], &invs[i], &through);
+            }
+            d.iter()
+                .zip(&g)
+                .map(|(dy, gr)| dy.iter().zip(gr).map(|(a, c)| a + c).collect())
+                .collect()
+        }
         (
             Block::Highway {
                 transform, gate, ..
@@ -359,3 +471,6 @@ pub(super) fn backward_step(
         _ => unreachable!("saved state matches its block"),
     }
 }
+
+#[cfg(test)]
+mod tests;

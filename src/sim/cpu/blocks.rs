@@ -1,6 +1,6 @@
 //! The CPU reference engine for architecture files: dense, convolution and
-//! transposed-convolution layers, residual and highway blocks and the
-//! mean-preserving bias, forward, backward and with tangents, in f64, as
+//! transposed-convolution layers, normalisations, residual and highway
+//! blocks and the mean-preserving bias, forward, backward and with tangents, in f64, as
 //! plainly as possible. The GPU block engine computes the same things on the
 //! same random streams.
 //!
@@ -21,7 +21,7 @@
 use crate::model::arch::{Block, Layer, Shape};
 use crate::model::rng::{self, Stream};
 use crate::sim::plan::Program;
-use crate::sim::stats::{LayerSums, NetworkSums, RowSums};
+use crate::sim::stats::{ChannelSums, LayerSums, NetworkSums, RowSums};
 use crate::spec::RunSpec;
 
 use super::block_steps::*;
@@ -96,6 +96,17 @@ fn position_sums(
     }
 }
 
+/// The per-channel sums of rows of `shape` (and of a branch's output).
+fn channel_sums(rows: &[Row], branch: Option<&[Row]>, shape: Shape) -> ChannelSums {
+    let (c, h, w) = dims(shape);
+    let sums = |r: &[Row]| ChannelSums::of(r.len(), c, h * w, |b, ch, p| r[b][ch * h * w + p]);
+    ChannelSums {
+        count: rows.len() * h * w,
+        output: sums(rows),
+        branch: branch.map(sums),
+    }
+}
+
 /// Everything one network measures through an architecture. `position_row`:
 /// the row whose per-position sums to keep.
 pub fn run_network(
@@ -126,6 +137,8 @@ pub fn run_network(
     if position_row == Some(0) {
         positions = Some(position_sums(0, &x, &x, arch.input));
     }
+    let spp = spec.arch.as_ref().is_some_and(|a| a.spp);
+    let mut channels = spp.then(|| vec![channel_sums(&x, None, arch.input)]);
     scale_rows(&mut x, first.renorm);
     forward.push(first);
     let mut saved = Vec::with_capacity(depth);
@@ -141,7 +154,7 @@ pub fn run_network(
             Block::Layer(layer) => {
                 let wt = &weights[first_weight];
                 let shift = program.shifts[first_weight];
-                let h: Vec<Row> = x.iter().map(|r| apply(layer, wt, r, true)).collect();
+                let (h, inv) = forward_rows(layer, wt, &x, true);
                 let post: Vec<Row> = h
                     .iter()
                     .map(|r| r.iter().map(|v| layer.act.value(*v) - shift).collect())
@@ -151,15 +164,17 @@ pub fn run_network(
                     .flatten()
                     .filter(|v| layer.act.deriv(**v) == 0.0)
                     .count() as f64;
-                (h.clone(), post, zeros, Saved::Plain { h })
+                (h.clone(), post, zeros, Saved::Plain { h, inv })
             }
             Block::Residual { branch, alpha } => {
                 let mut f = x.clone();
                 let mut hs = Vec::new();
+                let mut invs = Vec::new();
                 for (i, layer) in branch.iter().enumerate() {
                     let wt = &weights[first_weight + i];
                     let shift = program.shifts[first_weight + i];
-                    let h: Vec<Row> = f.iter().map(|r| apply(layer, wt, r, true)).collect();
+                    let (h, inv) = forward_rows(layer, wt, &f, true);
+                    invs.push(inv);
                     f = h
                         .iter()
                         .map(|r| r.iter().map(|v| act_of(layer).value(*v) - shift).collect())
@@ -171,7 +186,10 @@ pub fn run_network(
                     .zip(&f)
                     .map(|(a, b)| a.iter().zip(b).map(|(u, v)| u + alpha * v).collect())
                     .collect();
-                (y.clone(), y, 0.0, Saved::Residual { hs })
+                if let Some(c) = channels.as_mut() {
+                    c.push(channel_sums(&y, Some(&f), block.output()));
+                }
+                (y.clone(), y, 0.0, Saved::Residual { hs, invs })
             }
             Block::Highway {
                 transform,
@@ -218,6 +236,11 @@ pub fn run_network(
         };
         if position_row == Some(l + 1) {
             positions = Some(position_sums(l + 1, &pre, &post, block.output()));
+        }
+        if let Some(c) = channels.as_mut() {
+            if !matches!(block, Block::Residual { .. }) {
+                c.push(channel_sums(&post, None, block.output()));
+            }
         }
         forward.push(row_sums(&pre, &post, zeros, renorm));
         x = post;
@@ -311,6 +334,7 @@ pub fn run_network(
     NetworkSums {
         positions,
         ntk: None,
+        channels,
         ..NetworkSums::new(forward, tangent, backward, None)
     }
 }

@@ -50,6 +50,8 @@ pub struct NetworkSums {
     pub positions: Option<PositionSums>,
     /// The empirical NTK's Gram matrices (--ntk).
     pub ntk: Option<NtkSums>,
+    /// Per row, the per-channel sums of the Signal Propagation Plot (--spp).
+    pub channels: Option<Vec<ChannelSums>>,
 }
 
 impl NetworkSums {
@@ -67,6 +69,7 @@ impl NetworkSums {
             grams,
             positions: None,
             ntk: None,
+            channels: None,
         }
     }
 }
@@ -597,8 +600,10 @@ pub fn summarise(per_network: &[Vec<LayerSample>]) -> Vec<LayerSummary> {
 }
 
 pub mod ntk;
+pub mod spp;
 
 pub use ntk::NtkSums;
+pub use spp::ChannelSums;
 
 #[cfg(test)]
 mod tests;
