@@ -31,6 +31,10 @@ struct Cli {
 enum Command {
     /// Simulate one configuration: one row per layer (row 0 is the input), theory beside it.
     Run(RunArgs),
+    /// The Signal Propagation Plot of an architecture file (Brock, De and Smith 2021): per block
+    /// output the average channel squared mean and variance, and the residual branches' variance,
+    /// beside theory; --plot draws the three panels against depth. Takes run's flags.
+    Spp(RunArgs),
     /// The mean-field recurrences alone (no GPU): the per-layer table, the fixed points (--summary),
     /// the edge of chaos (--edge-of-chaos).
     Theory(cli::theory::TheoryArgs),
@@ -146,6 +150,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Run(args) => cli::run::cmd_run(args),
+        Command::Spp(args) => cli::run::cmd_spp(args),
         Command::Theory(args) => cli::theory::cmd_theory(args),
         Command::Check(args) => match cli::check::cmd_check(args) {
             Ok(true) => Ok(()),

@@ -576,3 +576,42 @@ fn every_example_runs_on_the_gpu_through_the_cli() {
     }
     assert!(count >= 6, "the examples are there ({count})");
 }
+
+/// With eps = 0 a layer-norm gives every input q = 1 (each input's own
+/// mean square over its units, to f32 rounding: the spread of log q across
+/// inputs and networks is at rounding level too), and a batch-norm gives
+/// every channel mean 0 and biased variance 1 over the batch and positions,
+/// so timm's unbiased average channel variance is N / (N - 1), N = B H W.
+#[test]
+fn normalised_rows_are_normalised_to_f32_rounding() {
+    let text = r#"
+input = { channels = 3, height = 4, width = 5 }
+block = [
+  { type = "conv", channels = 6, kernel = 3, act = "relu", init = "he-normal", sigma-b2 = 0.3 },
+  { type = "layer-norm", eps = 0.0 },
+  { type = "conv", channels = 6, kernel = 3, padding = "zero", act = "tanh", init = "xavier-normal" },
+  { type = "batch-norm", eps = 0.0 },
+]
+"#;
+    let mut spec = spec_of("normalised", text, false, |s| s.batch = Some(6));
+    spec.arch.as_mut().unwrap().spp = true;
+    let ctx = common::gpu();
+    let out = run_gpu(&ctx, &spec, GpuOptions::default(), &mut |_, _| {}).unwrap();
+    for net in &out.per_network {
+        assert!(
+            net[2].log_q_post.abs() < 1e-6,
+            "layer-norm q: {}",
+            net[2].log_q_post
+        );
+    }
+    assert!(out.summary[2].sample_log_q_post_std < 1e-6);
+    let n = (6 * 4 * 5) as f64;
+    for net in &out.spp {
+        assert!(
+            net[4].mean2 < 1e-12,
+            "batch-norm channel means: {}",
+            net[4].mean2
+        );
+        assert!((net[4].var - n / (n - 1.0)).abs() < 1e-6, "{}", net[4].var);
+    }
+}

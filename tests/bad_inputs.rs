@@ -81,6 +81,26 @@ const FIXTURES: &[(&str, &str)] = &[
         "arch_bad_init.toml",
         "input = 16\n[[block]]\ntype = \"dense\"\nwidth = 16\ninit = \"he\"\n",
     ),
+    (
+        "arch_norm_width.toml",
+        "input = 16\n[[block]]\ntype = \"layer-norm\"\nwidth = 16\n",
+    ),
+    (
+        "arch_norm_eps.toml",
+        "input = 16\n[[block]]\ntype = \"batch-norm\"\neps = -1e-5\n",
+    ),
+    (
+        "arch_norm_init.toml",
+        "input = 16\n[[block]]\ntype = \"rms-norm\"\ninit = \"he-normal\"\n",
+    ),
+    (
+        "arch_dense_eps.toml",
+        "input = 16\n[[block]]\ntype = \"dense\"\nwidth = 16\neps = 0.1\n",
+    ),
+    (
+        "arch_empty_branch.toml",
+        "input = 16\n[[block]]\ntype = \"residual\"\n",
+    ),
     ("a_file", "not a directory\n"),
 ];
 
@@ -232,6 +252,13 @@ const CASES: &[(&str, i32, &str)] = &[
     ("run --arch arch_bad_act.toml", 2, "arch_bad_act.toml"),
     ("run --arch arch_bad_init.toml", 2, "arch_bad_init.toml"),
     ("run --arch .", 2, "--arch"),
+    ("run --arch arch_norm_width.toml", 2, "'width'"),
+    ("run --arch arch_norm_eps.toml", 2, "'eps'"),
+    ("run --arch arch_norm_init.toml", 2, "'init'"),
+    ("run --arch arch_dense_eps.toml", 2, "'eps'"),
+    ("run --arch arch_empty_branch.toml", 2, "'layer'"),
+    ("run --spp", 2, "--spp"),
+    ("check --arch architectures/dense.toml --spp", 2, "--spp"),
     ("run --widths -16,8", 2, "--widths"),
     ("compare --sigma-w2s -1,2", 2, "--sigma-w2s"),
     // run: destinations and formats

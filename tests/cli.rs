@@ -204,3 +204,44 @@ fn overflow_is_reported_with_its_layer_and_rows_turn_nan() {
     );
     assert!(rows[29].split(',').nth(2).unwrap() == "NaN");
 }
+
+/// `varprop spp` writes the SPP columns (CSV) and its three-panel plot, and
+/// refuses a run without an architecture file.
+#[test]
+fn spp_writes_its_columns_and_plot() {
+    let dir = common::temp_dir("spp");
+    let arch = dir.join("bn.toml");
+    std::fs::write(
+        &arch,
+        "input = { channels = 2, size = 4 }\nblock = [\n  { type = \"conv\", channels = 3, kernel = 3, act = \"identity\" },\n  { type = \"residual\", repeat = 2, layer = [{ type = \"batch-norm\", act = \"relu\" }, { type = \"conv\", channels = 3, kernel = 3, act = \"identity\" }] },\n]\n",
+    )
+    .unwrap();
+    let (csv, plot) = (dir.join("spp.csv"), dir.join("spp.svg"));
+    let out = varprop(&[
+        "spp",
+        "--arch",
+        arch.to_str().unwrap(),
+        "--batch",
+        "4",
+        "--networks",
+        "2",
+        "--out",
+        csv.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let header = text.lines().next().unwrap();
+    for column in ["spp_mean2_mean", "spp_var_theory", "spp_branch_var_z"] {
+        assert!(
+            header.split(',').any(|c| c == column),
+            "{column} in {header}"
+        );
+    }
+    assert_eq!(text.lines().count(), 1 + 4, "rows 0..=3");
+    assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
+    let out = varprop(&["spp", "--width", "8"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(error_line(&out).contains("--arch"), "{}", error_line(&out));
+}

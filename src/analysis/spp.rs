@@ -79,3 +79,57 @@ pub fn add_spp_columns(table: &mut Table, spec: &RunSpec, run: &RunOutput) {
         }
     }
 }
+
+/// The Signal Propagation Plot as Brock et al. draw it: against depth, the
+/// average channel squared mean, the average channel variance and the
+/// residual branches' average channel variance, each measured (mean over
+/// networks in a band of +-2 SE) beside its theory (dashed), log scale.
+pub fn spp_figure(
+    title: String,
+    label: &str,
+    spec: &RunSpec,
+    run: &RunOutput,
+) -> Option<crate::analysis::layer_plot::LayerFigure> {
+    use crate::analysis::curves::{LogCurve, LogMean, Measure};
+    use crate::analysis::layer_plot::{BAND_SE, Curve, LayerFigure, Panel};
+    let spp = spp_table(spec, run)?;
+    let names = [
+        "avg channel squared mean",
+        "avg channel variance",
+        "residual branch avg channel variance",
+    ];
+    let panels = names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let measured = spp
+                .measured
+                .iter()
+                .map(|m| {
+                    let (mean, se) = m[k];
+                    (mean > 0.0 && mean.is_finite()).then(|| LogMean {
+                        ln_mean: mean.ln(),
+                        rel_se: se / mean,
+                    })
+                })
+                .collect();
+            let theory = spp
+                .theory
+                .iter()
+                .map(|t| t[k].filter(|v| *v > 0.0).map(f64::ln))
+                .collect();
+            Panel {
+                y_label: format!("{name} (log scale), ± {BAND_SE} SE"),
+                curves: vec![Curve {
+                    label: label.to_string(),
+                    curve: LogCurve {
+                        measure: Measure::QPost,
+                        measured,
+                        theory,
+                    },
+                }],
+            }
+        })
+        .collect();
+    Some(LayerFigure { title, panels })
+}

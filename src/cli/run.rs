@@ -138,9 +138,50 @@ fn header_lines(text: &str) -> String {
 }
 
 pub fn cmd_run(args: RunArgs) -> Result<()> {
-    let spec = run_spec(&args, varprop::config::settings::DEFAULT_NETWORKS)?;
-    check_columns(&args, &spec)?;
-    check_plot_args(&args)?;
+    let (spec, run) = run_and_write(&args)?;
+    save_layer_plot(&args, "run", &[(None, &spec, &run)])
+}
+
+/// `varprop spp`: `run` of an architecture with --spp, and its --plot the
+/// Signal Propagation Plot.
+pub fn cmd_spp(mut args: RunArgs) -> Result<()> {
+    if args.settings.net.arch.is_none() {
+        return Err(Error::invalid(
+            "--arch",
+            "spp needs an architecture file (its statistics are per channel of each block's output)",
+        ));
+    }
+    if args.plot_quantity.is_some() {
+        return Err(Error::invalid(
+            "--plot-quantity",
+            "spp's --plot draws the three SPP panels; drop it",
+        ));
+    }
+    args.spp = true;
+    let (spec, run) = run_and_write(&args)?;
+    let Some(path) = &args.plot else {
+        return Ok(());
+    };
+    let title = format!(
+        "varprop spp: {}",
+        varprop::analysis::layer_plot::run_shape(&spec)
+    );
+    let label = args.settings.net.arch.as_deref().map_or("arch", |a| {
+        std::path::Path::new(a)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(a)
+    });
+    let figure = varprop::analysis::spp::spp_figure(title, label, &spec, &run)
+        .expect("a run with --spp has its statistics");
+    varprop::io::plot::save(&figure, path, "--plot")
+}
+
+/// Runs `args` and writes its table (or CSV, JSON) where they say.
+fn run_and_write(args: &RunArgs) -> Result<(RunSpec, varprop::sim::RunOutput)> {
+    let spec = run_spec(args, varprop::config::settings::DEFAULT_NETWORKS)?;
+    check_columns(args, &spec)?;
+    check_plot_args(args)?;
     let format = output::pick_format(args.format, args.out.as_deref());
     if args.columns.is_some() && format != Format::Table {
         return Err(Error::invalid(
@@ -154,7 +195,7 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
             "thins the rows of the table (--format table); csv and json keep every layer",
         ));
     }
-    let run = simulate(&args, &spec)?;
+    let run = simulate(args, &spec)?;
     for w in &run.warnings {
         eprintln!("warning: {w}");
     }
@@ -211,7 +252,7 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
                     &spec.net,
                     spec.arch.as_ref().map(|a| &a.arch),
                 ));
-            let columns = table_columns(&args, &spec);
+            let columns = table_columns(args, &spec);
             let shown: Vec<(&str, &str, Option<&str>)> = columns
                 .iter()
                 .map(|(h, c, pm)| (h.as_str(), c.as_str(), pm.as_deref()))
@@ -238,7 +279,7 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
         }
     };
     output::write_output(args.out.as_deref(), &text)?;
-    save_layer_plot(&args, "run", &[(None, &spec, &run)])
+    Ok((spec, run))
 }
 
 /// `varprop columns`: the legend of `run`'s columns.
