@@ -433,3 +433,66 @@ block = [
         within_se(name, &measured, &theory, bound);
     }
 }
+
+/// A dense layer after a convolution sees the image flattened: its
+/// pre-activation's q is v n times the input's position-averaged q (the
+/// theory once summed the positions instead, P = 16 times too large here).
+#[test]
+fn dense_after_an_image_follows_theory() {
+    let text = r#"
+input = { channels = 2, size = 4 }
+block = [
+  { type = "conv", channels = 3, kernel = 3, act = "relu", padding = "zero" },
+  { type = "dense", width = 64, act = "relu" },
+  { type = "dense", width = 64, act = "tanh", init = "xavier-normal" },
+]
+"#;
+    let spec = arch_spec(text, 8, 32, 3, |_| {});
+    let a = &spec.arch.as_ref().unwrap().arch;
+    let rows = theory::arch::arch_table(a, 1.0, 0.5, false);
+    let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+    within_se(
+        "q_pre",
+        &out.summary.iter().map(|s| s.q_pre).collect::<Vec<_>>(),
+        &rows.iter().map(|r| r.pre.q_mean()).collect::<Vec<_>>(),
+        common::z_bound(3),
+    );
+}
+
+/// The mean shift of ReLU networks (Brock et al. 2021): without
+/// normalisation a conv after a ReLU passes on a squared channel mean
+/// (q_ab grows block by block), and scaled weight standardisation, whose
+/// rows sum to 0, removes the part that comes from the channels' common
+/// mean. Both against the
+/// theory's spp_mean2 and spp_var within SE, images with circular padding.
+#[test]
+fn scaled_weight_standardisation_removes_the_mean_shift() {
+    // residual blocks whose branches end in a conv, as in Brock et al.'s
+    // NF-ResNets: the block outputs are sums of conv outputs, whose channel
+    // means come from the ReLU outputs' common mean
+    let stack = |ws: &str| {
+        format!(
+            "input = {{ channels = 8, size = 6 }}\nblock = [\n  {{ type = \"conv\", channels = 24, kernel = 3, act = \"identity\"{ws} }},\n  {{ type = \"residual\", alpha = 0.5, repeat = 5, layer = [\n    {{ type = \"conv\", channels = 24, kernel = 3, act = \"relu\"{ws} }},\n    {{ type = \"conv\", channels = 24, kernel = 3, act = \"identity\"{ws} }},\n  ] }},\n]\n"
+        )
+    };
+    let mut last_mean2 = Vec::new();
+    for ws in ["", ", weight-standardisation = \"scaled\""] {
+        let mut spec = arch_spec(&stack(ws), 4, 24, 9, |_| {});
+        spec.arch.as_mut().unwrap().spp = true;
+        let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+        let spp = spp_of(&spec, &out);
+        let bound = common::z_bound(2 * 2 * 6);
+        for (k, name) in ["spp_mean2", "spp_var"].iter().enumerate() {
+            let measured: Vec<_> = spp.measured.iter().map(|m| m[k]).collect();
+            let theory: Vec<f64> = spp.theory.iter().map(|t| t[k].unwrap()).collect();
+            within_se(&format!("{name}{ws}"), &measured, &theory, bound);
+        }
+        last_mean2.push(spp.measured[6][0].0);
+    }
+    assert!(
+        last_mean2[1] < 0.2 * last_mean2[0],
+        "scaled WS leaves {} of the squared channel mean {}",
+        last_mean2[1],
+        last_mean2[0]
+    );
+}

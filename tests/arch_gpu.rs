@@ -359,6 +359,25 @@ block = [
     }
 }
 
+/// Weight standardisation (plain and scaled, dense and conv, inside a
+/// residual branch and with Fixup's scale) on the same draws.
+#[test]
+fn weight_standardisation_matches_the_cpu_reference() {
+    let text = r#"
+input = { channels = 3, height = 5, width = 4 }
+block = [
+  { type = "conv", channels = 6, kernel = 3, act = "relu", weight-standardisation = "scaled" },
+  { type = "conv", channels = 5, kernel = 3, padding = "zero", act = "identity", init = "xavier-normal", weight-standardisation = "plain", sigma-b2 = 0.1 },
+  { type = "residual", alpha = "fixup", repeat = 2, layer = [
+    { type = "conv", channels = 5, kernel = 1, act = "relu", weight-standardisation = "scaled" },
+    { type = "conv", channels = 5, kernel = 3, act = "relu", weight-standardisation = "scaled" },
+  ] },
+  { type = "dense", width = 7, act = "tanh", init = "lecun-uniform", weight-standardisation = "scaled", gamma = 1.5939 },
+]
+"#;
+    compare_without_and_with_probes("weight standardisation", "ws", text);
+}
+
 #[test]
 fn highway_blocks_match_the_cpu_reference() {
     let cases = [

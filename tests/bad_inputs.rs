@@ -101,6 +101,18 @@ const FIXTURES: &[(&str, &str)] = &[
         "arch_empty_branch.toml",
         "input = 16\n[[block]]\ntype = \"residual\"\n",
     ),
+    (
+        "arch_ws_tanh.toml",
+        "input = 16\n[[block]]\ntype = \"dense\"\nwidth = 16\nact = \"tanh\"\nweight-standardisation = \"scaled\"\n",
+    ),
+    (
+        "arch_ws_orthogonal.toml",
+        "input = 16\n[[block]]\ntype = \"dense\"\nwidth = 16\ninit = \"orthogonal\"\nweight-standardisation = \"plain\"\n",
+    ),
+    (
+        "arch_ws_unknown.toml",
+        "input = 16\n[[block]]\ntype = \"dense\"\nwidth = 16\nweight-standardisation = \"scale\"\n",
+    ),
     ("a_file", "not a directory\n"),
 ];
 
@@ -258,6 +270,17 @@ const CASES: &[(&str, i32, &str)] = &[
     ("run --arch arch_dense_eps.toml", 2, "'eps'"),
     ("run --arch arch_empty_branch.toml", 2, "'layer'"),
     ("run --spp", 2, "--spp"),
+    ("run --arch arch_ws_tanh.toml", 2, "'gamma'"),
+    (
+        "run --arch arch_ws_orthogonal.toml",
+        2,
+        "'weight-standardisation'",
+    ),
+    (
+        "run --arch arch_ws_unknown.toml",
+        2,
+        "'weight-standardisation'",
+    ),
     ("check --arch architectures/dense.toml --spp", 2, "--spp"),
     ("run --widths -16,8", 2, "--widths"),
     ("compare --sigma-w2s -1,2", 2, "--sigma-w2s"),

@@ -92,3 +92,27 @@ fn draw_normal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let i = idx % n;
     arena[params.out_off + idx] = normal4(rng_bits(seed_key(), params.stream, params.network, params.layer, r, i / 4u))[i % 4u];
 }
+
+// Weight standardisation of the drawn W (rows x per_row at w_off): each row
+// becomes w_scale (row - mean) / std, std the population one; two passes,
+// one workgroup per row (the CPU twin: standardise_rows).
+@compute @workgroup_size(256)
+fn standardise_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let start = params.w_off + wid.x * params.per_row;
+    let n = params.per_row;
+    var sum = 0.0;
+    for (var k = lid.x; k < n; k += REDUCE_WG) {
+        sum += weights[start + k];
+    }
+    let mean = group_sum4(lid.x, vec4<f32>(sum, 0.0, 0.0, 0.0)).x / f32(n);
+    var dev2 = 0.0;
+    for (var k = lid.x; k < n; k += REDUCE_WG) {
+        let d = weights[start + k] - mean;
+        dev2 += d * d;
+    }
+    let variance = group_sum4(lid.x, vec4<f32>(dev2, 0.0, 0.0, 0.0)).x / f32(n);
+    let s = params.w_scale / sqrt(variance);
+    for (var k = lid.x; k < n; k += REDUCE_WG) {
+        weights[start + k] = (weights[start + k] - mean) * s;
+    }
+}

@@ -164,9 +164,13 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
     let b2 = layer.bias_law().variance;
     let (c_in, h_in, w_in) = positions(layer.input);
     let (_, h_out, w_out) = positions(layer.output);
-    let reach = |field: &Vec<f64>| -> Vec<f64> {
+    // per output position: the sum of `field` over the input positions
+    // that reach it, per input channel (dense and conv layers). A dense
+    // layer's input is flattened: its c_in counts every unit, so it takes
+    // the mean over the positions of an image's field
+    let reach_sum = |field: &Vec<f64>| -> Vec<f64> {
         match &layer.kind {
-            LayerKind::Dense { .. } => vec![v * c_in as f64 * field.iter().sum::<f64>() + b2],
+            LayerKind::Dense { .. } => vec![field.iter().sum::<f64>() / field.len() as f64],
             LayerKind::Conv {
                 kernel, padding, ..
             } => {
@@ -195,11 +199,36 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
                             };
                             sum += field[yy as usize * w_in + xx as usize];
                         }
-                        out[y * w_out + x] = v * c_in as f64 * sum + b2;
+                        out[y * w_out + x] = sum;
                     }
                 }
                 out
             }
+            _ => unreachable!("dense and conv layers"),
+        }
+    };
+    // Weight standardisation makes each output's fan-in weights sum to 0:
+    // E[h_a h_b | x] = v (sum_j x_aj x_bj - (sum_j x_aj)(sum_j x_bj) / N),
+    // and at infinite width (sum_j x_j)^2 / N = C_in (sum over the reached
+    // positions of m)^2 / K, K the taps (positions, for a dense layer):
+    // the mean shift that WS removes
+    let mean_shift: Vec<f64> = match (&layer.kind, layer.standardise) {
+        (LayerKind::Dense { .. } | LayerKind::Conv { .. }, Some(_)) => {
+            let taps = match &layer.kind {
+                LayerKind::Conv { kernel, .. } => (kernel * kernel) as f64,
+                _ => (h_in * w_in) as f64,
+            };
+            reach_sum(&x.m).iter().map(|s| s * s / taps).collect()
+        }
+        _ => vec![0.0; h_out * w_out],
+    };
+    let reach = |field: &Vec<f64>| -> Vec<f64> {
+        match &layer.kind {
+            LayerKind::Dense { .. } | LayerKind::Conv { .. } => reach_sum(field)
+                .iter()
+                .zip(&mean_shift)
+                .map(|(sum, shift)| v * c_in as f64 * (sum - shift) + b2)
+                .collect(),
             LayerKind::ConvTranspose { kernel, stride, .. } => {
                 let mut out = vec![0.0; h_out * w_out];
                 for y in 0..h_in {

@@ -116,7 +116,7 @@ impl<'a> BlocksGpu<'a> {
             .iter()
             .flat_map(|b| b.layers())
             .enumerate()
-            .filter(|(i, l)| l.weight_law(i + 1).dist == Dist::Orthogonal)
+            .filter(|(i, l)| l.draw_law(i + 1).dist == Dist::Orthogonal)
             .map(|(_, l)| orthogonal_shape(l))
             .collect();
         let limit = ctx.max_binding_bytes();

@@ -254,7 +254,7 @@ impl<'a> BlocksGpu<'a> {
         if layer.is_norm() {
             return Ok(());
         }
-        let law = layer.weight_law(number);
+        let law = layer.draw_law(number);
         let (w_off, b_off) = self.slot_offsets(slot);
         let (rows, per_row) = tensor_shape(layer);
         let mut p = self.base(network);
@@ -283,6 +283,16 @@ impl<'a> BlocksGpu<'a> {
             p.w_scale = law.scale() as f32;
             let groups = groups_1d(rows * per_row.div_ceil(4));
             self.push(q, self.plain("draw_weights")?, p, groups)?;
+            if let Some(ws) = layer.standardise {
+                let mut s = p;
+                s.w_scale = (ws.gain(per_row) * layer.scale) as f32;
+                self.push(
+                    q,
+                    self.plain("standardise_weights")?,
+                    s,
+                    (rows as u32, 1, 1),
+                )?;
+            }
         }
         let bias = layer.bias_law();
         let channels = out_channels(layer);

@@ -51,6 +51,9 @@ struct LayerFile {
     omega: Option<f64>,
     eps: Option<f64>,
     affine: Option<bool>,
+    #[serde(alias = "ws")]
+    weight_standardisation: Option<String>,
+    gamma: Option<f64>,
     #[serde(flatten)]
     init: InitFlags,
 }
@@ -76,6 +79,10 @@ struct BlockFile {
     // normalisation layers
     eps: Option<f64>,
     affine: Option<bool>,
+    // weight standardisation of a dense or conv layer
+    #[serde(alias = "ws")]
+    weight_standardisation: Option<String>,
+    gamma: Option<f64>,
     #[serde(flatten)]
     init: InitFlags,
     // residual
@@ -113,6 +120,8 @@ impl BlockFile {
             omega: self.omega,
             eps: self.eps,
             affine: self.affine,
+            weight_standardisation: self.weight_standardisation.clone(),
+            gamma: self.gamma,
             init: self.init.clone(),
         }
     }
@@ -134,6 +143,8 @@ fn norm_layer(block: usize, f: &LayerFile, kind: NormKind, input: Shape) -> Resu
         ("padding", f.padding.is_some()),
         ("fan", f.fan.is_some()),
         ("init", f.init != InitFlags::default()),
+        ("weight-standardisation", f.weight_standardisation.is_some()),
+        ("gamma", f.gamma.is_some()),
     ] {
         if present {
             return Err(err(
@@ -163,6 +174,7 @@ fn norm_layer(block: usize, f: &LayerFile, kind: NormKind, input: Shape) -> Resu
         init,
         delta_orthogonal: false,
         scale: 1.0,
+        standardise: None,
         input,
         output: input,
     })
@@ -350,15 +362,98 @@ fn layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
             "orthogonal applies to dense layers; use delta-orthogonal for convolutions",
         ));
     }
+    let standardise = standardisation(block, f, &kind, &act, &init, delta_orthogonal)?;
     Ok(Layer {
         kind,
         act,
         init,
         delta_orthogonal,
         scale: 1.0,
+        standardise,
         input,
         output,
     })
+}
+
+/// 1 / sqrt(Var phi(z)), z ~ N(0, 1), where it has a closed form: the
+/// positively homogeneous activations (phi(z) = z for z > 0, a z below).
+fn default_gamma(act: &Activation) -> Option<f64> {
+    use std::f64::consts::PI;
+    let variance = match *act {
+        Activation::Identity => 1.0,
+        Activation::Relu => 0.5 - 0.5 / PI,
+        Activation::LeakyRelu { alpha } => {
+            0.5 * (1.0 + alpha * alpha) - (1.0 - alpha).powi(2) / (2.0 * PI)
+        }
+        Activation::Abs => 1.0 - 2.0 / PI,
+        _ => return None,
+    };
+    Some(1.0 / variance.sqrt())
+}
+
+/// A layer's `weight-standardisation` ("plain" or "scaled") and `gamma`.
+fn standardisation(
+    block: usize,
+    f: &LayerFile,
+    kind: &LayerKind,
+    act: &Activation,
+    init: &InitSpec,
+    delta_orthogonal: bool,
+) -> Result<Option<Standardisation>> {
+    let Some(name) = f.weight_standardisation.as_deref() else {
+        if f.gamma.is_some() {
+            return Err(err(
+                block,
+                "gamma",
+                "is the gain of weight-standardisation = \"scaled\"; give that too",
+            ));
+        }
+        return Ok(None);
+    };
+    let key = "weight-standardisation";
+    if !matches!(kind, LayerKind::Dense { .. } | LayerKind::Conv { .. }) {
+        return Err(err(block, key, "applies to dense and conv layers"));
+    }
+    if delta_orthogonal || init.scheme == Scheme::Orthogonal {
+        return Err(err(
+            block,
+            key,
+            "does not apply to orthogonal weights (their rows are already fixed)",
+        ));
+    }
+    match name {
+        "plain" => {
+            if f.gamma.is_some() {
+                return Err(err(
+                    block,
+                    "gamma",
+                    "applies to weight-standardisation = \"scaled\"",
+                ));
+            }
+            Ok(Some(Standardisation::Plain))
+        }
+        "scaled" => {
+            let gamma = match f.gamma {
+                Some(g) if g.is_finite() && g > 0.0 => g,
+                Some(g) => return Err(err(block, "gamma", format!("must be a finite number > 0 (got {g})"))),
+                None => default_gamma(act).ok_or_else(|| {
+                    err(
+                        block,
+                        "gamma",
+                        format!(
+                            "has no closed form for act = {act}: give gamma = 1/sqrt(Var phi(z)), z ~ N(0, 1) (e.g. 1.5939 for tanh, 1.7015 for gelu)"
+                        ),
+                    )
+                })?,
+            };
+            Ok(Some(Standardisation::Scaled { gamma }))
+        }
+        other => Err(err(
+            block,
+            key,
+            format!("unknown '{other}'; accepted: plain, scaled"),
+        )),
+    }
 }
 
 /// Turns a flag-named error from the init/activation parsers into one that
@@ -490,6 +585,8 @@ fn residual(number: usize, b: &BlockFile, input: Shape, residual_count: usize) -
         ("init", b.init.init.is_some()),
         ("eps", b.eps.is_some()),
         ("affine", b.affine.is_some()),
+        ("weight-standardisation", b.weight_standardisation.is_some()),
+        ("gamma", b.gamma.is_some()),
     ];
     if let Some((key, _)) = plain_keys.iter().find(|(_, present)| *present) {
         return Err(err(

@@ -123,8 +123,35 @@ pub struct Layer {
     /// Multiplies the weights' standard deviation (Fixup's branch scaling);
     /// 0 zeroes the layer.
     pub scale: f64,
+    /// Weight standardisation of each output unit's (channel's) weights
+    /// over its fan-in, after they are drawn.
+    pub standardise: Option<Standardisation>,
     pub input: Shape,
     pub output: Shape,
+}
+
+/// Weight standardisation (Qiao et al. 2019; scaled, Brock et al. 2021):
+/// each output's fan-in weights W (N = fan_in of them) become
+/// gain (W - mean W) / std W, std the population one, so every row has mean
+/// 0 and mean square gain^2 exactly.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub enum Standardisation {
+    /// gain 1: entries of variance 1
+    Plain,
+    /// gain gamma / sqrt(N): entries of variance gamma^2 / N, gamma =
+    /// 1 / sqrt(Var phi(z)) for z ~ N(0, 1) of the layer's activation (ReLU:
+    /// sqrt(2 / (1 - 1/pi))) unless given
+    Scaled { gamma: f64 },
+}
+
+impl Standardisation {
+    /// The gain multiplying (W - mean) / std for a fan-in of `n`.
+    pub fn gain(&self, n: usize) -> f64 {
+        match *self {
+            Standardisation::Plain => 1.0,
+            Standardisation::Scaled { gamma } => gamma / (n as f64).sqrt(),
+        }
+    }
 }
 
 /// How much of the residual branch is added.
@@ -243,6 +270,7 @@ impl Architecture {
                     init,
                     delta_orthogonal: false,
                     scale: 1.0,
+                    standardise: None,
                     input: Shape::Vector(w[0]),
                     output: Shape::Vector(w[1]),
                 })
@@ -293,10 +321,22 @@ impl Layer {
         }
     }
 
-    /// The law of this layer's weights (`layer_number` 1-based, for siren's
-    /// first-layer rule), Fixup's scale included; a normalisation has none
-    /// (variance 0).
+    /// The law of this layer's weights as the theory sees them: the draw's
+    /// ([`Self::draw_law`]), or after weight standardisation entries of
+    /// variance gain^2 (Fixup's scale included).
     pub fn weight_law(&self, layer_number: usize) -> WeightLaw {
+        let mut law = self.draw_law(layer_number);
+        if let Some(ws) = self.standardise {
+            let n = self.fans().0;
+            law.variance = (ws.gain(n) * self.scale).powi(2);
+        }
+        law
+    }
+
+    /// The law the weights are drawn from (`layer_number` 1-based, for
+    /// siren's first-layer rule), Fixup's scale included; a normalisation
+    /// has none (variance 0).
+    pub fn draw_law(&self, layer_number: usize) -> WeightLaw {
         if self.is_norm() {
             return WeightLaw {
                 dist: Dist::Normal,
@@ -318,7 +358,11 @@ impl Layer {
             self.init
                 .weight_law(&self.act, layer_number, fan_in, fan_out)
         };
-        law.variance *= self.scale * self.scale;
+        // a standardised layer is drawn at its own scale: the gain
+        // (`weight_law`) takes Fixup's
+        if self.standardise.is_none() {
+            law.variance *= self.scale * self.scale;
+        }
         law
     }
 

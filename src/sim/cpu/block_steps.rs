@@ -29,7 +29,7 @@ pub(super) fn draw_weights(
             b: Vec::new(),
         };
     }
-    let law = layer.weight_law(number);
+    let law = layer.draw_law(number);
     let scale = law.scale();
     let (rows, per_row) = match (&layer.kind, layer.input, layer.output) {
         (LayerKind::Dense { width }, input, _) => (*width, input.units()),
@@ -88,6 +88,9 @@ pub(super) fn draw_weights(
             }
         }
     }
+    if let Some(ws) = layer.standardise {
+        standardise_rows(&mut w, per_row, ws.gain(per_row) * layer.scale);
+    }
     let out_channels = match layer.output {
         Shape::Vector(n) => n,
         Shape::Image(c, ..) => c,
@@ -114,6 +117,20 @@ pub(super) fn draw_weights(
         })
         .collect();
     Weights { w, b }
+}
+
+/// Weight standardisation: each row of `w` (an output's fan-in) becomes
+/// gain (row - mean) / std, std the population one. Two passes.
+pub(super) fn standardise_rows(w: &mut [f64], per_row: usize, gain: f64) {
+    for row in w.chunks_mut(per_row) {
+        let n = per_row as f64;
+        let mean = row.iter().sum::<f64>() / n;
+        let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        let s = gain / var.sqrt();
+        for v in row.iter_mut() {
+            *v = (*v - mean) * s;
+        }
+    }
 }
 
 pub(super) fn dims(shape: Shape) -> (usize, usize, usize) {

@@ -79,3 +79,39 @@ fn norm_jacobian_is_the_derivative_and_its_own_adjoint() {
         }
     }
 }
+
+/// Scaled weight standardisation: every output's fan-in weights have mean 0
+/// and mean square gamma^2 / N exactly (N the fan-in), dense and conv alike.
+#[test]
+fn standardised_rows_have_mean_zero_and_the_stated_variance() {
+    let text = r#"
+input = { channels = 3, size = 5 }
+block = [
+  { type = "conv", channels = 4, kernel = 3, act = "relu", weight-standardisation = "scaled" },
+  { type = "dense", width = 6, act = "relu", init = "xavier-uniform", weight-standardisation = "scaled", gamma = 1.3 },
+]
+"#;
+    let arch = crate::model::arch::Architecture::parse("ws.toml", text).unwrap();
+    let spec = crate::spec::RunSpec::dense(8, 1).build().unwrap();
+    let relu_gamma = (2.0 / (1.0 - 1.0 / std::f64::consts::PI)).sqrt();
+    for (number, (layer, gamma)) in arch
+        .blocks
+        .iter()
+        .flat_map(|b| b.layers())
+        .zip([relu_gamma, 1.3])
+        .enumerate()
+    {
+        let wt = draw_weights(&spec, 0, number + 1, layer);
+        let n = layer.fans().0;
+        for row in wt.w.chunks(n) {
+            let mean = row.iter().sum::<f64>() / n as f64;
+            let mean_square = row.iter().map(|v| v * v).sum::<f64>() / n as f64;
+            assert!(mean.abs() < 1e-15, "{mean}");
+            let want = gamma * gamma / n as f64;
+            assert!(
+                (mean_square - want).abs() < 1e-14 * want,
+                "{mean_square} vs {want}"
+            );
+        }
+    }
+}
