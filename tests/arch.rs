@@ -496,3 +496,55 @@ fn scaled_weight_standardisation_removes_the_mean_shift() {
         last_mean2[0]
     );
 }
+
+/// Strided convolutions and pooling against their theory: a convolution at
+/// stride s sums the same k x k neighbourhoods (every s-th), so q follows
+/// the reach of each output position; average pooling of K positions, which
+/// are as independent inputs through circular convolutions, has q / K + (1
+/// - 1/K) q_ab; global pooling the same with K = H W; the SPP's channel
+/// statistics follow at each row.
+#[test]
+fn strides_and_pooling_follow_theory() {
+    let text = r#"
+input = { channels = 4, size = 16 }
+block = [
+  { type = "conv", channels = 16, kernel = 3, stride = 2, act = "relu" },
+  { type = "conv", channels = 16, kernel = 3, act = "relu" },
+  { type = "avg-pool", kernel = 2 },
+  { type = "conv", channels = 24, kernel = 3, act = "tanh", init = "xavier-normal" },
+  { type = "global-avg-pool" },
+  { type = "dense", width = 64, act = "relu" },
+]
+"#;
+    let mut spec = arch_spec(text, 8, 32, 11, |_| {});
+    spec.arch.as_mut().unwrap().spp = true;
+    let a = &spec.arch.as_ref().unwrap().arch;
+    let rows = theory::arch::arch_table(a, 1.0, 0.5, false);
+    let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+    let spp = spp_of(&spec, &out);
+    let bound = common::z_bound(5 * 6);
+    q_post_and_c_pre_follow("strides and pooling", &out, &rows, bound);
+    within_se(
+        "q_pre",
+        &out.summary.iter().map(|s| s.q_pre).collect::<Vec<_>>(),
+        &rows.iter().map(|r| r.pre.q_mean()).collect::<Vec<_>>(),
+        bound,
+    );
+    for (k, name) in ["spp_mean2", "spp_var"].iter().enumerate() {
+        let measured: Vec<_> = spp.measured.iter().map(|m| m[k]).collect();
+        let theory: Vec<f64> = spp.theory.iter().map(|t| t[k].unwrap()).collect();
+        within_se(name, &measured, &theory, bound);
+    }
+    // zero padding at stride 2: q per position, the border's smaller
+    let text = "input = { channels = 4, size = 7 }\nblock = [{ type = \"conv\", channels = 32, kernel = 3, stride = 2, padding = \"zero\", act = \"relu\" }, { type = \"conv\", channels = 32, kernel = 3, stride = 2, padding = \"zero\", act = \"relu\" }]\n";
+    let spec = arch_spec(text, 8, 32, 12, |_| {});
+    let a = &spec.arch.as_ref().unwrap().arch;
+    let rows = theory::arch::arch_table(a, 1.0, 0.5, false);
+    let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+    within_se(
+        "zero padding q_pre",
+        &out.summary.iter().map(|s| s.q_pre).collect::<Vec<_>>(),
+        &rows.iter().map(|r| r.pre.q_mean()).collect::<Vec<_>>(),
+        common::z_bound(2),
+    );
+}

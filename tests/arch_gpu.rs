@@ -378,6 +378,37 @@ block = [
     compare_without_and_with_probes("weight standardisation", "ws", text);
 }
 
+/// Strided convolutions (strides 2 and 3, kernels 1 and 3, circular and
+/// zero padding, sides that the stride does not divide with zero padding),
+/// average pooling (disjoint and overlapping windows) and global average
+/// pooling into a dense head, forward and with the probes.
+#[test]
+fn strides_and_pooling_match_the_cpu_reference() {
+    let text = r#"
+input = { channels = 3, height = 12, width = 6 }
+block = [
+  { type = "conv", channels = 4, kernel = 3, stride = 2, act = "relu" },
+  { type = "conv", channels = 5, kernel = 3, stride = 3, padding = "zero", act = "tanh", init = "xavier-normal", sigma-b2 = 0.1 },
+  { type = "conv", channels = 5, kernel = 1, padding = "zero", act = "relu" },
+  { type = "conv", channels = 4, kernel = 1, stride = 2, padding = "zero", act = "identity" },
+]
+"#;
+    compare_without_and_with_probes("strided convolutions", "strided", text);
+    let text = r#"
+input = { channels = 3, height = 8, width = 6 }
+block = [
+  { type = "conv", channels = 4, kernel = 3, act = "relu" },
+  { type = "avg-pool", kernel = 2 },
+  { type = "conv", channels = 4, kernel = 3, padding = "zero", act = "relu" },
+  { type = "avg-pool", kernel = 3, stride = 1, act = "tanh" },
+  { type = "residual", layer = [{ type = "avg-pool", kernel = 1 }, { type = "conv", channels = 4, kernel = 1, act = "identity" }] },
+  { type = "global-avg-pool" },
+  { type = "dense", width = 5, act = "identity" },
+]
+"#;
+    compare_without_and_with_probes("pooling", "pooling", text);
+}
+
 #[test]
 fn highway_blocks_match_the_cpu_reference() {
     let cases = [

@@ -113,6 +113,14 @@ const FIXTURES: &[(&str, &str)] = &[
         "arch_ws_unknown.toml",
         "input = 16\n[[block]]\ntype = \"dense\"\nwidth = 16\nweight-standardisation = \"scale\"\n",
     ),
+    (
+        "arch_stride_circular.toml",
+        "input = { channels = 2, size = 5 }\n[[block]]\ntype = \"conv\"\nchannels = 2\nkernel = 3\nstride = 2\n",
+    ),
+    (
+        "arch_pool_vector.toml",
+        "input = 16\n[[block]]\ntype = \"avg-pool\"\nkernel = 2\n",
+    ),
     ("a_file", "not a directory\n"),
 ];
 
@@ -270,6 +278,8 @@ const CASES: &[(&str, i32, &str)] = &[
     ("run --arch arch_dense_eps.toml", 2, "'eps'"),
     ("run --arch arch_empty_branch.toml", 2, "'layer'"),
     ("run --spp", 2, "--spp"),
+    ("run --arch arch_stride_circular.toml", 2, "'stride'"),
+    ("run --arch arch_pool_vector.toml", 2, "'type'"),
     ("run --arch arch_ws_tanh.toml", 2, "'gamma'"),
     (
         "run --arch arch_ws_orthogonal.toml",

@@ -59,6 +59,134 @@ fn conv(row: u32, e: u32, adjoint: bool) -> f32 {
     return sum;
 }
 
+// A convolution at stride s > 1: output (y, x) reads input (s y + ty - r,
+// s x + tx - r), wrapped (circular: the sides are multiples of s) or cut
+// at the border (zero padding).
+fn strided_source(o: u32, t: u32, size: u32) -> i32 {
+    let p = i32(params.stride * o + t) - i32(params.kernel / 2u);
+    if (params.padding == PAD_CIRCULAR) {
+        return (p + i32(size)) % i32(size);
+    }
+    return select(-1, p, p >= 0 && p < i32(size));
+}
+
+// (W x)[co, y, x] = sum_ci sum_ty sum_tx W[co, ci, ty, tx] x[ci, s y + ty - r, s x + tx - r]
+fn conv_strided_forward(x_row: u32, o: u32) -> f32 {
+    let h = params.h_in;
+    let w = params.w_in;
+    let k = params.kernel;
+    let ho = params.h_out;
+    let wo = params.w_out;
+    let co = o / (ho * wo);
+    let y = (o / wo) % ho;
+    let x = o % wo;
+    var sum = 0.0;
+    for (var ty = 0u; ty < k; ty++) {
+        let sy = strided_source(y, ty, h);
+        if (sy < 0) {
+            continue;
+        }
+        for (var tx = 0u; tx < k; tx++) {
+            let sx = strided_source(x, tx, w);
+            if (sx < 0) {
+                continue;
+            }
+            for (var ci = 0u; ci < params.c_in; ci++) {
+                sum += w_conv(co, ci, ty, tx) * arena[x_row + (ci * h + u32(sy)) * w + u32(sx)];
+            }
+        }
+    }
+    return sum;
+}
+
+// The output coordinate whose tap t reads input coordinate i along an axis
+// (i = s o + t - r, wrapped for circular padding), or -1.
+fn strided_target(i: u32, t: u32, size: u32, out_size: u32) -> i32 {
+    var p = i32(i) - i32(t) + i32(params.kernel / 2u);
+    if (params.padding == PAD_CIRCULAR) {
+        p = (p + i32(size)) % i32(size);
+    }
+    let s = i32(params.stride);
+    if (p < 0 || p % s != 0 || p / s >= i32(out_size)) {
+        return -1;
+    }
+    return p / s;
+}
+
+// (W^T d)[ci, iy, ix] = sum_co sum over taps and outputs with s y + ty - r = iy, s x + tx - r = ix
+fn conv_strided_adjoint(d_row: u32, i: u32) -> f32 {
+    let h = params.h_in;
+    let w = params.w_in;
+    let k = params.kernel;
+    let ho = params.h_out;
+    let wo = params.w_out;
+    let ci = i / (h * w);
+    let iy = (i / w) % h;
+    let ix = i % w;
+    var sum = 0.0;
+    for (var ty = 0u; ty < k; ty++) {
+        let y = strided_target(iy, ty, h, ho);
+        if (y < 0) {
+            continue;
+        }
+        for (var tx = 0u; tx < k; tx++) {
+            let x = strided_target(ix, tx, w, wo);
+            if (x < 0) {
+                continue;
+            }
+            for (var co = 0u; co < params.c_out; co++) {
+                sum += w_conv(co, ci, ty, tx) * arena[d_row + (co * ho + u32(y)) * wo + u32(x)];
+            }
+        }
+    }
+    return sum;
+}
+
+// Average pooling: the mean of channel c over the kh x kw window at
+// (s y, s x) (kh = kernel, kw = kernel_w).
+fn pool_forward(x_row: u32, o: u32) -> f32 {
+    let h = params.h_in;
+    let w = params.w_in;
+    let ho = params.h_out;
+    let wo = params.w_out;
+    let c = o / (ho * wo);
+    let y = (o / wo) % ho;
+    let x = o % wo;
+    var sum = 0.0;
+    for (var ty = 0u; ty < params.kernel; ty++) {
+        for (var tx = 0u; tx < params.kernel_w; tx++) {
+            sum += arena[x_row + (c * h + params.stride * y + ty) * w + params.stride * x + tx];
+        }
+    }
+    return sum / f32(params.kernel * params.kernel_w);
+}
+
+// Its adjoint: input (c, iy, ix) gets d / (kh kw) from every window that
+// holds it.
+fn pool_adjoint(d_row: u32, i: u32) -> f32 {
+    let h = params.h_in;
+    let w = params.w_in;
+    let ho = params.h_out;
+    let wo = params.w_out;
+    let s = params.stride;
+    let c = i / (h * w);
+    let iy = (i / w) % h;
+    let ix = i % w;
+    var sum = 0.0;
+    for (var ty = 0u; ty < params.kernel; ty++) {
+        if (ty > iy || (iy - ty) % s != 0u || (iy - ty) / s >= ho) {
+            continue;
+        }
+        for (var tx = 0u; tx < params.kernel_w; tx++) {
+            if (tx > ix || (ix - tx) % s != 0u || (ix - tx) / s >= wo) {
+                continue;
+            }
+            sum += arena[d_row + (c * ho + (iy - ty) / s) * wo + (ix - tx) / s];
+        }
+    }
+    return sum / f32(params.kernel * params.kernel_w);
+}
+
 // (W x)[co, oy, ox] = sum_ci sum over taps with oy = s iy + ty, ox = s ix + tx
 // of W[ci, co, ty, tx] x[ci, iy, ix]: each input position spreads a k x k
 // patch at stride s, gathered here from the output's side.
@@ -147,7 +275,14 @@ fn linear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     var h = 0.0;
     switch params.kind {
         case KIND_DENSE: { h = dense_forward(x_row, o); }
-        case KIND_CONV: { h = conv(x_row, o, false); }
+        case KIND_CONV: {
+            if (params.stride == 1u) {
+                h = conv(x_row, o, false);
+            } else {
+                h = conv_strided_forward(x_row, o);
+            }
+        }
+        case KIND_AVG_POOL: { h = pool_forward(x_row, o); }
         default: { h = conv_transpose_forward(x_row, o); }
     }
     if ((params.flags & FLAG_BIAS) != 0u) {
@@ -170,7 +305,14 @@ fn linear_t(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     var v = 0.0;
     switch params.kind {
         case KIND_DENSE: { v = dense_adjoint(d_row, i); }
-        case KIND_CONV: { v = conv(d_row, i, true); }
+        case KIND_CONV: {
+            if (params.stride == 1u) {
+                v = conv(d_row, i, true);
+            } else {
+                v = conv_strided_adjoint(d_row, i);
+            }
+        }
+        case KIND_AVG_POOL: { v = pool_adjoint(d_row, i); }
         default: { v = conv_transpose_adjoint(d_row, i); }
     }
     arena[params.out_off + idx] = v;

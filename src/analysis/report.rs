@@ -428,7 +428,7 @@ pub fn network_layer_laws(
         Some(a) => {
             // normalisations have no weights: they keep their numbers but no laws
             let layers = a.blocks.iter().flat_map(|b| b.layers()).enumerate();
-            for (i, l) in layers.filter(|(_, l)| !l.is_norm()) {
+            for (i, l) in layers.filter(|(_, l)| l.has_weights()) {
                 add(
                     i + 1,
                     l.weight_law(i + 1),

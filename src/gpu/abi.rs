@@ -244,7 +244,8 @@ abi_struct! {
         pub trunc: f32,
         /// normalisations: added to the variance
         pub eps: f32,
-        pub _pad2: u32,
+        /// average pooling: the window's width (`kernel` is its height)
+        pub kernel_w: u32,
     }
 }
 
@@ -311,6 +312,8 @@ abi_constants! {
     KIND_LAYER_NORM: u32 = 3;
     KIND_RMS_NORM: u32 = 4;
     KIND_BATCH_NORM: u32 = 5;
+    /// blocks' average pooling (linear.wgsl: a fixed linear map)
+    KIND_AVG_POOL: u32 = 6;
     /// blocks' padding of convolutions
     PAD_CIRCULAR: u32 = 0;
     PAD_ZERO: u32 = 1;

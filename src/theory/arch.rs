@@ -64,6 +64,12 @@ pub struct Field {
     /// anything, sums of independent Gaussians): an activation's moments
     /// are Gaussian expectations only then
     pub gaussian: bool,
+    /// two different positions of one input (or of a pair) are as two
+    /// independent inputs, covariance q_ab: true from iid inputs through
+    /// convolutions and pooling with disjoint windows (circular padding
+    /// keeps the field translation invariant), false after overlapping
+    /// windows or a transposed convolution
+    pub positions_independent: bool,
 }
 
 impl Field {
@@ -74,7 +80,17 @@ impl Field {
             q_ab: vec![0.0; positions],
             m: vec![m; positions],
             gaussian: true,
+            positions_independent: true,
         }
+    }
+
+    /// The same value at every position, for q, q12 and q_ab.
+    pub fn is_uniform(&self) -> bool {
+        let uniform = |v: &[f64]| {
+            v.iter()
+                .all(|x| (x - v[0]).abs() <= 1e-12 * v[0].abs().max(1e-300))
+        };
+        uniform(&self.q) && uniform(&self.q12) && uniform(&self.q_ab)
     }
 
     fn average(v: &[f64]) -> f64 {
@@ -137,11 +153,7 @@ pub struct ArchRow {
 /// covariances are not tracked.
 pub fn spp_moments(f: &Field, batch: usize) -> (f64, f64) {
     let (q, q12, q_ab) = (f.q_mean(), Field::average(&f.q12), Field::average(&f.q_ab));
-    let uniform = |v: &[f64]| {
-        v.iter()
-            .all(|x| (x - v[0]).abs() <= 1e-12 * v[0].abs().max(1e-300))
-    };
-    if !(uniform(&f.q) && uniform(&f.q12) && uniform(&f.q_ab)) {
+    if !(f.is_uniform() && f.positions_independent) {
         return (f64::NAN, f64::NAN);
     }
     let n = (batch * f.q.len()) as f64;
@@ -172,9 +184,13 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
         match &layer.kind {
             LayerKind::Dense { .. } => vec![field.iter().sum::<f64>() / field.len() as f64],
             LayerKind::Conv {
-                kernel, padding, ..
+                kernel,
+                padding,
+                stride,
+                ..
             } => {
                 let r = (*kernel / 2) as isize;
+                let s = *stride as isize;
                 let taps: Vec<(isize, isize)> = if layer.delta_orthogonal {
                     vec![(0, 0)]
                 } else {
@@ -187,7 +203,7 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
                     for x in 0..w_out {
                         let mut sum = 0.0;
                         for &(dy, dx) in &taps {
-                            let (yy, xx) = (y as isize + dy, x as isize + dx);
+                            let (yy, xx) = (s * y as isize + dy, s * x as isize + dx);
                             let inside =
                                 yy >= 0 && xx >= 0 && yy < h_in as isize && xx < w_in as isize;
                             let (yy, xx) = match padding {
@@ -243,7 +259,9 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
                 }
                 out.iter().map(|s| s + b2).collect()
             }
-            LayerKind::Norm { .. } => unreachable!("normalisations are not linear maps"),
+            LayerKind::Norm { .. } | LayerKind::AvgPool { .. } => {
+                unreachable!("normalisations and pooling are not random linear maps")
+            }
         }
     };
     let q = reach(&x.q);
@@ -256,6 +274,44 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
         q_ab,
         m,
         gaussian: true,
+        // a dense layer's output has one position; a transposed
+        // convolution's positions differ by their phase modulo the stride
+        positions_independent: match &layer.kind {
+            LayerKind::Dense { .. } => true,
+            LayerKind::ConvTranspose { .. } => false,
+            _ => x.positions_independent,
+        },
+    }
+}
+
+/// Average pooling of a field that is the same at every position, whose
+/// positions are as independent inputs: a window's mean of K = kh kw
+/// values has q / K + (1 - 1/K) q_ab (and the same with q12 for the pair;
+/// q_ab and m stay). Disjoint windows (stride >= kernel) keep the positions
+/// independent; overlapping ones do not. NaN where the field differs by
+/// position (its cross-position covariances are not tracked).
+fn pooled(kh: usize, kw: usize, stride: usize, positions: usize, x: &Field) -> Field {
+    let n = positions;
+    if !(x.is_uniform() && x.positions_independent) {
+        return Field {
+            q: vec![f64::NAN; n],
+            q12: vec![f64::NAN; n],
+            q_ab: vec![f64::NAN; n],
+            m: vec![f64::NAN; n],
+            gaussian: x.gaussian,
+            positions_independent: false,
+        };
+    }
+    let k = (kh * kw) as f64;
+    let (q, q12, q_ab, m) = (x.q[0], x.q12[0], x.q_ab[0], x.m[0]);
+    Field {
+        q: vec![q / k + (1.0 - 1.0 / k) * q_ab; n],
+        q12: vec![q12 / k + (1.0 - 1.0 / k) * q_ab; n],
+        q_ab: vec![q_ab; n],
+        m: vec![m; n],
+        gaussian: x.gaussian,
+        // one output position (global pooling) has no pair to correlate
+        positions_independent: (stride >= kh && stride >= kw) || n == 1,
     }
 }
 
@@ -279,6 +335,7 @@ fn normalised(kind: NormKind, eps: f64, x: &Field) -> Field {
                 q_ab: centred(&x.q_ab),
                 m: x.m.iter().map(|m| (m - m_bar) / d.sqrt()).collect(),
                 gaussian: x.gaussian,
+                positions_independent: x.positions_independent,
             }
         }
         NormKind::RmsNorm => {
@@ -289,6 +346,7 @@ fn normalised(kind: NormKind, eps: f64, x: &Field) -> Field {
                 q_ab: x.q_ab.iter().map(|q| q / d).collect(),
                 m: x.m.iter().map(|m| m / d.sqrt()).collect(),
                 gaussian: x.gaussian,
+                positions_independent: x.positions_independent,
             }
         }
         NormKind::BatchNorm => {
@@ -312,6 +370,7 @@ fn normalised(kind: NormKind, eps: f64, x: &Field) -> Field {
                     q_ab: vec![0.0; n],
                     m: vec![0.0; n],
                     gaussian: true,
+                    positions_independent: x.positions_independent,
                 }
             } else {
                 // a channel's variance over inputs depends on its weights:
@@ -322,6 +381,7 @@ fn normalised(kind: NormKind, eps: f64, x: &Field) -> Field {
                     q_ab: vec![f64::NAN; n],
                     m: vec![f64::NAN; n],
                     gaussian: false,
+                    positions_independent: false,
                 }
             }
         }
@@ -382,6 +442,7 @@ fn activate(act: &Activation, h: &Field, shift: f64) -> Field {
             q_ab: shifted(&h.q_ab),
             m: h.m.iter().map(|m| m - shift).collect(),
             gaussian: h.gaussian,
+            positions_independent: h.positions_independent,
         };
     }
     if !h.gaussian {
@@ -392,6 +453,7 @@ fn activate(act: &Activation, h: &Field, shift: f64) -> Field {
             q_ab: vec![f64::NAN; n],
             m: vec![f64::NAN; n],
             gaussian: false,
+            positions_independent: false,
         };
     }
     let mut out = Field {
@@ -400,6 +462,7 @@ fn activate(act: &Activation, h: &Field, shift: f64) -> Field {
         q_ab: Vec::new(),
         m: Vec::new(),
         gaussian: false,
+        positions_independent: h.positions_independent,
     };
     for p in 0..h.q.len() {
         let (q, q12) = (h.q[p], h.q12[p]);
@@ -435,7 +498,13 @@ fn plain(
     if let LayerKind::Norm { kind, eps } = layer.kind {
         return norm_plain(layer, kind, eps, x, mean_preserving);
     }
-    let h = linear(layer, layer_number, x);
+    let h = match layer.kind {
+        LayerKind::AvgPool { kh, kw, stride } => {
+            let (_, h_out, w_out) = positions(layer.output);
+            pooled(kh, kw, stride, h_out * w_out, x)
+        }
+        _ => linear(layer, layer_number, x),
+    };
     let bias = layer.bias_law();
     if bias.dist == Dist::Uniform && bias.variance > 0.0 {
         return plain_uniform_bias(layer, h, bias.variance, mean_preserving);
@@ -484,6 +553,7 @@ fn plain_uniform_bias(
             .collect(),
         m: moments.iter().map(|m| m.mean - shift).collect(),
         gaussian: false,
+        positions_independent: h.positions_independent,
     };
     let deriv = moments.iter().map(|m| m.deriv_second).collect();
     (h, post, deriv, shift)
@@ -496,6 +566,9 @@ fn plain_uniform_bias(
 fn forward_total(layer: &Layer, layer_number: usize, deriv: &[f64], x: &Field) -> f64 {
     if layer.is_norm() {
         return norm_gain(layer, x) * Field::average(deriv);
+    }
+    if let LayerKind::AvgPool { kh, kw, .. } = layer.kind {
+        return pool_gain(layer, kh, kw) * Field::average(deriv);
     }
     let (_, h, w) = positions(layer.input);
     let b2 = layer.bias_law().variance;
@@ -516,12 +589,15 @@ fn sigma_back2(layer: &Layer, layer_number: usize, x: &Field) -> f64 {
     let v = layer.weight_law(layer_number).variance;
     match (&layer.kind, layer.output) {
         (LayerKind::Norm { .. }, _) => norm_gain(layer, x),
+        (LayerKind::AvgPool { kh, kw, .. }, _) => pool_gain(layer, *kh, *kw),
         (LayerKind::Dense { width }, _) => *width as f64 * v,
-        (LayerKind::Conv { kernel, .. }, Shape::Image(c, ..)) => {
+        (LayerKind::Conv { kernel, stride, .. }, Shape::Image(c, ..)) => {
+            // an input unit reaches k^2 / s^2 output positions on average
+            let per_stride = (stride * stride) as f64;
             if layer.delta_orthogonal {
-                c as f64 * v
+                c as f64 * v / per_stride
             } else {
-                (c * kernel * kernel) as f64 * v
+                (c * kernel * kernel) as f64 * v / per_stride
             }
         }
         (LayerKind::ConvTranspose { kernel, .. }, Shape::Image(c, ..)) => {
@@ -529,6 +605,13 @@ fn sigma_back2(layer: &Layer, layer_number: usize, x: &Field) -> f64 {
         }
         _ => unreachable!(),
     }
+}
+
+/// E||P t||^2 / ||t||^2 of average pooling for t iid over units (and the
+/// backward factor alike): each output is the mean of K = kh kw of them,
+/// n_out / (n_in K).
+fn pool_gain(layer: &Layer, kh: usize, kw: usize) -> f64 {
+    layer.output.units() as f64 / (layer.input.units() * kh * kw) as f64
 }
 
 /// E||J t||^2 / ||t||^2 of a normalisation (its Jacobian is symmetric, so
@@ -620,6 +703,7 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                         .collect(),
                     m: (0..x.q.len()).map(|p| x.m[p] + a * f.m[p]).collect(),
                     gaussian: x.gaussian && f.gaussian,
+                    positions_independent: x.positions_independent && f.positions_independent,
                 };
                 ArchRow {
                     pre: y.clone(),
@@ -664,6 +748,7 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                     q_ab: vec![f64::NAN],
                     m: vec![t1 * mh + (1.0 - t1) * mx],
                     gaussian: false,
+                    positions_independent: true,
                 };
                 // d y / d x: (1 - T) + T phi'(h) W_H + sigmoid'(g) (H - x) W_T, the
                 // three terms uncorrelated at infinite width

@@ -29,7 +29,7 @@ pub(super) fn dims(shape: Shape) -> (usize, usize, usize) {
 pub(super) fn tensor_shape(layer: &Layer) -> (usize, usize) {
     let (c_in, _, _) = dims(layer.input);
     match &layer.kind {
-        LayerKind::Norm { .. } => (0, 0),
+        LayerKind::Norm { .. } | LayerKind::AvgPool { .. } => (0, 0),
         LayerKind::Dense { width } => (*width, layer.input.units()),
         LayerKind::Conv {
             channels, kernel, ..

@@ -67,11 +67,14 @@ impl<'a> BlocksGpu<'a> {
         match &layer.kind {
             LayerKind::Dense { .. } => p.kind = KIND_DENSE,
             LayerKind::Conv {
-                kernel, padding, ..
+                kernel,
+                padding,
+                stride,
+                ..
             } => {
                 p.kind = KIND_CONV;
                 p.kernel = *kernel as u32;
-                p.stride = 1;
+                p.stride = *stride as u32;
                 p.padding = match padding {
                     Padding::Circular => PAD_CIRCULAR,
                     Padding::Zero => PAD_ZERO,
@@ -81,6 +84,10 @@ impl<'a> BlocksGpu<'a> {
                 p.kind = KIND_CONV_TRANSPOSE;
                 p.kernel = *kernel as u32;
                 p.stride = *stride as u32;
+            }
+            LayerKind::AvgPool { kh, kw, stride } => {
+                p.kind = KIND_AVG_POOL;
+                (p.kernel, p.kernel_w, p.stride) = (*kh as u32, *kw as u32, *stride as u32);
             }
             LayerKind::Norm { kind, eps } => {
                 p.kind = match kind {
@@ -251,7 +258,7 @@ impl<'a> BlocksGpu<'a> {
         layer: &Layer,
         slot: usize,
     ) -> Result<()> {
-        if layer.is_norm() {
+        if !layer.has_weights() {
             return Ok(());
         }
         let law = layer.draw_law(number);

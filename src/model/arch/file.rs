@@ -128,7 +128,87 @@ impl BlockFile {
 }
 
 /// The layer types of a block or of a residual branch's layer.
-const LAYER_TYPES: &str = "dense, conv, conv-transpose, layer-norm, rms-norm, batch-norm";
+const LAYER_TYPES: &str =
+    "dense, conv, conv-transpose, layer-norm, rms-norm, batch-norm, avg-pool, global-avg-pool";
+
+/// Average pooling (`avg-pool`: kernel, stride [default: the kernel]) or
+/// global average pooling over the whole image; `act` is identity unless
+/// given.
+fn pool_layer(block: usize, f: &LayerFile, global: bool, input: Shape) -> Result<Layer> {
+    let kind_name = if global {
+        "global-avg-pool"
+    } else {
+        "avg-pool"
+    };
+    let Shape::Image(c, h, w) = input else {
+        return Err(err(
+            block,
+            "type",
+            format!("a {kind_name} layer needs an image input"),
+        ));
+    };
+    let mut keys = vec![
+        ("width", f.width.is_some()),
+        ("channels", f.channels.is_some()),
+        ("padding", f.padding.is_some()),
+        ("fan", f.fan.is_some()),
+        ("init", f.init != InitFlags::default()),
+        ("eps", f.eps.is_some()),
+        ("affine", f.affine.is_some()),
+        ("weight-standardisation", f.weight_standardisation.is_some()),
+        ("gamma", f.gamma.is_some()),
+    ];
+    if global {
+        keys.extend([
+            ("kernel", f.kernel.is_some()),
+            ("stride", f.stride.is_some()),
+        ]);
+    }
+    for (key, present) in keys {
+        if present {
+            return Err(err(
+                block,
+                key,
+                format!("does not apply to a {kind_name} layer"),
+            ));
+        }
+    }
+    let (kh, kw, stride) = if global {
+        (h, w, 1)
+    } else {
+        let kernel = match f.kernel {
+            Some(k) if k >= 1 => k,
+            Some(_) => return Err(err(block, "kernel", "must be >= 1")),
+            None => return Err(err(block, "kernel", "is required for an avg-pool layer")),
+        };
+        if kernel > h || kernel > w {
+            return Err(err(
+                block,
+                "kernel",
+                format!("{kernel} is larger than the {h}x{w} image"),
+            ));
+        }
+        let stride = f.stride.unwrap_or(kernel);
+        if stride == 0 {
+            return Err(err(block, "stride", "must be >= 1"));
+        }
+        (kernel, kernel, stride)
+    };
+    let act = Activation::parse(f.act.as_deref().unwrap_or("identity"), f.alpha, f.omega)
+        .map_err(|e| retag(block, e))?;
+    let mut init = InitSpec::resolve(&InitFlags::default(), &act).map_err(|e| retag(block, e))?;
+    init.sigma_b2 = Some(0.0);
+    Ok(Layer {
+        kind: LayerKind::AvgPool { kh, kw, stride },
+        act,
+        init,
+        delta_orthogonal: false,
+        scale: 1.0,
+        standardise: None,
+        input,
+        output: Shape::Image(c, (h - kh) / stride + 1, (w - kw) / stride + 1),
+    })
+}
 
 /// A normalisation layer from its keys: `act` (identity unless given) and
 /// `eps` (PyTorch's 1e-5); `affine` (the gain and bias, 1 and 0 at
@@ -195,6 +275,9 @@ fn layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
     if let Some(kind) = norm_kind(kind_name) {
         return norm_layer(block, f, kind, input);
     }
+    if kind_name == "avg-pool" || kind_name == "global-avg-pool" {
+        return pool_layer(block, f, kind_name == "global-avg-pool", input);
+    }
     for (key, present) in [("eps", f.eps.is_some()), ("affine", f.affine.is_some())] {
         if present {
             return Err(err(
@@ -249,14 +332,14 @@ fn layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
             let channels = need(f.channels, "channels")?;
             let kernel = need(f.kernel, "kernel")?;
             if kind_name == "conv" {
-                forbid(f.stride.is_some(), "stride")?;
                 forbid(f.fan.is_some(), "fan")?;
+                let stride = need(f.stride.or(Some(1)), "stride")?;
                 if kernel % 2 == 0 {
                     return Err(err(
                         block,
                         "kernel",
                         format!(
-                            "must be odd for a stride-1 convolution that keeps the size (got {kernel})"
+                            "must be odd: padding k/2 on each side keeps the size at stride 1, ceil(size/stride) beyond (got {kernel})"
                         ),
                     ));
                 }
@@ -278,13 +361,23 @@ fn layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
                         ));
                     }
                 };
+                if padding == Padding::Circular && (h % stride != 0 || w % stride != 0) {
+                    return Err(err(
+                        block,
+                        "stride",
+                        format!(
+                            "a circular convolution of stride {stride} needs the {h}x{w} image's sides to be multiples of it (or padding = \"zero\")"
+                        ),
+                    ));
+                }
                 (
                     LayerKind::Conv {
                         channels,
                         kernel,
                         padding,
+                        stride,
                     },
-                    Shape::Image(channels, h, w),
+                    Shape::Image(channels, (h - 1) / stride + 1, (w - 1) / stride + 1),
                 )
             } else {
                 forbid(f.padding.is_some(), "padding")?;
@@ -531,7 +624,7 @@ impl Architecture {
             for _ in 0..b.repeat {
                 let block = match b.kind.as_str() {
                     "dense" | "conv" | "conv-transpose" | "layer-norm" | "rms-norm"
-                    | "batch-norm" => {
+                    | "batch-norm" | "avg-pool" | "global-avg-pool" => {
                         if !b.layers.is_empty() {
                             return Err(err(
                                 number,
@@ -653,7 +746,7 @@ fn residual(number: usize, b: &BlockFile, input: Shape, residual_count: usize) -
         Alpha::InverseSqrtDepth => 1.0 / (residual_count as f64).sqrt(),
         Alpha::Fixup => {
             // Fixup counts the branch's weight layers
-            let m = branch.iter().filter(|l| !l.is_norm()).count();
+            let m = branch.iter().filter(|l| l.has_weights()).count();
             if m < 2 {
                 return Err(err(
                     number,
@@ -662,10 +755,10 @@ fn residual(number: usize, b: &BlockFile, input: Shape, residual_count: usize) -
                 ));
             }
             let scale = (residual_count as f64).powf(-1.0 / (2.0 * m as f64 - 2.0));
-            for l in branch.iter_mut().filter(|l| !l.is_norm()) {
+            for l in branch.iter_mut().filter(|l| l.has_weights()) {
                 l.scale = scale;
             }
-            if let Some(last) = branch.iter_mut().rev().find(|l| !l.is_norm()) {
+            if let Some(last) = branch.iter_mut().rev().find(|l| l.has_weights()) {
                 last.scale = 0.0;
             }
             1.0

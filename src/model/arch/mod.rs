@@ -91,11 +91,21 @@ pub enum LayerKind {
     Dense {
         width: usize,
     },
-    /// stride 1, "same" output size (odd kernel)
+    /// odd kernel, k/2 padding on each side: output size ceil(H / stride)
+    /// (the input's at stride 1)
     Conv {
         channels: usize,
         kernel: usize,
         padding: Padding,
+        stride: usize,
+    },
+    /// No weights: the mean over each channel's kh x kw windows at
+    /// `stride`, no padding, output floor((H - kh) / stride) + 1; global
+    /// average pooling is the window of the whole image
+    AvgPool {
+        kh: usize,
+        kw: usize,
+        stride: usize,
     },
     /// output size (H - 1) s + k, no padding
     ConvTranspose {
@@ -288,11 +298,21 @@ impl Layer {
         matches!(self.kind, LayerKind::Norm { .. })
     }
 
+    /// Dense and convolution layers (normalisations and pooling have no
+    /// random weights).
+    pub fn has_weights(&self) -> bool {
+        !matches!(
+            self.kind,
+            LayerKind::Norm { .. } | LayerKind::AvgPool { .. }
+        )
+    }
+
     /// fan_in and fan_out of the init conventions.
     pub fn fans(&self) -> (usize, usize) {
         match (&self.kind, self.input) {
             (LayerKind::Dense { width }, input) => (input.units(), *width),
             (LayerKind::Norm { .. }, input) => (input.units(), input.units()),
+            (LayerKind::AvgPool { kh, kw, .. }, _) => (kh * kw, 1),
             (
                 LayerKind::Conv {
                     channels, kernel, ..
@@ -337,7 +357,7 @@ impl Layer {
     /// siren's first-layer rule), Fixup's scale included; a normalisation
     /// has none (variance 0).
     pub fn draw_law(&self, layer_number: usize) -> WeightLaw {
-        if self.is_norm() {
+        if !self.has_weights() {
             return WeightLaw {
                 dist: Dist::Normal,
                 variance: 0.0,
@@ -367,7 +387,7 @@ impl Layer {
     }
 
     pub fn bias_law(&self) -> WeightLaw {
-        if self.is_norm() {
+        if !self.has_weights() {
             return WeightLaw {
                 dist: Dist::Normal,
                 variance: 0.0,
@@ -381,7 +401,7 @@ impl Layer {
     pub fn sigma_w2(&self, layer_number: usize) -> f64 {
         let v = self.weight_law(layer_number).variance;
         match (&self.kind, self.input) {
-            (LayerKind::Norm { .. }, _) => 1.0,
+            (LayerKind::Norm { .. } | LayerKind::AvgPool { .. }, _) => 1.0,
             (LayerKind::Dense { .. }, input) => input.units() as f64 * v,
             (LayerKind::Conv { kernel, .. }, Shape::Image(c, ..)) => {
                 if self.delta_orthogonal {

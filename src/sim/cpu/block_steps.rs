@@ -23,11 +23,21 @@ pub(super) fn draw_weights(
     number: usize,
     layer: &Layer,
 ) -> Weights {
-    if layer.is_norm() {
-        return Weights {
-            w: Vec::new(),
-            b: Vec::new(),
-        };
+    match layer.kind {
+        LayerKind::Norm { .. } => {
+            return Weights {
+                w: Vec::new(),
+                b: Vec::new(),
+            };
+        }
+        // the window's mean: 1 / (kh kw) at every tap, no bias
+        LayerKind::AvgPool { kh, kw, .. } => {
+            return Weights {
+                w: vec![1.0 / (kh * kw) as f64; kh * kw],
+                b: vec![0.0; dims(layer.output).0],
+            };
+        }
+        _ => {}
     }
     let law = layer.draw_law(number);
     let scale = law.scale();
@@ -155,8 +165,26 @@ fn for_each_connection(layer: &Layer, mut connect: impl FnMut(usize, usize, usiz
                 }
             }
         }
+        LayerKind::AvgPool { kh, kw, stride } => {
+            for c in 0..c_out {
+                for y in 0..h_out {
+                    for xx in 0..w_out {
+                        let o = (c * h_out + y) * w_out + xx;
+                        for ty in 0..*kh {
+                            for tx in 0..*kw {
+                                let i = (c * h_in + y * stride + ty) * w_in + xx * stride + tx;
+                                connect(o, i, ty * kw + tx);
+                            }
+                        }
+                    }
+                }
+            }
+        }
         LayerKind::Conv {
-            kernel, padding, ..
+            kernel,
+            padding,
+            stride,
+            ..
         } => {
             let (k, r) = (*kernel, (*kernel / 2) as isize);
             for co in 0..c_out {
@@ -166,7 +194,8 @@ fn for_each_connection(layer: &Layer, mut connect: impl FnMut(usize, usize, usiz
                         for ci in 0..c_in {
                             for ty in 0..k {
                                 for tx in 0..k {
-                                    if let Some(p) = source(y, xx, ty, tx, r, h_in, w_in, *padding)
+                                    let (sy, sx) = (y * stride, xx * stride);
+                                    if let Some(p) = source(sy, sx, ty, tx, r, h_in, w_in, *padding)
                                     {
                                         let tap = (co * c_in + ci) * k * k + ty * k + tx;
                                         connect(o, ci * h_in * w_in + p, tap);
@@ -222,7 +251,8 @@ pub(super) fn apply_transposed(layer: &Layer, wt: &Weights, d: &Row) -> Row {
     out
 }
 
-/// The input position a convolution tap reads for output (y, x), if any.
+/// The input position a convolution tap reads for the output at input
+/// coordinates (y, x) (the output's times the stride), if any.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn source(
     y: usize,
