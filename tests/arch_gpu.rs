@@ -409,6 +409,54 @@ block = [
     compare_without_and_with_probes("pooling", "pooling", text);
 }
 
+/// Residual blocks with a projection shortcut: on x (shared = 0), and on
+/// the branch's first layers' output (ResNet-V2's BN-ReLU pre-activation,
+/// NF-ResNet's relu(x / beta) with beta = sqrt(q) from the theory), strided
+/// transitions between stages, with checkpoint borders between them.
+#[test]
+fn projection_shortcuts_match_the_cpu_reference() {
+    let text = r#"
+input = { channels = 3, size = 12 }
+block = [
+  { type = "conv", channels = 4, kernel = 3, act = "identity" },
+  { type = "residual", alpha = 0.7, shortcut = { kernel = 1, channels = 6, stride = 2 }, layer = [
+    { type = "conv", channels = 6, kernel = 3, stride = 2, act = "relu" },
+    { type = "conv", channels = 6, kernel = 3, act = "identity" },
+  ] },
+  { type = "residual", shared = 1, shortcut = { kernel = 1, channels = 8, stride = 2, sigma-b2 = 0.1 }, layer = [
+    { type = "batch-norm", act = "relu" },
+    { type = "conv", channels = 8, kernel = 3, stride = 2, act = "identity" },
+    { type = "batch-norm", act = "relu" },
+    { type = "conv", channels = 8, kernel = 3, act = "identity" },
+  ] },
+  { type = "residual", alpha = 0.2, shared = 1, shortcut = { kernel = 1, channels = 5, weight-standardisation = "scaled", gamma = 1.0 }, layer = [
+    { type = "scale", factor = "1/sqrt(q)", act = "relu" },
+    { type = "conv", channels = 5, kernel = 3, act = "relu", weight-standardisation = "scaled" },
+    { type = "conv", channels = 5, kernel = 3, act = "identity", weight-standardisation = "scaled", gamma = 1.0 },
+  ] },
+  { type = "residual", alpha = 0.2, repeat = 2, layer = [
+    { type = "scale", factor = "1/sqrt(q)", act = "relu" },
+    { type = "conv", channels = 5, kernel = 3, act = "identity", weight-standardisation = "scaled" },
+  ] },
+  { type = "global-avg-pool" },
+  { type = "dense", width = 3, act = "identity" },
+]
+"#;
+    compare_without_and_with_probes("projection shortcuts", "shortcuts", text);
+    let spec = spec_of("shortcuts", text, true, |_| {});
+    for every in [1, 2, 3] {
+        let options = GpuOptions {
+            checkpoint_every: Some(every),
+            ..Default::default()
+        };
+        compare_with(
+            &format!("shortcuts, checkpoints every {every}"),
+            &spec,
+            options,
+        );
+    }
+}
+
 #[test]
 fn highway_blocks_match_the_cpu_reference() {
     let cases = [

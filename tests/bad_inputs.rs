@@ -103,7 +103,7 @@ const FIXTURES: &[(&str, &str)] = &[
     ),
     (
         "arch_ws_tanh.toml",
-        "input = 16\n[[block]]\ntype = \"dense\"\nwidth = 16\nact = \"tanh\"\nweight-standardisation = \"scaled\"\n",
+        "input = 16\n[[block]]\ntype = \"dense\"\nwidth = 16\nact = \"tanh\"\n[[block]]\ntype = \"dense\"\nwidth = 16\nweight-standardisation = \"scaled\"\n",
     ),
     (
         "arch_ws_orthogonal.toml",

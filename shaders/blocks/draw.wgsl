@@ -116,3 +116,9 @@ fn standardise_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wo
         weights[start + k] = (weights[start + k] - mean) * s;
     }
 }
+
+// A scale layer's factor (w_scale) into its weight slot at w_off.
+@compute @workgroup_size(1)
+fn set_factor() {
+    weights[params.w_off] = params.w_scale;
+}

@@ -283,6 +283,7 @@ fn linear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             }
         }
         case KIND_AVG_POOL: { h = pool_forward(x_row, o); }
+        case KIND_SCALE: { h = weights[params.w_off] * arena[x_row + o]; }
         default: { h = conv_transpose_forward(x_row, o); }
     }
     if ((params.flags & FLAG_BIAS) != 0u) {
@@ -313,6 +314,7 @@ fn linear_t(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
             }
         }
         case KIND_AVG_POOL: { v = pool_adjoint(d_row, i); }
+        case KIND_SCALE: { v = weights[params.w_off] * arena[d_row + i]; }
         default: { v = conv_transpose_adjoint(d_row, i); }
     }
     arena[params.out_off + idx] = v;

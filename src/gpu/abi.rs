@@ -314,6 +314,8 @@ abi_constants! {
     KIND_BATCH_NORM: u32 = 5;
     /// blocks' average pooling (linear.wgsl: a fixed linear map)
     KIND_AVG_POOL: u32 = 6;
+    /// blocks' scale layer: y = weights[w_off] x
+    KIND_SCALE: u32 = 7;
     /// blocks' padding of convolutions
     PAD_CIRCULAR: u32 = 0;
     PAD_ZERO: u32 = 1;

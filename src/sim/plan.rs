@@ -5,11 +5,14 @@
 
 use crate::model::arch::Architecture;
 
-/// An architecture run: the blocks, and per weight layer the analytic
-/// E[phi] the mean-preserving bias subtracts (0 without it).
+/// An architecture run: the blocks, and per layer (in stream order) the
+/// analytic E[phi] the mean-preserving bias subtracts (0 without it) and a
+/// scale layer's factor (1 elsewhere; 1/sqrt(q) from the theory where the
+/// file asks for it).
 pub struct Program<'a> {
     pub arch: &'a Architecture,
     pub shifts: Vec<f64>,
+    pub factors: Vec<f64>,
     /// renormalise the stream after every block (positively homogeneous
     /// activations, no bias, no highway, no mean shift)
     pub renormalise: bool,
@@ -22,10 +25,15 @@ impl<'a> Program<'a> {
             .iter()
             .flat_map(|r| r.shifts.iter().copied())
             .collect();
+        let factors = rows[1..]
+            .iter()
+            .flat_map(|r| r.factors.iter().copied())
+            .collect();
         let renormalise = !mean_preserving && arch.is_homogeneous();
         Program {
             arch,
             shifts,
+            factors,
             renormalise,
         }
     }

@@ -48,7 +48,9 @@
 use super::gauss;
 use super::uniform_bias::uniform_bias_moments;
 use crate::model::activation::{Activation, sigmoid};
-use crate::model::arch::{Architecture, Block, Layer, LayerKind, NormKind, Padding, Shape};
+use crate::model::arch::{
+    Architecture, Block, Layer, LayerKind, NormKind, Padding, ScaleFactor, Shape,
+};
 use crate::model::init::Dist;
 
 /// Per-position moments of one input's units (and of a pair).
@@ -140,6 +142,9 @@ pub struct ArchRow {
     pub shifts: Vec<f64>,
     /// a residual block's branch output F(x), before alpha
     pub branch: Option<Field>,
+    /// per layer of the block, a scale layer's factor (1 elsewhere):
+    /// 1/sqrt(q) of its input where the file says so
+    pub factors: Vec<f64>,
 }
 
 /// The Signal Propagation Plot's statistics of a field (timm's
@@ -259,8 +264,8 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
                 }
                 out.iter().map(|s| s + b2).collect()
             }
-            LayerKind::Norm { .. } | LayerKind::AvgPool { .. } => {
-                unreachable!("normalisations and pooling are not random linear maps")
+            LayerKind::Norm { .. } | LayerKind::AvgPool { .. } | LayerKind::Scale { .. } => {
+                unreachable!("normalisations, pooling and scales are not random linear maps")
             }
         }
     };
@@ -281,6 +286,32 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
             LayerKind::ConvTranspose { .. } => false,
             _ => x.positions_independent,
         },
+    }
+}
+
+/// A scale layer's factor given its input's field (1 for other layers).
+pub fn scale_factor(layer: &Layer, x: &Field) -> f64 {
+    match layer.kind {
+        LayerKind::Scale {
+            factor: ScaleFactor::Value(v),
+        } => v,
+        LayerKind::Scale {
+            factor: ScaleFactor::InverseRootQ,
+        } => 1.0 / x.q_mean().sqrt(),
+        _ => 1.0,
+    }
+}
+
+/// y = f x: second moments times f^2, means times f.
+fn scaled(f: f64, x: &Field) -> Field {
+    let times = |v: &[f64], by: f64| v.iter().map(|e| e * by).collect();
+    Field {
+        q: times(&x.q, f * f),
+        q12: times(&x.q12, f * f),
+        q_ab: times(&x.q_ab, f * f),
+        m: times(&x.m, f),
+        gaussian: x.gaussian,
+        positions_independent: x.positions_independent,
     }
 }
 
@@ -503,6 +534,7 @@ fn plain(
             let (_, h_out, w_out) = positions(layer.output);
             pooled(kh, kw, stride, h_out * w_out, x)
         }
+        LayerKind::Scale { .. } => scaled(scale_factor(layer, x), x),
         _ => linear(layer, layer_number, x),
     };
     let bias = layer.bias_law();
@@ -570,6 +602,9 @@ fn forward_total(layer: &Layer, layer_number: usize, deriv: &[f64], x: &Field) -
     if let LayerKind::AvgPool { kh, kw, .. } = layer.kind {
         return pool_gain(layer, kh, kw) * Field::average(deriv);
     }
+    if let LayerKind::Scale { .. } = layer.kind {
+        return scale_factor(layer, x).powi(2) * Field::average(deriv);
+    }
     let (_, h, w) = positions(layer.input);
     let b2 = layer.bias_law().variance;
     let reach = linear(layer, layer_number, &Field::uniform(h * w, 1.0, 0.0, 0.0));
@@ -590,6 +625,7 @@ fn sigma_back2(layer: &Layer, layer_number: usize, x: &Field) -> f64 {
     match (&layer.kind, layer.output) {
         (LayerKind::Norm { .. }, _) => norm_gain(layer, x),
         (LayerKind::AvgPool { kh, kw, .. }, _) => pool_gain(layer, *kh, *kw),
+        (LayerKind::Scale { .. }, _) => scale_factor(layer, x).powi(2),
         (LayerKind::Dense { width }, _) => *width as f64 * v,
         (LayerKind::Conv { kernel, stride, .. }, Shape::Image(c, ..)) => {
             // an input unit reaches k^2 / s^2 output positions on average
@@ -647,6 +683,7 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
         back_linear: f64::NAN,
         shifts: Vec::new(),
         branch: None,
+        factors: Vec::new(),
     }];
     let mut x = input;
     let mut layer_number = 0;
@@ -665,54 +702,96 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                     deriv_sq: deriv,
                     shifts: vec![shift],
                     branch: None,
+                    factors: vec![scale_factor(layer, &x)],
                 }
             }
-            Block::Residual { branch, alpha } => {
+            Block::Residual {
+                branch,
+                alpha,
+                shared,
+                shortcut,
+            } => {
                 let mut f = x.clone();
-                let mut chi = 1.0;
-                let mut chi_back = 1.0;
+                // the forward and backward factors of the branch's layers
+                // after the shared ones, and of the shared ones
+                let (mut chi, mut chi_back) = (1.0, 1.0);
+                let (mut chi_shared, mut chi_back_shared) = (1.0, 1.0);
+                let mut z = x.clone();
                 let mut shifts = Vec::new();
-                for layer in branch {
+                let mut factors = Vec::new();
+                for (i, layer) in branch.iter().enumerate() {
                     layer_number += 1;
                     let (_, post, deriv, shift) = plain(layer, layer_number, &f, mean_preserving);
                     shifts.push(shift);
+                    factors.push(scale_factor(layer, &f));
                     let d = Field::average(&deriv);
-                    chi *= forward_total(layer, layer_number, &deriv, &f);
-                    chi_back *= sigma_back2(layer, layer_number, &f) * d;
+                    let forward = forward_total(layer, layer_number, &deriv, &f);
+                    let backward = sigma_back2(layer, layer_number, &f) * d;
+                    if i < *shared {
+                        chi_shared *= forward;
+                        chi_back_shared *= backward;
+                    } else {
+                        chi *= forward;
+                        chi_back *= backward;
+                    }
                     f = post;
+                    if i + 1 == *shared {
+                        z = f.clone();
+                    }
                 }
                 let a = *alpha;
-                // m_x m_F, 0 where either is 0 (a mean without closed form
-                // after batch-norm, NaN, does not matter against a zero one)
-                let mm = |p: usize| {
-                    if x.m[p] == 0.0 || f.m[p] == 0.0 {
-                        0.0
-                    } else {
-                        x.m[p] * f.m[p]
+                // the shortcut S: x, or the projection of z; and the
+                // factors of the whole block (the shared layers carry both
+                // paths)
+                let (s, forward_factor, backward_factor) = match shortcut {
+                    None => (x.clone(), 1.0 + a * a * chi, 1.0 + a * a * chi_back),
+                    Some(p) => {
+                        layer_number += 1;
+                        shifts.push(0.0);
+                        factors.push(1.0);
+                        let ones = vec![1.0; f.q.len()];
+                        let forward = forward_total(p, layer_number, &ones, &z);
+                        let backward = sigma_back2(p, layer_number, &z);
+                        (
+                            linear(p, layer_number, &z),
+                            chi_shared * (forward + a * a * chi),
+                            chi_back_shared * (backward + a * a * chi_back),
+                        )
                     }
                 };
+                // m_S m_F, 0 where either is 0 (a mean without closed form
+                // after batch-norm, NaN, does not matter against a zero one)
+                let mm = |p: usize| {
+                    if s.m[p] == 0.0 || f.m[p] == 0.0 {
+                        0.0
+                    } else {
+                        s.m[p] * f.m[p]
+                    }
+                };
+                let n = f.q.len();
                 let y = Field {
-                    q: (0..x.q.len())
-                        .map(|p| x.q[p] + a * a * f.q[p] + 2.0 * a * mm(p))
+                    q: (0..n)
+                        .map(|p| s.q[p] + a * a * f.q[p] + 2.0 * a * mm(p))
                         .collect(),
-                    q12: (0..x.q.len())
-                        .map(|p| x.q12[p] + a * a * f.q12[p] + 2.0 * a * mm(p))
+                    q12: (0..n)
+                        .map(|p| s.q12[p] + a * a * f.q12[p] + 2.0 * a * mm(p))
                         .collect(),
-                    q_ab: (0..x.q.len())
-                        .map(|p| x.q_ab[p] + a * a * f.q_ab[p] + 2.0 * a * mm(p))
+                    q_ab: (0..n)
+                        .map(|p| s.q_ab[p] + a * a * f.q_ab[p] + 2.0 * a * mm(p))
                         .collect(),
-                    m: (0..x.q.len()).map(|p| x.m[p] + a * f.m[p]).collect(),
-                    gaussian: x.gaussian && f.gaussian,
-                    positions_independent: x.positions_independent && f.positions_independent,
+                    m: (0..n).map(|p| s.m[p] + a * f.m[p]).collect(),
+                    gaussian: s.gaussian && f.gaussian,
+                    positions_independent: s.positions_independent && f.positions_independent,
                 };
                 ArchRow {
                     pre: y.clone(),
                     post: y,
-                    deriv_sq: vec![1.0; x.q.len()],
-                    forward_factor: 1.0 + a * a * chi,
-                    backward_factor: 1.0 + a * a * chi_back,
-                    back_linear: 1.0 + a * a * chi_back,
+                    deriv_sq: vec![1.0; n],
+                    forward_factor,
+                    backward_factor,
+                    back_linear: backward_factor,
                     shifts,
+                    factors,
                     branch: Some(f),
                 }
             }
@@ -773,6 +852,7 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                     back_linear: backward,
                     shifts: vec![0.0, 0.0],
                     branch: None,
+                    factors: vec![1.0, 1.0],
                 }
             }
         };

@@ -30,6 +30,8 @@ pub(super) fn tensor_shape(layer: &Layer) -> (usize, usize) {
     let (c_in, _, _) = dims(layer.input);
     match &layer.kind {
         LayerKind::Norm { .. } | LayerKind::AvgPool { .. } => (0, 0),
+        // its factor
+        LayerKind::Scale { .. } => (1, 1),
         LayerKind::Dense { width } => (*width, layer.input.units()),
         LayerKind::Conv {
             channels, kernel, ..

@@ -85,6 +85,7 @@ impl<'a> BlocksGpu<'a> {
                 p.kernel = *kernel as u32;
                 p.stride = *stride as u32;
             }
+            LayerKind::Scale { .. } => p.kind = KIND_SCALE,
             LayerKind::AvgPool { kh, kw, stride } => {
                 p.kind = KIND_AVG_POOL;
                 (p.kernel, p.kernel_w, p.stride) = (*kh as u32, *kw as u32, *stride as u32);
@@ -127,7 +128,9 @@ impl<'a> BlocksGpu<'a> {
     ) -> Result<()> {
         let batch = self.spec.batch;
         if !layer.is_norm() {
-            return self.linear(q, network, layer, slot, input, out, batch, true, 0.0);
+            // pooling and scales have no bias (nothing was drawn into the slot's)
+            let bias = layer.has_weights();
+            return self.linear(q, network, layer, slot, input, out, batch, bias, 0.0);
         }
         let mut p = self.layer_params(network, layer, slot, input, out, batch);
         let stats = self.layout.stats_of(out);
@@ -258,6 +261,13 @@ impl<'a> BlocksGpu<'a> {
         layer: &Layer,
         slot: usize,
     ) -> Result<()> {
+        if let LayerKind::Scale { .. } = layer.kind {
+            // its factor, from the program, where the linear kernel reads it
+            let mut p = self.base(network);
+            p.w_off = self.slot_offsets(slot).0;
+            p.w_scale = self.program.factors[number - 1] as f32;
+            return self.push(q, self.plain("set_factor")?, p, (1, 1, 1));
+        }
         if !layer.has_weights() {
             return Ok(());
         }

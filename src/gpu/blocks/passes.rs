@@ -61,7 +61,23 @@ impl BlocksGpu<'_> {
                     let act = Some(&layer.act);
                     self.record_forward(q, network, l, h, x_out, act, recompute)?;
                 }
-                Block::Residual { branch, alpha } => {
+                Block::Residual {
+                    branch,
+                    alpha,
+                    shared,
+                    shortcut,
+                } => {
+                    // a projection shortcut goes to x_out as soon as its
+                    // input (x, or the shared layers' output) is at hand
+                    let slot = branch.len();
+                    let project = |q: &mut Pending, z: usize| -> Result<()> {
+                        let p = shortcut.as_ref().expect("a projection");
+                        self.weights(q, network, m + slot, p, slot)?;
+                        self.layer_forward(q, network, p, slot, z, x_out)
+                    };
+                    if shortcut.is_some() && *shared == 0 {
+                        project(q, x_in)?;
+                    }
                     let mut f = x_in;
                     for (j, layer) in branch.iter().enumerate() {
                         let h = pl.h[m + j - 1];
@@ -75,12 +91,16 @@ impl BlocksGpu<'_> {
                             p.shift = shift as f32;
                         })?;
                         f = lay.tmp;
+                        if shortcut.is_some() && j + 1 == *shared {
+                            project(q, lay.tmp)?;
+                        }
                     }
                     if self.spp() && !recompute {
                         self.channel_moments(q, network, l, lay.tmp, lay.spp_branch_rec[l])?;
                     }
+                    let s = if shortcut.is_some() { x_out } else { x_in };
                     self.elementwise(q, network, "axpy", &id, batch, units, |p| {
-                        p.in_off = x_in as u32;
+                        p.in_off = s as u32;
                         p.v_off = lay.tmp as u32;
                         p.out_off = x_out as u32;
                         p.alpha = *alpha as f32;
@@ -164,7 +184,21 @@ impl BlocksGpu<'_> {
                     p.alpha = 1.0;
                 })?;
             }
-            Block::Residual { branch, alpha } => {
+            Block::Residual {
+                branch,
+                alpha,
+                shared,
+                shortcut,
+            } => {
+                // a projection's tangent goes to t_out, as in the forward step
+                let slot = branch.len();
+                let project = |q: &mut Pending, z: usize| -> Result<()> {
+                    let p = shortcut.as_ref().expect("a projection");
+                    self.linear(q, network, p, slot, z, t_out, batch, false, 0.0)
+                };
+                if shortcut.is_some() && *shared == 0 {
+                    project(q, t_in)?;
+                }
                 let mut f = t_in;
                 for (j, layer) in branch.iter().enumerate() {
                     let h = pl.h[m + j - 1];
@@ -177,9 +211,13 @@ impl BlocksGpu<'_> {
                         p.alpha = 1.0;
                     })?;
                     f = lay.tv;
+                    if shortcut.is_some() && j + 1 == *shared {
+                        project(q, lay.tv)?;
+                    }
                 }
+                let s = if shortcut.is_some() { t_out } else { t_in };
                 self.elementwise(q, network, "axpy", &id, batch, units, |p| {
-                    p.in_off = t_in as u32;
+                    p.in_off = s as u32;
                     p.v_off = lay.tv as u32;
                     p.out_off = t_out as u32;
                     p.alpha = *alpha as f32;
@@ -301,12 +339,31 @@ impl BlocksGpu<'_> {
                 let h = pl.h[m - 1];
                 self.layer_adjoint(q, network, layer, 0, d_in, d_out, rows, h)?;
             }
-            Block::Residual { branch, alpha } => {
+            Block::Residual {
+                branch,
+                alpha,
+                shared,
+                shortcut,
+            } => {
                 // through the branch from its output: alpha dy, then per
-                // layer (last first) phi'(h) and W^T
+                // layer (last first) phi'(h) and W^T; a projection's P^T dy
+                // (at dp) joins where the shared layers' output is
+                let slot = branch.len();
                 for (j, layer) in branch.iter().enumerate() {
                     self.weights(q, network, m + j, layer, j)?;
                 }
+                if let Some(p) = shortcut {
+                    self.weights(q, network, m + slot, p, slot)?;
+                    self.linear_t(q, network, p, slot, d_in, lay.dp, rows)?;
+                }
+                let join = |q: &mut Pending, out: usize, n: usize| -> Result<()> {
+                    self.elementwise(q, network, "axpy", &id, rows, n, |p| {
+                        p.in_off = lay.dv as u32;
+                        p.v_off = lay.dp as u32;
+                        p.out_off = out as u32;
+                        p.alpha = 1.0;
+                    })
+                };
                 let mut g = d_in;
                 let mut factor = *alpha;
                 for (j, layer) in branch.iter().enumerate().rev() {
@@ -319,15 +376,29 @@ impl BlocksGpu<'_> {
                     })?;
                     let h = pl.h[m + j - 1];
                     self.layer_adjoint(q, network, layer, j, lay.du, lay.dv, rows, h)?;
+                    if shortcut.is_some() && *shared > 0 && j == *shared {
+                        join(q, lay.dv, layer.input.units())?;
+                    }
                     g = lay.dv;
                     factor = 1.0;
                 }
-                self.elementwise(q, network, "axpy", &id, rows, units, |p| {
-                    p.in_off = d_in as u32;
-                    p.v_off = lay.dv as u32;
-                    p.out_off = d_out as u32;
-                    p.alpha = 1.0;
-                })?;
+                let n_in = arch.units(l - 1);
+                match shortcut {
+                    None => self.elementwise(q, network, "axpy", &id, rows, units, |p| {
+                        p.in_off = d_in as u32;
+                        p.v_off = lay.dv as u32;
+                        p.out_off = d_out as u32;
+                        p.alpha = 1.0;
+                    })?,
+                    Some(_) if *shared == 0 => join(q, d_out, n_in)?,
+                    // a copy: dv + 0 dv
+                    Some(_) => self.elementwise(q, network, "axpy", &id, rows, n_in, |p| {
+                        p.in_off = lay.dv as u32;
+                        p.v_off = lay.dv as u32;
+                        p.out_off = d_out as u32;
+                        p.alpha = 0.0;
+                    })?,
+                }
             }
             Block::Highway {
                 transform, gate, ..

@@ -54,6 +54,7 @@ struct LayerFile {
     #[serde(alias = "ws")]
     weight_standardisation: Option<String>,
     gamma: Option<f64>,
+    factor: Option<toml::Value>,
     #[serde(flatten)]
     init: InitFlags,
 }
@@ -89,6 +90,9 @@ struct BlockFile {
     alpha: Option<toml::Value>,
     #[serde(default, rename = "layer")]
     layers: Vec<LayerFile>,
+    shortcut: Option<LayerFile>,
+    shared: Option<usize>,
+    factor: Option<toml::Value>,
     // highway
     #[serde(alias = "gate_bias")]
     gate_bias: Option<f64>,
@@ -122,14 +126,66 @@ impl BlockFile {
             affine: self.affine,
             weight_standardisation: self.weight_standardisation.clone(),
             gamma: self.gamma,
+            factor: self.factor.clone(),
             init: self.init.clone(),
         }
     }
 }
 
 /// The layer types of a block or of a residual branch's layer.
-const LAYER_TYPES: &str =
-    "dense, conv, conv-transpose, layer-norm, rms-norm, batch-norm, avg-pool, global-avg-pool";
+const LAYER_TYPES: &str = "dense, conv, conv-transpose, layer-norm, rms-norm, batch-norm, avg-pool, global-avg-pool, scale";
+
+/// A `scale` layer: y = factor x (a number, or "1/sqrt(q)": NF-ResNets'
+/// 1/beta, from the analytic q of its input), then its activation.
+fn scale_layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
+    for (key, present) in [
+        ("width", f.width.is_some()),
+        ("channels", f.channels.is_some()),
+        ("kernel", f.kernel.is_some()),
+        ("stride", f.stride.is_some()),
+        ("padding", f.padding.is_some()),
+        ("fan", f.fan.is_some()),
+        ("init", f.init != InitFlags::default()),
+        ("eps", f.eps.is_some()),
+        ("affine", f.affine.is_some()),
+        ("weight-standardisation", f.weight_standardisation.is_some()),
+        ("gamma", f.gamma.is_some()),
+    ] {
+        if present {
+            return Err(err(block, key, "does not apply to a scale layer"));
+        }
+    }
+    let accepted = "accepted: a finite number, or \"1/sqrt(q)\" (1/beta of NF-ResNets from the analytic q of the layer's input)";
+    let factor = match &f.factor {
+        None => {
+            return Err(err(
+                block,
+                "factor",
+                format!("is required for a scale layer; {accepted}"),
+            ));
+        }
+        Some(toml::Value::Float(v)) if v.is_finite() => ScaleFactor::Value(*v),
+        Some(toml::Value::Integer(v)) => ScaleFactor::Value(*v as f64),
+        Some(toml::Value::String(s)) if s == "1/sqrt(q)" => ScaleFactor::InverseRootQ,
+        Some(other) => {
+            return Err(err(block, "factor", format!("got {other}; {accepted}")));
+        }
+    };
+    let act = Activation::parse(f.act.as_deref().unwrap_or("identity"), f.alpha, f.omega)
+        .map_err(|e| retag(block, e))?;
+    let mut init = InitSpec::resolve(&InitFlags::default(), &act).map_err(|e| retag(block, e))?;
+    init.sigma_b2 = Some(0.0);
+    Ok(Layer {
+        kind: LayerKind::Scale { factor },
+        act,
+        init,
+        delta_orthogonal: false,
+        scale: 1.0,
+        standardise: None,
+        input,
+        output: input,
+    })
+}
 
 /// Average pooling (`avg-pool`: kernel, stride [default: the kernel]) or
 /// global average pooling over the whole image; `act` is identity unless
@@ -270,13 +326,26 @@ fn norm_kind(name: &str) -> Option<NormKind> {
 }
 
 /// Builds one layer from its keys, checking them against `input`.
-fn layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
+/// `input_act`: the activation that made the layer's input (identity for
+/// the network's input and for sums), whose variance the default gamma of
+/// scaled weight standardisation undoes.
+fn layer(block: usize, f: &LayerFile, input: Shape, input_act: &Activation) -> Result<Layer> {
     let kind_name = f.kind.as_deref().unwrap_or("dense");
     if let Some(kind) = norm_kind(kind_name) {
         return norm_layer(block, f, kind, input);
     }
     if kind_name == "avg-pool" || kind_name == "global-avg-pool" {
         return pool_layer(block, f, kind_name == "global-avg-pool", input);
+    }
+    if kind_name == "scale" {
+        return scale_layer(block, f, input);
+    }
+    if f.factor.is_some() {
+        return Err(err(
+            block,
+            "factor",
+            format!("applies to scale layers, not to a {kind_name} layer"),
+        ));
     }
     for (key, present) in [("eps", f.eps.is_some()), ("affine", f.affine.is_some())] {
         if present {
@@ -455,7 +524,7 @@ fn layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
             "orthogonal applies to dense layers; use delta-orthogonal for convolutions",
         ));
     }
-    let standardise = standardisation(block, f, &kind, &act, &init, delta_orthogonal)?;
+    let standardise = standardisation(block, f, &kind, input_act, &init, delta_orthogonal)?;
     Ok(Layer {
         kind,
         act,
@@ -489,7 +558,7 @@ fn standardisation(
     block: usize,
     f: &LayerFile,
     kind: &LayerKind,
-    act: &Activation,
+    input_act: &Activation,
     init: &InitSpec,
     delta_orthogonal: bool,
 ) -> Result<Option<Standardisation>> {
@@ -529,12 +598,12 @@ fn standardisation(
             let gamma = match f.gamma {
                 Some(g) if g.is_finite() && g > 0.0 => g,
                 Some(g) => return Err(err(block, "gamma", format!("must be a finite number > 0 (got {g})"))),
-                None => default_gamma(act).ok_or_else(|| {
+                None => default_gamma(input_act).ok_or_else(|| {
                     err(
                         block,
                         "gamma",
                         format!(
-                            "has no closed form for act = {act}: give gamma = 1/sqrt(Var phi(z)), z ~ N(0, 1) (e.g. 1.5939 for tanh, 1.7015 for gelu)"
+                            "has no closed form for the {input_act} that makes this layer's input: give gamma = 1/sqrt(Var phi(z)), z ~ N(0, 1) (e.g. 1.5939 for tanh, 1.7015 for gelu)"
                         ),
                     )
                 })?,
@@ -616,6 +685,8 @@ impl Architecture {
             .sum();
         let mut blocks = Vec::new();
         let mut shape = input;
+        // the activation that made the stream (a sum's is the identity)
+        let mut stream_act = Activation::Identity;
         for (i, b) in file.blocks.iter().enumerate() {
             let number = i + 1;
             if b.repeat == 0 {
@@ -624,7 +695,7 @@ impl Architecture {
             for _ in 0..b.repeat {
                 let block = match b.kind.as_str() {
                     "dense" | "conv" | "conv-transpose" | "layer-norm" | "rms-norm"
-                    | "batch-norm" | "avg-pool" | "global-avg-pool" => {
+                    | "batch-norm" | "avg-pool" | "global-avg-pool" | "scale" => {
                         if !b.layers.is_empty() {
                             return Err(err(
                                 number,
@@ -633,10 +704,10 @@ impl Architecture {
                             ));
                         }
                         let flat = flatten(shape, &b.kind);
-                        Block::Layer(layer(number, &b.layer_file(), flat)?)
+                        Block::Layer(layer(number, &b.layer_file(), flat, &stream_act)?)
                     }
-                    "residual" => residual(number, b, shape, residual_count)?,
-                    "highway" => highway(number, b, shape)?,
+                    "residual" => residual(number, b, shape, residual_count, &stream_act)?,
+                    "highway" => highway(number, b, shape, &stream_act)?,
                     other => {
                         return Err(err(
                             number,
@@ -648,6 +719,10 @@ impl Architecture {
                     }
                 };
                 shape = block.output();
+                stream_act = match &block {
+                    Block::Layer(l) => l.act,
+                    _ => Activation::Identity,
+                };
                 blocks.push(block);
             }
         }
@@ -669,7 +744,13 @@ fn flatten(shape: Shape, kind: &str) -> Shape {
     }
 }
 
-fn residual(number: usize, b: &BlockFile, input: Shape, residual_count: usize) -> Result<Block> {
+fn residual(
+    number: usize,
+    b: &BlockFile,
+    input: Shape,
+    residual_count: usize,
+    input_act: &Activation,
+) -> Result<Block> {
     let plain_keys = [
         ("width", b.width.is_some()),
         ("channels", b.channels.is_some()),
@@ -680,6 +761,7 @@ fn residual(number: usize, b: &BlockFile, input: Shape, residual_count: usize) -
         ("affine", b.affine.is_some()),
         ("weight-standardisation", b.weight_standardisation.is_some()),
         ("gamma", b.gamma.is_some()),
+        ("factor", b.factor.is_some()),
     ];
     if let Some((key, _)) = plain_keys.iter().find(|(_, present)| *present) {
         return Err(err(
@@ -721,26 +803,93 @@ fn residual(number: usize, b: &BlockFile, input: Shape, residual_count: usize) -
             ));
         }
     };
-    let mut branch = Vec::new();
+    let mut branch: Vec<Layer> = Vec::new();
     let mut shape = input;
     for lf in &b.layers {
+        let made_by = branch.last().map_or(*input_act, |l| l.act);
         let l = layer(
             number,
             lf,
             flatten(shape, lf.kind.as_deref().unwrap_or("dense")),
+            &made_by,
         )?;
         shape = l.output;
         branch.push(l);
     }
-    if shape != input {
+    let shared = b.shared.unwrap_or(0);
+    if shared >= branch.len() {
         return Err(err(
             number,
-            "layer",
+            "shared",
             format!(
-                "the branch maps {input:?} to {shape:?}: it must keep the shape for x + alpha F(x)"
+                "the branch's first `shared` layers feed the shortcut too; it must be below the branch's {} layers",
+                branch.len()
             ),
         ));
     }
+    if shared > 0 && b.shortcut.is_none() {
+        return Err(err(
+            number,
+            "shared",
+            "applies to a projection shortcut (give `shortcut`); the identity shortcut is x",
+        ));
+    }
+    let shortcut = match &b.shortcut {
+        None => {
+            if shape != input {
+                return Err(err(
+                    number,
+                    "layer",
+                    format!(
+                        "the branch maps {input:?} to {shape:?}: it must keep the shape for x + alpha F(x), or give a projection `shortcut`"
+                    ),
+                ));
+            }
+            None
+        }
+        Some(sf) => {
+            let z = if shared == 0 {
+                input
+            } else {
+                branch[shared - 1].output
+            };
+            let kind = sf.kind.as_deref().unwrap_or("conv");
+            if !matches!(kind, "conv" | "dense") {
+                return Err(err(
+                    number,
+                    "shortcut",
+                    format!("a projection is a conv or dense layer, not {kind}"),
+                ));
+            }
+            if sf.act.as_deref().is_some_and(|a| a != "identity") {
+                return Err(err(
+                    number,
+                    "shortcut",
+                    "a projection has no activation (act = \"identity\")",
+                ));
+            }
+            let mut sf = sf.clone();
+            sf.kind = Some(kind.to_string());
+            sf.act = Some("identity".into());
+            let made_by = if shared == 0 {
+                *input_act
+            } else {
+                branch[shared - 1].act
+            };
+            let p = layer(number, &sf, flatten(z, kind), &made_by)?;
+            if p.output != shape {
+                return Err(err(
+                    number,
+                    "shortcut",
+                    format!(
+                        "the projection maps to {:?} but the branch to {shape:?}",
+                        p.output
+                    ),
+                ));
+            }
+            Some(p)
+        }
+    };
     let value = match alpha {
         Alpha::Value(a) => a,
         Alpha::InverseSqrtDepth => 1.0 / (residual_count as f64).sqrt(),
@@ -767,10 +916,12 @@ fn residual(number: usize, b: &BlockFile, input: Shape, residual_count: usize) -
     Ok(Block::Residual {
         branch,
         alpha: value,
+        shared,
+        shortcut,
     })
 }
 
-fn highway(number: usize, b: &BlockFile, input: Shape) -> Result<Block> {
+fn highway(number: usize, b: &BlockFile, input: Shape, input_act: &Activation) -> Result<Block> {
     if !b.layers.is_empty() {
         return Err(err(
             number,
@@ -795,7 +946,7 @@ fn highway(number: usize, b: &BlockFile, input: Shape) -> Result<Block> {
         ));
     }
     f.width = Some(n);
-    let transform = layer(number, &f, input)?;
+    let transform = layer(number, &f, input, input_act)?;
     let gate_flags = LayerFile {
         kind: Some("dense".into()),
         width: Some(n),
@@ -807,7 +958,7 @@ fn highway(number: usize, b: &BlockFile, input: Shape) -> Result<Block> {
         },
         ..Default::default()
     };
-    let mut gate = layer(number, &gate_flags, input)?;
+    let mut gate = layer(number, &gate_flags, input, input_act)?;
     // the gate's bias is the constant gate_bias, not a random one
     gate.init.sigma_b2 = Some(0.0);
     Ok(Block::Highway {

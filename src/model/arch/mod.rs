@@ -81,6 +81,15 @@ impl NormKind {
     }
 }
 
+/// The factor of a `scale` layer.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub enum ScaleFactor {
+    Value(f64),
+    /// 1 / sqrt(E[x^2]) of the layer's input as the mean-field theory
+    /// predicts it (`sim::plan::Program` resolves it for the engines)
+    InverseRootQ,
+}
+
 /// PyTorch's default eps of LayerNorm and BatchNorm2d.
 pub const NORM_EPS: f64 = 1e-5;
 
@@ -106,6 +115,11 @@ pub enum LayerKind {
         kh: usize,
         kw: usize,
         stride: usize,
+    },
+    /// No weights: y = factor x, the factor a number or 1/sqrt(q) of its
+    /// input from the analytic recurrence (NF-ResNets' 1/beta)
+    Scale {
+        factor: ScaleFactor,
     },
     /// output size (H - 1) s + k, no padding
     ConvTranspose {
@@ -149,8 +163,9 @@ pub enum Standardisation {
     /// gain 1: entries of variance 1
     Plain,
     /// gain gamma / sqrt(N): entries of variance gamma^2 / N, gamma =
-    /// 1 / sqrt(Var phi(z)) for z ~ N(0, 1) of the layer's activation (ReLU:
-    /// sqrt(2 / (1 - 1/pi))) unless given
+    /// 1 / sqrt(Var phi(z)) for z ~ N(0, 1) of the activation that made the
+    /// layer's input (ReLU: sqrt(2 / (1 - 1/pi)); 1 for the network's input
+    /// and for sums) unless given, as NF-ResNets attach it
     Scaled { gamma: f64 },
 }
 
@@ -177,10 +192,15 @@ pub enum Alpha {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Block {
     Layer(Layer),
-    /// x + alpha F(x), F one or two layers
+    /// S + alpha F(x), F any number of layers; S the identity x, or a
+    /// projection (a linear layer, identity activation) of the output z of
+    /// the branch's first `shared` layers (x itself when 0): ResNet-V2's
+    /// pre-activation and NF-ResNet's x / beta feed both paths
     Residual {
         branch: Vec<Layer>,
         alpha: f64,
+        shared: usize,
+        shortcut: Option<Layer>,
     },
     /// T H(x) + (1 - T) x, T = sigmoid(W_T x + gate_bias)
     Highway {
@@ -203,7 +223,9 @@ impl Block {
     pub fn layers(&self) -> Vec<&Layer> {
         match self {
             Block::Layer(l) => vec![l],
-            Block::Residual { branch, .. } => branch.iter().collect(),
+            Block::Residual {
+                branch, shortcut, ..
+            } => branch.iter().chain(shortcut).collect(),
             Block::Highway {
                 transform, gate, ..
             } => vec![transform, gate],
@@ -303,7 +325,7 @@ impl Layer {
     pub fn has_weights(&self) -> bool {
         !matches!(
             self.kind,
-            LayerKind::Norm { .. } | LayerKind::AvgPool { .. }
+            LayerKind::Norm { .. } | LayerKind::AvgPool { .. } | LayerKind::Scale { .. }
         )
     }
 
@@ -313,6 +335,7 @@ impl Layer {
             (LayerKind::Dense { width }, input) => (input.units(), *width),
             (LayerKind::Norm { .. }, input) => (input.units(), input.units()),
             (LayerKind::AvgPool { kh, kw, .. }, _) => (kh * kw, 1),
+            (LayerKind::Scale { .. }, _) => (1, 1),
             (
                 LayerKind::Conv {
                     channels, kernel, ..
@@ -401,7 +424,9 @@ impl Layer {
     pub fn sigma_w2(&self, layer_number: usize) -> f64 {
         let v = self.weight_law(layer_number).variance;
         match (&self.kind, self.input) {
-            (LayerKind::Norm { .. } | LayerKind::AvgPool { .. }, _) => 1.0,
+            (LayerKind::Norm { .. } | LayerKind::AvgPool { .. } | LayerKind::Scale { .. }, _) => {
+                1.0
+            }
             (LayerKind::Dense { .. }, input) => input.units() as f64 * v,
             (LayerKind::Conv { kernel, .. }, Shape::Image(c, ..)) => {
                 if self.delta_orthogonal {

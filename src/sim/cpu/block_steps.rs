@@ -37,6 +37,13 @@ pub(super) fn draw_weights(
                 b: vec![0.0; dims(layer.output).0],
             };
         }
+        // its factor, set from the program by the caller
+        LayerKind::Scale { .. } => {
+            return Weights {
+                w: vec![1.0],
+                b: vec![0.0; dims(layer.output).0],
+            };
+        }
         _ => {}
     }
     let law = layer.draw_law(number);
@@ -163,6 +170,11 @@ fn for_each_connection(layer: &Layer, mut connect: impl FnMut(usize, usize, usiz
                 for j in 0..n_in {
                     connect(i, j, i * n_in + j);
                 }
+            }
+        }
+        LayerKind::Scale { .. } => {
+            for i in 0..c_out * h_out * w_out {
+                connect(i, i, 0);
             }
         }
         LayerKind::AvgPool { kh, kw, stride } => {
@@ -391,9 +403,12 @@ pub(super) enum Saved {
     /// h (for a normalisation its output y) and a normalisation's inverse
     /// scales per group (empty for a weight layer)
     Plain { h: Vec<Row>, inv: Vec<f64> },
+    /// the branch's h and normalisation scales per layer, and its output
+    /// F(x) (the SPP's branch statistics)
     Residual {
         hs: Vec<Vec<Row>>,
         invs: Vec<Vec<f64>>,
+        f: Vec<Row>,
     },
     Highway {
         g: Vec<Row>,
@@ -416,6 +431,113 @@ pub(super) fn sigmoid(z: f64) -> f64 {
     crate::model::activation::sigmoid(z)
 }
 
+/// Block `block`'s forward step on the rows x (the stored scale): its pre
+/// and post rows, the units with phi' = 0, and what its tangent and
+/// backward steps need. `weights` and `shifts` start at its first layer.
+pub(super) fn forward_step(
+    block: &Block,
+    weights: &[Weights],
+    shifts: &[f64],
+    x: &[Row],
+) -> (Vec<Row>, Vec<Row>, f64, Saved) {
+    match block {
+        Block::Layer(layer) => {
+            let wt = &weights[0];
+            let shift = shifts[0];
+            let (h, inv) = forward_rows(layer, wt, x, true);
+            let post: Vec<Row> = h
+                .iter()
+                .map(|r| r.iter().map(|v| layer.act.value(*v) - shift).collect())
+                .collect();
+            let zeros = h
+                .iter()
+                .flatten()
+                .filter(|v| layer.act.deriv(**v) == 0.0)
+                .count() as f64;
+            (h.clone(), post, zeros, Saved::Plain { h, inv })
+        }
+        Block::Residual {
+            branch,
+            alpha,
+            shared,
+            shortcut,
+        } => {
+            let mut f: Vec<Row> = x.to_vec();
+            let mut hs = Vec::new();
+            let mut invs = Vec::new();
+            // the shortcut: x, or the projection of the shared layers' output
+            let project = |z: &[Row]| {
+                let p = shortcut.as_ref().expect("a projection");
+                forward_rows(p, &weights[branch.len()], z, true).0
+            };
+            let mut s = match shortcut {
+                Some(_) if *shared == 0 => Some(project(x)),
+                Some(_) => None,
+                None => Some(x.to_vec()),
+            };
+            for (i, layer) in branch.iter().enumerate() {
+                let wt = &weights[i];
+                let shift = shifts[i];
+                let (h, inv) = forward_rows(layer, wt, &f, true);
+                invs.push(inv);
+                f = h
+                    .iter()
+                    .map(|r| r.iter().map(|v| layer.act.value(*v) - shift).collect())
+                    .collect();
+                hs.push(h);
+                if i + 1 == *shared {
+                    s = Some(project(&f));
+                }
+            }
+            let s = s.expect("the shortcut was formed");
+            let y: Vec<Row> = s
+                .iter()
+                .zip(&f)
+                .map(|(a, b)| a.iter().zip(b).map(|(u, v)| u + alpha * v).collect())
+                .collect();
+            let saved = Saved::Residual { hs, invs, f };
+            (y.clone(), y, 0.0, saved)
+        }
+        Block::Highway {
+            transform,
+            gate,
+            gate_bias,
+        } => {
+            let (wh, wg) = (&weights[0], &weights[1]);
+            let g: Vec<Row> = x
+                .iter()
+                .map(|r| {
+                    apply(gate, wg, r, false)
+                        .iter()
+                        .map(|v| v + gate_bias)
+                        .collect()
+                })
+                .collect();
+            let hh: Vec<Row> = x.iter().map(|r| apply(transform, wh, r, true)).collect();
+            let y: Vec<Row> = (0..x.len())
+                .map(|b| {
+                    (0..x[b].len())
+                        .map(|i| {
+                            let t = sigmoid(g[b][i]);
+                            t * transform.act.value(hh[b][i]) + (1.0 - t) * x[b][i]
+                        })
+                        .collect()
+                })
+                .collect();
+            (
+                y.clone(),
+                y,
+                0.0,
+                Saved::Highway {
+                    g,
+                    hh,
+                    x: x.to_vec(),
+                },
+            )
+        }
+    }
+}
+
 /// d(block output) along t: the forward-mode derivative.
 pub(super) fn tangent_step(
     block: &Block,
@@ -427,13 +549,38 @@ pub(super) fn tangent_step(
         (Block::Layer(layer), Saved::Plain { h, inv }) => {
             times_deriv(layer, h, tangent_rows(layer, &weights[0], h, inv, t))
         }
-        (Block::Residual { branch, alpha }, Saved::Residual { hs, invs }) => {
+        (
+            Block::Residual {
+                branch,
+                alpha,
+                shared,
+                shortcut,
+            },
+            Saved::Residual { hs, invs, .. },
+        ) => {
+            // the shortcut's tangent: t, or the projection of the shared
+            // layers' tangent
+            let project = |z: &[Row]| {
+                let p = shortcut.as_ref().expect("a projection");
+                z.iter()
+                    .map(|r| apply(p, &weights[branch.len()], r, false))
+                    .collect::<Vec<Row>>()
+            };
+            let mut s = match shortcut {
+                Some(_) if *shared == 0 => Some(project(t)),
+                Some(_) => None,
+                None => Some(t.to_vec()),
+            };
             let mut f: Vec<Row> = t.to_vec();
             for (i, layer) in branch.iter().enumerate() {
                 let u = tangent_rows(layer, &weights[i], &hs[i], &invs[i], &f);
                 f = times_deriv(layer, &hs[i], u);
+                if i + 1 == *shared {
+                    s = Some(project(&f));
+                }
             }
-            t.iter()
+            s.expect("the shortcut was formed")
+                .iter()
                 .zip(&f)
                 .map(|(a, b)| a.iter().zip(b).map(|(u, v)| u + alpha * v).collect())
                 .collect()
@@ -474,7 +621,28 @@ pub(super) fn backward_step(
         (Block::Layer(layer), Saved::Plain { h, inv }) => {
             adjoint_rows(layer, &weights[0], h, inv, d)
         }
-        (Block::Residual { branch, alpha }, Saved::Residual { hs, invs }) => {
+        (
+            Block::Residual {
+                branch,
+                alpha,
+                shared,
+                shortcut,
+            },
+            Saved::Residual { hs, invs, .. },
+        ) => {
+            let add = |a: &[Row], b: &[Row]| -> Vec<Row> {
+                a.iter()
+                    .zip(b)
+                    .map(|(u, v)| u.iter().zip(v).map(|(x, y)| x + y).collect())
+                    .collect()
+            };
+            // the projection's adjoint, added where the shared layers' output is
+            let through_shortcut = || -> Vec<Row> {
+                let p = shortcut.as_ref().expect("a projection");
+                d.iter()
+                    .map(|r| apply_transposed(p, &weights[branch.len()], r))
+                    .collect()
+            };
             // through the branch from its output: delta_f = alpha dy, then
             // per layer (last first) phi'(h) and the adjoint
             let mut g: Vec<Row> = d
@@ -485,11 +653,15 @@ pub(super) fn backward_step(
                 let layer = &branch[i];
                 let through = times_deriv(layer, &hs[i], g);
                 g = adjoint_rows(layer, &weights[i], &hs[i], &invs[i], &through);
+                if shortcut.is_some() && *shared > 0 && i == *shared {
+                    g = add(&g, &through_shortcut());
+                }
             }
-            d.iter()
-                .zip(&g)
-                .map(|(dy, gr)| dy.iter().zip(gr).map(|(a, c)| a + c).collect())
-                .collect()
+            match shortcut {
+                None => add(d, &g),
+                Some(_) if *shared == 0 => add(&through_shortcut(), &g),
+                Some(_) => g,
+            }
         }
         (
             Block::Highway {

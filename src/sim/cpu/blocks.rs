@@ -18,7 +18,7 @@
 //! residual and highway blocks pre = post = the block's output, and the
 //! gradient is with respect to it.
 
-use crate::model::arch::{Block, Layer, Shape};
+use crate::model::arch::{Block, LayerKind, Shape};
 use crate::model::rng::{self, Stream};
 use crate::sim::plan::Program;
 use crate::sim::stats::{ChannelSums, LayerSums, NetworkSums, RowSums};
@@ -118,7 +118,6 @@ pub fn run_network(
     let arch = program.arch;
     let depth = arch.depth();
     let batch = spec.batch;
-    let act_of = |l: &Layer| l.act;
     let n0 = arch.input.units();
     let flat = super::dense::inputs(spec, network);
     let mut x: Vec<Row> = flat.chunks(n0).map(|c| c.to_vec()).collect();
@@ -147,88 +146,26 @@ pub fn run_network(
     for (l, block) in arch.blocks.iter().enumerate() {
         for layer in block.layers() {
             number += 1;
-            weights.push(draw_weights(spec, network, number, layer));
+            let mut wt = draw_weights(spec, network, number, layer);
+            if let LayerKind::Scale { .. } = layer.kind {
+                wt.w[0] = program.factors[number - 1];
+            }
+            weights.push(wt);
         }
         let first_weight = weights.len() - block.layers().len();
-        let (pre, post, zeros, keep) = match block {
-            Block::Layer(layer) => {
-                let wt = &weights[first_weight];
-                let shift = program.shifts[first_weight];
-                let (h, inv) = forward_rows(layer, wt, &x, true);
-                let post: Vec<Row> = h
-                    .iter()
-                    .map(|r| r.iter().map(|v| layer.act.value(*v) - shift).collect())
-                    .collect();
-                let zeros = h
-                    .iter()
-                    .flatten()
-                    .filter(|v| layer.act.deriv(**v) == 0.0)
-                    .count() as f64;
-                (h.clone(), post, zeros, Saved::Plain { h, inv })
-            }
-            Block::Residual { branch, alpha } => {
-                let mut f = x.clone();
-                let mut hs = Vec::new();
-                let mut invs = Vec::new();
-                for (i, layer) in branch.iter().enumerate() {
-                    let wt = &weights[first_weight + i];
-                    let shift = program.shifts[first_weight + i];
-                    let (h, inv) = forward_rows(layer, wt, &f, true);
-                    invs.push(inv);
-                    f = h
-                        .iter()
-                        .map(|r| r.iter().map(|v| act_of(layer).value(*v) - shift).collect())
-                        .collect();
-                    hs.push(h);
-                }
-                let y: Vec<Row> = x
-                    .iter()
-                    .zip(&f)
-                    .map(|(a, b)| a.iter().zip(b).map(|(u, v)| u + alpha * v).collect())
-                    .collect();
-                if let Some(c) = channels.as_mut() {
-                    c.push(channel_sums(&y, Some(&f), block.output()));
-                }
-                (y.clone(), y, 0.0, Saved::Residual { hs, invs })
-            }
-            Block::Highway {
-                transform,
-                gate,
-                gate_bias,
-            } => {
-                let (wh, wg) = (&weights[first_weight], &weights[first_weight + 1]);
-                let g: Vec<Row> = x
-                    .iter()
-                    .map(|r| {
-                        apply(gate, wg, r, false)
-                            .iter()
-                            .map(|v| v + gate_bias)
-                            .collect()
-                    })
-                    .collect();
-                let hh: Vec<Row> = x.iter().map(|r| apply(transform, wh, r, true)).collect();
-                let y: Vec<Row> = (0..batch)
-                    .map(|b| {
-                        (0..x[b].len())
-                            .map(|i| {
-                                let t = sigmoid(g[b][i]);
-                                t * transform.act.value(hh[b][i]) + (1.0 - t) * x[b][i]
-                            })
-                            .collect()
-                    })
-                    .collect();
-                (
-                    y.clone(),
-                    y,
-                    0.0,
-                    Saved::Highway {
-                        g,
-                        hh,
-                        x: x.clone(),
-                    },
-                )
-            }
-        };
+        let (pre, post, zeros, keep) = forward_step(
+            block,
+            &weights[first_weight..],
+            &program.shifts[first_weight..],
+            &x,
+        );
+        if let Some(c) = channels.as_mut() {
+            let branch = match &keep {
+                Saved::Residual { f, .. } => Some(f.as_slice()),
+                _ => None,
+            };
+            c.push(channel_sums(&post, branch, block.output()));
+        }
         let renorm = if program.renormalise {
             renorm_of(&post)
         } else {
@@ -236,11 +173,6 @@ pub fn run_network(
         };
         if position_row == Some(l + 1) {
             positions = Some(position_sums(l + 1, &pre, &post, block.output()));
-        }
-        if let Some(c) = channels.as_mut() {
-            if !matches!(block, Block::Residual { .. }) {
-                c.push(channel_sums(&post, None, block.output()));
-            }
         }
         forward.push(row_sums(&pre, &post, zeros, renorm));
         x = post;

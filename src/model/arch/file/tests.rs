@@ -66,7 +66,7 @@ fn fixup_and_inverse_sqrt_depth() {
          [[block.layer]]\nwidth = 8\n[[block.layer]]\nwidth = 8\n",
     )
     .unwrap();
-    let Block::Residual { branch, alpha } = &a.blocks[0] else {
+    let Block::Residual { branch, alpha, .. } = &a.blocks[0] else {
         panic!()
     };
     assert_eq!(*alpha, 1.0);
