@@ -548,3 +548,93 @@ block = [
         common::z_bound(2),
     );
 }
+
+/// Brock, De and Smith's (2021) variance recurrences, from the theory of
+/// the `stage` blocks: in an NF-ResNet Var[h] grows by alpha^2 a block and
+/// is 1 + alpha^2 after each transition; in a BN-ReLU ResNet-V2 it grows by
+/// the branch's 1 a block and is 2 after each transition (the projection of
+/// the pre-activation and the branch). Then both against simulation within
+/// SE over two stages: q, the SPP's channel variance and squared channel
+/// mean, and the branch variance; and scaled WS's NF-ResNet keeps the
+/// squared channel mean far below the one without it.
+#[test]
+fn resnet_stages_follow_the_papers_recurrences() {
+    let net = |style: &str, extra: &str, blocks: usize, channels: usize| {
+        format!(
+            "input = {{ channels = 3, size = 8 }}\n[[block]]\ntype = \"conv\"\nchannels = {channels}\nkernel = 3\nact = \"identity\"\nweight-standardisation = \"scaled\"\n\
+             [[block]]\ntype = \"stage\"\nstyle = \"{style}\"\nblocks = {blocks}\nchannels = {channels}\nbottleneck = false\n{extra}\n\
+             [[block]]\ntype = \"stage\"\nstyle = \"{style}\"\nblocks = {blocks}\nchannels = {}\nstride = 2\nbottleneck = false\n{extra}\n",
+            2 * channels
+        )
+    };
+    // the recurrences, exactly, at the depth of the shipped files
+    // (batch-norm's eps = 1e-5 moves each of its q by 1e-5 relative)
+    for (style, alpha, reset, step, tolerance) in [
+        ("nf", 0.2, 1.04, 0.04, 1e-9),
+        ("bn-relu", 1.0, 2.0, 1.0, 1e-4),
+    ] {
+        let text = net(style, &format!("alpha = {alpha}"), 50, 32);
+        let spec = arch_spec(&text, 4, 2, 1, |_| {});
+        let rows = theory::arch::arch_table(&spec.arch.as_ref().unwrap().arch, 1.0, 0.5, false);
+        for (l, row) in rows.iter().enumerate().skip(2) {
+            // rows 2..=51 the first stage (its first block a transition for
+            // bn-relu, whose stem is not followed by a projection for nf)
+            let k = (l - 2) % 50;
+            let first = if style == "nf" && l < 52 {
+                1.0 + step
+            } else {
+                reset
+            };
+            let want = first + k as f64 * step;
+            let got = row.post.q_mean();
+            assert!(
+                (got - want).abs() < tolerance * want,
+                "{style} row {l}: {got} vs {want}"
+            );
+        }
+    }
+    // simulation, 2 stages of 3 blocks
+    let mut mean2_at_top = Vec::new();
+    for (style, extra) in [
+        ("nf", "alpha = 0.2"),
+        ("nf", "alpha = 0.2\nweight-standardisation = \"none\""),
+        ("bn-relu", ""),
+    ] {
+        let mut spec = arch_spec(&net(style, extra, 3, 32), 4, 24, 2, |_| {});
+        spec.arch.as_mut().unwrap().spp = true;
+        let a = &spec.arch.as_ref().unwrap().arch;
+        let rows = theory::arch::arch_table(a, 1.0, 0.5, false);
+        let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+        let spp = spp_of(&spec, &out);
+        let bound = common::z_bound(4 * 7 * 3);
+        let name = format!("{style} {extra}");
+        within_se(
+            &format!("{name} q_post"),
+            &out.summary.iter().map(|s| s.q_post).collect::<Vec<_>>(),
+            &rows.iter().map(|r| r.post.q_mean()).collect::<Vec<_>>(),
+            bound,
+        );
+        for (k, quantity) in ["spp_mean2", "spp_var", "spp_branch_var"]
+            .iter()
+            .enumerate()
+        {
+            // within_se skips its first row: for the branch, row 1 (the stem)
+            let skip = if k == 2 { 1 } else { 0 };
+            let measured: Vec<_> = spp.measured.iter().skip(skip).map(|m| m[k]).collect();
+            let theory: Vec<f64> = spp
+                .theory
+                .iter()
+                .skip(skip)
+                .map(|t| t[k].unwrap_or(f64::NAN))
+                .collect();
+            within_se(&format!("{name} {quantity}"), &measured, &theory, bound);
+        }
+        mean2_at_top.push(spp.measured.last().unwrap()[0].0);
+    }
+    assert!(
+        mean2_at_top[0] < 0.1 * mean2_at_top[1],
+        "scaled WS: {} against {} without",
+        mean2_at_top[0],
+        mean2_at_top[1]
+    );
+}

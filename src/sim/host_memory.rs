@@ -20,6 +20,9 @@ pub fn run_host_bytes(spec: &RunSpec) -> f64 {
 /// W twice (the orthogonal factorisation's copy), and the B rows of h, x
 /// and the tangents of every layer, kept for the backward pass.
 pub fn cpu_engine_bytes(spec: &RunSpec) -> f64 {
+    if let Some(a) = &spec.arch {
+        return arch_cpu_bytes(&a.arch, spec.batch);
+    }
     let widths = &spec.net.widths;
     let largest_w = widths
         .windows(2)
@@ -27,6 +30,23 @@ pub fn cpu_engine_bytes(spec: &RunSpec) -> f64 {
         .fold(0.0, f64::max);
     let rows: f64 = widths.iter().map(|&n| n as f64).sum::<f64>() * spec.batch as f64;
     8.0 * (2.0 * largest_w + 4.0 * rows)
+}
+
+/// The CPU block reference holds every layer's weights (fan-in times
+/// outputs, channels for convolutions) and, per layer, its B rows of h, its
+/// output and the branch's (the backward pass's saved state).
+fn arch_cpu_bytes(arch: &crate::model::arch::Architecture, batch: usize) -> f64 {
+    let layers = arch.blocks.iter().flat_map(|b| b.layers());
+    let (mut weights, mut rows) = (0.0, 0.0);
+    for l in layers {
+        let out_channels = match l.output {
+            crate::model::arch::Shape::Vector(n) => n,
+            crate::model::arch::Shape::Image(c, ..) => c,
+        };
+        weights += l.fans().0 as f64 * out_channels as f64;
+        rows += 3.0 * (l.output.units() * batch) as f64;
+    }
+    8.0 * (weights + rows)
 }
 
 /// Refuses a job whose host memory (an estimate, `bytes`) would not fit:

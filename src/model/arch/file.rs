@@ -59,7 +59,7 @@ struct LayerFile {
     init: InitFlags,
 }
 
-#[derive(Deserialize, serde::Serialize, Clone)]
+#[derive(Deserialize, serde::Serialize, Clone, Default)]
 #[serde(rename_all = "kebab-case")]
 struct BlockFile {
     #[serde(rename = "type")]
@@ -98,6 +98,10 @@ struct BlockFile {
     gate_bias: Option<f64>,
     #[serde(alias = "gate_init")]
     gate_init: Option<String>,
+    // stage (stage.rs)
+    style: Option<String>,
+    blocks: Option<usize>,
+    bottleneck: Option<bool>,
 }
 
 fn one() -> usize {
@@ -680,8 +684,11 @@ impl Architecture {
         let residual_count: usize = file
             .blocks
             .iter()
-            .filter(|b| b.kind == "residual")
-            .map(|b| b.repeat)
+            .map(|b| match b.kind.as_str() {
+                "residual" => b.repeat,
+                "stage" => b.repeat * b.blocks.unwrap_or(0),
+                _ => 0,
+            })
             .sum();
         let mut blocks = Vec::new();
         let mut shape = input;
@@ -707,13 +714,21 @@ impl Architecture {
                         Block::Layer(layer(number, &b.layer_file(), flat, &stream_act)?)
                     }
                     "residual" => residual(number, b, shape, residual_count, &stream_act)?,
+                    "stage" => {
+                        // its residual blocks, all but the last pushed here
+                        let mut expanded =
+                            stage::stage(number, b, shape, residual_count, &stream_act)?;
+                        let last = expanded.pop().expect("a stage has blocks");
+                        blocks.extend(expanded);
+                        last
+                    }
                     "highway" => highway(number, b, shape, &stream_act)?,
                     other => {
                         return Err(err(
                             number,
                             "type",
                             format!(
-                                "unknown block type '{other}'; accepted: {LAYER_TYPES}, residual, highway"
+                                "unknown block type '{other}'; accepted: {LAYER_TYPES}, residual, highway, stage"
                             ),
                         ));
                     }
@@ -967,6 +982,8 @@ fn highway(number: usize, b: &BlockFile, input: Shape, input_act: &Activation) -
         gate_bias: b.gate_bias.unwrap_or(-2.0),
     })
 }
+
+mod stage;
 
 #[cfg(test)]
 mod tests;
