@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the README's pictures (docs/compare.svg, docs/phase.svg,
-# docs/ntk_phase.svg).
-# On lavapipe (2 cores) this takes about three minutes; on a GPU, seconds.
+# docs/ntk_phase.svg, docs/spp_*.svg with their CSV).
+# On lavapipe (2 cores) this takes about ten minutes; on a GPU, seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
@@ -26,4 +26,14 @@ varprop=${CARGO_TARGET_DIR:-target}/release/varprop
 "$varprop" phase --quantity ntk_cond --act erf --width 256 --depth 30 --networks 8 --batch 8 \
     --sigma-w2-range 0.25:4:16 --sigma-b2-range 0:0.5:11 --quiet \
     --plot docs/ntk_phase.svg --out /dev/null
+
+# Signal Propagation Plots (Brock, De and Smith 2021) of ResNet-600 shapes at
+# a quarter of the widths, 32x32 Gaussian images, batch 8, 4 networks: the
+# BN-ReLU ResNet-V2's linear growth and reset per stage, and the NF-ResNet's
+# alpha^2 steps with and without scaled weight standardisation (the squared
+# channel mean). About two minutes each on lavapipe.
+for net in resnet_v2_600_quarter nf_resnet_600_quarter nf_resnet_600_quarter_no_ws; do
+    "$varprop" spp --arch architectures/resnets/$net.toml --batch 8 --networks 4 --quiet \
+        --plot docs/spp_$net.svg --out docs/spp_$net.csv
+done
 ls -l docs/*.svg

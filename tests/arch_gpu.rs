@@ -713,3 +713,54 @@ block = [
         assert!((net[4].var - n / (n - 1.0)).abs() < 1e-6, "{}", net[4].var);
     }
 }
+
+/// Every file under architectures/resnets/ (ResNet-V2 and NF-ResNet shapes,
+/// up to 600 convolutions at full width) runs through `varprop spp` on the
+/// GPU at batch 2, one network: every row, finite, with the SPP columns.
+#[test]
+fn every_resnet_file_runs_through_spp_on_the_gpu() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("architectures/resnets");
+    let out_dir = std::env::temp_dir().join(format!("varprop-resnets-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("toml"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 7, "the ResNet files");
+    for path in paths {
+        let arch = Architecture::load(&path).unwrap();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let csv = out_dir.join(format!("{name}.csv"));
+        let out = Command::new(env!("CARGO_BIN_EXE_varprop"))
+            .args(["spp", "--batch", "2", "--networks", "1", "--device", "gpu"])
+            .args([
+                "--arch",
+                path.to_str().unwrap(),
+                "--out",
+                csv.to_str().unwrap(),
+            ])
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&csv).unwrap();
+        assert_eq!(
+            text.lines().count(),
+            1 + arch.depth() + 1,
+            "{name}: every row"
+        );
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let col = |c: &str| header.iter().position(|h| *h == c).unwrap();
+        let last: Vec<&str> = text.lines().last().unwrap().split(',').collect();
+        for c in ["log_q_post_mean", "spp_var_mean", "spp_branch_var_mean"] {
+            let v: f64 = last[col(c)].parse().unwrap();
+            assert!(v.is_finite(), "{name}: {c} = {v}");
+        }
+    }
+}

@@ -109,7 +109,8 @@ impl NativeSimulator {
     /// summary (JSON text or None), per_network (CSV text or None), tops
     /// (per network: log m1, log m2 of the whole-network Jacobian), warnings
     /// (list of str).
-    #[pyo3(signature = (settings_json, chunk, checkpoint_every = None, max_memory = None, per_network = false, progress = None))]
+    #[pyo3(signature = (settings_json, chunk, checkpoint_every = None, max_memory = None, per_network = false, progress = None, spp = false))]
+    #[allow(clippy::too_many_arguments)]
     fn run<'py>(
         &self,
         py: Python<'py>,
@@ -119,8 +120,17 @@ impl NativeSimulator {
         max_memory: Option<u64>,
         per_network: bool,
         progress: Option<Bound<'py, PyAny>>,
+        spp: bool,
     ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
-        let spec = resolve(settings_json, DEFAULT_NETWORKS, chunk)?;
+        let mut spec = resolve(settings_json, DEFAULT_NETWORKS, chunk)?;
+        if spp {
+            let Some(a) = spec.arch.as_mut() else {
+                return Err(PyValueError::new_err(
+                    "spp: needs arch (its statistics are per channel of each block's output)",
+                ));
+            };
+            a.spp = true;
+        }
         let options = GpuOptions {
             chunk,
             checkpoint_every,

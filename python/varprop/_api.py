@@ -193,6 +193,7 @@ def run(
     ntk=False,
     parametrisation=None,
     arch=None,
+    spp=False,
     widths=None,
     q0=1.0,
     c0=0.5,
@@ -253,6 +254,10 @@ def run(
       ``ntk_layer_c_*``, each layer's contribution to the neural tangent
       kernel of the readout w^T x_L / sqrt(n_L) and its pair correlation
       (``parametrisation``: ``"ntk"``, the default, or ``"standard"``);
+      with ``spp`` (an ``arch`` only): the Signal Propagation Plot's
+      ``spp_mean2_*``, ``spp_var_*`` and ``spp_branch_var_*`` (timm's
+      average squared channel mean, channel variance and residual branch
+      variance, over the batch and positions of each channel);
     - every column with a prediction has ``<name>_theory`` (the mean-field
       recurrence q_l = sigma_w2 E[phi(sqrt(q_{l-1}) z)^2] + sigma_b2,
       c-map likewise, exact finite-width corrections where known) and
@@ -353,7 +358,7 @@ def _run(sim: Simulator, a: dict):
         try:
             out = sim._native.run(
                 settings, per_network=per_network or want_arrays, progress=bar.native(),
-                **options
+                spp=as_bool("spp", a["spp"]), **options
             )
         except ValueError as e:
             raise arch.rewrite(e) from None
@@ -649,7 +654,7 @@ def _base_settings(kwargs: dict, forbidden=()):
     """The run keywords of a many-run function as the base settings (the
     CLI's run flags): checked against ``run``'s signature, so that an
     unknown keyword is a TypeError. Returns (settings args, bound args)."""
-    for name in ("per_network", "arrays") + tuple(forbidden):
+    for name in ("per_network", "arrays", "spp") + tuple(forbidden):
         if name in kwargs:
             raise TypeError(f"unexpected keyword argument '{name}'")
     bound = _RUN_SIGNATURE.bind(**kwargs)

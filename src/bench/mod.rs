@@ -42,8 +42,16 @@ struct Plan {
     orthogonal_widths: Vec<usize>,
     /// (B, n, gram depth, dense depth) of the gram-against-dense forward
     gram: (usize, usize, usize, usize),
+    /// the block engine's ResNet: (file name, its text, batch, networks)
+    resnet: (&'static str, &'static str, usize, usize),
     trials: usize,
 }
+
+/// The quick plan's ResNet: two stages of two BN-ReLU blocks on 8x8 images.
+const SMALL_RESNET: &str = "input = { channels = 3, size = 8 }\n\
+[[block]]\ntype = \"conv\"\nchannels = 16\nkernel = 3\nact = \"identity\"\n\
+[[block]]\ntype = \"stage\"\nblocks = 2\nchannels = 16\nbottleneck = false\n\
+[[block]]\ntype = \"stage\"\nblocks = 2\nchannels = 32\nstride = 2\nbottleneck = false\n";
 
 impl Plan {
     fn new(options: BenchOptions) -> Self {
@@ -54,6 +62,7 @@ impl Plan {
                 rng_width: 256,
                 orthogonal_widths: vec![16, 32],
                 gram: (8, 128, 20, 5),
+                resnet: ("small resnet (quick)", SMALL_RESNET, 2, 1),
                 trials: 3,
             }
         } else {
@@ -63,6 +72,12 @@ impl Plan {
                 rng_width: 2048,
                 orthogonal_widths: vec![32, 64, 128],
                 gram: (32, 4096, 1000, 10),
+                resnet: (
+                    "architectures/resnets/resnet_v2_600_quarter.toml",
+                    include_str!("../../architectures/resnets/resnet_v2_600_quarter.toml"),
+                    8,
+                    4,
+                ),
                 trials: 3,
             }
         }
@@ -142,6 +157,20 @@ pub struct NtkOverhead {
     pub gram_ntk_vs_backward: f64,
 }
 
+/// The block engine on a ResNet with the SPP statistics (issue 16's
+/// target: the quarter-width ResNet-V2-600, batch 8, 4 networks, under 10
+/// minutes on lavapipe), wall clock.
+#[derive(Clone, Debug, Serialize)]
+pub struct ResnetRun {
+    pub file: String,
+    pub batch: usize,
+    pub networks: usize,
+    pub blocks: usize,
+    pub seconds: f64,
+    /// blocks of one network per second
+    pub blocks_per_s: f64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub adapter: String,
@@ -182,6 +211,7 @@ pub struct BenchReport {
     /// gram layers per second over dense layers per second (wall clock)
     pub gram_vs_dense: f64,
     pub ntk: NtkOverhead,
+    pub resnet: ResnetRun,
     pub notes: Vec<String>,
 }
 
@@ -336,6 +366,11 @@ pub fn run(
         dense_ntk_vs_backward: dense_ntk.seconds / backward.seconds,
         gram_ntk_vs_backward: gram_ntk_seconds / gram_backward_seconds,
     };
+    let (file, text, resnet_batch, resnet_networks) = plan.resnet;
+    log(&format!(
+        "{file}: batch {resnet_batch}, {resnet_networks} networks, --spp"
+    ));
+    let resnet = resnet_run(ctx, file, text, resnet_batch, resnet_networks)?;
     let gram_layers_per_s = gl as f64 / gram.gram_seconds;
     let dense_layers_per_s = dl as f64 / gram.dense_seconds;
     notes.push(format!(
@@ -372,7 +407,43 @@ pub fn run(
         dense_layers_per_s,
         gram_vs_dense: gram_layers_per_s / dense_layers_per_s,
         ntk,
+        resnet,
         notes,
+    })
+}
+
+/// A forward run with the SPP statistics of the architecture `text` on
+/// the block engine, all its networks, by the wall clock.
+fn resnet_run(
+    ctx: &GpuContext,
+    file: &str,
+    text: &str,
+    batch: usize,
+    networks: usize,
+) -> Result<ResnetRun> {
+    let arch = crate::model::arch::Architecture::parse(file, text)?;
+    let blocks = arch.depth();
+    let mut run = spec(batch, 8, 1, Probes::default(), "he-normal");
+    run.networks = networks;
+    run.arch = Some(crate::spec::ArchRun {
+        arch,
+        mean_preserving: false,
+        position_row: None,
+        spp: true,
+    });
+    run.net.widths = (0..=blocks)
+        .map(|l| run.arch.as_ref().unwrap().arch.units(l))
+        .collect();
+    let start = Instant::now();
+    crate::gpu::run_gpu(ctx, &run, crate::gpu::GpuOptions::default(), &mut |_, _| {})?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(ResnetRun {
+        file: file.to_string(),
+        batch,
+        networks,
+        blocks,
+        seconds,
+        blocks_per_s: (blocks * networks) as f64 / seconds,
     })
 }
 

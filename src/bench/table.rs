@@ -128,6 +128,14 @@ pub fn to_table(r: &BenchReport) -> String {
             k.gram_depth
         ),
     );
+    let n = &r.resnet;
+    line(
+        "resnet blocks (--spp)",
+        format!(
+            "{:.1} blocks/s: {} blocks x {} networks in {:.1} s, batch {} ({})",
+            n.blocks_per_s, n.blocks, n.networks, n.seconds, n.batch, n.file
+        ),
+    );
     for n in &r.notes {
         out.push_str(&format!("note: {n}\n"));
     }
