@@ -121,6 +121,10 @@ const FIXTURES: &[(&str, &str)] = &[
         "arch_pool_vector.toml",
         "input = 16\n[[block]]\ntype = \"avg-pool\"\nkernel = 2\n",
     ),
+    (
+        "arch_norm_factor.toml",
+        "input = 16\n[[block]]\ntype = \"layer-norm\"\nfactor = 2.0\n",
+    ),
     ("a_file", "not a directory\n"),
 ];
 
@@ -278,6 +282,7 @@ const CASES: &[(&str, i32, &str)] = &[
     ("run --arch arch_dense_eps.toml", 2, "'eps'"),
     ("run --arch arch_empty_branch.toml", 2, "'layer'"),
     ("run --spp", 2, "--spp"),
+    ("run --arch arch_norm_factor.toml", 2, "'factor'"),
     ("run --arch arch_stride_circular.toml", 2, "'stride'"),
     ("run --arch arch_pool_vector.toml", 2, "'type'"),
     ("run --arch arch_ws_tanh.toml", 2, "'gamma'"),

@@ -136,29 +136,59 @@ impl BlockFile {
     }
 }
 
+impl LayerFile {
+    /// Which of the type-specific keys are set (act, leaky-alpha and omega
+    /// apply to every layer).
+    fn keys_set(&self) -> [(&'static str, bool); 12] {
+        [
+            ("width", self.width.is_some()),
+            ("channels", self.channels.is_some()),
+            ("kernel", self.kernel.is_some()),
+            ("stride", self.stride.is_some()),
+            ("padding", self.padding.is_some()),
+            ("fan", self.fan.is_some()),
+            ("init", self.init != InitFlags::default()),
+            ("eps", self.eps.is_some()),
+            ("affine", self.affine.is_some()),
+            (
+                "weight-standardisation",
+                self.weight_standardisation.is_some(),
+            ),
+            ("gamma", self.gamma.is_some()),
+            ("factor", self.factor.is_some()),
+        ]
+    }
+}
+
+/// Refuses every type-specific key of `f` but the `accepted` ones: a
+/// weightless layer (normalisation, pooling, scale) would ignore them.
+fn refuse_other_keys(
+    block: usize,
+    f: &LayerFile,
+    kind_name: &str,
+    accepted: &[&str],
+) -> Result<()> {
+    match f
+        .keys_set()
+        .iter()
+        .find(|(key, set)| *set && !accepted.contains(key))
+    {
+        Some((key, _)) => Err(err(
+            block,
+            key,
+            format!("does not apply to a {kind_name} layer"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The layer types of a block or of a residual branch's layer.
 const LAYER_TYPES: &str = "dense, conv, conv-transpose, layer-norm, rms-norm, batch-norm, avg-pool, global-avg-pool, scale";
 
 /// A `scale` layer: y = factor x (a number, or "1/sqrt(q)": NF-ResNets'
 /// 1/beta, from the analytic q of its input), then its activation.
 fn scale_layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
-    for (key, present) in [
-        ("width", f.width.is_some()),
-        ("channels", f.channels.is_some()),
-        ("kernel", f.kernel.is_some()),
-        ("stride", f.stride.is_some()),
-        ("padding", f.padding.is_some()),
-        ("fan", f.fan.is_some()),
-        ("init", f.init != InitFlags::default()),
-        ("eps", f.eps.is_some()),
-        ("affine", f.affine.is_some()),
-        ("weight-standardisation", f.weight_standardisation.is_some()),
-        ("gamma", f.gamma.is_some()),
-    ] {
-        if present {
-            return Err(err(block, key, "does not apply to a scale layer"));
-        }
-    }
+    refuse_other_keys(block, f, "scale", &["factor"])?;
     let accepted = "accepted: a finite number, or \"1/sqrt(q)\" (1/beta of NF-ResNets from the analytic q of the layer's input)";
     let factor = match &f.factor {
         None => {
@@ -207,32 +237,8 @@ fn pool_layer(block: usize, f: &LayerFile, global: bool, input: Shape) -> Result
             format!("a {kind_name} layer needs an image input"),
         ));
     };
-    let mut keys = vec![
-        ("width", f.width.is_some()),
-        ("channels", f.channels.is_some()),
-        ("padding", f.padding.is_some()),
-        ("fan", f.fan.is_some()),
-        ("init", f.init != InitFlags::default()),
-        ("eps", f.eps.is_some()),
-        ("affine", f.affine.is_some()),
-        ("weight-standardisation", f.weight_standardisation.is_some()),
-        ("gamma", f.gamma.is_some()),
-    ];
-    if global {
-        keys.extend([
-            ("kernel", f.kernel.is_some()),
-            ("stride", f.stride.is_some()),
-        ]);
-    }
-    for (key, present) in keys {
-        if present {
-            return Err(err(
-                block,
-                key,
-                format!("does not apply to a {kind_name} layer"),
-            ));
-        }
-    }
+    let accepted: &[&str] = if global { &[] } else { &["kernel", "stride"] };
+    refuse_other_keys(block, f, kind_name, accepted)?;
     let (kh, kw, stride) = if global {
         (h, w, 1)
     } else {
@@ -275,27 +281,7 @@ fn pool_layer(block: usize, f: &LayerFile, global: bool, input: Shape) -> Result
 /// initialisation) changes nothing at initialisation.
 fn norm_layer(block: usize, f: &LayerFile, kind: NormKind, input: Shape) -> Result<Layer> {
     let kind_name = kind.name();
-    for (key, present) in [
-        ("width", f.width.is_some()),
-        ("channels", f.channels.is_some()),
-        ("kernel", f.kernel.is_some()),
-        ("stride", f.stride.is_some()),
-        ("padding", f.padding.is_some()),
-        ("fan", f.fan.is_some()),
-        ("init", f.init != InitFlags::default()),
-        ("weight-standardisation", f.weight_standardisation.is_some()),
-        ("gamma", f.gamma.is_some()),
-    ] {
-        if present {
-            return Err(err(
-                block,
-                key,
-                format!(
-                    "does not apply to a {kind_name} layer (it has no weights and keeps the shape)"
-                ),
-            ));
-        }
-    }
+    refuse_other_keys(block, f, kind_name, &["eps", "affine"])?;
     let eps = f.eps.unwrap_or(NORM_EPS);
     if !(eps.is_finite() && eps >= 0.0) {
         return Err(err(
