@@ -132,6 +132,18 @@ pub const COLUMN_LEGEND: &[(&str, &str)] = &[
         "--ntk: that term's correlation between the two inputs of each pair",
     ),
     (
+        "spp_mean2_mean, spp_mean2_se",
+        "--spp (an --arch run): the mean over channels of the squared channel mean, over the batch and positions of each channel (timm's avg_sq_ch_mean)",
+    ),
+    (
+        "spp_var_mean, spp_var_se",
+        "--spp: the mean over channels of the unbiased channel variance (timm's avg_ch_var)",
+    ),
+    (
+        "spp_branch_var_mean, spp_branch_var_se",
+        "--spp, residual rows: the same variance of the branch's output F(x), before alpha (timm's avg_ch_var_residual)",
+    ),
+    (
         "NAME_theory",
         "the prediction for NAME_mean (mean field, or exact where it holds)",
     ),
@@ -561,11 +573,17 @@ mod legend_tests {
     #[test]
     fn the_legend_covers_every_measured_column() {
         let names = legend_names();
+        let spp: Vec<String> = super::super::spp::SPP_QUANTITIES
+            .iter()
+            .flat_map(|q| [format!("{q}_mean"), format!("{q}_se")])
+            .collect();
+        let spp: Vec<&str> = spp.iter().map(String::as_str).collect();
         for list in [
             MEASURED_COLUMNS,
             BACKWARD_COLUMNS,
             WEIGHT_GRAD_COLUMNS,
             JACOBIAN_COLUMNS,
+            &spp,
         ] {
             for column in list {
                 assert!(
