@@ -302,6 +302,27 @@ fn highway_and_mean_preserving_bias_follow_theory() {
     );
 }
 
+/// The SPP's quantities k (0 spp_mean2, 1 spp_var, 2 spp_branch_var) of
+/// rows `rows` against their theory within SE (row `rows.start` is not
+/// compared, as within_se skips its first).
+fn spp_within_se(
+    name: &str,
+    spp: &varprop::analysis::spp::SppTable,
+    quantities: &[usize],
+    rows: std::ops::Range<usize>,
+    bound: f64,
+) {
+    for &k in quantities {
+        let quantity = varprop::analysis::spp::SPP_QUANTITIES[k];
+        let measured: Vec<_> = spp.measured[rows.clone()].iter().map(|m| m[k]).collect();
+        let theory: Vec<f64> = spp.theory[rows.clone()]
+            .iter()
+            .map(|t| t[k].unwrap_or(f64::NAN))
+            .collect();
+        within_se(&format!("{name} {quantity}"), &measured, &theory, bound);
+    }
+}
+
 /// The SPP columns of a run: per row (mean, se) and theory, per quantity.
 fn spp_of(spec: &RunSpec, out: &RunOutput) -> varprop::analysis::spp::SppTable {
     varprop::analysis::spp::spp_table(spec, out).expect("a run with --spp")
@@ -354,21 +375,7 @@ block = [
         .take(before_bn + 1)
         .collect();
     within_se("c_pre", &c, &c_theory, bound);
-    for (k, name) in ["spp_mean2", "spp_var"].iter().enumerate() {
-        let measured: Vec<_> = spp
-            .measured
-            .iter()
-            .map(|m| m[k])
-            .take(before_bn + 1)
-            .collect();
-        let theory: Vec<f64> = spp
-            .theory
-            .iter()
-            .map(|t| t[k].unwrap())
-            .take(before_bn + 1)
-            .collect();
-        within_se(name, &measured, &theory, bound);
-    }
+    spp_within_se("normalisations", &spp, &[0, 1], 0..before_bn + 1, bound);
     // the gradient down to the batch-norm, through layer-norm and rms-norm
     let preds = varprop::analysis::predictions::predictions(&spec, &spec.net);
     let g = preds.iter().find(|p| p.name == "g").unwrap();
@@ -417,21 +424,10 @@ block = [
     let q: Vec<_> = out.summary.iter().map(|s| s.q_post).collect();
     let q_theory: Vec<f64> = rows.iter().map(|r| r.post.q_mean()).collect();
     within_se("q_post", &q, &q_theory, bound);
-    for (k, name) in ["spp_mean2", "spp_var", "spp_branch_var"]
-        .iter()
-        .enumerate()
-    {
-        // within_se skips its first row: for the branch, row 1 (the stem)
-        let skip = if k == 2 { 1 } else { 0 };
-        let measured: Vec<_> = spp.measured.iter().skip(skip).map(|m| m[k]).collect();
-        let theory: Vec<f64> = spp
-            .theory
-            .iter()
-            .skip(skip)
-            .map(|t| t[k].unwrap_or(f64::NAN))
-            .collect();
-        within_se(name, &measured, &theory, bound);
-    }
+    let rows = spp.measured.len();
+    spp_within_se("bn-relu resnet", &spp, &[0, 1], 0..rows, bound);
+    // the branch from row 2 (row 1 is the stem)
+    spp_within_se("bn-relu resnet", &spp, &[2], 1..rows, bound);
 }
 
 /// A dense layer after a convolution sees the image flattened: its
@@ -482,11 +478,8 @@ fn scaled_weight_standardisation_removes_the_mean_shift() {
         let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
         let spp = spp_of(&spec, &out);
         let bound = common::z_bound(2 * 2 * 6);
-        for (k, name) in ["spp_mean2", "spp_var"].iter().enumerate() {
-            let measured: Vec<_> = spp.measured.iter().map(|m| m[k]).collect();
-            let theory: Vec<f64> = spp.theory.iter().map(|t| t[k].unwrap()).collect();
-            within_se(&format!("{name}{ws}"), &measured, &theory, bound);
-        }
+        let rows = spp.measured.len();
+        spp_within_se(&format!("mean shift{ws}"), &spp, &[0, 1], 0..rows, bound);
         last_mean2.push(spp.measured[6][0].0);
     }
     assert!(
@@ -530,11 +523,8 @@ block = [
         &rows.iter().map(|r| r.pre.q_mean()).collect::<Vec<_>>(),
         bound,
     );
-    for (k, name) in ["spp_mean2", "spp_var"].iter().enumerate() {
-        let measured: Vec<_> = spp.measured.iter().map(|m| m[k]).collect();
-        let theory: Vec<f64> = spp.theory.iter().map(|t| t[k].unwrap()).collect();
-        within_se(name, &measured, &theory, bound);
-    }
+    let rows = spp.measured.len();
+    spp_within_se("strides and pooling", &spp, &[0, 1], 0..rows, bound);
     // zero padding at stride 2: q per position, the border's smaller
     let text = "input = { channels = 4, size = 7 }\nblock = [{ type = \"conv\", channels = 32, kernel = 3, stride = 2, padding = \"zero\", act = \"relu\" }, { type = \"conv\", channels = 32, kernel = 3, stride = 2, padding = \"zero\", act = \"relu\" }]\n";
     let spec = arch_spec(text, 8, 32, 12, |_| {});
@@ -614,21 +604,10 @@ fn resnet_stages_follow_the_papers_recurrences() {
             &rows.iter().map(|r| r.post.q_mean()).collect::<Vec<_>>(),
             bound,
         );
-        for (k, quantity) in ["spp_mean2", "spp_var", "spp_branch_var"]
-            .iter()
-            .enumerate()
-        {
-            // within_se skips its first row: for the branch, row 1 (the stem)
-            let skip = if k == 2 { 1 } else { 0 };
-            let measured: Vec<_> = spp.measured.iter().skip(skip).map(|m| m[k]).collect();
-            let theory: Vec<f64> = spp
-                .theory
-                .iter()
-                .skip(skip)
-                .map(|t| t[k].unwrap_or(f64::NAN))
-                .collect();
-            within_se(&format!("{name} {quantity}"), &measured, &theory, bound);
-        }
+        let rows = spp.measured.len();
+        spp_within_se(&name, &spp, &[0, 1], 0..rows, bound);
+        // the branch from row 2 (row 1 is the stem)
+        spp_within_se(&name, &spp, &[2], 1..rows, bound);
         mean2_at_top.push(spp.measured.last().unwrap()[0].0);
     }
     assert!(

@@ -182,6 +182,31 @@ fn refuse_other_keys(
     }
 }
 
+/// A layer without weights (normalisation, pooling, scale) of `kind`, its
+/// activation from `act` (identity unless given).
+fn weightless_layer(
+    block: usize,
+    f: &LayerFile,
+    kind: LayerKind,
+    input: Shape,
+    output: Shape,
+) -> Result<Layer> {
+    let act = Activation::parse(f.act.as_deref().unwrap_or("identity"), f.alpha, f.omega)
+        .map_err(|e| retag(block, e))?;
+    let mut init = InitSpec::resolve(&InitFlags::default(), &act).map_err(|e| retag(block, e))?;
+    init.sigma_b2 = Some(0.0);
+    Ok(Layer {
+        kind,
+        act,
+        init,
+        delta_orthogonal: false,
+        scale: 1.0,
+        standardise: None,
+        input,
+        output,
+    })
+}
+
 /// The layer types of a block or of a residual branch's layer.
 const LAYER_TYPES: &str = "dense, conv, conv-transpose, layer-norm, rms-norm, batch-norm, avg-pool, global-avg-pool, scale";
 
@@ -205,20 +230,7 @@ fn scale_layer(block: usize, f: &LayerFile, input: Shape) -> Result<Layer> {
             return Err(err(block, "factor", format!("got {other}; {accepted}")));
         }
     };
-    let act = Activation::parse(f.act.as_deref().unwrap_or("identity"), f.alpha, f.omega)
-        .map_err(|e| retag(block, e))?;
-    let mut init = InitSpec::resolve(&InitFlags::default(), &act).map_err(|e| retag(block, e))?;
-    init.sigma_b2 = Some(0.0);
-    Ok(Layer {
-        kind: LayerKind::Scale { factor },
-        act,
-        init,
-        delta_orthogonal: false,
-        scale: 1.0,
-        standardise: None,
-        input,
-        output: input,
-    })
+    weightless_layer(block, f, LayerKind::Scale { factor }, input, input)
 }
 
 /// Average pooling (`avg-pool`: kernel, stride [default: the kernel]) or
@@ -260,20 +272,13 @@ fn pool_layer(block: usize, f: &LayerFile, global: bool, input: Shape) -> Result
         }
         (kernel, kernel, stride)
     };
-    let act = Activation::parse(f.act.as_deref().unwrap_or("identity"), f.alpha, f.omega)
-        .map_err(|e| retag(block, e))?;
-    let mut init = InitSpec::resolve(&InitFlags::default(), &act).map_err(|e| retag(block, e))?;
-    init.sigma_b2 = Some(0.0);
-    Ok(Layer {
-        kind: LayerKind::AvgPool { kh, kw, stride },
-        act,
-        init,
-        delta_orthogonal: false,
-        scale: 1.0,
-        standardise: None,
+    weightless_layer(
+        block,
+        f,
+        LayerKind::AvgPool { kh, kw, stride },
         input,
-        output: Shape::Image(c, (h - kh) / stride + 1, (w - kw) / stride + 1),
-    })
+        Shape::Image(c, (h - kh) / stride + 1, (w - kw) / stride + 1),
+    )
 }
 
 /// A normalisation layer from its keys: `act` (identity unless given) and
@@ -290,20 +295,7 @@ fn norm_layer(block: usize, f: &LayerFile, kind: NormKind, input: Shape) -> Resu
             format!("must be a finite number >= 0 (got {eps})"),
         ));
     }
-    let act = Activation::parse(f.act.as_deref().unwrap_or("identity"), f.alpha, f.omega)
-        .map_err(|e| retag(block, e))?;
-    let mut init = InitSpec::resolve(&InitFlags::default(), &act).map_err(|e| retag(block, e))?;
-    init.sigma_b2 = Some(0.0);
-    Ok(Layer {
-        kind: LayerKind::Norm { kind, eps },
-        act,
-        init,
-        delta_orthogonal: false,
-        scale: 1.0,
-        standardise: None,
-        input,
-        output: input,
-    })
+    weightless_layer(block, f, LayerKind::Norm { kind, eps }, input, input)
 }
 
 fn norm_kind(name: &str) -> Option<NormKind> {
