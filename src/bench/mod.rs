@@ -425,15 +425,13 @@ fn resnet_run(
     let blocks = arch.depth();
     let mut run = spec(batch, 8, 1, Probes::default(), "he-normal");
     run.networks = networks;
+    run.net = crate::spec::summary_of(&arch, run.net.q0, run.net.c0);
     run.arch = Some(crate::spec::ArchRun {
         arch,
         mean_preserving: false,
         position_row: None,
         spp: true,
     });
-    run.net.widths = (0..=blocks)
-        .map(|l| run.arch.as_ref().unwrap().arch.units(l))
-        .collect();
     let start = Instant::now();
     crate::gpu::run_gpu(ctx, &run, crate::gpu::GpuOptions::default(), &mut |_, _| {})?;
     let seconds = start.elapsed().as_secs_f64();

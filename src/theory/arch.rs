@@ -547,7 +547,8 @@ fn plain(
         0.0
     };
     let post = activate(&layer.act, &h, shift);
-    (h.clone(), post, deriv_field(&layer.act, &h), shift)
+    let deriv = deriv_field(&layer.act, &h);
+    (h, post, deriv, shift)
 }
 
 /// [`plain`] for h = g + b with b ~ U(+-sqrt(3 b2)) per unit, g Gaussian

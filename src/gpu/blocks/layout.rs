@@ -69,26 +69,32 @@ pub(super) fn slots(arch: &crate::model::arch::Architecture) -> usize {
         .max(2)
 }
 
-/// The most groups a normalisation's statistics run over: each input for
-/// layer-norm and rms-norm, each channel for batch-norm, times `sets` sets
-/// of B rows (0 without normalisations).
+/// The groups a normalisation's statistics run over, for `rows` rows (sets
+/// of B): each row for layer-norm and rms-norm, each channel of each set for
+/// batch-norm; None for other layers.
+pub(super) fn norm_group_count(layer: &Layer, rows: usize, batch: usize) -> Option<usize> {
+    use crate::model::arch::NormKind;
+    match layer.kind {
+        LayerKind::Norm {
+            kind: NormKind::BatchNorm,
+            ..
+        } => Some(rows / batch * dims(layer.input).0),
+        LayerKind::Norm { .. } => Some(rows),
+        _ => None,
+    }
+}
+
+/// The most groups of any normalisation over `sets` sets of B rows (0
+/// without normalisations).
 pub(super) fn norm_groups(
     arch: &crate::model::arch::Architecture,
     batch: usize,
     sets: usize,
 ) -> usize {
-    use crate::model::arch::NormKind;
     arch.blocks
         .iter()
         .flat_map(|b| b.layers())
-        .filter_map(|l| match l.kind {
-            LayerKind::Norm {
-                kind: NormKind::BatchNorm,
-                ..
-            } => Some(sets * dims(l.input).0),
-            LayerKind::Norm { .. } => Some(sets * batch),
-            _ => None,
-        })
+        .filter_map(|l| norm_group_count(l, sets * batch, batch))
         .max()
         .unwrap_or(0)
 }

@@ -105,13 +105,7 @@ impl<'a> BlocksGpu<'a> {
 
     /// Groups of a normalisation's statistics over `rows` rows (sets of B).
     fn norm_group_count(&self, layer: &Layer, rows: usize) -> usize {
-        match layer.kind {
-            LayerKind::Norm {
-                kind: NormKind::BatchNorm,
-                ..
-            } => rows / self.spec.batch * dims(layer.input).0,
-            _ => rows,
-        }
+        layout::norm_group_count(layer, rows, self.spec.batch).expect("a normalisation")
     }
 
     /// A layer's pre-activation over the B rows at `input`, to `out`: W x

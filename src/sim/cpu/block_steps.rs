@@ -37,10 +37,15 @@ pub(super) fn draw_weights(
                 b: vec![0.0; dims(layer.output).0],
             };
         }
-        // its factor, set from the program by the caller
-        LayerKind::Scale { .. } => {
+        // its factor; 1/sqrt(q) comes from the theory, which the caller's
+        // program holds (`sim::plan::Program::factors`)
+        LayerKind::Scale { factor } => {
+            let value = match factor {
+                crate::model::arch::ScaleFactor::Value(v) => v,
+                crate::model::arch::ScaleFactor::InverseRootQ => 1.0,
+            };
             return Weights {
-                w: vec![1.0],
+                w: vec![value],
                 b: vec![0.0; dims(layer.output).0],
             };
         }
