@@ -264,6 +264,7 @@ impl RunSpecBuilder {
                 EngineChoice::Dense => "dense",
                 EngineChoice::Gram => "gram",
                 EngineChoice::Auto => "auto",
+                EngineChoice::Blocks => "blocks",
             }
             .into(),
         );

@@ -95,8 +95,11 @@ pub enum EngineChoice {
     Dense,
     /// Gaussian conditioning on B x B Gram matrices, O(n B^2) per layer
     Gram,
-    /// gram where it is supported and cheaper, dense otherwise
+    /// gram where it is supported and cheaper, dense otherwise (the block
+    /// engine for architecture files gram cannot run)
     Auto,
+    /// the block engine: architecture files and the mean-preserving bias
+    Blocks,
 }
 
 impl EngineChoice {
@@ -105,9 +108,10 @@ impl EngineChoice {
             "dense" => Ok(EngineChoice::Dense),
             "gram" => Ok(EngineChoice::Gram),
             "auto" => Ok(EngineChoice::Auto),
+            "blocks" => Ok(EngineChoice::Blocks),
             other => Err(Error::invalid(
                 "--engine",
-                format!("unknown '{other}'; accepted: dense, gram, auto"),
+                format!("unknown '{other}'; accepted: dense, gram, blocks, auto"),
             )),
         }
     }

@@ -51,6 +51,8 @@ fn spec_of(name: &str, text: &str, probes: bool, edit: impl FnOnce(&mut RunSetti
     let mut s = RunSettings {
         backward: Some(probes),
         jacobian: Some(probes),
+        // the block engine itself (auto may take gram for dense layers)
+        engine: Some("blocks".into()),
         ..common::run_settings(net, 4, 2, 7)
     };
     edit(&mut s);

@@ -252,10 +252,22 @@ const CASES: &[(&str, i32, &str)] = &[
     ),
     ("run --arch architectures/dense.toml --act tanh", 2, "--act"),
     (
-        "run --arch architectures/dense.toml --engine gram",
+        "run --arch architectures/conv.toml --engine gram",
         2,
         "--engine",
     ),
+    (
+        "run --arch architectures/residual.toml --engine gram",
+        2,
+        "--engine",
+    ),
+    (
+        "run --arch architectures/layer_norm_mlp.toml --engine gram --jacobian",
+        2,
+        "--engine",
+    ),
+    ("run --engine blocks --width 16 --depth 2", 2, "--engine"),
+    ("run --engine nope", 2, "--engine"),
     (
         "run --arch architectures/dense.toml --engine dense",
         2,

@@ -513,7 +513,7 @@ fn engine_flag_errors_and_auto_choice() {
         ("gram --init siren", "uniform"),
         ("gram --bias mean-preserving", "mean-preserving"),
         ("gram --device cpu", "--device gpu"),
-        ("fast", "accepted: dense, gram, auto"),
+        ("fast", "accepted: dense, gram, blocks, auto"),
     ];
     for (extra, why) in cases {
         let err = refused(&format!("{base} {extra}"));

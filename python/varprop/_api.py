@@ -300,10 +300,13 @@ def run(
     other settings (``init="siren"`` implies ``act="sin"``, ``sigma_w2``
     implies ``init="custom"``, ``widths`` and ``arch`` set the shape).
 
-    ``arch``: an architecture (dense, conv, residual, highway blocks; see
-    architectures/*.toml) as a path, as TOML text, or as a dict of the same
-    schema; it sets the widths, activations and inits itself.
-    ``engine``: ``"auto"``, ``"dense"`` or ``"gram"`` (GPU). ``device``:
+    ``arch``: an architecture (dense, conv, normalisation, residual,
+    highway blocks, ResNet stages; see architectures/*.toml) as a path, as
+    TOML text, or as a dict of the same schema; it sets the widths,
+    activations and inits itself.
+    ``engine``: ``"auto"``, ``"dense"``, ``"gram"`` or ``"blocks"`` (GPU;
+    blocks for ``arch``, which gram also runs where it holds only dense
+    and normalisation layers). ``device``:
     ``"gpu"``, ``"cpu"`` (f64 reference, small sizes) or ``"auto"``.
     ``chunk``, ``checkpoint_every``, ``max_memory``: GPU options that do
     not change what is computed. ``progress``: a tqdm bar (True; default

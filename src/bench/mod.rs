@@ -424,6 +424,7 @@ fn resnet_run(
     let arch = crate::model::arch::Architecture::parse(file, text)?;
     let blocks = arch.depth();
     let mut run = spec(batch, 8, 1, Probes::default(), "he-normal");
+    run.engine = crate::spec::EngineChoice::Blocks;
     run.networks = networks;
     run.net = crate::spec::summary_of(&arch, run.net.q0, run.net.c0);
     run.arch = Some(crate::spec::ArchRun {

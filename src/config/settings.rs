@@ -126,8 +126,10 @@ pub struct RunSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parametrisation: Option<String>,
     /// GPU engine: dense (explicit weights, O(n^2 B) per layer), gram (exact in distribution from
-    /// B x B Gram matrices, O(n B^2): normal or square orthogonal weights, plain stacks), or auto
-    /// (gram where it is exact and 4 B <= n, else dense) [default: auto]
+    /// B x B Gram matrices, O(n B^2): normal or square orthogonal weights, plain stacks and --arch
+    /// files of dense and layer-norm, rms-norm or batch-norm layers), blocks (--arch files, the
+    /// mean-preserving bias), or auto (gram where it is exact and 4 B <= n, else dense for plain
+    /// stacks and blocks for --arch) [default: auto]
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
@@ -334,7 +336,13 @@ impl RunSettings {
         if arch.is_some() && engine == spec::EngineChoice::Dense {
             return Err(Error::invalid(
                 "--engine",
-                "dense runs plain stacks; an --arch file or --bias mean-preserving runs on the block engine (leave --engine out, or give auto)",
+                "dense runs plain stacks; an --arch file or --bias mean-preserving runs on the block engine or gram (leave --engine out, or give auto, blocks or gram)",
+            ));
+        }
+        if arch.is_none() && engine == spec::EngineChoice::Blocks {
+            return Err(Error::invalid(
+                "--engine",
+                "blocks runs --arch files and --bias mean-preserving; a plain stack runs on dense or gram (leave --engine out, or give auto, dense or gram)",
             ));
         }
         let batch = self.batch.unwrap_or(DEFAULT_BATCH);

@@ -97,8 +97,9 @@ abi_struct! {
         pub w_trunc: f32,
         /// the same for the bias
         pub b_trunc: f32,
-        pub _pad0: u32,
-        pub _pad1: u32,
+        /// gram engine's normalisation layers: eps, and the KIND_* of the norm
+        pub norm_eps: f32,
+        pub norm_kind: u32,
     }
 }
 
@@ -164,8 +165,8 @@ impl Params {
             cols: 0,
             coef_a: NO_OFFSET,
             coef_b: NO_OFFSET,
-            _pad0: 0,
-            _pad1: 0,
+            norm_eps: 0.0,
+            norm_kind: 0,
         }
     }
 }

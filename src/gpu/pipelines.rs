@@ -35,6 +35,7 @@ const FMA_PEAK: &str = include_str!("../../shaders/bench/fma_peak.wgsl");
 const NAIVE_PRODUCT: &str = include_str!("../../shaders/bench/naive_product.wgsl");
 const PAIR_RECORD: &str = include_str!("../../shaders/common/pair_record.wgsl");
 const MOMENTS: &str = include_str!("../../shaders/common/moments.wgsl");
+const GRAM_NORM: &str = include_str!("../../shaders/gram/norm.wgsl");
 /// The block engine's own files, in order: its bindings, then one file per
 /// kind of pass.
 const BLOCKS: [&str; 6] = [
@@ -63,6 +64,10 @@ pub enum Module {
     /// gram_normals, gram_bias, gram_combine, gram_cross (the gram engine);
     /// `subgroup_sum` as for Stats
     Gram { subgroup_sum: bool },
+    /// gram_norm_rows, gram_norm_units and their adjoints (the gram
+    /// engine's normalisation layers; specialised by the activation of the
+    /// layer below); `subgroup_sum` as for Stats
+    GramNorm { subgroup_sum: bool },
     /// fma_peak (the benchmark's arithmetic ceiling)
     FmaPeak,
     /// naive_product (the benchmark's baseline)
@@ -107,6 +112,15 @@ impl Module {
             Module::Gram { subgroup_sum } => {
                 vec![PARAMS, INDEX, PHILOX, SPECIAL, reduce(*subgroup_sum), GRAM]
             }
+            Module::GramNorm { subgroup_sum } => vec![
+                PARAMS,
+                INDEX,
+                BINDINGS,
+                SPECIAL,
+                ACTIVATION,
+                reduce(*subgroup_sum),
+                GRAM_NORM,
+            ],
             Module::FmaPeak => vec![FMA_PEAK],
             Module::NaiveProduct => vec![NAIVE_PRODUCT],
             Module::Blocks => vec![
@@ -126,7 +140,10 @@ impl Module {
     }
 
     fn uses_activation(&self) -> bool {
-        matches!(self, Module::Stats { .. } | Module::Probe | Module::Blocks)
+        matches!(
+            self,
+            Module::Stats { .. } | Module::GramNorm { .. } | Module::Probe | Module::Blocks
+        )
     }
 
     /// The assembled WGSL, for a device without subgroups.
@@ -163,6 +180,7 @@ impl Module {
         for subgroup_sum in [false, true] {
             all.push(Module::Stats { subgroup_sum });
             all.push(Module::Gram { subgroup_sum });
+            all.push(Module::GramNorm { subgroup_sum });
         }
         all.extend([Module::FmaPeak, Module::NaiveProduct, Module::Blocks]);
         all

@@ -25,6 +25,41 @@ impl<'a> GramGpu<'a> {
         }
     }
 
+    /// delta_{l-1} = phi'(h_{l-1}) r_delta y from the rows y (W^T delta_l,
+    /// or J^T delta_l below a normalisation; all K rows, with --jacobian the
+    /// vjp rows with their r), h_{l-1} in panel `h`; their norms and r.
+    fn scale_delta<'p>(&'p self, job: &mut Job<'p>, network: usize, l: usize, h: Panel) {
+        let lay = &self.lay;
+        let below = self.base(network, l - 1);
+        let mut ops = vec![Operand::act(lay.y), Operand::act(lay.d[(l - 1) % 2])];
+        if l - 1 > 0 {
+            ops.push(Operand::either(h, FLAG_AUX_STORE));
+        }
+        let placed = self.place(&ops);
+        let p = Params {
+            flags: if l - 1 == 0 {
+                FLAG_NO_DERIV
+            } else {
+                placed.flags
+            },
+            in_off: placed.at[0],
+            out_off: placed.at[1],
+            aux_off: placed.at.get(2).copied().unwrap_or(0),
+            rec_off: lay.back as u32,
+            scale_a: lay.delta_scale(l),
+            scale_b: if self.spec.probes.jacobian {
+                lay.vjp_scale(l)
+            } else {
+                NO_SCALE
+            },
+            ..below
+        };
+        let n_in = self.spec.net.widths[l - 1];
+        let groups = (slices(n_in) as u32, lay.cols as u32, 1);
+        self.push(job, &self.act(l - 1).scale_by_deriv, p, groups, &placed);
+        self.back_finalize(job, below, l - 1);
+    }
+
     #[allow(clippy::type_complexity)]
     pub(super) fn backward(
         &self,
@@ -83,6 +118,12 @@ impl<'a> GramGpu<'a> {
             // recompute h_{a+1..=b}: the same Z and coefficients (x is not
             // needed: the combination reads Z)
             for l in a + 1..=b {
+                if self.is_norm(l) {
+                    // h_l = norm(phi(h_{l-1})) (x_0 itself below layer 1)
+                    let input = (h_at(l - 1), l - 1 == 0);
+                    self.normalise(&mut job, network, l, input, None, h_at(l));
+                    continue;
+                }
                 let base = self.base(network, l);
                 let slot = l - a - 1;
                 self.upload(slot, &fwd.coefs[l]);
@@ -132,7 +173,13 @@ impl<'a> GramGpu<'a> {
                     ..base
                 };
                 let groups = (slices(n) as u32, batch as u32, 1);
-                self.push(&mut job, &self.p.scale_by_deriv, p, groups, &placed);
+                self.push(
+                    &mut job,
+                    &self.act(depth).scale_by_deriv,
+                    p,
+                    groups,
+                    &placed,
+                );
                 if jacobian {
                     // the vector-Jacobian rows start as phi'(h_L) t_L (t_L
                     // recomputed into y, free until the first layer below)
@@ -150,13 +197,38 @@ impl<'a> GramGpu<'a> {
                         rec_off: (lay.back + batch * lay.bs) as u32,
                         ..base
                     };
-                    self.push(&mut job, &self.p.scale_by_deriv, p, groups, &placed);
+                    self.push(
+                        &mut job,
+                        &self.act(depth).scale_by_deriv,
+                        p,
+                        groups,
+                        &placed,
+                    );
                 }
                 self.back_finalize(&mut job, base, depth);
                 reads.extend(back_reads(depth));
                 pending = Some(depth);
             }
             for l in (a + 1..=b).rev() {
+                if self.is_norm(l) {
+                    // the rows read back so far first: the records at
+                    // `back` are about to be written again
+                    if let Some(p) = pending.take() {
+                        let data = self.submit_read(&job, &reads)?;
+                        back[p] = self.row_sums(&data[..back_read_len], net.widths[p], cols);
+                        job = Job::default();
+                        reads.clear();
+                    }
+                    // delta_{l-1} = phi'(h_{l-1}) r_delta J^T delta_l, J the
+                    // normalisation's Jacobian at x_{l-1}
+                    let input = (h_at(l - 1), l - 1 == 0);
+                    let d = lay.d[l % 2];
+                    self.normalise(&mut job, network, l, input, Some(d), lay.y);
+                    self.scale_delta(&mut job, network, l, h_at(l - 1));
+                    reads.extend(back_reads(l - 1));
+                    pending = Some(l - 1);
+                    continue;
+                }
                 let base = self.base(network, l);
                 let (n_in, n_out) = (net.widths[l - 1], net.widths[l]);
                 let d = lay.d[l % 2];
@@ -173,7 +245,7 @@ impl<'a> GramGpu<'a> {
                     ..below
                 };
                 let groups = dispatch_1d(batch * stride(n_in), ELEMENTWISE_WG);
-                self.push(&mut job, &self.p.activate, p, groups, &placed);
+                self.push(&mut job, &self.act(l - 1).activate, p, groups, &placed);
                 if jacobian {
                     let t = (lay.x, self.below(n_in));
                     self.tangent_rows(&mut job, network, l - 1, h_at(l - 1), t);
@@ -266,28 +338,7 @@ impl<'a> GramGpu<'a> {
                     Some((lay.z, self.slot(slot_b))),
                     (lay.y, 0),
                 );
-                let mut ops = vec![Operand::act(lay.y), Operand::act(lay.d[(l - 1) % 2])];
-                if l - 1 > 0 {
-                    ops.push(Operand::either(h_at(l - 1), FLAG_AUX_STORE));
-                }
-                let placed = self.place(&ops);
-                let p = Params {
-                    flags: if l - 1 == 0 {
-                        FLAG_NO_DERIV
-                    } else {
-                        placed.flags
-                    },
-                    in_off: placed.at[0],
-                    out_off: placed.at[1],
-                    aux_off: placed.at.get(2).copied().unwrap_or(0),
-                    rec_off: lay.back as u32,
-                    scale_a: lay.delta_scale(l),
-                    scale_b: if jacobian { lay.vjp_scale(l) } else { NO_SCALE },
-                    ..below
-                };
-                let groups = (slices(n_in) as u32, cols as u32, 1);
-                self.push(&mut job, &self.p.scale_by_deriv, p, groups, &placed);
-                self.back_finalize(&mut job, below, l - 1);
+                self.scale_delta(&mut job, network, l, h_at(l - 1));
                 reads.extend(back_reads(l - 1));
                 pending = Some(l - 1);
             }

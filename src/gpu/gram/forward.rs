@@ -34,7 +34,11 @@ impl<'a> GramGpu<'a> {
         let depth = lay.depth;
         let batch = self.spec.batch;
         let backward = self.spec.probes.runs_backward();
-        let renorm = if net.is_homogeneous() { FLAG_RENORM } else { 0 };
+        let renorm = if self.spec.renormalises() {
+            FLAG_RENORM
+        } else {
+            0
+        };
         let pair_len = batch / 2 * lay.bs * RECORD;
         let jacobian = self.spec.probes.jacobian;
         // the NTK's readout term needs X_L^T X_L too
@@ -73,6 +77,9 @@ impl<'a> GramGpu<'a> {
                 };
                 let groups = dispatch_1d(batch / 2 * n.div_ceil(4), GEN_WG);
                 self.push(&mut job, &self.p.gen_input, p, groups, &placed);
+            } else if self.is_norm(l) {
+                // h_l = norm(x_{l-1}), x_{l-1} as the layer below left it
+                self.normalise(&mut job, network, l, (lay.x, true), None, lay.h);
             } else {
                 self.upload(0, &out.coefs[l]);
                 // Gaussian layers draw Z inside the combination
@@ -97,7 +104,7 @@ impl<'a> GramGpu<'a> {
                 }
             }
             let groups = (slices(n) as u32, (batch / 2) as u32, 1);
-            self.push(&mut job, &self.p.stats, stats, groups, &placed);
+            self.push(&mut job, &self.act(l).stats, stats, groups, &placed);
             let p = Params {
                 rec_off: lay.stats as u32,
                 scale_out: l as u32,
@@ -147,7 +154,7 @@ impl<'a> GramGpu<'a> {
                     ..p
                 };
                 let groups = (slices(n) as u32, batch as u32, 1);
-                self.push(&mut job, &self.p.scale_by_deriv, p, groups, &placed);
+                self.push(&mut job, &self.act(l).scale_by_deriv, p, groups, &placed);
                 let p = Params {
                     flags: FLAG_ROW_RECORDS | FLAG_RENORM,
                     rec_off: lay.tangent as u32,
@@ -166,8 +173,10 @@ impl<'a> GramGpu<'a> {
                     len: 1,
                 });
             }
-            let orthogonal_next = l < depth && matches!(self.law(l + 1), Law::Orthogonal { .. });
-            if l < depth || ntk {
+            // a normalisation above needs no Gram matrix of x_l
+            let linear_next = l < depth && !self.is_norm(l + 1);
+            let orthogonal_next = linear_next && matches!(self.law(l + 1), Law::Orthogonal { .. });
+            if linear_next || (l == depth && ntk) {
                 self.cross(&mut job, base, n, lay.x, lay.x, GX, FLAG_SYMMETRIC);
                 reads.push(self.gram_read(GX));
                 if orthogonal_next {
@@ -192,7 +201,10 @@ impl<'a> GramGpu<'a> {
                 out.tangent.push(t);
                 at += tangent_len + 1;
             }
-            if l < depth {
+            if l < depth && !linear_next {
+                out.grams.push(Vec::new());
+                out.coefs.push(Vec::new());
+            } else if l < depth {
                 let g_data = &data[at..];
                 let g = self.gram_matrix(g_data, n, true);
                 let gz = if orthogonal_next {

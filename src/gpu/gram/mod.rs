@@ -63,6 +63,7 @@ use crate::gpu::dense::{
 use crate::gpu::pipelines::{Module, engine_bind_group_layout};
 use crate::gpu::submit::{Readback, Step, Submitter};
 use crate::gpu::tuning::Reduction;
+use crate::model::activation::Activation;
 use crate::model::init::Dist;
 use crate::sim::stats::{LayerSums, NetworkSums, NtkSums, RowSums};
 use crate::spec::RunSpec;
@@ -79,14 +80,31 @@ const CROSS_CHAIN: usize = 4 * (UNITS_PER_SLICE / 4).div_ceil(CROSS_WG);
 struct Pipelines {
     gen_input: wgpu::ComputePipeline,
     gen_normal_rows: wgpu::ComputePipeline,
-    stats: wgpu::ComputePipeline,
-    activate: wgpu::ComputePipeline,
-    scale_by_deriv: wgpu::ComputePipeline,
     finalize: wgpu::ComputePipeline,
     normals: wgpu::ComputePipeline,
     bias: wgpu::ComputePipeline,
     combine: wgpu::ComputePipeline,
     cross: wgpu::ComputePipeline,
+    /// the kernels that apply an activation, for each activation the
+    /// layers use
+    by_act: Vec<(Activation, ActPipelines)>,
+}
+
+/// The kernels specialised by an activation phi.
+struct ActPipelines {
+    /// x = phi(h) with the moment records
+    stats: wgpu::ComputePipeline,
+    activate: wgpu::ComputePipeline,
+    scale_by_deriv: wgpu::ComputePipeline,
+    /// normalisations of phi(h) (only where a layer normalises)
+    norm: Option<NormPipelines>,
+}
+
+struct NormPipelines {
+    rows: wgpu::ComputePipeline,
+    rows_adjoint: wgpu::ComputePipeline,
+    units: wgpu::ComputePipeline,
+    units_adjoint: wgpu::ComputePipeline,
 }
 
 /// How layer l's W is drawn.
@@ -123,6 +141,8 @@ pub struct GramNetwork {
 pub struct GramGpu<'a> {
     ctx: &'a GpuContext,
     spec: &'a RunSpec,
+    /// what each layer does (index 0: the input)
+    layers: Vec<GramLayer>,
     lay: Layout,
     p: Pipelines,
     bind_layout: wgpu::BindGroupLayout,
@@ -159,6 +179,7 @@ impl<'a> GramGpu<'a> {
         if let Some(why) = unsupported(spec) {
             return Err(Error::invalid("engine", format!("gram: {why}")));
         }
+        let layers = gram_layers(spec).map_err(|why| Error::invalid("engine", why))?;
         let net = &spec.net;
         let mut lay = Layout::new(spec, every.clamp(1, net.depth()));
         check_limits(ctx, spec, &lay)?;
@@ -174,19 +195,47 @@ impl<'a> GramGpu<'a> {
         let gram = Module::Gram {
             subgroup_sum: reduction.subgroup,
         };
-        let s = |entry| ctx.specialised_pipeline(stats, entry, &net.act, layout, &reduce);
-        let g = |entry| ctx.specialised_pipeline(gram, entry, &net.act, layout, &reduce);
+        let norm = Module::GramNorm {
+            subgroup_sum: reduction.subgroup,
+        };
+        let act = &layers[0].act;
+        let s = |entry, act| ctx.specialised_pipeline(stats, entry, act, layout, &reduce);
+        let g = |entry| ctx.specialised_pipeline(gram, entry, act, layout, &reduce);
+        let normalises = layers.iter().skip(1).any(GramLayer::is_norm);
+        let mut by_act: Vec<(Activation, ActPipelines)> = Vec::new();
+        for layer in &layers {
+            if by_act.iter().any(|(a, _)| *a == layer.act) {
+                continue;
+            }
+            let act = &layer.act;
+            let n = |entry| ctx.specialised_pipeline(norm, entry, act, layout, &reduce);
+            let norm = if normalises {
+                Some(NormPipelines {
+                    rows: n("gram_norm_rows")?,
+                    rows_adjoint: n("gram_norm_rows_adjoint")?,
+                    units: n("gram_norm_units")?,
+                    units_adjoint: n("gram_norm_units_adjoint")?,
+                })
+            } else {
+                None
+            };
+            let pipelines = ActPipelines {
+                stats: s("stats", act)?,
+                activate: s("activate", act)?,
+                scale_by_deriv: s("scale_by_deriv", act)?,
+                norm,
+            };
+            by_act.push((layer.act, pipelines));
+        }
         let p = Pipelines {
-            gen_input: ctx.pipeline(Module::Generate, "gen_input", &net.act, layout)?,
-            gen_normal_rows: ctx.pipeline(Module::Generate, "gen_normal_rows", &net.act, layout)?,
-            stats: s("stats")?,
-            activate: s("activate")?,
-            scale_by_deriv: s("scale_by_deriv")?,
-            finalize: s("finalize")?,
+            gen_input: ctx.pipeline(Module::Generate, "gen_input", act, layout)?,
+            gen_normal_rows: ctx.pipeline(Module::Generate, "gen_normal_rows", act, layout)?,
+            finalize: s("finalize", act)?,
             normals: g("gram_normals")?,
             bias: g("gram_bias")?,
             combine: g("gram_combine")?,
             cross: g("gram_cross")?,
+            by_act,
         };
         let mut device_bytes = 0u64;
         let mut buffer = |label: &str, floats: usize| {
@@ -215,6 +264,7 @@ impl<'a> GramGpu<'a> {
         let mut engine = GramGpu {
             ctx,
             spec,
+            layers,
             max_binding: (ctx.max_binding_bytes() / 4) as usize,
             lay,
             p,
@@ -235,6 +285,18 @@ impl<'a> GramGpu<'a> {
         engine.sums_probe_error = error;
         engine.sums_exact = exact;
         Ok(engine)
+    }
+
+    /// The kernels of layer l's activation.
+    fn act(&self, l: usize) -> &ActPipelines {
+        let act = self.layers[l].act;
+        &self
+            .p
+            .by_act
+            .iter()
+            .find(|(a, _)| *a == act)
+            .expect("compiled")
+            .1
     }
 
     /// The GPU context the engine runs on.

@@ -2,11 +2,15 @@
 //! matrices, row kernels) and the reads of Gram matrices back into f64.
 
 use super::*;
+use crate::gpu::abi::{KIND_BATCH_NORM, KIND_LAYER_NORM, KIND_RMS_NORM};
+use crate::model::arch::NormKind;
+use crate::model::init::WeightLaw;
 
 impl<'a> GramGpu<'a> {
+    /// How layer l's W is drawn (a normalisation has none: `weight_law`).
     pub(super) fn law(&self, l: usize) -> Law {
         let net = &self.spec.net;
-        let w = net.weight_law(l);
+        let w = self.weight_law(l);
         match w.dist {
             Dist::Orthogonal => Law::Orthogonal {
                 gain: (w.variance * net.widths[l].max(net.widths[l - 1]) as f64).sqrt(),
@@ -15,17 +19,105 @@ impl<'a> GramGpu<'a> {
         }
     }
 
+    fn weight_law(&self, l: usize) -> WeightLaw {
+        match self.layers[l].step {
+            LayerStep::Linear { weight, .. } => weight,
+            LayerStep::Norm { .. } => unreachable!("layer {l} normalises: it has no weights"),
+        }
+    }
+
+    pub(super) fn is_norm(&self, l: usize) -> bool {
+        l > 0 && self.layers[l].is_norm()
+    }
+
     /// Parameters every step of layer `layer` shares (n_out: its width).
     pub(super) fn base(&self, network: usize, layer: usize) -> Params {
         // no weights are drawn (w zero); the combinations read their
-        // coefficients from slot 0, over all B columns
-        Params {
+        // coefficients from slot 0, over all B columns; the bias is the
+        // layer's own (an architecture file's, not the summary's)
+        let base = Params {
             w_dist: 0,
             w_scale: 0.0,
             cols: self.spec.batch as u32,
             coef_a: 0,
             ..Params::for_layer(self.spec, network, layer, self.lay.bs)
+        };
+        if layer == 0 {
+            return base;
         }
+        match self.layers[layer].step {
+            LayerStep::Linear { bias, .. } => Params {
+                b_scale: bias.scale() as f32,
+                b_dist: bias.dist.code(),
+                b_trunc: bias.dist.truncation_mass() as f32,
+                ..base
+            },
+            LayerStep::Norm { kind, eps } => Params {
+                b_scale: 0.0,
+                norm_eps: eps as f32,
+                norm_kind: match kind {
+                    NormKind::LayerNorm => KIND_LAYER_NORM,
+                    NormKind::RmsNorm => KIND_RMS_NORM,
+                    NormKind::BatchNorm => KIND_BATCH_NORM,
+                },
+                ..base
+            },
+        }
+    }
+
+    /// h_l = norm(x_{l-1}) for the normalisation layer l: x read from
+    /// `input` (with `is_x`, as it is: the forward pass's x or the input
+    /// row; else phi(h_{l-1}), the activation of layer l - 1), h written
+    /// to `out`; with `adjoint` instead J^T d for the rows d in `adjoint`'s
+    /// panel, written to `out`.
+    pub(super) fn normalise<'p>(
+        &'p self,
+        job: &mut Job<'p>,
+        network: usize,
+        l: usize,
+        (input, is_x): (Panel, bool),
+        adjoint: Option<Panel>,
+        out: Panel,
+    ) {
+        let base = self.base(network, l);
+        let n = self.spec.net.widths[l];
+        let mut ops = vec![
+            Operand::either(input, FLAG_AUX_STORE),
+            Operand::either(out, FLAG_OUT_STORE),
+        ];
+        ops.extend(adjoint.map(Operand::act));
+        let placed = self.place(&ops);
+        let p = Params {
+            n_out: n as u32,
+            flags: placed.flags | if is_x { FLAG_INPUT } else { 0 },
+            aux_off: placed.at[0],
+            out_off: placed.at[1],
+            in_off: placed.at.get(2).copied().unwrap_or(0),
+            rows: self.spec.batch as u32,
+            ..base
+        };
+        let kernels = self.act(l - 1).norm.as_ref().expect("compiled for norms");
+        let (pipeline, groups) = match (base.norm_kind, adjoint.is_some()) {
+            (KIND_BATCH_NORM, adjoint) => {
+                let groups = dispatch_1d(stride(n), ELEMENTWISE_WG);
+                let pipeline = if adjoint {
+                    &kernels.units_adjoint
+                } else {
+                    &kernels.units
+                };
+                (pipeline, groups)
+            }
+            (_, adjoint) => {
+                let groups = (self.spec.batch as u32, 1, 1);
+                let pipeline = if adjoint {
+                    &kernels.rows_adjoint
+                } else {
+                    &kernels.rows
+                };
+                (pipeline, groups)
+            }
+        };
+        self.push(job, pipeline, p, groups, &placed);
     }
 
     /// K standard normal rows of `n` units at Z's panel (the forward Z of
@@ -260,7 +352,7 @@ impl<'a> GramGpu<'a> {
             ..base
         };
         let groups = dispatch_1d(batch * stride(n), ELEMENTWISE_WG);
-        self.push(job, &self.p.activate, p, groups, &placed);
+        self.push(job, &self.act(l).activate, p, groups, &placed);
         let p = Params {
             flags: placed.flags,
             in_off: placed.at[1] + out.1 as u32,
@@ -270,7 +362,7 @@ impl<'a> GramGpu<'a> {
             ..base
         };
         let groups = (slices(n) as u32, batch as u32, 1);
-        self.push(job, &self.p.scale_by_deriv, p, groups, &placed);
+        self.push(job, &self.act(l).scale_by_deriv, p, groups, &placed);
     }
 
     /// The Gram matrix the engine's compensated sums give of K given rows

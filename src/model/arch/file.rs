@@ -701,12 +701,20 @@ impl Architecture {
                         last
                     }
                     "highway" => highway(number, b, shape, &stream_act)?,
+                    "sequence" => {
+                        // its layers as blocks of their own, all but the
+                        // last pushed here
+                        let mut expanded = sequence(number, b, shape, &stream_act)?;
+                        let last = expanded.pop().expect("a sequence has layers");
+                        blocks.extend(expanded);
+                        last
+                    }
                     other => {
                         return Err(err(
                             number,
                             "type",
                             format!(
-                                "unknown block type '{other}'; accepted: {LAYER_TYPES}, residual, highway, stage"
+                                "unknown block type '{other}'; accepted: {LAYER_TYPES}, sequence, residual, highway, stage"
                             ),
                         ));
                     }
@@ -727,6 +735,57 @@ impl Architecture {
             .map_err(|e| Error::invalid(format!("--arch {}", path.display()), e.to_string()))?;
         Architecture::parse(&path.display().to_string(), &text)
     }
+}
+
+/// `type = "sequence"`: its [[block.layer]] tables one after the other, each
+/// a block of its own (so that `repeat` repeats a group of layers, such as
+/// a dense layer and the normalisation after it).
+fn sequence(
+    number: usize,
+    b: &BlockFile,
+    input: Shape,
+    input_act: &Activation,
+) -> Result<Vec<Block>> {
+    let own_keys = [
+        ("act", b.act.is_some()),
+        ("alpha", b.alpha.is_some()),
+        ("shortcut", b.shortcut.is_some()),
+        ("shared", b.shared.is_some()),
+        ("gate-bias", b.gate_bias.is_some()),
+        ("gate-init", b.gate_init.is_some()),
+        ("style", b.style.is_some()),
+        ("blocks", b.blocks.is_some()),
+        ("bottleneck", b.bottleneck.is_some()),
+    ];
+    let layer_keys = b.layer_file().keys_set();
+    if let Some((key, _)) = own_keys
+        .iter()
+        .chain(layer_keys.iter())
+        .find(|(_, present)| *present)
+    {
+        return Err(err(
+            number,
+            key,
+            "does not apply to a sequence: its layers go in [[block.layer]] tables",
+        ));
+    }
+    if b.layers.is_empty() {
+        return Err(err(
+            number,
+            "layer",
+            "a sequence needs at least one [[block.layer]]",
+        ));
+    }
+    let mut blocks = Vec::new();
+    let (mut shape, mut made_by) = (input, *input_act);
+    for lf in &b.layers {
+        let kind = lf.kind.as_deref().unwrap_or("dense");
+        let l = layer(number, lf, flatten(shape, kind), &made_by)?;
+        shape = l.output;
+        made_by = l.act;
+        blocks.push(Block::Layer(l));
+    }
+    Ok(blocks)
 }
 
 /// A dense layer after an image sees it flattened.

@@ -78,3 +78,51 @@ fn fixup_and_inverse_sqrt_depth() {
     };
     assert_eq!(*alpha, 0.5);
 }
+
+#[test]
+fn a_sequence_repeats_its_layers_in_order() {
+    let a = parse(
+        "input = 8\n\
+         [[block]]\ntype = \"sequence\"\nrepeat = 3\n\
+         [[block.layer]]\ntype = \"dense\"\nwidth = 6\nact = \"identity\"\n\
+         [[block.layer]]\ntype = \"layer-norm\"\nact = \"relu\"\n\
+         [[block]]\ntype = \"dense\"\nwidth = 4\n",
+    )
+    .unwrap();
+    assert_eq!(a.depth(), 7);
+    for (i, block) in a.blocks.iter().enumerate() {
+        let Block::Layer(l) = block else {
+            panic!("block {i} is not a layer")
+        };
+        let norm = i < 6 && i % 2 == 1;
+        assert_eq!(l.is_norm(), norm, "block {i}");
+        let act = if norm {
+            Activation::Relu
+        } else if i < 6 {
+            Activation::Identity
+        } else {
+            l.act
+        };
+        assert_eq!(l.act, act, "block {i}");
+    }
+    assert_eq!(a.shape(6), Shape::Vector(6));
+    assert_eq!(a.shape(7), Shape::Vector(4));
+    // keys of its layers on the sequence itself would be ignored: refused
+    for (text, want) in [
+        (
+            "input = 8\n[[block]]\ntype = \"sequence\"\nwidth = 8\n[[block.layer]]\nwidth = 8\n",
+            "block 1, key 'width'",
+        ),
+        (
+            "input = 8\n[[block]]\ntype = \"sequence\"\n",
+            "block 1, key 'layer'",
+        ),
+        (
+            "input = 8\n[[block]]\ntype = \"sequence\"\nalpha = 0.5\n[[block.layer]]\nwidth = 8\n",
+            "block 1, key 'alpha'",
+        ),
+    ] {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains(want), "{text}\n -> {e}");
+    }
+}

@@ -1,0 +1,165 @@
+// The gram engine's normalisation layers (src/gpu/gram/): h_l = norm(x_{l-1})
+// on the rows the engine holds (B rows of stride(n) floats, one per input),
+// without weights. layer-norm and rms-norm normalise each row over its n
+// units, batch-norm each unit over the B rows (training mode, the biased
+// variance, as PyTorch's first forward pass):
+//   y = (x - mean) * inv,  inv = 1 / sqrt(var + eps)   (rms-norm: mean = 0,
+//   var = mean x^2),
+// and the backward pass's adjoint (J is symmetric):
+//   J^T d = inv (d - mean(d) - y mean(y d))   (rms-norm: without mean(d)),
+// as the CPU reference's `normalise` and `norm_jacobian`.
+// x is read at aux_off (act, or store with FLAG_AUX_STORE) as phi(h) of the
+// layer below, or as it is with FLAG_INPUT (the forward pass's x, or the
+// input row); y and J^T d are written at out_off (act, or store with
+// FLAG_OUT_STORE), padding set to 0; d is read at in_off (act). The kind is
+// params.norm_kind (KIND_LAYER_NORM, KIND_RMS_NORM, KIND_BATCH_NORM), eps
+// params.norm_eps. Every sum runs in a fixed order, the mean first and then
+// the squares about it, so that a large mean does not cancel the variance.
+// Needs params.wgsl, index.wgsl, bindings.wgsl, activation.wgsl and one of
+// reduce_subgroup.wgsl, reduce_tree.wgsl.
+
+override REDUCE_WG: u32 = 256u;
+
+fn norm_input(i: u32) -> f32 {
+    let v = aux(i);
+    if ((params.flags & FLAG_INPUT) != 0u) {
+        return v;
+    }
+    return phi(v);
+}
+
+fn norm_centres() -> bool {
+    return params.norm_kind != KIND_RMS_NORM;
+}
+
+// The mean and inv of the row at `base` (n units), every lane of the
+// workgroup striding it by REDUCE_WG; every lane gets both.
+fn row_stats(lid: u32, base: u32, n: u32) -> vec2<f32> {
+    var mean = 0.0;
+    if (norm_centres()) {
+        var s = 0.0;
+        for (var i = lid; i < n; i += REDUCE_WG) {
+            s += norm_input(base + i);
+        }
+        mean = group_sum4(lid, vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(n);
+    }
+    var s2 = 0.0;
+    for (var i = lid; i < n; i += REDUCE_WG) {
+        let v = norm_input(base + i) - mean;
+        s2 += v * v;
+    }
+    let variance = group_sum4(lid, vec4<f32>(s2, 0.0, 0.0, 0.0)).x / f32(n);
+    return vec2<f32>(mean, 1.0 / sqrt(variance + params.norm_eps));
+}
+
+// layer-norm, rms-norm: one workgroup per row (workgroup x).
+@compute @workgroup_size(REDUCE_WG)
+fn gram_norm_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let n = params.n_out;
+    let base = wid.x * stride(n);
+    let st = row_stats(lid.x, base, n);
+    for (var i = lid.x; i < stride(n); i += REDUCE_WG) {
+        var y = 0.0;
+        if (i < n) {
+            y = (norm_input(base + i) - st.x) * st.y;
+        }
+        write_out(base + i, y);
+    }
+}
+
+// Their adjoint: J^T d for the rows d at in_off.
+@compute @workgroup_size(REDUCE_WG)
+fn gram_norm_rows_adjoint(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let n = params.n_out;
+    let base = wid.x * stride(n);
+    let st = row_stats(lid.x, base, n);
+    var s = vec4<f32>(0.0);
+    for (var i = lid.x; i < n; i += REDUCE_WG) {
+        let y = (norm_input(base + i) - st.x) * st.y;
+        let d = act[params.in_off + base + i];
+        s += vec4<f32>(d, y * d, 0.0, 0.0);
+    }
+    let means = group_sum4(lid.x, s) / f32(n);
+    let mean_d = select(0.0, means.x, norm_centres());
+    for (var i = lid.x; i < stride(n); i += REDUCE_WG) {
+        var out = 0.0;
+        if (i < n) {
+            let y = (norm_input(base + i) - st.x) * st.y;
+            let d = act[params.in_off + base + i];
+            out = st.y * (d - mean_d - y * means.y);
+        }
+        write_out(base + i, out);
+    }
+}
+
+// The mean and inv of unit i over the `rows` rows of stride s.
+fn unit_stats(i: u32, s: u32) -> vec2<f32> {
+    let rows = params.rows;
+    var sum = 0.0;
+    for (var r = 0u; r < rows; r++) {
+        sum += norm_input(r * s + i);
+    }
+    let mean = sum / f32(rows);
+    var s2 = 0.0;
+    for (var r = 0u; r < rows; r++) {
+        let v = norm_input(r * s + i) - mean;
+        s2 += v * v;
+    }
+    return vec2<f32>(mean, 1.0 / sqrt(s2 / f32(rows) + params.norm_eps));
+}
+
+// batch-norm: one invocation per unit, padding included.
+@compute @workgroup_size(256)
+fn gram_norm_units(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = params.n_out;
+    let s = stride(n);
+    let i = flat_index(gid, nwg, ELEMENTWISE_WG);
+    if (i >= s) {
+        return;
+    }
+    var st = vec2<f32>(0.0);
+    if (i < n) {
+        st = unit_stats(i, s);
+    }
+    for (var r = 0u; r < params.rows; r++) {
+        var y = 0.0;
+        if (i < n) {
+            y = (norm_input(r * s + i) - st.x) * st.y;
+        }
+        write_out(r * s + i, y);
+    }
+}
+
+// Its adjoint.
+@compute @workgroup_size(256)
+fn gram_norm_units_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = params.n_out;
+    let s = stride(n);
+    let i = flat_index(gid, nwg, ELEMENTWISE_WG);
+    if (i >= s) {
+        return;
+    }
+    let rows = params.rows;
+    if (i >= n) {
+        for (var r = 0u; r < rows; r++) {
+            write_out(r * s + i, 0.0);
+        }
+        return;
+    }
+    let st = unit_stats(i, s);
+    var sum_d = 0.0;
+    var sum_yd = 0.0;
+    for (var r = 0u; r < rows; r++) {
+        let y = (norm_input(r * s + i) - st.x) * st.y;
+        let d = act[params.in_off + r * s + i];
+        sum_d += d;
+        sum_yd += y * d;
+    }
+    let mean_d = sum_d / f32(rows);
+    let mean_yd = sum_yd / f32(rows);
+    for (var r = 0u; r < rows; r++) {
+        let y = (norm_input(r * s + i) - st.x) * st.y;
+        let d = act[params.in_off + r * s + i];
+        write_out(r * s + i, st.y * (d - mean_d - y * mean_yd));
+    }
+}
