@@ -38,6 +38,7 @@ fn quick_bench_reports_every_figure() {
         "gram_layers_per_s",
         "dense_layers_per_s",
         "gram_vs_dense",
+        "gram_vs_rng_limit",
     ] {
         let v = json[key].as_f64();
         assert!(
@@ -55,6 +56,15 @@ fn quick_bench_reports_every_figure() {
     assert!(!orthogonal.is_empty());
     for o in orthogonal {
         assert!(o["seconds_per_layer"].as_f64().is_some_and(|s| s > 0.0));
+    }
+    for key in [
+        "plain_seconds_per_layer",
+        "tiled_seconds_per_layer",
+        "tiled_vs_plain",
+        "tiled_gflops",
+    ] {
+        let v = json["conv"][key].as_f64();
+        assert!(v.is_some_and(|v| v > 0.0 && v.is_finite()), "conv {key}");
     }
     assert!(
         json["product"][0]["gflops"]

@@ -44,6 +44,8 @@ struct Plan {
     gram: (usize, usize, usize, usize),
     /// the block engine's ResNet: (file name, its text, batch, networks)
     resnet: (&'static str, &'static str, usize, usize),
+    /// the block engine's 3x3 convolution: (channels, image side, batch, layers)
+    conv: (usize, usize, usize, usize),
     trials: usize,
 }
 
@@ -63,6 +65,7 @@ impl Plan {
                 orthogonal_widths: vec![16, 32],
                 gram: (8, 128, 20, 5),
                 resnet: ("small resnet (quick)", SMALL_RESNET, 2, 1),
+                conv: (8, 8, 2, 2),
                 trials: 3,
             }
         } else {
@@ -78,6 +81,7 @@ impl Plan {
                     8,
                     4,
                 ),
+                conv: (64, 32, 16, 2),
                 trials: 3,
             }
         }
@@ -157,6 +161,24 @@ pub struct NtkOverhead {
     pub gram_ntk_vs_backward: f64,
 }
 
+/// The block engine's stride-1 3x3 convolution layer, forward, with the
+/// plain kernel (one invocation per output value, the in-run baseline)
+/// and the tiled one (CONV_TILE_C channels x CONV_TILE_X positions per
+/// invocation), seconds per layer (the layer's draws, moments and records
+/// included: a network of `layers` such layers, median of the trials).
+#[derive(Clone, Debug, Serialize)]
+pub struct ConvRun {
+    pub channels: usize,
+    pub size: usize,
+    pub batch: usize,
+    pub plain_seconds_per_layer: f64,
+    pub tiled_seconds_per_layer: f64,
+    /// plain over tiled (target >= 4)
+    pub tiled_vs_plain: f64,
+    /// 2 B C^2 k^2 H W per layer over the tiled seconds
+    pub tiled_gflops: f64,
+}
+
 /// The block engine on a ResNet with the SPP statistics (issue 16's
 /// target: the quarter-width ResNet-V2-600, batch 8, 4 networks, under 10
 /// minutes on lavapipe), wall clock.
@@ -210,8 +232,12 @@ pub struct BenchReport {
     pub dense_layers_per_s: f64,
     /// gram layers per second over dense layers per second (wall clock)
     pub gram_vs_dense: f64,
+    /// a gram layer's seconds over those of drawing its n B Gaussians at
+    /// `rng_gnormals_per_s` (issue 19's target: <= 1.5)
+    pub gram_vs_rng_limit: f64,
     pub ntk: NtkOverhead,
     pub resnet: ResnetRun,
+    pub conv: ConvRun,
     pub notes: Vec<String>,
 }
 
@@ -371,6 +397,11 @@ pub fn run(
         "{file}: batch {resnet_batch}, {resnet_networks} networks, --spp"
     ));
     let resnet = resnet_run(ctx, file, text, resnet_batch, resnet_networks)?;
+    let (channels, size, conv_batch, conv_layers) = plan.conv;
+    log(&format!(
+        "3x3 convolution, {channels} channels, {size}x{size}, batch {conv_batch}: plain and tiled kernels"
+    ));
+    let conv = conv_run(ctx, (channels, size, conv_batch, conv_layers), plan.trials)?;
     let gram_layers_per_s = gl as f64 / gram.gram_seconds;
     let dense_layers_per_s = dl as f64 / gram.dense_seconds;
     notes.push(format!(
@@ -406,9 +437,60 @@ pub fn run(
         gram_layers_per_s,
         dense_layers_per_s,
         gram_vs_dense: gram_layers_per_s / dense_layers_per_s,
+        gram_vs_rng_limit: (1.0 / gram_layers_per_s)
+            / ((gb * gn) as f64 / (rng_gnormals_per_s * 1e9)),
         ntk,
         resnet,
+        conv,
         notes,
+    })
+}
+
+/// `ConvRun`: the same network (one of `layers` 3x3 convolutions with
+/// circular padding, relu, He) on the block engine with each kernel, after
+/// a warm-up run that compiles the pipelines.
+fn conv_run(
+    ctx: &GpuContext,
+    (channels, size, batch, layers): (usize, usize, usize, usize),
+    trials: usize,
+) -> Result<ConvRun> {
+    use crate::gpu::blocks::{BlocksGpu, ConvKernel};
+    let text = format!(
+        "input = {{ channels = {channels}, size = {size} }}\n[[block]]\ntype = \"conv\"\nchannels = {channels}\nkernel = 3\nact = \"relu\"\ninit = \"he-normal\"\nrepeat = {layers}\n"
+    );
+    let arch = crate::model::arch::Architecture::parse("bench convolution", &text)?;
+    let mut run = spec(batch, 8, 1, Probes::default(), "he-normal");
+    run.engine = crate::spec::EngineChoice::Blocks;
+    run.net = crate::spec::summary_of(&arch, run.net.q0, run.net.c0);
+    run.arch = Some(crate::spec::ArchRun {
+        arch,
+        mean_preserving: false,
+        position_row: None,
+        spp: false,
+    });
+    let seconds_per_layer = |kernel: ConvKernel| -> Result<f64> {
+        let mut gpu = BlocksGpu::new(ctx, &run, 1)?;
+        gpu.conv_kernel = kernel;
+        gpu.run_network(0)?;
+        let mut times = Vec::new();
+        for _ in 0..trials {
+            let start = Instant::now();
+            gpu.run_network(0)?;
+            times.push(start.elapsed().as_secs_f64() / layers as f64);
+        }
+        Ok(median(times))
+    };
+    let plain = seconds_per_layer(ConvKernel::Plain)?;
+    let tiled = seconds_per_layer(ConvKernel::Tiled)?;
+    let flops = 2.0 * (batch * channels * channels * 9 * size * size) as f64;
+    Ok(ConvRun {
+        channels,
+        size,
+        batch,
+        plain_seconds_per_layer: plain,
+        tiled_seconds_per_layer: tiled,
+        tiled_vs_plain: plain / tiled,
+        tiled_gflops: flops / tiled / 1e9,
     })
 }
 

@@ -109,6 +109,13 @@ pub fn to_table(r: &BenchReport) -> String {
             r.gram_layers_per_s, g.gram_depth, r.dense_layers_per_s, g.dense_depth, r.gram_vs_dense
         ),
     );
+    line(
+        "gram vs its RNG limit",
+        format!(
+            "{:.2}x the time of drawing a layer's n B Gaussians (target <= 1.5)",
+            r.gram_vs_rng_limit
+        ),
+    );
     let k = &r.ntk;
     line(
         "ntk vs backward",
@@ -134,6 +141,21 @@ pub fn to_table(r: &BenchReport) -> String {
         format!(
             "{:.1} blocks/s: {} blocks x {} networks in {:.1} s, batch {} ({})",
             n.blocks_per_s, n.blocks, n.networks, n.seconds, n.batch, n.file
+        ),
+    );
+    let c = &r.conv;
+    line(
+        "block conv 3x3 (tiled vs plain)",
+        format!(
+            "{:.2}x (target >= 4): {:.3} s against {:.3} s a layer, {:.2} GFLOP/s; {} channels, {}x{}, batch {}",
+            c.tiled_vs_plain,
+            c.tiled_seconds_per_layer,
+            c.plain_seconds_per_layer,
+            c.tiled_gflops,
+            c.channels,
+            c.size,
+            c.size,
+            c.batch
         ),
     );
     for n in &r.notes {

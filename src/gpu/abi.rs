@@ -305,6 +305,10 @@ abi_constants! {
     CROSS_WG: usize = 64;
     /// invocations per workgroup of the block engine's plain kernels
     BLOCKS_WG: u32 = 64;
+    /// output channels and positions along x of one invocation of the
+    /// block engine's tiled stride-1 convolution (conv_tiled, conv_tiled_t)
+    CONV_TILE_C: u32 = 8;
+    CONV_TILE_X: u32 = 4;
     /// blocks' linear layer kinds
     KIND_DENSE: u32 = 0;
     KIND_CONV: u32 = 1;

@@ -31,7 +31,7 @@ use crate::gpu::orthogonal::OrthogonalQr;
 use crate::gpu::pipelines::{Module, bind_group_layout};
 use crate::gpu::submit::{InFlight, Readback, Step, Submitter};
 use crate::model::activation::Activation;
-use crate::model::arch::{Layer, LayerKind, NormKind, Padding};
+use crate::model::arch::{Layer, LayerKind, NormKind, Padding, Shape};
 use crate::model::init::Dist;
 use crate::sim::plan::Program;
 use crate::sim::stats::{ChannelSums, LayerSums, NetworkSums, PositionSums, RowSums};
@@ -49,10 +49,10 @@ use layout::{
 
 pub use crate::gpu::abi::BlockParams;
 use crate::gpu::abi::{
-    BLOCKS_WG as WG, FLAG_BIAS, FLAG_NO_DERIV, FLAG_RENORM, FLAG_ROW_RECORDS, FLAG_ZEROS,
-    KIND_AVG_POOL, KIND_BATCH_NORM, KIND_CONV, KIND_CONV_TRANSPOSE, KIND_DENSE, KIND_LAYER_NORM,
-    KIND_RMS_NORM, KIND_SCALE, NO_SCALE, PAD_CIRCULAR, PAD_ZERO, RECORD, STREAM_DELTA,
-    STREAM_TANGENT, UNITS_PER_SLICE,
+    BLOCKS_WG as WG, CONV_TILE_C, CONV_TILE_X, FLAG_BIAS, FLAG_NO_DERIV, FLAG_RENORM,
+    FLAG_ROW_RECORDS, FLAG_ZEROS, KIND_AVG_POOL, KIND_BATCH_NORM, KIND_CONV, KIND_CONV_TRANSPOSE,
+    KIND_DENSE, KIND_LAYER_NORM, KIND_RMS_NORM, KIND_SCALE, NO_SCALE, PAD_CIRCULAR, PAD_ZERO,
+    RECORD, STREAM_DELTA, STREAM_TANGENT, UNITS_PER_SLICE,
 };
 /// Dispatches per submission at most (the parameter buffer's slots).
 const MAX_STEPS: usize = 1024;
@@ -89,6 +89,18 @@ pub struct BlocksGpu<'a> {
     orthogonal: Option<OrthogonalQr>,
     /// Bytes of every buffer this engine allocated on the device.
     pub device_bytes: u64,
+    /// How stride-1 convolutions run (the bench times both).
+    pub conv_kernel: ConvKernel,
+}
+
+/// The kernels of a stride-1 convolution: the plain one (one invocation per
+/// output value) or the tiled one (CONV_TILE_C channels at CONV_TILE_X
+/// positions per invocation), the same sums in the same order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvKernel {
+    Plain,
+    #[default]
+    Tiled,
 }
 
 /// The dispatches queued for the next submission, and the bytes of their
@@ -213,6 +225,7 @@ impl<'a> BlocksGpu<'a> {
             Some(qr)
         };
         Ok(BlocksGpu {
+            conv_kernel: ConvKernel::default(),
             ctx,
             spec,
             program,

@@ -336,6 +336,9 @@ impl<'a> BlocksGpu<'a> {
         let mut p = self.layer_params(network, layer, slot, input, out, rows);
         p.flags = if bias { FLAG_BIAS } else { 0 };
         p.offset = offset as f32;
+        if let Some(tiles) = self.conv_tiles(layer, layer.output) {
+            return self.push(q, self.plain("conv_tiled")?, p, groups_1d(rows * tiles));
+        }
         self.push(
             q,
             self.plain("linear")?,
@@ -357,8 +360,25 @@ impl<'a> BlocksGpu<'a> {
         rows: usize,
     ) -> Result<()> {
         let p = self.layer_params(network, layer, slot, input, out, rows);
+        if let Some(tiles) = self.conv_tiles(layer, layer.input) {
+            return self.push(q, self.plain("conv_tiled_t")?, p, groups_1d(rows * tiles));
+        }
         let groups = groups_1d(rows * layer.input.units());
         self.push(q, self.plain("linear_t")?, p, groups)
+    }
+
+    /// The invocations per row of the tiled kernel for `layer`'s result of
+    /// shape `result` (its output forward, its input for the adjoint):
+    /// stride-1 convolutions, unless the plain kernel is asked for.
+    fn conv_tiles(&self, layer: &Layer, result: Shape) -> Option<usize> {
+        let tiled = self.conv_kernel == ConvKernel::Tiled;
+        match (&layer.kind, result) {
+            (LayerKind::Conv { stride: 1, .. }, Shape::Image(c, h, w)) if tiled => {
+                let (tc, tx) = (CONV_TILE_C as usize, CONV_TILE_X as usize);
+                Some(c.div_ceil(tc) * h * w.div_ceil(tx))
+            }
+            _ => None,
+        }
     }
 
     /// An elementwise kernel over `rows` rows of `units`, its operands set by `set`.
