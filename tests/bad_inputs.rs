@@ -262,9 +262,9 @@ const CASES: &[(&str, i32, &str)] = &[
         "--engine",
     ),
     (
-        "run --arch architectures/layer_norm_mlp.toml --engine gram --jacobian",
+        "run --arch architectures/layer_norm_mlp.toml --engine gram --spp",
         2,
-        "--engine",
+        "--spp",
     ),
     ("run --engine blocks --width 16 --depth 2", 2, "--engine"),
     ("run --engine nope", 2, "--engine"),

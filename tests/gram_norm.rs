@@ -37,10 +37,13 @@ fn settings(name: &str, text: &str, batch: usize, networks: usize, seed: u64) ->
     common::run_settings(net, batch, networks, seed)
 }
 
-fn spec(s: &RunSettings, engine: &str, backward: bool) -> RunSpec {
+/// With `probes`, the backward pass and the Jacobian's tangents and
+/// vector-Jacobian rows.
+fn spec(s: &RunSettings, engine: &str, probes: bool) -> RunSpec {
     let mut s = s.clone();
     s.engine = Some(engine.into());
-    s.backward = Some(backward);
+    s.backward = Some(probes);
+    s.jacobian = Some(probes);
     s.resolve(1).unwrap()
 }
 
@@ -86,6 +89,18 @@ fn normalisation_only_networks_equal_the_block_engine() {
         let blocks = run(&blocks_spec, Some(every));
         assert_eq!(gram.info.engine, "gpu-gram");
         assert_eq!(blocks.info.engine, "gpu-blocks");
+        // the whole network's ||J^T J u||^2 (the vector-Jacobian rows)
+        for (k, (g, b)) in gram.tops.iter().zip(&blocks.tops).enumerate() {
+            if batch > 2 {
+                let what = format!("width {width} batch {batch} network {k} log_jac_m2");
+                assert!(
+                    (g.log_jac_m2 - b.log_jac_m2).abs() <= RTOL,
+                    "{what}: gram {} vs blocks {}",
+                    g.log_jac_m2,
+                    b.log_jac_m2
+                );
+            }
+        }
         for (k, (g_net, b_net)) in gram.per_network.iter().zip(&blocks.per_network).enumerate() {
             for (l, (g, b)) in g_net.iter().zip(b_net).enumerate() {
                 let what = format!("width {width} batch {batch} every {every} network {k} row {l}");
@@ -102,10 +117,13 @@ fn normalisation_only_networks_equal_the_block_engine() {
                 close("c_pre", g.c_pre, b.c_pre, 1.0);
                 // batch-norm at batch 2 maps every unit's pair to +-1, so
                 // its Jacobian vanishes but for eps: the gradient below
-                // the batch-norms (layers 2 and 4) is rounding (e^-21 of
-                // the one above), not compared
+                // the batch-norms (layers 2 and 4) and the tangents above
+                // the first are rounding (e^-21 of the others), not compared
                 if batch > 2 || l >= 4 {
                     close("log_g", g.log_g, b.log_g, 1.0);
+                }
+                if batch > 2 || l < 2 {
+                    close("log_jac_m1", g.log_jac_m1, b.log_jac_m1, 1.0);
                 }
             }
         }
@@ -138,12 +156,13 @@ fn dense_and_normalisation_layers_on_gram_follow_the_block_engine_and_theory() {
     let blocks_settings = settings("dense_norms", DENSE_AND_NORMS, 8, networks, 2);
     let blocks = run(&spec(&blocks_settings, "blocks", true), None);
     let depth = gram.summary.len() - 1;
-    let bound = common::z_bound(5 * depth);
+    let bound = common::z_bound(6 * depth);
     type Column = fn(&varprop::sim::stats::LayerSummary) -> (f64, f64);
-    let columns: [(&str, Column); 3] = [
+    let columns: [(&str, Column); 4] = [
         ("q_post", |s| s.q_post),
         ("c_pre", |s| s.c_pre),
         ("log_g", |s| s.log_g),
+        ("log_jac_m1", |s| s.log_jac_m1),
     ];
     for (name, column) in columns {
         for l in 1..=depth {
@@ -236,14 +255,9 @@ fn auto_takes_gram_where_it_is_exact_and_says_why_not() {
     let (engine, reason) = choice(DENSE_AND_NORMS, "auto", 8, |_| {});
     assert_eq!(engine, EngineChoice::Gram, "{reason}");
     // where it cannot, the block engine and the reason
-    let cases: [(&str, &str, usize, fn(&mut RunSettings), &str); 4] = [
-        (
-            "jacobian",
-            DENSE_AND_NORMS,
-            8,
-            |s| s.jacobian = Some(true),
-            "--jacobian",
-        ),
+    let (engine, reason) = choice(DENSE_AND_NORMS, "jacobian", 8, |s| s.jacobian = Some(true));
+    assert_eq!(engine, EngineChoice::Gram, "{reason}");
+    let cases: [(&str, &str, usize, fn(&mut RunSettings), &str); 3] = [
         ("big batch", DENSE_AND_NORMS, 128, |_| {}, "batch 128"),
         (
             "conv",
@@ -287,12 +301,11 @@ fn auto_takes_gram_where_it_is_exact_and_says_why_not() {
         "{reason}"
     );
     // an explicit gram that cannot run is refused before any work, with why
-    let mut s = settings("explicit", DENSE_AND_NORMS, 8, 2, 0);
-    s.jacobian = Some(true);
+    let mut s = settings("explicit", &ws, 8, 2, 0);
     s.engine = Some("gram".into());
     let err = s.resolve(1).unwrap_err().to_string();
     assert!(
-        err.contains("--engine") && err.contains("--jacobian"),
+        err.contains("--engine") && err.contains("standardised"),
         "{err}"
     );
     // --engine blocks runs an architecture on the block engine, and is

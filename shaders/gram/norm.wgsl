@@ -11,11 +11,13 @@
 // x is read at aux_off (act, or store with FLAG_AUX_STORE) as phi(h) of the
 // layer below, or as it is with FLAG_INPUT (the forward pass's x, or the
 // input row); y and J^T d are written at out_off (act, or store with
-// FLAG_OUT_STORE), padding set to 0; d is read at in_off (act). The kind is
+// FLAG_OUT_STORE), padding set to 0; d is read at in_off (act), and J^T d is
+// multiplied by scales[scale_a] unless NO_SCALE (the tangents' factor r_t,
+// which the rows W t of a dense layer carry in their coefficients). The kind is
 // params.norm_kind (KIND_LAYER_NORM, KIND_RMS_NORM, KIND_BATCH_NORM), eps
 // params.norm_eps. Every sum runs in a fixed order, the mean first and then
 // the squares about it, so that a large mean does not cancel the variance.
-// Needs params.wgsl, index.wgsl, bindings.wgsl, activation.wgsl and one of
+// Needs params.wgsl, index.wgsl, bindings.wgsl, scale_of.wgsl, activation.wgsl and one of
 // reduce_subgroup.wgsl, reduce_tree.wgsl.
 
 override REDUCE_WG: u32 = 256u;
@@ -81,12 +83,13 @@ fn gram_norm_rows_adjoint(@builtin(local_invocation_id) lid: vec3<u32>, @builtin
     }
     let means = group_sum4(lid.x, s) / f32(n);
     let mean_d = select(0.0, means.x, norm_centres());
+    let factor = scale_of(params.scale_a);
     for (var i = lid.x; i < stride(n); i += REDUCE_WG) {
         var out = 0.0;
         if (i < n) {
             let y = (norm_input(base + i) - st.x) * st.y;
             let d = act[params.in_off + base + i];
-            out = st.y * (d - mean_d - y * means.y);
+            out = factor * st.y * (d - mean_d - y * means.y);
         }
         write_out(base + i, out);
     }
@@ -157,9 +160,10 @@ fn gram_norm_units_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @built
     }
     let mean_d = sum_d / f32(rows);
     let mean_yd = sum_yd / f32(rows);
+    let factor = scale_of(params.scale_a);
     for (var r = 0u; r < rows; r++) {
         let y = (norm_input(r * s + i) - st.x) * st.y;
         let d = act[params.in_off + r * s + i];
-        write_out(r * s + i, st.y * (d - mean_d - y * mean_yd));
+        write_out(r * s + i, factor * st.y * (d - mean_d - y * mean_yd));
     }
 }

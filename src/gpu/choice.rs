@@ -90,7 +90,7 @@ pub fn choose_engine(spec: &RunSpec) -> Result<(EngineChoice, String)> {
 }
 
 /// What the gram engine runs, for the errors that refuse it.
-const GRAM_ACCEPTS: &str = "It accepts plain dense stacks and --arch files of dense and layer-norm, rms-norm or batch-norm layers on vector inputs, with normal weights (he-normal, xavier-normal, lecun-normal, custom with --dist normal) or square orthogonal weights (width >= 4 B, 8 B with --jacobian), with --backward, --weight-grads and --jacobian (not through a normalisation), on --device gpu";
+const GRAM_ACCEPTS: &str = "It accepts plain dense stacks and --arch files of dense and layer-norm, rms-norm or batch-norm layers on vector inputs, with normal weights (he-normal, xavier-normal, lecun-normal, custom with --dist normal) or square orthogonal weights (width >= 4 B, 8 B with --jacobian), with --backward, --weight-grads and --jacobian, on --device gpu";
 
 /// An architecture file (or the mean-preserving bias): the block engine,
 /// or gram where it is exact (dense and normalisation layers, Gaussian

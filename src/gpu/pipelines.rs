@@ -116,6 +116,7 @@ impl Module {
                 PARAMS,
                 INDEX,
                 BINDINGS,
+                SCALE_OF,
                 SPECIAL,
                 ACTIVATION,
                 reduce(*subgroup_sum),

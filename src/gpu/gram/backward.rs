@@ -121,7 +121,15 @@ impl<'a> GramGpu<'a> {
                 if self.is_norm(l) {
                     // h_l = norm(phi(h_{l-1})) (x_0 itself below layer 1)
                     let input = (h_at(l - 1), l - 1 == 0);
-                    self.normalise(&mut job, network, l, input, None, h_at(l));
+                    self.normalise(&mut job, network, l, input, None, (h_at(l), 0), NO_SCALE);
+                    if jacobian {
+                        // r_t J t_{l-1}, t_{l-1} again from h~_{l-1} (x is free here)
+                        let below = self.below(net.widths[l]);
+                        self.tangent_rows(&mut job, network, l - 1, h_at(l - 1), (lay.x, below));
+                        let t = Some((lay.x, below));
+                        let r_t = lay.tangent_scale(l - 1);
+                        self.normalise(&mut job, network, l, input, t, (h_at(l), below), r_t);
+                    }
                     continue;
                 }
                 let base = self.base(network, l);
@@ -223,7 +231,21 @@ impl<'a> GramGpu<'a> {
                     // normalisation's Jacobian at x_{l-1}
                     let input = (h_at(l - 1), l - 1 == 0);
                     let d = lay.d[l % 2];
-                    self.normalise(&mut job, network, l, input, Some(d), lay.y);
+                    self.normalise(
+                        &mut job,
+                        network,
+                        l,
+                        input,
+                        Some((d, 0)),
+                        (lay.y, 0),
+                        NO_SCALE,
+                    );
+                    if jacobian {
+                        // the vector-Jacobian rows through the same J
+                        let below = self.below(net.widths[l]);
+                        let vjp = Some((d, below));
+                        self.normalise(&mut job, network, l, input, vjp, (lay.y, below), NO_SCALE);
+                    }
                     self.scale_delta(&mut job, network, l, h_at(l - 1));
                     reads.extend(back_reads(l - 1));
                     pending = Some(l - 1);

@@ -79,7 +79,26 @@ impl<'a> GramGpu<'a> {
                 self.push(&mut job, &self.p.gen_input, p, groups, &placed);
             } else if self.is_norm(l) {
                 // h_l = norm(x_{l-1}), x_{l-1} as the layer below left it
-                self.normalise(&mut job, network, l, (lay.x, true), None, lay.h);
+                self.normalise(
+                    &mut job,
+                    network,
+                    l,
+                    (lay.x, true),
+                    None,
+                    (lay.h, 0),
+                    NO_SCALE,
+                );
+                if jacobian {
+                    // the rows below h: r_t J t_{l-1} (a dense layer's W t
+                    // carries r_t in its coefficients), into the checkpoint too
+                    let below = self.below(n);
+                    let t = Some((lay.x, below));
+                    let r_t = lay.tangent_scale(l - 1);
+                    self.normalise(&mut job, network, l, (lay.x, true), t, (lay.h, below), r_t);
+                    if let Some(c) = checkpoint {
+                        self.normalise(&mut job, network, l, (lay.x, true), t, (c, below), r_t);
+                    }
+                }
             } else {
                 self.upload(0, &out.coefs[l]);
                 // Gaussian layers draw Z inside the combination

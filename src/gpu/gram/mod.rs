@@ -27,6 +27,14 @@
 //! (K rows, each half with its own renormalisation) through the same
 //! algebra at size K; checkpoints hold W t beside h, so t is recomputed.
 //!
+//! Normalisation layers (an architecture file's layer-norm, rms-norm and
+//! batch-norm between dense layers; `support::GramLayer`) act on the rows
+//! the engine holds: h = norm(x), with --jacobian r_t J t in the rows
+//! below h (where a dense layer has W t), and backward J^T delta (J is
+//! symmetric; shaders/gram/norm.wgsl). They have no coefficients, and the
+//! next dense layer conditions on the Gram matrix of their output as on
+//! any other.
+//!
 //! This file owns the engine's types (GramGpu, its pipelines, laws and
 //! forward coefficients), building it and the per-network loop; algebra.rs
 //! the f64 algebra, layout.rs the memory plan (panels of K rows),

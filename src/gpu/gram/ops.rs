@@ -65,35 +65,38 @@ impl<'a> GramGpu<'a> {
         }
     }
 
-    /// h_l = norm(x_{l-1}) for the normalisation layer l: x read from
-    /// `input` (with `is_x`, as it is: the forward pass's x or the input
-    /// row; else phi(h_{l-1}), the activation of layer l - 1), h written
-    /// to `out`; with `adjoint` instead J^T d for the rows d in `adjoint`'s
-    /// panel, written to `out`.
+    /// h_l = norm(x_{l-1}) for the normalisation layer l: x (B rows) read
+    /// from `input` (with `is_x`, as it is: the forward pass's x or the
+    /// input row; else phi(h_{l-1}), the activation of layer l - 1), h
+    /// written to `out` (panel, float offset); with `adjoint` instead J^T d
+    /// (= J d: J is symmetric) for the B rows d at `adjoint` (panel, float
+    /// offset), times scales[`scale`] unless NO_SCALE.
     pub(super) fn normalise<'p>(
         &'p self,
         job: &mut Job<'p>,
         network: usize,
         l: usize,
         (input, is_x): (Panel, bool),
-        adjoint: Option<Panel>,
-        out: Panel,
+        adjoint: Option<(Panel, usize)>,
+        out: (Panel, usize),
+        scale: u32,
     ) {
         let base = self.base(network, l);
         let n = self.spec.net.widths[l];
         let mut ops = vec![
             Operand::either(input, FLAG_AUX_STORE),
-            Operand::either(out, FLAG_OUT_STORE),
+            Operand::either(out.0, FLAG_OUT_STORE),
         ];
-        ops.extend(adjoint.map(Operand::act));
+        ops.extend(adjoint.map(|(panel, _)| Operand::act(panel)));
         let placed = self.place(&ops);
         let p = Params {
             n_out: n as u32,
             flags: placed.flags | if is_x { FLAG_INPUT } else { 0 },
             aux_off: placed.at[0],
-            out_off: placed.at[1],
-            in_off: placed.at.get(2).copied().unwrap_or(0),
+            out_off: placed.at[1] + out.1 as u32,
+            in_off: adjoint.map_or(0, |(_, at)| placed.at[2] + at as u32),
             rows: self.spec.batch as u32,
+            scale_a: scale,
             ..base
         };
         let kernels = self.act(l - 1).norm.as_ref().expect("compiled for norms");
