@@ -106,23 +106,44 @@ fn scale_by_deriv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
 // Gram matrix of `rows` rows at in_off (act): record (a, b, slice) holds
 // sum_i in[a][i] in[b][i] over the slice, for a <= b only (the host
 // mirrors the rest: the products commute, so (b, a) would be the same
-// sums bit for bit). For the weight gradient and the NTK. Dispatched as
-// (slices, rows, rows).
+// sums bit for bit). For the weight gradient and the NTK. One workgroup
+// per slice and 4 x 4 tile of entries (rows 4 ta.. against 4 tb.., tb >=
+// ta), dispatched as (slices, tiles, tiles): each lane loads 8 values a
+// unit for 16 products, and each entry's sum runs over the same units in
+// the same order, reduced by the same tree, as one lane per entry would.
 @compute @workgroup_size(REDUCE_WG)
 fn gram(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let n = params.n_out;
     let slice = wid.x;
-    let a = wid.y;
-    let b = wid.z;
-    if (b < a) {
+    let ta = wid.y;
+    let tb = wid.z;
+    if (tb < ta) {
         return;
     }
-    var sum = 0.0;
+    let rows = params.rows;
+    let s = stride(n);
+    // rows past the last read row rows - 1 (their sums are not written)
+    let a = min(4u * ta + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(rows - 1u)) * s + params.in_off;
+    let b = min(4u * tb + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(rows - 1u)) * s + params.in_off;
+    var sums: mat4x4<f32>;
     let end = min((slice + 1u) * UNITS_PER_SLICE, n);
     for (var i = slice * UNITS_PER_SLICE + lid.x; i < end; i += REDUCE_WG) {
-        sum += act[params.in_off + a * stride(n) + i] * act[params.in_off + b * stride(n) + i];
+        let y = vec4<f32>(act[b.x + i], act[b.y + i], act[b.z + i], act[b.w + i]);
+        sums[0] += act[a.x + i] * y;
+        sums[1] += act[a.y + i] * y;
+        sums[2] += act[a.z + i] * y;
+        sums[3] += act[a.w + i] * y;
     }
-    write_row_record(lid.x, a * params.rows + b, slice, sum);
+    for (var k = 0u; k < 4u; k++) {
+        let total = group_sum4(lid.x, sums[k]);
+        let ra = 4u * ta + k;
+        for (var m = 0u; m < 4u; m++) {
+            let rb = 4u * tb + m;
+            if (lid.x == 0u && ra < rows && rb < rows && ra <= rb) {
+                records[params.rec_off + (ra * rows + rb) * params.slice_stride + slice] = total[m];
+            }
+        }
+    }
 }
 
 // One workgroup: the renormalisation factor of the rows just recorded

@@ -228,11 +228,12 @@ impl<'a> DenseGpu<'a> {
     /// The B x B Gram matrix of the rows at `p.in_off` (n units each) into
     /// the records at `p.rec_off`.
     fn gram_step<'p>(&'p self, p: Params, n: usize) -> Step<'p> {
-        let batch = self.spec.batch as u32;
+        // tiles of 4 x 4 entries (shaders/common/stats.wgsl)
+        let tiles = self.spec.batch.div_ceil(4) as u32;
         Step {
             pipeline: &self.pipelines.gram,
             params: p,
-            groups: (slices(n) as u32, batch, batch),
+            groups: (slices(n) as u32, tiles, tiles),
         }
     }
 
