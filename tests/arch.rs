@@ -337,19 +337,7 @@ fn spp_of(spec: &RunSpec, out: &RunOutput) -> varprop::analysis::spp::SppTable {
 /// rate: common::z_bound over the comparisons made.
 #[test]
 fn normalisations_follow_theory() {
-    let text = r#"
-input = 256
-block = [
-  { type = "dense", width = 256, act = "identity", init = "he-normal" },
-  { type = "layer-norm", act = "relu" },
-  { type = "dense", width = 256, act = "tanh", init = "xavier-normal", sigma-b2 = 0.1 },
-  { type = "dense", width = 256, act = "identity", init = "xavier-normal" },
-  { type = "rms-norm", act = "erf" },
-  { type = "dense", width = 256, act = "identity", init = "he-normal" },
-  { type = "batch-norm", act = "relu" },
-  { type = "dense", width = 256, act = "identity", init = "he-normal" },
-]
-"#;
+    let text = common::DENSE_AND_NORMS;
     let spec = arch_spec(text, 8, 32, 21, |s| s.backward = Some(true));
     let mut spec = spec;
     spec.arch.as_mut().unwrap().spp = true;

@@ -130,21 +130,9 @@ fn normalisation_only_networks_equal_the_block_engine() {
     }
 }
 
-/// Dense layers with a normalisation after each, as in tests/arch.rs's
-/// `normalisations_follow_theory`.
-const DENSE_AND_NORMS: &str = r#"
-input = 256
-block = [
-  { type = "dense", width = 256, act = "identity", init = "he-normal" },
-  { type = "layer-norm", act = "relu" },
-  { type = "dense", width = 256, act = "tanh", init = "xavier-normal", sigma-b2 = 0.1 },
-  { type = "dense", width = 256, act = "identity", init = "xavier-normal" },
-  { type = "rms-norm", act = "erf" },
-  { type = "dense", width = 256, act = "identity", init = "he-normal" },
-  { type = "batch-norm", act = "relu" },
-  { type = "dense", width = 256, act = "identity", init = "he-normal" },
-]
-"#;
+/// Dense layers with normalisations between them (tests/arch.rs checks
+/// the CPU reference against the theory on the same file).
+use common::DENSE_AND_NORMS;
 
 #[test]
 fn dense_and_normalisation_layers_on_gram_follow_the_block_engine_and_theory() {

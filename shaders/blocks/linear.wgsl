@@ -137,8 +137,9 @@ fn conv_tile_of(idx: u32, results: u32, h: u32, w: u32) -> vec4<u32> {
     return vec4<u32>(r, rest / (h * xs) * CONV_TILE_C, (rest / xs) % h, rest % xs * CONV_TILE_X);
 }
 
-// Writes the tile's entries that exist (channel < results, x < w).
-fn write_conv_tile(out_row: u32, t: ConvTile, c0: u32, y: u32, x0: u32, results: u32, bias: bool) {
+// Writes the tile's entries that exist (channel < results, x < w), plus
+// the bias (`bias`) and `offset`.
+fn write_conv_tile(out_row: u32, t: ConvTile, c0: u32, y: u32, x0: u32, results: u32, bias: bool, offset: f32) {
     let h = params.h_out;
     let w = params.w_out;
     for (var cc = 0u; cc < CONV_TILE_C; cc++) {
@@ -152,46 +153,41 @@ fn write_conv_tile(out_row: u32, t: ConvTile, c0: u32, y: u32, x0: u32, results:
         }
         for (var i = 0u; i < CONV_TILE_X; i++) {
             if (x0 + i < w) {
-                arena[out_row + (c * h + y) * w + x0 + i] = v[i] + params.offset;
+                arena[out_row + (c * h + y) * w + x0 + i] = v[i] + offset;
             }
         }
     }
 }
 
-// out = W in (+ b with FLAG_BIAS) + offset for a stride-1 convolution.
-@compute @workgroup_size(64)
-fn conv_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+// Invocation idx of a tiled stride-1 convolution: W x (+ b with FLAG_BIAS)
+// + offset forward, W^T d with `adjoint` (rows of units_out() in,
+// units_in() out).
+fn conv_tiled_at(idx: u32, adjoint: bool) {
     let h = params.h_in;
     let w = params.w_in;
-    let c_out = params.c_out;
-    let idx = flat_index(gid, nwg, BLOCKS_WG);
+    let results = select(params.c_out, params.c_in, adjoint);
     let xs = (w + CONV_TILE_X - 1u) / CONV_TILE_X;
-    let cs = (c_out + CONV_TILE_C - 1u) / CONV_TILE_C;
+    let cs = (results + CONV_TILE_C - 1u) / CONV_TILE_C;
     if (idx >= params.rows * cs * h * xs) {
         return;
     }
-    let at = conv_tile_of(idx, c_out, h, w);
-    let t = conv_tile(params.in_off + at.x * units_in(), at.y, at.z, at.w, false);
-    let bias = (params.flags & FLAG_BIAS) != 0u;
-    write_conv_tile(params.out_off + at.x * units_out(), t, at.y, at.z, at.w, c_out, bias);
+    let at = conv_tile_of(idx, results, h, w);
+    let row_in = params.in_off + at.x * select(units_in(), units_out(), adjoint);
+    let t = conv_tile(row_in, at.y, at.z, at.w, adjoint);
+    let bias = !adjoint && (params.flags & FLAG_BIAS) != 0u;
+    let offset = select(params.offset, 0.0, adjoint);
+    let row_out = params.out_off + at.x * select(units_out(), units_in(), adjoint);
+    write_conv_tile(row_out, t, at.y, at.z, at.w, results, bias, offset);
 }
 
-// out = W^T in for a stride-1 convolution (rows of units_out() in,
-// units_in() out).
+@compute @workgroup_size(64)
+fn conv_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    conv_tiled_at(flat_index(gid, nwg, BLOCKS_WG), false);
+}
+
 @compute @workgroup_size(64)
 fn conv_tiled_t(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let h = params.h_in;
-    let w = params.w_in;
-    let c_in = params.c_in;
-    let idx = flat_index(gid, nwg, BLOCKS_WG);
-    let xs = (w + CONV_TILE_X - 1u) / CONV_TILE_X;
-    let cs = (c_in + CONV_TILE_C - 1u) / CONV_TILE_C;
-    if (idx >= params.rows * cs * h * xs) {
-        return;
-    }
-    let at = conv_tile_of(idx, c_in, h, w);
-    let t = conv_tile(params.in_off + at.x * units_out(), at.y, at.z, at.w, true);
-    write_conv_tile(params.out_off + at.x * units_in(), t, at.y, at.z, at.w, c_in, false);
+    conv_tiled_at(flat_index(gid, nwg, BLOCKS_WG), true);
 }
 
 // A convolution at stride s > 1: output (y, x) reads input (s y + ty - r,

@@ -165,3 +165,20 @@ pub fn custom_init(sigma_w2: f64, sigma_b2: f64) -> InitFlags {
         ..Default::default()
     }
 }
+
+/// An architecture file of dense layers with a layer-norm, an rms-norm and
+/// a batch-norm between them (the CPU reference and the gram engine test
+/// it against theory: tests/arch.rs, tests/gram_norm.rs).
+pub const DENSE_AND_NORMS: &str = r#"
+input = 256
+block = [
+  { type = "dense", width = 256, act = "identity", init = "he-normal" },
+  { type = "layer-norm", act = "relu" },
+  { type = "dense", width = 256, act = "tanh", init = "xavier-normal", sigma-b2 = 0.1 },
+  { type = "dense", width = 256, act = "identity", init = "xavier-normal" },
+  { type = "rms-norm", act = "erf" },
+  { type = "dense", width = 256, act = "identity", init = "he-normal" },
+  { type = "batch-norm", act = "relu" },
+  { type = "dense", width = 256, act = "identity", init = "he-normal" },
+]
+"#;
