@@ -24,6 +24,13 @@ CASES = [
      dict(widths="20,40x3,10", init="xavier-normal", seed=7)),
     ("block-arch", ["--arch", "architectures/dense.toml", "--networks", "3"],
      dict(arch="architectures/dense.toml", networks=3)),
+    # dense and layer-norm layers: auto takes gram; blocks on request
+    ("gram-arch", ["--arch", "architectures/layer_norm_mlp.toml", "--networks", "2",
+                   "--backward", "--jacobian"],
+     dict(arch="architectures/layer_norm_mlp.toml", networks=2, backward=True, jacobian=True)),
+    ("blocks-arch", ["--arch", "architectures/layer_norm_mlp.toml", "--networks", "2",
+                     "--engine", "blocks"],
+     dict(arch="architectures/layer_norm_mlp.toml", networks=2, engine="blocks")),
     ("block-mean-preserving", ["--width", "16", "--depth", "4", "--act", "tanh",
                                "--bias", "mean-preserving"],
      dict(width=16, depth=4, act="tanh", bias="mean-preserving")),

@@ -60,6 +60,23 @@ impl<'a> GramGpu<'a> {
         self.back_finalize(job, below, l - 1);
     }
 
+    /// x_l = phi(h_l) (x_0 itself) into x's panel, h_l in panel `h`.
+    fn x_rows<'p>(&'p self, job: &mut Job<'p>, network: usize, l: usize, h: Panel) {
+        let lay = &self.lay;
+        let placed = self.place(&[Operand::either(h, FLAG_AUX_STORE), Operand::act(lay.x)]);
+        let p = Params {
+            flags: placed.flags | if l == 0 { FLAG_INPUT } else { 0 },
+            aux_off: placed.at[0],
+            out_off: placed.at[1],
+            ..self.base(network, l)
+        };
+        let groups = dispatch_1d(
+            self.spec.batch * stride(self.spec.net.widths[l]),
+            ELEMENTWISE_WG,
+        );
+        self.push(job, &self.act(l).activate, p, groups, &placed);
+    }
+
     #[allow(clippy::type_complexity)]
     pub(super) fn backward(
         &self,
@@ -123,12 +140,16 @@ impl<'a> GramGpu<'a> {
                     let input = (h_at(l - 1), l - 1 == 0);
                     self.normalise(&mut job, network, l, input, None, (h_at(l), 0), NO_SCALE);
                     if jacobian {
-                        // r_t J t_{l-1}, t_{l-1} again from h~_{l-1} (x is free here)
+                        // r_t J t_{l-1}: x_{l-1} and t_{l-1} again from
+                        // h~_{l-1} into x's panel (free here), so that the
+                        // kernel reads one panel and writes one
                         let below = self.below(net.widths[l]);
+                        self.x_rows(&mut job, network, l - 1, h_at(l - 1));
                         self.tangent_rows(&mut job, network, l - 1, h_at(l - 1), (lay.x, below));
                         let t = Some((lay.x, below));
                         let r_t = lay.tangent_scale(l - 1);
-                        self.normalise(&mut job, network, l, input, t, (h_at(l), below), r_t);
+                        let x = (lay.x, true);
+                        self.normalise(&mut job, network, l, x, t, (h_at(l), below), r_t);
                     }
                     continue;
                 }
@@ -255,19 +276,7 @@ impl<'a> GramGpu<'a> {
                 let (n_in, n_out) = (net.widths[l - 1], net.widths[l]);
                 let d = lay.d[l % 2];
                 // x_{l-1} from h_{l-1}; b_l; Z'; the Gram matrices
-                let below = self.base(network, l - 1);
-                let placed = self.place(&[
-                    Operand::either(h_at(l - 1), FLAG_AUX_STORE),
-                    Operand::act(lay.x),
-                ]);
-                let p = Params {
-                    flags: placed.flags | if l - 1 == 0 { FLAG_INPUT } else { 0 },
-                    aux_off: placed.at[0],
-                    out_off: placed.at[1],
-                    ..below
-                };
-                let groups = dispatch_1d(batch * stride(n_in), ELEMENTWISE_WG);
-                self.push(&mut job, &self.act(l - 1).activate, p, groups, &placed);
+                self.x_rows(&mut job, network, l - 1, h_at(l - 1));
                 if jacobian {
                     let t = (lay.x, self.below(n_in));
                     self.tangent_rows(&mut job, network, l - 1, h_at(l - 1), t);
