@@ -3,9 +3,10 @@
 # H200, whose sessions are short): the adapter, `varprop bench`, the Signal
 # Propagation Plots of the paper-size ResNet-600s (Brock, De and Smith
 # 2021: BN-ReLU ResNet-V2-600, NF-ResNet-600 with and without scaled WS,
-# full widths, 32x32 images, batch 8, 4 networks) and the gram engine at
-# width 10^6, depth 1,000. It needs no toolchain there: build here, carry
-# the binary.
+# full widths, 32x32 images, batch 8, 4 networks), the gram engine at
+# width 10^6, depth 1,000, and a layer-norm MLP at width 10^6 on gram with
+# the backward pass. It needs no toolchain there: build here, carry the
+# binary.
 #
 #   cargo build --release
 #   device run: command "scripts/gpu-check.sh", carry ["target/release/varprop", ".gl"]
@@ -13,7 +14,8 @@
 # (.gl: the Vulkan loader packages, as /work/.library/device/README.md
 # says to fetch them.) Writes under $OUT (./gpu-check when unset), at most 8
 # files: log.txt (every step's time and the end of its output),
-# devices.json, bench.json, spp_<net>.csv for the three nets, gram_1e6.csv.
+# devices.json, bench.json, spp_<net>.csv for the three nets, gram_1e6.csv,
+# layer_norm_mlp.csv.
 # GPU_CHECK_QUICK=1 runs the same steps at small sizes (a smoke test of the
 # script on lavapipe).
 set -uo pipefail
@@ -36,11 +38,13 @@ if [ "$quick" = 1 ]; then
     spp_flags="--batch 2 --networks 1"
     bench_flags="--quick"
     gram_flags="--width 4096 --depth 100"
+    ln_width=4096
 else
     nets="resnet_v2_600 nf_resnet_600 nf_resnet_600_no_ws"
     spp_flags="--batch 8 --networks 4"
     bench_flags=""
     gram_flags="--width 1000000 --depth 1000"
+    ln_width=1000000
 fi
 
 # one step: its command line, wall time and the end of its output in the log
@@ -67,4 +71,9 @@ done
 # shellcheck disable=SC2086
 step "$varprop" run --engine gram $gram_flags --batch 16 --networks 1 --device gpu --quiet \
     --format csv --out "$out/gram_1e6.csv"
+# the layer-norm MLP (100 layers) at that width on the gram engine, with the backward pass
+ln_file="$(mktemp -d)/layer_norm_mlp.toml"
+sed "s/= 256/= $ln_width/g" architectures/layer_norm_mlp.toml >"$ln_file"
+step "$varprop" run --arch "$ln_file" --engine gram --backward --batch 16 \
+    --networks 1 --device gpu --quiet --format csv --out "$out/layer_norm_mlp.csv"
 cat "$out/log.txt"
