@@ -53,8 +53,9 @@ pub struct NetworkSettings {
     #[arg(long, default_value = "0.5", allow_negative_numbers = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub c0: Option<f64>,
-    /// An architecture file (TOML: dense, conv, conv-transpose, residual and highway blocks;
-    /// see architectures/) instead of --width/--widths/--act/--init
+    /// An architecture file (TOML: dense, conv, conv-transpose, normalisation, pooling and scale
+    /// layers, sequences of them, residual and highway blocks, ResNet stages; see architectures/)
+    /// instead of --width/--widths/--act/--init
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arch: Option<String>,

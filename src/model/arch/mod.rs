@@ -1,7 +1,9 @@
 //! Architectures beyond the plain stack, described in a TOML file: dense,
 //! convolution and transposed-convolution layers, normalisation layers
-//! (layer-norm, rms-norm, batch-norm), residual and highway blocks, each
-//! with its own activation and initialisation, with repeat counts. This file holds the model the engines and the theory walk (shapes,
+//! (layer-norm, rms-norm, batch-norm), pooling and scale layers, residual
+//! and highway blocks and ResNet stages, each with its own activation and
+//! initialisation, with repeat counts (a `sequence` repeats a group of
+//! layers). This file holds the model the engines and the theory walk (shapes,
 //! layers, blocks, and each layer's fans and weight law); `file` parses and
 //! validates the TOML (shapes must chain) and expands repeats.
 //!
@@ -9,7 +11,7 @@
 //! input = { channels = 4, size = 16 }   # or input = 784 for vectors
 //!
 //! [[block]]
-//! type = "conv"          # dense | conv | conv-transpose | layer-norm | rms-norm | batch-norm | residual | highway
+//! type = "conv"          # dense | conv | conv-transpose | layer-norm | rms-norm | batch-norm | avg-pool | global-avg-pool | scale | sequence | residual | highway | stage
 //! channels = 8
 //! kernel = 3
 //! act = "relu"
