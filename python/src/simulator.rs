@@ -130,6 +130,8 @@ impl NativeSimulator {
                 ));
             };
             a.spp = true;
+            // an explicit gram cannot take it: refused before any work
+            varprop::gpu::choose_engine(&spec).map_err(py_err)?;
         }
         let options = GpuOptions {
             chunk,

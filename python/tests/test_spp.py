@@ -40,6 +40,14 @@ def test_spp_needs_an_architecture():
         varprop.run(width=8, depth=2, networks=2, device="cpu", spp=True, progress=False)
 
 
+def test_spp_on_an_explicit_gram_is_refused(root):
+    # gram runs dense and normalisation layers, but the channel sums are the
+    # block engine's: refused before any work, naming spp
+    arch = str(root / "architectures" / "layer_norm_mlp.toml")
+    with pytest.raises(ValueError, match="spp"):
+        varprop.run(arch=arch, engine="gram", networks=2, spp=True, progress=False)
+
+
 def test_many_run_functions_refuse_spp():
     with pytest.raises(TypeError, match="spp"):
         varprop.compare(inits=["he-normal"], width=8, depth=2, device="cpu", spp=True)

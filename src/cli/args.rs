@@ -271,6 +271,8 @@ pub fn run_spec(args: &RunArgs, default_networks: usize) -> Result<RunSpec> {
             ));
         };
         a.spp = true;
+        // an explicit gram cannot take it: refused now, before any work
+        varprop::gpu::choose_engine(&spec)?;
     }
     Ok(spec)
 }
