@@ -446,6 +446,27 @@ pub fn run(
     })
 }
 
+/// A forward run of `arch` on the block engine, with the SPP statistics
+/// if `spp`.
+fn block_spec(
+    arch: crate::model::arch::Architecture,
+    batch: usize,
+    networks: usize,
+    spp: bool,
+) -> RunSpec {
+    let mut run = spec(batch, 8, 1, Probes::default(), "he-normal");
+    run.engine = crate::spec::EngineChoice::Blocks;
+    run.networks = networks;
+    run.net = crate::spec::summary_of(&arch, run.net.q0, run.net.c0);
+    run.arch = Some(crate::spec::ArchRun {
+        arch,
+        mean_preserving: false,
+        position_row: None,
+        spp,
+    });
+    run
+}
+
 /// `ConvRun`: the same network (one of `layers` 3x3 convolutions with
 /// circular padding, relu, He) on the block engine with each kernel, after
 /// a warm-up run that compiles the pipelines.
@@ -459,15 +480,7 @@ fn conv_run(
         "input = {{ channels = {channels}, size = {size} }}\n[[block]]\ntype = \"conv\"\nchannels = {channels}\nkernel = 3\nact = \"relu\"\ninit = \"he-normal\"\nrepeat = {layers}\n"
     );
     let arch = crate::model::arch::Architecture::parse("bench convolution", &text)?;
-    let mut run = spec(batch, 8, 1, Probes::default(), "he-normal");
-    run.engine = crate::spec::EngineChoice::Blocks;
-    run.net = crate::spec::summary_of(&arch, run.net.q0, run.net.c0);
-    run.arch = Some(crate::spec::ArchRun {
-        arch,
-        mean_preserving: false,
-        position_row: None,
-        spp: false,
-    });
+    let run = block_spec(arch, batch, 1, false);
     let seconds_per_layer = |kernel: ConvKernel| -> Result<f64> {
         let mut gpu = BlocksGpu::new(ctx, &run, 1)?;
         gpu.conv_kernel = kernel;
@@ -505,16 +518,7 @@ fn resnet_run(
 ) -> Result<ResnetRun> {
     let arch = crate::model::arch::Architecture::parse(file, text)?;
     let blocks = arch.depth();
-    let mut run = spec(batch, 8, 1, Probes::default(), "he-normal");
-    run.engine = crate::spec::EngineChoice::Blocks;
-    run.networks = networks;
-    run.net = crate::spec::summary_of(&arch, run.net.q0, run.net.c0);
-    run.arch = Some(crate::spec::ArchRun {
-        arch,
-        mean_preserving: false,
-        position_row: None,
-        spp: true,
-    });
+    let run = block_spec(arch, batch, networks, true);
     let start = Instant::now();
     crate::gpu::run_gpu(ctx, &run, crate::gpu::GpuOptions::default(), &mut |_, _| {})?;
     let seconds = start.elapsed().as_secs_f64();

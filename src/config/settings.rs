@@ -332,20 +332,6 @@ impl RunSettings {
             ));
         }
         let engine = spec::EngineChoice::parse(self.engine.as_deref().unwrap_or("auto"))?;
-        // an explicit dense is not run as if it were absent: the block
-        // engine runs architecture files and the mean-preserving bias
-        if arch.is_some() && engine == spec::EngineChoice::Dense {
-            return Err(Error::invalid(
-                "--engine",
-                "dense runs plain stacks; an --arch file or --bias mean-preserving runs on the block engine or gram (leave --engine out, or give auto, blocks or gram)",
-            ));
-        }
-        if arch.is_none() && engine == spec::EngineChoice::Blocks {
-            return Err(Error::invalid(
-                "--engine",
-                "blocks runs --arch files and --bias mean-preserving; a plain stack runs on dense or gram (leave --engine out, or give auto, dense or gram)",
-            ));
-        }
         let batch = self.batch.unwrap_or(DEFAULT_BATCH);
         let networks = self.networks.unwrap_or(default_networks);
         spec::check_run(batch, networks)?;
@@ -386,8 +372,9 @@ impl RunSettings {
             arch,
             engine,
         };
-        // an explicit gram that cannot run this spec is refused now, before
-        // any work, with the reason the engine choice gives
+        // an explicit engine that cannot run this spec (gram where it is not
+        // exact, dense for an --arch file, blocks for a plain stack) is
+        // refused now, before any work, with the reason the choice gives
         crate::gpu::choose_engine(&spec)?;
         Ok(spec)
     }

@@ -375,6 +375,16 @@ pub fn wgsl_block_params() -> String {
 
 /// Row stride of W and of every row in the arenas: n padded to a multiple
 /// of 4 (shaders/common/params.wgsl `stride`).
+/// The KIND_* code of a normalisation (the block and gram engines' kernels).
+pub fn norm_kind_code(kind: crate::model::arch::NormKind) -> u32 {
+    use crate::model::arch::NormKind;
+    match kind {
+        NormKind::LayerNorm => KIND_LAYER_NORM,
+        NormKind::RmsNorm => KIND_RMS_NORM,
+        NormKind::BatchNorm => KIND_BATCH_NORM,
+    }
+}
+
 pub fn stride(n: usize) -> usize {
     n.next_multiple_of(4)
 }

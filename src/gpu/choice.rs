@@ -51,7 +51,7 @@ pub fn choose_engine(spec: &RunSpec) -> Result<(EngineChoice, String)> {
     match spec.engine {
         EngineChoice::Blocks => Err(crate::Error::invalid(
             "--engine",
-            "blocks runs --arch files and --bias mean-preserving; a plain stack runs on dense or gram",
+            "blocks runs --arch files and --bias mean-preserving; a plain stack runs on dense or gram (leave --engine out, or give auto, dense or gram)",
         )),
         EngineChoice::Dense => Ok((EngineChoice::Dense, "--engine dense".into())),
         EngineChoice::Gram => match why_not {
@@ -103,7 +103,7 @@ fn choose_for_architecture(
     match (spec.engine, why_not) {
         (EngineChoice::Dense, _) => Err(crate::Error::invalid(
             "--engine",
-            "dense runs plain stacks; an --arch file or --bias mean-preserving runs on the block engine or gram",
+            "dense runs plain stacks; an --arch file or --bias mean-preserving runs on the block engine or gram (leave --engine out, or give auto, blocks or gram)",
         )),
         (EngineChoice::Blocks, _) => Ok((EngineChoice::Blocks, "--engine blocks".into())),
         (EngineChoice::Gram, None) => Ok((EngineChoice::Gram, "--engine gram".into())),

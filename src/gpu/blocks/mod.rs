@@ -31,7 +31,7 @@ use crate::gpu::orthogonal::OrthogonalQr;
 use crate::gpu::pipelines::{Module, bind_group_layout};
 use crate::gpu::submit::{InFlight, Readback, Step, Submitter};
 use crate::model::activation::Activation;
-use crate::model::arch::{Layer, LayerKind, NormKind, Padding, Shape};
+use crate::model::arch::{Layer, LayerKind, Padding, Shape};
 use crate::model::init::Dist;
 use crate::sim::plan::Program;
 use crate::sim::stats::{ChannelSums, LayerSums, NetworkSums, PositionSums, RowSums};
@@ -50,9 +50,9 @@ use layout::{
 pub use crate::gpu::abi::BlockParams;
 use crate::gpu::abi::{
     BLOCKS_WG as WG, CONV_TILE_C, CONV_TILE_X, FLAG_BIAS, FLAG_NO_DERIV, FLAG_RENORM,
-    FLAG_ROW_RECORDS, FLAG_ZEROS, KIND_AVG_POOL, KIND_BATCH_NORM, KIND_CONV, KIND_CONV_TRANSPOSE,
-    KIND_DENSE, KIND_LAYER_NORM, KIND_RMS_NORM, KIND_SCALE, NO_SCALE, PAD_CIRCULAR, PAD_ZERO,
-    RECORD, STREAM_DELTA, STREAM_TANGENT, UNITS_PER_SLICE,
+    FLAG_ROW_RECORDS, FLAG_ZEROS, KIND_AVG_POOL, KIND_CONV, KIND_CONV_TRANSPOSE, KIND_DENSE,
+    KIND_SCALE, NO_SCALE, PAD_CIRCULAR, PAD_ZERO, RECORD, STREAM_DELTA, STREAM_TANGENT,
+    UNITS_PER_SLICE,
 };
 /// Dispatches per submission at most (the parameter buffer's slots).
 const MAX_STEPS: usize = 1024;

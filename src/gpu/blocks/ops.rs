@@ -91,11 +91,7 @@ impl<'a> BlocksGpu<'a> {
                 (p.kernel, p.kernel_w, p.stride) = (*kh as u32, *kw as u32, *stride as u32);
             }
             LayerKind::Norm { kind, eps } => {
-                p.kind = match kind {
-                    NormKind::LayerNorm => KIND_LAYER_NORM,
-                    NormKind::RmsNorm => KIND_RMS_NORM,
-                    NormKind::BatchNorm => KIND_BATCH_NORM,
-                };
+                p.kind = crate::gpu::abi::norm_kind_code(*kind);
                 p.eps = *eps as f32;
                 p.units = layer.output.units() as u32;
             }

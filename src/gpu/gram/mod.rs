@@ -209,7 +209,7 @@ impl<'a> GramGpu<'a> {
         let act = &layers[0].act;
         let s = |entry, act| ctx.specialised_pipeline(stats, entry, act, layout, &reduce);
         let g = |entry| ctx.specialised_pipeline(gram, entry, act, layout, &reduce);
-        let normalises = layers.iter().skip(1).any(GramLayer::is_norm);
+        let normalises = layers.iter().any(GramLayer::is_norm);
         let mut by_act: Vec<(Activation, ActPipelines)> = Vec::new();
         for layer in &layers {
             if by_act.iter().any(|(a, _)| *a == layer.act) {

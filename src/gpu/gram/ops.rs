@@ -2,8 +2,7 @@
 //! matrices, row kernels) and the reads of Gram matrices back into f64.
 
 use super::*;
-use crate::gpu::abi::{KIND_BATCH_NORM, KIND_LAYER_NORM, KIND_RMS_NORM};
-use crate::model::arch::NormKind;
+use crate::gpu::abi::KIND_BATCH_NORM;
 use crate::model::init::WeightLaw;
 
 impl<'a> GramGpu<'a> {
@@ -22,12 +21,12 @@ impl<'a> GramGpu<'a> {
     fn weight_law(&self, l: usize) -> WeightLaw {
         match self.layers[l].step {
             LayerStep::Linear { weight, .. } => weight,
-            LayerStep::Norm { .. } => unreachable!("layer {l} normalises: it has no weights"),
+            _ => unreachable!("layer {l} has no weights"),
         }
     }
 
     pub(super) fn is_norm(&self, l: usize) -> bool {
-        l > 0 && self.layers[l].is_norm()
+        self.layers[l].is_norm()
     }
 
     /// Parameters every step of layer `layer` shares (n_out: its width).
@@ -42,10 +41,8 @@ impl<'a> GramGpu<'a> {
             coef_a: 0,
             ..Params::for_layer(self.spec, network, layer, self.lay.bs)
         };
-        if layer == 0 {
-            return base;
-        }
         match self.layers[layer].step {
+            LayerStep::Input => base,
             LayerStep::Linear { bias, .. } => Params {
                 b_scale: bias.scale() as f32,
                 b_dist: bias.dist.code(),
@@ -55,11 +52,7 @@ impl<'a> GramGpu<'a> {
             LayerStep::Norm { kind, eps } => Params {
                 b_scale: 0.0,
                 norm_eps: eps as f32,
-                norm_kind: match kind {
-                    NormKind::LayerNorm => KIND_LAYER_NORM,
-                    NormKind::RmsNorm => KIND_RMS_NORM,
-                    NormKind::BatchNorm => KIND_BATCH_NORM,
-                },
+                norm_kind: crate::gpu::abi::norm_kind_code(kind),
                 ..base
             },
         }
@@ -99,26 +92,19 @@ impl<'a> GramGpu<'a> {
             scale_a: scale,
             ..base
         };
+        // batch-norm: an invocation per unit; else a workgroup per row
         let kernels = self.act(l - 1).norm.as_ref().expect("compiled for norms");
-        let (pipeline, groups) = match (base.norm_kind, adjoint.is_some()) {
-            (KIND_BATCH_NORM, adjoint) => {
-                let groups = dispatch_1d(stride(n), ELEMENTWISE_WG);
-                let pipeline = if adjoint {
-                    &kernels.units_adjoint
-                } else {
-                    &kernels.units
-                };
-                (pipeline, groups)
-            }
-            (_, adjoint) => {
-                let groups = (self.spec.batch as u32, 1, 1);
-                let pipeline = if adjoint {
-                    &kernels.rows_adjoint
-                } else {
-                    &kernels.rows
-                };
-                (pipeline, groups)
-            }
+        let per_unit = base.norm_kind == KIND_BATCH_NORM;
+        let pipeline = match (per_unit, adjoint.is_some()) {
+            (true, false) => &kernels.units,
+            (true, true) => &kernels.units_adjoint,
+            (false, false) => &kernels.rows,
+            (false, true) => &kernels.rows_adjoint,
+        };
+        let groups = if per_unit {
+            dispatch_1d(stride(n), ELEMENTWISE_WG)
+        } else {
+            (self.spec.batch as u32, 1, 1)
         };
         self.push(job, pipeline, p, groups, &placed);
     }

@@ -5,11 +5,14 @@
 use super::*;
 use crate::model::activation::Activation;
 use crate::model::arch::{Block, LayerKind, NormKind, Shape};
+
 use crate::model::init::WeightLaw;
 
-/// What layer l (1..=L) of a gram run does to x_{l-1}.
+/// What layer l of a gram run does to x_{l-1}.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum LayerStep {
+    /// row 0: the inputs themselves
+    Input,
     /// h = W x + b, W drawn from `weight` (normal or orthogonal), b from `bias`
     Linear { weight: WeightLaw, bias: WeightLaw },
     /// h = norm(x) over each input's units (layer-norm, rms-norm) or over
@@ -19,7 +22,7 @@ pub(super) enum LayerStep {
 }
 
 /// Layer l: its step and the activation after it (index 0: the input row,
-/// whose step is never taken).
+/// `LayerStep::Input`, its activation the first layer's, never applied).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct GramLayer {
     pub(super) step: LayerStep,
@@ -38,10 +41,7 @@ impl GramLayer {
 pub(super) fn gram_layers(spec: &RunSpec) -> std::result::Result<Vec<GramLayer>, String> {
     let net = &spec.net;
     let input = GramLayer {
-        step: LayerStep::Norm {
-            kind: NormKind::LayerNorm,
-            eps: 0.0,
-        },
+        step: LayerStep::Input,
         act: net.act,
     };
     let Some(run) = &spec.arch else {

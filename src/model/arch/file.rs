@@ -776,16 +776,28 @@ fn sequence(
             "a sequence needs at least one [[block.layer]]",
         ));
     }
-    let mut blocks = Vec::new();
-    let (mut shape, mut made_by) = (input, *input_act);
-    for lf in &b.layers {
+    let layers = layer_chain(number, &b.layers, input, input_act)?;
+    Ok(layers.into_iter().map(Block::Layer).collect())
+}
+
+/// A block's [[block.layer]] tables as layers, each fed by the one before
+/// (the first by `input`, made by `input_act`).
+fn layer_chain(
+    number: usize,
+    files: &[LayerFile],
+    input: Shape,
+    input_act: &Activation,
+) -> Result<Vec<Layer>> {
+    let mut layers: Vec<Layer> = Vec::new();
+    let mut shape = input;
+    for lf in files {
+        let made_by = layers.last().map_or(*input_act, |l| l.act);
         let kind = lf.kind.as_deref().unwrap_or("dense");
         let l = layer(number, lf, flatten(shape, kind), &made_by)?;
         shape = l.output;
-        made_by = l.act;
-        blocks.push(Block::Layer(l));
+        layers.push(l);
     }
-    Ok(blocks)
+    Ok(layers)
 }
 
 /// A dense layer after an image sees it flattened.
@@ -855,19 +867,8 @@ fn residual(
             ));
         }
     };
-    let mut branch: Vec<Layer> = Vec::new();
-    let mut shape = input;
-    for lf in &b.layers {
-        let made_by = branch.last().map_or(*input_act, |l| l.act);
-        let l = layer(
-            number,
-            lf,
-            flatten(shape, lf.kind.as_deref().unwrap_or("dense")),
-            &made_by,
-        )?;
-        shape = l.output;
-        branch.push(l);
-    }
+    let mut branch = layer_chain(number, &b.layers, input, input_act)?;
+    let shape = branch.last().expect("a branch has layers").output;
     let shared = b.shared.unwrap_or(0);
     if shared >= branch.len() {
         return Err(err(
