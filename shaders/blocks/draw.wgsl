@@ -80,7 +80,9 @@ fn draw_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     arena[params.out_off + (2u * pair + 1u) * n + i] = s * (params.c0 * z1 + sqrt(max(1.0 - params.c0 * params.c0, 0.0)) * z2);
 }
 
-// `rows` rows of iid standard normals from `stream` at `layer`, at out_off.
+// `rows` rows of iid standard normals from `stream` at `layer`, at out_off;
+// with FLAG_READOUT every row is row 0's (the NTK's readout w, one vector
+// for the whole batch).
 @compute @workgroup_size(64)
 fn draw_normal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = params.units;
@@ -88,7 +90,7 @@ fn draw_normal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     if (idx >= n * params.rows) {
         return;
     }
-    let r = idx / n;
+    let r = select(idx / n, 0u, (params.flags & FLAG_READOUT) != 0u);
     let i = idx % n;
     arena[params.out_off + idx] = normal4(rng_bits(seed_key(), params.stream, params.network, params.layer, r, i / 4u))[i % 4u];
 }

@@ -32,7 +32,7 @@ pub fn add_ntk_columns(table: &mut Table, spec: &RunSpec, run: &RunOutput) {
         return;
     }
     let summary = NtkSummary::of(&run.ntk);
-    let theory = ntk_table(&spec.net, param).ok();
+    let theory = pair_theory(spec, param).ok();
     for name in NTK_COLUMNS.iter().chain(&[
         "ntk_layer_theory",
         "ntk_layer_z",
@@ -60,6 +60,17 @@ pub fn add_ntk_columns(table: &mut Table, spec: &RunSpec, run: &RunOutput) {
         row.push(Cell::from(c_theory));
         row.push(Cell::from(z_score(Some(c.0), Some(c.1), c_theory)));
     }
+}
+
+/// The infinite-width kernel of the run's pair, or why there is none.
+fn pair_theory(
+    spec: &RunSpec,
+    param: crate::spec::Parametrisation,
+) -> Result<crate::theory::ntk::NtkTheory, String> {
+    if spec.arch.is_some() {
+        return Err("no infinite-width NTK recurrence for architecture files (or --bias mean-preserving) here: theory::ntk covers plain dense stacks".into());
+    }
+    ntk_table(&spec.net, param)
 }
 
 /// One summary quantity: mean and standard error across networks, theory, z.
@@ -122,12 +133,13 @@ pub fn ntk_report(spec: &RunSpec, run: &RunOutput) -> Option<NtkReport> {
         return None;
     }
     let summary = NtkSummary::of(&run.ntk);
-    let pair = ntk_table(&spec.net, param);
+    let pair = pair_theory(spec, param);
     // the infinite-width kernels of each network's own inputs
     let batch_theory: Result<Vec<(f64, f64)>, String> = run
         .ntk
         .iter()
         .map(|n| {
+            pair.as_ref().map_err(Clone::clone)?;
             let (theta, nngp) = ntk_batch(&spec.net, param, &n.input_gram, spec.batch)?;
             Ok((
                 condition_number(&theta, spec.batch),
@@ -153,7 +165,10 @@ pub fn ntk_report(spec: &RunSpec, run: &RunOutput) -> Option<NtkReport> {
         nngp_cond: Measured::new(summary.nngp_cond, nngp_theory).without_z(),
         ntk_fluctuation: Measured::new(
             (fluctuation(&run.ntk, spec.batch), f64::NAN),
-            hanin_nica_fluctuation(&spec.net),
+            spec.arch
+                .is_none()
+                .then(|| hanin_nica_fluctuation(&spec.net))
+                .flatten(),
         )
         .without_z(),
         theory_note,

@@ -351,11 +351,28 @@ impl RunSettings {
             }
             (false, None) => None,
         };
-        if ntk.is_some() && arch.is_some() {
-            return Err(Error::invalid(
-                "--ntk",
-                "is measured on plain stacks so far (no --arch, no --bias mean-preserving)",
-            ));
+        if let (Some(_), Some(run)) = (ntk, arch.as_ref()) {
+            let standardised = run
+                .arch
+                .blocks
+                .iter()
+                .enumerate()
+                .find(|(_, b)| b.layers().iter().any(|l| l.standardise.is_some()));
+            if run.arch.has_batch_norm() {
+                return Err(Error::invalid(
+                    "--ntk",
+                    "does not run through batch-norm yet: it couples the inputs, so each input's parameter gradient needs a backward pass of its own (layer-norm and rms-norm work)",
+                ));
+            }
+            if let Some((i, _)) = standardised {
+                return Err(Error::invalid(
+                    "--ntk",
+                    format!(
+                        "does not run through weight standardisation yet (block {} of the network, repeats counted): the parameters are the raw W, whose gradient passes through the standardisation's Jacobian",
+                        i + 1
+                    ),
+                ));
+            }
         }
         let probes = Probes {
             backward: self.backward.unwrap_or(false),

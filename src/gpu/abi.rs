@@ -283,6 +283,8 @@ abi_constants! {
     FLAG_ZEROS: u32 = 16384;
     /// gen_normal_rows: the NTK's readout w (STREAM_READOUT), one row for all
     FLAG_READOUT: u32 = 32768;
+    /// blocks' channel_grads: sums of d y (a normalisation's gain), not of d
+    FLAG_GAIN: u32 = 65536;
     /// a scale index meaning the factor 1
     NO_SCALE: u32 = u32::MAX;
     /// an offset meaning none

@@ -38,13 +38,14 @@ const MOMENTS: &str = include_str!("../../shaders/common/moments.wgsl");
 const GRAM_NORM: &str = include_str!("../../shaders/gram/norm.wgsl");
 /// The block engine's own files, in order: its bindings, then one file per
 /// kind of pass.
-const BLOCKS: [&str; 6] = [
+const BLOCKS: [&str; 7] = [
     include_str!("../../shaders/blocks/bindings.wgsl"),
     include_str!("../../shaders/blocks/draw.wgsl"),
     include_str!("../../shaders/blocks/linear.wgsl"),
     include_str!("../../shaders/blocks/elementwise.wgsl"),
     include_str!("../../shaders/blocks/norm.wgsl"),
     include_str!("../../shaders/blocks/moments.wgsl"),
+    include_str!("../../shaders/blocks/ntk.wgsl"),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

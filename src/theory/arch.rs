@@ -526,7 +526,7 @@ fn plain(
     x: &Field,
     mean_preserving: bool,
 ) -> (Field, Field, Vec<f64>, f64) {
-    if let LayerKind::Norm { kind, eps } = layer.kind {
+    if let LayerKind::Norm { kind, eps, .. } = layer.kind {
         return norm_plain(layer, kind, eps, x, mean_preserving);
     }
     let h = match layer.kind {
@@ -659,7 +659,7 @@ fn pool_gain(layer: &Layer, kh: usize, kw: usize) -> f64 {
 /// 1/sigma^2 is averaged over channels whose variance over a finite batch
 /// is random: no closed form (NaN).
 fn norm_gain(layer: &Layer, x: &Field) -> f64 {
-    let LayerKind::Norm { kind, eps } = layer.kind else {
+    let LayerKind::Norm { kind, eps, .. } = layer.kind else {
         unreachable!("a normalisation")
     };
     let n = layer.input.units() as f64;

@@ -188,7 +188,34 @@ pub(super) struct Layout {
     /// branch's output (2 floats per channel; empty without --spp)
     pub(super) spp_rec: Vec<usize>,
     pub(super) spp_branch_rec: Vec<usize>,
+    pub(super) ntk: Option<NtkPlaces>,
     pub(super) records_len: usize,
+}
+
+/// Where --ntk keeps its rows and records (`ntk.rs`).
+pub(super) struct NtkPlaces {
+    /// a layer's per-example weight gradients (B rows, in the arena)
+    pub(super) grads: usize,
+    /// its per-channel bias or gain gradients (B rows of its channels)
+    pub(super) channel_grads: usize,
+    /// slices per Gram entry
+    pub(super) stride: usize,
+    /// per weight layer (in stream order), its two Gram matrices
+    pub(super) layer_rec: Vec<[usize; 2]>,
+    /// those of x_0 and x_L
+    pub(super) x_rec: [usize; 2],
+}
+
+/// The length of a layer's per-example weight gradient the NTK forms (a
+/// convolution's; a dense layer's term is a product of Gram matrices).
+fn ntk_grad_len(layer: &Layer) -> usize {
+    match layer.kind {
+        LayerKind::Conv { .. } | LayerKind::ConvTranspose { .. } => {
+            let (rows, per_row) = tensor_shape(layer);
+            rows * per_row
+        }
+        _ => 0,
+    }
 }
 
 /// Where one pass finds the rows: x of row l at `x[l]`, h of weight layer
@@ -208,7 +235,7 @@ impl Layout {
         let batch = spec.batch;
         let depth = arch.depth();
         let probes = spec.probes;
-        let keep = probes.needs_backward();
+        let keep = probes.runs_backward();
         let every = every.clamp(1, depth);
         let layers: Vec<&Layer> = arch.blocks.iter().flat_map(|b| b.layers()).collect();
         let max_units = (0..=depth)
@@ -250,7 +277,7 @@ impl Layout {
         ];
         let tu = region(tangent_rows * max_units);
         let tv = region(tangent_rows * max_units);
-        let back_rows = match (probes.needs_backward(), probes.jacobian) {
+        let back_rows = match (probes.runs_backward(), probes.jacobian) {
             (false, _) => 0,
             (true, false) => batch,
             (true, true) => 2 * batch,
@@ -261,6 +288,19 @@ impl Layout {
         let dp = region(back_rows * max_units);
         let dq = region(back_rows * max_units);
         let norm_scratch = region(2 * norm_groups(arch, batch, 2));
+        // --ntk: a layer's per-example weight gradients and its per-channel
+        // bias or gain gradients, B rows each
+        let ntk_grads = if probes.ntk.is_some() {
+            layers.iter().map(|l| ntk_grad_len(l)).max().unwrap_or(0)
+        } else {
+            0
+        };
+        let ntk_pg = region(batch * ntk_grads);
+        let ntk_pc = region(if probes.ntk.is_some() {
+            batch * max_units
+        } else {
+            0
+        });
         let arena_len = at;
 
         let slice_stride = unit_slices(max_units);
@@ -305,6 +345,22 @@ impl Layout {
         let spp_branch_rec = (0..=depth)
             .map(|l| region(channel_sums(l, residual(l))))
             .collect();
+        // --ntk: two B x B Gram matrices per weight layer, and those of x_0
+        // and x_L, each entry in slices
+        let ntk = probes.ntk.map(|_| {
+            let stride = unit_slices(ntk_grads.max(max_units));
+            let gram = batch * batch * stride;
+            NtkPlaces {
+                grads: ntk_pg,
+                channel_grads: ntk_pc,
+                stride,
+                layer_rec: layers
+                    .iter()
+                    .map(|_| [region(gram), region(gram)])
+                    .collect(),
+                x_rec: [region(gram), region(gram)],
+            }
+        });
         Layout {
             depth,
             every,
@@ -333,6 +389,7 @@ impl Layout {
             pos_rec,
             spp_rec,
             spp_branch_rec,
+            ntk,
             records_len: at,
         }
     }

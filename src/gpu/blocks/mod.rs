@@ -38,6 +38,7 @@ use crate::sim::stats::{ChannelSums, LayerSums, NetworkSums, PositionSums, RowSu
 use crate::spec::RunSpec;
 
 mod layout;
+mod ntk;
 mod ops;
 mod passes;
 
@@ -140,7 +141,7 @@ impl<'a> BlocksGpu<'a> {
             ("the records", layout.records_len),
         ] {
             if floats as u64 * 4 > limit || floats > u32::MAX as usize {
-                let kept = if spec.probes.needs_backward() {
+                let kept = if spec.probes.runs_backward() {
                     format!(
                         " (with checkpoints every {} blocks: `checkpoint_every` sets it)",
                         layout.every
@@ -259,7 +260,7 @@ impl<'a> BlocksGpu<'a> {
         let depth = self.arch().depth();
         let places = self.layout.forward_places(self.layers);
         self.forward(&mut q, network, 1..=depth, &places, false)?;
-        if self.spec.probes.needs_backward() {
+        if self.spec.probes.runs_backward() {
             self.backward(&mut q, network)?;
         }
         let lay = &self.layout;
@@ -380,6 +381,7 @@ impl<'a> BlocksGpu<'a> {
         NetworkSums {
             positions,
             ntk: None,
+            ntk_terms: probes.ntk.map(|_| self.ntk_terms(records, scales)),
             channels,
             ..NetworkSums::new(forward, tangent, backward, None)
         }

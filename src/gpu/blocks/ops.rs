@@ -90,7 +90,7 @@ impl<'a> BlocksGpu<'a> {
                 p.kind = KIND_AVG_POOL;
                 (p.kernel, p.kernel_w, p.stride) = (*kh as u32, *kw as u32, *stride as u32);
             }
-            LayerKind::Norm { kind, eps } => {
+            LayerKind::Norm { kind, eps, .. } => {
                 p.kind = crate::gpu::abi::norm_kind_code(*kind);
                 p.eps = *eps as f32;
                 p.units = layer.output.units() as u32;

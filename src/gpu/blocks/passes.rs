@@ -33,6 +33,9 @@ impl BlocksGpu<'_> {
                 p.out_off = pl.x[0] as u32;
             })?;
             self.record_forward(q, network, 0, pl.x[0], pl.x[0], None, false)?;
+            if self.spec.probes.ntk.is_some() {
+                self.ntk_x_gram(q, network, false, pl.x[0])?;
+            }
             if tangents {
                 self.elementwise(q, network, "draw_normal", &id, batch, arch.units(0), |p| {
                     p.out_off = lay.t[0] as u32;
@@ -131,6 +134,9 @@ impl BlocksGpu<'_> {
                 self.tangent_step(q, network, l, pl)?;
                 self.record_tangent(q, network, l)?;
             }
+        }
+        if !recompute && self.spec.probes.ntk.is_some() {
+            self.ntk_x_gram(q, network, true, pl.x[arch.depth()])?;
         }
         Ok(())
     }
@@ -279,7 +285,18 @@ impl BlocksGpu<'_> {
                 let m = self.first_layer[l - 1];
                 let units = arch.units(l);
                 let d_in = lay.d[l % 2];
-                if l == depth {
+                if l == depth && self.spec.probes.ntk.is_some() {
+                    // df/dx_L = w / sqrt(n_L) (the factor on the host), through phi' of a plain top
+                    self.draw_readout(q, network, d_in)?;
+                    if let Block::Layer(layer) = block {
+                        self.elementwise(q, network, "mul_deriv", &layer.act, batch, units, |p| {
+                            p.in_off = d_in as u32;
+                            p.h_off = pl.h[m - 1] as u32;
+                            p.out_off = d_in as u32;
+                            p.alpha = 1.0;
+                        })?;
+                    }
+                } else if l == depth {
                     self.elementwise(q, network, "draw_normal", &id, batch, units, |p| {
                         p.out_off = d_in as u32;
                         p.stream = STREAM_DELTA;
@@ -333,10 +350,15 @@ impl BlocksGpu<'_> {
                 NO_SCALE
             };
         })?;
+        let ntk = self.spec.probes.ntk.is_some();
+        let x_in = pl.x[l - 1];
         match &arch.blocks[l - 1] {
             Block::Layer(layer) => {
                 self.weights(q, network, m, layer, 0)?;
                 let h = pl.h[m - 1];
+                if ntk {
+                    self.ntk_layer(q, network, layer, m, 0, x_in, d_in, h)?;
+                }
                 self.layer_adjoint(q, network, layer, 0, d_in, d_out, rows, h)?;
             }
             Block::Residual {
@@ -352,8 +374,35 @@ impl BlocksGpu<'_> {
                 for (j, layer) in branch.iter().enumerate() {
                     self.weights(q, network, m + j, layer, j)?;
                 }
+                // a branch layer's input: x, or phi(h) - shift of the layer below (at tmp)
+                let input = |q: &mut Pending, j: usize| -> Result<usize> {
+                    if j == 0 {
+                        return Ok(x_in);
+                    }
+                    let below = &branch[j - 1];
+                    let shift = self.program.shifts[m + j - 2];
+                    let n = below.output.units();
+                    self.elementwise(
+                        q,
+                        network,
+                        "activate",
+                        &below.act,
+                        self.spec.batch,
+                        n,
+                        |p| {
+                            p.in_off = pl.h[m + j - 2] as u32;
+                            p.out_off = lay.tmp as u32;
+                            p.shift = shift as f32;
+                        },
+                    )?;
+                    Ok(lay.tmp)
+                };
                 if let Some(p) = shortcut {
                     self.weights(q, network, m + slot, p, slot)?;
+                    if ntk {
+                        let z = input(q, *shared)?;
+                        self.ntk_layer(q, network, p, m + slot, slot, z, d_in, 0)?;
+                    }
                     self.linear_t(q, network, p, slot, d_in, lay.dp, rows)?;
                 }
                 let join = |q: &mut Pending, out: usize, n: usize| -> Result<()> {
@@ -375,6 +424,10 @@ impl BlocksGpu<'_> {
                         p.alpha = factor as f32;
                     })?;
                     let h = pl.h[m + j - 1];
+                    if ntk {
+                        let z = input(q, j)?;
+                        self.ntk_layer(q, network, layer, m + j, j, z, lay.du, h)?;
+                    }
                     self.layer_adjoint(q, network, layer, j, lay.du, lay.dv, rows, h)?;
                     if shortcut.is_some() && *shared > 0 && j == *shared {
                         join(q, lay.dv, layer.input.units())?;
@@ -417,6 +470,10 @@ impl BlocksGpu<'_> {
                     p.u_off = lay.du as u32;
                     p.v_off = lay.dv as u32;
                 })?;
+                if ntk {
+                    self.ntk_layer(q, network, transform, m, 0, x_in, lay.du, 0)?;
+                    self.ntk_layer(q, network, gate, m + 1, 1, x_in, lay.dv, 0)?;
+                }
                 self.linear_t(q, network, transform, 0, lay.du, lay.dp, rows)?;
                 self.linear_t(q, network, gate, 1, lay.dv, lay.dq, rows)?;
                 self.elementwise(q, network, "highway_back_combine", act, rows, units, |p| {

@@ -349,6 +349,7 @@ impl<'a> GramGpu<'a> {
                 grams,
                 positions: None,
                 ntk,
+                ntk_terms: None,
                 channels: None,
             },
         })

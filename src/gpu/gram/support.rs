@@ -89,7 +89,7 @@ pub(super) fn gram_layers(spec: &RunSpec) -> std::result::Result<Vec<GramLayer>,
                 weight: layer.weight_law(l),
                 bias: layer.bias_law(),
             },
-            LayerKind::Norm { kind, eps } => LayerStep::Norm { kind, eps },
+            LayerKind::Norm { kind, eps, .. } => LayerStep::Norm { kind, eps },
             _ => {
                 return Err(format!(
                     "layer {l} is not a dense or normalisation layer: it runs on the block engine"
@@ -114,6 +114,11 @@ pub(super) fn has_orthogonal_layers(spec: &RunSpec) -> bool {
 
 /// Why the gram engine cannot run `spec` (None: it can).
 pub fn unsupported(spec: &RunSpec) -> Option<String> {
+    if spec.arch.is_some() && spec.probes.ntk.is_some() {
+        return Some(
+            "--ntk through an architecture file is measured on the block engine (gram's NTK covers plain stacks)".into(),
+        );
+    }
     let layers = match gram_layers(spec) {
         Ok(layers) => layers,
         Err(why) => return Some(why),

@@ -283,7 +283,8 @@ fn pool_layer(block: usize, f: &LayerFile, global: bool, input: Shape) -> Result
 
 /// A normalisation layer from its keys: `act` (identity unless given) and
 /// `eps` (PyTorch's 1e-5); `affine` (the gain and bias, 1 and 0 at
-/// initialisation) changes nothing at initialisation.
+/// initialisation; true unless given, as in PyTorch) changes no forward
+/// value at initialisation, only what --ntk counts as parameters.
 fn norm_layer(block: usize, f: &LayerFile, kind: NormKind, input: Shape) -> Result<Layer> {
     let kind_name = kind.name();
     refuse_other_keys(block, f, kind_name, &["eps", "affine"])?;
@@ -295,7 +296,14 @@ fn norm_layer(block: usize, f: &LayerFile, kind: NormKind, input: Shape) -> Resu
             format!("must be a finite number >= 0 (got {eps})"),
         ));
     }
-    weightless_layer(block, f, LayerKind::Norm { kind, eps }, input, input)
+    let affine = f.affine.unwrap_or(true);
+    weightless_layer(
+        block,
+        f,
+        LayerKind::Norm { kind, eps, affine },
+        input,
+        input,
+    )
 }
 
 fn norm_kind(name: &str) -> Option<NormKind> {

@@ -130,11 +130,15 @@ pub enum LayerKind {
         stride: usize,
         fan: TransposedFan,
     },
-    /// No weights: normalises, keeping the shape. Its gain and bias, if any,
-    /// are at their initial values 1 and 0, so they do not appear.
+    /// No weights: normalises, keeping the shape. Its gain and bias, if
+    /// `affine` (PyTorch's default), are at their initial values 1 and 0, so
+    /// they change no forward value; they are parameters of the NTK
+    /// (`sim::cpu::block_steps::ntk`): per unit on vectors, per channel on
+    /// images, rms-norm's gain only.
     Norm {
         kind: NormKind,
         eps: f64,
+        affine: bool,
     },
 }
 

@@ -165,7 +165,7 @@ pub(super) fn dims(shape: Shape) -> (usize, usize, usize) {
 /// Every connection of a layer as (output index, input index, weight
 /// index), in one fixed order per kind: `apply` and `apply_transposed` both
 /// walk it, so each sum is accumulated in the same order.
-fn for_each_connection(layer: &Layer, mut connect: impl FnMut(usize, usize, usize)) {
+pub(super) fn for_each_connection(layer: &Layer, mut connect: impl FnMut(usize, usize, usize)) {
     let (c_in, h_in, w_in) = dims(layer.input);
     let (c_out, h_out, w_out) = dims(layer.output);
     match &layer.kind {
@@ -366,7 +366,7 @@ pub(super) fn forward_rows(
     with_bias: bool,
 ) -> (Vec<Row>, Vec<f64>) {
     match layer.kind {
-        LayerKind::Norm { kind, eps } => normalise(kind, eps, layer.input, x),
+        LayerKind::Norm { kind, eps, .. } => normalise(kind, eps, layer.input, x),
         _ => (
             x.iter().map(|r| apply(layer, wt, r, with_bias)).collect(),
             Vec::new(),
@@ -622,8 +622,23 @@ pub(super) fn backward_step(
     weights: &[Weights],
     d: &[Row],
 ) -> Vec<Row> {
+    backward_step_with(block, saved, weights, d, &mut |_, _| {})
+}
+
+/// [`backward_step`], telling `at_layer(slot, delta)` the gradient with
+/// respect to the pre-activation of each of the block's layers
+/// (`block.layers()[slot]`) on the way: what its parameters' gradients
+/// need (the NTK, `ntk`).
+pub(super) fn backward_step_with(
+    block: &Block,
+    saved: &Saved,
+    weights: &[Weights],
+    d: &[Row],
+    at_layer: &mut dyn FnMut(usize, &[Row]),
+) -> Vec<Row> {
     match (block, saved) {
         (Block::Layer(layer), Saved::Plain { h, inv }) => {
+            at_layer(0, d);
             adjoint_rows(layer, &weights[0], h, inv, d)
         }
         (
@@ -648,6 +663,9 @@ pub(super) fn backward_step(
                     .map(|r| apply_transposed(p, &weights[branch.len()], r))
                     .collect()
             };
+            if shortcut.is_some() {
+                at_layer(branch.len(), d);
+            }
             // through the branch from its output: delta_f = alpha dy, then
             // per layer (last first) phi'(h) and the adjoint
             let mut g: Vec<Row> = d
@@ -657,6 +675,7 @@ pub(super) fn backward_step(
             for i in (0..branch.len()).rev() {
                 let layer = &branch[i];
                 let through = times_deriv(layer, &hs[i], g);
+                at_layer(i, &through);
                 g = adjoint_rows(layer, &weights[i], &hs[i], &invs[i], &through);
                 if shortcut.is_some() && *shared > 0 && i == *shared {
                     g = add(&g, &through_shortcut());
@@ -673,25 +692,42 @@ pub(super) fn backward_step(
                 transform, gate, ..
             },
             Saved::Highway { g, hh, x },
-        ) => (0..d.len())
-            .map(|b| {
-                let n = d[b].len();
-                let s: Row = (0..n).map(|i| sigmoid(g[b][i])).collect();
-                let to_h: Row = (0..n)
-                    .map(|i| s[i] * transform.act.deriv(hh[b][i]) * d[b][i])
-                    .collect();
-                let to_g: Row = (0..n)
-                    .map(|i| {
-                        s[i] * (1.0 - s[i]) * (transform.act.value(hh[b][i]) - x[b][i]) * d[b][i]
-                    })
-                    .collect();
-                let via_h = apply_transposed(transform, &weights[0], &to_h);
-                let via_g = apply_transposed(gate, &weights[1], &to_g);
-                (0..n)
-                    .map(|i| (1.0 - s[i]) * d[b][i] + via_h[i] + via_g[i])
-                    .collect()
-            })
-            .collect(),
+        ) => {
+            let n = d[0].len();
+            let s: Vec<Row> = g
+                .iter()
+                .map(|gb| gb.iter().map(|v| sigmoid(*v)).collect())
+                .collect();
+            // the gradients with respect to the transform's and the gate's pre-activations
+            let to_h: Vec<Row> = (0..d.len())
+                .map(|b| {
+                    (0..n)
+                        .map(|i| s[b][i] * transform.act.deriv(hh[b][i]) * d[b][i])
+                        .collect()
+                })
+                .collect();
+            let to_g: Vec<Row> = (0..d.len())
+                .map(|b| {
+                    (0..n)
+                        .map(|i| {
+                            let carry = transform.act.value(hh[b][i]) - x[b][i];
+                            s[b][i] * (1.0 - s[b][i]) * carry * d[b][i]
+                        })
+                        .collect()
+                })
+                .collect();
+            at_layer(0, &to_h);
+            at_layer(1, &to_g);
+            (0..d.len())
+                .map(|b| {
+                    let via_h = apply_transposed(transform, &weights[0], &to_h[b]);
+                    let via_g = apply_transposed(gate, &weights[1], &to_g[b]);
+                    (0..n)
+                        .map(|i| (1.0 - s[b][i]) * d[b][i] + via_h[i] + via_g[i])
+                        .collect()
+                })
+                .collect()
+        }
         _ => unreachable!("saved state matches its block"),
     }
 }

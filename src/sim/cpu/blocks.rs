@@ -139,6 +139,14 @@ pub fn run_network(
     let spp = spec.arch.as_ref().is_some_and(|a| a.spp);
     let mut channels = spp.then(|| vec![channel_sums(&x, None, arch.input)]);
     scale_rows(&mut x, first.renorm);
+    // --ntk: the rows entering each block and the top, and the log of
+    // their stored over true scale
+    let ntk = spec.probes.ntk;
+    let mut inputs = Vec::new();
+    let mut log_scale = vec![first.renorm.ln()];
+    if ntk.is_some() {
+        inputs.push(x.clone());
+    }
     forward.push(first);
     let mut saved = Vec::with_capacity(depth);
     let mut weights: Vec<Weights> = Vec::new();
@@ -177,8 +185,17 @@ pub fn run_network(
         forward.push(row_sums(&pre, &post, zeros, renorm));
         x = post;
         scale_rows(&mut x, renorm);
+        if ntk.is_some() {
+            inputs.push(x.clone());
+            log_scale.push(log_scale[l] + renorm.ln());
+        }
         saved.push(keep);
     }
+    let ntk_terms = ntk.map(|param| {
+        super::block_ntk::ntk_terms(
+            spec, program, network, param, &saved, &weights, &inputs, &log_scale,
+        )
+    });
 
     // tangents: t_0 = u, forward-mode through each block
     let probes = spec.probes;
@@ -266,6 +283,7 @@ pub fn run_network(
     NetworkSums {
         positions,
         ntk: None,
+        ntk_terms,
         channels,
         ..NetworkSums::new(forward, tangent, backward, None)
     }

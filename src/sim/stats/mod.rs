@@ -48,8 +48,10 @@ pub struct NetworkSums {
     /// One row's sums of pre^2 and post^2 per spatial position (over channels
     /// and the batch), on the stored scale (--position-map).
     pub positions: Option<PositionSums>,
-    /// The empirical NTK's Gram matrices (--ntk).
+    /// The empirical NTK's Gram matrices (--ntk on a plain stack).
     pub ntk: Option<NtkSums>,
+    /// The empirical NTK's terms per row (--ntk through an architecture file).
+    pub ntk_terms: Option<ntk::NtkTerms>,
     /// Per row, the per-channel sums of the Signal Propagation Plot (--spp).
     pub channels: Option<Vec<ChannelSums>>,
 }
@@ -69,6 +71,7 @@ impl NetworkSums {
             grams,
             positions: None,
             ntk: None,
+            ntk_terms: None,
             channels: None,
         }
     }

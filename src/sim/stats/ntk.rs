@@ -55,6 +55,49 @@ impl NtkSums {
     }
 }
 
+/// What the empirical NTK of one network through an architecture file is
+/// made of (the block engines): each row's term of Theta (the parameters of
+/// block l's layers, at index l - 1; B x B, row-major, at the true scale,
+/// counted as the run's parametrisation says), and the Gram matrices of
+/// x_L and x_0 at their true scales.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NtkTerms {
+    pub terms: Vec<Vec<f64>>,
+    pub top_x: Vec<f64>,
+    pub input_x: Vec<f64>,
+    pub n_top: usize,
+}
+
+/// How Theta counts a weight layer's parameters: the factors of its weight
+/// gradients' and bias gradients' dot products, (v, sb) in the NTK
+/// parametrisation (W = sqrt(v) omega, b = sqrt(sb) beta), (1, [sb > 0]) in
+/// the standard one; `bias`: whether the layer's bias enters its output at
+/// all (a highway gate's does not).
+pub fn layer_coefficients(
+    layer: &crate::model::arch::Layer,
+    number: usize,
+    param: Parametrisation,
+    bias: bool,
+) -> (f64, f64) {
+    let (v, sb) = (layer.draw_law(number).variance, layer.bias_law().variance);
+    let sb = if bias { sb } else { 0.0 };
+    match param {
+        Parametrisation::Ntk => (v, sb),
+        Parametrisation::Standard => (1.0, if sb > 0.0 { 1.0 } else { 0.0 }),
+    }
+}
+
+/// A normalisation's affine gain and bias (1 and 0 at initialisation) are
+/// counted as themselves in either parametrisation (neural-tangents'
+/// normalisations have none to scale): the factors of the gain's and the
+/// bias's gradient dot products; rms-norm has a gain only, as PyTorch's.
+pub fn affine_coefficients(kind: crate::model::arch::NormKind) -> (f64, f64) {
+    match kind {
+        crate::model::arch::NormKind::RmsNorm => (1.0, 0.0),
+        _ => (1.0, 1.0),
+    }
+}
+
 /// One network's NTK.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct NetworkNtk {
@@ -93,7 +136,11 @@ fn diag_and_pair_correlation(m: &[f64], b: usize) -> (f64, f64) {
 
 /// The NTK of one network, where the engine measured it (--ntk).
 pub fn network_ntk(spec: &RunSpec, sums: &NetworkSums) -> Option<NetworkNtk> {
-    let (ntk, param) = (sums.ntk.as_ref()?, spec.probes.ntk?);
+    let param = spec.probes.ntk?;
+    if let Some(t) = &sums.ntk_terms {
+        return Some(terms_ntk(t, param, spec.batch));
+    }
+    let ntk = sums.ntk.as_ref()?;
     let net = &spec.net;
     let (b, depth) = (spec.batch, net.depth());
     let log_t = carried_log_scales(sums.forward.iter().map(|s| s.renorm));
@@ -131,17 +178,49 @@ pub fn network_ntk(spec: &RunSpec, sums: &NetworkSums) -> Option<NetworkNtk> {
             *k += c;
         }
     }
+    Some(assemble(kernel, &nngp, layer_diag, layer_c, true_x(0), b))
+}
+
+/// The NTK of one network from an architecture's terms: the readout's term
+/// plus every row's.
+fn terms_ntk(t: &NtkTerms, param: Parametrisation, b: usize) -> NetworkNtk {
+    let nngp: Vec<f64> = t.top_x.iter().map(|v| v / t.n_top as f64).collect();
+    let mut kernel = match param {
+        Parametrisation::Ntk => nngp.clone(),
+        Parametrisation::Standard => t.top_x.clone(),
+    };
+    let (mut layer_diag, mut layer_c) = (Vec::new(), Vec::new());
+    for term in &t.terms {
+        let (diag, c) = diag_and_pair_correlation(term, b);
+        layer_diag.push(diag);
+        layer_c.push(c);
+        for (k, c) in kernel.iter_mut().zip(term) {
+            *k += c;
+        }
+    }
+    assemble(kernel, &nngp, layer_diag, layer_c, t.input_x.clone(), b)
+}
+
+/// The summary quantities of a kernel Theta and its NNGP kernel K.
+fn assemble(
+    kernel: Vec<f64>,
+    nngp: &[f64],
+    layer_diag: Vec<f64>,
+    layer_c: Vec<f64>,
+    input_gram: Vec<f64>,
+    b: usize,
+) -> NetworkNtk {
     let (diag, c) = diag_and_pair_correlation(&kernel, b);
-    Some(NetworkNtk {
+    NetworkNtk {
         cond: condition_number(&kernel, b),
-        nngp_cond: condition_number(&nngp, b),
+        nngp_cond: condition_number(nngp, b),
         kernel,
         layer_diag,
         layer_c,
         diag,
         c,
-        input_gram: true_x(0),
-    })
+        input_gram,
+    }
 }
 
 /// The NTK across networks: (mean, standard error) of each quantity.

@@ -1,0 +1,229 @@
+//! The empirical NTK through an architecture file (--ntk) on the f64 CPU
+//! reference: a backward pass from the readout f = w^T x_L / sqrt(n_L), and
+//! at every layer with parameters the per-example gradients of its
+//! parameters, dotted between the inputs of the batch. A convolution's
+//! weight gradient sums over positions (sum_p delta[co, p] x[ci, p + t]),
+//! so its term is the Gram matrix of the per-example gradients themselves,
+//! not a product of two B x B Gram matrices as for a dense layer.
+//! What each parameter counts (`stats::ntk::layer_coefficients`) is as for
+//! plain stacks.
+
+use crate::model::arch::{Block, Layer, LayerKind};
+use crate::model::rng::{self, Stream};
+use crate::sim::stats::ntk::{NtkTerms, affine_coefficients, layer_coefficients};
+use crate::spec::Parametrisation;
+
+use super::block_steps::*;
+
+/// Row-major B x B Gram matrix of the rows.
+fn gram(rows: &[Row]) -> Vec<f64> {
+    let b = rows.len();
+    let mut g = vec![0.0; b * b];
+    for i in 0..b {
+        for j in 0..b {
+            g[i * b + j] = rows[i].iter().zip(&rows[j]).map(|(u, v)| u * v).sum();
+        }
+    }
+    g
+}
+
+/// Per sample: the sum over each output channel's positions of d (and of
+/// d y with `y`): the gradients of per-channel biases (and gains).
+fn per_channel(layer: &Layer, d: &[Row], y: Option<&[Row]>) -> Vec<Row> {
+    let (c, h, w) = dims(layer.output);
+    let positions = h * w;
+    (0..d.len())
+        .map(|b| {
+            (0..c)
+                .map(|ch| {
+                    (ch * positions..(ch + 1) * positions)
+                        .map(|i| d[b][i] * y.map_or(1.0, |y| y[b][i]))
+                        .sum()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Layer `layer`'s (weight layer `number`'s) term of Theta: its input rows
+/// `x` (true scale), the gradient `d` with respect to its pre-activation,
+/// and for a normalisation its output `y`; `bias`: whether its bias enters
+/// (a highway gate's does not).
+#[allow(clippy::too_many_arguments)]
+fn layer_term(
+    layer: &Layer,
+    number: usize,
+    param: Parametrisation,
+    n_weights: usize,
+    x: &[Row],
+    y: &[Row],
+    d: &[Row],
+    bias: bool,
+) -> Option<Vec<f64>> {
+    let add = |a: Vec<f64>, s: f64, b: Vec<f64>, t: f64| -> Vec<f64> {
+        a.iter().zip(&b).map(|(u, v)| s * u + t * v).collect()
+    };
+    match layer.kind {
+        LayerKind::Scale { .. } | LayerKind::AvgPool { .. } => None,
+        LayerKind::Norm { affine: false, .. } => None,
+        LayerKind::Norm { kind, .. } => {
+            let (gain, shift) = affine_coefficients(kind);
+            let gains = gram(&per_channel(layer, d, Some(y)));
+            let shifts = gram(&per_channel(layer, d, None));
+            Some(add(gains, gain, shifts, shift))
+        }
+        LayerKind::Dense { .. } => {
+            let (v, sb) = layer_coefficients(layer, number, param, bias);
+            // (d_a . d_b) (v x_a . x_b + sb)
+            let dd = gram(d);
+            let xx = gram(x);
+            Some(dd.iter().zip(&xx).map(|(g, k)| g * (v * k + sb)).collect())
+        }
+        LayerKind::Conv { .. } | LayerKind::ConvTranspose { .. } => {
+            let (v, sb) = layer_coefficients(layer, number, param, bias);
+            let grads: Vec<Row> = (0..d.len())
+                .map(|b| {
+                    let mut g = vec![0.0; n_weights];
+                    for_each_connection(layer, |o, i, w| g[w] += d[b][o] * x[b][i]);
+                    g
+                })
+                .collect();
+            Some(add(gram(&grads), v, gram(&per_channel(layer, d, None)), sb))
+        }
+    }
+}
+
+/// The input rows of each of a block's layers (`block.layers()` order) from
+/// its input x and its saved forward state.
+fn layer_inputs(block: &Block, saved: &Saved, shifts: &[f64], x: &[Row]) -> Vec<Vec<Row>> {
+    let post = |layer: &Layer, h: &[Row], shift: f64| -> Vec<Row> {
+        h.iter()
+            .map(|r| r.iter().map(|v| layer.act.value(*v) - shift).collect())
+            .collect()
+    };
+    match (block, saved) {
+        (Block::Layer(_), _) => vec![x.to_vec()],
+        (
+            Block::Residual {
+                branch,
+                shared,
+                shortcut,
+                ..
+            },
+            Saved::Residual { hs, .. },
+        ) => {
+            let input = |i: usize| -> Vec<Row> {
+                match i {
+                    0 => x.to_vec(),
+                    i => post(&branch[i - 1], &hs[i - 1], shifts[i - 1]),
+                }
+            };
+            let mut inputs: Vec<Vec<Row>> = (0..branch.len()).map(input).collect();
+            if shortcut.is_some() {
+                inputs.push(input(*shared));
+            }
+            inputs
+        }
+        (Block::Highway { .. }, _) => vec![x.to_vec(), x.to_vec()],
+        _ => unreachable!("saved state matches its block"),
+    }
+}
+
+/// What a layer's normalisation output is (its saved h), for its gain.
+fn norm_output(saved: &Saved, slot: usize) -> &[Row] {
+    match saved {
+        Saved::Plain { h, .. } => h,
+        Saved::Residual { hs, .. } => hs.get(slot).map_or(&[], |h| h.as_slice()),
+        Saved::Highway { .. } => &[],
+    }
+}
+
+/// One network's NTK terms: `inputs[l]` the rows entering block l + 1 and
+/// `inputs[L]` the top rows, each on its stored scale, `log_scale[l]` the
+/// log of stored over true for them (the renormalisations of a positively
+/// homogeneous stack, which leave delta at its true scale: phi' of such an
+/// activation does not see the scale, and such a stack has no bias or
+/// normalisation).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn ntk_terms(
+    spec: &crate::spec::RunSpec,
+    program: &crate::sim::plan::Program,
+    network: usize,
+    param: Parametrisation,
+    saved: &[Saved],
+    weights: &[Weights],
+    inputs: &[Vec<Row>],
+    log_scale: &[f64],
+) -> NtkTerms {
+    let arch = program.arch;
+    let depth = arch.depth();
+    let n_top = arch.units(depth);
+    let true_rows = |l: usize| -> Vec<Row> {
+        let s = (-log_scale[l]).exp();
+        inputs[l]
+            .iter()
+            .map(|r| r.iter().map(|v| v * s).collect())
+            .collect()
+    };
+    let w: Vec<f64> = (0..n_top)
+        .map(|i| {
+            rng::normal_entry(spec.seed, Stream::Readout, network, depth, 0, i)
+                / (n_top as f64).sqrt()
+        })
+        .collect();
+    // df/dx_L = w for every input; through phi' of a plain top layer
+    let mut d: Vec<Row> = (0..spec.batch).map(|_| w.clone()).collect();
+    if let (Block::Layer(top), Saved::Plain { h, .. }) =
+        (&arch.blocks[depth - 1], &saved[depth - 1])
+    {
+        d = times_deriv(top, h, d);
+    }
+    let b = spec.batch;
+    let mut terms = vec![vec![0.0; b * b]; depth];
+    let mut number = weights.len();
+    for l in (1..=depth).rev() {
+        let block = &arch.blocks[l - 1];
+        let layers = block.layers();
+        let first = number - layers.len();
+        let x = true_rows(l - 1);
+        let ins = layer_inputs(block, &saved[l - 1], &program.shifts[first..number], &x);
+        let term = &mut terms[l - 1];
+        let mut at_layer = |slot: usize, delta: &[Row]| {
+            let layer = layers[slot];
+            let bias = !matches!(block, Block::Highway { .. }) || slot == 0;
+            let y = norm_output(&saved[l - 1], slot);
+            let (number, n_weights) = (first + slot + 1, weights[first + slot].w.len());
+            if let Some(t) = layer_term(layer, number, param, n_weights, &ins[slot], y, delta, bias)
+            {
+                for (acc, v) in term.iter_mut().zip(t) {
+                    *acc += v;
+                }
+            }
+        };
+        d = backward_step_with(
+            block,
+            &saved[l - 1],
+            &weights[first..number],
+            &d,
+            &mut at_layer,
+        );
+        number = first;
+        // below a plain layer the gradient is with respect to its h
+        if l >= 2 {
+            if let (Block::Layer(below), Saved::Plain { h, .. }) =
+                (&arch.blocks[l - 2], &saved[l - 2])
+            {
+                d = times_deriv(below, h, d);
+            }
+        }
+    }
+    NtkTerms {
+        terms,
+        top_x: gram(&true_rows(depth)),
+        input_x: gram(&true_rows(0)),
+        n_top,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,212 @@
+//! The block engine's NTK through architecture files (--ntk, issue 17)
+//! against the f64 CPU reference on the same draws (itself checked against
+//! finite differences of the output over every parameter in
+//! `sim::cpu::block_ntk`'s tests): every entry of every network's kernel
+//! and every row's term. And which engine auto takes for --ntk with a file.
+//!
+//! Tolerance, as tests/arch_gpu.rs argues for these sizes (f32 draws and
+//! sums of at most a few hundred terms, stacks a few blocks deep): relative
+//! differences near 1e-5, allowed 2e-4 of the kernel's largest entry; a
+//! wrong tap, stride, scale, layer or parameter count is off by far more.
+
+mod common;
+
+use varprop::config::settings::{NetworkSettings, RunSettings};
+use varprop::gpu::{GpuOptions, run_gpu};
+use varprop::sim::run_cpu;
+use varprop::spec::RunSpec;
+
+const RTOL: f64 = 2e-4;
+
+fn spec_of(name: &str, text: &str, param: &str, engine: &str) -> RunSpec {
+    let dir = std::env::temp_dir().join(format!("varprop-ntk-blocks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    let net = NetworkSettings {
+        arch: Some(path.display().to_string()),
+        q0: Some(1.3),
+        c0: Some(0.3),
+        ..Default::default()
+    };
+    RunSettings {
+        ntk: Some(true),
+        parametrisation: Some(param.into()),
+        engine: Some(engine.into()),
+        ..common::run_settings(net, 4, 2, 9)
+    }
+    .resolve(2)
+    .unwrap()
+}
+
+/// A stem, an NF-ResNet-style transition (1 / sqrt(q), relu, strided conv,
+/// the shortcut a strided 1x1 projection of relu(x / beta)), an identity
+/// block, pooling and a readout layer.
+const NF_STYLE: &str = r#"
+input = { channels = 3, size = 8 }
+[[block]]
+type = "conv"
+channels = 4
+kernel = 3
+act = "identity"
+init = "he-normal"
+[[block]]
+type = "residual"
+alpha = 0.2
+shared = 2
+shortcut = { kernel = 1, channels = 6, stride = 2, init = "he-normal" }
+  [[block.layer]]
+  type = "scale"
+  factor = "1/sqrt(q)"
+  [[block.layer]]
+  type = "rms-norm"
+  act = "relu"
+  [[block.layer]]
+  type = "conv"
+  channels = 6
+  kernel = 3
+  stride = 2
+  padding = "zero"
+  act = "relu"
+  init = "custom"
+  sigma-w2 = 2.0
+  sigma-b2 = 0.05
+  [[block.layer]]
+  type = "conv"
+  channels = 6
+  kernel = 3
+  act = "identity"
+  init = "he-normal"
+[[block]]
+type = "residual"
+alpha = 0.5
+  [[block.layer]]
+  type = "layer-norm"
+  act = "gelu"
+  [[block.layer]]
+  type = "conv"
+  channels = 6
+  kernel = 3
+  act = "identity"
+  init = "xavier-normal"
+[[block]]
+type = "global-avg-pool"
+[[block]]
+type = "dense"
+width = 5
+act = "identity"
+init = "lecun-normal"
+"#;
+
+/// Vectors: dense with biases, layer-norm without affine, a highway block,
+/// and a transposed convolution from a small image.
+const MIXED: &str = r#"
+input = { channels = 2, size = 3 }
+[[block]]
+type = "conv-transpose"
+channels = 3
+kernel = 3
+stride = 2
+act = "tanh"
+init = "custom"
+sigma-w2 = 1.8
+sigma-b2 = 0.1
+[[block]]
+type = "dense"
+width = 24
+act = "tanh"
+init = "custom"
+sigma-w2 = 1.5
+sigma-b2 = 0.2
+[[block]]
+type = "layer-norm"
+affine = false
+act = "erf"
+[[block]]
+type = "highway"
+act = "tanh"
+init = "lecun-normal"
+gate-bias = -1.5
+repeat = 2
+[[block]]
+type = "dense"
+width = 8
+act = "tanh"
+init = "xavier-normal"
+"#;
+
+/// ReLU without biases: renormalised after every block on the device,
+/// delta-orthogonal convolutions.
+const HOMOGENEOUS: &str = r#"
+input = { channels = 4, size = 6 }
+[[block]]
+type = "conv"
+channels = 4
+kernel = 3
+act = "relu"
+init = "delta-orthogonal"
+[[block]]
+type = "residual"
+alpha = 1.0
+repeat = 3
+  [[block.layer]]
+  type = "conv"
+  channels = 4
+  kernel = 3
+  act = "relu"
+  init = "he-normal"
+[[block]]
+type = "dense"
+width = 6
+act = "relu"
+init = "he-normal"
+"#;
+
+#[test]
+fn block_gpu_ntk_matches_the_cpu_reference_on_the_same_draws() {
+    let ctx = common::gpu();
+    for (name, text) in [
+        ("nf", NF_STYLE),
+        ("mixed", MIXED),
+        ("homogeneous", HOMOGENEOUS),
+    ] {
+        for param in ["ntk", "standard"] {
+            let spec = spec_of(name, text, param, "blocks");
+            let gpu = run_gpu(&ctx, &spec, GpuOptions::default(), &mut |_, _| {}).unwrap();
+            assert_eq!(gpu.info.engine, "gpu-blocks");
+            let cpu = run_cpu(&spec, &mut |_, _| {}).unwrap();
+            assert_eq!(gpu.ntk.len(), 2);
+            for (g, c) in gpu.ntk.iter().zip(&cpu.ntk) {
+                let scale = c.kernel.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                for (k, (a, b)) in g.kernel.iter().zip(&c.kernel).enumerate() {
+                    assert!(
+                        (a - b).abs() <= RTOL * scale,
+                        "{name} ({param}) Theta[{k}]: gpu {a} vs cpu {b}"
+                    );
+                }
+                for (l, (a, b)) in g.layer_diag.iter().zip(&c.layer_diag).enumerate() {
+                    assert!(
+                        (a - b).abs() <= RTOL * scale,
+                        "{name} ({param}) row {} term: gpu {a} vs cpu {b}",
+                        l + 1
+                    );
+                }
+                assert!(c.layer_diag.iter().all(|v| v.is_finite()));
+            }
+        }
+    }
+}
+
+#[test]
+fn auto_runs_an_ntk_file_on_the_block_engine() {
+    let ctx = common::gpu();
+    let text = "input = 64\n[[block]]\ntype = \"sequence\"\nrepeat = 2\n  [[block.layer]]\n  type = \"dense\"\n  width = 64\n  init = \"he-normal\"\n  [[block.layer]]\n  type = \"layer-norm\"\n  act = \"relu\"\n";
+    let spec = spec_of("ln", text, "ntk", "auto");
+    let run = run_gpu(&ctx, &spec, GpuOptions::default(), &mut |_, _| {}).unwrap();
+    assert_eq!(run.info.engine, "gpu-blocks", "{}", run.info.engine_reason);
+    assert!(
+        run.info.engine_reason.contains("--ntk"),
+        "{}",
+        run.info.engine_reason
+    );
+}
