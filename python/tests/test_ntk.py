@@ -23,6 +23,11 @@ import varprop
             dict(width=64, depth=4, batch=4, networks=2, ntk=True, parametrisation="standard",
                  act="tanh"),
         ),
+        # through an architecture file: the block engine
+        (
+            ["--arch", "architectures/highway.toml", "--batch", "4", "--networks", "2", "--ntk"],
+            dict(arch="architectures/highway.toml", batch=4, networks=2, ntk=True),
+        ),
     ],
 )
 def test_ntk_equals_cli(cli, root, monkeypatch, flags, kwargs):

@@ -159,6 +159,11 @@ pub struct NtkOverhead {
     pub gram_ntk_seconds: f64,
     pub dense_ntk_vs_backward: f64,
     pub gram_ntk_vs_backward: f64,
+    /// the block engine: the convolution network of `ConvRun` (its
+    /// channels, size, batch and layers), one network, median of 3
+    pub blocks_backward_seconds: f64,
+    pub blocks_ntk_seconds: f64,
+    pub blocks_ntk_vs_backward: f64,
 }
 
 /// The block engine's stride-1 3x3 convolution layer, forward, with the
@@ -378,6 +383,9 @@ pub fn run(
     };
     let gram_backward_seconds = gram_time(probes)?;
     let gram_ntk_seconds = gram_time(ntk_probes)?;
+    log(&format!("blocks ntk vs backward {:?}", plan.conv));
+    let blocks_backward_seconds = blocks_time(ctx, plan.conv, probes)?;
+    let blocks_ntk_seconds = blocks_time(ctx, plan.conv, ntk_probes)?;
     let ntk = NtkOverhead {
         dense_batch: batch,
         dense_width: width,
@@ -391,6 +399,9 @@ pub fn run(
         gram_ntk_seconds,
         dense_ntk_vs_backward: dense_ntk.seconds / backward.seconds,
         gram_ntk_vs_backward: gram_ntk_seconds / gram_backward_seconds,
+        blocks_backward_seconds,
+        blocks_ntk_seconds,
+        blocks_ntk_vs_backward: blocks_ntk_seconds / blocks_backward_seconds,
     };
     let (file, text, resnet_batch, resnet_networks) = plan.resnet;
     log(&format!(
@@ -467,6 +478,38 @@ fn block_spec(
     run
 }
 
+/// The text of `layers` 3x3 convolutions of `channels` on `size` x `size`
+/// images (circular padding, relu, He).
+fn conv_network(channels: usize, size: usize, layers: usize) -> String {
+    format!(
+        "input = {{ channels = {channels}, size = {size} }}\n[[block]]\ntype = \"conv\"\nchannels = {channels}\nkernel = 3\nact = \"relu\"\ninit = \"he-normal\"\nrepeat = {layers}\n"
+    )
+}
+
+/// Wall seconds of one network of the convolution network on the block
+/// engine with `probes`, after a warm-up run; median of 3.
+fn blocks_time(
+    ctx: &GpuContext,
+    (channels, size, batch, layers): (usize, usize, usize, usize),
+    probes: Probes,
+) -> Result<f64> {
+    use crate::gpu::blocks::BlocksGpu;
+    let text = conv_network(channels, size, layers);
+    let arch = crate::model::arch::Architecture::parse("bench convolution", &text)?;
+    let mut run = block_spec(arch, batch, 1, false);
+    run.probes = probes;
+    let every = crate::gpu::blocks::checkpoint_interval(&run, None, None)?;
+    let gpu = BlocksGpu::new(ctx, &run, every)?;
+    gpu.run_network(0)?;
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        gpu.run_network(0)?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    Ok(median(times))
+}
+
 /// `ConvRun`: the same network (one of `layers` 3x3 convolutions with
 /// circular padding, relu, He) on the block engine with each kernel, after
 /// a warm-up run that compiles the pipelines.
@@ -476,9 +519,7 @@ fn conv_run(
     trials: usize,
 ) -> Result<ConvRun> {
     use crate::gpu::blocks::{BlocksGpu, ConvKernel};
-    let text = format!(
-        "input = {{ channels = {channels}, size = {size} }}\n[[block]]\ntype = \"conv\"\nchannels = {channels}\nkernel = 3\nact = \"relu\"\ninit = \"he-normal\"\nrepeat = {layers}\n"
-    );
+    let text = conv_network(channels, size, layers);
     let arch = crate::model::arch::Architecture::parse("bench convolution", &text)?;
     let run = block_spec(arch, batch, 1, false);
     let seconds_per_layer = |kernel: ConvKernel| -> Result<f64> {

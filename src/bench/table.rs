@@ -120,7 +120,7 @@ pub fn to_table(r: &BenchReport) -> String {
     line(
         "ntk vs backward",
         format!(
-            "dense {:.2}x ({:.3} s against {:.3} s, B={}, n={}, L={}), gram {:.2}x ({:.3} s against {:.3} s, B={}, n={}, L={})",
+            "dense {:.2}x ({:.3} s against {:.3} s, B={}, n={}, L={}), gram {:.2}x ({:.3} s against {:.3} s, B={}, n={}, L={}), blocks {:.2}x ({:.3} s against {:.3} s, the conv network below)",
             k.dense_ntk_vs_backward,
             k.dense_ntk_seconds,
             k.dense_backward_seconds,
@@ -132,7 +132,10 @@ pub fn to_table(r: &BenchReport) -> String {
             k.gram_backward_seconds,
             k.gram_batch,
             k.gram_width,
-            k.gram_depth
+            k.gram_depth,
+            k.blocks_ntk_vs_backward,
+            k.blocks_ntk_seconds,
+            k.blocks_backward_seconds
         ),
     );
     let n = &r.resnet;

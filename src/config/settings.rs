@@ -116,7 +116,8 @@ pub struct RunSettings {
     /// (w iid N(0, 1), its own stream): per layer its contribution (ntk_layer_*, ntk_layer_c_*),
     /// and the kernel, its pair correlation and condition number, and the NNGP kernel's (JSON
     /// `ntk`, the table's footer), beside the infinite-width theory; a backward pass of its own.
-    /// Plain stacks (no --arch); on the GPU apart from --backward, --jacobian and --weight-grads
+    /// Plain stacks and --arch files (no batch-norm or weight standardisation there yet); on the GPU
+    /// apart from --backward, --jacobian and --weight-grads
     #[arg(long, action = clap::ArgAction::SetTrue)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ntk: Option<bool>,

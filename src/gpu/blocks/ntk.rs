@@ -119,7 +119,19 @@ impl BlocksGpu<'_> {
                 let len = rows * per_row;
                 let mut p = self.layer_params(network, layer, slot, d, places.grads, batch);
                 p.x_off = x as u32;
-                self.push(q, self.plain("weight_grads")?, p, groups_1d(batch * len))?;
+                if let LayerKind::Conv { kernel, .. } = layer.kind {
+                    // 8 output by 8 input channels at a tap per invocation
+                    let (c_out, c_in) = (out_channels(layer), dims(layer.input).0);
+                    let tiles = c_out.div_ceil(8) * c_in.div_ceil(8) * kernel * kernel;
+                    self.push(
+                        q,
+                        self.plain("weight_grads_tiled")?,
+                        p,
+                        groups_1d(batch * tiles),
+                    )?;
+                } else {
+                    self.push(q, self.plain("weight_grads")?, p, groups_1d(batch * len))?;
+                }
                 self.row_gram(q, network, places.grads, len, rec_a)?;
                 channel_grads(q, false, rec_b)
             }
