@@ -205,14 +205,9 @@ const CASES: &[(&str, i32, &str)] = &[
         2,
         "--parametrisation",
     ),
-    // batch-norm couples the inputs; weight standardisation's Jacobian is not in yet
+    // batch-norm couples the inputs
     (
         "run --ntk --arch architectures/resnets/resnet_v2_50.toml",
-        2,
-        "--ntk",
-    ),
-    (
-        "run --ntk --arch architectures/resnets/nf_resnet_600_quarter.toml",
         2,
         "--ntk",
     ),

@@ -135,6 +135,32 @@ act = "tanh"
 init = "xavier-normal"
 "#;
 
+/// Weight standardisation (plain and scaled, conv and dense, with an NF
+/// stage): the gradients with respect to the raw draws.
+const STANDARDISED: &str = r#"
+input = { channels = 3, size = 6 }
+[[block]]
+type = "conv"
+channels = 8
+kernel = 3
+act = "identity"
+weight-standardisation = "scaled"
+[[block]]
+type = "stage"
+style = "nf"
+blocks = 2
+channels = 8
+alpha = 0.3
+[[block]]
+type = "global-avg-pool"
+[[block]]
+type = "dense"
+width = 4
+act = "tanh"
+init = "lecun-normal"
+weight-standardisation = "plain"
+"#;
+
 /// ReLU without biases: renormalised after every block on the device,
 /// delta-orthogonal convolutions.
 const HOMOGENEOUS: &str = r#"
@@ -169,6 +195,7 @@ fn block_gpu_ntk_matches_the_cpu_reference_on_the_same_draws() {
         ("nf", NF_STYLE),
         ("mixed", MIXED),
         ("homogeneous", HOMOGENEOUS),
+        ("standardised", STANDARDISED),
     ] {
         for param in ["ntk", "standard"] {
             let spec = spec_of(name, text, param, "blocks");

@@ -97,7 +97,8 @@ fn draw_normal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 
 // Weight standardisation of the drawn W (rows x per_row at w_off): each row
 // becomes w_scale (row - mean) / std, std the population one; two passes,
-// one workgroup per row (the CPU twin: standardise_rows).
+// one workgroup per row (the CPU twin: standardise_rows); the row's factor
+// w_scale / std to weights[u_off + row].
 @compute @workgroup_size(256)
 fn standardise_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let start = params.w_off + wid.x * params.per_row;
@@ -116,6 +117,10 @@ fn standardise_weights(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(wo
     let s = params.w_scale / sqrt(variance);
     for (var k = lid.x; k < n; k += REDUCE_WG) {
         weights[start + k] = (weights[start + k] - mean) * s;
+    }
+    // the row's factor, for the NTK's gradient with respect to the raw draws
+    if (lid.x == 0u) {
+        weights[params.u_off + wid.x] = s;
     }
 }
 

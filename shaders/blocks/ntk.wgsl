@@ -170,3 +170,46 @@ fn weight_grads_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         }
     }
 }
+
+// Per row, a dense layer's weight gradient G[o, j] = d[o] x[j] (only for a
+// standardised layer, whose term needs G itself), to out_off.
+@compute @workgroup_size(64)
+fn dense_weight_grads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n_in = units_in();
+    let len = units_out() * n_in;
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
+    if (idx >= params.rows * len) {
+        return;
+    }
+    let r = idx / len;
+    let e = idx % len;
+    let d = arena[params.in_off + r * units_out() + e / n_in];
+    arena[params.out_off + idx] = d * arena[params.x_off + r * n_in + e % n_in];
+}
+
+// A standardised tensor W = s (V - mean V) per row (s = gain / std V at
+// weights[u_off + row]): the gradients G at out_off (rows of `per_row` x
+// tensor rows) taken back to the raw draws V in place, through the
+// standardisation's Jacobian: s (G - mean G - u mean(u G)), u = W / gain
+// (gain = w_scale). One workgroup per sample row and tensor row, dispatched
+// as (tensor rows, rows).
+@compute @workgroup_size(256)
+fn standardise_grads(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let n = params.per_row;
+    let tensor_rows = params.c_out;
+    let g = params.out_off + (wid.y * tensor_rows + wid.x) * n;
+    let w = params.w_off + wid.x * n;
+    var sum = 0.0;
+    var along = 0.0;
+    for (var k = lid.x; k < n; k += REDUCE_WG) {
+        sum += arena[g + k];
+        along += arena[g + k] * weights[w + k] / params.w_scale;
+    }
+    let totals = group_sum4(lid.x, vec4<f32>(sum, along, 0.0, 0.0));
+    let mean = totals.x / f32(n);
+    let mean_u = totals.y / f32(n);
+    let s = weights[params.u_off + wid.x];
+    for (var k = lid.x; k < n; k += REDUCE_WG) {
+        arena[g + k] = s * (arena[g + k] - mean - weights[w + k] / params.w_scale * mean_u);
+    }
+}

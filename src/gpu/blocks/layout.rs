@@ -99,9 +99,10 @@ pub(super) fn norm_groups(
         .unwrap_or(0)
 }
 
-/// The largest weight tensor, and the floats of one weight slot (that
-/// tensor and the largest bias).
-pub(super) fn weight_slot(arch: &crate::model::arch::Architecture) -> (usize, usize) {
+/// A weight slot's layout: the largest tensor, then the largest bias, then
+/// the most rows' factors: the offsets of the bias and of the row factors,
+/// and the floats of one slot.
+pub(super) fn weight_slot(arch: &crate::model::arch::Architecture) -> (usize, usize, usize) {
     let layers: Vec<&Layer> = arch.blocks.iter().flat_map(|b| b.layers()).collect();
     let max_tensor = layers
         .iter()
@@ -112,7 +113,14 @@ pub(super) fn weight_slot(arch: &crate::model::arch::Architecture) -> (usize, us
         .max()
         .unwrap();
     let max_bias = layers.iter().map(|l| out_channels(l)).max().unwrap();
-    (max_tensor.max(1), max_tensor.max(1) + max_bias)
+    // a standardised tensor's factors gain / std per row (the NTK's gradient
+    // with respect to the raw draws)
+    let max_rows = layers.iter().map(|l| tensor_shape(l).0).max().unwrap();
+    (
+        max_tensor.max(1),
+        max_tensor.max(1) + max_bias,
+        max_tensor.max(1) + max_bias + max_rows,
+    )
 }
 
 /// Device bytes of the plan with checkpoints every `every` blocks.
@@ -122,7 +130,7 @@ pub(super) fn plan_bytes(
     every: usize,
 ) -> u64 {
     let lay = Layout::new(spec, arch, every);
-    let (_, slot_len) = weight_slot(arch);
+    let (_, _, slot_len) = weight_slot(arch);
     4 * (lay.arena_len + lay.records_len + lay.scales_len() + slots(arch) * slot_len) as u64
 }
 
@@ -207,9 +215,13 @@ pub(super) struct NtkPlaces {
 }
 
 /// The length of a layer's per-example weight gradient the NTK forms (a
-/// convolution's; a dense layer's term is a product of Gram matrices).
+/// convolution's, a standardised dense layer's; a plain dense layer's term
+/// is a product of Gram matrices).
 fn ntk_grad_len(layer: &Layer) -> usize {
     match layer.kind {
+        LayerKind::Dense { .. } if layer.standardise.is_some() => {
+            layer.input.units() * layer.output.units()
+        }
         LayerKind::Conv { .. } | LayerKind::ConvTranspose { .. } => {
             let (rows, per_row) = tensor_shape(layer);
             rows * per_row

@@ -82,6 +82,8 @@ pub struct BlocksGpu<'a> {
     /// floats of one weight slot: the largest tensor, then the largest bias
     slot_len: usize,
     max_tensor: usize,
+    /// where a slot's row factors start (after the tensor and the bias)
+    row_scales_at: usize,
     /// the first weight layer number (1-based) of each block
     first_layer: Vec<usize>,
     /// weight layers in all
@@ -122,7 +124,7 @@ impl<'a> BlocksGpu<'a> {
         let arch = &run.arch;
         let program = Program::new(arch, spec.net.q0, spec.net.c0, run.mean_preserving);
         let layout = Layout::new(spec, arch, every);
-        let (max_tensor, slot_len) = weight_slot(arch);
+        let (max_tensor, row_scales_at, slot_len) = weight_slot(arch);
         let layers = arch.blocks.iter().map(|b| b.layers().len()).sum();
         // the shapes (n_out, n_in) of the orthogonal matrices the QR makes
         let orthogonal_shapes: Vec<(usize, usize)> = arch
@@ -238,6 +240,7 @@ impl<'a> BlocksGpu<'a> {
             scales,
             slot_len,
             max_tensor,
+            row_scales_at,
             first_layer,
             layers,
             orthogonal,

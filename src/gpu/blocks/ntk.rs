@@ -8,10 +8,13 @@
 //! dense:            G(d) * (v G(x) + sb)           (entrywise)
 //! conv, conv-transpose:  v G(dW) + sb G(db)        dW the per-example weight gradient, db = sum_p d
 //! normalisation (affine): g G(sum_p d y) + s G(sum_p d)
+//! standardised conv, dense:  v G(dV) + sb G(db)       dV = s (dW - mean dW - u mean(u dW)) per row
 //! ```
 //!
 //! with d the gradient with respect to the layer's pre-activation, x its
-//! input and (v, sb), (g, s) as `stats::ntk` counts them. The rows are on
+//! input, (v, sb), (g, s) as `stats::ntk` counts them, and for weight
+//! standardisation W = s (V - mean V) row by row, u = W / gain: the
+//! parameters are the raw draws V. The rows are on
 //! their stored scales: x times the forward renormalisations up to its row,
 //! d times sqrt(n_L) (the readout's w is drawn without 1 / sqrt(n_L)) and
 //! the backward renormalisations from the top down to the block's row.
@@ -109,7 +112,36 @@ impl BlocksGpu<'_> {
             )?;
             self.row_gram(q, network, places.channel_grads, channels, rec)
         };
+        let standardise = |q: &mut Pending, len: usize| -> Result<()> {
+            let ws = layer.standardise.expect("standardised");
+            let (rows, per_row) = tensor_shape(layer);
+            let mut p = self.layer_params(network, layer, slot, d, places.grads, batch);
+            p.per_row = per_row as u32;
+            p.c_out = rows as u32;
+            p.u_off = self.row_scales_offset(slot);
+            p.w_scale = (ws.gain(per_row) * layer.scale) as f32;
+            self.push(
+                q,
+                self.plain("standardise_grads")?,
+                p,
+                (rows as u32, batch as u32, 1),
+            )?;
+            self.row_gram(q, network, places.grads, len, rec_a)?;
+            channel_grads(q, false, rec_b)
+        };
         match layer.kind {
+            LayerKind::Dense { .. } if layer.standardise.is_some() => {
+                let len = n_in * n_out;
+                let mut p = self.layer_params(network, layer, slot, d, places.grads, batch);
+                p.x_off = x as u32;
+                self.push(
+                    q,
+                    self.plain("dense_weight_grads")?,
+                    p,
+                    groups_1d(batch * len),
+                )?;
+                standardise(q, len)
+            }
             LayerKind::Dense { .. } => {
                 self.row_gram(q, network, x, n_in, rec_a)?;
                 self.row_gram(q, network, d, n_out, rec_b)
@@ -131,6 +163,9 @@ impl BlocksGpu<'_> {
                     )?;
                 } else {
                     self.push(q, self.plain("weight_grads")?, p, groups_1d(batch * len))?;
+                }
+                if layer.standardise.is_some() {
+                    return standardise(q, len);
                 }
                 self.row_gram(q, network, places.grads, len, rec_a)?;
                 channel_grads(q, false, rec_b)
@@ -190,12 +225,14 @@ impl BlocksGpu<'_> {
                 let [rec_a, rec_b] = places.layer_rec[number - 1];
                 let bias = !matches!(block, Block::Highway { .. }) || slot == 0;
                 let term: Vec<f64> = match layer.kind {
-                    LayerKind::Dense { .. } => {
+                    LayerKind::Dense { .. } if layer.standardise.is_none() => {
                         let (v, sb) = layer_coefficients(layer, number, param, bias);
                         let (xx, dd) = (scaled(gram(rec_a), lx), scaled(gram(rec_b), ld));
                         dd.iter().zip(&xx).map(|(g, k)| g * (v * k + sb)).collect()
                     }
-                    LayerKind::Conv { .. } | LayerKind::ConvTranspose { .. } => {
+                    LayerKind::Dense { .. }
+                    | LayerKind::Conv { .. }
+                    | LayerKind::ConvTranspose { .. } => {
                         let (v, sb) = layer_coefficients(layer, number, param, bias);
                         let (w, c) = (scaled(gram(rec_a), lx + ld), scaled(gram(rec_b), ld));
                         w.iter().zip(&c).map(|(w, c)| v * w + sb * c).collect()

@@ -43,6 +43,11 @@ impl<'a> BlocksGpu<'a> {
         (w as u32, (w + self.max_tensor) as u32)
     }
 
+    /// Where slot `slot`'s row factors gain / std of a standardised tensor are.
+    pub(super) fn row_scales_offset(&self, slot: usize) -> u32 {
+        (slot * self.slot_len + self.row_scales_at) as u32
+    }
+
     /// The parameters of `layer` (in weight slot `slot`) for linear and
     /// linear_t over `rows` rows from `input` to `out`.
     #[allow(clippy::too_many_arguments)]
@@ -293,6 +298,7 @@ impl<'a> BlocksGpu<'a> {
             if let Some(ws) = layer.standardise {
                 let mut s = p;
                 s.w_scale = (ws.gain(per_row) * layer.scale) as f32;
+                s.u_off = self.row_scales_offset(slot);
                 self.push(
                     q,
                     self.plain("standardise_weights")?,

@@ -45,6 +45,42 @@ fn per_channel(layer: &Layer, d: &[Row], y: Option<&[Row]>) -> Vec<Row> {
         .collect()
 }
 
+/// Per sample, the gradient of a layer's weights W from its input rows x
+/// and the gradient d with respect to its pre-activation, in W's layout.
+fn weight_gradients(layer: &Layer, n_weights: usize, x: &[Row], d: &[Row]) -> Vec<Row> {
+    (0..d.len())
+        .map(|b| {
+            let mut g = vec![0.0; n_weights];
+            for_each_connection(layer, |o, i, w| g[w] += d[b][o] * x[b][i]);
+            g
+        })
+        .collect()
+}
+
+/// A standardised layer's W = s (V - mean V) per row, s = gain / std V:
+/// the gradient G with respect to W taken back to the raw draws V, row by
+/// row, through the standardisation's Jacobian s (I - 1 1^T / N - u u^T / N),
+/// u = (V - mean V) / std V = W / gain.
+fn through_standardisation(grads: &mut [Row], wt: &Weights, gain: f64) {
+    let rows = wt.row_scales.len();
+    let per_row = wt.w.len() / rows;
+    let n = per_row as f64;
+    for g in grads.iter_mut() {
+        for (r, s) in wt.row_scales.iter().enumerate() {
+            let u: Vec<f64> = wt.w[r * per_row..(r + 1) * per_row]
+                .iter()
+                .map(|w| w / gain)
+                .collect();
+            let row = &mut g[r * per_row..(r + 1) * per_row];
+            let mean = row.iter().sum::<f64>() / n;
+            let along_u = row.iter().zip(&u).map(|(a, b)| a * b).sum::<f64>() / n;
+            for (v, ui) in row.iter_mut().zip(&u) {
+                *v = s * (*v - mean - ui * along_u);
+            }
+        }
+    }
+}
+
 /// Layer `layer`'s (weight layer `number`'s) term of Theta: its input rows
 /// `x` (true scale), the gradient `d` with respect to its pre-activation,
 /// and for a normalisation its output `y`; `bias`: whether its bias enters
@@ -54,7 +90,7 @@ fn layer_term(
     layer: &Layer,
     number: usize,
     param: Parametrisation,
-    n_weights: usize,
+    wt: &Weights,
     x: &[Row],
     y: &[Row],
     d: &[Row],
@@ -72,6 +108,14 @@ fn layer_term(
             let shifts = gram(&per_channel(layer, d, None));
             Some(add(gains, gain, shifts, shift))
         }
+        LayerKind::Dense { .. } | LayerKind::Conv { .. } if layer.standardise.is_some() => {
+            let (v, sb) = layer_coefficients(layer, number, param, bias);
+            let mut grads = weight_gradients(layer, wt.w.len(), x, d);
+            let per_row = wt.w.len() / wt.row_scales.len();
+            let gain = layer.standardise.expect("standardised").gain(per_row) * layer.scale;
+            through_standardisation(&mut grads, wt, gain);
+            Some(add(gram(&grads), v, gram(&per_channel(layer, d, None)), sb))
+        }
         LayerKind::Dense { .. } => {
             let (v, sb) = layer_coefficients(layer, number, param, bias);
             // (d_a . d_b) (v x_a . x_b + sb)
@@ -81,13 +125,7 @@ fn layer_term(
         }
         LayerKind::Conv { .. } | LayerKind::ConvTranspose { .. } => {
             let (v, sb) = layer_coefficients(layer, number, param, bias);
-            let grads: Vec<Row> = (0..d.len())
-                .map(|b| {
-                    let mut g = vec![0.0; n_weights];
-                    for_each_connection(layer, |o, i, w| g[w] += d[b][o] * x[b][i]);
-                    g
-                })
-                .collect();
+            let grads = weight_gradients(layer, wt.w.len(), x, d);
             Some(add(gram(&grads), v, gram(&per_channel(layer, d, None)), sb))
         }
     }
@@ -192,9 +230,8 @@ pub(super) fn ntk_terms(
             let layer = layers[slot];
             let bias = !matches!(block, Block::Highway { .. }) || slot == 0;
             let y = norm_output(&saved[l - 1], slot);
-            let (number, n_weights) = (first + slot + 1, weights[first + slot].w.len());
-            if let Some(t) = layer_term(layer, number, param, n_weights, &ins[slot], y, delta, bias)
-            {
+            let (number, wt) = (first + slot + 1, &weights[first + slot]);
+            if let Some(t) = layer_term(layer, number, param, wt, &ins[slot], y, delta, bias) {
                 for (acc, v) in term.iter_mut().zip(t) {
                     *acc += v;
                 }

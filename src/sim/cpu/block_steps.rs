@@ -11,10 +11,14 @@ use crate::spec::RunSpec;
 /// One sample's units, channel-major ([c][y][x] for images).
 pub(super) type Row = Vec<f64>;
 
-/// A weight layer's drawn tensor and bias.
+/// A weight layer's drawn tensor and bias, and for a standardised layer
+/// each row's factor gain / std of its raw draws (what the NTK's gradient
+/// with respect to the raw draws needs).
+#[derive(Default)]
 pub(super) struct Weights {
     pub(super) w: Vec<f64>,
     pub(super) b: Vec<f64>,
+    pub(super) row_scales: Vec<f64>,
 }
 
 pub(super) fn draw_weights(
@@ -25,16 +29,14 @@ pub(super) fn draw_weights(
 ) -> Weights {
     match layer.kind {
         LayerKind::Norm { .. } => {
-            return Weights {
-                w: Vec::new(),
-                b: Vec::new(),
-            };
+            return Weights::default();
         }
         // the window's mean: 1 / (kh kw) at every tap, no bias
         LayerKind::AvgPool { kh, kw, .. } => {
             return Weights {
                 w: vec![1.0 / (kh * kw) as f64; kh * kw],
                 b: vec![0.0; dims(layer.output).0],
+                ..Default::default()
             };
         }
         // its factor; 1/sqrt(q) comes from the theory, which the caller's
@@ -47,6 +49,7 @@ pub(super) fn draw_weights(
             return Weights {
                 w: vec![value],
                 b: vec![0.0; dims(layer.output).0],
+                ..Default::default()
             };
         }
         _ => {}
@@ -110,8 +113,9 @@ pub(super) fn draw_weights(
             }
         }
     }
+    let mut row_scales = Vec::new();
     if let Some(ws) = layer.standardise {
-        standardise_rows(&mut w, per_row, ws.gain(per_row) * layer.scale);
+        row_scales = standardise_rows(&mut w, per_row, ws.gain(per_row) * layer.scale);
     }
     let out_channels = match layer.output {
         Shape::Vector(n) => n,
@@ -138,21 +142,25 @@ pub(super) fn draw_weights(
             }
         })
         .collect();
-    Weights { w, b }
+    Weights { w, b, row_scales }
 }
 
 /// Weight standardisation: each row of `w` (an output's fan-in) becomes
-/// gain (row - mean) / std, std the population one. Two passes.
-pub(super) fn standardise_rows(w: &mut [f64], per_row: usize, gain: f64) {
-    for row in w.chunks_mut(per_row) {
-        let n = per_row as f64;
-        let mean = row.iter().sum::<f64>() / n;
-        let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-        let s = gain / var.sqrt();
-        for v in row.iter_mut() {
-            *v = (*v - mean) * s;
-        }
-    }
+/// gain (row - mean) / std, std the population one. Two passes. Returns
+/// each row's factor gain / std.
+pub(super) fn standardise_rows(w: &mut [f64], per_row: usize, gain: f64) -> Vec<f64> {
+    w.chunks_mut(per_row)
+        .map(|row| {
+            let n = per_row as f64;
+            let mean = row.iter().sum::<f64>() / n;
+            let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+            let s = gain / var.sqrt();
+            for v in row.iter_mut() {
+                *v = (*v - mean) * s;
+            }
+            s
+        })
+        .collect()
 }
 
 pub(super) fn dims(shape: Shape) -> (usize, usize, usize) {

@@ -42,6 +42,8 @@ fn spec_of(toml: &str, name: &str, param: &str, batch: usize) -> RunSpec {
 /// normalisation parameter (per unit of a vector, per channel of an image).
 struct Params {
     weights: Vec<Weights>,
+    /// a standardised layer's raw draws V (its W is standardised from them here)
+    raw: Vec<Option<Vec<f64>>>,
     gains: Vec<(Vec<f64>, Vec<f64>)>,
     readout: Vec<f64>,
 }
@@ -58,12 +60,23 @@ fn params(spec: &RunSpec, program: &Program) -> Params {
     let layers: Vec<&Layer> = arch.blocks.iter().flat_map(|b| b.layers()).collect();
     let mut weights = Vec::new();
     let mut gains = Vec::new();
+    let mut raw = Vec::new();
     for (m, layer) in layers.iter().enumerate() {
         let mut wt = draw_weights(spec, 0, m + 1, layer);
         if let LayerKind::Scale { .. } = layer.kind {
             wt.w[0] = program.factors[m];
         }
         weights.push(wt);
+        // the same draws before standardisation: the layer without it (and
+        // without Fixup's scale, which a standardised layer's draws leave out)
+        raw.push(layer.standardise.map(|_| {
+            let plain = Layer {
+                standardise: None,
+                scale: 1.0,
+                ..(*layer).clone()
+            };
+            draw_weights(spec, 0, m + 1, &plain).w
+        }));
         let p = affine_len(layer);
         gains.push((vec![1.0; p], vec![0.0; p]));
     }
@@ -71,6 +84,7 @@ fn params(spec: &RunSpec, program: &Program) -> Params {
     let n_top = arch.units(depth);
     Params {
         weights,
+        raw,
         gains,
         readout: (0..n_top)
             .map(|i| normal_entry(spec.seed, Stream::Readout, 0, depth, 0, i))
@@ -80,7 +94,23 @@ fn params(spec: &RunSpec, program: &Program) -> Params {
 
 /// A layer's pre-activation over the batch, with a normalisation's gain and bias.
 fn pre(layer: &Layer, p: &Params, m: usize, x: &[Row]) -> Vec<Row> {
-    let (mut h, _) = forward_rows(layer, &p.weights[m], x, true);
+    let standardised = p.raw[m].as_ref().map(|v| {
+        let per_row = layer.fans().0;
+        let mut w = v.clone();
+        let gain = layer.standardise.unwrap().gain(per_row) * layer.scale;
+        standardise_rows(&mut w, per_row, gain);
+        Weights {
+            w,
+            b: p.weights[m].b.clone(),
+            ..Default::default()
+        }
+    });
+    let (mut h, _) = forward_rows(
+        layer,
+        standardised.as_ref().unwrap_or(&p.weights[m]),
+        x,
+        true,
+    );
     if let LayerKind::Norm { .. } = layer.kind {
         let (gain, bias) = &p.gains[m];
         let per = layer.output.units() / gain.len();
@@ -204,10 +234,21 @@ fn finite_difference_kernel(spec: &RunSpec, program: &Program) -> Vec<f64> {
                 Parametrisation::Ntk => (v, sb),
                 Parametrisation::Standard => (1.0, if sb > 0.0 { 1.0 } else { 0.0 }),
             };
-            if layer.has_weights() {
+            if p.raw[m].is_some() {
+                // the parameters are the raw draws
+                for k in 0..p.weights[m].w.len() {
+                    add(
+                        &mut p,
+                        &|p: &mut Params| &mut p.raw[m].as_mut().unwrap()[k],
+                        fw,
+                    );
+                }
+            } else if layer.has_weights() {
                 for k in 0..p.weights[m].w.len() {
                     add(&mut p, &|p: &mut Params| &mut p.weights[m].w[k], fw);
                 }
+            }
+            if layer.has_weights() {
                 // (a highway gate's bias is not in its output: its derivatives are 0)
                 for k in 0..p.weights[m].b.len() {
                     add(&mut p, &|p: &mut Params| &mut p.weights[m].b[k], fb);
@@ -423,4 +464,45 @@ init = "he-normal"
         "relu",
     );
     assert!(renormalised);
+}
+
+/// Weight standardisation (plain and scaled, dense and conv, with Fixup's
+/// scale): the gradient with respect to the raw draws, through the
+/// standardisation's Jacobian.
+#[test]
+fn standardised_layers_match_finite_differences() {
+    check(
+        r#"
+input = { channels = 3, size = 4 }
+[[block]]
+type = "conv"
+channels = 4
+kernel = 3
+act = "relu"
+init = "he-normal"
+weight-standardisation = "scaled"
+[[block]]
+type = "residual"
+alpha = 0.3
+  [[block.layer]]
+  type = "conv"
+  channels = 4
+  kernel = 3
+  act = "tanh"
+  init = "custom"
+  sigma-w2 = 1.0
+  sigma-b2 = 0.1
+  weight-standardisation = "plain"
+[[block]]
+type = "global-avg-pool"
+[[block]]
+type = "dense"
+width = 3
+act = "tanh"
+init = "lecun-normal"
+weight-standardisation = "scaled"
+gamma = 1.3
+"#,
+        "standardised",
+    );
 }
