@@ -105,42 +105,68 @@ fn scale_by_deriv(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgro
 
 // Gram matrix of `rows` rows at in_off (act): record (a, b, slice) holds
 // sum_i in[a][i] in[b][i] over the slice, for a <= b only (the host
-// mirrors the rest: the products commute, so (b, a) would be the same
-// sums bit for bit). For the weight gradient and the NTK. One workgroup
-// per slice and 4 x 4 tile of entries (rows 4 ta.. against 4 tb.., tb >=
-// ta), dispatched as (slices, tiles, tiles): each lane loads 8 values a
-// unit for 16 products, and each entry's sum runs over the same units in
-// the same order, reduced by the same tree, as one lane per entry would.
-@compute @workgroup_size(REDUCE_WG)
-fn gram(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+// mirrors the rest). For the weight gradient and the NTK. One invocation
+// per slice and 8 x 8 tile of entries (rows 8 ta.. against 8 tb.., tb >=
+// ta), no reduction across invocations: each sums its 64 entries over the
+// slice's units in chunks of 256 (a chunk's serial sum, then the chunks'
+// sum; f32 error about (256 + 16) eps at most), 16 loads for 64 products
+// and no barrier. (A workgroup per 4 x 4 tile reduced by a tree, as
+// before 2026-12-03, spent more on the tree than on the products at the
+// slices of a few thousand units these Gram passes have.) Dispatched flat
+// over slices x tiles x tiles invocations.
+@compute @workgroup_size(256)
+fn gram(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let n = params.n_out;
-    let slice = wid.x;
-    let ta = wid.y;
-    let tb = wid.z;
+    let rows = params.rows;
+    let tiles = (rows + 7u) / 8u;
+    let idx = flat_index(gid, nwg, ELEMENTWISE_WG);
+    let slices = (n + UNITS_PER_SLICE - 1u) / UNITS_PER_SLICE;
+    if (idx >= slices * tiles * tiles) {
+        return;
+    }
+    let tb = idx % tiles;
+    let ta = (idx / tiles) % tiles;
+    let slice = idx / (tiles * tiles);
     if (tb < ta) {
         return;
     }
-    let rows = params.rows;
     let s = stride(n);
+    let last = vec4<u32>(rows - 1u);
+    let lanes = vec4<u32>(0u, 1u, 2u, 3u);
     // rows past the last read row rows - 1 (their sums are not written)
-    let a = min(4u * ta + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(rows - 1u)) * s + params.in_off;
-    let b = min(4u * tb + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(rows - 1u)) * s + params.in_off;
-    var sums: mat4x4<f32>;
+    let a_lo = min(8u * ta + lanes, last) * s + params.in_off;
+    let a_hi = min(8u * ta + 4u + lanes, last) * s + params.in_off;
+    let b_lo = min(8u * tb + lanes, last) * s + params.in_off;
+    let b_hi = min(8u * tb + 4u + lanes, last) * s + params.in_off;
+    // sums[2 i + j]: rows 4 i.. of a against 4 j.. of b
+    var sums: array<mat4x4<f32>, 4>;
     let end = min((slice + 1u) * UNITS_PER_SLICE, n);
-    for (var i = slice * UNITS_PER_SLICE + lid.x; i < end; i += REDUCE_WG) {
-        let y = vec4<f32>(act[b.x + i], act[b.y + i], act[b.z + i], act[b.w + i]);
-        sums[0] += act[a.x + i] * y;
-        sums[1] += act[a.y + i] * y;
-        sums[2] += act[a.z + i] * y;
-        sums[3] += act[a.w + i] * y;
+    for (var start = slice * UNITS_PER_SLICE; start < end; start += 256u) {
+        var chunk: array<mat4x4<f32>, 4>;
+        for (var i = start; i < min(start + 256u, end); i++) {
+            let y_lo = vec4<f32>(act[b_lo.x + i], act[b_lo.y + i], act[b_lo.z + i], act[b_lo.w + i]);
+            let y_hi = vec4<f32>(act[b_hi.x + i], act[b_hi.y + i], act[b_hi.z + i], act[b_hi.w + i]);
+            let x_lo = vec4<f32>(act[a_lo.x + i], act[a_lo.y + i], act[a_lo.z + i], act[a_lo.w + i]);
+            let x_hi = vec4<f32>(act[a_hi.x + i], act[a_hi.y + i], act[a_hi.z + i], act[a_hi.w + i]);
+            for (var k = 0u; k < 4u; k++) {
+                chunk[0][k] += x_lo[k] * y_lo;
+                chunk[1][k] += x_lo[k] * y_hi;
+                chunk[2][k] += x_hi[k] * y_lo;
+                chunk[3][k] += x_hi[k] * y_hi;
+            }
+        }
+        for (var q = 0u; q < 4u; q++) {
+            sums[q] += chunk[q];
+        }
     }
-    for (var k = 0u; k < 4u; k++) {
-        let total = group_sum4(lid.x, sums[k]);
-        let ra = 4u * ta + k;
-        for (var m = 0u; m < 4u; m++) {
-            let rb = 4u * tb + m;
-            if (lid.x == 0u && ra < rows && rb < rows && ra <= rb) {
-                records[params.rec_off + (ra * rows + rb) * params.slice_stride + slice] = total[m];
+    for (var q = 0u; q < 4u; q++) {
+        for (var k = 0u; k < 4u; k++) {
+            let ra = 8u * ta + 4u * (q / 2u) + k;
+            for (var m = 0u; m < 4u; m++) {
+                let rb = 8u * tb + 4u * (q % 2u) + m;
+                if (ra < rows && rb < rows && ra <= rb) {
+                    records[params.rec_off + (ra * rows + rb) * params.slice_stride + slice] = sums[q][k][m];
+                }
             }
         }
     }

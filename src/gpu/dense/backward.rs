@@ -228,12 +228,12 @@ impl<'a> DenseGpu<'a> {
     /// The B x B Gram matrix of the rows at `p.in_off` (n units each) into
     /// the records at `p.rec_off`.
     fn gram_step<'p>(&'p self, p: Params, n: usize) -> Step<'p> {
-        // tiles of 4 x 4 entries (shaders/common/stats.wgsl)
-        let tiles = self.spec.batch.div_ceil(4) as u32;
+        // tiles of 8 x 8 entries (shaders/common/stats.wgsl), one invocation each
+        let tiles = self.spec.batch.div_ceil(8);
         Step {
             pipeline: &self.pipelines.gram,
             params: p,
-            groups: (slices(n) as u32, tiles, tiles),
+            groups: dispatch_1d(slices(n) * tiles * tiles, ELEMENTWISE_WG),
         }
     }
 
