@@ -139,14 +139,23 @@ fn weight_grads_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     }
     var acc: array<vec4<f32>, 8>;
     var acc_hi: array<vec4<f32>, 8>;
+    let circular = params.padding == PAD_CIRCULAR;
+    let wi = i32(w);
     for (var y = 0u; y < ho; y++) {
         let sy = strided_source(y, ty, h);
         if (sy < 0) {
             continue;
         }
+        // the source column s x + tx - r, stepped by s: strided_source's
+        // value without its division (it stays within one wrap of [0, w))
+        var step = i32(tx) - i32(k / 2u);
         for (var x = 0u; x < wo; x++) {
-            let sx = strided_source(x, tx, w);
-            if (sx < 0) {
+            var sx = step;
+            step += i32(params.stride);
+            if (circular) {
+                sx = select(sx, sx + wi, sx < 0);
+                sx = select(sx, sx - wi, sx >= wi);
+            } else if (sx < 0 || sx >= wi) {
                 continue;
             }
             let at = x_row + u32(sy) * w + u32(sx);
