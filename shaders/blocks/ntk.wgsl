@@ -102,15 +102,15 @@ fn row_gram(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id)
 }
 
 // weight_grads for a convolution, tiled: one invocation forms the
-// gradients of 8 output channels by 8 input channels at one tap of one row,
-// so that each position's 8 d values and 8 x values loaded serve 64
+// gradients of 16 output channels by 8 input channels at one tap of one row,
+// so that each position's 16 d values and 8 x values loaded serve 128
 // products (the plain kernel loads two values a product). Each weight's sum
 // runs over the positions in the plain kernel's order.
 @compute @workgroup_size(64)
 fn weight_grads_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let k = params.kernel;
     let kk = k * k;
-    let co_tiles = (params.c_out + 7u) / 8u;
+    let co_tiles = (params.c_out + 15u) / 16u;
     let ci_tiles = (params.c_in + 7u) / 8u;
     let per_row = co_tiles * ci_tiles * kk;
     let idx = flat_index(gid, nwg, BLOCKS_WG);
@@ -120,7 +120,7 @@ fn weight_grads_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let r = idx / per_row;
     let t = idx % kk;
     let ci0 = 8u * ((idx / kk) % ci_tiles);
-    let co0 = 8u * ((idx / (kk * ci_tiles)) % co_tiles);
+    let co0 = 16u * ((idx / (kk * ci_tiles)) % co_tiles);
     let ty = t / k;
     let tx = t % k;
     let h = params.h_in;
@@ -133,12 +133,12 @@ fn weight_grads_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let last = vec4<u32>(params.c_in - 1u);
     let ci = min(vec4<u32>(ci0) + vec4<u32>(0u, 1u, 2u, 3u), last) * (h * w);
     let ci_hi = min(vec4<u32>(ci0) + vec4<u32>(4u, 5u, 6u, 7u), last) * (h * w);
-    var co: array<u32, 8>;
-    for (var j = 0u; j < 8u; j++) {
+    var co: array<u32, 16>;
+    for (var j = 0u; j < 16u; j++) {
         co[j] = min(co0 + j, params.c_out - 1u) * (ho * wo);
     }
-    var acc: array<vec4<f32>, 8>;
-    var acc_hi: array<vec4<f32>, 8>;
+    var acc: array<vec4<f32>, 16>;
+    var acc_hi: array<vec4<f32>, 16>;
     let circular = params.padding == PAD_CIRCULAR;
     let wi = i32(w);
     for (var y = 0u; y < ho; y++) {
@@ -162,7 +162,7 @@ fn weight_grads_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             let xs = vec4<f32>(arena[at + ci.x], arena[at + ci.y], arena[at + ci.z], arena[at + ci.w]);
             let xs_hi = vec4<f32>(arena[at + ci_hi.x], arena[at + ci_hi.y], arena[at + ci_hi.z], arena[at + ci_hi.w]);
             let p = d_row + y * wo + x;
-            for (var j = 0u; j < 8u; j++) {
+            for (var j = 0u; j < 16u; j++) {
                 let dj = arena[p + co[j]];
                 acc[j] += dj * xs;
                 acc_hi[j] += dj * xs_hi;
@@ -170,7 +170,7 @@ fn weight_grads_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
         }
     }
     let len = params.c_out * params.c_in * kk;
-    for (var j = 0u; j < 8u; j++) {
+    for (var j = 0u; j < 16u; j++) {
         for (var i = 0u; i < 8u; i++) {
             if (co0 + j < params.c_out && ci0 + i < params.c_in) {
                 let g = select(acc_hi[j][i % 4u], acc[j][i], i < 4u);

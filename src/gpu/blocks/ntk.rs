@@ -152,9 +152,9 @@ impl BlocksGpu<'_> {
                 let mut p = self.layer_params(network, layer, slot, d, places.grads, batch);
                 p.x_off = x as u32;
                 if let LayerKind::Conv { kernel, .. } = layer.kind {
-                    // 8 output by 8 input channels at a tap per invocation
+                    // 16 output by 8 input channels at a tap per invocation
                     let (c_out, c_in) = (out_channels(layer), dims(layer.input).0);
-                    let tiles = c_out.div_ceil(8) * c_in.div_ceil(8) * kernel * kernel;
+                    let tiles = c_out.div_ceil(16) * c_in.div_ceil(8) * kernel * kernel;
                     self.push(
                         q,
                         self.plain("weight_grads_tiled")?,

@@ -285,17 +285,11 @@ impl BlocksGpu<'_> {
                 let m = self.first_layer[l - 1];
                 let units = arch.units(l);
                 let d_in = lay.d[l % 2];
-                if l == depth && self.spec.probes.ntk.is_some() {
-                    // df/dx_L = w / sqrt(n_L) (the factor on the host), through phi' of a plain top
+                let ntk = self.spec.probes.ntk.is_some();
+                if l == depth && ntk {
+                    // df/dx_L = w / sqrt(n_L) (the factor on the host), through
+                    // phi' of a plain top below
                     self.draw_readout(q, network, d_in)?;
-                    if let Block::Layer(layer) = block {
-                        self.elementwise(q, network, "mul_deriv", &layer.act, batch, units, |p| {
-                            p.in_off = d_in as u32;
-                            p.h_off = pl.h[m - 1] as u32;
-                            p.out_off = d_in as u32;
-                            p.alpha = 1.0;
-                        })?;
-                    }
                 } else if l == depth {
                     self.elementwise(q, network, "draw_normal", &id, batch, units, |p| {
                         p.out_off = d_in as u32;
@@ -316,7 +310,10 @@ impl BlocksGpu<'_> {
                             p.flags = flags;
                         })?;
                     }
-                } else if let Block::Layer(layer) = block {
+                }
+                // the gradient with respect to h of a plain layer (at the top
+                // the random delta_L already is one)
+                if let (Block::Layer(layer), true) = (block, l < depth || ntk) {
                     self.elementwise(q, network, "mul_deriv", &layer.act, rows, units, |p| {
                         p.in_off = d_in as u32;
                         p.h_off = pl.h[m - 1] as u32;
