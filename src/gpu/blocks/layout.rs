@@ -114,8 +114,13 @@ pub(super) fn weight_slot(arch: &crate::model::arch::Architecture) -> (usize, us
         .unwrap();
     let max_bias = layers.iter().map(|l| out_channels(l)).max().unwrap();
     // a standardised tensor's factors gain / std per row (the NTK's gradient
-    // with respect to the raw draws)
-    let max_rows = layers.iter().map(|l| tensor_shape(l).0).max().unwrap();
+    // with respect to the raw draws), where a layer is standardised
+    let max_rows = layers
+        .iter()
+        .filter(|l| l.standardise.is_some())
+        .map(|l| tensor_shape(l).0)
+        .max()
+        .unwrap_or(0);
     (
         max_tensor.max(1),
         max_tensor.max(1) + max_bias,
