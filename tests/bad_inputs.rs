@@ -205,12 +205,6 @@ const CASES: &[(&str, i32, &str)] = &[
         2,
         "--parametrisation",
     ),
-    // batch-norm couples the inputs
-    (
-        "run --ntk --arch architectures/resnets/resnet_v2_50.toml",
-        2,
-        "--ntk",
-    ),
     (
         "run --ntk --arch architectures/layer_norm_mlp.toml --engine gram",
         2,

@@ -161,6 +161,42 @@ init = "lecun-normal"
 weight-standardisation = "plain"
 "#;
 
+/// Batch-norm couples the inputs (B sets of B backward rows): a ResNet-V2
+/// stage (BN-ReLU before each conv, a strided projection transition), a
+/// dense layer and a batch-norm on vectors.
+const BATCH_NORM: &str = r#"
+input = { channels = 3, size = 8 }
+[[block]]
+type = "conv"
+channels = 8
+kernel = 3
+act = "identity"
+init = "he-normal"
+[[block]]
+type = "stage"
+style = "bn-relu"
+blocks = 2
+channels = 8
+stride = 2
+[[block]]
+type = "global-avg-pool"
+[[block]]
+type = "dense"
+width = 6
+act = "identity"
+init = "custom"
+sigma-w2 = 1.0
+sigma-b2 = 0.1
+[[block]]
+type = "batch-norm"
+act = "tanh"
+[[block]]
+type = "dense"
+width = 4
+act = "identity"
+init = "lecun-normal"
+"#;
+
 /// ReLU without biases: renormalised after every block on the device,
 /// delta-orthogonal convolutions.
 const HOMOGENEOUS: &str = r#"
@@ -196,6 +232,7 @@ fn block_gpu_ntk_matches_the_cpu_reference_on_the_same_draws() {
         ("mixed", MIXED),
         ("homogeneous", HOMOGENEOUS),
         ("standardised", STANDARDISED),
+        ("batch-norm", BATCH_NORM),
     ] {
         for param in ["ntk", "standard"] {
             let spec = spec_of(name, text, param, "blocks");

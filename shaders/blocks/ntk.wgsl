@@ -1,8 +1,10 @@
 // The NTK through an architecture file (--ntk; the CPU twin is
-// src/sim/cpu/block_ntk.rs): per-example parameter gradients of a layer
-// from its input rows x (x_off) and the gradient d (in_off) with respect to
-// its pre-activation, and the B x B Gram matrices of rows that Theta's
-// terms are made of (src/gpu/blocks/ntk.rs says which).
+// src/sim/cpu/block_ntk.rs): per-row parameter gradients of a layer from
+// its input rows x (x_off, saved: row r reads sample r mod B) and the
+// gradient d (in_off) with respect to its pre-activation, their sums over
+// sets of B rows where a batch-norm couples the inputs, and the B x B Gram
+// matrices of rows that Theta's terms are made of (src/gpu/blocks/ntk.rs
+// says which).
 
 // Per row, the gradient of a convolution's weights (stride, padding as the
 // forward pass), in the weights' layout, to out_off:
@@ -26,7 +28,8 @@ fn weight_grads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let w = params.w_in;
     let ho = params.h_out;
     let wo = params.w_out;
-    let x_row = params.x_off + r * units_in();
+    // the saved input of the row's sample (sets of B rows share it)
+    let x_row = params.x_off + (r % params.batch) * units_in();
     let d_row = params.in_off + r * units_out();
     var sum = 0.0;
     if (params.kind == KIND_CONV) {
@@ -72,10 +75,11 @@ fn channel_grads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let c = idx % params.c_out;
     let positions = params.h_out * params.w_out;
     let at = r * units_out() + c * positions;
+    let y_at = (r % params.batch) * units_out() + c * positions;
     let gain = (params.flags & FLAG_GAIN) != 0u;
     var sum = 0.0;
     for (var p = 0u; p < positions; p++) {
-        let y = select(1.0, arena[params.h_off + at + p], gain);
+        let y = select(1.0, arena[params.h_off + y_at + p], gain);
         sum += arena[params.in_off + at + p] * y;
     }
     arena[params.out_off + idx] = sum;
@@ -127,7 +131,8 @@ fn weight_grads_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let w = params.w_in;
     let ho = params.h_out;
     let wo = params.w_out;
-    let x_row = params.x_off + r * units_in();
+    // the saved input of the row's sample (sets of B rows share it)
+    let x_row = params.x_off + (r % params.batch) * units_in();
     let d_row = params.in_off + r * units_out();
     // channels past the last read the last one (their sums are not written)
     let last = vec4<u32>(params.c_in - 1u);
@@ -193,7 +198,7 @@ fn dense_weight_grads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let r = idx / len;
     let e = idx % len;
     let d = arena[params.in_off + r * units_out() + e / n_in];
-    arena[params.out_off + idx] = d * arena[params.x_off + r * n_in + e % n_in];
+    arena[params.out_off + idx] = d * arena[params.x_off + (r % params.batch) * n_in + e % n_in];
 }
 
 // A standardised tensor W = s (V - mean V) per row (s = gain / std V at
@@ -220,5 +225,38 @@ fn standardise_grads(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(work
     let s = weights[params.u_off + wid.x];
     for (var k = lid.x; k < n; k += REDUCE_WG) {
         arena[g + k] = s * (arena[g + k] - mean - weights[w + k] / params.w_scale * mean_u);
+    }
+}
+
+// Sets of B rows of `units` at in_off: out row a (at out_off) = the sum of
+// set a's B rows, in row order.
+@compute @workgroup_size(64)
+fn sum_sets(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = params.units;
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
+    if (idx >= params.batch * n) {
+        return;
+    }
+    let a = idx / n;
+    let e = idx % n;
+    var sum = 0.0;
+    for (var b = 0u; b < params.batch; b++) {
+        sum += arena[params.in_off + (a * params.batch + b) * n + e];
+    }
+    arena[params.out_off + idx] = sum;
+}
+
+// B sets of B rows at out_off: row b of set a is zeroed unless b = a (the
+// top of output a's backward pass: df_a/dx_L = w in row a only).
+@compute @workgroup_size(64)
+fn own_rows_only(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = params.units;
+    let idx = flat_index(gid, nwg, BLOCKS_WG);
+    if (idx >= params.rows * n) {
+        return;
+    }
+    let r = idx / n;
+    if (r / params.batch != r % params.batch) {
+        arena[params.out_off + idx] = 0.0;
     }
 }

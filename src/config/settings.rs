@@ -116,7 +116,7 @@ pub struct RunSettings {
     /// (w iid N(0, 1), its own stream): per layer its contribution (ntk_layer_*, ntk_layer_c_*),
     /// and the kernel, its pair correlation and condition number, and the NNGP kernel's (JSON
     /// `ntk`, the table's footer), beside the infinite-width theory; a backward pass of its own.
-    /// Plain stacks and --arch files (no batch-norm there yet); on the GPU
+    /// Plain stacks and --arch files; on the GPU
     /// apart from --backward, --jacobian and --weight-grads
     #[arg(long, action = clap::ArgAction::SetTrue)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -352,14 +352,6 @@ impl RunSettings {
             }
             (false, None) => None,
         };
-        if let (Some(_), Some(run)) = (ntk, arch.as_ref()) {
-            if run.arch.has_batch_norm() {
-                return Err(Error::invalid(
-                    "--ntk",
-                    "does not run through batch-norm yet: it couples the inputs, so each input's parameter gradient needs a backward pass of its own (layer-norm and rms-norm work)",
-                ));
-            }
-        }
         let probes = Probes {
             backward: self.backward.unwrap_or(false),
             jacobian: self.jacobian.unwrap_or(false),

@@ -207,10 +207,16 @@ pub(super) struct Layout {
 
 /// Where --ntk keeps its rows and records (`ntk.rs`).
 pub(super) struct NtkPlaces {
-    /// a layer's per-example weight gradients (B rows, in the arena)
+    /// sets of B backward rows: 1, or B where a batch-norm couples the
+    /// inputs (set a: the gradient of output a, which each row has a part of)
+    pub(super) sets: usize,
+    /// a layer's per-row weight gradients (every backward row, in the arena)
     pub(super) grads: usize,
-    /// its per-channel bias or gain gradients (B rows of its channels)
+    /// its per-channel bias or gain gradients (every backward row)
     pub(super) channel_grads: usize,
+    /// with sets: those summed over each set (B rows)
+    pub(super) summed_grads: usize,
+    pub(super) summed_channel_grads: usize,
     /// slices per Gram entry
     pub(super) stride: usize,
     /// per weight layer (in stream order), its two Gram matrices
@@ -220,11 +226,12 @@ pub(super) struct NtkPlaces {
 }
 
 /// The length of a layer's per-example weight gradient the NTK forms (a
-/// convolution's, a standardised dense layer's; a plain dense layer's term
-/// is a product of Gram matrices).
-fn ntk_grad_len(layer: &Layer) -> usize {
+/// convolution's, a standardised dense layer's, any dense layer's where a
+/// batch-norm couples the inputs; a plain dense layer's term is otherwise a
+/// product of Gram matrices).
+fn ntk_grad_len(layer: &Layer, coupled: bool) -> usize {
     match layer.kind {
-        LayerKind::Dense { .. } if layer.standardise.is_some() => {
+        LayerKind::Dense { .. } if coupled || layer.standardise.is_some() => {
             layer.input.units() * layer.output.units()
         }
         LayerKind::Conv { .. } | LayerKind::ConvTranspose { .. } => {
@@ -294,9 +301,16 @@ impl Layout {
         ];
         let tu = region(tangent_rows * max_units);
         let tv = region(tangent_rows * max_units);
+        // --ntk through a batch-norm: output a's gradient has rows beside
+        // a's, so the backward pass runs B sets of B rows, set a from output a
+        let sets = if probes.ntk.is_some() && arch.has_batch_norm() {
+            batch
+        } else {
+            1
+        };
         let back_rows = match (probes.runs_backward(), probes.jacobian) {
             (false, _) => 0,
-            (true, false) => batch,
+            (true, false) => sets * batch,
             (true, true) => 2 * batch,
         };
         let d = [region(back_rows * max_units), region(back_rows * max_units)];
@@ -304,20 +318,29 @@ impl Layout {
         let dv = region(back_rows * max_units);
         let dp = region(back_rows * max_units);
         let dq = region(back_rows * max_units);
-        let norm_scratch = region(2 * norm_groups(arch, batch, 2));
-        // --ntk: a layer's per-example weight gradients and its per-channel
-        // bias or gain gradients, B rows each
+        let norm_scratch = region(2 * norm_groups(arch, batch, sets.max(2)));
+        // --ntk: a layer's per-row weight gradients and its per-channel
+        // bias or gain gradients (every backward row), and with sets their
+        // sums over each set: B rows each
         let ntk_grads = if probes.ntk.is_some() {
-            layers.iter().map(|l| ntk_grad_len(l)).max().unwrap_or(0)
+            layers
+                .iter()
+                .map(|l| ntk_grad_len(l, sets > 1))
+                .max()
+                .unwrap_or(0)
         } else {
             0
         };
-        let ntk_pg = region(batch * ntk_grads);
-        let ntk_pc = region(if probes.ntk.is_some() {
-            batch * max_units
+        let ntk_rows = if probes.ntk.is_some() {
+            sets * batch
         } else {
             0
-        });
+        };
+        let ntk_pg = region(ntk_rows * ntk_grads);
+        let ntk_pc = region(ntk_rows * max_units);
+        let summed = if sets > 1 { batch } else { 0 };
+        let ntk_sum_g = region(summed * ntk_grads);
+        let ntk_sum_c = region(summed * max_units);
         let arena_len = at;
 
         let slice_stride = unit_slices(max_units);
@@ -368,8 +391,11 @@ impl Layout {
             let stride = unit_slices(ntk_grads.max(max_units));
             let gram = batch * batch * stride;
             NtkPlaces {
+                sets,
                 grads: ntk_pg,
                 channel_grads: ntk_pc,
+                summed_grads: ntk_sum_g,
+                summed_channel_grads: ntk_sum_c,
                 stride,
                 layer_rec: layers
                     .iter()

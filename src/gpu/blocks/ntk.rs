@@ -14,7 +14,10 @@
 //! with d the gradient with respect to the layer's pre-activation, x its
 //! input, (v, sb), (g, s) as `stats::ntk` counts them, and for weight
 //! standardisation W = s (V - mean V) row by row, u = W / gain: the
-//! parameters are the raw draws V. The rows are on
+//! parameters are the raw draws V. Where a batch-norm couples the inputs the
+//! backward pass runs B sets of B rows (set a from df_a/dx_L = w in row a
+//! only), and each output's gradients are summed over its set's rows before
+//! their Gram matrix is taken (dense layers then form dW too). The rows are on
 //! their stored scales: x times the forward renormalisations up to its row,
 //! d times sqrt(n_L) (the readout's w is drawn without 1 / sqrt(n_L)) and
 //! the backward renormalisations from the top down to the block's row.
@@ -30,17 +33,24 @@ impl BlocksGpu<'_> {
         self.layout.ntk.as_ref().expect("laid out for --ntk")
     }
 
-    /// The readout's w in every one of the B rows at `at` (row `units` long).
+    /// The readout's w in every backward row at `at` (row `units` long);
+    /// with sets (a batch-norm), only in row a of set a.
     pub(super) fn draw_readout(&self, q: &mut Pending, network: usize, at: usize) -> Result<()> {
         let id = Activation::Identity;
-        let (batch, depth) = (self.spec.batch, self.arch().depth());
+        let (rows, depth) = (self.layout.back_rows, self.arch().depth());
         let units = self.arch().units(depth);
-        self.elementwise(q, network, "draw_normal", &id, batch, units, |p| {
+        self.elementwise(q, network, "draw_normal", &id, rows, units, |p| {
             p.out_off = at as u32;
             p.stream = STREAM_READOUT;
             p.layer = depth as u32;
             p.flags = FLAG_READOUT;
-        })
+        })?;
+        if self.ntk_places().sets > 1 {
+            self.elementwise(q, network, "own_rows_only", &id, rows, units, |p| {
+                p.out_off = at as u32;
+            })?;
+        }
+        Ok(())
     }
 
     /// The Gram matrix of the B rows of `units` at `at` into `rec`.
@@ -80,9 +90,22 @@ impl BlocksGpu<'_> {
         self.row_gram(q, network, at, self.arch().units(row), rec)
     }
 
+    /// Whether a layer's term needs its weight gradient itself (a
+    /// convolution, a standardised layer, any layer with sets), not the
+    /// product of its input's and its delta's Gram matrices.
+    fn forms_weight_gradients(&self, layer: &Layer) -> bool {
+        match layer.kind {
+            LayerKind::Dense { .. } => layer.standardise.is_some() || self.ntk_places().sets > 1,
+            LayerKind::Conv { .. } | LayerKind::ConvTranspose { .. } => true,
+            _ => false,
+        }
+    }
+
     /// The two Gram matrices of weight layer `number` (in weight slot
     /// `slot`): its input rows at `x`, the gradient with respect to its
-    /// pre-activation at `d`, a normalisation's output at `y`.
+    /// pre-activation at `d` (every backward row), a normalisation's output
+    /// at `y`. With sets, each output's gradients are first summed over its
+    /// set's rows.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn ntk_layer(
         &self,
@@ -98,84 +121,91 @@ impl BlocksGpu<'_> {
         let places = self.ntk_places();
         let [rec_a, rec_b] = places.layer_rec[number - 1];
         let batch = self.spec.batch;
+        let rows = places.sets * batch;
         let (n_in, n_out) = (layer.input.units(), layer.output.units());
         let channels = out_channels(layer);
+        // per-row gradients of `len` at `at`, to the B rows whose Gram matrix is taken
+        let per_output = |q: &mut Pending, at: usize, summed: usize, len: usize| -> Result<usize> {
+            if places.sets == 1 {
+                return Ok(at);
+            }
+            let id = Activation::Identity;
+            self.elementwise(q, network, "sum_sets", &id, batch, len, |p| {
+                p.in_off = at as u32;
+                p.out_off = summed as u32;
+            })?;
+            Ok(summed)
+        };
         let channel_grads = |q: &mut Pending, gain: bool, rec: usize| -> Result<()> {
-            let mut p = self.layer_params(network, layer, slot, d, places.channel_grads, batch);
+            let mut p = self.layer_params(network, layer, slot, d, places.channel_grads, rows);
             p.h_off = y as u32;
             p.flags = if gain { FLAG_GAIN } else { 0 };
             self.push(
                 q,
                 self.plain("channel_grads")?,
                 p,
-                groups_1d(batch * channels),
+                groups_1d(rows * channels),
             )?;
-            self.row_gram(q, network, places.channel_grads, channels, rec)
-        };
-        let standardise = |q: &mut Pending, len: usize| -> Result<()> {
-            let ws = layer.standardise.expect("standardised");
-            let (rows, per_row) = tensor_shape(layer);
-            let mut p = self.layer_params(network, layer, slot, d, places.grads, batch);
-            p.per_row = per_row as u32;
-            p.c_out = rows as u32;
-            p.u_off = self.row_scales_offset(slot);
-            p.w_scale = (ws.gain(per_row) * layer.scale) as f32;
-            self.push(
+            let g = per_output(
                 q,
-                self.plain("standardise_grads")?,
-                p,
-                (rows as u32, batch as u32, 1),
+                places.channel_grads,
+                places.summed_channel_grads,
+                channels,
             )?;
-            self.row_gram(q, network, places.grads, len, rec_a)?;
-            channel_grads(q, false, rec_b)
+            self.row_gram(q, network, g, channels, rec)
         };
+        if !self.forms_weight_gradients(layer) {
+            return match layer.kind {
+                LayerKind::Dense { .. } => {
+                    self.row_gram(q, network, x, n_in, rec_a)?;
+                    self.row_gram(q, network, d, n_out, rec_b)
+                }
+                LayerKind::Norm { affine: true, .. } => {
+                    channel_grads(q, true, rec_a)?;
+                    channel_grads(q, false, rec_b)
+                }
+                _ => Ok(()),
+            };
+        }
+        let (tensor_rows, per_row) = tensor_shape(layer);
+        let len = tensor_rows * per_row;
+        let mut p = self.layer_params(network, layer, slot, d, places.grads, rows);
+        p.x_off = x as u32;
         match layer.kind {
-            LayerKind::Dense { .. } if layer.standardise.is_some() => {
-                let len = n_in * n_out;
-                let mut p = self.layer_params(network, layer, slot, d, places.grads, batch);
-                p.x_off = x as u32;
+            LayerKind::Dense { .. } => {
                 self.push(
                     q,
                     self.plain("dense_weight_grads")?,
                     p,
-                    groups_1d(batch * len),
+                    groups_1d(rows * len),
                 )?;
-                standardise(q, len)
             }
-            LayerKind::Dense { .. } => {
-                self.row_gram(q, network, x, n_in, rec_a)?;
-                self.row_gram(q, network, d, n_out, rec_b)
+            LayerKind::Conv { kernel, .. } => {
+                // 16 output by 8 input channels at a tap per invocation
+                let c_in = dims(layer.input).0;
+                let tiles = channels.div_ceil(16) * c_in.div_ceil(8) * kernel * kernel;
+                self.push(
+                    q,
+                    self.plain("weight_grads_tiled")?,
+                    p,
+                    groups_1d(rows * tiles),
+                )?;
             }
-            LayerKind::Conv { .. } | LayerKind::ConvTranspose { .. } => {
-                let (rows, per_row) = tensor_shape(layer);
-                let len = rows * per_row;
-                let mut p = self.layer_params(network, layer, slot, d, places.grads, batch);
-                p.x_off = x as u32;
-                if let LayerKind::Conv { kernel, .. } = layer.kind {
-                    // 16 output by 8 input channels at a tap per invocation
-                    let (c_out, c_in) = (out_channels(layer), dims(layer.input).0);
-                    let tiles = c_out.div_ceil(16) * c_in.div_ceil(8) * kernel * kernel;
-                    self.push(
-                        q,
-                        self.plain("weight_grads_tiled")?,
-                        p,
-                        groups_1d(batch * tiles),
-                    )?;
-                } else {
-                    self.push(q, self.plain("weight_grads")?, p, groups_1d(batch * len))?;
-                }
-                if layer.standardise.is_some() {
-                    return standardise(q, len);
-                }
-                self.row_gram(q, network, places.grads, len, rec_a)?;
-                channel_grads(q, false, rec_b)
-            }
-            LayerKind::Norm { affine: true, .. } => {
-                channel_grads(q, true, rec_a)?;
-                channel_grads(q, false, rec_b)
-            }
-            _ => Ok(()),
+            _ => self.push(q, self.plain("weight_grads")?, p, groups_1d(rows * len))?,
         }
+        let g = per_output(q, places.grads, places.summed_grads, len)?;
+        if let Some(ws) = layer.standardise {
+            // back to the raw draws, output by output (the map is linear)
+            let mut p = self.layer_params(network, layer, slot, d, g, batch);
+            p.per_row = per_row as u32;
+            p.c_out = tensor_rows as u32;
+            p.u_off = self.row_scales_offset(slot);
+            p.w_scale = (ws.gain(per_row) * layer.scale) as f32;
+            let groups = (tensor_rows as u32, batch as u32, 1);
+            self.push(q, self.plain("standardise_grads")?, p, groups)?;
+        }
+        self.row_gram(q, network, g, len, rec_a)?;
+        channel_grads(q, false, rec_b)
     }
 
     /// The NTK's terms from the records and scales of one network.
@@ -225,7 +255,7 @@ impl BlocksGpu<'_> {
                 let [rec_a, rec_b] = places.layer_rec[number - 1];
                 let bias = !matches!(block, Block::Highway { .. }) || slot == 0;
                 let term: Vec<f64> = match layer.kind {
-                    LayerKind::Dense { .. } if layer.standardise.is_none() => {
+                    LayerKind::Dense { .. } if !self.forms_weight_gradients(layer) => {
                         let (v, sb) = layer_coefficients(layer, number, param, bias);
                         let (xx, dd) = (scaled(gram(rec_a), lx), scaled(gram(rec_b), ld));
                         dd.iter().zip(&xx).map(|(g, k)| g * (v * k + sb)).collect()

@@ -3,9 +3,7 @@
 //! block written as the sum or product it computes.
 
 use super::layout::Places;
-use super::{
-    BlockParams, BlocksGpu, FLAG_NO_DERIV, NO_SCALE, Pending, STREAM_DELTA, STREAM_TANGENT,
-};
+use super::{BlockParams, BlocksGpu, FLAG_NO_DERIV, Pending, STREAM_DELTA, STREAM_TANGENT};
 use crate::error::Result;
 use crate::model::activation::Activation;
 use crate::model::arch::Block;
@@ -341,10 +339,12 @@ impl BlocksGpu<'_> {
         self.elementwise(q, network, "scale_rows", &id, rows, units, |p| {
             p.out_off = d_in as u32;
             p.scale_a = lay.d_scale(l);
+            // rows past the first B: the vector-Jacobian rows, or the NTK's
+            // further sets (one factor for all sets, from the first)
             p.scale_b = if self.spec.probes.jacobian {
                 lay.v_scale(l)
             } else {
-                NO_SCALE
+                lay.d_scale(l)
             };
         })?;
         let ntk = self.spec.probes.ntk.is_some();

@@ -176,12 +176,61 @@ fn norm_output(saved: &Saved, slot: usize) -> &[Row] {
     }
 }
 
+/// What a layer's parameters contribute to one output's gradient, summed
+/// over the batch's rows (a batch-norm couples them, so the gradient of f_a
+/// has rows beside a's): (factor, gradient) per kind of parameter.
+#[allow(clippy::too_many_arguments)]
+fn layer_gradients(
+    layer: &Layer,
+    number: usize,
+    param: Parametrisation,
+    wt: &Weights,
+    x: &[Row],
+    y: &[Row],
+    d: &[Row],
+    bias: bool,
+) -> Vec<(f64, Row)> {
+    let summed = |rows: Vec<Row>| -> Row {
+        let mut total = vec![0.0; rows.first().map_or(0, Vec::len)];
+        for r in rows {
+            for (t, v) in total.iter_mut().zip(r) {
+                *t += v;
+            }
+        }
+        total
+    };
+    match layer.kind {
+        LayerKind::Scale { .. } | LayerKind::AvgPool { .. } => Vec::new(),
+        LayerKind::Norm { affine: false, .. } => Vec::new(),
+        LayerKind::Norm { kind, .. } => {
+            let (gain, shift) = affine_coefficients(kind);
+            vec![
+                (gain, summed(per_channel(layer, d, Some(y)))),
+                (shift, summed(per_channel(layer, d, None))),
+            ]
+        }
+        _ => {
+            let (v, sb) = layer_coefficients(layer, number, param, bias);
+            let mut grads = vec![summed(weight_gradients(layer, wt.w.len(), x, d))];
+            if let Some(ws) = layer.standardise {
+                let per_row = wt.w.len() / wt.row_scales.len();
+                through_standardisation(&mut grads, wt, ws.gain(per_row) * layer.scale);
+            }
+            let weights = grads.pop().expect("one gradient");
+            vec![(v, weights), (sb, summed(per_channel(layer, d, None)))]
+        }
+    }
+}
+
 /// One network's NTK terms: `inputs[l]` the rows entering block l + 1 and
 /// `inputs[L]` the top rows, each on its stored scale, `log_scale[l]` the
 /// log of stored over true for them (the renormalisations of a positively
 /// homogeneous stack, which leave delta at its true scale: phi' of such an
 /// activation does not see the scale, and such a stack has no bias or
-/// normalisation).
+/// normalisation). Without batch-norm one backward pass from df_a/dx_L = w
+/// in every row a gives every input's gradient at once (row a is input a's);
+/// with it, the pass for output a starts from w in row a only, and input a's
+/// gradient is the sum over the rows.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn ntk_terms(
     spec: &crate::spec::RunSpec,
@@ -203,56 +252,109 @@ pub(super) fn ntk_terms(
             .map(|r| r.iter().map(|v| v * s).collect())
             .collect()
     };
+    let xs: Vec<Vec<Row>> = (0..depth).map(true_rows).collect();
     let w: Vec<f64> = (0..n_top)
         .map(|i| {
             rng::normal_entry(spec.seed, Stream::Readout, network, depth, 0, i)
                 / (n_top as f64).sqrt()
         })
         .collect();
-    // df/dx_L = w for every input; through phi' of a plain top layer
-    let mut d: Vec<Row> = (0..spec.batch).map(|_| w.clone()).collect();
-    if let (Block::Layer(top), Saved::Plain { h, .. }) =
-        (&arch.blocks[depth - 1], &saved[depth - 1])
-    {
-        d = times_deriv(top, h, d);
-    }
     let b = spec.batch;
-    let mut terms = vec![vec![0.0; b * b]; depth];
-    let mut number = weights.len();
-    for l in (1..=depth).rev() {
-        let block = &arch.blocks[l - 1];
-        let layers = block.layers();
-        let first = number - layers.len();
-        let x = true_rows(l - 1);
-        let ins = layer_inputs(block, &saved[l - 1], &program.shifts[first..number], &x);
-        let term = &mut terms[l - 1];
-        let mut at_layer = |slot: usize, delta: &[Row]| {
-            let layer = layers[slot];
-            let bias = !matches!(block, Block::Highway { .. }) || slot == 0;
-            let y = norm_output(&saved[l - 1], slot);
-            let (number, wt) = (first + slot + 1, &weights[first + slot]);
-            if let Some(t) = layer_term(layer, number, param, wt, &ins[slot], y, delta, bias) {
-                for (acc, v) in term.iter_mut().zip(t) {
-                    *acc += v;
+    // the backward pass from df/dx_L = w in the rows `rows`, telling
+    // `at_layer(row l, slot, weight layer number, its input rows, its norm
+    // output, delta)` each layer's gradient on the way
+    let walk =
+        |rows: &[usize], at_layer: &mut dyn FnMut(usize, usize, usize, &[Row], &[Row], &[Row])| {
+            let mut d: Vec<Row> = (0..b)
+                .map(|r| {
+                    if rows.contains(&r) {
+                        w.clone()
+                    } else {
+                        vec![0.0; n_top]
+                    }
+                })
+                .collect();
+            // through phi' of a plain top layer
+            if let (Block::Layer(top), Saved::Plain { h, .. }) =
+                (&arch.blocks[depth - 1], &saved[depth - 1])
+            {
+                d = times_deriv(top, h, d);
+            }
+            let mut number = weights.len();
+            for l in (1..=depth).rev() {
+                let block = &arch.blocks[l - 1];
+                let first = number - block.layers().len();
+                let ins = layer_inputs(
+                    block,
+                    &saved[l - 1],
+                    &program.shifts[first..number],
+                    &xs[l - 1],
+                );
+                let mut each = |slot: usize, delta: &[Row]| {
+                    let y = norm_output(&saved[l - 1], slot);
+                    at_layer(l, slot, first + slot + 1, &ins[slot], y, delta);
+                };
+                d = backward_step_with(
+                    block,
+                    &saved[l - 1],
+                    &weights[first..number],
+                    &d,
+                    &mut each,
+                );
+                number = first;
+                // below a plain layer the gradient is with respect to its h
+                if l >= 2 {
+                    if let (Block::Layer(below), Saved::Plain { h, .. }) =
+                        (&arch.blocks[l - 2], &saved[l - 2])
+                    {
+                        d = times_deriv(below, h, d);
+                    }
                 }
             }
         };
-        d = backward_step_with(
-            block,
-            &saved[l - 1],
-            &weights[first..number],
-            &d,
-            &mut at_layer,
-        );
-        number = first;
-        // below a plain layer the gradient is with respect to its h
-        if l >= 2 {
-            if let (Block::Layer(below), Saved::Plain { h, .. }) =
-                (&arch.blocks[l - 2], &saved[l - 2])
-            {
-                d = times_deriv(below, h, d);
+    let layer_of = |l: usize, slot: usize| -> (&Layer, bool) {
+        let block = &arch.blocks[l - 1];
+        // a highway gate's bias does not enter its output
+        (
+            block.layers()[slot],
+            !matches!(block, Block::Highway { .. }) || slot == 0,
+        )
+    };
+    let mut terms = vec![vec![0.0; b * b]; depth];
+    if arch.has_batch_norm() {
+        // per output a, per row l: its layers' gradients with their factors
+        let mut grads: Vec<Vec<Vec<(f64, Row)>>> = vec![vec![Vec::new(); depth]; b];
+        for (a, mine) in grads.iter_mut().enumerate() {
+            walk(&[a], &mut |l, slot, number, x, y, delta| {
+                let (layer, bias) = layer_of(l, slot);
+                let wt = &weights[number - 1];
+                mine[l - 1].extend(layer_gradients(layer, number, param, wt, x, y, delta, bias));
+            });
+        }
+        for (l, term) in terms.iter_mut().enumerate() {
+            for a in 0..b {
+                for c in 0..b {
+                    term[a * b + c] = grads[a][l]
+                        .iter()
+                        .zip(&grads[c][l])
+                        .map(|((f, u), (_, v))| {
+                            f * u.iter().zip(v).map(|(p, q)| p * q).sum::<f64>()
+                        })
+                        .sum();
+                }
             }
         }
+    } else {
+        let all: Vec<usize> = (0..b).collect();
+        walk(&all, &mut |l, slot, number, x, y, delta| {
+            let (layer, bias) = layer_of(l, slot);
+            let wt = &weights[number - 1];
+            if let Some(t) = layer_term(layer, number, param, wt, x, y, delta, bias) {
+                for (acc, v) in terms[l - 1].iter_mut().zip(t) {
+                    *acc += v;
+                }
+            }
+        });
     }
     NtkTerms {
         terms,

@@ -506,3 +506,55 @@ gamma = 1.3
         "standardised",
     );
 }
+
+/// Batch-norm couples the inputs: f_a depends on every input, and its
+/// gradient has rows beside a's (images and vectors, with and without
+/// affine, in a residual branch).
+#[test]
+fn batch_norm_matches_finite_differences() {
+    check(
+        r#"
+input = { channels = 2, size = 4 }
+[[block]]
+type = "conv"
+channels = 3
+kernel = 3
+act = "identity"
+init = "custom"
+sigma-w2 = 1.5
+sigma-b2 = 0.2
+[[block]]
+type = "residual"
+alpha = 0.8
+  [[block.layer]]
+  type = "batch-norm"
+  act = "tanh"
+  [[block.layer]]
+  type = "conv"
+  channels = 3
+  kernel = 3
+  act = "identity"
+  init = "he-normal"
+[[block]]
+type = "batch-norm"
+affine = false
+act = "relu"
+[[block]]
+type = "global-avg-pool"
+[[block]]
+type = "dense"
+width = 4
+act = "identity"
+init = "lecun-normal"
+[[block]]
+type = "batch-norm"
+act = "tanh"
+[[block]]
+type = "dense"
+width = 3
+act = "tanh"
+init = "lecun-normal"
+"#,
+        "batch-norm",
+    );
+}
