@@ -143,7 +143,7 @@ impl<'a> BlocksGpu<'a> {
             ("the records", layout.records_len),
         ] {
             if floats as u64 * 4 > limit || floats > u32::MAX as usize {
-                let kept = if spec.probes.runs_backward() {
+                let mut kept = if spec.probes.runs_backward() {
                     format!(
                         " (with checkpoints every {} blocks: `checkpoint_every` sets it)",
                         layout.every
@@ -151,6 +151,9 @@ impl<'a> BlocksGpu<'a> {
                 } else {
                     String::new()
                 };
+                if layout.ntk.as_ref().is_some_and(|n| n.sets > 1) {
+                    kept += "; --ntk through a batch-norm holds B sets of B backward rows";
+                }
                 return Err(Error::invalid(
                     "arch",
                     format!(
