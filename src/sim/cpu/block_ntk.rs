@@ -81,54 +81,75 @@ fn through_standardisation(grads: &mut [Row], wt: &Weights, gain: f64) {
     }
 }
 
-/// Layer `layer`'s (weight layer `number`'s) term of Theta: its input rows
-/// `x` (true scale), the gradient `d` with respect to its pre-activation,
-/// and for a normalisation its output `y`; `bias`: whether its bias enters
-/// (a highway gate's does not).
-#[allow(clippy::too_many_arguments)]
-fn layer_term(
-    layer: &Layer,
+/// A layer as the backward walk reaches it: weight layer `number`, its
+/// draws, its input rows `x` (true scale), for a normalisation its output
+/// `y`, the gradient `d` with respect to its pre-activation, and whether
+/// its bias enters its output (a highway gate's does not).
+struct AtLayer<'a> {
+    layer: &'a Layer,
     number: usize,
-    param: Parametrisation,
-    wt: &Weights,
-    x: &[Row],
-    y: &[Row],
-    d: &[Row],
+    wt: &'a Weights,
+    x: &'a [Row],
+    y: &'a [Row],
+    d: &'a [Row],
     bias: bool,
-) -> Option<Vec<f64>> {
-    let add = |a: Vec<f64>, s: f64, b: Vec<f64>, t: f64| -> Vec<f64> {
-        a.iter().zip(&b).map(|(u, v)| s * u + t * v).collect()
-    };
+}
+
+/// A layer's parameter gradients, per row: (factor, one gradient row per
+/// sample) for each kind of its parameters.
+fn parameter_gradients(at: &AtLayer, param: Parametrisation) -> Vec<(f64, Vec<Row>)> {
+    let AtLayer {
+        layer,
+        number,
+        wt,
+        x,
+        y,
+        d,
+        bias,
+    } = *at;
     match layer.kind {
-        LayerKind::Scale { .. } | LayerKind::AvgPool { .. } => None,
-        LayerKind::Norm { affine: false, .. } => None,
+        LayerKind::Scale { .. } | LayerKind::AvgPool { .. } => Vec::new(),
+        LayerKind::Norm { affine: false, .. } => Vec::new(),
         LayerKind::Norm { kind, .. } => {
             let (gain, shift) = affine_coefficients(kind);
-            let gains = gram(&per_channel(layer, d, Some(y)));
-            let shifts = gram(&per_channel(layer, d, None));
-            Some(add(gains, gain, shifts, shift))
+            vec![
+                (gain, per_channel(layer, d, Some(y))),
+                (shift, per_channel(layer, d, None)),
+            ]
         }
-        LayerKind::Dense { .. } | LayerKind::Conv { .. } if layer.standardise.is_some() => {
+        _ => {
             let (v, sb) = layer_coefficients(layer, number, param, bias);
             let mut grads = weight_gradients(layer, wt.w.len(), x, d);
-            let per_row = wt.w.len() / wt.row_scales.len();
-            let gain = layer.standardise.expect("standardised").gain(per_row) * layer.scale;
-            through_standardisation(&mut grads, wt, gain);
-            Some(add(gram(&grads), v, gram(&per_channel(layer, d, None)), sb))
-        }
-        LayerKind::Dense { .. } => {
-            let (v, sb) = layer_coefficients(layer, number, param, bias);
-            // (d_a . d_b) (v x_a . x_b + sb)
-            let dd = gram(d);
-            let xx = gram(x);
-            Some(dd.iter().zip(&xx).map(|(g, k)| g * (v * k + sb)).collect())
-        }
-        LayerKind::Conv { .. } | LayerKind::ConvTranspose { .. } => {
-            let (v, sb) = layer_coefficients(layer, number, param, bias);
-            let grads = weight_gradients(layer, wt.w.len(), x, d);
-            Some(add(gram(&grads), v, gram(&per_channel(layer, d, None)), sb))
+            if let Some(ws) = layer.standardise {
+                let per_row = wt.w.len() / wt.row_scales.len();
+                through_standardisation(&mut grads, wt, ws.gain(per_row) * layer.scale);
+            }
+            vec![(v, grads), (sb, per_channel(layer, d, None))]
         }
     }
+}
+
+/// Layer `layer`'s term of Theta where each sample's gradient is its own
+/// row's: sum over its parameters' kinds of factor times the Gram matrix of
+/// their per-sample gradients (a plain dense layer's as (d_a . d_b)(v x_a .
+/// x_b + sb), without forming them); None for a layer without parameters.
+fn layer_term(at: &AtLayer, param: Parametrisation) -> Option<Vec<f64>> {
+    if let (LayerKind::Dense { .. }, None) = (&at.layer.kind, at.layer.standardise) {
+        let (v, sb) = layer_coefficients(at.layer, at.number, param, at.bias);
+        let (dd, xx) = (gram(at.d), gram(at.x));
+        return Some(dd.iter().zip(&xx).map(|(g, k)| g * (v * k + sb)).collect());
+    }
+    let grads = parameter_gradients(at, param);
+    let mut terms = grads.into_iter().map(|(factor, rows)| {
+        gram(&rows)
+            .into_iter()
+            .map(|g| factor * g)
+            .collect::<Vec<f64>>()
+    });
+    let first = terms.next()?;
+    Some(terms.fold(first, |acc, t| {
+        acc.iter().zip(&t).map(|(u, v)| u + v).collect()
+    }))
 }
 
 /// The input rows of each of a block's layers (`block.layers()` order) from
@@ -176,52 +197,6 @@ fn norm_output(saved: &Saved, slot: usize) -> &[Row] {
     }
 }
 
-/// What a layer's parameters contribute to one output's gradient, summed
-/// over the batch's rows (a batch-norm couples them, so the gradient of f_a
-/// has rows beside a's): (factor, gradient) per kind of parameter.
-#[allow(clippy::too_many_arguments)]
-fn layer_gradients(
-    layer: &Layer,
-    number: usize,
-    param: Parametrisation,
-    wt: &Weights,
-    x: &[Row],
-    y: &[Row],
-    d: &[Row],
-    bias: bool,
-) -> Vec<(f64, Row)> {
-    let summed = |rows: Vec<Row>| -> Row {
-        let mut total = vec![0.0; rows.first().map_or(0, Vec::len)];
-        for r in rows {
-            for (t, v) in total.iter_mut().zip(r) {
-                *t += v;
-            }
-        }
-        total
-    };
-    match layer.kind {
-        LayerKind::Scale { .. } | LayerKind::AvgPool { .. } => Vec::new(),
-        LayerKind::Norm { affine: false, .. } => Vec::new(),
-        LayerKind::Norm { kind, .. } => {
-            let (gain, shift) = affine_coefficients(kind);
-            vec![
-                (gain, summed(per_channel(layer, d, Some(y)))),
-                (shift, summed(per_channel(layer, d, None))),
-            ]
-        }
-        _ => {
-            let (v, sb) = layer_coefficients(layer, number, param, bias);
-            let mut grads = vec![summed(weight_gradients(layer, wt.w.len(), x, d))];
-            if let Some(ws) = layer.standardise {
-                let per_row = wt.w.len() / wt.row_scales.len();
-                through_standardisation(&mut grads, wt, ws.gain(per_row) * layer.scale);
-            }
-            let weights = grads.pop().expect("one gradient");
-            vec![(v, weights), (sb, summed(per_channel(layer, d, None)))]
-        }
-    }
-}
-
 /// One network's NTK terms: `inputs[l]` the rows entering block l + 1 and
 /// `inputs[L]` the top rows, each on its stored scale, `log_scale[l]` the
 /// log of stored over true for them (the renormalisations of a positively
@@ -261,74 +236,80 @@ pub(super) fn ntk_terms(
         .collect();
     let b = spec.batch;
     // the backward pass from df/dx_L = w in the rows `rows`, telling
-    // `at_layer(row l, slot, weight layer number, its input rows, its norm
-    // output, delta)` each layer's gradient on the way
-    let walk =
-        |rows: &[usize], at_layer: &mut dyn FnMut(usize, usize, usize, &[Row], &[Row], &[Row])| {
-            let mut d: Vec<Row> = (0..b)
-                .map(|r| {
-                    if rows.contains(&r) {
-                        w.clone()
-                    } else {
-                        vec![0.0; n_top]
-                    }
-                })
-                .collect();
-            // through phi' of a plain top layer
-            if let (Block::Layer(top), Saved::Plain { h, .. }) =
-                (&arch.blocks[depth - 1], &saved[depth - 1])
-            {
-                d = times_deriv(top, h, d);
-            }
-            let mut number = weights.len();
-            for l in (1..=depth).rev() {
-                let block = &arch.blocks[l - 1];
-                let first = number - block.layers().len();
-                let ins = layer_inputs(
-                    block,
-                    &saved[l - 1],
-                    &program.shifts[first..number],
-                    &xs[l - 1],
-                );
-                let mut each = |slot: usize, delta: &[Row]| {
-                    let y = norm_output(&saved[l - 1], slot);
-                    at_layer(l, slot, first + slot + 1, &ins[slot], y, delta);
-                };
-                d = backward_step_with(
-                    block,
-                    &saved[l - 1],
-                    &weights[first..number],
-                    &d,
-                    &mut each,
-                );
-                number = first;
-                // below a plain layer the gradient is with respect to its h
-                if l >= 2 {
-                    if let (Block::Layer(below), Saved::Plain { h, .. }) =
-                        (&arch.blocks[l - 2], &saved[l - 2])
-                    {
-                        d = times_deriv(below, h, d);
-                    }
+    // `at_layer(row l, the layer)` each layer's gradient on the way
+    let walk = |rows: &[usize], at_layer: &mut dyn FnMut(usize, AtLayer)| {
+        let mut d: Vec<Row> = (0..b)
+            .map(|r| {
+                if rows.contains(&r) {
+                    w.clone()
+                } else {
+                    vec![0.0; n_top]
                 }
+            })
+            .collect();
+        // through phi' of a plain top layer
+        if let (Block::Layer(top), Saved::Plain { h, .. }) =
+            (&arch.blocks[depth - 1], &saved[depth - 1])
+        {
+            d = times_deriv(top, h, d);
+        }
+        let mut number = weights.len();
+        for l in (1..=depth).rev() {
+            let block = &arch.blocks[l - 1];
+            let first = number - block.layers().len();
+            let ins = layer_inputs(
+                block,
+                &saved[l - 1],
+                &program.shifts[first..number],
+                &xs[l - 1],
+            );
+            let mut each = |slot: usize, delta: &[Row]| {
+                let number = first + slot + 1;
+                let at = AtLayer {
+                    layer: block.layers()[slot],
+                    number,
+                    wt: &weights[number - 1],
+                    x: &ins[slot],
+                    y: norm_output(&saved[l - 1], slot),
+                    d: delta,
+                    // a highway gate's bias does not enter its output
+                    bias: !matches!(block, Block::Highway { .. }) || slot == 0,
+                };
+                at_layer(l, at);
+            };
+            d = backward_step_with(block, &saved[l - 1], &weights[first..number], &d, &mut each);
+            number = first;
+            // below a plain layer the gradient is with respect to its h
+            if l >= 2
+                && let (Block::Layer(below), Saved::Plain { h, .. }) =
+                    (&arch.blocks[l - 2], &saved[l - 2])
+            {
+                d = times_deriv(below, h, d);
             }
-        };
-    let layer_of = |l: usize, slot: usize| -> (&Layer, bool) {
-        let block = &arch.blocks[l - 1];
-        // a highway gate's bias does not enter its output
-        (
-            block.layers()[slot],
-            !matches!(block, Block::Highway { .. }) || slot == 0,
-        )
+        }
     };
     let mut terms = vec![vec![0.0; b * b]; depth];
     if arch.has_batch_norm() {
+        let summed = |rows: Vec<Row>| -> Row {
+            let mut total = vec![0.0; rows.first().map_or(0, Vec::len)];
+            for r in rows {
+                for (t, v) in total.iter_mut().zip(r) {
+                    *t += v;
+                }
+            }
+            total
+        };
         // per output a, per row l: its layers' gradients with their factors
         let mut grads: Vec<Vec<Vec<(f64, Row)>>> = vec![vec![Vec::new(); depth]; b];
         for (a, mine) in grads.iter_mut().enumerate() {
-            walk(&[a], &mut |l, slot, number, x, y, delta| {
-                let (layer, bias) = layer_of(l, slot);
-                let wt = &weights[number - 1];
-                mine[l - 1].extend(layer_gradients(layer, number, param, wt, x, y, delta, bias));
+            walk(&[a], &mut |l, at| {
+                // output a's gradient: the sum over the rows
+                let grads = parameter_gradients(&at, param);
+                mine[l - 1].extend(
+                    grads
+                        .into_iter()
+                        .map(|(factor, rows)| (factor, summed(rows))),
+                );
             });
         }
         for (l, term) in terms.iter_mut().enumerate() {
@@ -346,10 +327,8 @@ pub(super) fn ntk_terms(
         }
     } else {
         let all: Vec<usize> = (0..b).collect();
-        walk(&all, &mut |l, slot, number, x, y, delta| {
-            let (layer, bias) = layer_of(l, slot);
-            let wt = &weights[number - 1];
-            if let Some(t) = layer_term(layer, number, param, wt, x, y, delta, bias) {
+        walk(&all, &mut |l, at| {
+            if let Some(t) = layer_term(&at, param) {
                 for (acc, v) in terms[l - 1].iter_mut().zip(t) {
                     *acc += v;
                 }
