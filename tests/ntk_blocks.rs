@@ -274,3 +274,35 @@ fn auto_runs_an_ntk_file_on_the_block_engine() {
         run.info.engine_reason
     );
 }
+
+/// --checkpoint-every spaces the NTK's own backward pass too: accepted with
+/// --ntk alone, and the kernel does not depend on it.
+#[test]
+fn checkpoints_apply_to_the_ntk_pass() {
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_varprop"))
+            .args([
+                "run",
+                "--ntk",
+                "--width",
+                "64",
+                "--depth",
+                "6",
+                "--networks",
+                "2",
+            ])
+            .args(["--format", "json", "-q"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (spaced, default) = (run(&["--checkpoint-every", "2"]), run(&[]));
+    assert_eq!(spaced["config"]["checkpoint_every"], 2);
+    assert_eq!(spaced["ntk"]["networks"], default["ntk"]["networks"]);
+}

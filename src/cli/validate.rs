@@ -150,7 +150,8 @@ pub fn refuse_ignored(args: &RunArgs, command: &str, names: &[&str]) -> Result<(
 
 /// The engine flags that only a backward pass uses, refused without one.
 pub fn backward_flags_need_backward(args: &RunArgs, spec: &RunSpec) -> Result<()> {
-    if spec.probes.needs_backward() {
+    // the NTK's own backward pass is checkpointed as the others are
+    if spec.probes.runs_backward() {
         return Ok(());
     }
     let engine = &args.engine;
@@ -162,7 +163,7 @@ pub fn backward_flags_need_backward(args: &RunArgs, spec: &RunSpec) -> Result<()
             return Err(Error::invalid(
                 flag,
                 "spaces the checkpoints of the backward pass; this run has none (add --backward, \
-                 --jacobian or --weight-grads, or drop the flag)",
+                 --jacobian, --weight-grads or --ntk, or drop the flag)",
             ));
         }
     }
