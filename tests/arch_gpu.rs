@@ -32,11 +32,7 @@ use varprop::spec::RunSpec;
 const RTOL: f64 = 2e-4;
 
 fn write_arch(name: &str, text: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("varprop-arch-gpu-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
+    common::write_arch("arch-gpu", name, text)
 }
 
 /// A run of `text` with the backward pass and the Jacobian probes (which

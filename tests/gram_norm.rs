@@ -20,11 +20,7 @@ use varprop::spec::{EngineChoice, RunSpec};
 use varprop::theory;
 
 fn write_arch(name: &str, text: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("varprop-gram-norm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
+    common::write_arch("gram-norm", name, text)
 }
 
 fn settings(name: &str, text: &str, batch: usize, networks: usize, seed: u64) -> RunSettings {

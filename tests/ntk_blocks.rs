@@ -19,12 +19,8 @@ use varprop::spec::RunSpec;
 const RTOL: f64 = 2e-4;
 
 fn spec_of(name: &str, text: &str, param: &str, engine: &str) -> RunSpec {
-    let dir = std::env::temp_dir().join(format!("varprop-ntk-blocks-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
     let net = NetworkSettings {
-        arch: Some(path.display().to_string()),
+        arch: Some(common::write_arch("ntk-blocks", name, text)),
         q0: Some(1.3),
         c0: Some(0.3),
         ..Default::default()

@@ -6,13 +6,12 @@
 // matrices of rows that Theta's terms are made of (src/gpu/blocks/ntk.rs
 // says which).
 
-// Per row, the gradient of a convolution's weights (stride, padding as the
-// forward pass), in the weights' layout, to out_off:
-//   conv:           G[co, ci, ty, tx] = sum_{y, x} d[co, y, x] x[ci, s y + ty - r, s x + tx - r]
-//   conv-transpose: G[ci, co, ty, tx] = sum_{iy, ix} x[ci, iy, ix] d[co, s iy + ty, s ix + tx]
-// One invocation per row and weight.
+// Per row, the gradient of a transposed convolution's weights, in the
+// weights' layout, to out_off:
+//   G[ci, co, ty, tx] = sum_{iy, ix} x[ci, iy, ix] d[co, s iy + ty, s ix + tx]
+// One invocation per row and weight (a convolution's: weight_grads_tiled).
 @compute @workgroup_size(64)
-fn weight_grads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn convt_weight_grads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let k = params.kernel;
     let kk = k * k;
     let len = params.c_in * params.c_out * kk;
@@ -26,36 +25,17 @@ fn weight_grads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let tx = e % k;
     let h = params.h_in;
     let w = params.w_in;
-    let ho = params.h_out;
     let wo = params.w_out;
+    let s = params.stride;
     // the saved input of the row's sample (sets of B rows share it)
     let x_row = params.x_off + (r % params.batch) * units_in();
     let d_row = params.in_off + r * units_out();
+    let ci = e / (params.c_out * kk);
+    let co = (e / kk) % params.c_out;
     var sum = 0.0;
-    if (params.kind == KIND_CONV) {
-        let co = e / (params.c_in * kk);
-        let ci = (e / kk) % params.c_in;
-        for (var y = 0u; y < ho; y++) {
-            let sy = strided_source(y, ty, h);
-            if (sy < 0) {
-                continue;
-            }
-            for (var x = 0u; x < wo; x++) {
-                let sx = strided_source(x, tx, w);
-                if (sx < 0) {
-                    continue;
-                }
-                sum += arena[d_row + (co * ho + y) * wo + x] * arena[x_row + (ci * h + u32(sy)) * w + u32(sx)];
-            }
-        }
-    } else {
-        let s = params.stride;
-        let ci = e / (params.c_out * kk);
-        let co = (e / kk) % params.c_out;
-        for (var iy = 0u; iy < h; iy++) {
-            for (var ix = 0u; ix < w; ix++) {
-                sum += arena[x_row + (ci * h + iy) * w + ix] * arena[d_row + (co * ho + s * iy + ty) * wo + s * ix + tx];
-            }
+    for (var iy = 0u; iy < h; iy++) {
+        for (var ix = 0u; ix < w; ix++) {
+            sum += arena[x_row + (ci * h + iy) * w + ix] * arena[d_row + (co * params.h_out + s * iy + ty) * wo + s * ix + tx];
         }
     }
     arena[params.out_off + idx] = sum;
@@ -105,11 +85,12 @@ fn row_gram(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id)
     write_row_record(lid.x, a * params.rows + b, slice, sum);
 }
 
-// weight_grads for a convolution, tiled: one invocation forms the
-// gradients of 16 output channels by 8 input channels at one tap of one row,
-// so that each position's 16 d values and 8 x values loaded serve 128
-// products (the plain kernel loads two values a product). Each weight's sum
-// runs over the positions in the plain kernel's order.
+// Per row, the gradient of a convolution's weights (stride, padding as the
+// forward pass), in the weights' layout, to out_off:
+//   G[co, ci, ty, tx] = sum_{y, x} d[co, y, x] x[ci, s y + ty - r, s x + tx - r]
+// tiled: one invocation forms 16 output channels by 8 input channels at one
+// tap of one row, so that each position's 16 d values and 8 x values loaded
+// serve 128 products. Each weight's sum runs over the positions in order.
 @compute @workgroup_size(64)
 fn weight_grads_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let k = params.kernel;

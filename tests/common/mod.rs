@@ -118,6 +118,16 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// The architecture file `text` as `<name>.toml` in `varprop-<group>-<pid>`
+/// under the system's temp dir (kept: a test binary's tests share it), its path.
+pub fn write_arch(group: &str, name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("varprop-{group}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
 /// The Jacobian probes of an isometry, up to f32 rounding (1e-4): every
 /// network's m1 = E||J u||^2 is 1 and its spread m2 / m1^2 - 1 is 0, and
 /// ||J_l u||^2 = 1 at every layer.

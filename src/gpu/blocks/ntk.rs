@@ -191,7 +191,12 @@ impl BlocksGpu<'_> {
                     groups_1d(rows * tiles),
                 )?;
             }
-            _ => self.push(q, self.plain("weight_grads")?, p, groups_1d(rows * len))?,
+            _ => self.push(
+                q,
+                self.plain("convt_weight_grads")?,
+                p,
+                groups_1d(rows * len),
+            )?,
         }
         let g = per_output(q, places.grads, places.summed_grads, len)?;
         if let Some(ws) = layer.standardise {

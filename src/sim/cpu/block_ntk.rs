@@ -155,11 +155,6 @@ fn layer_term(at: &AtLayer, param: Parametrisation) -> Option<Vec<f64>> {
 /// The input rows of each of a block's layers (`block.layers()` order) from
 /// its input x and its saved forward state.
 fn layer_inputs(block: &Block, saved: &Saved, shifts: &[f64], x: &[Row]) -> Vec<Vec<Row>> {
-    let post = |layer: &Layer, h: &[Row], shift: f64| -> Vec<Row> {
-        h.iter()
-            .map(|r| r.iter().map(|v| layer.act.value(*v) - shift).collect())
-            .collect()
-    };
     match (block, saved) {
         (Block::Layer(_), _) => vec![x.to_vec()],
         (
@@ -174,7 +169,7 @@ fn layer_inputs(block: &Block, saved: &Saved, shifts: &[f64], x: &[Row]) -> Vec<
             let input = |i: usize| -> Vec<Row> {
                 match i {
                     0 => x.to_vec(),
-                    i => post(&branch[i - 1], &hs[i - 1], shifts[i - 1]),
+                    i => post_activation(&branch[i - 1], &hs[i - 1], shifts[i - 1]),
                 }
             };
             let mut inputs: Vec<Vec<Row>> = (0..branch.len()).map(input).collect();

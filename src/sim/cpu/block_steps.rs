@@ -430,6 +430,13 @@ pub(super) enum Saved {
     },
 }
 
+/// x = phi(h) - shift, entry by entry (the mean-preserving shift, 0 without it).
+pub(super) fn post_activation(layer: &Layer, h: &[Row], shift: f64) -> Vec<Row> {
+    h.iter()
+        .map(|r| r.iter().map(|v| layer.act.value(*v) - shift).collect())
+        .collect()
+}
+
 /// phi'(h) v, entry by entry.
 pub(super) fn times_deriv(layer: &Layer, h: &[Row], mut v: Vec<Row>) -> Vec<Row> {
     for (row, hr) in v.iter_mut().zip(h) {
@@ -458,10 +465,7 @@ pub(super) fn forward_step(
             let wt = &weights[0];
             let shift = shifts[0];
             let (h, inv) = forward_rows(layer, wt, x, true);
-            let post: Vec<Row> = h
-                .iter()
-                .map(|r| r.iter().map(|v| layer.act.value(*v) - shift).collect())
-                .collect();
+            let post = post_activation(layer, &h, shift);
             let zeros = h
                 .iter()
                 .flatten()
@@ -493,10 +497,7 @@ pub(super) fn forward_step(
                 let shift = shifts[i];
                 let (h, inv) = forward_rows(layer, wt, &f, true);
                 invs.push(inv);
-                f = h
-                    .iter()
-                    .map(|r| r.iter().map(|v| layer.act.value(*v) - shift).collect())
-                    .collect();
+                f = post_activation(layer, &h, shift);
                 hs.push(h);
                 if i + 1 == *shared {
                     s = Some(project(&f));

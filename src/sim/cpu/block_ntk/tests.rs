@@ -123,12 +123,6 @@ fn pre(layer: &Layer, p: &Params, m: usize, x: &[Row]) -> Vec<Row> {
     h
 }
 
-fn post(layer: &Layer, h: &[Row], shift: f64) -> Vec<Row> {
-    h.iter()
-        .map(|r| r.iter().map(|v| layer.act.value(*v) - shift).collect())
-        .collect()
-}
-
 /// f(x_a) for every input of the batch (a batch-norm would couple them).
 fn outputs(program: &Program, p: &Params, x0: &[Row]) -> Vec<f64> {
     let arch = program.arch;
@@ -138,7 +132,7 @@ fn outputs(program: &Program, p: &Params, x0: &[Row]) -> Vec<f64> {
         x = match block {
             Block::Layer(layer) => {
                 let h = pre(layer, p, m, &x);
-                post(layer, &h, program.shifts[m])
+                post_activation(layer, &h, program.shifts[m])
             }
             Block::Residual {
                 branch,
@@ -154,7 +148,7 @@ fn outputs(program: &Program, p: &Params, x0: &[Row]) -> Vec<f64> {
                 };
                 let mut f = x.clone();
                 for (i, layer) in branch.iter().enumerate() {
-                    f = post(layer, &pre(layer, p, m + i, &f), program.shifts[m + i]);
+                    f = post_activation(layer, &pre(layer, p, m + i, &f), program.shifts[m + i]);
                     if shortcut.is_some() && i + 1 == *shared {
                         s = Some(project(&f));
                     }
