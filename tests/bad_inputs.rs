@@ -74,6 +74,10 @@ const FIXTURES: &[(&str, &str)] = &[
     ),
     ("arch_no_blocks.toml", "input = 16\n"),
     (
+        "arch_dense_bn.toml",
+        "input = 16\nblock = [ { type = \"dense\", width = 16, init = \"he-normal\" }, { type = \"batch-norm\", act = \"relu\" } ]\n",
+    ),
+    (
         "arch_bad_act.toml",
         "input = 16\n[[block]]\ntype = \"dense\"\nwidth = 16\nact = \"rleu\"\n",
     ),
@@ -206,9 +210,9 @@ const CASES: &[(&str, i32, &str)] = &[
         "--parametrisation",
     ),
     (
-        "run --ntk --arch architectures/layer_norm_mlp.toml --engine gram",
+        "run --ntk --arch arch_dense_bn.toml --engine gram",
         2,
-        "--engine",
+        "batch-norm",
     ),
     ("check --ntk", 2, "--ntk"),
     ("theory --parametrisation ntk", 2, "--parametrisation"),

@@ -167,3 +167,20 @@ fn gram_norm_units_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @built
         write_out(r * s + i, factor * st.y * (d - mean_d - y * mean_yd));
     }
 }
+
+// The NTK's gain term: each row's gain gradient d * y, d the rows at in_off
+// (act, delta of the layer's output), y the layer's output at aux_off (read
+// as it is: pass FLAG_INPUT), into out_off; the gain is 1 at init, so y is
+// also the normalised input. One invocation per unit, padding included
+// (both rows' padding is 0, so the product's is too).
+@compute @workgroup_size(256)
+fn gram_norm_gain_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let s = stride(params.n_out);
+    let i = flat_index(gid, nwg, ELEMENTWISE_WG);
+    if (i >= s) {
+        return;
+    }
+    for (var r = 0u; r < params.rows; r++) {
+        write_out(r * s + i, act[params.in_off + r * s + i] * norm_input(r * s + i));
+    }
+}

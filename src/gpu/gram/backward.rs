@@ -60,6 +60,35 @@ impl<'a> GramGpu<'a> {
         self.back_finalize(job, below, l - 1);
     }
 
+    /// The NTK's terms of a normalisation l with a gain and bias: the Gram
+    /// matrices of the gains' gradients delta_l * y_l (formed in x's panel,
+    /// free here) into GM and of the biases' gradients delta_l into GD,
+    /// delta_l the rows in `d`, y_l = h_l in panel `h`.
+    fn affine_grams<'p>(&'p self, job: &mut Job<'p>, network: usize, l: usize, d: Panel, h: Panel) {
+        let lay = &self.lay;
+        let base = self.base(network, l);
+        let n = self.spec.net.widths[l];
+        let placed = self.place(&[
+            Operand::act(d),
+            Operand::either(h, FLAG_AUX_STORE),
+            Operand::act(lay.x),
+        ]);
+        let p = Params {
+            n_out: n as u32,
+            flags: placed.flags | FLAG_INPUT,
+            in_off: placed.at[0],
+            aux_off: placed.at[1],
+            out_off: placed.at[2],
+            rows: self.spec.batch as u32,
+            ..base
+        };
+        let kernels = self.act(l - 1).norm.as_ref().expect("compiled for norms");
+        let groups = dispatch_1d(stride(n), ELEMENTWISE_WG);
+        self.push(job, &kernels.gain_rows, p, groups, &placed);
+        self.cross(job, base, n, lay.x, lay.x, GM, FLAG_SYMMETRIC);
+        self.cross(job, base, n, d, d, GD, FLAG_SYMMETRIC);
+    }
+
     /// x_l = phi(h_l) (x_0 itself) into x's panel, h_l in panel `h`.
     fn x_rows<'p>(&'p self, job: &mut Job<'p>, network: usize, l: usize, h: Panel) {
         let lay = &self.lay;
@@ -240,11 +269,28 @@ impl<'a> GramGpu<'a> {
             }
             for l in (a + 1..=b).rev() {
                 if self.is_norm(l) {
+                    // the NTK's gain and bias terms, from delta_l and h_l
+                    let affine =
+                        ntk && matches!(self.layers[l].step, LayerStep::Norm { affine: true, .. });
+                    if affine {
+                        self.affine_grams(&mut job, network, l, lay.d[l % 2], h_at(l));
+                        reads.extend([self.gram_read(GD), self.gram_read(GM)]);
+                    }
                     // the rows read back so far first: the records at
                     // `back` are about to be written again
-                    if let Some(p) = pending.take() {
+                    if pending.is_some() || affine {
                         let data = self.submit_read(&job, &reads)?;
-                        back[p] = self.row_sums(&data[..back_read_len], net.widths[p], cols);
+                        let mut at = 0;
+                        if let Some(p) = pending.take() {
+                            back[p] = self.row_sums(&data[..back_read_len], net.widths[p], cols);
+                            at = back_read_len;
+                        }
+                        if affine {
+                            let (n, gl) = (net.widths[l], lay.gram_len);
+                            let bias = self.gram_matrix(&data[at..], n, true);
+                            let gain = self.gram_matrix(&data[at + gl..], n, true);
+                            grams[l - 1] = (gain, bias);
+                        }
                         job = Job::default();
                         reads.clear();
                     }

@@ -41,7 +41,8 @@ impl<'a> GramGpu<'a> {
         };
         let pair_len = batch / 2 * lay.bs * RECORD;
         let jacobian = self.spec.probes.jacobian;
-        // the NTK's readout term needs X_L^T X_L too
+        // the NTK's readout term needs X_L^T X_L too, and its kernel of
+        // the inputs X_0^T X_0 (where layer 1 is a normalisation)
         let ntk = self.spec.probes.ntk.is_some();
         let tangent_len = if jacobian { batch * lay.bs } else { 0 };
         let mut out = Forward {
@@ -195,7 +196,7 @@ impl<'a> GramGpu<'a> {
             // a normalisation above needs no Gram matrix of x_l
             let linear_next = l < depth && !self.is_norm(l + 1);
             let orthogonal_next = linear_next && matches!(self.law(l + 1), Law::Orthogonal { .. });
-            if linear_next || (l == depth && ntk) {
+            if linear_next || (ntk && (l == 0 || l == depth)) {
                 self.cross(&mut job, base, n, lay.x, lay.x, GX, FLAG_SYMMETRIC);
                 reads.push(self.gram_read(GX));
                 if orthogonal_next {
@@ -221,7 +222,11 @@ impl<'a> GramGpu<'a> {
                 at += tangent_len + 1;
             }
             if l < depth && !linear_next {
-                out.grams.push(Vec::new());
+                out.grams.push(if ntk && l == 0 {
+                    self.gram_matrix(&data[at..], n, true)
+                } else {
+                    Vec::new()
+                });
                 out.coefs.push(Vec::new());
             } else if l < depth {
                 let g_data = &data[at..];

@@ -73,7 +73,7 @@ use crate::gpu::submit::{Readback, Step, Submitter};
 use crate::gpu::tuning::Reduction;
 use crate::model::activation::Activation;
 use crate::model::init::Dist;
-use crate::sim::stats::{LayerSums, NetworkSums, NtkSums, RowSums};
+use crate::sim::stats::{LayerSums, NetworkSums, NtkSums, NtkTerms, RowSums};
 use crate::spec::RunSpec;
 use algebra::Eigen;
 use std::cell::RefCell;
@@ -113,6 +113,8 @@ struct NormPipelines {
     rows_adjoint: wgpu::ComputePipeline,
     units: wgpu::ComputePipeline,
     units_adjoint: wgpu::ComputePipeline,
+    /// the NTK's gain gradients d * y
+    gain_rows: wgpu::ComputePipeline,
 }
 
 /// How layer l's W is drawn.
@@ -223,6 +225,7 @@ impl<'a> GramGpu<'a> {
                     rows_adjoint: n("gram_norm_rows_adjoint")?,
                     units: n("gram_norm_units")?,
                     units_adjoint: n("gram_norm_units_adjoint")?,
+                    gain_rows: n("gram_norm_gain_rows")?,
                 })
             } else {
                 None
@@ -340,6 +343,15 @@ impl<'a> GramGpu<'a> {
             }
             (b, g) => (b, g.filter(|_| self.spec.probes.weight_grads), None),
         };
+        // through a file, each layer's term as its kind counts it
+        let (ntk, ntk_terms) = match ntk {
+            Some(sums) if self.spec.arch.is_some() => {
+                let renorms = forward.sums.iter().map(|s| s.renorm);
+                let terms = NtkTerms::from_gram_file(self.spec, &sums, &forward.grams[0], renorms);
+                (None, Some(terms))
+            }
+            ntk => (ntk, None),
+        };
         Ok(GramNetwork {
             rank_min: forward.rank_min,
             sums: NetworkSums {
@@ -349,7 +361,7 @@ impl<'a> GramGpu<'a> {
                 grams,
                 positions: None,
                 ntk,
-                ntk_terms: None,
+                ntk_terms,
                 channels: None,
             },
         })

@@ -49,7 +49,7 @@ impl<'a> GramGpu<'a> {
                 b_trunc: bias.dist.truncation_mass() as f32,
                 ..base
             },
-            LayerStep::Norm { kind, eps } => Params {
+            LayerStep::Norm { kind, eps, .. } => Params {
                 b_scale: 0.0,
                 norm_eps: eps as f32,
                 norm_kind: crate::gpu::abi::norm_kind_code(kind),

@@ -17,8 +17,14 @@ pub(super) enum LayerStep {
     Linear { weight: WeightLaw, bias: WeightLaw },
     /// h = norm(x) over each input's units (layer-norm, rms-norm) or over
     /// the batch per unit (batch-norm): it acts on the rows the engine holds,
-    /// so the next layer's conditioning on X^T X stays exact
-    Norm { kind: NormKind, eps: f64 },
+    /// so the next layer's conditioning on X^T X stays exact; `affine`:
+    /// whether it has a gain and bias (1 and 0 at init: the forward pass
+    /// ignores them, the NTK counts their gradients)
+    Norm {
+        kind: NormKind,
+        eps: f64,
+        affine: bool,
+    },
 }
 
 /// Layer l: its step and the activation after it (index 0: the input row,
@@ -89,7 +95,7 @@ pub(super) fn gram_layers(spec: &RunSpec) -> std::result::Result<Vec<GramLayer>,
                 weight: layer.weight_law(l),
                 bias: layer.bias_law(),
             },
-            LayerKind::Norm { kind, eps, .. } => LayerStep::Norm { kind, eps },
+            LayerKind::Norm { kind, eps, affine } => LayerStep::Norm { kind, eps, affine },
             _ => {
                 return Err(format!(
                     "layer {l} is not a dense or normalisation layer: it runs on the block engine"
@@ -114,9 +120,12 @@ pub(super) fn has_orthogonal_layers(spec: &RunSpec) -> bool {
 
 /// Why the gram engine cannot run `spec` (None: it can).
 pub fn unsupported(spec: &RunSpec) -> Option<String> {
-    if spec.arch.is_some() && spec.probes.ntk.is_some() {
+    if let Some(run) = &spec.arch
+        && spec.probes.ntk.is_some()
+        && run.arch.has_batch_norm()
+    {
         return Some(
-            "--ntk through an architecture file is measured on the block engine (gram's NTK covers plain stacks)".into(),
+            "--ntk through a batch-norm runs on the block engine: each output depends on the whole batch, so its gradient needs B backward passes of B rows".into(),
         );
     }
     let layers = match gram_layers(spec) {

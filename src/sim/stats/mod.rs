@@ -605,7 +605,7 @@ pub fn summarise(per_network: &[Vec<LayerSample>]) -> Vec<LayerSummary> {
 pub mod ntk;
 pub mod spp;
 
-pub use ntk::NtkSums;
+pub use ntk::{NtkSums, NtkTerms};
 pub use spp::ChannelSums;
 
 #[cfg(test)]

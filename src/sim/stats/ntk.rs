@@ -68,6 +68,66 @@ pub struct NtkTerms {
     pub n_top: usize,
 }
 
+impl NtkTerms {
+    /// The terms of a gram run through a file of dense and normalisation
+    /// layers (vectors; no batch-norm). `sums` is as
+    /// `NtkSums::from_backward` made it, except at a normalisation l: with
+    /// a gain and bias, x[l - 1] holds the Gram matrix of the gains'
+    /// gradients delta_l * y_l (the bias's is delta's own), and both are
+    /// empty without. `input_x`: X_0^T X_0 as stored; `forward_renorms`:
+    /// the factors the engine applied to each forward row.
+    pub fn from_gram_file(
+        spec: &RunSpec,
+        sums: &NtkSums,
+        input_x: &[f64],
+        forward_renorms: impl Iterator<Item = f64>,
+    ) -> NtkTerms {
+        use crate::model::arch::LayerKind;
+        let run = spec.arch.as_ref().expect("a file's run");
+        let param = spec.probes.ntk.expect("an NTK run");
+        let b = spec.batch;
+        let log_t = carried_log_scales(forward_renorms);
+        let true_x = |l: usize, x: &[f64]| -> Vec<f64> {
+            let scale = (2.0 * log_t[l]).exp();
+            x.iter().map(|v| v * scale).collect()
+        };
+        let depth = sums.delta.len();
+        let terms = (1..=depth)
+            .map(|l| {
+                let layer = run.arch.blocks[l - 1].layers()[0];
+                let delta_scale = (2.0 * sums.delta_log_scale[l - 1]).exp();
+                let (x, delta) = (&sums.x[l - 1], &sums.delta[l - 1]);
+                match layer.kind {
+                    LayerKind::Norm { affine: false, .. } => vec![0.0; b * b],
+                    LayerKind::Norm { kind, .. } => {
+                        // gamma^a . gamma^b + beta^a . beta^b
+                        let (c_gain, c_bias) = affine_coefficients(kind);
+                        x.iter()
+                            .zip(delta)
+                            .map(|(g, d)| delta_scale * (c_gain * g + c_bias * d))
+                            .collect()
+                    }
+                    _ => {
+                        // (d^a . d^b)(v x^a . x^b + sb)
+                        let (c_w, c_b) = layer_coefficients(layer, l, param, true);
+                        true_x(l - 1, x)
+                            .iter()
+                            .zip(delta)
+                            .map(|(x, d)| delta_scale * d * (c_w * x + c_b))
+                            .collect()
+                    }
+                }
+            })
+            .collect();
+        NtkTerms {
+            terms,
+            top_x: true_x(depth, &sums.x[depth]),
+            input_x: true_x(0, input_x),
+            n_top: spec.net.widths[depth],
+        }
+    }
+}
+
 /// How Theta counts a weight layer's parameters: the factors of its weight
 /// gradients' and bias gradients' dot products, (v, sb) in the NTK
 /// parametrisation (W = sqrt(v) omega, b = sqrt(sb) beta), (1, [sb > 0]) in
