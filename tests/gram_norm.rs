@@ -365,3 +365,32 @@ fn narrow_bindings_change_no_bit_with_normalisations() {
     );
     assert_eq!(format!("{:?}", a.tops), format!("{:?}", b.tops));
 }
+
+/// The same for --ntk through layer-norm and rms-norm (the gain terms'
+/// product rows must share a binding window with delta's).
+#[test]
+fn narrow_bindings_change_no_bit_for_the_ntk() {
+    let wide = common::gpu();
+    let mut narrow = common::gpu();
+    let (width, batch) = (200usize, 4);
+    let panel = (width * batch * 4).next_multiple_of(256) as u64;
+    narrow.limits.max_storage_buffer_binding_size = 2 * panel;
+    narrow.limits.max_buffer_size = 6 * panel;
+    let mut text = format!("input = {width}\nblock = [\n");
+    for kind in ["layer-norm", "rms-norm", "layer-norm"] {
+        text += &format!(
+            "  {{ type = \"dense\", width = {width}, act = \"identity\", init = \"he-normal\", sigma-b2 = 0.1 }},\n  {{ type = \"{kind}\", act = \"tanh\" }},\n"
+        );
+    }
+    text += "]\n";
+    let mut s = settings("narrow-ntk", &text, batch, 2, 5);
+    s.ntk = Some(true);
+    s.engine = Some("gram".into());
+    let spec = s.resolve(1).unwrap();
+    let options = GpuOptions::default();
+    let a = run_gpu(&wide, &spec, options, &mut |_, _| {}).unwrap();
+    let b = run_gpu(&narrow, &spec, options, &mut |_, _| {}).unwrap();
+    assert_eq!(a.info.engine, "gpu-gram");
+    assert!(a.ntk[0].layer_diag.iter().all(|v| v.is_finite() && *v > 0.0));
+    assert_eq!(a.ntk, b.ntk);
+}

@@ -88,15 +88,18 @@ fn row_gram(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id)
 // Per row, the gradient of a convolution's weights (stride, padding as the
 // forward pass), in the weights' layout, to out_off:
 //   G[co, ci, ty, tx] = sum_{y, x} d[co, y, x] x[ci, s y + ty - r, s x + tx - r]
-// tiled: one invocation forms 16 output channels by 8 input channels at one
-// tap of one row, so that each position's 16 d values and 8 x values loaded
-// serve 128 products. Each weight's sum runs over the positions in order.
+// tiled: one invocation forms 8 output channels by 4 input channels at one
+// tap of one row, so that each position's 8 d values and 4 x values loaded
+// serve 32 products; the 32 sums are two 4 x 4 matrices indexed by
+// constants only (a CPU adapter keeps loop-indexed arrays in memory, and
+// 128 sums do not fit its registers). Each weight's sum runs over the
+// positions in order.
 @compute @workgroup_size(64)
 fn weight_grads_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let k = params.kernel;
     let kk = k * k;
-    let co_tiles = (params.c_out + 15u) / 16u;
-    let ci_tiles = (params.c_in + 7u) / 8u;
+    let co_tiles = (params.c_out + 7u) / 8u;
+    let ci_tiles = (params.c_in + 3u) / 4u;
     let per_row = co_tiles * ci_tiles * kk;
     let idx = flat_index(gid, nwg, BLOCKS_WG);
     if (idx >= params.rows * per_row) {
@@ -104,8 +107,8 @@ fn weight_grads_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     }
     let r = idx / per_row;
     let t = idx % kk;
-    let ci0 = 8u * ((idx / kk) % ci_tiles);
-    let co0 = 16u * ((idx / (kk * ci_tiles)) % co_tiles);
+    let ci0 = 4u * ((idx / kk) % ci_tiles);
+    let co0 = 8u * ((idx / (kk * ci_tiles)) % co_tiles);
     let ty = t / k;
     let tx = t % k;
     let h = params.h_in;
@@ -116,15 +119,13 @@ fn weight_grads_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let x_row = params.x_off + (r % params.batch) * units_in();
     let d_row = params.in_off + r * units_out();
     // channels past the last read the last one (their sums are not written)
-    let last = vec4<u32>(params.c_in - 1u);
-    let ci = min(vec4<u32>(ci0) + vec4<u32>(0u, 1u, 2u, 3u), last) * (h * w);
-    let ci_hi = min(vec4<u32>(ci0) + vec4<u32>(4u, 5u, 6u, 7u), last) * (h * w);
-    var co: array<u32, 16>;
-    for (var j = 0u; j < 16u; j++) {
-        co[j] = min(co0 + j, params.c_out - 1u) * (ho * wo);
-    }
-    var acc: array<vec4<f32>, 16>;
-    var acc_hi: array<vec4<f32>, 16>;
+    let ci = min(vec4<u32>(ci0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(params.c_in - 1u)) * (h * w);
+    let last_co = vec4<u32>(params.c_out - 1u);
+    let co = min(vec4<u32>(co0) + vec4<u32>(0u, 1u, 2u, 3u), last_co) * (ho * wo);
+    let co_hi = min(vec4<u32>(co0) + vec4<u32>(4u, 5u, 6u, 7u), last_co) * (ho * wo);
+    // column j: output channel co0 + j (lo) or co0 + 4 + j (hi), entry i: ci0 + i
+    var lo = mat4x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var hi = lo;
     let circular = params.padding == PAD_CIRCULAR;
     let wi = i32(w);
     for (var y = 0u; y < ho; y++) {
@@ -146,21 +147,23 @@ fn weight_grads_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
             }
             let at = x_row + u32(sy) * w + u32(sx);
             let xs = vec4<f32>(arena[at + ci.x], arena[at + ci.y], arena[at + ci.z], arena[at + ci.w]);
-            let xs_hi = vec4<f32>(arena[at + ci_hi.x], arena[at + ci_hi.y], arena[at + ci_hi.z], arena[at + ci_hi.w]);
             let p = d_row + y * wo + x;
-            for (var j = 0u; j < 16u; j++) {
-                let dj = arena[p + co[j]];
-                acc[j] += dj * xs;
-                acc_hi[j] += dj * xs_hi;
-            }
+            lo[0] += arena[p + co.x] * xs;
+            lo[1] += arena[p + co.y] * xs;
+            lo[2] += arena[p + co.z] * xs;
+            lo[3] += arena[p + co.w] * xs;
+            hi[0] += arena[p + co_hi.x] * xs;
+            hi[1] += arena[p + co_hi.y] * xs;
+            hi[2] += arena[p + co_hi.z] * xs;
+            hi[3] += arena[p + co_hi.w] * xs;
         }
     }
     let len = params.c_out * params.c_in * kk;
-    for (var j = 0u; j < 16u; j++) {
-        for (var i = 0u; i < 8u; i++) {
+    for (var j = 0u; j < 8u; j++) {
+        let column = select(hi[j % 4u], lo[j % 4u], j < 4u);
+        for (var i = 0u; i < 4u; i++) {
             if (co0 + j < params.c_out && ci0 + i < params.c_in) {
-                let g = select(acc_hi[j][i % 4u], acc[j][i], i < 4u);
-                arena[params.out_off + r * len + ((co0 + j) * params.c_in + ci0 + i) * kk + t] = g;
+                arena[params.out_off + r * len + ((co0 + j) * params.c_in + ci0 + i) * kk + t] = column[i];
             }
         }
     }

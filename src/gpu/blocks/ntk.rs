@@ -181,9 +181,9 @@ impl BlocksGpu<'_> {
                 )?;
             }
             LayerKind::Conv { kernel, .. } => {
-                // 16 output by 8 input channels at a tap per invocation
+                // 8 output by 4 input channels at a tap per invocation
                 let c_in = dims(layer.input).0;
-                let tiles = channels.div_ceil(16) * c_in.div_ceil(8) * kernel * kernel;
+                let tiles = channels.div_ceil(8) * c_in.div_ceil(4) * kernel * kernel;
                 self.push(
                     q,
                     self.plain("weight_grads_tiled")?,

@@ -61,8 +61,8 @@ impl<'a> GramGpu<'a> {
     }
 
     /// The NTK's terms of a normalisation l with a gain and bias: the Gram
-    /// matrices of the gains' gradients delta_l * y_l (formed in x's panel,
-    /// free here) into GM and of the biases' gradients delta_l into GD,
+    /// matrices of the gains' gradients delta_l * y_l (formed in y's panel,
+    /// free until the normalisation's adjoint, and adjacent to delta's) into GM and of the biases' gradients delta_l into GD,
     /// delta_l the rows in `d`, y_l = h_l in panel `h`.
     fn affine_grams<'p>(&'p self, job: &mut Job<'p>, network: usize, l: usize, d: Panel, h: Panel) {
         let lay = &self.lay;
@@ -71,7 +71,7 @@ impl<'a> GramGpu<'a> {
         let placed = self.place(&[
             Operand::act(d),
             Operand::either(h, FLAG_AUX_STORE),
-            Operand::act(lay.x),
+            Operand::act(lay.y),
         ]);
         let p = Params {
             n_out: n as u32,
@@ -85,7 +85,7 @@ impl<'a> GramGpu<'a> {
         let kernels = self.act(l - 1).norm.as_ref().expect("compiled for norms");
         let groups = dispatch_1d(stride(n), ELEMENTWISE_WG);
         self.push(job, &kernels.gain_rows, p, groups, &placed);
-        self.cross(job, base, n, lay.x, lay.x, GM, FLAG_SYMMETRIC);
+        self.cross(job, base, n, lay.y, lay.y, GM, FLAG_SYMMETRIC);
         self.cross(job, base, n, d, d, GD, FLAG_SYMMETRIC);
     }
 
