@@ -126,6 +126,48 @@ fn normalisation_only_networks_equal_the_block_engine() {
     }
 }
 
+/// Rows wider than the 65,536 loop iterations llvmpipe allows an
+/// invocation, over the lanes of one subgroup (8 on lavapipe): the row
+/// normalisations used to stop part-way there, leaving layer-norm rows of
+/// 300,000 units q = 1.5 instead of 1. Forward, backward and --jacobian
+/// against the block engine, and the normalised rows' q.
+#[test]
+fn wide_rows_are_normalised_on_gram() {
+    let text = r#"
+input = 300000
+block = [
+  { type = "layer-norm", act = "tanh" },
+  { type = "rms-norm", act = "relu" },
+  { type = "layer-norm", act = "identity" },
+]
+"#;
+    let s = settings("wide", text, 4, 1, 3);
+    let gram = run(&spec(&s, "gram", true), Some(1));
+    let blocks = run(&spec(&s, "blocks", true), Some(1));
+    for (l, (g, b)) in gram.per_network[0]
+        .iter()
+        .zip(&blocks.per_network[0])
+        .enumerate()
+    {
+        for (name, x, y) in [
+            ("log_q_pre", g.log_q_pre, b.log_q_pre),
+            ("c_pre", g.c_pre, b.c_pre),
+            ("log_g", g.log_g, b.log_g),
+            ("log_jac_m1", g.log_jac_m1, b.log_jac_m1),
+        ] {
+            assert!(
+                (x - y).abs() <= RTOL,
+                "row {l} {name}: gram {x} vs blocks {y}"
+            );
+        }
+    }
+    // q = var / (var + eps) = 1 - eps / var within 1e-4 (var > 0.1 here)
+    for l in 1..=3 {
+        let q = gram.per_network[0][l].log_q_pre.exp();
+        assert!((q - 1.0).abs() < 1e-4, "row {l}: q {q}");
+    }
+}
+
 /// Dense layers with normalisations between them (tests/arch.rs checks
 /// the CPU reference against the theory on the same file).
 use common::DENSE_AND_NORMS;
@@ -391,6 +433,11 @@ fn narrow_bindings_change_no_bit_for_the_ntk() {
     let a = run_gpu(&wide, &spec, options, &mut |_, _| {}).unwrap();
     let b = run_gpu(&narrow, &spec, options, &mut |_, _| {}).unwrap();
     assert_eq!(a.info.engine, "gpu-gram");
-    assert!(a.ntk[0].layer_diag.iter().all(|v| v.is_finite() && *v > 0.0));
+    assert!(
+        a.ntk[0]
+            .layer_diag
+            .iter()
+            .all(|v| v.is_finite() && *v > 0.0)
+    );
     assert_eq!(a.ntk, b.ntk);
 }

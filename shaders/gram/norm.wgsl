@@ -17,10 +17,13 @@
 // params.norm_kind (KIND_LAYER_NORM, KIND_RMS_NORM, KIND_BATCH_NORM), eps
 // params.norm_eps. Every sum runs in a fixed order, the mean first and then
 // the squares about it, so that a large mean does not cancel the variance.
-// Needs params.wgsl, index.wgsl, bindings.wgsl, scale_of.wgsl, activation.wgsl and one of
-// reduce_subgroup.wgsl, reduce_tree.wgsl.
+// Needs params.wgsl, index.wgsl, bindings.wgsl, scale_of.wgsl, activation.wgsl and
+// reduce_tree.wgsl (the row kernels' workgroup is 256 invocations, not a subgroup).
 
 override REDUCE_WG: u32 = 256u;
+// The row kernels' workgroup (the tree's REDUCE_WG: src/gpu/gram/mod.rs
+// builds this module with the tree over 256 invocations).
+const ROW_WG: u32 = 256u;
 
 fn norm_input(i: u32) -> f32 {
     let v = aux(i);
@@ -34,65 +37,101 @@ fn norm_centres() -> bool {
     return params.norm_kind != KIND_RMS_NORM;
 }
 
-// The mean and inv of the row at `base` (n units), every lane of the
-// workgroup striding it by REDUCE_WG; every lane gets both.
+// A row is swept by a workgroup of ROW_WG invocations, 4 units an
+// iteration: llvmpipe ends an invocation's loops silently after 65,536
+// iterations in all (gallivm's loop limit), so a row of n units costs each
+// invocation n / (4 ROW_WG) iterations a sweep (up to 4 sweeps: width
+// 16.7 million at most, which GramGpu::new checks). An earlier version
+// swept with one subgroup (8 invocations on lavapipe): layer-norm rows
+// wider than 175,000 units were left partly unnormalised.
+
+// Units 4 g .. 4 g + 3 of the row at `base`, as norm_input gives them.
+fn input4(base: u32, g: u32) -> vec4<f32> {
+    let i = base + 4u * g;
+    return vec4<f32>(norm_input(i), norm_input(i + 1u), norm_input(i + 2u), norm_input(i + 3u));
+}
+
+// 1 where unit 4 g + k is one of the row's n, 0 in its padding (phi(0) need
+// not be 0).
+fn inside4(g: u32, n: u32) -> vec4<f32> {
+    let units = vec4<u32>(4u * g) + vec4<u32>(0u, 1u, 2u, 3u);
+    return select(vec4<f32>(0.0), vec4<f32>(1.0), units < vec4<u32>(n));
+}
+
+fn sum4(v: vec4<f32>) -> f32 {
+    return (v.x + v.y) + (v.z + v.w);
+}
+
+fn write4_out(base: u32, g: u32, v: vec4<f32>) {
+    let i = base + 4u * g;
+    write_out(i, v.x);
+    write_out(i + 1u, v.y);
+    write_out(i + 2u, v.z);
+    write_out(i + 3u, v.w);
+}
+
+// The mean and inv of the row at `base` (n units), the lanes striding its
+// groups of 4 by ROW_WG; every lane gets both.
 fn row_stats(lid: u32, base: u32, n: u32) -> vec2<f32> {
+    let groups = stride(n) / 4u;
     var mean = 0.0;
     if (norm_centres()) {
-        var s = 0.0;
-        for (var i = lid; i < n; i += REDUCE_WG) {
-            s += norm_input(base + i);
+        var s = vec4<f32>(0.0);
+        for (var g = lid; g < groups; g += ROW_WG) {
+            s += inside4(g, n) * input4(base, g);
         }
-        mean = group_sum4(lid, vec4<f32>(s, 0.0, 0.0, 0.0)).x / f32(n);
+        mean = sum4(group_sum4(lid, s)) / f32(n);
     }
-    var s2 = 0.0;
-    for (var i = lid; i < n; i += REDUCE_WG) {
-        let v = norm_input(base + i) - mean;
+    var s2 = vec4<f32>(0.0);
+    for (var g = lid; g < groups; g += ROW_WG) {
+        let v = inside4(g, n) * (input4(base, g) - mean);
         s2 += v * v;
     }
-    let variance = group_sum4(lid, vec4<f32>(s2, 0.0, 0.0, 0.0)).x / f32(n);
+    let variance = sum4(group_sum4(lid, s2)) / f32(n);
     return vec2<f32>(mean, 1.0 / sqrt(variance + params.norm_eps));
 }
 
 // layer-norm, rms-norm: one workgroup per row (workgroup x).
-@compute @workgroup_size(REDUCE_WG)
+@compute @workgroup_size(ROW_WG)
 fn gram_norm_rows(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let n = params.n_out;
     let base = wid.x * stride(n);
     let st = row_stats(lid.x, base, n);
-    for (var i = lid.x; i < stride(n); i += REDUCE_WG) {
-        var y = 0.0;
-        if (i < n) {
-            y = (norm_input(base + i) - st.x) * st.y;
-        }
-        write_out(base + i, y);
+    for (var g = lid.x; g < stride(n) / 4u; g += ROW_WG) {
+        write4_out(base, g, inside4(g, n) * (input4(base, g) - st.x) * st.y);
     }
 }
 
 // Their adjoint: J^T d for the rows d at in_off.
-@compute @workgroup_size(REDUCE_WG)
+@compute @workgroup_size(ROW_WG)
 fn gram_norm_rows_adjoint(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let n = params.n_out;
     let base = wid.x * stride(n);
+    let groups = stride(n) / 4u;
     let st = row_stats(lid.x, base, n);
     var s = vec4<f32>(0.0);
-    for (var i = lid.x; i < n; i += REDUCE_WG) {
-        let y = (norm_input(base + i) - st.x) * st.y;
-        let d = act[params.in_off + base + i];
-        s += vec4<f32>(d, y * d, 0.0, 0.0);
+    var sy = vec4<f32>(0.0);
+    for (var g = lid.x; g < groups; g += ROW_WG) {
+        let y = inside4(g, n) * (input4(base, g) - st.x) * st.y;
+        let d = row_in4(base, g);
+        s += d;
+        sy += y * d;
     }
-    let means = group_sum4(lid.x, s) / f32(n);
-    let mean_d = select(0.0, means.x, norm_centres());
+    let mean_d = select(0.0, sum4(group_sum4(lid.x, s)) / f32(n), norm_centres());
+    let mean_yd = sum4(group_sum4(lid.x, sy)) / f32(n);
     let factor = scale_of(params.scale_a);
-    for (var i = lid.x; i < stride(n); i += REDUCE_WG) {
-        var out = 0.0;
-        if (i < n) {
-            let y = (norm_input(base + i) - st.x) * st.y;
-            let d = act[params.in_off + base + i];
-            out = factor * st.y * (d - mean_d - y * means.y);
-        }
-        write_out(base + i, out);
+    for (var g = lid.x; g < groups; g += ROW_WG) {
+        let inside = inside4(g, n);
+        let y = inside * (input4(base, g) - st.x) * st.y;
+        let d = row_in4(base, g);
+        write4_out(base, g, inside * factor * st.y * (d - mean_d - y * mean_yd));
     }
+}
+
+// Units 4 g .. 4 g + 3 of the row d at in_off + base (its padding is 0).
+fn row_in4(base: u32, g: u32) -> vec4<f32> {
+    let i = params.in_off + base + 4u * g;
+    return vec4<f32>(act[i], act[i + 1u], act[i + 2u], act[i + 3u]);
 }
 
 // The mean and inv of unit i over the `rows` rows of stride s.

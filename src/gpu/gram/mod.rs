@@ -191,6 +191,20 @@ impl<'a> GramGpu<'a> {
         }
         let layers = gram_layers(spec).map_err(|why| Error::invalid("engine", why))?;
         let net = &spec.net;
+        // each row normalisation's invocation sweeps n / 1024 groups of units
+        // up to 4 times, under llvmpipe's 65,536 loop iterations
+        const MAX_NORM_UNITS: usize = 1 << 24;
+        if let Some(l) =
+            (1..layers.len()).find(|&l| layers[l].is_norm() && net.widths[l] > MAX_NORM_UNITS)
+        {
+            return Err(Error::invalid(
+                "arch",
+                format!(
+                    "layer {l} normalises rows of {} units: the gram engine's normalisations take at most {MAX_NORM_UNITS}",
+                    net.widths[l]
+                ),
+            ));
+        }
         let mut lay = Layout::new(spec, every.clamp(1, net.depth()));
         check_limits(ctx, spec, &lay)?;
         lay.slots_per_buffer = (ctx.limits.max_buffer_size / 4) as usize / lay.panel;
@@ -205,9 +219,13 @@ impl<'a> GramGpu<'a> {
         let gram = Module::Gram {
             subgroup_sum: reduction.subgroup,
         };
+        // the row normalisations sweep rows of up to millions of units: a
+        // tree over 256 invocations, whatever the adapter's subgroups
+        // (shaders/gram/norm.wgsl says why)
         let norm = Module::GramNorm {
-            subgroup_sum: reduction.subgroup,
+            subgroup_sum: false,
         };
+        let reduce_rows = [("REDUCE_WG", 256.0)];
         let act = &layers[0].act;
         let s = |entry, act| ctx.specialised_pipeline(stats, entry, act, layout, &reduce);
         let g = |entry| ctx.specialised_pipeline(gram, entry, act, layout, &reduce);
@@ -218,7 +236,7 @@ impl<'a> GramGpu<'a> {
                 continue;
             }
             let act = &layer.act;
-            let n = |entry| ctx.specialised_pipeline(norm, entry, act, layout, &reduce);
+            let n = |entry| ctx.specialised_pipeline(norm, entry, act, layout, &reduce_rows);
             let norm = if normalises {
                 Some(NormPipelines {
                     rows: n("gram_norm_rows")?,
