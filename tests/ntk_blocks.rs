@@ -109,6 +109,31 @@ act = "identity"
 init = "lecun-normal"
 "#;
 
+/// 3 x 3 stride-1 convolutions (the sliding weight-gradient kernel) with
+/// zero and circular padding, channel counts off multiples of 4, a 5 x 5
+/// image (the first and last columns' missing taps).
+const SLIDING: &str = r#"
+input = { channels = 5, size = 5 }
+[[block]]
+type = "conv"
+channels = 7
+kernel = 3
+padding = "zero"
+act = "tanh"
+init = "custom"
+sigma-w2 = 1.5
+sigma-b2 = 0.1
+[[block]]
+type = "conv"
+channels = 3
+kernel = 3
+padding = "circular"
+act = "relu"
+init = "he-normal"
+[[block]]
+type = "global-avg-pool"
+"#;
+
 /// Vectors: dense with biases, layer-norm without affine, a highway block,
 /// and a transposed convolution from a small image.
 const MIXED: &str = r#"
@@ -240,6 +265,7 @@ fn block_gpu_ntk_matches_the_cpu_reference_on_the_same_draws() {
     let ctx = common::gpu();
     for (name, text) in [
         ("nf", NF_STYLE),
+        ("sliding", SLIDING),
         ("mixed", MIXED),
         ("homogeneous", HOMOGENEOUS),
         ("standardised", STANDARDISED),

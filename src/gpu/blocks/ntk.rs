@@ -180,6 +180,21 @@ impl BlocksGpu<'_> {
                     groups_1d(rows * len),
                 )?;
             }
+            LayerKind::Conv {
+                kernel: 3,
+                stride: 1,
+                ..
+            } => {
+                // 4 output by 4 input channels at a kernel row's 3 taps per invocation
+                let c_in = dims(layer.input).0;
+                let tiles = channels.div_ceil(4) * c_in.div_ceil(4) * 3;
+                self.push(
+                    q,
+                    self.plain("weight_grads_3x3")?,
+                    p,
+                    groups_1d(rows * tiles),
+                )?;
+            }
             LayerKind::Conv { kernel, .. } => {
                 // 8 output by 4 input channels at a tap per invocation
                 let c_in = dims(layer.input).0;
