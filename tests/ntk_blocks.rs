@@ -17,7 +17,7 @@ mod common;
 use varprop::config::settings::{NetworkSettings, RunSettings};
 use varprop::gpu::{GpuOptions, run_gpu};
 use varprop::sim::run_cpu;
-use varprop::sim::stats::ntk::NtkSummary;
+use varprop::sim::stats::ntk::{NetworkNtk, NtkSummary};
 use varprop::spec::RunSpec;
 
 const RTOL: f64 = 2e-4;
@@ -260,6 +260,25 @@ act = "relu"
 init = "he-normal"
 "#;
 
+/// Every entry of Theta and every row's term of `a` within RTOL of `b`'s
+/// largest entry.
+fn assert_kernels_close(a: &NetworkNtk, b: &NetworkNtk, what: &str) {
+    let scale = b.kernel.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for (k, (x, y)) in a.kernel.iter().zip(&b.kernel).enumerate() {
+        assert!(
+            (x - y).abs() <= RTOL * scale,
+            "{what}: Theta[{k}] {x} vs {y}"
+        );
+    }
+    for (l, (x, y)) in a.layer_diag.iter().zip(&b.layer_diag).enumerate() {
+        let row = l + 1;
+        assert!(
+            (x - y).abs() <= RTOL * scale,
+            "{what}: row {row} term {x} vs {y}"
+        );
+    }
+}
+
 #[test]
 fn block_gpu_ntk_matches_the_cpu_reference_on_the_same_draws() {
     let ctx = common::gpu();
@@ -278,20 +297,7 @@ fn block_gpu_ntk_matches_the_cpu_reference_on_the_same_draws() {
             let cpu = run_cpu(&spec, &mut |_, _| {}).unwrap();
             assert_eq!(gpu.ntk.len(), 2);
             for (g, c) in gpu.ntk.iter().zip(&cpu.ntk) {
-                let scale = c.kernel.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-                for (k, (a, b)) in g.kernel.iter().zip(&c.kernel).enumerate() {
-                    assert!(
-                        (a - b).abs() <= RTOL * scale,
-                        "{name} ({param}) Theta[{k}]: gpu {a} vs cpu {b}"
-                    );
-                }
-                for (l, (a, b)) in g.layer_diag.iter().zip(&c.layer_diag).enumerate() {
-                    assert!(
-                        (a - b).abs() <= RTOL * scale,
-                        "{name} ({param}) row {} term: gpu {a} vs cpu {b}",
-                        l + 1
-                    );
-                }
+                assert_kernels_close(g, c, &format!("{name} ({param}) gpu against cpu"));
                 assert!(c.layer_diag.iter().all(|v| v.is_finite()));
             }
         }
@@ -354,20 +360,7 @@ fn gram_ntk_of_normalisation_only_networks_equals_the_block_engine() {
             assert_eq!(gram.info.engine, "gpu-gram");
             for (g, b) in gram.ntk.iter().zip(&blocks.ntk) {
                 let what = format!("width {width} batch {batch} every {every} ({param})");
-                let scale = b.kernel.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-                for (k, (x, y)) in g.kernel.iter().zip(&b.kernel).enumerate() {
-                    assert!(
-                        (x - y).abs() <= RTOL * scale,
-                        "{what} Theta[{k}]: gram {x} vs blocks {y}"
-                    );
-                }
-                for (l, (x, y)) in g.layer_diag.iter().zip(&b.layer_diag).enumerate() {
-                    assert!(
-                        (x - y).abs() <= RTOL * scale,
-                        "{what} row {} term: gram {x} vs blocks {y}",
-                        l + 1
-                    );
-                }
+                assert_kernels_close(g, b, &format!("{what} gram against blocks"));
                 // the layer without affine parameters adds nothing
                 assert_eq!(g.layer_diag[2], 0.0, "{what}");
                 assert!(g.layer_diag[0] > 0.0 && g.layer_diag[1] > 0.0, "{what}");
