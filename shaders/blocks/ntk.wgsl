@@ -176,15 +176,13 @@ fn weight_grads_tiled(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
 // column of 4 x values for 48 products (weight_grads_tiled: 12 loads for
 // 32). The sums are weight_grads_tiled's, in its order: each runs over the
 // positions in order, a padded position adding 0.
+// Input channels ci of column sx (strided_source's: -1 in the padding) of
+// source row sy.
 fn x_column(x_row: u32, sy: u32, sx: i32, ci: vec4<u32>) -> vec4<f32> {
-    let w = i32(params.w_in);
-    var c = sx;
-    if (params.padding == PAD_CIRCULAR) {
-        c = (c + w) % w;
-    } else if (c < 0 || c >= w) {
+    if (sx < 0) {
         return vec4<f32>(0.0);
     }
-    let at = x_row + sy * params.w_in + u32(c);
+    let at = x_row + sy * params.w_in + u32(sx);
     return vec4<f32>(arena[at + ci.x], arena[at + ci.y], arena[at + ci.z], arena[at + ci.w]);
 }
 
@@ -219,10 +217,11 @@ fn weight_grads_3x3(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         if (sy < 0) {
             continue;
         }
-        var left = x_column(x_row, u32(sy), -1, ci);
-        var mid = x_column(x_row, u32(sy), 0, ci);
+        let w = params.w_in;
+        var left = x_column(x_row, u32(sy), strided_source(0u, 0u, w), ci);
+        var mid = x_column(x_row, u32(sy), strided_source(0u, 1u, w), ci);
         for (var x = 0u; x < wo; x++) {
-            let right = x_column(x_row, u32(sy), i32(x) + 1, ci);
+            let right = x_column(x_row, u32(sy), strided_source(x, 2u, w), ci);
             let p = d_row + y * wo + x;
             let d = vec4<f32>(arena[p + co.x], arena[p + co.y], arena[p + co.z], arena[p + co.w]);
             t0[0] += d.x * left;

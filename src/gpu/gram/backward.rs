@@ -61,9 +61,10 @@ impl<'a> GramGpu<'a> {
     }
 
     /// The NTK's terms of a normalisation l with a gain and bias: the Gram
-    /// matrices of the gains' gradients delta_l * y_l (formed in y's panel,
-    /// free until the normalisation's adjoint, and adjacent to delta's) into GM and of the biases' gradients delta_l into GD,
-    /// delta_l the rows in `d`, y_l = h_l in panel `h`.
+    /// matrices of the gains' gradients delta_l * y_l into GM (formed in
+    /// y's panel, free until the normalisation's adjoint and adjacent to
+    /// delta's) and of the biases' gradients delta_l into GD; delta_l the
+    /// rows in `d`, y_l = h_l in panel `h`.
     fn affine_grams<'p>(&'p self, job: &mut Job<'p>, network: usize, l: usize, d: Panel, h: Panel) {
         let lay = &self.lay;
         let base = self.base(network, l);
