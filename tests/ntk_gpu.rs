@@ -136,25 +136,61 @@ fn dense_gpu_matches_the_cpu_reference_on_the_same_draws() {
             checkpoint_every: every,
             ..GpuOptions::default()
         };
-        let gpu = run_gpu(&ctx, &spec, options, &mut |_, _| {}).unwrap();
-        assert_eq!(gpu.info.engine, "gpu-dense");
-        let cpu = run_cpu(&spec, &mut |_, _| {}).unwrap();
-        for (g, c) in gpu.ntk.iter().zip(&cpu.ntk) {
-            let scale = c.kernel.iter().map(|v| v.abs()).fold(0.0, f64::max);
-            for (a, b) in g.kernel.iter().zip(&c.kernel) {
-                assert!(
-                    (a - b).abs() < 1e-4 * scale,
-                    "{act} {param}: {:?} against {:?}",
-                    g.kernel,
-                    c.kernel
-                );
-            }
-            for (a, b) in g.layer_diag.iter().zip(&c.layer_diag) {
-                assert!(
-                    (a - b).abs() < 1e-4 * b.abs().max(1e-30),
-                    "{act}: layer {a} against {b}"
-                );
-            }
+        assert_dense_matches_cpu(&ctx, &spec, options, &format!("{act} {param}"));
+    }
+}
+
+/// The dense engine's NTK against the CPU reference's on the same draws:
+/// every kernel entry and every layer's diagonal within 1e-4 (relative).
+fn assert_dense_matches_cpu(
+    ctx: &varprop::gpu::GpuContext,
+    spec: &RunSpec,
+    options: GpuOptions,
+    name: &str,
+) {
+    let gpu = run_gpu(ctx, spec, options, &mut |_, _| {}).unwrap();
+    assert_eq!(gpu.info.engine, "gpu-dense");
+    let cpu = run_cpu(spec, &mut |_, _| {}).unwrap();
+    assert_eq!(gpu.ntk.len(), cpu.ntk.len());
+    for (g, c) in gpu.ntk.iter().zip(&cpu.ntk) {
+        let scale = c.kernel.iter().map(|v| v.abs()).fold(0.0, f64::max);
+        for (a, b) in g.kernel.iter().zip(&c.kernel) {
+            assert!(
+                (a - b).abs() < 1e-4 * scale,
+                "{name}: {:?} against {:?}",
+                g.kernel,
+                c.kernel
+            );
         }
+        for (a, b) in g.layer_diag.iter().zip(&c.layer_diag) {
+            assert!(
+                (a - b).abs() < 1e-4 * b.abs().max(1e-30),
+                "{name}: layer {a} against {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn dense_gram_passes_cover_slices_and_wide_batches() {
+    let ctx = common::gpu();
+    // the Gram matrices are the product kernel with the rows as W, one
+    // slice of 4,096 units per workgroup layer: widths of 1 and 3 slices
+    // (and a narrow top), and a batch of 36 rows, which takes the wide
+    // kernel (64 rows a workgroup) with rows past the batch
+    let cases = [("3000,8200,9", 4, 1), ("40,33,40", 36, 2)];
+    for (widths, batch, networks) in cases {
+        let spec = RunSettings {
+            net: common::flags(widths, "tanh", "xavier-normal"),
+            batch: Some(batch),
+            networks: Some(networks),
+            seed: Some(11),
+            ntk: Some(true),
+            engine: Some("dense".into()),
+            ..Default::default()
+        }
+        .resolve(networks)
+        .unwrap();
+        assert_dense_matches_cpu(&ctx, &spec, GpuOptions::default(), widths);
     }
 }

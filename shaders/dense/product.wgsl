@@ -7,6 +7,13 @@
 //       renormalisation
 //   TRANSPOSED: out = W^T in, input rows of stride(n_out), output rows of
 //       stride(n_in) to act; the host passes n_in and n_out swapped
+//   GRAM: the Gram matrix of the `rows` input rows (n_in units each, n_out
+//       = rows): W is those rows themselves, the reduction runs over slice
+//       wid.z of UNITS_PER_SLICE units only, and entry (a, b) goes to
+//       records[rec_off + (a rows + b) slice_stride + slice], as the host's
+//       f64 sum over slices expects (for the weight gradient and the NTK;
+//       the tiled product does these B^2 n products far faster than a
+//       kernel of their own)
 //
 // Each invocation owns 4 outputs (one vec4 of an output row) for 16 rows
 // (64 with WIDE) and walks the reduction 4 at a time: per step it takes a
@@ -28,6 +35,7 @@
 override TRANSPOSED: bool = false;
 override FROM_RNG: bool = false;
 override WIDE: bool = false;
+override GRAM: bool = false;
 override SHARE: u32 = 1u;
 override PRODUCT_WG: u32 = 64u;
 
@@ -35,6 +43,7 @@ override PRODUCT_WG: u32 = 64u;
 @group(0) @binding(2) var<storage, read_write> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> act4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> store4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> records: array<f32>;
 @group(0) @binding(6) var<storage, read_write> scales: array<f32>;
 
 // W is `w_rows` rows of `w_cols` entries (n_out x n_in of the layer). The
@@ -53,6 +62,9 @@ fn w_cols() -> u32 {
 // Entries 4c..4c+3 of row i of W; zero past its columns, as gen_weights
 // writes them.
 fn w_row4(i: u32, c: u32) -> vec4<f32> {
+    if (GRAM) {
+        return act4[params.in_off / 4u + min(i, w_rows() - 1u) * (stride(w_cols()) / 4u) + c];
+    }
     if (FROM_RNG) {
         let b = rng_bits(seed_key(), STREAM_WEIGHT, params.network, params.layer, i, c);
         let w = params.w_scale * standard4(params.w_dist, params.w_trunc, b);
@@ -132,12 +144,32 @@ fn write16(acc: Rows16, first: u32, o: u32, s: f32, b: vec4<f32>, valid: vec4<bo
     }
 }
 
+// GRAM: entries (r, 4o..4o+3) of the Gram matrix for rows r = first..first+15.
+fn record16(acc: Rows16, first: u32, o: u32, slice: u32) {
+    let m = array<mat4x4<f32>, 4>(acc.a, acc.b, acc.c, acc.d);
+    for (var g = 0u; g < 4u; g++) {
+        for (var i = 0u; i < 4u; i++) {
+            let r = first + 4u * g + i;
+            for (var k = 0u; k < 4u; k++) {
+                let b = 4u * o + k;
+                if (r < params.rows && b < params.rows) {
+                    records[params.rec_off + (r * params.rows + b) * params.slice_stride + slice] = m[g][i][k];
+                }
+            }
+        }
+    }
+}
+
 @compute @workgroup_size(PRODUCT_WG)
 fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, lane: Lane) {
     // reduction length and outputs per row (swapped by the host when TRANSPOSED)
     let n_k = params.n_in;
     let n_o = params.n_out;
     let k4 = stride(n_k) / 4u;
+    // the reduction's steps: all of them, or one slice's (GRAM)
+    let slice_steps = UNITS_PER_SLICE / 4u;
+    let k_begin = select(0u, wid.z * slice_steps, GRAM);
+    let k_end = select(k4, min(k4, k_begin + slice_steps), GRAM);
     let o = gid.x;
     let first = select(16u, 64u, WIDE) * wid.y;
     var acc0 = Rows16();
@@ -146,8 +178,8 @@ fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
     var acc3 = Rows16();
     // no early return: every lane of a subgroup takes part in the shuffles
     let my_step = lane.index % SHARE;
-    for (var kb = 0u; kb < k4; kb += SHARE) {
-        let live = kb + my_step < k4;
+    for (var kb = k_begin; kb < k_end; kb += SHARE) {
+        let live = kb + my_step < k_end;
         let x0 = in_rows16(first, kb + my_step, k4, live);
         var x1 = Rows16();
         var x2 = Rows16();
@@ -158,7 +190,7 @@ fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
             x3 = in_rows16(first + 48u, kb + my_step, k4, live);
         }
         for (var l = 0u; l < SHARE; l++) {
-            let w = w_block(o, min(kb + l, k4 - 1u));
+            let w = w_block(o, min(kb + l, k_end - 1u));
             acc0 = accumulate16(acc0, w, x0, l);
             if (WIDE) {
                 acc1 = accumulate16(acc1, w, x1, l);
@@ -168,6 +200,15 @@ fn product(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id)
         }
     }
     if (4u * o >= n_o) {
+        return;
+    }
+    if (GRAM) {
+        record16(acc0, first, o, wid.z);
+        if (WIDE) {
+            record16(acc1, first + 16u, o, wid.z);
+            record16(acc2, first + 32u, o, wid.z);
+            record16(acc3, first + 48u, o, wid.z);
+        }
         return;
     }
     var s = 1.0;

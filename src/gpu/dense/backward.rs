@@ -226,14 +226,20 @@ impl<'a> DenseGpu<'a> {
     }
 
     /// The B x B Gram matrix of the rows at `p.in_off` (n units each) into
-    /// the records at `p.rec_off`.
+    /// the records at `p.rec_off`: the product kernel with the rows as W,
+    /// one slice of units per workgroup layer (GRAM in
+    /// shaders/dense/product.wgsl).
     fn gram_step<'p>(&'p self, p: Params, n: usize) -> Step<'p> {
-        // tiles of 8 x 8 entries (shaders/common/stats.wgsl), one invocation each
-        let tiles = self.spec.batch.div_ceil(8);
+        let rows = p.rows as usize;
+        let (x, y, _) = self.kernel.groups(rows, rows);
         Step {
             pipeline: &self.pipelines.gram,
-            params: p,
-            groups: dispatch_1d(slices(n) * tiles * tiles, ELEMENTWISE_WG),
+            params: Params {
+                n_in: n as u32,
+                n_out: p.rows,
+                ..p
+            },
+            groups: (x, y, slices(n) as u32),
         }
     }
 

@@ -69,6 +69,7 @@ struct Pipelines {
     stats: wgpu::ComputePipeline,
     activate: wgpu::ComputePipeline,
     scale_by_deriv: wgpu::ComputePipeline,
+    /// the B x B Gram matrix of rows: the product kernel with GRAM
     gram: wgpu::ComputePipeline,
     finalize: wgpu::ComputePipeline,
     /// the QR of orthogonal layers

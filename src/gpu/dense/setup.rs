@@ -42,8 +42,9 @@ impl<'a> DenseGpu<'a> {
             let layout = Some(&pipeline_layout);
             ctx.specialised_pipeline(stats, entry, &net.act, layout, &reduce)
         };
-        let product = |transposed, from_rng| {
-            let constants = kernel.constants(transposed, from_rng);
+        let product = |transposed, from_rng, gram: bool| {
+            let mut constants = kernel.constants(transposed, from_rng);
+            constants.push(("GRAM", gram as u32 as f64));
             let layout = Some(&pipeline_layout);
             ctx.specialised_pipeline(Module::Product, "product", &net.act, layout, &constants)
         };
@@ -52,22 +53,22 @@ impl<'a> DenseGpu<'a> {
             gen_weights: p(Module::Generate, "gen_weights")?,
             gen_input: p(Module::Generate, "gen_input")?,
             gen_normal_rows: p(Module::Generate, "gen_normal_rows")?,
-            product: product(false, false)?,
-            product_t: product(true, false)?,
+            product: product(false, false, false)?,
+            product_t: product(true, false, false)?,
             product_rng: if rng {
-                Some(product(false, true)?)
+                Some(product(false, true, false)?)
             } else {
                 None
             },
             product_t_rng: if rng {
-                Some(product(true, true)?)
+                Some(product(true, true, false)?)
             } else {
                 None
             },
+            gram: product(false, false, true)?,
             stats: s("stats")?,
             activate: s("activate")?,
             scale_by_deriv: s("scale_by_deriv")?,
-            gram: s("gram")?,
             finalize: s("finalize")?,
             householder: HouseholderKernels::new(ctx, &pipeline_layout)?,
         };
