@@ -84,6 +84,8 @@ pub struct ArchRun {
     pub position_row: Option<usize>,
     /// record the Signal Propagation Plot's per-channel sums (--spp)
     pub spp: bool,
+    /// the correlation between a sequence's tokens (--token-c0)
+    pub token_c0: f64,
 }
 
 /// Which GPU engine runs a plain stack (`--engine`).

@@ -129,6 +129,34 @@ const FIXTURES: &[(&str, &str)] = &[
         "arch_norm_factor.toml",
         "input = 16\n[[block]]\ntype = \"layer-norm\"\nfactor = 2.0\n",
     ),
+    (
+        "arch_attention_vector.toml",
+        "input = 16\n[[block]]\ntype = \"attention\"\n",
+    ),
+    (
+        "arch_attention_heads.toml",
+        "input = { tokens = 4, width = 6 }\n[[block]]\ntype = \"attention\"\nheads = 4\n",
+    ),
+    (
+        "arch_attention_orthogonal.toml",
+        "input = { tokens = 4, width = 8 }\n[[block]]\ntype = \"attention\"\ninit = \"orthogonal\"\n",
+    ),
+    (
+        "arch_dense_heads.toml",
+        "input = { tokens = 4, width = 8 }\n[[block]]\ntype = \"dense\"\nwidth = 8\nheads = 2\n",
+    ),
+    (
+        "arch_transformer_norm.toml",
+        "input = { tokens = 4, width = 8 }\n[[block]]\ntype = \"transformer\"\nnorm = \"middle\"\n",
+    ),
+    (
+        "arch_dense_norm.toml",
+        "input = 8\n[[block]]\ntype = \"dense\"\nwidth = 8\nnorm = \"pre\"\n",
+    ),
+    (
+        "arch_zero_tokens.toml",
+        "input = { tokens = 0, width = 8 }\n[[block]]\ntype = \"attention\"\n",
+    ),
     ("a_file", "not a directory\n"),
 ];
 
@@ -213,6 +241,40 @@ const CASES: &[(&str, i32, &str)] = &[
         "run --ntk --arch arch_dense_bn.toml --engine gram",
         2,
         "batch-norm",
+    ),
+    // sequences and attention
+    ("run --arch arch_attention_vector.toml", 2, "sequence input"),
+    ("run --arch arch_attention_heads.toml", 2, "heads"),
+    ("run --arch arch_attention_orthogonal.toml", 2, "init"),
+    ("run --arch arch_dense_heads.toml", 2, "heads"),
+    ("run --arch arch_transformer_norm.toml", 2, "norm"),
+    ("run --arch arch_dense_norm.toml", 2, "norm"),
+    ("run --arch arch_zero_tokens.toml", 2, "input"),
+    (
+        "run --arch architectures/dense.toml --tokens 4",
+        2,
+        "--tokens",
+    ),
+    ("run --tokens 4", 2, "--tokens"),
+    (
+        "run --arch architectures/transformers/pre_ln.toml --tokens 0",
+        2,
+        "--tokens",
+    ),
+    (
+        "run --arch architectures/transformers/pre_ln.toml --token-c0 1.5",
+        2,
+        "--token-c0",
+    ),
+    (
+        "run --arch architectures/transformers/pre_ln.toml --engine blocks",
+        2,
+        "--engine",
+    ),
+    (
+        "run --arch architectures/transformers/pre_ln.toml --ntk",
+        2,
+        "--ntk",
     ),
     ("check --ntk", 2, "--ntk"),
     ("theory --parametrisation ntk", 2, "--parametrisation"),

@@ -22,6 +22,7 @@ pub fn table_with_theory(spec: &RunSpec, run: &RunOutput) -> (Table, Vec<Predict
     comparisons::add_theory_columns(&mut table, spec, &predictions, &spec.net);
     super::ntk::add_ntk_columns(&mut table, spec, run);
     super::spp::add_spp_columns(&mut table, spec, run);
+    super::tokens::add_token_columns(&mut table, run);
     (table, predictions)
 }
 

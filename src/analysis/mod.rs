@@ -16,3 +16,4 @@ pub mod report;
 pub mod spp;
 pub mod suite;
 pub mod theory_table;
+pub mod tokens;

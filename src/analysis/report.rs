@@ -144,6 +144,18 @@ pub const COLUMN_LEGEND: &[(&str, &str)] = &[
         "--spp, residual rows: the same variance of the branch's output F(x), before alpha (timm's avg_ch_var_residual)",
     ),
     (
+        "token_cos_mean, token_cos_se",
+        "runs on sequences: the mean over token pairs t != s of one sequence of cos(x_t, x_s), averaged over the batch (1: rank collapse)",
+    ),
+    (
+        "stable_rank_mean, stable_rank_se",
+        "runs on sequences: the stable rank ||X||_F^2 / ||X||_2^2 of a sequence's T x d token matrix, averaged over the batch",
+    ),
+    (
+        "attn_entropy_mean, attn_entropy_se",
+        "rows with attention: the mean over heads, queries and the batch of -sum_s A_ts ln A_ts (ln T when uniform)",
+    ),
+    (
         "NAME_theory",
         "the prediction for NAME_mean (mean field, or exact where it holds)",
     ),
@@ -179,6 +191,10 @@ pub fn known_column(name: &str) -> bool {
         || super::spp::SPP_QUANTITIES.iter().any(|q| {
             name.strip_prefix(q)
                 .is_some_and(|rest| ["_mean", "_se", "_theory", "_z"].contains(&rest))
+        })
+        || super::tokens::TOKEN_QUANTITIES.iter().any(|q| {
+            name.strip_prefix(q)
+                .is_some_and(|rest| ["_mean", "_se"].contains(&rest))
         })
         || predicted("_theory")
         || predicted("_z")

@@ -474,6 +474,7 @@ fn block_spec(
         mean_preserving: false,
         position_row: None,
         spp,
+        token_c0: 0.0,
     });
     run
 }

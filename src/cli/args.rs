@@ -75,7 +75,10 @@ standard error; \"th.\" is the theory of the column before it.
   ntk_layer, ntk_layer_c  with --ntk: layer l's term of the NTK Theta(a, a) and its pair correlation
   spp_mean2, spp_var   with --spp: mean over channels of the squared channel mean and of the unbiased
                        channel variance, over the batch and positions (timm's avg_sq_ch_mean, avg_ch_var)
-  spp_branch_var       with --spp, residual rows: the same variance of the branch's output F(x)"
+  spp_branch_var       with --spp, residual rows: the same variance of the branch's output F(x)
+  token_cos, stable_rank  on sequences: mean cosine between a sequence's tokens (1: rank collapse) and
+                       the stable rank of its T x d token matrix
+  attn_entropy         rows with attention: mean entropy of the attention rows (ln T when uniform)"
 )]
 pub struct RunArgs {
     #[command(flatten)]

@@ -59,6 +59,17 @@ pub struct NetworkSettings {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arch: Option<String>,
+    /// Tokens per sequence for an --arch file on sequences (input = { tokens, width }), in place
+    /// of the file's
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<usize>,
+    /// Correlation between the tokens of one sequence, in [0, 1] (default 0): each token is
+    /// sqrt(q0) (sqrt(c) u + sqrt(1 - c) e_t) with u shared by the sequence; tokens at one
+    /// position of a pair's two sequences keep the correlation --c0
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_c0: Option<f64>,
     /// normal, or mean-preserving: each layer's post-activation is shifted by minus the analytic
     /// E[phi(sqrt(q_pre) z)], so that the mean stays at zero
     #[arg(long)]
@@ -223,7 +234,7 @@ impl RunSettings {
         }
         pick!(self, other; name, batch, networks, seed, backward, jacobian, weight_grads, ntk, parametrisation, engine);
         let (a, b) = (&self.net, &other.net);
-        pick!(a, b; width, depth, widths, act, alpha, omega, q0, c0, arch, bias);
+        pick!(a, b; width, depth, widths, act, alpha, omega, q0, c0, arch, tokens, token_c0, bias);
         let (ai, bi) = (&a.init, &b.init);
         pick!(ai, bi; init, convention, sigma_w2, sigma_b2, dist, gain, nonlinearity, kaiming_a, gain_from_act, fan_mode);
         RunSettings {
@@ -250,6 +261,8 @@ impl RunSettings {
                 q0,
                 c0,
                 arch,
+                tokens,
+                token_c0,
                 bias,
             },
             batch,
@@ -295,7 +308,34 @@ impl RunSettings {
                         "is set per block in the --arch file; drop one of the two",
                     ));
                 }
-                let arch = crate::model::arch::Architecture::load(std::path::Path::new(path))?;
+                let mut arch = crate::model::arch::Architecture::load(std::path::Path::new(path))?;
+                let sequence_flags = [
+                    ("--tokens", net_keys.tokens.is_some()),
+                    ("--token-c0", net_keys.token_c0.is_some()),
+                ];
+                if !arch.input.is_sequence()
+                    && let Some((flag, _)) = sequence_flags.iter().find(|(_, given)| *given)
+                {
+                    return Err(Error::invalid(
+                        *flag,
+                        format!(
+                            "applies to sequence inputs (input = {{ tokens = T, width = d }}); {path} has no sequence input"
+                        ),
+                    ));
+                }
+                if let Some(tokens) = net_keys.tokens {
+                    if tokens == 0 {
+                        return Err(Error::invalid("--tokens", "must be >= 1"));
+                    }
+                    arch = arch.with_tokens(tokens);
+                }
+                let token_c0 = net_keys.token_c0.unwrap_or(0.0);
+                if !(0.0..=1.0).contains(&token_c0) {
+                    return Err(Error::invalid(
+                        "--token-c0",
+                        format!("must lie in [0, 1] (got {token_c0})"),
+                    ));
+                }
                 let (q0, c0) = net_keys.q0_c0();
                 if !(q0.is_finite() && q0 > 0.0) {
                     return Err(Error::invalid("--q0", "must be a finite number > 0"));
@@ -311,17 +351,30 @@ impl RunSettings {
                         mean_preserving,
                         position_row: None,
                         spp: false,
+                        token_c0,
                     }),
                 )
             }
             None => {
                 let net = net_keys.resolve()?;
                 // the mean-preserving bias runs on the block engine
+                for (flag, given) in [
+                    ("--tokens", net_keys.tokens.is_some()),
+                    ("--token-c0", net_keys.token_c0.is_some()),
+                ] {
+                    if given {
+                        return Err(Error::invalid(
+                            flag,
+                            "applies to --arch files on sequences (input = { tokens = T, width = d })",
+                        ));
+                    }
+                }
                 let arch = mean_preserving.then(|| spec::ArchRun {
                     arch: crate::model::arch::Architecture::plain(&net.widths, net.act, net.init),
                     mean_preserving,
                     position_row: None,
                     spp: false,
+                    token_c0: 0.0,
                 });
                 (net, arch)
             }
@@ -352,6 +405,12 @@ impl RunSettings {
             }
             (false, None) => None,
         };
+        if ntk.is_some() && arch.as_ref().is_some_and(|a| a.arch.input.is_sequence()) {
+            return Err(Error::invalid(
+                "--ntk",
+                "is not available on sequence inputs yet (attention's parameter gradients are not written); --backward and --jacobian are",
+            ));
+        }
         let probes = Probes {
             backward: self.backward.unwrap_or(false),
             jacobian: self.jacobian.unwrap_or(false),

@@ -89,6 +89,9 @@ pub fn choose_engine(spec: &RunSpec) -> Result<(EngineChoice, String)> {
     }
 }
 
+/// Why no GPU engine runs a sequence file (the message of the refusal).
+pub const NO_ATTENTION: &str = "sequence inputs and attention layers have no GPU kernels yet: they run on the f64 CPU reference engine (leave --engine out, or give auto, or --device cpu)";
+
 /// What the gram engine runs, for the errors that refuse it.
 const GRAM_ACCEPTS: &str = "It accepts plain dense stacks and --arch files of dense and layer-norm, rms-norm or batch-norm layers on vector inputs, with normal weights (he-normal, xavier-normal, lecun-normal, custom with --dist normal) or square orthogonal weights (width >= 4 B, 8 B with --jacobian), with --backward, --weight-grads and --jacobian, on --device gpu";
 
@@ -100,6 +103,13 @@ fn choose_for_architecture(
     why_not: Option<String>,
 ) -> Result<(EngineChoice, String)> {
     let n_min = *spec.net.widths.iter().min().unwrap();
+    let sequence = spec
+        .arch
+        .as_ref()
+        .is_some_and(|a| a.arch.input.is_sequence());
+    if sequence && spec.engine != EngineChoice::Auto {
+        return Err(crate::Error::invalid("--engine", NO_ATTENTION));
+    }
     match (spec.engine, why_not) {
         (EngineChoice::Dense, _) => Err(crate::Error::invalid(
             "--engine",
@@ -158,6 +168,17 @@ pub fn choose_gpu_engine<'a>(
     options: GpuOptions,
 ) -> Result<(Box<dyn Engine + 'a>, String)> {
     ntk_fits_the_gpu(spec)?;
+    if spec
+        .arch
+        .as_ref()
+        .is_some_and(|a| a.arch.input.is_sequence())
+    {
+        // auto (choose_engine refuses the others): the CPU reference
+        choose_engine(spec)?;
+        crate::sim::cpu_fits_host_memory(spec)?;
+        let reason = format!("auto: the f64 CPU reference engine, since {NO_ATTENTION}");
+        return Ok((Box::new(crate::sim::engine::CpuEngine { spec }), reason));
+    }
     let blocks = |reason: String| -> Result<(Box<dyn Engine + 'a>, String)> {
         let every = crate::gpu::blocks::checkpoint_interval(
             spec,

@@ -39,11 +39,14 @@ fn arch_cpu_bytes(arch: &crate::model::arch::Architecture, batch: usize) -> f64 
     let layers = arch.blocks.iter().flat_map(|b| b.layers());
     let (mut weights, mut rows) = (0.0, 0.0);
     for l in layers {
-        let out_channels = match l.output {
-            crate::model::arch::Shape::Vector(n) => n,
-            crate::model::arch::Shape::Image(c, ..) => c,
+        weights += match &l.kind {
+            crate::model::arch::LayerKind::Attention(a) => a
+                .matrices(l.input.channels())
+                .iter()
+                .map(|m| (m.rows * m.cols) as f64)
+                .sum(),
+            _ => l.fans().0 as f64 * l.output.channels() as f64,
         };
-        weights += l.fans().0 as f64 * out_channels as f64;
         rows += 3.0 * (l.output.units() * batch) as f64;
     }
     8.0 * (weights + rows)

@@ -18,14 +18,9 @@ use crate::sim::engine::{CpuEngine, run_engine};
 use crate::spec::{EngineChoice, RunSpec};
 pub use output::{AdapterSummary, EngineInfo, Progress, RunOutput};
 
-/// The f64 CPU reference: deliberately naive, for small sizes and tests.
-pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
-    if spec.engine == EngineChoice::Gram {
-        return Err(crate::Error::invalid(
-            "--engine",
-            "gram runs on the GPU only (--device gpu); the CPU reference engine is dense (use --engine dense or auto with --device cpu)",
-        ));
-    }
+/// The error when the CPU reference engine would hold more than the host
+/// has for `spec`.
+pub fn cpu_fits_host_memory(spec: &RunSpec) -> Result<()> {
     let width_flag = if spec.net.widths.windows(2).all(|w| w[0] == w[1]) {
         "--width"
     } else {
@@ -35,7 +30,18 @@ pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
         width_flag,
         "the CPU reference engine",
         host_memory::cpu_engine_bytes(spec),
-    )?;
+    )
+}
+
+/// The f64 CPU reference: deliberately naive, for small sizes and tests.
+pub fn run_cpu(spec: &RunSpec, progress: Progress) -> Result<RunOutput> {
+    if spec.engine == EngineChoice::Gram {
+        return Err(crate::Error::invalid(
+            "--engine",
+            "gram runs on the GPU only (--device gpu); the CPU reference engine is dense (use --engine dense or auto with --device cpu)",
+        ));
+    }
+    cpu_fits_host_memory(spec)?;
     work_hook::work_starts()?;
     let reason = "--device cpu: the f64 reference engine".to_string();
     run_engine(&mut CpuEngine { spec }, spec, reason, progress)

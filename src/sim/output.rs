@@ -60,6 +60,9 @@ pub struct RunOutput {
     /// The Signal Propagation Plot's statistics per network and row (--spp;
     /// empty without).
     pub spp: Vec<Vec<SppRow>>,
+    /// The token statistics per network and row (runs on sequences; empty
+    /// otherwise).
+    pub tokens: Vec<Vec<crate::sim::stats::tokens::TokenRow>>,
 }
 
 /// Progress: called with (rows done, rows in all) after each chunk; never
@@ -77,9 +80,11 @@ pub(crate) fn finish(
     let mut positions = Vec::new();
     let mut ntk = Vec::new();
     let mut spp = Vec::new();
+    let mut tokens = Vec::new();
     for (s, sums) in per_network_sums.enumerate() {
         let sums = sums?;
         spp.extend(network_spp(&sums));
+        tokens.extend(crate::sim::stats::tokens::network_tokens(&sums));
         positions.extend(crate::sim::stats::network_positions(&sums));
         ntk.extend(network_ntk(spec, &sums));
         let (samples, top, lost) = network_results(&sums);
@@ -100,5 +105,6 @@ pub(crate) fn finish(
         warnings,
         ntk,
         spp,
+        tokens,
     })
 }

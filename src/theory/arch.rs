@@ -86,6 +86,18 @@ impl Field {
         }
     }
 
+    /// No prediction (NaN) at any of `positions` positions.
+    fn unknown(positions: usize) -> Field {
+        Field {
+            q: vec![f64::NAN; positions],
+            q12: vec![f64::NAN; positions],
+            q_ab: vec![f64::NAN; positions],
+            m: vec![f64::NAN; positions],
+            gaussian: false,
+            positions_independent: false,
+        }
+    }
+
     /// The same value at every position, for q, q12 and q_ab.
     pub fn is_uniform(&self) -> bool {
         let uniform = |v: &[f64]| {
@@ -167,10 +179,7 @@ pub fn spp_moments(f: &Field, batch: usize) -> (f64, f64) {
 }
 
 fn positions(shape: Shape) -> (usize, usize, usize) {
-    match shape {
-        Shape::Vector(n) => (n, 1, 1),
-        Shape::Image(c, h, w) => (c, h, w),
-    }
+    shape.dims()
 }
 
 /// The pre-activation moments of `layer` given its input's field: the sums
@@ -187,6 +196,8 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
     // the mean over the positions of an image's field
     let reach_sum = |field: &Vec<f64>| -> Vec<f64> {
         match &layer.kind {
+            // on a sequence each token's own units
+            LayerKind::Dense { .. } if layer.input.is_sequence() => field.clone(),
             LayerKind::Dense { .. } => vec![field.iter().sum::<f64>() / field.len() as f64],
             LayerKind::Conv {
                 kernel,
@@ -264,8 +275,13 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
                 }
                 out.iter().map(|s| s + b2).collect()
             }
-            LayerKind::Norm { .. } | LayerKind::AvgPool { .. } | LayerKind::Scale { .. } => {
-                unreachable!("normalisations, pooling and scales are not random linear maps")
+            LayerKind::Norm { .. }
+            | LayerKind::AvgPool { .. }
+            | LayerKind::Scale { .. }
+            | LayerKind::Attention(_) => {
+                unreachable!(
+                    "normalisations, pooling, scales and attention are not random linear maps"
+                )
             }
         }
     };
@@ -282,6 +298,7 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
         // a dense layer's output has one position; a transposed
         // convolution's positions differ by their phase modulo the stride
         positions_independent: match &layer.kind {
+            LayerKind::Dense { .. } if layer.input.is_sequence() => x.positions_independent,
             LayerKind::Dense { .. } => true,
             LayerKind::ConvTranspose { .. } => false,
             _ => x.positions_independent,
@@ -529,6 +546,12 @@ fn plain(
     if let LayerKind::Norm { kind, eps, .. } = layer.kind {
         return norm_plain(layer, kind, eps, x, mean_preserving);
     }
+    if layer.is_attention() {
+        // the field does not hold the covariances between a sequence's
+        // tokens that attention mixes: no prediction from here on
+        let n = x.q.len();
+        return (Field::unknown(n), Field::unknown(n), vec![f64::NAN; n], 0.0);
+    }
     let h = match layer.kind {
         LayerKind::AvgPool { kh, kw, stride } => {
             let (_, h_out, w_out) = positions(layer.output);
@@ -597,6 +620,9 @@ fn plain_uniform_bias(
 /// through the linear map, without bias), times E[phi'^2] there, summed over
 /// the outputs and divided by the inputs.
 fn forward_total(layer: &Layer, layer_number: usize, deriv: &[f64], x: &Field) -> f64 {
+    if layer.is_attention() {
+        return f64::NAN;
+    }
     if layer.is_norm() {
         return norm_gain(layer, x) * Field::average(deriv);
     }
@@ -627,6 +653,7 @@ fn sigma_back2(layer: &Layer, layer_number: usize, x: &Field) -> f64 {
         (LayerKind::Norm { .. }, _) => norm_gain(layer, x),
         (LayerKind::AvgPool { kh, kw, .. }, _) => pool_gain(layer, *kh, *kw),
         (LayerKind::Scale { .. }, _) => scale_factor(layer, x).powi(2),
+        (LayerKind::Attention(_), _) => f64::NAN,
         (LayerKind::Dense { width }, _) => *width as f64 * v,
         (LayerKind::Conv { kernel, stride, .. }, Shape::Image(c, ..)) => {
             // an input unit reaches k^2 / s^2 output positions on average
@@ -674,7 +701,10 @@ fn norm_gain(layer: &Layer, x: &Field) -> f64 {
 /// The rows of `arch`, 0..=L (row 0: the inputs, q0 per entry, pairs at c0).
 pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) -> Vec<ArchRow> {
     let (_, h, w) = positions(arch.input);
-    let input = Field::uniform(h * w, q0, c0 * q0, 0.0);
+    let mut input = Field::uniform(h * w, q0, c0 * q0, 0.0);
+    // a sequence's tokens may be correlated (--token-c0), unlike the
+    // independent inputs this flag promises
+    input.positions_independent = !arch.input.is_sequence();
     let mut rows = vec![ArchRow {
         pre: input.clone(),
         post: input.clone(),

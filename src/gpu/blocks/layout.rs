@@ -17,10 +17,7 @@ pub(super) fn groups_1d(invocations: usize) -> (u32, u32, u32) {
 }
 
 pub(super) fn dims(shape: Shape) -> (usize, usize, usize) {
-    match shape {
-        Shape::Vector(n) => (n, 1, 1),
-        Shape::Image(c, h, w) => (c, h, w),
-    }
+    shape.dims()
 }
 
 /// Rows and entries per row of a weight layer's tensor, as drawn (PyTorch's
@@ -33,6 +30,7 @@ pub(super) fn tensor_shape(layer: &Layer) -> (usize, usize) {
         // its factor
         LayerKind::Scale { .. } => (1, 1),
         LayerKind::Dense { width } => (*width, layer.input.units()),
+        LayerKind::Attention(_) => unreachable!("{}", crate::gpu::choice::NO_ATTENTION),
         LayerKind::Conv {
             channels, kernel, ..
         } => (*channels, c_in * kernel * kernel),

@@ -71,6 +71,7 @@ impl<'a> BlocksGpu<'a> {
         (p.w_off, p.b_off) = self.slot_offsets(slot);
         match &layer.kind {
             LayerKind::Dense { .. } => p.kind = KIND_DENSE,
+            LayerKind::Attention(_) => unreachable!("{}", crate::gpu::choice::NO_ATTENTION),
             LayerKind::Conv {
                 kernel,
                 padding,

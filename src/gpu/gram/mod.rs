@@ -381,6 +381,7 @@ impl<'a> GramGpu<'a> {
                 ntk,
                 ntk_terms,
                 channels: None,
+                tokens: None,
             },
         })
     }

@@ -21,6 +21,16 @@ struct File {
 enum InputFile {
     Units(usize),
     Image(ImageFile),
+    Sequence(SequenceFile),
+}
+
+/// `input = { tokens = T, width = d }`: sequences of T tokens of d units
+/// (`--tokens` changes T).
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct SequenceFile {
+    tokens: usize,
+    width: usize,
 }
 
 #[derive(Deserialize, serde::Serialize)]
@@ -56,7 +66,23 @@ struct LayerFile {
     gamma: Option<f64>,
     factor: Option<toml::Value>,
     #[serde(flatten)]
+    attention: AttentionFile,
+    #[serde(flatten)]
     init: InitFlags,
+}
+
+/// An attention layer's keys (`type = "attention"`).
+#[derive(Deserialize, serde::Serialize, Clone, Default, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+struct AttentionFile {
+    heads: Option<usize>,
+    #[serde(alias = "d-k")]
+    key_width: Option<usize>,
+    #[serde(alias = "d-v")]
+    value_width: Option<usize>,
+    temperature: Option<f64>,
+    causal: Option<bool>,
+    zero_queries: Option<bool>,
 }
 
 #[derive(Deserialize, serde::Serialize, Clone, Default)]
@@ -84,6 +110,9 @@ struct BlockFile {
     #[serde(alias = "ws")]
     weight_standardisation: Option<String>,
     gamma: Option<f64>,
+    // attention layers
+    #[serde(flatten)]
+    attention: AttentionFile,
     #[serde(flatten)]
     init: InitFlags,
     // residual
@@ -102,6 +131,9 @@ struct BlockFile {
     style: Option<String>,
     blocks: Option<usize>,
     bottleneck: Option<bool>,
+    // transformer (transformer.rs)
+    norm: Option<String>,
+    mlp_width: Option<usize>,
 }
 
 fn one() -> usize {
@@ -131,6 +163,7 @@ impl BlockFile {
             weight_standardisation: self.weight_standardisation.clone(),
             gamma: self.gamma,
             factor: self.factor.clone(),
+            attention: self.attention.clone(),
             init: self.init.clone(),
         }
     }
@@ -139,7 +172,7 @@ impl BlockFile {
 impl LayerFile {
     /// Which of the type-specific keys are set (act, leaky-alpha and omega
     /// apply to every layer).
-    fn keys_set(&self) -> [(&'static str, bool); 12] {
+    fn keys_set(&self) -> [(&'static str, bool); 13] {
         [
             ("width", self.width.is_some()),
             ("channels", self.channels.is_some()),
@@ -156,6 +189,7 @@ impl LayerFile {
             ),
             ("gamma", self.gamma.is_some()),
             ("factor", self.factor.is_some()),
+            ("heads", self.attention != AttentionFile::default()),
         ]
     }
 }
@@ -208,7 +242,7 @@ fn weightless_layer(
 }
 
 /// The layer types of a block or of a residual branch's layer.
-const LAYER_TYPES: &str = "dense, conv, conv-transpose, layer-norm, rms-norm, batch-norm, avg-pool, global-avg-pool, scale";
+const LAYER_TYPES: &str = "dense, conv, conv-transpose, layer-norm, rms-norm, batch-norm, avg-pool, global-avg-pool, scale, attention";
 
 /// A `scale` layer: y = factor x (a number, or "1/sqrt(q)": NF-ResNets'
 /// 1/beta, from the analytic q of its input), then its activation.
@@ -346,6 +380,24 @@ fn layer(block: usize, f: &LayerFile, input: Shape, input_act: &Activation) -> R
             ));
         }
     }
+    let a = &f.attention;
+    let attention_keys = [
+        ("heads", a.heads.is_some()),
+        ("key-width", a.key_width.is_some()),
+        ("value-width", a.value_width.is_some()),
+        ("temperature", a.temperature.is_some()),
+        ("causal", a.causal.is_some()),
+        ("zero-queries", a.zero_queries.is_some()),
+    ];
+    if kind_name != "attention"
+        && let Some((key, _)) = attention_keys.iter().find(|(_, set)| *set)
+    {
+        return Err(err(
+            block,
+            key,
+            format!("applies to attention layers, not to a {kind_name} layer"),
+        ));
+    }
     let need = |v: Option<usize>, key: &str| -> Result<usize> {
         match v {
             Some(0) => Err(err(block, key, "must be >= 1")),
@@ -375,7 +427,60 @@ fn layer(block: usize, f: &LayerFile, input: Shape, input_act: &Activation) -> R
             forbid(f.stride.is_some(), "stride")?;
             forbid(f.padding.is_some(), "padding")?;
             let width = need(f.width, "width")?;
-            (LayerKind::Dense { width }, Shape::Vector(width))
+            let output = match input {
+                // every token alike
+                Shape::Sequence { tokens, .. } => Shape::Sequence { tokens, width },
+                _ => Shape::Vector(width),
+            };
+            (LayerKind::Dense { width }, output)
+        }
+        "attention" => {
+            for (key, present) in [
+                ("width", f.width.is_some()),
+                ("channels", f.channels.is_some()),
+                ("kernel", f.kernel.is_some()),
+                ("stride", f.stride.is_some()),
+                ("padding", f.padding.is_some()),
+                ("fan", f.fan.is_some()),
+            ] {
+                forbid(present, key)?;
+            }
+            let Shape::Sequence { width: d, .. } = input else {
+                return Err(err(
+                    block,
+                    "type",
+                    "an attention layer needs a sequence input (input = { tokens = T, width = d })",
+                ));
+            };
+            let heads = need(a.heads.or(Some(1)), "heads")?;
+            if a.key_width.is_none() && d % heads != 0 {
+                return Err(err(
+                    block,
+                    "heads",
+                    format!(
+                        "{heads} heads do not divide the width {d}: give key-width and value-width, or a divisor"
+                    ),
+                ));
+            }
+            let key_width = need(a.key_width.or(Some(d / heads)), "key-width")?;
+            let value_width = need(a.value_width.or(Some(key_width)), "value-width")?;
+            let temperature = a.temperature.unwrap_or(1.0 / (key_width as f64).sqrt());
+            if !temperature.is_finite() || temperature < 0.0 {
+                return Err(err(
+                    block,
+                    "temperature",
+                    format!("must be a finite number >= 0 (got {temperature})"),
+                ));
+            }
+            let attention = Attention {
+                heads,
+                key_width,
+                value_width,
+                temperature,
+                causal: a.causal.unwrap_or(false),
+                zero_queries: a.zero_queries.unwrap_or(false),
+            };
+            (LayerKind::Attention(attention), input)
         }
         "conv" | "conv-transpose" => {
             forbid(f.width.is_some(), "width")?;
@@ -481,10 +586,13 @@ fn layer(block: usize, f: &LayerFile, input: Shape, input_act: &Activation) -> R
         ));
     }
     let siren = f.init.init.as_deref() == Some("siren");
-    let act_name = f
-        .act
-        .as_deref()
-        .unwrap_or(if siren { "sin" } else { "relu" });
+    let act_name = f.act.as_deref().unwrap_or(if siren {
+        "sin"
+    } else if kind_name == "attention" {
+        "identity"
+    } else {
+        "relu"
+    });
     let omega = if act_name == "sin" {
         f.omega.or(if siren {
             Some(crate::model::activation::SIREN_OMEGA)
@@ -504,6 +612,13 @@ fn layer(block: usize, f: &LayerFile, input: Shape, input_act: &Activation) -> R
         ..f.init.clone()
     };
     let init = InitSpec::resolve(&flags, &act).map_err(|e| retag(block, e))?;
+    if init.scheme == Scheme::Orthogonal && matches!(kind, LayerKind::Attention(_)) {
+        return Err(err(
+            block,
+            "init",
+            "orthogonal does not apply to attention layers: their four matrices are drawn iid",
+        ));
+    }
     if init.scheme == Scheme::Orthogonal
         && !delta_orthogonal
         && !matches!(kind, LayerKind::Dense { .. })
@@ -640,6 +755,18 @@ impl Architecture {
                 ));
             }
             InputFile::Units(n) => Shape::Vector(n),
+            InputFile::Sequence(s) => {
+                if s.tokens == 0 || s.width == 0 {
+                    return Err(Error::invalid(
+                        format!("--arch {path}, key 'input'"),
+                        "tokens and width must be >= 1",
+                    ));
+                }
+                Shape::Sequence {
+                    tokens: s.tokens,
+                    width: s.width,
+                }
+            }
             InputFile::Image(img) => {
                 let (h, w) = match (img.size, img.height, img.width) {
                     (Some(s), None, None) => (s, s),
@@ -673,6 +800,7 @@ impl Architecture {
             .map(|b| match b.kind.as_str() {
                 "residual" => b.repeat,
                 "stage" => b.repeat * b.blocks.unwrap_or(0),
+                "transformer" => b.repeat * 2 * b.blocks.unwrap_or(1),
                 _ => 0,
             })
             .sum();
@@ -685,10 +813,24 @@ impl Architecture {
             if b.repeat == 0 {
                 return Err(err(number, "repeat", "must be >= 1"));
             }
+            if b.kind != "transformer" {
+                for (key, present) in [
+                    ("norm", b.norm.is_some()),
+                    ("mlp-width", b.mlp_width.is_some()),
+                ] {
+                    if present {
+                        return Err(err(
+                            number,
+                            key,
+                            format!("applies to transformer blocks, not to a {} block", b.kind),
+                        ));
+                    }
+                }
+            }
             for _ in 0..b.repeat {
                 let block = match b.kind.as_str() {
                     "dense" | "conv" | "conv-transpose" | "layer-norm" | "rms-norm"
-                    | "batch-norm" | "avg-pool" | "global-avg-pool" | "scale" => {
+                    | "batch-norm" | "avg-pool" | "global-avg-pool" | "scale" | "attention" => {
                         if !b.layers.is_empty() {
                             return Err(err(
                                 number,
@@ -709,6 +851,13 @@ impl Architecture {
                         last
                     }
                     "highway" => highway(number, b, shape, &stream_act)?,
+                    "transformer" => {
+                        let mut expanded =
+                            transformer::transformer(number, b, shape, residual_count)?;
+                        let last = expanded.pop().expect("a transformer has blocks");
+                        blocks.extend(expanded);
+                        last
+                    }
                     "sequence" => {
                         // its layers as blocks of their own, all but the
                         // last pushed here
@@ -722,7 +871,7 @@ impl Architecture {
                             number,
                             "type",
                             format!(
-                                "unknown block type '{other}'; accepted: {LAYER_TYPES}, sequence, residual, highway, stage"
+                                "unknown block type '{other}'; accepted: {LAYER_TYPES}, sequence, residual, highway, stage, transformer"
                             ),
                         ));
                     }
@@ -1030,6 +1179,7 @@ fn highway(number: usize, b: &BlockFile, input: Shape, input_act: &Activation) -
 }
 
 mod stage;
+mod transformer;
 
 #[cfg(test)]
 mod tests;

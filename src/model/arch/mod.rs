@@ -8,10 +8,11 @@
 //! validates the TOML (shapes must chain) and expands repeats.
 //!
 //! ```toml
-//! input = { channels = 4, size = 16 }   # or input = 784 for vectors
+//! input = { channels = 4, size = 16 }   # or input = 784 for vectors,
+//!                                       # input = { tokens = 16, width = 64 } for sequences
 //!
 //! [[block]]
-//! type = "conv"          # dense | conv | conv-transpose | layer-norm | rms-norm | batch-norm | avg-pool | global-avg-pool | scale | sequence | residual | highway | stage
+//! type = "conv"          # dense | conv | conv-transpose | layer-norm | rms-norm | batch-norm | avg-pool | global-avg-pool | scale | attention | sequence | residual | highway | stage
 //! channels = 8
 //! kernel = 3
 //! act = "relu"
@@ -28,14 +29,40 @@ pub enum Shape {
     Vector(usize),
     /// channels, height, width
     Image(usize, usize, usize),
+    /// A transformer's sequence: `tokens` tokens of `width` units each,
+    /// stored channel-major like an image of height 1 (unit c of token t at
+    /// c T + t). Dense layers act on every token alike (a 1 x 1
+    /// convolution), layer-norm and rms-norm normalise each token.
+    Sequence {
+        tokens: usize,
+        width: usize,
+    },
 }
 
 impl Shape {
     pub fn units(&self) -> usize {
+        let (c, h, w) = self.dims();
+        c * h * w
+    }
+
+    /// (channels, height, width): a vector is n channels at one position, a
+    /// sequence `width` channels at `tokens` positions.
+    pub fn dims(&self) -> (usize, usize, usize) {
         match *self {
-            Shape::Vector(n) => n,
-            Shape::Image(c, h, w) => c * h * w,
+            Shape::Vector(n) => (n, 1, 1),
+            Shape::Image(c, h, w) => (c, h, w),
+            Shape::Sequence { tokens, width } => (width, 1, tokens),
         }
+    }
+
+    /// Units of one position (a vector's units, an image's channels, a
+    /// token's width).
+    pub fn channels(&self) -> usize {
+        self.dims().0
+    }
+
+    pub fn is_sequence(&self) -> bool {
+        matches!(self, Shape::Sequence { .. })
     }
 }
 
@@ -80,6 +107,62 @@ impl NormKind {
             NormKind::RmsNorm => "rms-norm",
             NormKind::BatchNorm => "batch-norm",
         }
+    }
+}
+
+/// The shape of an attention layer.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Attention {
+    pub heads: usize,
+    /// d_k: query and key units per head
+    pub key_width: usize,
+    /// d_v: value units per head
+    pub value_width: usize,
+    /// tau of the scores tau q . k: 1/sqrt(d_k) unless given
+    pub temperature: f64,
+    /// token t attends to tokens s <= t only
+    pub causal: bool,
+    /// W_q = 0: every score is 0 and attention is uniform (Noci et al.
+    /// 2022's zero-initialised queries)
+    pub zero_queries: bool,
+}
+
+/// One of an attention layer's four weight matrices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Projection {
+    Query,
+    Key,
+    Value,
+    Output,
+}
+
+/// A matrix of an attention layer: its first row in the layer's stream, its
+/// rows (outputs) and its columns (fan-in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionMatrix {
+    pub projection: Projection,
+    pub first_row: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Attention {
+    /// W_q, W_k, W_v, W_o of a layer on tokens of `width` units, in the
+    /// order of the stream's rows.
+    pub fn matrices(&self, width: usize) -> [AttentionMatrix; 4] {
+        let (hk, hv) = (self.heads * self.key_width, self.heads * self.value_width);
+        let m = |projection, first_row, rows, cols| AttentionMatrix {
+            projection,
+            first_row,
+            rows,
+            cols,
+        };
+        [
+            m(Projection::Query, 0, hk, width),
+            m(Projection::Key, hk, hk, width),
+            m(Projection::Value, 2 * hk, hv, width),
+            m(Projection::Output, 2 * hk + hv, width, hv),
+        ]
     }
 }
 
@@ -130,6 +213,15 @@ pub enum LayerKind {
         stride: usize,
         fan: TransposedFan,
     },
+    /// Multi-head softmax self-attention over a sequence's tokens (Vaswani
+    /// et al. 2017), the shape kept: per head h, q_t = W_q^h x_t, k_t =
+    /// W_k^h x_t, v_t = W_v^h x_t, A_ts = softmax_s(tau q_t . k_s) (s <= t
+    /// when causal), o_t^h = sum_s A_ts v_s, and the layer's pre-activation
+    /// W_o [o_t^1; ...; o_t^H]. No biases (PyTorch's MultiheadAttention
+    /// starts its biases at 0). Its four matrices come from the layer's one
+    /// stream, rows numbered W_q, W_k, W_v, W_o (`attention_blocks`), each
+    /// drawn by the layer's init with its own fans.
+    Attention(Attention),
     /// No weights: normalises, keeping the shape. Its gain and bias, if
     /// `affine` (PyTorch's default), are at their initial values 1 and 0, so
     /// they change no forward value; they are parameters of the NTK
@@ -285,6 +377,33 @@ impl Architecture {
         })
     }
 
+    /// The same network on sequences of `tokens` tokens (every shape's
+    /// token count replaced; a file on sequences works for any count).
+    pub fn with_tokens(mut self, tokens: usize) -> Architecture {
+        let retoken = |s: &mut Shape| {
+            if let Shape::Sequence { width, .. } = *s {
+                *s = Shape::Sequence { tokens, width };
+            }
+        };
+        retoken(&mut self.input);
+        for block in &mut self.blocks {
+            let layers: Vec<&mut Layer> = match block {
+                Block::Layer(l) => vec![l],
+                Block::Residual {
+                    branch, shortcut, ..
+                } => branch.iter_mut().chain(shortcut.iter_mut()).collect(),
+                Block::Highway {
+                    transform, gate, ..
+                } => vec![transform, gate],
+            };
+            for l in layers {
+                retoken(&mut l.input);
+                retoken(&mut l.output);
+            }
+        }
+        self
+    }
+
     /// The shape of row l.
     pub fn shape(&self, row: usize) -> Shape {
         if row == 0 {
@@ -326,6 +445,10 @@ impl Layer {
         matches!(self.kind, LayerKind::Norm { .. })
     }
 
+    pub fn is_attention(&self) -> bool {
+        matches!(self.kind, LayerKind::Attention(_))
+    }
+
     /// Dense and convolution layers (normalisations and pooling have no
     /// random weights).
     pub fn has_weights(&self) -> bool {
@@ -338,8 +461,13 @@ impl Layer {
     /// fan_in and fan_out of the init conventions.
     pub fn fans(&self) -> (usize, usize) {
         match (&self.kind, self.input) {
+            // on a sequence, each token's units
+            (LayerKind::Dense { width }, Shape::Sequence { width: d, .. }) => (d, *width),
             (LayerKind::Dense { width }, input) => (input.units(), *width),
             (LayerKind::Norm { .. }, input) => (input.units(), input.units()),
+            // the value and output matrices' fan-in and fan-out (each
+            // matrix is drawn with its own: `matrix_law`)
+            (LayerKind::Attention(a), input) => (input.channels(), a.heads * a.value_width),
             (LayerKind::AvgPool { kh, kw, .. }, _) => (kh * kw, 1),
             (LayerKind::Scale { .. }, _) => (1, 1),
             (
@@ -415,8 +543,24 @@ impl Layer {
         law
     }
 
+    /// The law an attention layer's matrix is drawn from: the layer's init
+    /// at the matrix's own fans (and 0 for zero-initialised queries).
+    pub fn matrix_law(&self, layer_number: usize, m: &AttentionMatrix) -> WeightLaw {
+        let mut law = self
+            .init
+            .weight_law(&self.act, layer_number, m.cols, m.rows);
+        law.variance *= self.scale * self.scale;
+        if let LayerKind::Attention(a) = &self.kind
+            && a.zero_queries
+            && m.projection == Projection::Query
+        {
+            law.variance = 0.0;
+        }
+        law
+    }
+
     pub fn bias_law(&self) -> WeightLaw {
-        if !self.has_weights() {
+        if !self.has_weights() || self.is_attention() {
             return WeightLaw {
                 dist: Dist::Normal,
                 variance: 0.0,
@@ -433,7 +577,10 @@ impl Layer {
             (LayerKind::Norm { .. } | LayerKind::AvgPool { .. } | LayerKind::Scale { .. }, _) => {
                 1.0
             }
-            (LayerKind::Dense { .. }, input) => input.units() as f64 * v,
+            (LayerKind::Dense { .. }, _) => self.fans().0 as f64 * v,
+            // not one linear map of Gaussian fields: the theory treats it
+            // on its own (theory::arch)
+            (LayerKind::Attention(_), _) => f64::NAN,
             (LayerKind::Conv { kernel, .. }, Shape::Image(c, ..)) => {
                 if self.delta_orthogonal {
                     c as f64 * v

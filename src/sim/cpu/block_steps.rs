@@ -52,12 +52,14 @@ pub(super) fn draw_weights(
                 ..Default::default()
             };
         }
+        LayerKind::Attention(_) => return super::attention::draw(spec, network, number, layer),
         _ => {}
     }
     let law = layer.draw_law(number);
     let scale = law.scale();
     let (rows, per_row) = match (&layer.kind, layer.input, layer.output) {
-        (LayerKind::Dense { width }, input, _) => (*width, input.units()),
+        // the fan-in: every unit of a vector, a token's units on a sequence
+        (LayerKind::Dense { width }, ..) => (*width, layer.fans().0),
         (
             LayerKind::Conv {
                 channels, kernel, ..
@@ -117,10 +119,7 @@ pub(super) fn draw_weights(
     if let Some(ws) = layer.standardise {
         row_scales = standardise_rows(&mut w, per_row, ws.gain(per_row) * layer.scale);
     }
-    let out_channels = match layer.output {
-        Shape::Vector(n) => n,
-        Shape::Image(c, ..) => c,
-    };
+    let out_channels = layer.output.channels();
     let bias = layer.bias_law();
     let b = (0..out_channels)
         .map(|c| {
@@ -164,10 +163,7 @@ pub(super) fn standardise_rows(w: &mut [f64], per_row: usize, gain: f64) -> Vec<
 }
 
 pub(super) fn dims(shape: Shape) -> (usize, usize, usize) {
-    match shape {
-        Shape::Vector(n) => (n, 1, 1),
-        Shape::Image(c, h, w) => (c, h, w),
-    }
+    shape.dims()
 }
 
 /// Every connection of a layer as (output index, input index, weight
@@ -177,6 +173,17 @@ pub(super) fn for_each_connection(layer: &Layer, mut connect: impl FnMut(usize, 
     let (c_in, h_in, w_in) = dims(layer.input);
     let (c_out, h_out, w_out) = dims(layer.output);
     match &layer.kind {
+        // on a sequence: W at every token, a 1 x 1 convolution
+        LayerKind::Dense { .. } if layer.input.is_sequence() => {
+            let tokens = w_in;
+            for i in 0..c_out {
+                for t in 0..tokens {
+                    for j in 0..c_in {
+                        connect(i * tokens + t, j * tokens + t, i * c_in + j);
+                    }
+                }
+            }
+        }
         LayerKind::Dense { .. } => {
             let (n_out, n_in) = (c_out * h_out * w_out, c_in * h_in * w_in);
             for i in 0..n_out {
@@ -232,7 +239,9 @@ pub(super) fn for_each_connection(layer: &Layer, mut connect: impl FnMut(usize, 
                 }
             }
         }
-        LayerKind::Norm { .. } => unreachable!("a normalisation is not a linear map"),
+        LayerKind::Norm { .. } | LayerKind::Attention(_) => {
+            unreachable!("normalisations and attention are not linear maps")
+        }
         LayerKind::ConvTranspose { kernel, stride, .. } => {
             let k = *kernel;
             for ci in 0..c_in {
@@ -300,12 +309,15 @@ pub(super) fn source(
 }
 
 /// The units a normalisation's statistics run over, as groups of (row,
-/// unit): each input's units for layer-norm and rms-norm; for batch-norm
-/// each channel's positions over the rows.
+/// unit): each input's units for layer-norm and rms-norm (each token's on a
+/// sequence); for batch-norm each channel's positions over the rows.
 fn norm_groups(kind: NormKind, shape: Shape, rows: usize) -> Vec<Vec<(usize, usize)>> {
     let (c, h, w) = dims(shape);
     let (n, hw) = (c * h * w, h * w);
     match kind {
+        NormKind::LayerNorm | NormKind::RmsNorm if shape.is_sequence() => (0..rows)
+            .flat_map(|r| (0..hw).map(move |t| (0..c).map(|ch| (r, ch * hw + t)).collect()))
+            .collect(),
         NormKind::LayerNorm | NormKind::RmsNorm => (0..rows)
             .map(|r| (0..n).map(|i| (r, i)).collect())
             .collect(),
@@ -364,63 +376,97 @@ fn norm_jacobian(kind: NormKind, shape: Shape, y: &[Row], inv: &[f64], a: &[Row]
     out
 }
 
+/// What a layer's tangent and adjoint need of its forward pass besides its
+/// output: nothing for a linear map, a normalisation's inverse scales per
+/// group, an attention layer's input rows.
+pub(super) enum LayerState {
+    Linear,
+    Norm(Vec<f64>),
+    Attention(Vec<Row>),
+}
+
 /// A layer's pre-activation over the batch (a normalisation couples the
 /// rows): W x (+ b) for a weight layer, the normalised rows for a norm,
-/// with its inverse scales (empty for a weight layer).
+/// attention on each sequence, with what its derivatives need.
 pub(super) fn forward_rows(
     layer: &Layer,
     wt: &Weights,
     x: &[Row],
     with_bias: bool,
-) -> (Vec<Row>, Vec<f64>) {
+) -> (Vec<Row>, LayerState) {
     match layer.kind {
-        LayerKind::Norm { kind, eps, .. } => normalise(kind, eps, layer.input, x),
+        LayerKind::Norm { kind, eps, .. } => {
+            let (y, inv) = normalise(kind, eps, layer.input, x);
+            (y, LayerState::Norm(inv))
+        }
+        LayerKind::Attention(_) => (
+            x.iter()
+                .map(|r| super::attention::forward(layer, wt, r))
+                .collect(),
+            LayerState::Attention(x.to_vec()),
+        ),
         _ => (
             x.iter().map(|r| apply(layer, wt, r, with_bias)).collect(),
-            Vec::new(),
+            LayerState::Linear,
         ),
     }
 }
 
-/// The derivative of the layer's pre-activation along the rows t: W t, or
-/// the normalisation's Jacobian at its saved output y and scales.
+/// The derivative of the layer's pre-activation along the rows t: W t, the
+/// normalisation's Jacobian at its saved output y and scales, or
+/// attention's at its saved input.
 pub(super) fn tangent_rows(
     layer: &Layer,
     wt: &Weights,
     y: &[Row],
-    inv: &[f64],
+    state: &LayerState,
     t: &[Row],
 ) -> Vec<Row> {
-    match layer.kind {
-        LayerKind::Norm { kind, .. } => norm_jacobian(kind, layer.input, y, inv, t),
+    match (&layer.kind, state) {
+        (LayerKind::Norm { kind, .. }, LayerState::Norm(inv)) => {
+            norm_jacobian(*kind, layer.input, y, inv, t)
+        }
+        (LayerKind::Attention(_), LayerState::Attention(x)) => x
+            .iter()
+            .zip(t)
+            .map(|(x, t)| super::attention::tangent(layer, wt, x, t))
+            .collect(),
         _ => t.iter().map(|r| apply(layer, wt, r, false)).collect(),
     }
 }
 
-/// Its adjoint: W^T d, or the (symmetric) normalisation Jacobian.
+/// Its adjoint: W^T d, the (symmetric) normalisation Jacobian, or
+/// attention's adjoint.
 pub(super) fn adjoint_rows(
     layer: &Layer,
     wt: &Weights,
     y: &[Row],
-    inv: &[f64],
+    state: &LayerState,
     d: &[Row],
 ) -> Vec<Row> {
-    match layer.kind {
-        LayerKind::Norm { kind, .. } => norm_jacobian(kind, layer.input, y, inv, d),
+    match (&layer.kind, state) {
+        (LayerKind::Norm { kind, .. }, LayerState::Norm(inv)) => {
+            norm_jacobian(*kind, layer.input, y, inv, d)
+        }
+        (LayerKind::Attention(_), LayerState::Attention(x)) => x
+            .iter()
+            .zip(d)
+            .map(|(x, d)| super::attention::adjoint(layer, wt, x, d))
+            .collect(),
         _ => d.iter().map(|r| apply_transposed(layer, wt, r)).collect(),
     }
 }
 
 /// What the backward pass and the tangents need of a block's forward pass.
 pub(super) enum Saved {
-    /// h (for a normalisation its output y) and a normalisation's inverse
-    /// scales per group (empty for a weight layer)
-    Plain { h: Vec<Row>, inv: Vec<f64> },
+    /// h (for a normalisation its output y) and what the layer's
+    /// derivatives need
+    Plain { h: Vec<Row>, inv: LayerState },
     /// the branch's h and normalisation scales per layer, and its output
     /// F(x) (the SPP's branch statistics)
     Residual {
         hs: Vec<Vec<Row>>,
-        invs: Vec<Vec<f64>>,
+        invs: Vec<LayerState>,
         f: Vec<Row>,
     },
     Highway {

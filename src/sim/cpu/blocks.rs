@@ -21,6 +21,7 @@
 use crate::model::arch::{Block, LayerKind, Shape};
 use crate::model::rng::{self, Stream};
 use crate::sim::plan::Program;
+use crate::sim::stats::tokens::TokenSums;
 use crate::sim::stats::{ChannelSums, LayerSums, NetworkSums, RowSums};
 use crate::spec::RunSpec;
 
@@ -138,6 +139,14 @@ pub fn run_network(
     }
     let spp = spec.arch.as_ref().is_some_and(|a| a.spp);
     let mut channels = spp.then(|| vec![channel_sums(&x, None, arch.input)]);
+    let token_sums = |rows: &[Row], shape: Shape, entropy| {
+        let (width, _, tokens) = shape.dims();
+        TokenSums::of(rows, tokens, width, entropy)
+    };
+    let mut token_rows = arch
+        .input
+        .is_sequence()
+        .then(|| vec![token_sums(&x, arch.input, None)]);
     scale_rows(&mut x, first.renorm);
     // --ntk: the rows entering each block and the top, and the log of
     // their stored over true scale
@@ -167,6 +176,10 @@ pub fn run_network(
             &program.shifts[first_weight..],
             &x,
         );
+        if let Some(t) = token_rows.as_mut() {
+            let entropy = attention_entropy(block, &weights[first_weight..], &keep);
+            t.push(token_sums(&post, block.output(), entropy));
+        }
         if let Some(c) = channels.as_mut() {
             let branch = match &keep {
                 Saved::Residual { f, .. } => Some(f.as_slice()),
@@ -285,6 +298,29 @@ pub fn run_network(
         ntk: None,
         ntk_terms,
         channels,
+        tokens: token_rows,
         ..NetworkSums::new(forward, tangent, backward, None)
     }
+}
+
+/// The attention entropy of a block's attention layers over the batch (their
+/// sum and terms), None if it has none.
+fn attention_entropy(block: &Block, weights: &[Weights], saved: &Saved) -> Option<(f64, usize)> {
+    let states: Vec<&LayerState> = match saved {
+        Saved::Plain { inv, .. } => vec![inv],
+        Saved::Residual { invs, .. } => invs.iter().collect(),
+        Saved::Highway { .. } => Vec::new(),
+    };
+    let mut found = None;
+    for ((layer, wt), state) in block.layers().into_iter().zip(weights).zip(states) {
+        if let LayerState::Attention(x) = state {
+            let (sum, terms) = found.get_or_insert((0.0, 0));
+            for row in x {
+                let (s, t) = super::attention::entropy(layer, wt, row);
+                *sum += s;
+                *terms += t;
+            }
+        }
+    }
+    found
 }

@@ -134,18 +134,50 @@ pub fn bias(spec: &RunSpec, network: usize, layer: usize) -> Vec<f64> {
         .collect()
 }
 
-/// The input batch (sample-major), pairs with correlation c0.
+/// The input batch (sample-major), pairs with correlation c0: entry i of
+/// inputs 2k and 2k+1 are sqrt(q0) z1 and sqrt(q0) (c0 z1 + sqrt(1 - c0^2)
+/// z2), z from the input stream's layer 0 (rows 2k, 2k+1, entry i).
+///
+/// Sequences with token correlation c (--token-c0, a sequence --arch
+/// file): token t of input b is sqrt(1 - c) e_bt + sqrt(c) u_b, e the entries
+/// above (channel-major, unit j of token t at j T + t) and u_b a vector of
+/// the token width drawn alike from the stream's layer 1, shared by the
+/// sequence's tokens. So E[x_bt . x_bs] / d = q0 c (t != s), and the two
+/// sequences of a pair keep c0 between tokens at one position.
 pub fn inputs(spec: &RunSpec, network: usize) -> Vec<f64> {
     let n = spec.net.widths[0];
     let (q0, c0) = (spec.net.q0, spec.net.c0);
-    let z = |row: usize, i: usize| rng::normal_entry(spec.seed, Stream::Input, network, 0, row, i);
-    let mut x = vec![0.0; spec.batch * n];
-    for pair in 0..spec.batch / 2 {
-        for i in 0..n {
-            let (z1, z2) = (z(2 * pair, i), z(2 * pair + 1, i));
-            x[2 * pair * n + i] = q0.sqrt() * z1;
-            x[(2 * pair + 1) * n + i] =
-                q0.sqrt() * (c0 * z1 + (1.0 - c0 * c0).max(0.0).sqrt() * z2);
+    let pairs = |layer: usize, n: usize| -> Vec<f64> {
+        let z = |row: usize, i: usize| {
+            rng::normal_entry(spec.seed, Stream::Input, network, layer, row, i)
+        };
+        let mut x = vec![0.0; spec.batch * n];
+        for pair in 0..spec.batch / 2 {
+            for i in 0..n {
+                let (z1, z2) = (z(2 * pair, i), z(2 * pair + 1, i));
+                x[2 * pair * n + i] = q0.sqrt() * z1;
+                x[(2 * pair + 1) * n + i] =
+                    q0.sqrt() * (c0 * z1 + (1.0 - c0 * c0).max(0.0).sqrt() * z2);
+            }
+        }
+        x
+    };
+    let mut x = pairs(0, n);
+    let sequence = spec.arch.as_ref().and_then(|a| match a.arch.input {
+        crate::model::arch::Shape::Sequence { tokens, width } => Some((tokens, width, a.token_c0)),
+        _ => None,
+    });
+    if let Some((tokens, width, c)) = sequence
+        && c > 0.0
+    {
+        let u = pairs(1, width);
+        for b in 0..spec.batch {
+            for j in 0..width {
+                for t in 0..tokens {
+                    let e = &mut x[b * n + j * tokens + t];
+                    *e = (1.0 - c).sqrt() * *e + c.sqrt() * u[b * width + j];
+                }
+            }
         }
     }
     x

@@ -1,6 +1,7 @@
 //! The f64 CPU reference engines: plain stacks (dense) and architecture
 //! files (blocks), on the same RNG streams as the GPU engines.
 
+mod attention;
 mod block_ntk;
 mod block_steps;
 pub mod blocks;

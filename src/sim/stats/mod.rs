@@ -54,6 +54,8 @@ pub struct NetworkSums {
     pub ntk_terms: Option<ntk::NtkTerms>,
     /// Per row, the per-channel sums of the Signal Propagation Plot (--spp).
     pub channels: Option<Vec<ChannelSums>>,
+    /// Per row, the token statistics (runs on sequences).
+    pub tokens: Option<Vec<tokens::TokenSums>>,
 }
 
 impl NetworkSums {
@@ -73,6 +75,7 @@ impl NetworkSums {
             ntk: None,
             ntk_terms: None,
             channels: None,
+            tokens: None,
         }
     }
 }
@@ -604,6 +607,7 @@ pub fn summarise(per_network: &[Vec<LayerSample>]) -> Vec<LayerSummary> {
 
 pub mod ntk;
 pub mod spp;
+pub mod tokens;
 
 pub use ntk::{NtkSums, NtkTerms};
 pub use spp::ChannelSums;

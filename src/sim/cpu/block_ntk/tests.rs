@@ -11,7 +11,7 @@
 
 use super::super::block_steps::*;
 use crate::config::settings::{NetworkSettings, RunSettings};
-use crate::model::arch::{Block, Layer, LayerKind, NormKind, Shape};
+use crate::model::arch::{Block, Layer, LayerKind, NormKind};
 use crate::model::rng::{Stream, normal_entry};
 use crate::sim::plan::Program;
 use crate::spec::{Parametrisation, RunSpec};
@@ -49,10 +49,7 @@ struct Params {
 }
 
 fn affine_len(layer: &Layer) -> usize {
-    match layer.output {
-        Shape::Vector(n) => n,
-        Shape::Image(c, ..) => c,
-    }
+    layer.output.channels()
 }
 
 fn params(spec: &RunSpec, program: &Program) -> Params {

@@ -1,0 +1,157 @@
+//! Sequences and attention (issue 18) on the f64 CPU reference, through the
+//! library as a user runs them: zero-initialised queries make attention
+//! uniform (every token the sequence mean: token cosine 1, entropy ln T);
+//! a one-token, one-head attention layer is W_o W_v x, so it follows the
+//! law of two dense identity layers; the token inputs have the token
+//! correlation asked for; the pure-attention stack collapses and the
+//! residual one does not.
+
+mod common;
+
+use varprop::analysis::comparisons::z_bound;
+use varprop::config::settings::{NetworkSettings, RunSettings};
+use varprop::sim::{RunOutput, run_cpu};
+
+fn run_file(
+    text: &str,
+    name: &str,
+    batch: usize,
+    networks: usize,
+    extra: NetworkSettings,
+) -> RunOutput {
+    let path = common::write_arch("transformer", name, text);
+    let spec = RunSettings {
+        net: NetworkSettings {
+            arch: Some(path),
+            ..extra
+        },
+        batch: Some(batch),
+        networks: Some(networks),
+        seed: Some(3),
+        ..Default::default()
+    }
+    .resolve(networks)
+    .unwrap();
+    run_cpu(&spec, &mut |_, _| {}).unwrap()
+}
+
+#[test]
+fn zero_queries_make_every_token_the_sequence_mean() {
+    let text = "input = { tokens = 7, width = 12 }\n[[block]]\ntype = \"attention\"\nheads = 3\nzero-queries = true\n";
+    let run = run_file(text, "zero_queries.toml", 4, 2, NetworkSettings::default());
+    for net in &run.tokens {
+        // uniform attention: o_t = mean_s v_s for every t, so all tokens
+        // are equal (f64 rounding only)
+        assert!(
+            (net[1].cosine - 1.0).abs() < 1e-12,
+            "cosine {}",
+            net[1].cosine
+        );
+        assert!(
+            (net[1].stable_rank - 1.0).abs() < 1e-9,
+            "stable rank {}",
+            net[1].stable_rank
+        );
+        assert!(
+            (net[1].entropy - 7f64.ln()).abs() < 1e-12,
+            "entropy {}",
+            net[1].entropy
+        );
+        // the inputs' tokens are independent: far from collapsed
+        assert!(net[0].cosine.abs() < 0.5);
+        assert!(net[0].entropy.is_nan(), "no attention at the input");
+    }
+}
+
+#[test]
+fn one_token_one_head_attention_follows_two_dense_layers() {
+    // T = 1: A = 1, so the layer is W_o W_v x, whose law is that of two
+    // dense identity layers 16 -> 8 -> 16 with the same init (different
+    // draws): ln q at the top compared in mean, Welch's z
+    let attention = "input = { tokens = 1, width = 16 }\n[[block]]\ntype = \"attention\"\nheads = 1\nkey-width = 8\nvalue-width = 8\ninit = \"xavier-normal\"\n";
+    let dense = "input = 16\n[[block]]\ntype = \"dense\"\nwidth = 8\nact = \"identity\"\ninit = \"xavier-normal\"\n[[block]]\ntype = \"dense\"\nwidth = 16\nact = \"identity\"\ninit = \"xavier-normal\"\n";
+    let networks = 400;
+    let a = run_file(
+        attention,
+        "one_token.toml",
+        2,
+        networks,
+        NetworkSettings::default(),
+    );
+    let d = run_file(
+        dense,
+        "two_dense.toml",
+        2,
+        networks,
+        NetworkSettings::default(),
+    );
+    let top = |run: &RunOutput, row: usize| -> Vec<f64> {
+        run.per_network.iter().map(|n| n[row].log_q_post).collect()
+    };
+    let (xa, xd) = (top(&a, 1), top(&d, 2));
+    let mean_var = |v: &[f64]| {
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        let s2 = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
+        (m, s2 / v.len() as f64)
+    };
+    let ((ma, va), (md, vd)) = (mean_var(&xa), mean_var(&xd));
+    let z = (ma - md) / (va + vd).sqrt();
+    // one comparison, false failure 1e-4
+    let bound = z_bound(1, networks, 1e-4);
+    assert!(
+        z.abs() < bound,
+        "ln q: attention {ma} against dense {md}, z {z} (bound {bound})"
+    );
+    // and the spread agrees (ratio of variances of the per-network ln q)
+    let ratio = (va / vd).sqrt();
+    assert!((0.75..1.33).contains(&ratio), "spread ratio {ratio}");
+}
+
+#[test]
+fn token_inputs_have_the_token_correlation_asked_for() {
+    let text = "input = { tokens = 6, width = 64 }\n[[block]]\ntype = \"layer-norm\"\n";
+    let c = 0.6;
+    let extra = NetworkSettings {
+        token_c0: Some(c),
+        ..Default::default()
+    };
+    let networks = 40;
+    let run = run_file(text, "token_c0.toml", 4, networks, extra);
+    let cos: Vec<f64> = run.tokens.iter().map(|n| n[0].cosine).collect();
+    let m = cos.iter().sum::<f64>() / networks as f64;
+    let se = (cos.iter().map(|x| (x - m).powi(2)).sum::<f64>()
+        / (networks - 1) as f64
+        / networks as f64)
+        .sqrt();
+    // the cosine of two tokens at width 64 is a ratio: its mean differs
+    // from c by O(1/d), well inside this bound at these sizes
+    let bound = z_bound(1, networks, 1e-4);
+    assert!(
+        ((m - c) / se).abs() < bound + 0.02 / se,
+        "token cosine {m} ± {se} against {c}"
+    );
+}
+
+#[test]
+fn pure_attention_collapses_and_residual_attention_does_not() {
+    let pure = "input = { tokens = 8, width = 32 }\n[[block]]\ntype = \"attention\"\nheads = 2\ninit = \"xavier-normal\"\nrepeat = 6\n";
+    let residual = "input = { tokens = 8, width = 32 }\n[[block]]\ntype = \"transformer\"\nblocks = 3\nheads = 2\ninit = \"xavier-normal\"\n";
+    let p = run_file(pure, "pure.toml", 4, 4, NetworkSettings::default());
+    let r = run_file(residual, "residual.toml", 4, 4, NetworkSettings::default());
+    for net in &p.tokens {
+        // Dong et al.: 1 - cos falls doubly exponentially
+        assert!(
+            1.0 - net[6].cosine < 1e-6,
+            "pure attention at depth 6: cos {}",
+            net[6].cosine
+        );
+    }
+    for net in &r.tokens {
+        assert!(
+            net[6].cosine < 0.9,
+            "pre-LN transformer at 6 blocks: cos {}",
+            net[6].cosine
+        );
+        assert!(net[6].stable_rank > 1.5);
+    }
+}
