@@ -155,3 +155,50 @@ fn pure_attention_collapses_and_residual_attention_does_not() {
         assert!(net[6].stable_rank > 1.5);
     }
 }
+
+#[test]
+fn every_transformer_file_runs_forward_backward_and_jacobian() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("architectures/transformers");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("toml"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 3, "pure attention, pre-LN and post-LN");
+    for path in paths {
+        let spec = RunSettings {
+            net: NetworkSettings {
+                arch: Some(path.display().to_string()),
+                tokens: Some(4),
+                ..Default::default()
+            },
+            batch: Some(2),
+            networks: Some(2),
+            backward: Some(true),
+            jacobian: Some(true),
+            ..Default::default()
+        }
+        .resolve(2)
+        .unwrap();
+        let out = run_cpu(&spec, &mut |_, _| {}).unwrap();
+        assert!(
+            out.warnings.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            out.warnings
+        );
+        let rows = out.tokens[0].len();
+        assert_eq!(
+            rows,
+            out.per_network[0].len(),
+            "{}: a token row per row",
+            path.display()
+        );
+        assert!(
+            out.per_network[0][0].log_g.is_finite(),
+            "{}: the backward pass ran",
+            path.display()
+        );
+    }
+}
