@@ -352,14 +352,18 @@ impl Architecture {
     }
 
     /// Positively homogeneous throughout (activations, no biases, no
-    /// highway gates, no normalisation, whose eps breaks the homogeneity):
+    /// highway gates, no normalisation, whose eps breaks the homogeneity,
+    /// no attention, whose scores scale with the square of its input):
     /// the engines renormalise every block and carry the scale as a log
     /// (unless the mean-preserving shift is on).
     pub fn is_homogeneous(&self) -> bool {
         self.blocks.iter().all(|b| {
             !matches!(b, Block::Highway { .. })
                 && b.layers().iter().all(|l| {
-                    l.act.is_positively_homogeneous() && l.init.has_no_bias() && !l.is_norm()
+                    l.act.is_positively_homogeneous()
+                        && l.init.has_no_bias()
+                        && !l.is_norm()
+                        && !l.is_attention()
                 })
         })
     }

@@ -121,3 +121,49 @@ fn zero_queries_attend_uniformly() {
     assert_eq!(terms, 2 * 6);
     assert!((sum / terms as f64 - 6f64.ln()).abs() < 1e-14);
 }
+
+#[test]
+fn a_stack_of_attention_layers_is_their_composition_on_the_raw_inputs() {
+    // attention is not positively homogeneous (its scores scale with the
+    // square of its input), so the engine must not renormalise the rows it
+    // stores between layers: the run's token statistics and q at row 3 equal
+    // those of the three layers applied to the inputs themselves (q0 = 4)
+    let text = "input = { tokens = 5, width = 8 }\n[[block]]\ntype = \"attention\"\nheads = 2\ninit = \"xavier-normal\"\nrepeat = 3\n";
+    let path = std::env::temp_dir().join(format!("varprop-attention-{}.toml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    let spec = crate::config::settings::RunSettings {
+        net: crate::config::settings::NetworkSettings {
+            arch: Some(path.display().to_string()),
+            q0: Some(4.0),
+            ..Default::default()
+        },
+        batch: Some(2),
+        networks: Some(1),
+        ..Default::default()
+    }
+    .resolve(1)
+    .unwrap();
+    std::fs::remove_file(&path).ok();
+    let run = crate::sim::run_cpu(&spec, &mut |_, _| {}).unwrap();
+    let arch = &spec.arch.as_ref().unwrap().arch;
+    let flat = crate::sim::cpu::dense::inputs(&spec, 0);
+    let mut x: Vec<Row> = flat.chunks(40).map(|c| c.to_vec()).collect();
+    for (number, block) in arch.blocks.iter().enumerate() {
+        let Block::Layer(layer) = block else {
+            unreachable!()
+        };
+        let wt = draw(&spec, 0, number + 1, layer);
+        x = x.iter().map(|r| forward(layer, &wt, r)).collect();
+    }
+    let direct = crate::sim::stats::tokens::TokenSums::of(&x, 5, 8, None);
+    let q: f64 = x.iter().flatten().map(|v| v * v).sum::<f64>() / 80.0;
+    let measured = &run.tokens[0][3];
+    assert!(
+        (measured.cosine - direct.cosine / 2.0).abs() < 1e-12,
+        "{} against {}",
+        measured.cosine,
+        direct.cosine / 2.0
+    );
+    let q_run = run.per_network[0][3].log_q_post.exp();
+    assert!((q_run / q - 1.0).abs() < 1e-10, "q {q_run} against {q}");
+}
