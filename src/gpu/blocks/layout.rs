@@ -30,7 +30,9 @@ pub(super) fn tensor_shape(layer: &Layer) -> (usize, usize) {
         // its factor
         LayerKind::Scale { .. } => (1, 1),
         LayerKind::Dense { width } => (*width, layer.input.units()),
-        LayerKind::Attention(_) => unreachable!("{}", crate::gpu::choice::NO_ATTENTION),
+        LayerKind::Attention(_) => {
+            unreachable!("no attention reaches the block engine: gpu::choice refuses it")
+        }
         LayerKind::Conv {
             channels, kernel, ..
         } => (*channels, c_in * kernel * kernel),

@@ -71,7 +71,9 @@ impl<'a> BlocksGpu<'a> {
         (p.w_off, p.b_off) = self.slot_offsets(slot);
         match &layer.kind {
             LayerKind::Dense { .. } => p.kind = KIND_DENSE,
-            LayerKind::Attention(_) => unreachable!("{}", crate::gpu::choice::NO_ATTENTION),
+            LayerKind::Attention(_) => {
+                unreachable!("no attention reaches the block engine: gpu::choice refuses it")
+            }
             LayerKind::Conv {
                 kernel,
                 padding,
