@@ -136,14 +136,43 @@ fn token_inputs_have_the_token_correlation_asked_for() {
 fn pure_attention_collapses_and_residual_attention_does_not() {
     let pure = "input = { tokens = 8, width = 32 }\n[[block]]\ntype = \"attention\"\nheads = 2\ninit = \"xavier-normal\"\nrepeat = 6\n";
     let residual = "input = { tokens = 8, width = 32 }\n[[block]]\ntype = \"transformer\"\nblocks = 3\nheads = 2\ninit = \"xavier-normal\"\n";
-    let p = run_file(pure, "pure.toml", 4, 4, NetworkSettings::default());
-    let r = run_file(residual, "residual.toml", 4, 4, NetworkSettings::default());
+    let backward = |text: &str, name: &str| {
+        let path = common::write_arch("transformer", name, text);
+        let spec = RunSettings {
+            net: NetworkSettings {
+                arch: Some(path),
+                ..Default::default()
+            },
+            batch: Some(4),
+            networks: Some(4),
+            seed: Some(3),
+            backward: Some(true),
+            ..Default::default()
+        }
+        .resolve(4)
+        .unwrap();
+        run_cpu(&spec, &mut |_, _| {}).unwrap()
+    };
+    let p = backward(pure, "pure.toml");
+    let r = backward(residual, "residual.toml");
     for net in &p.tokens {
         // Dong et al.: 1 - cos falls doubly exponentially
         assert!(
             1.0 - net[6].cosine < 1e-6,
             "pure attention at depth 6: cos {}",
             net[6].cosine
+        );
+        // Noci et al.: on collapsed tokens the query and key weights get
+        // no gradient, the value weights do
+        let g = &net[6];
+        assert!(
+            g.grad_wq < 1e-12 * g.grad_wv && g.grad_wk < 1e-12 * g.grad_wv,
+            "{g:?}"
+        );
+        assert!(
+            net[1].grad_wq > 1e-4 * net[1].grad_wv,
+            "before the collapse: {:?}",
+            net[1]
         );
     }
     for net in &r.tokens {
@@ -153,6 +182,9 @@ fn pure_attention_collapses_and_residual_attention_does_not() {
             net[6].cosine
         );
         assert!(net[6].stable_rank > 1.5);
+        // the attention sub-blocks are rows 1, 3, 5: their query gradient lives
+        assert!(net[5].grad_wq > 1e-4 * net[5].grad_wv, "{:?}", net[5]);
+        assert!(net[6].grad_wq.is_nan(), "an MLP row has no attention");
     }
 }
 

@@ -156,6 +156,10 @@ pub const COLUMN_LEGEND: &[(&str, &str)] = &[
         "rows with attention: the mean over heads, queries and the batch of -sum_s A_ts ln A_ts (ln T when uniform)",
     ),
     (
+        "grad_wq_mean, grad_wk_mean, grad_wv_mean (and _se)",
+        "rows with attention, --backward: the mean square entry of dL/dW_Q, dL/dW_K, dL/dW_V, L = delta_L . x_L (Noci et al. 2022: the query and key gradients vanish under rank collapse)",
+    ),
+    (
         "NAME_theory",
         "the prediction for NAME_mean (mean field, or exact where it holds)",
     ),

@@ -78,7 +78,9 @@ standard error; \"th.\" is the theory of the column before it.
   spp_branch_var       with --spp, residual rows: the same variance of the branch's output F(x)
   token_cos, stable_rank  on sequences: mean cosine between a sequence's tokens (1: rank collapse) and
                        the stable rank of its T x d token matrix
-  attn_entropy         rows with attention: mean entropy of the attention rows (ln T when uniform)"
+  attn_entropy         rows with attention: mean entropy of the attention rows (ln T when uniform)
+  grad_wq, grad_wk, grad_wv  with --backward, rows with attention: mean square entry of the gradient
+                       with respect to the query, key and value weights"
 )]
 pub struct RunArgs {
     #[command(flatten)]

@@ -253,10 +253,43 @@ pub(super) fn tangent(layer: &Layer, wt: &Weights, x: &Row, dx: &Row) -> Row {
 /// The adjoint of `tangent` at x: the gradient with respect to x from g,
 /// the one with respect to the output.
 pub(super) fn adjoint(layer: &Layer, wt: &Weights, x: &Row, g: &Row) -> Row {
+    let [(mq, aq), (mk, ak), (mv, av), _] = matrices(layer);
+    let [gq, gk, gv] = projection_gradients(layer, wt, x, g);
+    let mut out = project_back(&wt.w, &mq, aq, &gq);
+    for (m, at, y) in [(&mk, ak, &gk), (&mv, av, &gv)] {
+        for (o, v) in out.iter_mut().zip(project_back(&wt.w, m, at, y)) {
+            *o += v;
+        }
+    }
+    out
+}
+
+/// ||dL/dW_Q||_F^2, ||dL/dW_K||_F^2 and ||dL/dW_V||_F^2 for one sequence,
+/// from g = dL/d(output): dL/dW_Q = sum_t g_q[t] x_t^T, alike for K and V
+/// (Noci et al. 2022: the first two vanish when the tokens have collapsed,
+/// the softmax then passing no gradient, the third does not).
+pub(super) fn weight_gradients(layer: &Layer, wt: &Weights, x: &Row, g: &Row) -> [f64; 3] {
+    let (tokens, width) = tokens_and_width(layer);
+    projection_gradients(layer, wt, x, g).map(|gp| {
+        let rows = gp[0].len();
+        let mut total = 0.0;
+        for r in 0..rows {
+            for j in 0..width {
+                let entry: f64 = (0..tokens).map(|t| gp[t][r] * x[j * tokens + t]).sum();
+                total += entry * entry;
+            }
+        }
+        total
+    })
+}
+
+/// The gradients with respect to each token's queries, keys and values
+/// (token-major), from g = dL/d(output).
+fn projection_gradients(layer: &Layer, wt: &Weights, x: &Row, g: &Row) -> [Vec<Vec<f64>>; 3] {
     let att = attention_of(layer);
     let (tokens, _) = tokens_and_width(layer);
     let p = pass(layer, wt, x);
-    let [(mq, aq), (mk, ak), (mv, av), (mo, ao)] = matrices(layer);
+    let [(mq, _), (mk, _), (mv, _), (mo, ao)] = matrices(layer);
     let (dk_w, dv_w) = (att.key_width, att.value_width);
     // g_o[t] = W_o^T g_t
     let go: Vec<Vec<f64>> = (0..tokens)
@@ -295,13 +328,7 @@ pub(super) fn adjoint(layer: &Layer, wt: &Weights, x: &Row, g: &Row) -> Row {
             }
         }
     }
-    let mut out = project_back(&wt.w, &mq, aq, &gq);
-    for (m, at, y) in [(&mk, ak, &gk), (&mv, av, &gv)] {
-        for (o, v) in out.iter_mut().zip(project_back(&wt.w, m, at, y)) {
-            *o += v;
-        }
-    }
-    out
+    [gq, gk, gv]
 }
 
 /// The attention entropy of one sequence: sum over heads and queries of

@@ -260,13 +260,36 @@ pub fn run_network(
         let mut out = vec![RowSums::default(); depth + 1];
         out[depth] = record(&d, &v);
         let mut number = weights.len();
+        // ln of the stored over the true scale of d
+        let mut log_d_scale = 0.0;
         for l in (1..=depth).rev() {
             let block = &arch.blocks[l - 1];
             let w1 = number;
             number -= block.layers().len();
             let [rd, rv] = out[l].renorm;
             scale_rows(&mut d, rd);
-            d = backward_step(block, &saved[l - 1], &weights[number..w1], &d);
+            log_d_scale += rd.ln();
+            let block_weights = &weights[number..w1];
+            let mut grads: Option<[f64; 3]> = None;
+            let mut at_layer = |slot: usize, delta: &[Row]| {
+                let layer = block.layers()[slot];
+                if let Some(LayerState::Attention(x)) = layer_state(&saved[l - 1], slot) {
+                    let sum = grads.get_or_insert([0.0; 3]);
+                    let entries = attention_matrix_entries(layer);
+                    let unscale = (-2.0 * log_d_scale).exp();
+                    for (xr, dr) in x.iter().zip(delta) {
+                        let g =
+                            super::attention::weight_gradients(layer, &block_weights[slot], xr, dr);
+                        for k in 0..3 {
+                            sum[k] += g[k] * unscale / entries[k];
+                        }
+                    }
+                }
+            };
+            d = backward_step_with(block, &saved[l - 1], block_weights, &d, &mut at_layer);
+            if let (Some(rows), Some(g)) = (token_rows.as_mut(), grads) {
+                rows[l].weight_grads = Some(g);
+            }
             if let Some(vv) = v.as_mut() {
                 scale_rows(vv, rv);
                 *vv = backward_step(block, &saved[l - 1], &weights[number..w1], vv);
@@ -323,4 +346,23 @@ fn attention_entropy(block: &Block, weights: &[Weights], saved: &Saved) -> Optio
         }
     }
     found
+}
+
+/// What the derivatives of layer `slot` of a block need (None for a
+/// highway block's layers, which keep none).
+fn layer_state(saved: &Saved, slot: usize) -> Option<&LayerState> {
+    match saved {
+        Saved::Plain { inv, .. } => (slot == 0).then_some(inv),
+        Saved::Residual { invs, .. } => invs.get(slot),
+        Saved::Highway { .. } => None,
+    }
+}
+
+/// The entries of an attention layer's W_Q, W_K and W_V.
+fn attention_matrix_entries(layer: &crate::model::arch::Layer) -> [f64; 3] {
+    let LayerKind::Attention(a) = &layer.kind else {
+        unreachable!("an attention layer")
+    };
+    let ms = a.matrices(layer.input.channels());
+    [0, 1, 2].map(|k| (ms[k].rows * ms[k].cols) as f64)
 }

@@ -20,6 +20,9 @@ pub struct TokenSums {
     /// at rows with attention: the sum of the (head, query) entropies and
     /// their count
     pub entropy: Option<(f64, usize)>,
+    /// at rows with attention, with --backward: the sum over the batch of
+    /// the mean square entry of dL/dW_Q, dL/dW_K and dL/dW_V (true scale)
+    pub weight_grads: Option<[f64; 3]>,
 }
 
 impl TokenSums {
@@ -92,6 +95,11 @@ pub struct TokenRow {
     pub cosine: f64,
     pub stable_rank: f64,
     pub entropy: f64,
+    /// mean square entries of the query, key and value weights' gradient
+    /// (NaN without --backward or attention)
+    pub grad_wq: f64,
+    pub grad_wk: f64,
+    pub grad_wv: f64,
 }
 
 /// A network's token rows (rows 0..=L), when it ran on sequences.
@@ -101,12 +109,16 @@ pub fn network_tokens(sums: &NetworkSums) -> Option<Vec<TokenRow>> {
         rows.iter()
             .map(|r| {
                 let n = r.sequences as f64;
+                let grad = |k: usize| r.weight_grads.map_or(f64::NAN, |g| g[k] / n);
                 TokenRow {
                     cosine: r.cosine / n,
                     stable_rank: r.stable_rank / n,
                     entropy: r
                         .entropy
                         .map_or(f64::NAN, |(sum, terms)| sum / terms as f64),
+                    grad_wq: grad(0),
+                    grad_wk: grad(1),
+                    grad_wv: grad(2),
                 }
             })
             .collect(),

@@ -167,3 +167,66 @@ fn a_stack_of_attention_layers_is_their_composition_on_the_raw_inputs() {
     let q_run = run.per_network[0][3].log_q_post.exp();
     assert!((q_run / q - 1.0).abs() < 1e-10, "q {q_run} against {q}");
 }
+
+#[test]
+fn weight_gradients_are_the_finite_differences_of_the_output() {
+    // L = g . forward(x): dL/dW entry by entry by central differences,
+    // squared and summed per matrix, against weight_gradients
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    for (tokens, width, keys) in CASES {
+        let layer = attention_layer(tokens, width, keys);
+        let wt = weights(&mut rng, &layer);
+        let x = random(&mut rng, tokens * width, 1.0);
+        let g = random(&mut rng, tokens * width, 1.0);
+        let loss = |w: &Weights| -> f64 {
+            forward(&layer, w, &x)
+                .iter()
+                .zip(&g)
+                .map(|(a, b)| a * b)
+                .sum()
+        };
+        let exact = weight_gradients(&layer, &wt, &x, &g);
+        let h = 1e-6;
+        for (k, (m, at)) in matrices(&layer).iter().take(3).enumerate() {
+            let mut total = 0.0;
+            for e in *at..at + m.rows * m.cols {
+                let mut plus = Weights {
+                    w: wt.w.clone(),
+                    ..Default::default()
+                };
+                let mut minus = Weights {
+                    w: wt.w.clone(),
+                    ..Default::default()
+                };
+                plus.w[e] += h;
+                minus.w[e] -= h;
+                total += ((loss(&plus) - loss(&minus)) / (2.0 * h)).powi(2);
+            }
+            assert!(
+                (total - exact[k]).abs() < 1e-6 * (1.0 + exact[k]),
+                "{keys}, matrix {k}: fd {total} against {}",
+                exact[k]
+            );
+        }
+        if tokens == 1 {
+            // one token: the softmax is constant, no query or key gradient
+            assert!(exact[0] == 0.0 && exact[1] == 0.0, "{exact:?}");
+        }
+    }
+}
+
+#[test]
+fn collapsed_tokens_pass_no_query_or_key_gradient() {
+    // every token the same: the scores are equal, the softmax's Jacobian
+    // meets a constant, and dL/dW_Q = dL/dW_K = 0 (Noci et al. 2022)
+    let mut rng = rand::rngs::StdRng::seed_from_u64(10);
+    let (tokens, width) = (5, 6);
+    let layer = attention_layer(tokens, width, "heads = 2");
+    let wt = weights(&mut rng, &layer);
+    let token = random(&mut rng, width, 1.0);
+    let x: Row = (0..width).flat_map(|j| vec![token[j]; tokens]).collect();
+    let g = random(&mut rng, tokens * width, 1.0);
+    let [gq, gk, gv] = weight_gradients(&layer, &wt, &x, &g);
+    assert!(gq < 1e-24 && gk < 1e-24, "{gq} {gk}");
+    assert!(gv > 1e-3, "the value gradient does not vanish: {gv}");
+}
