@@ -234,3 +234,41 @@ fn every_transformer_file_runs_forward_backward_and_jacobian() {
         );
     }
 }
+
+#[test]
+fn uniform_attention_transformers_follow_the_infinite_width_field() {
+    // zero-initialised queries: the attention is uniform and every column's
+    // theory exact at infinite width (theory::arch::attention); at width
+    // 128 the measured q, pair correlation, token cosine and stable rank of
+    // every row agree within SE: a pure attention layer, then pre-LN or
+    // post-LN blocks, tokens at correlation 0.3; Student-t bound,
+    // Bonferroni over every comparison, false failure 1e-4 in all (the
+    // token term (T - 1) k of the attention's output taken 10% low fails it)
+    let networks = 48;
+    let mut comparisons = Vec::new();
+    for norm in ["pre", "post"] {
+        let text = format!(
+            "input = {{ tokens = 8, width = 128 }}\n[[block]]\ntype = \"attention\"\nheads = 2\nzero-queries = true\ninit = \"xavier-normal\"\n[[block]]\ntype = \"transformer\"\nnorm = \"{norm}\"\nblocks = 2\nheads = 4\nzero-queries = true\ninit = \"xavier-normal\"\nact = \"tanh\"\n"
+        );
+        let extra = NetworkSettings {
+            token_c0: Some(0.3),
+            ..Default::default()
+        };
+        let run = run_file(&text, &format!("uniform_{norm}.toml"), 8, networks, extra);
+        let table = run.table_with_theory();
+        let col = |name: &str| table.columns.iter().position(|c| c == name).unwrap();
+        for row in &table.rows {
+            for q in ["q_post", "c_pre", "token_cos", "stable_rank"] {
+                let z = &row[col(&format!("{q}_z"))];
+                let varprop::io::output::Cell::Num(z) = z else {
+                    panic!("{norm}: {q} has no z-score: {z:?}");
+                };
+                comparisons.push((norm, q, *z));
+            }
+        }
+    }
+    let bound = z_bound(comparisons.len(), networks, 1e-4);
+    for (norm, q, z) in &comparisons {
+        assert!(z.abs() < bound, "{norm}-LN {q}: z {z} (bound {bound})");
+    }
+}

@@ -150,7 +150,13 @@ fn chi_factor(spec: &RunSpec, rows: &[LayerTheory], l: usize) -> f64 {
 /// Predictions for a run through an architecture (block by block, all at
 /// infinite width).
 fn arch_predictions(spec: &RunSpec, a: &crate::spec::ArchRun) -> Vec<Prediction> {
-    let rows = theory::arch::arch_table(&a.arch, spec.net.q0, spec.net.c0, a.mean_preserving);
+    let rows = theory::arch::arch_table_with_tokens(
+        &a.arch,
+        spec.net.q0,
+        spec.net.c0,
+        a.token_c0,
+        a.mean_preserving,
+    );
     let depth = rows.len() - 1;
     let col = |f: &dyn Fn(&theory::arch::ArchRow) -> f64| {
         rows.iter().map(|r| Some(f(r))).collect::<Vec<_>>()

@@ -198,7 +198,7 @@ pub fn known_column(name: &str) -> bool {
         })
         || super::tokens::TOKEN_QUANTITIES.iter().any(|q| {
             name.strip_prefix(q)
-                .is_some_and(|rest| ["_mean", "_se"].contains(&rest))
+                .is_some_and(|rest| ["_mean", "_se", "_theory", "_z"].contains(&rest))
         })
         || predicted("_theory")
         || predicted("_z")
@@ -323,8 +323,13 @@ pub fn position_map_csv(
     row: usize,
     run: &RunOutput,
 ) -> String {
-    let theory =
-        crate::theory::arch::arch_table(&a.arch, spec.net.q0, spec.net.c0, a.mean_preserving);
+    let theory = crate::theory::arch::arch_table_with_tokens(
+        &a.arch,
+        spec.net.q0,
+        spec.net.c0,
+        a.token_c0,
+        a.mean_preserving,
+    );
     let crate::model::arch::Shape::Image(_, _, w) = a.arch.shape(row) else {
         return String::new();
     };

@@ -11,7 +11,7 @@ use crate::io::output::{Cell, Table};
 use crate::sim::RunOutput;
 use crate::sim::stats::mean_se;
 use crate::spec::RunSpec;
-use crate::theory::arch::{arch_table, spp_moments};
+use crate::theory::arch::{arch_table_with_tokens, spp_moments};
 
 /// The SPP's quantities, as the columns name them.
 pub const SPP_QUANTITIES: [&str; 3] = ["spp_mean2", "spp_var", "spp_branch_var"];
@@ -38,17 +38,23 @@ pub fn spp_table(spec: &RunSpec, run: &RunOutput) -> Option<SppTable> {
         })
         .collect();
     let finite = |v: f64| v.is_finite().then_some(v);
-    let theory = arch_table(&a.arch, spec.net.q0, spec.net.c0, a.mean_preserving)
-        .iter()
-        .map(|row| {
-            let (mean2, var) = spp_moments(&row.post, spec.batch);
-            let branch = row
-                .branch
-                .as_ref()
-                .map_or(f64::NAN, |f| spp_moments(f, spec.batch).1);
-            [finite(mean2), finite(var), finite(branch)]
-        })
-        .collect();
+    let theory = arch_table_with_tokens(
+        &a.arch,
+        spec.net.q0,
+        spec.net.c0,
+        a.token_c0,
+        a.mean_preserving,
+    )
+    .iter()
+    .map(|row| {
+        let (mean2, var) = spp_moments(&row.post, spec.batch);
+        let branch = row
+            .branch
+            .as_ref()
+            .map_or(f64::NAN, |f| spp_moments(f, spec.batch).1);
+        [finite(mean2), finite(var), finite(branch)]
+    })
+    .collect();
     Some(SppTable { measured, theory })
 }
 

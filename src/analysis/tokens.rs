@@ -4,9 +4,17 @@
 //! entropy (`attn_entropy`) and, with the backward pass, the mean square
 //! entry of the gradient with respect to the query, key and value weights
 //! (`grad_wq`, `grad_wk`, `grad_wv`), each as mean and standard error
-//! across networks (`sim::stats::tokens` says what each is).
+//! across networks (`sim::stats::tokens` says what each is), with `_theory`
+//! and `_z` for the first three where the infinite-width field gives them:
+//! token_cos -> k / q of the row's field (`theory::arch`), stable_rank -> T
+//! / (1 + (T - 1) k / q) (the T x T Gram matrix q ((1 - rho) I + rho 1 1^T)
+//! that d -> infinity gives), attn_entropy -> ln T at uniform attention
+//! (zero queries or temperature 0; causal: the mean over t of ln(t + 1)),
+//! exact at any width.
 
+use crate::analysis::comparisons::z_score;
 use crate::io::output::{Cell, Table};
+use crate::model::arch::{Block, LayerKind};
 use crate::sim::RunOutput;
 use crate::sim::stats::mean_se;
 use crate::sim::stats::tokens::TokenRow;
@@ -57,27 +65,100 @@ pub fn token_table(run: &RunOutput) -> Option<(Vec<&'static str>, Vec<Vec<(f64, 
     Some((quantities.iter().map(|(name, _)| *name).collect(), rows))
 }
 
-/// Adds the token columns (mean and se per quantity) to `table`.
+/// Per row: the theory of token_cos, stable_rank and attn_entropy (NaN
+/// where there is none).
+pub fn token_theory(run: &RunOutput) -> Vec<[f64; 3]> {
+    let Some(a) = run.spec.arch.as_ref() else {
+        return Vec::new();
+    };
+    let net = &run.spec.net;
+    let rows = crate::theory::arch::arch_table_with_tokens(
+        &a.arch,
+        net.q0,
+        net.c0,
+        a.token_c0,
+        a.mean_preserving,
+    );
+    rows.iter()
+        .enumerate()
+        .map(|(l, row)| {
+            let (_, _, tokens) = a.arch.shape(l).dims();
+            let t = tokens as f64;
+            let rho = row.post.k[0] / row.post.q[0];
+            let stable_rank = t / (1.0 + (t - 1.0) * rho);
+            let entropy = match l {
+                0 => f64::NAN,
+                _ => uniform_attention_entropy(&a.arch.blocks[l - 1], tokens),
+            };
+            let cosine = if tokens > 1 { rho } else { f64::NAN };
+            [cosine, stable_rank, entropy]
+        })
+        .collect()
+}
+
+/// The attention entropy of a block whose attention layers attend
+/// uniformly (zero queries or temperature 0), NaN otherwise.
+fn uniform_attention_entropy(block: &Block, tokens: usize) -> f64 {
+    let attention: Vec<_> = block
+        .layers()
+        .into_iter()
+        .filter_map(|l| match &l.kind {
+            LayerKind::Attention(a) => Some(*a),
+            _ => None,
+        })
+        .collect();
+    if attention.is_empty()
+        || attention
+            .iter()
+            .any(|a| !a.zero_queries && a.temperature != 0.0)
+    {
+        return f64::NAN;
+    }
+    // every layer of the block alike: the mean over its layers' terms
+    let per_layer = |causal: bool| {
+        if causal {
+            (1..=tokens).map(|n| (n as f64).ln()).sum::<f64>() / tokens as f64
+        } else {
+            (tokens as f64).ln()
+        }
+    };
+    attention.iter().map(|a| per_layer(a.causal)).sum::<f64>() / attention.len() as f64
+}
+
+/// Adds the token columns (mean and se per quantity; theory and z for
+/// those that have one) to `table`.
 pub fn add_token_columns(table: &mut Table, run: &RunOutput) {
     let Some((names, rows)) = token_table(run) else {
         return;
     };
-    for name in names {
-        for suffix in ["mean", "se"] {
+    let theory = token_theory(run);
+    for (k, name) in names.iter().enumerate() {
+        let suffixes: &[&str] = if k < 3 {
+            &["mean", "se", "theory", "z"]
+        } else {
+            &["mean", "se"]
+        };
+        for suffix in suffixes {
             table.columns.push(format!("{name}_{suffix}"));
         }
     }
-    for (row, measured) in table.rows.iter_mut().zip(rows) {
-        for (mean, se) in measured {
-            let cell = |v: f64| {
-                if v.is_finite() {
-                    Cell::Num(v)
-                } else {
-                    Cell::Empty
-                }
-            };
+    let cell = |v: f64| {
+        if v.is_finite() {
+            Cell::Num(v)
+        } else {
+            Cell::Empty
+        }
+    };
+    for (l, (row, measured)) in table.rows.iter_mut().zip(rows).enumerate() {
+        for (k, (mean, se)) in measured.into_iter().enumerate() {
             row.push(cell(mean));
             row.push(cell(se));
+            if k < 3 {
+                let th = theory.get(l).map_or(f64::NAN, |t| t[k]);
+                let finite = th.is_finite().then_some(th);
+                row.push(Cell::from(finite));
+                row.push(Cell::from(z_score(Some(mean), Some(se), finite)));
+            }
         }
     }
 }

@@ -58,6 +58,11 @@ use crate::model::init::Dist;
 pub struct Field {
     pub q: Vec<f64>,
     pub q12: Vec<f64>,
+    /// on sequences: E[x_t x_s] for two different tokens of one input, and
+    /// k12 the same for tokens of the pair's two inputs (tokens are
+    /// exchangeable: every position has the same); unused elsewhere
+    pub k: Vec<f64>,
+    pub k12: Vec<f64>,
     /// E[x_a x_b] for independent inputs a, b: the squared channel mean's
     /// expectation over networks, at infinite batch
     pub q_ab: Vec<f64>,
@@ -79,6 +84,8 @@ impl Field {
         Field {
             q: vec![q; positions],
             q12: vec![q12; positions],
+            k: vec![0.0; positions],
+            k12: vec![0.0; positions],
             q_ab: vec![0.0; positions],
             m: vec![m; positions],
             gaussian: true,
@@ -91,6 +98,8 @@ impl Field {
         Field {
             q: vec![f64::NAN; positions],
             q12: vec![f64::NAN; positions],
+            k: vec![f64::NAN; positions],
+            k12: vec![f64::NAN; positions],
             q_ab: vec![f64::NAN; positions],
             m: vec![f64::NAN; positions],
             gaussian: false,
@@ -288,10 +297,15 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
     let q = reach(&x.q);
     let q12 = reach(&x.q12);
     let q_ab = reach(&x.q_ab);
+    // a token's covariance with another token maps like the pair's at one
+    // position (a dense layer acts on every token alike)
+    let (k, k12) = (reach(&x.k), reach(&x.k12));
     let m = vec![0.0; q.len()];
     Field {
         q,
         q12,
+        k,
+        k12,
         q_ab,
         m,
         gaussian: true,
@@ -303,6 +317,47 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
             LayerKind::ConvTranspose { .. } => false,
             _ => x.positions_independent,
         },
+    }
+}
+
+/// An attention layer's output field. Exact at infinite width where the
+/// attention is uniform, A_ts = 1/T (zero-initialised queries, or
+/// temperature 0; not causal): every token's output is W_o v_bar, v_bar the
+/// mean over tokens of v_s = W_v x_s, so
+///   q_h = k_h = (v_o H d_v)(v_v d) (q + (T - 1) k) / T
+/// and alike across the pair, (q12 + (T - 1) k12) / T (Noci et al. 2022's
+/// uniform-attention regime): all tokens of an input equal (token
+/// correlation 1). Otherwise the scores tau q_t . k_s are O(1) random at
+/// infinite width and the field is not closed-form here: NaN.
+fn attention(layer: &Layer, layer_number: usize, x: &Field) -> Field {
+    let LayerKind::Attention(a) = &layer.kind else {
+        unreachable!("an attention layer")
+    };
+    let n = x.q.len();
+    let uniform = (a.zero_queries || a.temperature == 0.0) && !a.causal;
+    if !uniform || !x.is_uniform() {
+        return Field::unknown(n);
+    }
+    let (_, _, tokens) = layer.input.dims();
+    let t = tokens as f64;
+    let [_, _, value, output] = a.matrices(layer.input.channels());
+    let gain = layer.matrix_law(layer_number, &value).variance
+        * value.cols as f64
+        * layer.matrix_law(layer_number, &output).variance
+        * output.cols as f64;
+    let mean_over_tokens = |own: f64, other: f64| gain * (own + (t - 1.0) * other) / t;
+    let q = mean_over_tokens(x.q[0], x.k[0]);
+    let q12 = mean_over_tokens(x.q12[0], x.k12[0]);
+    Field {
+        q: vec![q; n],
+        q12: vec![q12; n],
+        k: vec![q; n],
+        k12: vec![q12; n],
+        // independent inputs: v_bar's covariance is that of any two tokens
+        q_ab: vec![gain * x.q_ab[0]; n],
+        m: vec![0.0; n],
+        gaussian: true,
+        positions_independent: false,
     }
 }
 
@@ -325,6 +380,8 @@ fn scaled(f: f64, x: &Field) -> Field {
     Field {
         q: times(&x.q, f * f),
         q12: times(&x.q12, f * f),
+        k: times(&x.k, f * f),
+        k12: times(&x.k12, f * f),
         q_ab: times(&x.q_ab, f * f),
         m: times(&x.m, f),
         gaussian: x.gaussian,
@@ -344,6 +401,8 @@ fn pooled(kh: usize, kw: usize, stride: usize, positions: usize, x: &Field) -> F
         return Field {
             q: vec![f64::NAN; n],
             q12: vec![f64::NAN; n],
+            k: vec![f64::NAN; n],
+            k12: vec![f64::NAN; n],
             q_ab: vec![f64::NAN; n],
             m: vec![f64::NAN; n],
             gaussian: x.gaussian,
@@ -355,6 +414,9 @@ fn pooled(kh: usize, kw: usize, stride: usize, positions: usize, x: &Field) -> F
     Field {
         q: vec![q / k + (1.0 - 1.0 / k) * q_ab; n],
         q12: vec![q12 / k + (1.0 - 1.0 / k) * q_ab; n],
+        // pooling takes images, whose tokens are not tracked
+        k: vec![f64::NAN; n],
+        k12: vec![f64::NAN; n],
         q_ab: vec![q_ab; n],
         m: vec![m; n],
         gaussian: x.gaussian,
@@ -380,6 +442,8 @@ fn normalised(kind: NormKind, eps: f64, x: &Field) -> Field {
             Field {
                 q: centred(&x.q),
                 q12: centred(&x.q12),
+                k: centred(&x.k),
+                k12: centred(&x.k12),
                 q_ab: centred(&x.q_ab),
                 m: x.m.iter().map(|m| (m - m_bar) / d.sqrt()).collect(),
                 gaussian: x.gaussian,
@@ -391,6 +455,8 @@ fn normalised(kind: NormKind, eps: f64, x: &Field) -> Field {
             Field {
                 q: x.q.iter().map(|q| q / d).collect(),
                 q12: x.q12.iter().map(|q| q / d).collect(),
+                k: x.k.iter().map(|q| q / d).collect(),
+                k12: x.k12.iter().map(|q| q / d).collect(),
                 q_ab: x.q_ab.iter().map(|q| q / d).collect(),
                 m: x.m.iter().map(|m| m / d.sqrt()).collect(),
                 gaussian: x.gaussian,
@@ -415,6 +481,13 @@ fn normalised(kind: NormKind, eps: f64, x: &Field) -> Field {
                         .zip(&x.q_ab)
                         .map(|(q, s)| (q - s) / d)
                         .collect(),
+                    k: x.k.iter().zip(&x.q_ab).map(|(q, s)| (q - s) / d).collect(),
+                    k12: x
+                        .k12
+                        .iter()
+                        .zip(&x.q_ab)
+                        .map(|(q, s)| (q - s) / d)
+                        .collect(),
                     q_ab: vec![0.0; n],
                     m: vec![0.0; n],
                     gaussian: true,
@@ -426,6 +499,8 @@ fn normalised(kind: NormKind, eps: f64, x: &Field) -> Field {
                 Field {
                     q: vec![v / (v + eps); n],
                     q12: vec![f64::NAN; n],
+                    k: vec![f64::NAN; n],
+                    k12: vec![f64::NAN; n],
                     q_ab: vec![f64::NAN; n],
                     m: vec![f64::NAN; n],
                     gaussian: false,
@@ -487,6 +562,8 @@ fn activate(act: &Activation, h: &Field, shift: f64) -> Field {
         return Field {
             q: shifted(&h.q),
             q12: shifted(&h.q12),
+            k: shifted(&h.k),
+            k12: shifted(&h.k12),
             q_ab: shifted(&h.q_ab),
             m: h.m.iter().map(|m| m - shift).collect(),
             gaussian: h.gaussian,
@@ -498,6 +575,8 @@ fn activate(act: &Activation, h: &Field, shift: f64) -> Field {
         return Field {
             q: vec![f64::NAN; n],
             q12: vec![f64::NAN; n],
+            k: vec![f64::NAN; n],
+            k12: vec![f64::NAN; n],
             q_ab: vec![f64::NAN; n],
             m: vec![f64::NAN; n],
             gaussian: false,
@@ -507,6 +586,8 @@ fn activate(act: &Activation, h: &Field, shift: f64) -> Field {
     let mut out = Field {
         q: Vec::new(),
         q12: Vec::new(),
+        k: Vec::new(),
+        k12: Vec::new(),
         q_ab: Vec::new(),
         m: Vec::new(),
         gaussian: false,
@@ -518,6 +599,8 @@ fn activate(act: &Activation, h: &Field, shift: f64) -> Field {
             // no closed form upstream (the Gaussian moments would read NaN as 0)
             out.q.push(f64::NAN);
             out.q12.push(f64::NAN);
+            out.k.push(f64::NAN);
+            out.k12.push(f64::NAN);
             out.q_ab.push(f64::NAN);
             out.m.push(f64::NAN);
             continue;
@@ -529,6 +612,13 @@ fn activate(act: &Activation, h: &Field, shift: f64) -> Field {
             .push(gauss::cross_moment(act, q, q, q12) - 2.0 * shift * m + shift * shift);
         out.q_ab
             .push(gauss::cross_moment(act, q, q, h.q_ab[p]) - 2.0 * shift * m + shift * shift);
+        for (to, cov) in [(&mut out.k, h.k[p]), (&mut out.k12, h.k12[p])] {
+            to.push(if cov.is_nan() {
+                f64::NAN
+            } else {
+                gauss::cross_moment(act, q, q, cov) - 2.0 * shift * m + shift * shift
+            });
+        }
         out.m.push(m - shift);
     }
     out
@@ -547,10 +637,10 @@ fn plain(
         return norm_plain(layer, kind, eps, x, mean_preserving);
     }
     if layer.is_attention() {
-        // the field does not hold the covariances between a sequence's
-        // tokens that attention mixes: no prediction from here on
-        let n = x.q.len();
-        return (Field::unknown(n), Field::unknown(n), vec![f64::NAN; n], 0.0);
+        let h = attention(layer, layer_number, x);
+        let post = activate(&layer.act, &h, 0.0);
+        let deriv = deriv_field(&layer.act, &h);
+        return (h, post, deriv, 0.0);
     }
     let h = match layer.kind {
         LayerKind::AvgPool { kh, kw, stride } => {
@@ -606,6 +696,18 @@ fn plain_uniform_bias(
         q12: moments
             .iter()
             .map(|m| m.cross - 2.0 * shift * m.mean + shift * shift)
+            .collect(),
+        k: (0..h.q.len())
+            .map(|p| {
+                let other = uniform_bias_moments(&layer.act, h.q[p] - b2, h.k[p] - b2, beta);
+                other.cross - 2.0 * shift * moments[p].mean + shift * shift
+            })
+            .collect(),
+        k12: (0..h.q.len())
+            .map(|p| {
+                let other = uniform_bias_moments(&layer.act, h.q[p] - b2, h.k12[p] - b2, beta);
+                other.cross - 2.0 * shift * moments[p].mean + shift * shift
+            })
             .collect(),
         m: moments.iter().map(|m| m.mean - shift).collect(),
         gaussian: false,
@@ -700,11 +802,28 @@ fn norm_gain(layer: &Layer, x: &Field) -> f64 {
 
 /// The rows of `arch`, 0..=L (row 0: the inputs, q0 per entry, pairs at c0).
 pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) -> Vec<ArchRow> {
+    arch_table_with_tokens(arch, q0, c0, 0.0, mean_preserving)
+}
+
+/// [`arch_table`] with a sequence's tokens at correlation `token_c0`
+/// (--token-c0): E[x_t x_s] = token_c0 q0 within an input, token_c0 c0 q0
+/// across a pair's inputs at different positions (`sim::cpu::dense::inputs`).
+pub fn arch_table_with_tokens(
+    arch: &Architecture,
+    q0: f64,
+    c0: f64,
+    token_c0: f64,
+    mean_preserving: bool,
+) -> Vec<ArchRow> {
     let (_, h, w) = positions(arch.input);
     let mut input = Field::uniform(h * w, q0, c0 * q0, 0.0);
-    // a sequence's tokens may be correlated (--token-c0), unlike the
-    // independent inputs this flag promises
-    input.positions_independent = !arch.input.is_sequence();
+    if arch.input.is_sequence() {
+        input.k = vec![token_c0 * q0; h * w];
+        input.k12 = vec![token_c0 * c0 * q0; h * w];
+        // a sequence's tokens may be correlated, unlike the independent
+        // inputs `positions_independent` promises
+        input.positions_independent = false;
+    }
     let mut rows = vec![ArchRow {
         pre: input.clone(),
         post: input.clone(),
@@ -807,6 +926,12 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                     q12: (0..n)
                         .map(|p| s.q12[p] + a * a * f.q12[p] + 2.0 * a * mm(p))
                         .collect(),
+                    k: (0..n)
+                        .map(|p| s.k[p] + a * a * f.k[p] + 2.0 * a * mm(p))
+                        .collect(),
+                    k12: (0..n)
+                        .map(|p| s.k12[p] + a * a * f.k12[p] + 2.0 * a * mm(p))
+                        .collect(),
                     q_ab: (0..n)
                         .map(|p| s.q_ab[p] + a * a * f.q_ab[p] + 2.0 * a * mm(p))
                         .collect(),
@@ -854,6 +979,9 @@ pub fn arch_table(arch: &Architecture, q0: f64, c0: f64, mean_preserving: bool) 
                 let y = Field {
                     q: vec![t2 * qh + u2 * qx + 2.0 * tu * mh * mx],
                     q12: vec![tt12 * q12h + uu12 * q12x + 2.0 * tu12 * mh * mx],
+                    // highway blocks take vectors, which have no tokens
+                    k: vec![f64::NAN],
+                    k12: vec![f64::NAN],
                     // not worked out for highway blocks
                     q_ab: vec![f64::NAN],
                     m: vec![t1 * mh + (1.0 - t1) * mx],
