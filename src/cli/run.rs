@@ -69,6 +69,31 @@ fn table_columns(args: &RunArgs, spec: &RunSpec) -> Vec<(String, String, Option<
             shown.push(("th.".to_string(), theory.to_string(), None));
         }
     }
+    if spec
+        .arch
+        .as_ref()
+        .is_some_and(|a| a.arch.input.is_sequence())
+    {
+        // the tokens: in place of kurtosis and the log spread
+        shown.retain(|(h, ..)| h != "kurt_pre" && h != "sd log q_pre");
+        for (name, theory) in [
+            ("token_cos", Some("token_cos_theory")),
+            ("stable_rank", Some("stable_rank_theory")),
+            ("attn_entropy", None),
+        ] {
+            let (mean, se) = (format!("{name}_mean"), format!("{name}_se"));
+            shown.push((name.to_string(), mean, Some(se)));
+            if let Some(theory) = theory {
+                shown.push(("th.".to_string(), theory.to_string(), None));
+            }
+        }
+        if spec.probes.needs_backward() {
+            for name in ["grad_wq", "grad_wv"] {
+                let (mean, se) = (format!("{name}_mean"), format!("{name}_se"));
+                shown.push((name.to_string(), mean, Some(se)));
+            }
+        }
+    }
     shown
 }
 

@@ -176,7 +176,7 @@ pub fn choose_gpu_engine<'a>(
         // auto (choose_engine refuses the others): the CPU reference
         choose_engine(spec)?;
         crate::sim::cpu_fits_host_memory(spec)?;
-        let reason = format!("auto: the f64 CPU reference engine, since {NO_ATTENTION}");
+        let reason = "auto: the f64 CPU reference engine (sequence inputs and attention have no GPU kernels yet)".to_string();
         return Ok((Box::new(crate::sim::engine::CpuEngine { spec }), reason));
     }
     let blocks = |reason: String| -> Result<(Box<dyn Engine + 'a>, String)> {
