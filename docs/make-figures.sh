@@ -36,4 +36,9 @@ for net in resnet_v2_600_quarter nf_resnet_600_quarter nf_resnet_600_quarter_no_
     "$varprop" spp --arch architectures/resnets/$net.toml --batch 8 --networks 4 --quiet \
         --plot docs/spp_$net.svg --out docs/spp_$net.csv
 done
+# Rank collapse (Dong et al. 2021) and the query/key gradients (Noci et al.
+# 2022) of the transformer files: 1 - token cosine, the tokens' stable rank
+# and grad W_Q / grad W_V against depth (seconds, on the CPU reference)
+"$varprop" tokens --arch architectures/transformers/pure_attention.toml,architectures/transformers/pre_ln.toml,architectures/transformers/post_ln.toml,architectures/transformers/post_ln_scaled.toml \
+    --networks 8 --batch 4 --backward --quiet --plot docs/tokens.svg --format table > /dev/null
 ls -l docs/*.svg

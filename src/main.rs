@@ -35,6 +35,10 @@ enum Command {
     /// output the average channel squared mean and variance, and the residual branches' variance,
     /// beside theory; --plot draws the three panels against depth. Takes run's flags.
     Spp(RunArgs),
+    /// Rank collapse and attention of sequence files (--arch a.toml,b.toml: each run with the same
+    /// flags): each run's table, and --plot draws 1 - token cosine, the tokens' stable rank and,
+    /// with --backward, grad W_Q / grad W_V against depth beside theory. Takes run's flags.
+    Tokens(RunArgs),
     /// The mean-field recurrences alone (no GPU): the per-layer table, the fixed points (--summary),
     /// the edge of chaos (--edge-of-chaos).
     Theory(cli::theory::TheoryArgs),
@@ -151,6 +155,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => cli::run::cmd_run(args),
         Command::Spp(args) => cli::run::cmd_spp(args),
+        Command::Tokens(args) => cli::run::cmd_tokens(args),
         Command::Theory(args) => cli::theory::cmd_theory(args),
         Command::Check(args) => match cli::check::cmd_check(args) {
             Ok(true) => Ok(()),

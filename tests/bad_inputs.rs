@@ -276,6 +276,23 @@ const CASES: &[(&str, i32, &str)] = &[
         2,
         "--ntk",
     ),
+    ("tokens", 2, "--arch"),
+    ("tokens --arch architectures/dense.toml", 2, "--arch"),
+    (
+        "tokens --arch architectures/transformers/pre_ln.toml,missing.toml",
+        2,
+        "missing.toml",
+    ),
+    (
+        "tokens --arch architectures/transformers/pre_ln.toml --out t.csv",
+        2,
+        "--out",
+    ),
+    (
+        "tokens --arch architectures/transformers/pre_ln.toml --plot t.txt",
+        2,
+        "--plot",
+    ),
     ("check --ntk", 2, "--ntk"),
     ("theory --parametrisation ntk", 2, "--parametrisation"),
     ("theory --ntk --summary", 2, "--ntk"),

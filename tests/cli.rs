@@ -245,3 +245,49 @@ fn spp_writes_its_columns_and_plot() {
     assert_eq!(out.status.code(), Some(2));
     assert!(error_line(&out).contains("--arch"), "{}", error_line(&out));
 }
+
+/// `varprop tokens` prints each sequence file's table under its name and
+/// draws the token figure of them all.
+#[test]
+fn tokens_prints_each_file_and_draws_their_figure() {
+    let dir = common::temp_dir("tokens");
+    let (a, b) = (dir.join("pure.toml"), dir.join("pre.toml"));
+    std::fs::write(
+        &a,
+        "input = { tokens = 4, width = 8 }\n[[block]]\ntype = \"attention\"\nheads = 2\nrepeat = 3\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &b,
+        "input = { tokens = 4, width = 8 }\n[[block]]\ntype = \"transformer\"\nheads = 2\n",
+    )
+    .unwrap();
+    let plot = dir.join("tokens.svg");
+    let list = format!("{},{}", a.display(), b.display());
+    let out = varprop(&[
+        "tokens",
+        "--arch",
+        &list,
+        "--batch",
+        "2",
+        "--networks",
+        "2",
+        "--backward",
+        "--format",
+        "csv",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("# {}", a.display()))
+            && text.contains(&format!("# {}", b.display()))
+    );
+    assert!(
+        text.contains("grad_wq_mean") && text.contains("token_cos_theory"),
+        "{text}"
+    );
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("grad W_Q / grad W_V"));
+}

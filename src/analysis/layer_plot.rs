@@ -47,6 +47,9 @@ pub struct Curve {
 pub struct Panel {
     pub y_label: String,
     pub curves: Vec<Curve>,
+    /// draw each curve through the rows that have a value, over those that
+    /// have none (a quantity only some rows have, such as attention's)
+    pub bridge_gaps: bool,
 }
 
 /// The figure: a title over one or two panels.
@@ -88,11 +91,13 @@ impl LayerFigure {
                 measure.name()
             ),
             curves: q_curves,
+            bridge_gaps: false,
         }];
         if !runs.is_empty() && g_curves.len() == runs.len() {
             panels.push(Panel {
                 y_label: format!("g = E[δ²], backward (log scale): mean ± {BAND_SE} SE"),
                 curves: g_curves,
+                bridge_gaps: false,
             });
         }
         LayerFigure { title, panels }
@@ -238,7 +243,14 @@ fn draw_panel<DB: DrawingBackend>(
         .curves
         .iter()
         .map(|c| CurveData {
-            band: band_points(&c.curve),
+            band: if panel.bridge_gaps {
+                band_points(&c.curve)
+                    .into_iter()
+                    .filter(Option::is_some)
+                    .collect()
+            } else {
+                band_points(&c.curve)
+            },
             theory: c
                 .curve
                 .theory

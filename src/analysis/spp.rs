@@ -126,6 +126,7 @@ pub fn spp_figure(
                 .collect();
             Panel {
                 y_label: format!("{name} (log scale), ± {BAND_SE} SE"),
+                bridge_gaps: false,
                 curves: vec![Curve {
                     label: label.to_string(),
                     curve: LogCurve {

@@ -162,3 +162,72 @@ pub fn add_token_columns(table: &mut Table, run: &RunOutput) {
         }
     }
 }
+
+/// The figure of `varprop tokens`: against depth, 1 - token_cos (rank
+/// collapse: Dong et al. 2021), the stable rank and, with the backward
+/// pass, the query weights' gradient over the value weights' (Noci et al.
+/// 2022), one colour per labelled run, measured (mean over networks in a
+/// band of +-2 SE) beside theory (dashed) where there is one, log scales.
+pub fn tokens_figure(
+    title: String,
+    runs: &[(String, &RunOutput)],
+) -> crate::analysis::layer_plot::LayerFigure {
+    use crate::analysis::curves::{LogCurve, LogMean, Measure};
+    use crate::analysis::layer_plot::{BAND_SE, Curve, LayerFigure, Panel};
+    let backward = runs.iter().all(|(_, r)| r.spec.probes.needs_backward());
+    // per network and row, the plotted value
+    type Value = fn(&TokenRow) -> f64;
+    let mut panels: Vec<(&str, Value, Option<usize>)> = vec![
+        ("1 - token cosine", |r| 1.0 - r.cosine, Some(0)),
+        ("stable rank of the tokens", |r| r.stable_rank, Some(1)),
+    ];
+    if backward {
+        panels.push(("grad W_Q / grad W_V", |r| r.grad_wq / r.grad_wv, None));
+    }
+    let panels = panels
+        .into_iter()
+        .map(|(name, value, theory_column)| {
+            let curves = runs
+                .iter()
+                .map(|(label, run)| {
+                    let rows = run.tokens.first().map_or(0, Vec::len);
+                    let measured = (0..rows)
+                        .map(|l| {
+                            let (mean, se) = mean_se(run.tokens.iter().map(|net| value(&net[l])));
+                            (mean > 0.0 && mean.is_finite()).then(|| LogMean {
+                                ln_mean: mean.ln(),
+                                rel_se: se / mean,
+                            })
+                        })
+                        .collect();
+                    let theory = token_theory(run)
+                        .iter()
+                        .map(|t| {
+                            let v = match theory_column {
+                                Some(0) => 1.0 - t[0],
+                                Some(k) => t[k],
+                                None => f64::NAN,
+                            };
+                            (v > 0.0 && v.is_finite()).then(|| v.ln())
+                        })
+                        .collect();
+                    Curve {
+                        label: label.clone(),
+                        curve: LogCurve {
+                            measure: Measure::QPost,
+                            measured,
+                            theory,
+                        },
+                    }
+                })
+                .collect();
+            Panel {
+                y_label: format!("{name} (log scale), ± {BAND_SE} SE"),
+                curves,
+                // the gradient ratio exists at attention rows only
+                bridge_gaps: theory_column.is_none(),
+            }
+        })
+        .collect();
+    LayerFigure { title, panels }
+}

@@ -31,7 +31,7 @@ pub enum DeviceKind {
 
 /// The engine flags of `run`, shared by every command that runs networks:
 /// where they run and how, never what is computed.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct EngineArgs {
     /// Engine
     #[arg(long, value_enum, default_value_t = DeviceKind::Auto)]
@@ -56,7 +56,7 @@ pub struct EngineArgs {
     pub quiet: bool,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 #[command(
     after_long_help = "Columns (CSV and JSON have them all; the table shows some, or --columns). Row l \
 is layer l (row 0: the input); NAME_mean and NAME_se are the mean across the S networks and its standard \

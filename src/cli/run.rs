@@ -167,6 +167,76 @@ pub fn cmd_run(args: RunArgs) -> Result<()> {
     save_layer_plot(&args, "run", &[(None, &spec, &run)])
 }
 
+/// `varprop tokens`: `run` of each sequence file of `--arch a.toml,b.toml`
+/// with the same flags, each table under a line naming its file, and
+/// --plot the token figure of them all.
+pub fn cmd_tokens(args: RunArgs) -> Result<()> {
+    let Some(list) = args.settings.net.arch.clone() else {
+        return Err(Error::invalid(
+            "--arch",
+            "tokens needs one or more sequence files (--arch a.toml,b.toml)",
+        ));
+    };
+    if args.plot_quantity.is_some() {
+        return Err(Error::invalid(
+            "--plot-quantity",
+            "tokens' --plot draws the token panels; drop it",
+        ));
+    }
+    if args.out.is_some() {
+        return Err(Error::invalid(
+            "--out",
+            "tokens prints every file's table; write one file's with `varprop run --arch FILE --out`",
+        ));
+    }
+    let paths: Vec<&str> = list.split(',').map(str::trim).collect();
+    // every file resolved (and checked to be on sequences) before any runs
+    let mut specs = Vec::new();
+    for path in &paths {
+        let mut one = args.clone();
+        one.settings.net.arch = Some(path.to_string());
+        let spec = run_spec(&one, varprop::config::settings::DEFAULT_NETWORKS)?;
+        if !spec
+            .arch
+            .as_ref()
+            .is_some_and(|a| a.arch.input.is_sequence())
+        {
+            return Err(Error::invalid(
+                "--arch",
+                format!("{path} is not on sequences (input = {{ tokens = T, width = d }})"),
+            ));
+        }
+        check_columns(&one, &spec)?;
+        specs.push((one, spec));
+    }
+    check_plot_args(&args)?;
+    let mut runs = Vec::new();
+    for (path, (one, spec)) in paths.iter().zip(&specs) {
+        let run = simulate(one, spec)?;
+        println!("# {path}");
+        let format = output::pick_format(one.format, None);
+        print!("{}", rendered(one, spec, &run, format));
+        let label = std::path::Path::new(path)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(path)
+            .to_string();
+        runs.push((label, run));
+    }
+    let Some(path) = &args.plot else {
+        return Ok(());
+    };
+    let (_, first) = &specs[0];
+    let title = format!(
+        "varprop tokens: {} networks, batch {}",
+        first.networks, first.batch
+    );
+    let labelled: Vec<(String, &varprop::sim::RunOutput)> =
+        runs.iter().map(|(l, r)| (l.clone(), r)).collect();
+    let figure = varprop::analysis::tokens::tokens_figure(title, &labelled);
+    varprop::io::plot::save(&figure, path, "--plot")
+}
+
 /// `varprop spp`: `run` of an architecture with --spp, and its --plot the
 /// Signal Propagation Plot.
 pub fn cmd_spp(mut args: RunArgs) -> Result<()> {
@@ -229,19 +299,30 @@ fn run_and_write(args: &RunArgs) -> Result<(RunSpec, varprop::sim::RunOutput)> {
         let text = report::position_map_csv(&spec, a, row, &run);
         output::write_atomic(path, text.as_bytes())?;
     }
+    let text = rendered(args, &spec, &run, format);
+    output::write_output(args.out.as_deref(), &text)?;
+    Ok((spec, run))
+}
+
+/// A run's table, CSV or JSON, as `run` writes it.
+fn rendered(
+    args: &RunArgs,
+    spec: &RunSpec,
+    run: &varprop::sim::RunOutput,
+    format: Format,
+) -> String {
     let table = run.table_with_theory();
-    let text = match format {
+    match format {
         Format::Csv => table.to_csv(),
         Format::Json => {
             let mut doc = serde_json::json!({
-                "config": report::config_json(&spec, &run),
+                "config": report::config_json(spec, run),
                 "layers": table.rows_json(),
             });
             if spec.probes.jacobian {
-                doc["summary"] =
-                    serde_json::to_value(report::jacobian_summary(&run)).expect("json");
+                doc["summary"] = serde_json::to_value(report::jacobian_summary(run)).expect("json");
             }
-            if let Some(ntk) = varprop::analysis::ntk::ntk_report(&spec, &run) {
+            if let Some(ntk) = varprop::analysis::ntk::ntk_report(spec, run) {
                 doc["ntk"] = serde_json::to_value(ntk).expect("json");
             }
             serde_json::to_string_pretty(&doc).expect("json") + "\n"
@@ -277,15 +358,15 @@ fn run_and_write(args: &RunArgs) -> Result<(RunSpec, varprop::sim::RunOutput)> {
                     &spec.net,
                     spec.arch.as_ref().map(|a| &a.arch),
                 ));
-            let columns = table_columns(args, &spec);
+            let columns = table_columns(args, spec);
             let shown: Vec<(&str, &str, Option<&str>)> = columns
                 .iter()
                 .map(|(h, c, pm)| (h.as_str(), c.as_str(), pm.as_deref()))
                 .collect();
             let mut text = header + &table.to_text(&shown, every);
             if spec.probes.jacobian {
-                let j = report::jacobian_summary(&run);
-                let theory = varprop::analysis::predictions::jacobian_spread_theory(&spec)
+                let j = report::jacobian_summary(run);
+                let theory = varprop::analysis::predictions::jacobian_spread_theory(spec)
                     .map_or("-".into(), output::format_num);
                 text += &format!(
                     "# whole network: m1 = {} ± {}, m2 = {} ± {}, spread m2/m1^2 - 1 = {} ± {} (infinite-width theory {theory})\n",
@@ -297,14 +378,12 @@ fn run_and_write(args: &RunArgs) -> Result<(RunSpec, varprop::sim::RunOutput)> {
                     output::format_num(j.jac_spread_se)
                 );
             }
-            if let Some(ntk) = varprop::analysis::ntk::ntk_report(&spec, &run) {
+            if let Some(ntk) = varprop::analysis::ntk::ntk_report(spec, run) {
                 text += &varprop::analysis::ntk::ntk_footer(&ntk);
             }
             text
         }
-    };
-    output::write_output(args.out.as_deref(), &text)?;
-    Ok((spec, run))
+    }
 }
 
 /// `varprop columns`: the legend of `run`'s columns.
