@@ -194,6 +194,8 @@ def run(
     parametrisation=None,
     arch=None,
     spp=False,
+    tokens=None,
+    token_c0=None,
     widths=None,
     q0=1.0,
     c0=0.5,
@@ -301,9 +303,14 @@ def run(
     implies ``init="custom"``, ``widths`` and ``arch`` set the shape).
 
     ``arch``: an architecture (dense, conv, normalisation, residual,
-    highway blocks, ResNet stages; see architectures/*.toml) as a path, as
-    TOML text, or as a dict of the same schema; it sets the widths,
-    activations and inits itself.
+    highway blocks, ResNet stages, attention and transformer blocks on
+    sequences; see architectures/) as a path, as TOML text, or as a dict of
+    the same schema; it sets the widths, activations and inits itself. On
+    sequences (``input = { tokens = T, width = d }``) ``tokens`` changes T,
+    ``token_c0`` correlates a sequence's tokens, and the frame has
+    ``token_cos_*``, ``stable_rank_*``, ``attn_entropy_*`` and, with
+    ``backward``, ``grad_wq_*``, ``grad_wk_*``, ``grad_wv_*`` (the README's
+    Transformers section).
     ``engine``: ``"auto"``, ``"dense"``, ``"gram"`` or ``"blocks"`` (GPU;
     blocks for ``arch``, which gram also runs where it holds only dense
     and normalisation layers). ``device``:
@@ -335,6 +342,7 @@ def _settings(a: dict, arch_path) -> dict:
         seed=a["seed"], engine=a["engine"], backward=a["backward"],
         jacobian=a["jacobian"], weight_grads=a["weight_grads"], bias=a["bias"],
         arch_path=arch_path, ntk=a.get("ntk", False), parametrisation=a.get("parametrisation"),
+        tokens=a.get("tokens"), token_c0=a.get("token_c0"),
     )
 
 

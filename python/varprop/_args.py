@@ -201,7 +201,7 @@ def network_settings(
 
 def run_settings(
     *, batch, networks, seed, engine, backward, jacobian, weight_grads, bias, arch_path,
-    ntk=False, parametrisation=None, **net,
+    ntk=False, parametrisation=None, tokens=None, token_c0=None, **net,
 ) -> dict:
     s = network_settings(**net)
     s["batch"] = as_int("batch", batch)
@@ -223,4 +223,10 @@ def run_settings(
         s["bias"] = b
     if arch_path is not None:
         s["arch"] = arch_path
+    t = as_int("tokens", tokens, optional=True)
+    if t is not None:
+        s["tokens"] = t
+    tc = as_float("token_c0", token_c0)
+    if tc is not None:
+        s["token-c0"] = tc
     return s
