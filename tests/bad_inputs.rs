@@ -154,6 +154,10 @@ const FIXTURES: &[(&str, &str)] = &[
         "input = 8\n[[block]]\ntype = \"dense\"\nwidth = 8\nnorm = \"pre\"\n",
     ),
     (
+        "arch_attention_mix_nan.toml",
+        "input = { tokens = 4, width = 8 }\n[[block]]\ntype = \"attention\"\nidentity-mix = nan\n",
+    ),
+    (
         "arch_zero_tokens.toml",
         "input = { tokens = 0, width = 8 }\n[[block]]\ntype = \"attention\"\n",
     ),
@@ -250,6 +254,7 @@ const CASES: &[(&str, i32, &str)] = &[
     ("run --arch arch_transformer_norm.toml", 2, "norm"),
     ("run --arch arch_dense_norm.toml", 2, "norm"),
     ("run --arch arch_zero_tokens.toml", 2, "input"),
+    ("run --arch arch_attention_mix_nan.toml", 2, "identity-mix"),
     (
         "run --arch architectures/dense.toml --tokens 4",
         2,

@@ -241,15 +241,22 @@ fn uniform_attention_transformers_follow_the_infinite_width_field() {
     // theory exact at infinite width (theory::arch::attention); at width
     // 128 the measured q, pair correlation, token cosine and stable rank of
     // every row agree within SE: a pure attention layer, then pre-LN or
-    // post-LN blocks, tokens at correlation 0.3; Student-t bound,
-    // Bonferroni over every comparison, false failure 1e-4 in all (the
+    // post-LN blocks; and Value-SkipInit layers (0.8 I + 0.6 A with zero
+    // queries, then I + 0 A with random ones); tokens at correlation 0.3;
+    // Student-t bound, Bonferroni over every comparison, false failure 1e-4
+    // in all (the
     // token term (T - 1) k of the attention's output taken 10% low fails it)
     let networks = 48;
     let mut comparisons = Vec::new();
-    for norm in ["pre", "post"] {
-        let text = format!(
-            "input = {{ tokens = 8, width = 128 }}\n[[block]]\ntype = \"attention\"\nheads = 2\nzero-queries = true\ninit = \"xavier-normal\"\n[[block]]\ntype = \"transformer\"\nnorm = \"{norm}\"\nblocks = 2\nheads = 4\nzero-queries = true\ninit = \"xavier-normal\"\nact = \"tanh\"\n"
-        );
+    let skip = "input = { tokens = 8, width = 128 }\n[[block]]\ntype = \"attention\"\nheads = 2\nzero-queries = true\nidentity-mix = 0.8\nattention-mix = 0.6\ninit = \"xavier-normal\"\n[[block]]\ntype = \"attention\"\nheads = 2\nidentity-mix = 1\nattention-mix = 0\ninit = \"xavier-normal\"\n".to_string();
+    for norm in ["pre", "post", "value-skipinit"] {
+        let text = if norm == "value-skipinit" {
+            skip.clone()
+        } else {
+            format!(
+                "input = {{ tokens = 8, width = 128 }}\n[[block]]\ntype = \"attention\"\nheads = 2\nzero-queries = true\ninit = \"xavier-normal\"\n[[block]]\ntype = \"transformer\"\nnorm = \"{norm}\"\nblocks = 2\nheads = 4\nzero-queries = true\ninit = \"xavier-normal\"\nact = \"tanh\"\n"
+            )
+        };
         let extra = NetworkSettings {
             token_c0: Some(0.3),
             ..Default::default()

@@ -321,21 +321,26 @@ fn linear(layer: &Layer, layer_number: usize, x: &Field) -> Field {
 }
 
 /// An attention layer's output field. Exact at infinite width where the
-/// attention is uniform, A_ts = 1/T (zero-initialised queries, or
-/// temperature 0; not causal): every token's output is W_o v_bar, v_bar the
-/// mean over tokens of v_s = W_v x_s, so
-///   q_h = k_h = (v_o H d_v)(v_v d) (q + (T - 1) k) / T
-/// and alike across the pair, (q12 + (T - 1) k12) / T (Noci et al. 2022's
-/// uniform-attention regime): all tokens of an input equal (token
-/// correlation 1). Otherwise the scores tau q_t . k_s are O(1) random at
-/// infinite width and the field is not closed-form here: NaN.
+/// mixing is closed-form: with Value-SkipInit's alpha I + beta A (He et al.
+/// 2023; alpha 0, beta 1 by default) and A uniform, A_ts = 1/T (zero
+/// queries, or temperature 0; not causal), or beta = 0 (any A), every
+/// token's output is W_o (alpha v_t + beta v_bar), v_bar the mean over tokens
+/// of v_s = W_v x_s, so with g = (v_o H d_v)(v_v d) and
+/// m = (q + (T - 1) k) / T
+///   q_h = g (alpha^2 q + (2 alpha beta + beta^2) m),
+///   k_h = g (alpha^2 k + (2 alpha beta + beta^2) m),
+/// and alike across the pair with q12, k12 (Noci et al. 2022's uniform
+/// attention at alpha = 0: all tokens equal). Otherwise the scores tau q_t .
+/// k_s are O(1) random at infinite width and the field is not closed-form
+/// here: NaN.
 fn attention(layer: &Layer, layer_number: usize, x: &Field) -> Field {
     let LayerKind::Attention(a) = &layer.kind else {
         unreachable!("an attention layer")
     };
     let n = x.q.len();
+    let (alpha, beta) = (a.identity_mix, a.attention_mix);
     let uniform = (a.zero_queries || a.temperature == 0.0) && !a.causal;
-    if !uniform || !x.is_uniform() {
+    if !(uniform || beta == 0.0) || !x.is_uniform() {
         return Field::unknown(n);
     }
     let (_, _, tokens) = layer.input.dims();
@@ -345,16 +350,24 @@ fn attention(layer: &Layer, layer_number: usize, x: &Field) -> Field {
         * value.cols as f64
         * layer.matrix_law(layer_number, &output).variance
         * output.cols as f64;
-    let mean_over_tokens = |own: f64, other: f64| gain * (own + (t - 1.0) * other) / t;
-    let q = mean_over_tokens(x.q[0], x.k[0]);
-    let q12 = mean_over_tokens(x.q12[0], x.k12[0]);
+    // the covariances (same token, another token) of the mixed values
+    let mixed = |own: f64, other: f64| {
+        let m = (own + (t - 1.0) * other) / t;
+        let through_mean = 2.0 * alpha * beta + beta * beta;
+        (
+            gain * (alpha * alpha * own + through_mean * m),
+            gain * (alpha * alpha * other + through_mean * m),
+        )
+    };
+    let (q, k) = mixed(x.q[0], x.k[0]);
+    let (q12, k12) = mixed(x.q12[0], x.k12[0]);
     Field {
         q: vec![q; n],
         q12: vec![q12; n],
-        k: vec![q; n],
-        k12: vec![q12; n],
-        // independent inputs: v_bar's covariance is that of any two tokens
-        q_ab: vec![gain * x.q_ab[0]; n],
+        k: vec![k; n],
+        k12: vec![k12; n],
+        // independent inputs: every token pair has covariance q_ab
+        q_ab: vec![gain * (alpha + beta).powi(2) * x.q_ab[0]; n],
         m: vec![0.0; n],
         gaussian: true,
         positions_independent: false,

@@ -83,6 +83,8 @@ struct AttentionFile {
     temperature: Option<f64>,
     causal: Option<bool>,
     zero_queries: Option<bool>,
+    identity_mix: Option<f64>,
+    attention_mix: Option<f64>,
 }
 
 #[derive(Deserialize, serde::Serialize, Clone, Default)]
@@ -388,6 +390,8 @@ fn layer(block: usize, f: &LayerFile, input: Shape, input_act: &Activation) -> R
         ("temperature", a.temperature.is_some()),
         ("causal", a.causal.is_some()),
         ("zero-queries", a.zero_queries.is_some()),
+        ("identity-mix", a.identity_mix.is_some()),
+        ("attention-mix", a.attention_mix.is_some()),
     ];
     if kind_name != "attention"
         && let Some((key, _)) = attention_keys.iter().find(|(_, set)| *set)
@@ -472,6 +476,18 @@ fn layer(block: usize, f: &LayerFile, input: Shape, input_act: &Activation) -> R
                     format!("must be a finite number >= 0 (got {temperature})"),
                 ));
             }
+            let finite = |v: Option<f64>, default: f64, key: &str| -> Result<f64> {
+                match v.unwrap_or(default) {
+                    v if v.is_finite() => Ok(v),
+                    v => Err(err(
+                        block,
+                        key,
+                        format!("must be a finite number (got {v})"),
+                    )),
+                }
+            };
+            let identity_mix = finite(a.identity_mix, 0.0, "identity-mix")?;
+            let attention_mix = finite(a.attention_mix, 1.0, "attention-mix")?;
             let attention = Attention {
                 heads,
                 key_width,
@@ -479,6 +495,8 @@ fn layer(block: usize, f: &LayerFile, input: Shape, input_act: &Activation) -> R
                 temperature,
                 causal: a.causal.unwrap_or(false),
                 zero_queries: a.zero_queries.unwrap_or(false),
+                identity_mix,
+                attention_mix,
             };
             (LayerKind::Attention(attention), input)
         }

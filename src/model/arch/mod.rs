@@ -125,6 +125,11 @@ pub struct Attention {
     /// W_q = 0: every score is 0 and attention is uniform (Noci et al.
     /// 2022's zero-initialised queries)
     pub zero_queries: bool,
+    /// Value-SkipInit (He et al. 2023): the tokens are mixed by alpha I +
+    /// beta A in place of A (alpha = identity_mix, default 0; beta =
+    /// attention_mix, default 1)
+    pub identity_mix: f64,
+    pub attention_mix: f64,
 }
 
 /// One of an attention layer's four weight matrices.

@@ -169,6 +169,27 @@ fn softmax(scores: &[f64]) -> Vec<f64> {
     e.iter().map(|v| v / total).collect()
 }
 
+/// The matrix that mixes each head's tokens: alpha I + beta A
+/// (Value-SkipInit; A itself by default).
+fn mixing(att: &Attention, a: &[Vec<Vec<f64>>]) -> Vec<Vec<Vec<f64>>> {
+    a.iter()
+        .map(|ah| {
+            ah.iter()
+                .enumerate()
+                .map(|(t, row)| {
+                    row.iter()
+                        .enumerate()
+                        .map(|(s, a)| {
+                            let identity = if s == t { att.identity_mix } else { 0.0 };
+                            identity + att.attention_mix * a
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// o_t = sum_s A_ts v_s per head, token-major.
 fn mix(att: &Attention, a: &[Vec<Vec<f64>>], v: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let tokens = v.len();
@@ -192,7 +213,7 @@ fn mix(att: &Attention, a: &[Vec<Vec<f64>>], v: &[Vec<f64>]) -> Vec<Vec<f64>> {
 pub(super) fn forward(layer: &Layer, wt: &Weights, x: &Row) -> Row {
     let att = attention_of(layer);
     let p = pass(layer, wt, x);
-    let o = mix(att, &p.a, &p.v);
+    let o = mix(att, &mixing(att, &p.a), &p.v);
     let [.., (mo, ao)] = matrices(layer);
     let (tokens, _) = tokens_and_width(layer);
     let mut out = vec![0.0; mo.rows * tokens];
@@ -229,14 +250,18 @@ pub(super) fn tangent(layer: &Layer, wt: &Weights, x: &Row, dx: &Row) -> Row {
                         .collect();
                     let a = &p.a[h][t];
                     let mean: f64 = a.iter().zip(&ds).map(|(a, d)| a * d).sum();
-                    a.iter().zip(&ds).map(|(a, d)| a * (d - mean)).collect()
+                    // beta dA: the mixing matrix's derivative
+                    a.iter()
+                        .zip(&ds)
+                        .map(|(a, d)| att.attention_mix * a * (d - mean))
+                        .collect()
                 })
                 .collect()
         })
         .collect();
     let d_o: Vec<Vec<f64>> = mix(att, &da, &p.v)
         .iter()
-        .zip(mix(att, &p.a, &dv))
+        .zip(mix(att, &mixing(att, &p.a), &dv))
         .map(|(x, y)| x.iter().zip(&y).map(|(a, b)| a + b).collect())
         .collect();
     let mut out = vec![0.0; mo.rows * tokens];
@@ -306,16 +331,17 @@ fn projection_gradients(layer: &Layer, wt: &Weights, x: &Row, g: &Row) -> [Vec<V
     let mut gq = vec![vec![0.0; mq.rows]; tokens];
     let mut gk = vec![vec![0.0; mk.rows]; tokens];
     let mut gv = vec![vec![0.0; mv.rows]; tokens];
+    let m = mixing(att, &p.a);
     for h in 0..att.heads {
         for t in 0..tokens {
             let a = &p.a[h][t];
-            // gA_ts = g_o[t] . v_s, and g_v[s] += A_ts g_o[t]
+            // gA_ts = beta g_o[t] . v_s, and g_v[s] += M_ts g_o[t]
             let ga: Vec<f64> = (0..tokens)
-                .map(|s| head_dot(&go[t], &p.v[s], h, dv_w))
+                .map(|s| att.attention_mix * head_dot(&go[t], &p.v[s], h, dv_w))
                 .collect();
             for s in 0..tokens {
                 for i in h * dv_w..(h + 1) * dv_w {
-                    gv[s][i] += a[s] * go[t][i];
+                    gv[s][i] += m[h][t][s] * go[t][i];
                 }
             }
             let mean: f64 = a.iter().zip(&ga).map(|(a, g)| a * g).sum();

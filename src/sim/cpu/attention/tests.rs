@@ -32,7 +32,7 @@ fn weights(rng: &mut rand::rngs::StdRng, layer: &Layer) -> Weights {
     }
 }
 
-const CASES: [(usize, usize, &str); 4] = [
+const CASES: [(usize, usize, &str); 5] = [
     (4, 6, "heads = 2"),
     (
         5,
@@ -41,6 +41,7 @@ const CASES: [(usize, usize, &str); 4] = [
     ),
     (3, 6, "heads = 3\ntemperature = 1.7"),
     (1, 4, "heads = 2"),
+    (4, 4, "heads = 2\nidentity-mix = 0.7\nattention-mix = 0.4"),
 ];
 
 #[test]
