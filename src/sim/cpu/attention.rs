@@ -215,13 +215,16 @@ pub(super) fn forward(layer: &Layer, wt: &Weights, x: &Row) -> Row {
     let p = pass(layer, wt, x);
     let o = mix(att, &mixing(att, &p.a), &p.v);
     let [.., (mo, ao)] = matrices(layer);
-    let (tokens, _) = tokens_and_width(layer);
+    output_projection(&wt.w, &mo, ao, &o)
+}
+
+/// W_o o_t for token-major o, as a channel-major row.
+fn output_projection(w: &[f64], mo: &AttentionMatrix, ao: usize, o: &[Vec<f64>]) -> Row {
+    let tokens = o.len();
     let mut out = vec![0.0; mo.rows * tokens];
     for (t, ot) in o.iter().enumerate() {
         for r in 0..mo.rows {
-            out[r * tokens + t] = (0..mo.cols)
-                .map(|c| wt.w[ao + r * mo.cols + c] * ot[c])
-                .sum();
+            out[r * tokens + t] = (0..mo.cols).map(|c| w[ao + r * mo.cols + c] * ot[c]).sum();
         }
     }
     out
@@ -264,15 +267,7 @@ pub(super) fn tangent(layer: &Layer, wt: &Weights, x: &Row, dx: &Row) -> Row {
         .zip(mix(att, &mixing(att, &p.a), &dv))
         .map(|(x, y)| x.iter().zip(&y).map(|(a, b)| a + b).collect())
         .collect();
-    let mut out = vec![0.0; mo.rows * tokens];
-    for (t, ot) in d_o.iter().enumerate() {
-        for r in 0..mo.rows {
-            out[r * tokens + t] = (0..mo.cols)
-                .map(|c| wt.w[ao + r * mo.cols + c] * ot[c])
-                .sum();
-        }
-    }
-    out
+    output_projection(&wt.w, &mo, ao, &d_o)
 }
 
 /// The adjoint of `tangent` at x: the gradient with respect to x from g,
